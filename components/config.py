@@ -1,0 +1,431 @@
+"""Typed stack configuration: every key, its default, and the checks that run before any resource exists.
+
+All keys live in one Pulumi config namespace (the project name, `pixelstream`). Structured keys are read
+with `Config.require_object`/`get_object` and validated here; a bad value fails with one message that
+names the key path, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from .constants import (
+    DEFAULT_API_ENDPOINT_SUBNET,
+    DEFAULT_LOAD_BALANCER_SUBNET,
+    DEFAULT_PODS_CIDR,
+    DEFAULT_RELAY_PORT_RANGE,
+    DEFAULT_SERVICES_CIDR,
+    DEFAULT_TURN_SUBNET,
+    DEFAULT_VCN_CIDR,
+    DEFAULT_WORKERS_SUBNET,
+    NODE_PORT_RANGE,
+    TURN_LISTENING_PORT,
+)
+from .security import WORLD
+from .shapes import GPU_SHAPES, KNOWN_SHAPES, STREAMING_GPU_SHAPES, is_gpu, shape_sizing_problem
+
+NAMESPACE = "pixelstream"
+TOP_LEVEL_KEYS = ("compartmentId", "network", "cluster", "nodePools")
+FAULT_DOMAINS = ("FAULT-DOMAIN-1", "FAULT-DOMAIN-2", "FAULT-DOMAIN-3")
+MAX_AVAILABILITY_DOMAINS = 3
+
+_K8S_VERSION = re.compile(r"^v1\.\d{1,2}\.\d{1,3}$")
+_COMPARTMENT = re.compile(r"^ocid1\.(compartment|tenancy)\.oc\d+\.[a-z0-9-]*\.[a-z0-9]+$")
+_IMAGE = re.compile(r"^ocid1\.image\.oc\d+\.[a-z0-9-]*\.[a-z0-9]+$")
+
+
+class ConfigError(pulumi.RunError):
+    """A stack config value is invalid. The message names the key path, the value and what is allowed."""
+
+    def __init__(self, path: str, message: str, namespace: str = NAMESPACE) -> None:
+        self.path = path
+        super().__init__(f"{namespace}:{path}: {message}")
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _cidr(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{_show(value)} is not an IPv4 CIDR such as 10.0.0.0/16") from None
+    if str(network) != value:
+        raise ValueError(f"{value} has host bits set; did you mean {network}?")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class SubnetsConfig(_Model):
+    api_endpoint: str = DEFAULT_API_ENDPOINT_SUBNET
+    """Kubernetes API endpoint subnet."""
+    workers: str = DEFAULT_WORKERS_SUBNET
+    """Private subnet of the default and GPU nodes (and pods, with VCN-native networking)."""
+    turn: str = DEFAULT_TURN_SUBNET
+    """Public subnet of the TURN nodes."""
+    load_balancers: str = DEFAULT_LOAD_BALANCER_SUBNET
+    """Public subnet of the service load balancers."""
+
+    _valid = field_validator("*")(_cidr)
+
+
+class PortRange(_Model):
+    min: int = DEFAULT_RELAY_PORT_RANGE[0]
+    max: int = DEFAULT_RELAY_PORT_RANGE[1]
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        return (self.min, self.max)
+
+
+class NetworkConfig(_Model):
+    vcn_cidr: str = DEFAULT_VCN_CIDR
+    subnets: SubnetsConfig = SubnetsConfig()
+    relay_ports: PortRange = PortRange()
+    """TURN relay range; the same value opens the security rules and configures coturn."""
+    client_cidrs: list[str] = [WORLD]
+    """Where players connect from (ingress listeners and TURN)."""
+
+    _valid_vcn = field_validator("vcn_cidr")(_cidr)
+
+    @field_validator("client_cidrs")
+    @classmethod
+    def _valid_clients(cls, value: list[str]) -> list[str]:
+        return [_cidr(v) for v in value]
+
+
+class EndpointConfig(_Model):
+    public: bool = False
+    """Give the API endpoint a public IP (reachable only from allowedCidrs)."""
+    allowed_cidrs: list[str] = []
+    """Networks that may reach the Kubernetes API on 6443."""
+    allow_world_access: bool = False
+    """Must be true for allowedCidrs to contain 0.0.0.0/0."""
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _valid_allowed(cls, value: list[str]) -> list[str]:
+        return [_cidr(v) for v in value]
+
+
+class ClusterConfig(_Model):
+    name: str | None = None
+    """Cluster name; default `pixelstream-<stack>`."""
+    type: Literal["ENHANCED", "BASIC"] = "ENHANCED"
+    kubernetes_version: str = "v1.34.2"
+    cni: Literal["flannel", "vcnNative"] = "flannel"
+    pods_cidr: str = DEFAULT_PODS_CIDR
+    services_cidr: str = DEFAULT_SERVICES_CIDR
+    endpoint: EndpointConfig = EndpointConfig()
+
+    _valid_cidrs = field_validator("pods_cidr", "services_cidr")(_cidr)
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _valid_version(cls, value: str) -> str:
+        if not _K8S_VERSION.match(value):
+            raise ValueError(f"{value} is not a Kubernetes version such as v1.34.2")
+        return value
+
+
+class NodePoolConfig(_Model):
+    shape: str
+    ocpus: float | None = None
+    memory_gbs: float | None = None
+    size: int = 1
+    min_size: int | None = None
+    max_size: int | None = None
+    boot_volume_gbs: int = 100
+    availability_domains: list[int] = [1]
+    """1-based availability domain indexes of the region."""
+    fault_domains: list[str] = []
+    image_id: str | None = None
+
+    @field_validator("shape")
+    @classmethod
+    def _known_shape(cls, value: str) -> str:
+        if value not in KNOWN_SHAPES:
+            raise ValueError(f"{value} is not a known shape; known shapes: {', '.join(KNOWN_SHAPES)}")
+        return value
+
+    @field_validator("image_id")
+    @classmethod
+    def _valid_image(cls, value: str | None) -> str | None:
+        if value is not None and not _IMAGE.match(value):
+            raise ValueError(f"{value} is not an image OCID (ocid1.image.oc1..<id>)")
+        return value
+
+
+class DefaultPoolConfig(NodePoolConfig):
+    shape: str = "VM.Standard.E4.Flex"
+    ocpus: float | None = 2
+    memory_gbs: float | None = 32
+    size: int = 2
+
+
+class TurnPoolConfig(NodePoolConfig):
+    shape: str = "VM.Standard.E4.Flex"
+    ocpus: float | None = 2
+    memory_gbs: float | None = 16
+
+
+class GpuPoolConfig(NodePoolConfig):
+    shape: str = "VM.GPU.A10.1"
+
+
+class NodePoolsConfig(_Model):
+    default: DefaultPoolConfig = DefaultPoolConfig()
+    turn: TurnPoolConfig = TurnPoolConfig()
+    gpu: GpuPoolConfig = GpuPoolConfig()
+
+    def items(self) -> list[tuple[str, NodePoolConfig]]:
+        return [("default", self.default), ("turn", self.turn), ("gpu", self.gpu)]
+
+
+class StackConfig(_Model):
+    compartment_id: str
+    network: NetworkConfig = NetworkConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    node_pools: NodePoolsConfig = NodePoolsConfig()
+
+    @field_validator("compartment_id")
+    @classmethod
+    def _valid_compartment(cls, value: str) -> str:
+        if not _COMPARTMENT.match(value):
+            raise ValueError(f"{value} is not a compartment OCID (ocid1.compartment.oc1..<id>)")
+        return value
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> StackConfig:
+        """Validate raw config values (keys as in the stack file, without namespace) into a StackConfig."""
+        try:
+            config = cls.model_validate(dict(raw))
+        except ValidationError as error:
+            raise _translate(error) from None
+        _check_network(config)
+        _check_cluster(config)
+        _check_node_pools(config)
+        return config
+
+    def availability_domain_names(self, pool: str, region_domains: Sequence[str]) -> list[str]:
+        """The pool's availability domain indexes resolved against the region's domain names."""
+        indexes = dict(self.node_pools.items())[pool].availability_domains
+        for index in indexes:
+            if index > len(region_domains):
+                raise ConfigError(
+                    f"nodePools.{pool}.availabilityDomains",
+                    f"{index} is not an availability domain of this region, which has {len(region_domains)} "
+                    f"(allowed: 1-{len(region_domains)})",
+                )
+        return [region_domains[i - 1] for i in indexes]
+
+
+def _check_network(config: StackConfig) -> None:
+    network, cluster = config.network, config.cluster
+    vcn = ipaddress.IPv4Network(network.vcn_cidr)
+    if not 16 <= vcn.prefixlen <= 30:
+        raise ConfigError("network.vcnCidr", f"{vcn} must be between /16 and /30 (OCI VCN limits)")
+    subnets = {to_camel(name): ipaddress.IPv4Network(cidr) for name, cidr in network.subnets.model_dump().items()}
+    seen: dict[str, ipaddress.IPv4Network] = {}
+    for key, subnet in subnets.items():
+        if not subnet.subnet_of(vcn):
+            raise ConfigError(f"network.subnets.{key}", f"{subnet} is not inside the VCN {vcn}")
+        for other_key, other in seen.items():
+            if subnet.overlaps(other):
+                raise ConfigError(f"network.subnets.{key}", f"{subnet} overlaps network.subnets.{other_key} ({other})")
+        seen[key] = subnet
+
+    low, high = network.relay_ports.bounds
+    if not 1024 <= low <= high <= 65535:
+        raise ConfigError("network.relayPorts", f"{low}-{high} is not a port range within 1024-65535 with min <= max")
+    for port_range, what in (
+        ((TURN_LISTENING_PORT, TURN_LISTENING_PORT), "the TURN listening port"),
+        (NODE_PORT_RANGE, "the NodePort range"),
+    ):
+        if low <= port_range[1] and port_range[0] <= high:
+            raise ConfigError(
+                "network.relayPorts",
+                f"{low}-{high} overlaps {what} {port_range[0]}-{port_range[1]}; the default is "
+                f"{DEFAULT_RELAY_PORT_RANGE[0]}-{DEFAULT_RELAY_PORT_RANGE[1]}",
+            )
+    if not network.client_cidrs:
+        raise ConfigError("network.clientCidrs", "[] leaves players no way in; use [0.0.0.0/0] or your client networks")
+
+    overlays = [("servicesCidr", cluster.services_cidr)]
+    if cluster.cni == "flannel":
+        overlays.insert(0, ("podsCidr", cluster.pods_cidr))
+    for key, cidr in overlays:
+        if ipaddress.IPv4Network(cidr).overlaps(vcn):
+            raise ConfigError(f"cluster.{key}", f"{cidr} overlaps the VCN {vcn}; pick a range outside it")
+    if cluster.cni == "flannel" and ipaddress.IPv4Network(cluster.pods_cidr).overlaps(
+        ipaddress.IPv4Network(cluster.services_cidr)
+    ):
+        raise ConfigError(
+            "cluster.servicesCidr", f"{cluster.services_cidr} overlaps cluster.podsCidr ({cluster.pods_cidr})"
+        )
+
+
+def _check_cluster(config: StackConfig) -> None:
+    endpoint = config.cluster.endpoint
+    for cidr in endpoint.allowed_cidrs:
+        if ipaddress.IPv4Network(cidr).prefixlen == 0 and not endpoint.allow_world_access:
+            raise ConfigError(
+                "cluster.endpoint.allowedCidrs",
+                f"{cidr} opens the Kubernetes API to the whole internet; list your admin networks instead, "
+                "or set cluster.endpoint.allowWorldAccess: true to accept that",
+            )
+    if endpoint.public and not endpoint.allowed_cidrs:
+        raise ConfigError(
+            "cluster.endpoint.allowedCidrs",
+            "[] with a public endpoint leaves the API reachable by nobody outside the VCN; "
+            "list the CIDRs of your administrators or CI",
+        )
+
+
+def _check_node_pools(config: StackConfig) -> None:
+    for pool, spec in config.node_pools.items():
+        path = f"nodePools.{pool}"
+        problem = shape_sizing_problem(spec.shape, spec.ocpus, spec.memory_gbs)
+        if problem:
+            key = "shape" if spec.ocpus is None and spec.memory_gbs is None else "ocpus"
+            raise ConfigError(f"{path}.{key}", problem)
+        if pool == "gpu":
+            gpu = GPU_SHAPES.get(spec.shape)
+            if gpu is None:
+                raise ConfigError(
+                    f"{path}.shape",
+                    f"{spec.shape} is not a GPU shape; use one with a video encoder: {', '.join(STREAMING_GPU_SHAPES)}",
+                )
+            if not gpu.nvenc:
+                raise ConfigError(
+                    f"{path}.shape",
+                    f"{spec.shape} ({gpu.gpu_model}) has no hardware video encoder (NVENC); pixel streaming needs "
+                    f"one: use {', '.join(STREAMING_GPU_SHAPES)}",
+                )
+        elif is_gpu(spec.shape):
+            raise ConfigError(f"{path}.shape", f"{spec.shape} is a GPU shape; GPU nodes belong in nodePools.gpu")
+
+        smallest = 0 if pool == "gpu" else 1
+        if spec.size < smallest:
+            raise ConfigError(f"{path}.size", f"{spec.size} is below {smallest}, the smallest {pool} pool")
+        if (spec.min_size is None) != (spec.max_size is None):
+            missing = "maxSize" if spec.max_size is None else "minSize"
+            raise ConfigError(f"{path}.{missing}", "is missing; an autoscaled pool needs both minSize and maxSize")
+        autoscaled = spec.min_size is not None and spec.max_size is not None
+        if autoscaled and not smallest <= spec.min_size <= spec.size <= spec.max_size:
+            raise ConfigError(
+                f"{path}.size",
+                f"{spec.size} must satisfy {smallest} <= minSize ({spec.min_size}) <= size <= maxSize "
+                f"({spec.max_size})",
+            )
+        if not 50 <= spec.boot_volume_gbs <= 32768:
+            raise ConfigError(f"{path}.bootVolumeGbs", f"{spec.boot_volume_gbs} is outside 50-32768 GB")
+
+        ads = spec.availability_domains
+        if not ads:
+            raise ConfigError(f"{path}.availabilityDomains", "[] is empty; list at least one index, e.g. [1]")
+        for index in ads:
+            if not 1 <= index <= MAX_AVAILABILITY_DOMAINS:
+                raise ConfigError(
+                    f"{path}.availabilityDomains",
+                    f"{index} is not an availability domain index; allowed: 1-{MAX_AVAILABILITY_DOMAINS}",
+                )
+        if len(set(ads)) != len(ads):
+            raise ConfigError(f"{path}.availabilityDomains", f"{json.dumps(ads)} lists a domain twice")
+        for fault_domain in spec.fault_domains:
+            if fault_domain not in FAULT_DOMAINS:
+                raise ConfigError(
+                    f"{path}.faultDomains",
+                    f"{fault_domain} is not a fault domain; allowed: {', '.join(FAULT_DOMAINS)}",
+                )
+        if len(set(spec.fault_domains)) != len(spec.fault_domains):
+            raise ConfigError(f"{path}.faultDomains", f"{json.dumps(spec.fault_domains)} lists a fault domain twice")
+
+
+_TYPE_WORDS = {
+    "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "model_type": "a mapping of keys",
+    "model_attributes_type": "a mapping of keys",
+    "dict_type": "a mapping of keys",
+}
+
+
+def _allowed_keys(loc: Sequence[str | int]) -> list[str]:
+    model: Any = StackConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        annotation = fields[part].annotation if part in fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _translate(error: ValidationError) -> ConfigError:
+    first = error.errors()[0]
+    loc = [p for p in first["loc"]]
+    path = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
+    kind, value = first["type"], first.get("input")
+    if kind == "missing":
+        hint = " (pulumi config set compartmentId <compartment OCID>)" if path == "compartmentId" else ""
+        message = f"is required{hint}"
+    elif kind == "extra_forbidden":
+        message = f"unknown key; allowed here: {', '.join(_allowed_keys(loc[:-1]))}"
+    elif kind == "literal_error":
+        message = f"{_show(value)} is not allowed; use one of {first['ctx']['expected']}"
+    elif kind in _TYPE_WORDS:
+        message = f"{_show(value)} is not {_TYPE_WORDS[kind]}"
+    elif kind == "value_error":
+        message = str(first["ctx"]["error"])
+    else:
+        message = f"{_show(value)}: {first['msg']}"
+    more = len(error.errors()) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return ConfigError(path, message)
+
+
+def _configured_keys(namespace: str) -> set[str]:
+    from pulumi.runtime import config as runtime_config
+
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    return {k.split(":", 1)[1] for k in keys if k.startswith(f"{namespace}:")}
+
+
+def load_stack_config(namespace: str = NAMESPACE) -> StackConfig:
+    """Read this stack's config namespace and validate it."""
+    config = pulumi.Config(namespace)
+    for key in sorted(_configured_keys(namespace)):
+        if key not in TOP_LEVEL_KEYS:
+            raise ConfigError(key, f"unknown key; allowed: {', '.join(TOP_LEVEL_KEYS)}", namespace)
+    raw: dict[str, Any] = {}
+    for key in TOP_LEVEL_KEYS:
+        try:
+            value = config.get(key) if key == "compartmentId" else config.get_object(key)
+        except pulumi.ConfigTypeError:
+            raise ConfigError(key, "is not valid YAML/JSON for a structured value", namespace) from None
+        if value is not None:
+            raw[key] = value
+    return StackConfig.parse(raw)

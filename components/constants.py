@@ -1,0 +1,66 @@
+"""Shared facts of the platform: ports, labels and taints.
+
+Every number or label that appears both in a security rule and in a Kubernetes object comes from here
+(or from stack config), so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Kubernetes control plane and node ports (OKE documentation, terraform-oci-oke modules/network/locals.tf).
+KUBE_API_PORT = 6443
+OKE_CONTROL_PLANE_PORT = 12250
+KUBELET_PORT = 10250
+KUBE_PROXY_HEALTH_PORT = 10256
+NODE_PORT_RANGE = (30000, 32767)
+
+# Player-facing ports.
+TURN_LISTENING_PORT = 3478
+DEFAULT_RELAY_PORT_RANGE = (49152, 65535)
+LOAD_BALANCER_LISTENER_PORTS = (80, 443)
+
+# ICMP "destination unreachable / fragmentation needed": path MTU discovery.
+PATH_DISCOVERY_ICMP = (3, 4)
+
+TURN_NODE_LABEL = ("app.pixel/turn", "true")
+GPU_NODE_LABEL = ("app.pixel/gpu", "true")
+AUTOSCALER_NODE_LABEL = ("oke.oraclecloud.com/cluster_autoscaler", "managed")
+
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+@dataclass(frozen=True)
+class Taint:
+    """A node taint applied by the kubelet when the node registers."""
+
+    key: str
+    value: str
+    effect: str = "NoSchedule"
+
+    def __post_init__(self) -> None:
+        if not _LABEL_KEY.match(self.key):
+            raise ValueError(f"taint key {self.key!r} is not a valid Kubernetes label key")
+        if not _LABEL_VALUE.match(self.value):
+            raise ValueError(f"taint value {self.value!r} is not a valid Kubernetes label value")
+        if self.effect not in TAINT_EFFECTS:
+            raise ValueError(f"taint effect {self.effect!r} is not one of {', '.join(TAINT_EFFECTS)}")
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}:{self.effect}"
+
+
+TURN_TAINT = Taint(*TURN_NODE_LABEL, "NoSchedule")
+GPU_TAINT = Taint("nvidia.com/gpu", "present", "NoSchedule")
+
+# Default address plan: a /16 VCN with room to grow every subnet, and overlay ranges outside it.
+DEFAULT_VCN_CIDR = "10.0.0.0/16"
+DEFAULT_API_ENDPOINT_SUBNET = "10.0.0.0/28"
+DEFAULT_LOAD_BALANCER_SUBNET = "10.0.2.0/24"
+DEFAULT_TURN_SUBNET = "10.0.30.0/24"
+DEFAULT_WORKERS_SUBNET = "10.0.64.0/18"
+DEFAULT_PODS_CIDR = "10.244.0.0/16"
+DEFAULT_SERVICES_CIDR = "10.96.0.0/16"
