@@ -11,10 +11,10 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from .constants import (
@@ -30,7 +30,7 @@ from .constants import (
     TURN_LISTENING_PORT,
 )
 from .security import WORLD
-from .shapes import GPU_SHAPES, KNOWN_SHAPES, STREAMING_GPU_SHAPES, is_gpu, shape_sizing_problem
+from .shapes import FLEX_SHAPES, GPU_SHAPES, KNOWN_SHAPES, STREAMING_GPU_SHAPES, is_gpu, shape_sizing_problem
 
 NAMESPACE = "pixelstream"
 TOP_LEVEL_KEYS = ("compartmentId", "network", "cluster", "nodePools")
@@ -64,6 +64,9 @@ def _cidr(value: str) -> str:
     return value
 
 
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
@@ -95,29 +98,19 @@ class NetworkConfig(_Model):
     subnets: SubnetsConfig = SubnetsConfig()
     relay_ports: PortRange = PortRange()
     """TURN relay range; the same value opens the security rules and configures coturn."""
-    client_cidrs: list[str] = [WORLD]
+    client_cidrs: list[Cidr] = [WORLD]
     """Where players connect from (ingress listeners and TURN)."""
 
     _valid_vcn = field_validator("vcn_cidr")(_cidr)
-
-    @field_validator("client_cidrs")
-    @classmethod
-    def _valid_clients(cls, value: list[str]) -> list[str]:
-        return [_cidr(v) for v in value]
 
 
 class EndpointConfig(_Model):
     public: bool = False
     """Give the API endpoint a public IP (reachable only from allowedCidrs)."""
-    allowed_cidrs: list[str] = []
+    allowed_cidrs: list[Cidr] = []
     """Networks that may reach the Kubernetes API on 6443."""
     allow_world_access: bool = False
     """Must be true for allowedCidrs to contain 0.0.0.0/0."""
-
-    @field_validator("allowed_cidrs")
-    @classmethod
-    def _valid_allowed(cls, value: list[str]) -> list[str]:
-        return [_cidr(v) for v in value]
 
 
 class ClusterConfig(_Model):
@@ -152,6 +145,14 @@ class NodePoolConfig(_Model):
     """1-based availability domain indexes of the region."""
     fault_domains: list[str] = []
     image_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_flex_defaults_on_fixed_shapes(cls, data: Any) -> Any:
+        """A pool switched to a fixed shape drops the pool's default ocpus/memoryGbs instead of failing on them."""
+        if isinstance(data, dict) and "shape" in data and data["shape"] not in FLEX_SHAPES:
+            data = {"ocpus": None, "memoryGbs": None, **data}
+        return data
 
     @field_validator("shape")
     @classmethod
@@ -297,10 +298,6 @@ def _check_cluster(config: StackConfig) -> None:
 def _check_node_pools(config: StackConfig) -> None:
     for pool, spec in config.node_pools.items():
         path = f"nodePools.{pool}"
-        problem = shape_sizing_problem(spec.shape, spec.ocpus, spec.memory_gbs)
-        if problem:
-            key = "shape" if spec.ocpus is None and spec.memory_gbs is None else "ocpus"
-            raise ConfigError(f"{path}.{key}", problem)
         if pool == "gpu":
             gpu = GPU_SHAPES.get(spec.shape)
             if gpu is None:
@@ -316,6 +313,10 @@ def _check_node_pools(config: StackConfig) -> None:
                 )
         elif is_gpu(spec.shape):
             raise ConfigError(f"{path}.shape", f"{spec.shape} is a GPU shape; GPU nodes belong in nodePools.gpu")
+        problem = shape_sizing_problem(spec.shape, spec.ocpus, spec.memory_gbs)
+        if problem:
+            key = "shape" if spec.ocpus is None and spec.memory_gbs is None else "ocpus"
+            raise ConfigError(f"{path}.{key}", problem)
 
         smallest = 0 if pool == "gpu" else 1
         if spec.size < smallest:

@@ -71,7 +71,6 @@ class Network(pulumi.ComponentResource):
     cidrs: dict[str, str]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("pixelstream:index:Network", name, None, opts)
         self.rules = platform_security_rules(
             api_allowed_cidrs=args.api_allowed_cidrs,
             client_cidrs=args.client_cidrs,
@@ -79,6 +78,7 @@ class Network(pulumi.ComponentResource):
             pods_on_vcn=args.pods_on_vcn,
         )
         check_world_ingress(self.rules, relay_ports=args.relay_ports, allow_world_api=args.allow_world_api_access)
+        super().__init__("pixelstream:index:Network", name, None, opts)
         self.cidrs = {
             "api": args.api_endpoint_subnet_cidr,
             "workers": args.workers_subnet_cidr,

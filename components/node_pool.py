@@ -145,8 +145,8 @@ class NodePool(pulumi.ComponentResource):
     autoscaler_nodes: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("pixelstream:index:NodePool", name, None, opts)
         args.validate()
+        super().__init__("pixelstream:index:NodePool", name, None, opts)
         if args.image_id:
             image = pulumi.Output.from_input((args.image_id, "pinned by imageId"))
         else:

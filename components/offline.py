@@ -18,7 +18,8 @@ import runpy
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import pulumi
 import yaml
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
-from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.stack import run_pulumi_func, wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
 REDACTED = "[secret]"
@@ -47,6 +48,7 @@ class PlannedResource:
     parent: str | None
     custom: bool
     inputs: dict[str, Any]
+    ignore_changes: list[str] = field(default_factory=list)
 
     def to_json(self, names: Mapping[str, str]) -> dict[str, Any]:
         return {
@@ -55,6 +57,7 @@ class PlannedResource:
             "parent": names.get(self.parent) if self.parent else None,
             "custom": self.custom,
             "inputs": self.inputs,
+            **({"ignoreChanges": self.ignore_changes} if self.ignore_changes else {}),
         }
 
 
@@ -171,6 +174,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
     def __init__(self, region: str = DEFAULT_REGION, availability_domains: int = 3) -> None:
         self.region = region
         self.availability_domains = availability_domains
+        self.calls: list[MockCallArgs] = []
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict]:
         state = dict(args.inputs)
@@ -183,6 +187,7 @@ class OfflineMocks(pulumi.runtime.Mocks):
         return f"ocid1.{kind}.offline..{args.name}", state
 
     def call(self, args: MockCallArgs) -> dict:
+        self.calls.append(args)
         token = args.token.lower()
         if token == "oci:identity/getavailabilitydomains:getavailabilitydomains":
             code = self.region.upper()
@@ -254,6 +259,7 @@ class RecordingMonitor(MockMonitor):
                 parent=request.parent or None,
                 custom=bool(request.custom),
                 inputs=_plain(inputs),
+                ignore_changes=list(request.ignoreChanges),
             )
         )
         return response
@@ -268,16 +274,16 @@ async def _resolve_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def run_offline(
-    program: Callable[[], Any],
+@contextmanager
+def offline_runtime(
     *,
     project: str = "project",
     stack: str = "stack",
     config: Mapping[str, str] | None = None,
     secret_keys: list[str] | None = None,
     mocks: pulumi.runtime.Mocks | None = None,
-) -> Plan:
-    """Run `program` (a callable that declares resources) under mocks on a fresh event loop; return its plan.
+) -> Iterator[RecordingMonitor]:
+    """Pulumi's runtime set up for mocks on a fresh event loop (as Pulumi recommends per test), torn down after.
 
     `config` is keyed like the engine's (`project:key`), with structured values as JSON strings.
     """
@@ -289,14 +295,24 @@ def run_offline(
         mocks = mocks or OfflineMocks(region=(config or {}).get("oci:region", DEFAULT_REGION))
         monitor = RecordingMonitor(mocks)
         pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
-        _sync_await(run_pulumi_func(program))
-        root = pulumi.runtime.get_root_resource()
-        outputs = _sync_await(_resolve_outputs(getattr(root, "outputs", {})))
-        return Plan(project=project, stack=stack, resources=monitor.planned, outputs=outputs)
+        _sync_await(wait_for_rpcs())  # the root stack's registration
+        yield monitor
     finally:
         pulumi.runtime.set_all_config({}, [])
         loop.close()
         asyncio.set_event_loop(None)
+
+
+def run_offline(program: Callable[[], Any], *, project: str = "project", stack: str = "stack", **runtime: Any) -> Plan:
+    """Run `program` (a callable that declares resources) under mocks and return what it declared.
+
+    Keyword arguments as for `offline_runtime`.
+    """
+    with offline_runtime(project=project, stack=stack, **runtime) as monitor:
+        _sync_await(run_pulumi_func(program))
+        root = pulumi.runtime.get_root_resource()
+        outputs = _sync_await(_resolve_outputs(getattr(root, "outputs", {})))
+        return Plan(project=project, stack=stack, resources=monitor.planned, outputs=outputs)
 
 
 def _offline_value(value: Any) -> tuple[Any, bool]:

@@ -1,0 +1,30 @@
+"""Shared test helpers. Every test that touches Pulumi runs on its own event loop with preview=False
+(pulumi-practice §1): `run_offline` for what a program declares, `pulumi_runtime` for Output assertions
+inside tests decorated with `@pulumi.runtime.test`."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pixelstream.offline import OfflineMocks, RecordingMonitor, offline_runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPARTMENT = "ocid1.compartment.oc1..aaaatest"
+
+
+@pytest.fixture
+def mocks() -> OfflineMocks:
+    return OfflineMocks()
+
+
+@pytest.fixture
+def pulumi_runtime(mocks: OfflineMocks) -> Iterator[RecordingMonitor]:
+    with offline_runtime(project="test", stack="test", mocks=mocks) as monitor:
+        yield monitor
+
+
+def decode_user_data(inputs: dict) -> str:
+    return base64.b64decode(inputs["nodeMetadata"]["user_data"]).decode()

@@ -1,0 +1,317 @@
+"""Stack configuration: defaults, the committed stacks, and one clear error per invalid value."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from conftest import COMPARTMENT, ROOT
+from pixelstream.config import ConfigError, StackConfig, load_stack_config
+from pixelstream.offline import read_stack_config, run_offline
+
+
+def parse(**overrides: Any) -> StackConfig:
+    raw: dict[str, Any] = {"compartmentId": COMPARTMENT}
+    raw.update(overrides)
+    return StackConfig.parse(raw)
+
+
+def test_defaults_need_only_a_compartment() -> None:
+    config = parse()
+    assert config.network.vcn_cidr == "10.0.0.0/16"
+    assert config.network.relay_ports.bounds == (49152, 65535)
+    assert config.cluster.type == "ENHANCED" and config.cluster.cni == "flannel"
+    assert config.cluster.endpoint.public is False and config.cluster.endpoint.allowed_cidrs == []
+    assert config.node_pools.gpu.shape == "VM.GPU.A10.1"
+    assert config.node_pools.turn.shape == "VM.Standard.E4.Flex"
+    assert [pool for pool, _ in config.node_pools.items()] == ["default", "turn", "gpu"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_committed_stacks_are_valid(stack: str) -> None:
+    values, _ = read_stack_config(ROOT / "stacks" / f"Pulumi.{stack}.yaml", "pixelstream")
+    import json
+
+    raw = {key.split(":", 1)[1]: json.loads(v) for key, v in values.items() if key.startswith("pixelstream:")}
+    config = parse(**raw)
+    if stack == "dev":
+        assert config.cluster.endpoint.public and config.cluster.endpoint.allowed_cidrs == ["198.51.100.0/24"]
+        assert all(spec.availability_domains == [1] for _, spec in config.node_pools.items())
+        assert config.node_pools.turn.size == 1 and config.node_pools.gpu.size == 1
+    else:
+        assert not config.cluster.endpoint.public
+        assert config.node_pools.default.size >= 3 and config.node_pools.default.availability_domains == [1, 2, 3]
+        assert config.node_pools.turn.size == 2
+        assert (config.node_pools.gpu.min_size, config.node_pools.gpu.max_size) == (1, 8)
+
+
+GPU = {"gpu": {"shape": "BM.GPU.H100.8"}}
+REMOVE = object()
+
+# (overrides, key path the message must name, words it must contain)
+INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
+    ("compartment missing", {"compartmentId": REMOVE}, "compartmentId", ["pulumi config set compartmentId"]),
+    ("compartment not an OCID", {"compartmentId": "my-compartment"}, "compartmentId", ["my-compartment"]),
+    ("unknown key", {"network": {"vcnCIDR": "10.0.0.0/16"}}, "network.vcnCIDR", ["unknown key", "vcnCidr"]),
+    ("bad vcn cidr", {"network": {"vcnCidr": "10.0.0.0/33"}}, "network.vcnCidr", ["10.0.0.0/33", "IPv4 CIDR"]),
+    ("host bits", {"network": {"vcnCidr": "10.0.0.1/16"}}, "network.vcnCidr", ["10.0.0.1/16", "10.0.0.0/16"]),
+    ("vcn too big", {"network": {"vcnCidr": "10.0.0.0/8"}}, "network.vcnCidr", ["10.0.0.0/8", "/16"]),
+    (
+        "subnet outside vcn",
+        {"network": {"subnets": {"turn": "192.168.30.0/24"}}},
+        "network.subnets.turn",
+        ["192.168.30.0/24", "not inside the VCN"],
+    ),
+    (
+        "subnets overlap",
+        {"network": {"subnets": {"loadBalancers": "10.0.64.0/24"}}},
+        "network.subnets",
+        ["10.0.64.0/24", "overlaps"],
+    ),
+    (
+        "pods overlap vcn",
+        {"cluster": {"podsCidr": "10.0.128.0/17"}},
+        "cluster.podsCidr",
+        ["10.0.128.0/17", "overlaps the VCN"],
+    ),
+    (
+        "services overlap vcn",
+        {"cluster": {"servicesCidr": "10.0.0.0/12"}},
+        "cluster.servicesCidr",
+        ["10.0.0.0/12", "overlaps the VCN"],
+    ),
+    (
+        "services overlap pods",
+        {"cluster": {"servicesCidr": "10.244.0.0/20"}},
+        "cluster.servicesCidr",
+        ["10.244.0.0/20", "podsCidr"],
+    ),
+    (
+        "relay min above max",
+        {"network": {"relayPorts": {"min": 60000, "max": 50000}}},
+        "network.relayPorts",
+        ["60000-50000"],
+    ),
+    (
+        "relay below 1024",
+        {"network": {"relayPorts": {"min": 80, "max": 2000}}},
+        "network.relayPorts",
+        ["80-2000", "1024-65535"],
+    ),
+    ("relay above 65535", {"network": {"relayPorts": {"max": 70000}}}, "network.relayPorts", ["70000", "1024-65535"]),
+    (
+        "relay over nodeports",
+        {"network": {"relayPorts": {"min": 30000, "max": 40000}}},
+        "network.relayPorts",
+        ["30000-40000", "NodePort"],
+    ),
+    (
+        "relay not a number",
+        {"network": {"relayPorts": {"min": "low"}}},
+        "network.relayPorts.min",
+        ["low", "whole number"],
+    ),
+    (
+        "unknown shape",
+        {"nodePools": {"default": {"shape": "VM.Standard.X9.Flex"}}},
+        "nodePools.default.shape",
+        ["VM.Standard.X9.Flex", "known shapes"],
+    ),
+    (
+        "gpu without nvenc",
+        {"nodePools": GPU},
+        "nodePools.gpu.shape",
+        ["BM.GPU.H100.8", "NVENC", "VM.GPU.A10.1"],
+    ),
+    (
+        "gpu pool not a gpu",
+        {"nodePools": {"gpu": {"shape": "VM.Standard.E4.Flex", "ocpus": 2, "memoryGbs": 16}}},
+        "nodePools.gpu.shape",
+        ["VM.Standard.E4.Flex", "not a GPU shape"],
+    ),
+    (
+        "gpu shape in turn pool",
+        {"nodePools": {"turn": {"shape": "VM.GPU.A10.1"}}},
+        "nodePools.turn.shape",
+        ["VM.GPU.A10.1", "GPU shape"],
+    ),
+    (
+        "flex without ocpus",
+        {"nodePools": {"default": {"ocpus": None, "memoryGbs": None}}},
+        "nodePools.default.shape",
+        ["VM.Standard.E4.Flex", "ocpus and memoryGbs"],
+    ),
+    (
+        "too many ocpus",
+        {"nodePools": {"default": {"ocpus": 65, "memoryGbs": 128}}},
+        "nodePools.default.ocpus",
+        ["65", "1-64"],
+    ),
+    (
+        "memory per ocpu",
+        {"nodePools": {"turn": {"ocpus": 1, "memoryGbs": 128}}},
+        "nodePools.turn.ocpus",
+        ["memoryGbs 128", "64 GB per OCPU"],
+    ),
+    (
+        "ocpus on fixed shape",
+        {"nodePools": {"gpu": {"shape": "VM.GPU.A10.1", "ocpus": 4}}},
+        "nodePools.gpu.ocpus",
+        ["fixed shape"],
+    ),
+    (
+        "size above max",
+        {"nodePools": {"gpu": {"size": 9, "minSize": 1, "maxSize": 8}}},
+        "nodePools.gpu.size",
+        ["9", "minSize (1)", "maxSize (8)"],
+    ),
+    (
+        "min above max",
+        {"nodePools": {"gpu": {"size": 2, "minSize": 3, "maxSize": 2}}},
+        "nodePools.gpu.size",
+        ["minSize (3)"],
+    ),
+    ("max without min", {"nodePools": {"gpu": {"maxSize": 4}}}, "nodePools.gpu.minSize", ["minSize and maxSize"]),
+    ("empty turn pool", {"nodePools": {"turn": {"size": 0}}}, "nodePools.turn.size", ["0", "below 1"]),
+    (
+        "ad index 0",
+        {"nodePools": {"default": {"availabilityDomains": [0]}}},
+        "nodePools.default.availabilityDomains",
+        ["0", "1-3"],
+    ),
+    (
+        "ad index 4",
+        {"nodePools": {"gpu": {"availabilityDomains": [1, 4]}}},
+        "nodePools.gpu.availabilityDomains",
+        ["4", "1-3"],
+    ),
+    (
+        "ad twice",
+        {"nodePools": {"gpu": {"availabilityDomains": [2, 2]}}},
+        "nodePools.gpu.availabilityDomains",
+        ["[2, 2]", "twice"],
+    ),
+    ("no ads", {"nodePools": {"gpu": {"availabilityDomains": []}}}, "nodePools.gpu.availabilityDomains", ["[]"]),
+    (
+        "bad fault domain",
+        {"nodePools": {"default": {"faultDomains": ["FAULT-DOMAIN-4"]}}},
+        "nodePools.default.faultDomains",
+        ["FAULT-DOMAIN-4", "FAULT-DOMAIN-1"],
+    ),
+    (
+        "boot volume too small",
+        {"nodePools": {"default": {"bootVolumeGbs": 20}}},
+        "nodePools.default.bootVolumeGbs",
+        ["20", "50"],
+    ),
+    (
+        "image not an ocid",
+        {"nodePools": {"gpu": {"imageId": "latest"}}},
+        "nodePools.gpu.imageId",
+        ["latest", "image OCID"],
+    ),
+    (
+        "k8s version format",
+        {"cluster": {"kubernetesVersion": "1.34"}},
+        "cluster.kubernetesVersion",
+        ["1.34", "v1.34.2"],
+    ),
+    ("cluster type", {"cluster": {"type": "ADVANCED"}}, "cluster.type", ["ADVANCED", "ENHANCED", "BASIC"]),
+    ("cni", {"cluster": {"cni": "cilium"}}, "cluster.cni", ["cilium", "flannel", "vcnNative"]),
+    (
+        "world-open api",
+        {"cluster": {"endpoint": {"public": True, "allowedCidrs": ["0.0.0.0/0"]}}},
+        "cluster.endpoint.allowedCidrs",
+        ["0.0.0.0/0", "allowWorldAccess"],
+    ),
+    (
+        "public api without cidrs",
+        {"cluster": {"endpoint": {"public": True}}},
+        "cluster.endpoint.allowedCidrs",
+        ["public endpoint"],
+    ),
+    ("bad client cidr", {"network": {"clientCidrs": ["everyone"]}}, "network.clientCidrs[0]", ["everyone"]),
+    ("no client cidrs", {"network": {"clientCidrs": []}}, "network.clientCidrs", ["[]"]),
+    ("pools not a mapping", {"nodePools": ["gpu"]}, "nodePools", ["mapping"]),
+    (
+        "public not a bool",
+        {"cluster": {"endpoint": {"public": "maybe"}}},
+        "cluster.endpoint.public",
+        ["maybe", "true or false"],
+    ),
+]
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        elif value is REMOVE:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def invalid_raw(overrides: dict[str, Any]) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "compartmentId": COMPARTMENT,
+        "nodePools": {"default": {"ocpus": 2, "memoryGbs": 32}, "turn": {"ocpus": 1, "memoryGbs": 8}},
+    }
+    return _merge(base, overrides)
+
+
+@pytest.mark.parametrize(("case", "overrides", "path", "words"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_config_names_key_value_and_allowed(case: str, overrides: dict, path: str, words: list[str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        StackConfig.parse(invalid_raw(overrides))
+    message = str(caught.value)
+    assert message.startswith(f"pixelstream:{path}"), message
+    assert "\n" not in message
+    for word in words:
+        assert word in message, f"{word!r} missing from: {message}"
+
+
+def test_invalid_table_is_large_enough() -> None:
+    assert len(INVALID) >= 15
+
+
+def test_only_the_first_problem_is_spelled_out_with_a_count_of_the_rest() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(network={"vcnCidr": "x", "clientCidrs": ["y"]})
+    assert str(caught.value).endswith("(and 1 more problem)")
+
+
+def test_availability_domain_index_beyond_the_region() -> None:
+    config = parse(nodePools={"gpu": {"availabilityDomains": [1, 3]}})
+    assert config.availability_domain_names("gpu", ["AD-1", "AD-2", "AD-3"]) == ["AD-1", "AD-3"]
+    with pytest.raises(ConfigError, match=r"nodePools\.gpu\.availabilityDomains: 3 .* has 1 \(allowed: 1-1\)"):
+        config.availability_domain_names("gpu", ["AD-1"])
+
+
+def test_world_api_access_needs_the_explicit_key() -> None:
+    config = parse(cluster={"endpoint": {"public": True, "allowedCidrs": ["0.0.0.0/0"], "allowWorldAccess": True}})
+    assert config.cluster.endpoint.allowed_cidrs == ["0.0.0.0/0"]
+
+
+def _load(config: dict[str, str]) -> StackConfig:
+    loaded: list[StackConfig] = []
+    run_offline(lambda: loaded.append(load_stack_config()), project="pixelstream", config=config)
+    return loaded[0]
+
+
+def test_load_reads_the_namespace_and_its_objects() -> None:
+    config = _load({"pixelstream:compartmentId": COMPARTMENT, "pixelstream:nodePools": '{"gpu": {"size": 3}}'})
+    assert config.node_pools.gpu.size == 3
+
+
+def test_load_rejects_an_unknown_top_level_key() -> None:
+    with pytest.raises(ConfigError, match=r"^pixelstream:nodepools: unknown key; allowed: compartmentId, network"):
+        _load({"pixelstream:compartmentId": COMPARTMENT, "pixelstream:nodepools": "{}"})
+
+
+def test_load_rejects_a_structured_key_that_is_not_json() -> None:
+    with pytest.raises(ConfigError, match=r"^pixelstream:network: is not valid"):
+        _load({"pixelstream:compartmentId": COMPARTMENT, "pixelstream:network": "{not json"})

@@ -1,0 +1,276 @@
+"""The offline plan of the real stacks: what `make plan` declares and writes, and how it fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import subprocess
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+import yaml
+from conftest import ROOT, decode_user_data
+from pixelstream.config import ConfigError
+from pixelstream.offline import (
+    OFFLINE_KUBECONFIG_TOKEN,
+    REDACTED,
+    SECRET_PLACEHOLDER,
+    OfflineMocks,
+    Plan,
+    main,
+    plan_stack,
+    read_stack_config,
+    run_offline,
+)
+from test_config import INVALID, invalid_raw
+
+NSG_RULE = "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule"
+NODE_POOL = "oci:ContainerEngine/nodePool:NodePool"
+
+
+@pytest.fixture(scope="module")
+def dev() -> Plan:
+    return plan_stack("dev", ROOT)[0]
+
+
+@pytest.fixture(scope="module")
+def prod() -> Plan:
+    return plan_stack("prod", ROOT)[0]
+
+
+def pools(plan: Plan) -> dict[str, dict]:
+    return {r.name: r.inputs for r in plan.of_type(NODE_POOL)}
+
+
+def test_dev_is_the_smallest_working_environment(dev: Plan) -> None:
+    cluster = dev.named("oci:ContainerEngine/cluster:Cluster", "pixelstream-dev").inputs
+    assert cluster["endpointConfig"]["isPublicIpEnabled"] is True
+    api_ingress = {
+        r.inputs["source"] for r in dev.of_type(NSG_RULE) if r.name.startswith("pixelstream-dev-api-in-tcp-6443")
+    }
+    assert api_ingress == {
+        "198.51.100.0/24",
+        "ocid1.networksecuritygroup.offline..pixelstream-dev-workers-nsg",
+        "ocid1.networksecuritygroup.offline..pixelstream-dev-turn-nsg",
+    }
+    by_name = pools(dev)
+    assert set(by_name) == {"default", "turn", "gpu"}
+    for spec in by_name.values():
+        assert [p["availabilityDomain"] for p in spec["nodeConfigDetails"]["placementConfigs"]] == [
+            "OFFLINE:US-ASHBURN-1-AD-1"
+        ]
+    assert by_name["turn"]["nodeConfigDetails"]["size"] == 1
+    assert (by_name["gpu"]["nodeShape"], by_name["gpu"]["nodeConfigDetails"]["size"]) == ("VM.GPU.A10.1", 1)
+
+
+def test_prod_spreads_nodes_and_keeps_the_api_private(prod: Plan) -> None:
+    cluster = prod.named("oci:ContainerEngine/cluster:Cluster", "pixelstream-prod").inputs
+    assert cluster["endpointConfig"]["isPublicIpEnabled"] is False
+    api_subnet = prod.named("oci:Core/subnet:Subnet", "pixelstream-prod-api-subnet").inputs
+    assert api_subnet["prohibitPublicIpOnVnic"] is True
+    assert not [r for r in prod.of_type(NSG_RULE) if r.inputs.get("source") == "0.0.0.0/0" and "-api-" in r.name]
+    by_name = pools(prod)
+    ads = {
+        name: [p["availabilityDomain"] for p in spec["nodeConfigDetails"]["placementConfigs"]]
+        for name, spec in by_name.items()
+    }
+    assert ads["default"] == [f"OFFLINE:US-ASHBURN-1-AD-{i}" for i in (1, 2, 3)]
+    assert ads["gpu"] == ads["default"]
+    assert by_name["default"]["nodeConfigDetails"]["size"] >= 3
+    assert by_name["turn"]["nodeConfigDetails"]["size"] == 2
+    assert prod.named(NODE_POOL, "gpu").ignore_changes == ["nodeConfigDetails.size"]
+    assert prod.outputs["autoscalerNodes"] == {"gpu": "1:8:ocid1.nodepool.offline..gpu"}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_pool_carries_its_labels_and_taint_bootstrap(stack: str, dev: Plan, prod: Plan) -> None:
+    plan = {"dev": dev, "prod": prod}[stack]
+    by_name = pools(plan)
+    labels = {
+        name: {label["key"]: label["value"] for label in spec["initialNodeLabels"]} for name, spec in by_name.items()
+    }
+    assert labels["turn"]["app.pixel/turn"] == "true"
+    assert labels["gpu"]["app.pixel/gpu"] == "true"
+    assert "--register-with-taints=app.pixel/turn=true:NoSchedule" in decode_user_data(by_name["turn"])
+    assert "--register-with-taints=nvidia.com/gpu=present:NoSchedule" in decode_user_data(by_name["gpu"])
+    assert "nodeMetadata" not in by_name["default"]
+    assert by_name["turn"]["nodeConfigDetails"]["placementConfigs"][0]["subnetId"].endswith("-turn-subnet")
+    assert "GPU" in by_name["gpu"]["nodeSourceDetails"]["imageId"]
+    assert "GPU" not in by_name["default"]["nodeSourceDetails"]["imageId"]
+
+
+def test_resources_json_lists_every_resource_with_parent_and_redacted_secrets(dev: Plan, tmp_path: Path) -> None:
+    dev.write(tmp_path / "dev")
+    document = json.loads((tmp_path / "dev" / "resources.json").read_text())
+    types = [r["type"] for r in document["resources"]]
+    for type_, count in {
+        "oci:Core/vcn:Vcn": 1,
+        "oci:Core/internetGateway:InternetGateway": 1,
+        "oci:Core/natGateway:NatGateway": 1,
+        "oci:Core/serviceGateway:ServiceGateway": 1,
+        "oci:Core/routeTable:RouteTable": 2,
+        "oci:Core/subnet:Subnet": 4,
+        "oci:ContainerEngine/cluster:Cluster": 1,
+        NODE_POOL: 3,
+    }.items():
+        assert types.count(type_) == count, type_
+    vcn = next(r for r in document["resources"] if r["type"] == "oci:Core/vcn:Vcn")
+    assert vcn["parent"] == "pixelstream:index:Network::pixelstream-dev"
+    provider = next(r for r in document["resources"] if r["type"] == "pulumi:providers:kubernetes")
+    assert provider["inputs"]["kubeconfig"] == REDACTED
+    outputs = json.loads((tmp_path / "dev" / "outputs.json").read_text())
+    assert outputs["kubeconfig"] == REDACTED
+    assert outputs["nodeImages"]["gpu"].startswith("Oracle-Linux-8.10-Gen2-GPU-")
+    everything = "".join(p.read_text() for p in (tmp_path / "dev").rglob("*") if p.is_file())
+    assert OFFLINE_KUBECONFIG_TOKEN not in everything
+
+
+def test_plan_writes_kubernetes_objects_and_helm_releases(tmp_path: Path) -> None:
+    def program() -> None:
+        k8s.core.v1.ConfigMap(
+            "settings",
+            metadata={"name": "settings", "namespace": "pixel"},
+            data={"replicas": "3"},
+        )
+        k8s.apps.v1.Deployment(
+            "web",
+            metadata={"namespace": "pixel"},
+            spec={
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {
+                        "containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 8080}]}]
+                    },
+                },
+            },
+        )
+        k8s.core.v1.Secret(
+            "token", metadata={"namespace": "pixel"}, string_data={"token": pulumi.Output.secret("hunter2")}
+        )
+        k8s.helm.v3.Release(
+            "metrics",
+            name="metrics-server",
+            chart="metrics-server",
+            version="3.13.0",
+            namespace="kube-system",
+            repository_opts={"repo": "https://kubernetes-sigs.github.io/metrics-server/"},
+            values={"replicas": 2},
+        )
+
+    plan = run_offline(program)
+    plan.write(tmp_path)
+    deployment = yaml.safe_load((tmp_path / "manifests" / "pixel.deployment.web.yaml").read_text())
+    assert deployment["apiVersion"] == "apps/v1" and deployment["kind"] == "Deployment"
+    assert deployment["metadata"] == {"name": "web", "namespace": "pixel"}
+    assert deployment["spec"]["replicas"] == 2 and isinstance(deployment["spec"]["replicas"], int)
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 8080
+    config_map = yaml.safe_load((tmp_path / "manifests" / "pixel.configmap.settings.yaml").read_text())
+    assert config_map["apiVersion"] == "v1" and config_map["data"] == {"replicas": "3"}
+    secret = yaml.safe_load((tmp_path / "manifests" / "pixel.secret.token.yaml").read_text())
+    assert secret["stringData"] == REDACTED
+    release = yaml.safe_load((tmp_path / "helm" / "metrics-server.yaml").read_text())
+    assert release == {
+        "release": "metrics-server",
+        "chart": "metrics-server",
+        "version": "3.13.0",
+        "repository": "https://kubernetes-sigs.github.io/metrics-server/",
+        "namespace": "kube-system",
+        "values": {"replicas": 2},
+    }
+    assert "hunter2" not in "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_secure_stack_values_become_secret_placeholders(tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.s.yaml"
+    stack_file.write_text(
+        yaml.safe_dump(
+            {
+                "config": {
+                    "pixelstream:token": {"secure": "v1:abc"},
+                    "pixelstream:nested": {"a": {"secure": "v1:x"}, "b": 1},
+                }
+            }
+        )
+    )
+    values, secret_keys = read_stack_config(stack_file, "pixelstream")
+    assert values["pixelstream:token"] == SECRET_PLACEHOLDER
+    assert json.loads(values["pixelstream:nested"]) == {"a": SECRET_PLACEHOLDER, "b": 1}
+    assert sorted(secret_keys) == ["pixelstream:nested", "pixelstream:token"]
+
+
+def test_a_region_with_one_availability_domain_rejects_index_two(tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.one-ad.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": {"pixelstream:nodePools": {"gpu": {"availabilityDomains": [2]}}}}))
+    with pytest.raises(pulumi.RunError, match=r"pixelstream:nodePools\.gpu\.availabilityDomains: 2 .* has 1"):
+        plan_stack("one-ad", ROOT, stack_file, mocks=OfflineMocks(availability_domains=1))
+
+
+# The offline plan stands in for a missing compartmentId (stack files leave it to each user), so that case
+# is checked against the stack program directly below.
+PLANNABLE_INVALID = [case for case in INVALID if "compartmentId" in invalid_raw(case[1])]
+
+
+@pytest.mark.parametrize(
+    ("case", "overrides", "path", "words"), PLANNABLE_INVALID, ids=[c[0] for c in PLANNABLE_INVALID]
+)
+def test_every_invalid_config_fails_the_plan_with_one_line(case, overrides, path, words, tmp_path, capsys) -> None:
+    raw = invalid_raw(overrides)
+    config = {f"pixelstream:{key}": value for key, value in raw.items()}
+    stack_file = tmp_path / "Pulumi.bad.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": config}))
+    status = main(
+        ["--stack", "bad", "--stack-file", str(stack_file), "--project-dir", str(ROOT), "--out", str(tmp_path)]
+    )
+    captured = capsys.readouterr()
+    assert status == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: pixelstream:{path}"), captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert not (tmp_path / "bad").exists()
+
+
+def test_the_stack_program_requires_a_compartment() -> None:
+    program = ROOT / "infra" / "__main__.py"
+    with pytest.raises(ConfigError, match=r"^pixelstream:compartmentId: is required \(pulumi config set compartmentId"):
+        run_offline(lambda: runpy.run_path(str(program)), project="pixelstream", config={"oci:region": "us-ashburn-1"})
+
+
+def make(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "VENV": str(Path(os.sys.prefix))}
+    return subprocess.run(["make", "-s", "-C", str(ROOT), *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_make_plan(stack: str, tmp_path: Path) -> None:
+    result = make("plan", f"STACK={stack}")
+    assert result.returncode == 0, result.stderr
+    assert f"pixelstream-{stack} (pixelstream:index:Network" in result.stdout
+    assert "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule x" in result.stdout
+    assert f"wrote build/{stack}/resources.json" in result.stdout
+    for name in ("resources.json", "outputs.json", "manifests", "helm"):
+        assert (ROOT / "build" / stack / name).exists()
+
+
+def test_make_plan_with_a_bad_stack_file_is_one_line_and_nonzero(tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.bad.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": {"pixelstream:nodePools": {"gpu": {"shape": "BM.GPU.H100.8"}}}}))
+    result = make("plan", "STACK=bad", f"STACK_FILE={stack_file}")
+    assert result.returncode != 0
+    error_lines = [line for line in result.stderr.splitlines() if not line.startswith("make")]
+    assert error_lines == [
+        "error: pixelstream:nodePools.gpu.shape: BM.GPU.H100.8 (NVIDIA H100) has no hardware video encoder (NVENC); "
+        "pixel streaming needs one: use VM.GPU2.1, BM.GPU2.2, VM.GPU3.1, VM.GPU3.2, VM.GPU3.4, BM.GPU3.8, "
+        "VM.GPU.A10.1, VM.GPU.A10.2, BM.GPU.A10.4, BM.GPU.L40S.4"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_make_plan_names_the_stacks_when_one_is_missing() -> None:
+    result = make("plan", "STACK=staging")
+    assert result.returncode != 0
+    assert "stacks here: dev, prod" in result.stderr
