@@ -1,22 +1,48 @@
 """Pulumi components for a GPU pixel-streaming platform on Oracle Container Engine for Kubernetes (OKE)."""
 
+from .certificates import CertManager, CertManagerArgs
+from .charts import CHARTS, Chart
 from .cluster import OkeCluster, OkeClusterArgs
 from .config import ConfigError, StackConfig, load_stack_config
 from .constants import GPU_NODE_LABEL, GPU_TAINT, TURN_NODE_LABEL, TURN_TAINT, Taint
+from .custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, CustomMetricsAdapter, CustomMetricsAdapterArgs
+from .dcgm_exporter import DcgmExporter, DcgmExporterArgs
+from .gpu_device_plugin import GpuDevicePlugin, GpuDevicePluginArgs
+from .ingress import IngressController, IngressControllerArgs
+from .metrics_server import MetricsServer, MetricsServerArgs
+from .monitoring import Monitoring, MonitoringArgs
 from .network import Network, NetworkArgs
 from .node_pool import NodePool, NodePoolArgs, select_node_image, taint_cloud_init
 from .security import SecurityRule, UnsafeNetworkError, platform_security_rules
 from .shapes import FLEX_SHAPES, GPU_SHAPES, STREAMING_GPU_SHAPES
 
 __all__ = [
+    "ADAPTER_RULES",
+    "CHARTS",
     "FLEX_SHAPES",
     "GPU_NODE_LABEL",
     "GPU_SHAPES",
     "GPU_TAINT",
+    "POOL_RATIO_METRIC",
     "STREAMING_GPU_SHAPES",
     "TURN_NODE_LABEL",
     "TURN_TAINT",
+    "CertManager",
+    "CertManagerArgs",
+    "Chart",
     "ConfigError",
+    "CustomMetricsAdapter",
+    "CustomMetricsAdapterArgs",
+    "DcgmExporter",
+    "DcgmExporterArgs",
+    "GpuDevicePlugin",
+    "GpuDevicePluginArgs",
+    "IngressController",
+    "IngressControllerArgs",
+    "MetricsServer",
+    "MetricsServerArgs",
+    "Monitoring",
+    "MonitoringArgs",
     "Network",
     "NetworkArgs",
     "NodePool",

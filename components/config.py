@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal
 
 import pulumi
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
+from .charts import CHARTS
 from .constants import (
     DEFAULT_API_ENDPOINT_SUBNET,
     DEFAULT_LOAD_BALANCER_SUBNET,
@@ -33,12 +34,15 @@ from .security import WORLD
 from .shapes import FLEX_SHAPES, GPU_SHAPES, KNOWN_SHAPES, STREAMING_GPU_SHAPES, is_gpu, shape_sizing_problem
 
 NAMESPACE = "pixelstream"
-TOP_LEVEL_KEYS = ("compartmentId", "network", "cluster", "nodePools")
+TOP_LEVEL_KEYS = ("compartmentId", "network", "cluster", "nodePools", "addons")
 FAULT_DOMAINS = ("FAULT-DOMAIN-1", "FAULT-DOMAIN-2", "FAULT-DOMAIN-3")
 MAX_AVAILABILITY_DOMAINS = 3
 
 _K8S_VERSION = re.compile(r"^v1\.\d{1,2}\.\d{1,3}$")
 _COMPARTMENT = re.compile(r"^ocid1\.(compartment|tenancy)\.oc\d+\.[a-z0-9-]*\.[a-z0-9]+$")
+_CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DURATION = re.compile(r"^\d+[smhdwy]$")
 _IMAGE = re.compile(r"^ocid1\.image\.oc\d+\.[a-z0-9-]*\.[a-z0-9]+$")
 
 
@@ -195,11 +199,73 @@ class NodePoolsConfig(_Model):
         return [("default", self.default), ("turn", self.turn), ("gpu", self.gpu)]
 
 
+class AddonConfig(_Model):
+    enabled: bool = True
+    version: str | None = None
+    """Chart version instead of the pinned one."""
+    repository: str | None = None
+    """Chart repository URL instead of the upstream one (a mirror)."""
+    values: dict[str, Any] = {}
+    """Helm values deep-merged over this project's."""
+
+
+class IngressNginxConfig(AddonConfig):
+    load_balancer: Literal["flexible", "network"] = "flexible"
+    min_bandwidth_mbps: int = 10
+    max_bandwidth_mbps: int = 100
+    replicas: int = 2
+
+
+class CertManagerConfig(AddonConfig):
+    email: str | None = None
+    """ACME account contact for Let's Encrypt (optional)."""
+
+
+class MonitoringConfig(AddonConfig):
+    retention: str = "15d"
+    storage_gbs: int = 50
+
+
+class GpuPluginConfig(AddonConfig):
+    owner: Literal["chart", "okeAddon"] = "chart"
+    streams_per_gpu: int = 1
+    addon_version: str | None = None
+
+
+class AddonsConfig(_Model):
+    ingress_nginx: IngressNginxConfig = IngressNginxConfig()
+    cert_manager: CertManagerConfig = CertManagerConfig()
+    metrics_server: AddonConfig = AddonConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    dcgm_exporter: AddonConfig = AddonConfig()
+    gpu_plugin: GpuPluginConfig = GpuPluginConfig()
+    prometheus_adapter: AddonConfig = AddonConfig()
+
+    def release_args(self, key: str) -> dict[str, Any]:
+        """`chart` and `values` for add-on `key` (as in config, e.g. `ingressNginx`): the pinned chart with the
+        stack's version/repository overrides, and the stack's values."""
+        addon: AddonConfig = getattr(self, to_snake(key))
+        chart = CHARTS[_ADDON_CHARTS[key]].overridden(addon.version, addon.repository)
+        return {"chart": chart, "values": addon.values}
+
+
+_ADDON_CHARTS = {
+    "ingressNginx": "ingress-nginx",
+    "certManager": "cert-manager",
+    "metricsServer": "metrics-server",
+    "monitoring": "kube-prometheus-stack",
+    "dcgmExporter": "dcgm-exporter",
+    "gpuPlugin": "nvidia-device-plugin",
+    "prometheusAdapter": "prometheus-adapter",
+}
+
+
 class StackConfig(_Model):
     compartment_id: str
     network: NetworkConfig = NetworkConfig()
     cluster: ClusterConfig = ClusterConfig()
     node_pools: NodePoolsConfig = NodePoolsConfig()
+    addons: AddonsConfig = AddonsConfig()
 
     @field_validator("compartment_id")
     @classmethod
@@ -218,6 +284,7 @@ class StackConfig(_Model):
         _check_network(config)
         _check_cluster(config)
         _check_node_pools(config)
+        _check_addons(config)
         return config
 
     def availability_domain_names(self, pool: str, region_domains: Sequence[str]) -> list[str]:
@@ -353,6 +420,58 @@ def _check_node_pools(config: StackConfig) -> None:
                 )
         if len(set(spec.fault_domains)) != len(spec.fault_domains):
             raise ConfigError(f"{path}.faultDomains", f"{json.dumps(spec.fault_domains)} lists a fault domain twice")
+
+
+def _check_addons(config: StackConfig) -> None:
+    addons = config.addons
+    for key in _ADDON_CHARTS:
+        addon: AddonConfig = getattr(addons, to_snake(key))
+        if addon.version is not None and not _CHART_VERSION.match(addon.version):
+            raise ConfigError(
+                f"addons.{key}.version", f"{addon.version} is not a chart version such as 1.2.3 or v1.2.3"
+            )
+        if addon.repository is not None and not re.match(r"^(https|oci)://\S+$", addon.repository):
+            raise ConfigError(f"addons.{key}.repository", f"{addon.repository} is not an https:// or oci:// URL")
+
+    ingress = addons.ingress_nginx
+    if not 10 <= ingress.min_bandwidth_mbps <= ingress.max_bandwidth_mbps <= 8000:
+        raise ConfigError(
+            "addons.ingressNginx.maxBandwidthMbps",
+            f"{ingress.min_bandwidth_mbps}-{ingress.max_bandwidth_mbps} Mbps must satisfy 10 <= minBandwidthMbps "
+            "<= maxBandwidthMbps <= 8000 (OCI flexible load balancer)",
+        )
+    if ingress.replicas < 1:
+        raise ConfigError("addons.ingressNginx.replicas", f"{ingress.replicas} is below 1")
+    email = addons.cert_manager.email
+    if email is not None and not _EMAIL.match(email):
+        raise ConfigError("addons.certManager.email", f"{email} is not an email address")
+    if not _DURATION.match(addons.monitoring.retention):
+        raise ConfigError("addons.monitoring.retention", f"{addons.monitoring.retention} is not a duration such as 15d")
+    if addons.monitoring.storage_gbs < 50:
+        raise ConfigError(
+            "addons.monitoring.storageGbs",
+            f"{addons.monitoring.storage_gbs} is below 50 GB, the smallest OCI block volume",
+        )
+    for key in ("dcgmExporter", "prometheusAdapter"):
+        if getattr(addons, to_snake(key)).enabled and not addons.monitoring.enabled:
+            raise ConfigError(
+                f"addons.{key}.enabled", "true needs addons.monitoring (its Prometheus); enable it or disable this"
+            )
+
+    plugin = addons.gpu_plugin
+    if not 1 <= plugin.streams_per_gpu <= 64:
+        raise ConfigError("addons.gpuPlugin.streamsPerGpu", f"{plugin.streams_per_gpu} is outside 1-64")
+    if plugin.owner == "okeAddon" and plugin.streams_per_gpu > 1:
+        raise ConfigError(
+            "addons.gpuPlugin.streamsPerGpu",
+            f"{plugin.streams_per_gpu} needs time-slicing, which only owner: chart configures",
+        )
+    if plugin.enabled and config.cluster.type == "BASIC":
+        raise ConfigError(
+            "addons.gpuPlugin.enabled",
+            "true needs cluster.type ENHANCED: BASIC clusters have no managed add-ons, so this program cannot make "
+            "sure only one GPU device plugin runs; use ENHANCED or set addons.gpuPlugin.enabled: false",
+        )
 
 
 _TYPE_WORDS = {

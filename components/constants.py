@@ -52,9 +52,25 @@ class Taint:
     def __str__(self) -> str:
         return f"{self.key}={self.value}:{self.effect}"
 
+    def toleration(self) -> dict[str, str]:
+        """The pod toleration that lets a workload run despite this taint."""
+        return {"key": self.key, "operator": "Exists", "effect": self.effect}
+
 
 TURN_TAINT = Taint(*TURN_NODE_LABEL, "NoSchedule")
 GPU_TAINT = Taint("nvidia.com/gpu", "present", "NoSchedule")
+
+# Every node carries the name of its pool; add-ons and load balancers use it to pick the default pool.
+POOL_LABEL_KEY = "app.pixel/pool"
+DEFAULT_POOL = "default"
+
+# GPU resources advertised by the device plugin: whole GPUs, or time-sliced shares of one.
+GPU_RESOURCE = "nvidia.com/gpu"
+SHARED_GPU_RESOURCE = "nvidia.com/gpu.shared"
+
+INGRESS_CLASS = "nginx"
+# ConfigMaps with this label are loaded by Grafana's dashboard sidecar.
+GRAFANA_DASHBOARD_LABEL = ("grafana_dashboard", "1")
 
 # Default address plan: a /16 VCN with room to grow every subnet, and overlay ranges outside it.
 DEFAULT_VCN_CIDR = "10.0.0.0/16"

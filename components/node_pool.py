@@ -12,10 +12,8 @@ import pulumi
 import pulumi_oci as oci
 
 from .cluster import CNI_TYPES, Cni
-from .constants import AUTOSCALER_NODE_LABEL, Taint
+from .constants import AUTOSCALER_NODE_LABEL, POOL_LABEL_KEY, Taint
 from .shapes import architecture, is_gpu, shape_sizing_problem
-
-POOL_LABEL_KEY = "app.pixel/pool"
 
 # OKE node image names, e.g. Oracle-Linux-8.10-Gen2-GPU-2026.10.28-0-OKE-1.34.2-1130.
 _OKE_IMAGE = re.compile(

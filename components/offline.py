@@ -34,6 +34,7 @@ from pulumi.runtime.sync_await import _sync_await
 REDACTED = "[secret]"
 SECRET_PLACEHOLDER = "offline-secret-value"
 OFFLINE_KUBECONFIG_TOKEN = "offline-kubeconfig-credential"
+OFFLINE_PASSWORD_PREFIX = "offline-generated-password"
 # Tenancy-specific values that stack files leave to each user; the offline plan stands in for them.
 OFFLINE_PLACEHOLDERS = {"compartmentId": "ocid1.compartment.oc1..offlineplan"}
 DEFAULT_REGION = "us-ashburn-1"
@@ -49,6 +50,10 @@ class PlannedResource:
     custom: bool
     inputs: dict[str, Any]
     ignore_changes: list[str] = field(default_factory=list)
+    provider: str | None = None
+    """The provider reference (`<provider urn>::<id>`) for resources given an explicit provider."""
+    dependencies: list[str] = field(default_factory=list)
+    """URNs of every resource this one waits for: explicit depends_on and those its inputs come from."""
 
     def to_json(self, names: Mapping[str, str]) -> dict[str, Any]:
         return {
@@ -58,6 +63,7 @@ class PlannedResource:
             "custom": self.custom,
             "inputs": self.inputs,
             **({"ignoreChanges": self.ignore_changes} if self.ignore_changes else {}),
+            **({"dependsOn": [names.get(d, d) for d in self.dependencies]} if self.dependencies else {}),
         }
 
 
@@ -118,7 +124,10 @@ class Plan:
             components = [c for c in children if not c.custom]
             counts = Counter(c.type for c in children if c.custom)
             entries: list[tuple[str, PlannedResource | None]] = [(f"{t} x{n}", None) for t, n in sorted(counts.items())]
-            entries += [(f"{c.name} ({c.type}, {self._descendants(c)} resources)", c) for c in components]
+            entries += [
+                (f"{c.name} ({c.type}, {self._descendants(c)} resources)", c)
+                for c in sorted(components, key=lambda c: (c.type, c.name))
+            ]
             for i, (text, component) in enumerate(entries):
                 last = i == len(entries) - 1
                 lines.append(f"{indent}{'└─ ' if last else '├─ '}{text}")
@@ -154,10 +163,19 @@ class Plan:
             (directory / "helm" / file_name).write_text(yaml.safe_dump(release, sort_keys=False))
 
 
+def _redacted(value: Any) -> Any:
+    """Every leaf replaced by "[secret]", keys and shape kept (a Secret's `stringData` stays a mapping)."""
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return REDACTED
+
+
 def _plain(value: Any) -> Any:
     """Secrets redacted and whole-number floats (how numbers cross the mock RPC) turned back into ints."""
     if rpc.is_rpc_secret(value):
-        return REDACTED
+        return _redacted(rpc.unwrap_rpc_secret(value))
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -183,6 +201,8 @@ class OfflineMocks(pulumi.runtime.Mocks):
                 "defaultSecurityListId": f"ocid1.securitylist.offline..{args.name}-default",
                 "defaultRouteTableId": f"ocid1.routetable.offline..{args.name}-default",
             }
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = f"{OFFLINE_PASSWORD_PREFIX}-{args.name}"
         kind = args.typ.rsplit(":", 1)[-1].lower()
         return f"ocid1.{kind}.offline..{args.name}", state
 
@@ -260,6 +280,8 @@ class RecordingMonitor(MockMonitor):
                 custom=bool(request.custom),
                 inputs=_plain(inputs),
                 ignore_changes=list(request.ignoreChanges),
+                dependencies=list(request.dependencies),
+                provider=request.provider or None,
             )
         )
         return response

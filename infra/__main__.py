@@ -7,6 +7,20 @@ from pixelstream import (
     GPU_TAINT,
     TURN_NODE_LABEL,
     TURN_TAINT,
+    CertManager,
+    CertManagerArgs,
+    CustomMetricsAdapter,
+    CustomMetricsAdapterArgs,
+    DcgmExporter,
+    DcgmExporterArgs,
+    GpuDevicePlugin,
+    GpuDevicePluginArgs,
+    IngressController,
+    IngressControllerArgs,
+    MetricsServer,
+    MetricsServerArgs,
+    Monitoring,
+    MonitoringArgs,
     Network,
     NetworkArgs,
     NodePool,
@@ -94,6 +108,85 @@ for pool, spec in config.node_pools.items():
             pod_nsg_ids=[network.nsg_ids["workers"]] if vcn_native else (),
         ),
     )
+
+# Cluster add-ons, through the cluster's Kubernetes provider. Their Deployments run on the default pool,
+# so they wait for it; the GPU DaemonSets follow GPU nodes whenever those join.
+addons = config.addons
+in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
+system_nodes = [pools["default"]]
+
+
+if addons.ingress_nginx.enabled:
+    ingress = IngressController(
+        "ingress-nginx",
+        IngressControllerArgs(
+            load_balancer_nsg_id=network.nsg_ids["lb"],
+            load_balancer=addons.ingress_nginx.load_balancer,
+            min_bandwidth_mbps=addons.ingress_nginx.min_bandwidth_mbps,
+            max_bandwidth_mbps=addons.ingress_nginx.max_bandwidth_mbps,
+            replicas=addons.ingress_nginx.replicas,
+            depends_on=system_nodes,
+            **addons.release_args("ingressNginx"),
+        ),
+        opts=in_cluster,
+    )
+    pulumi.export("ingressClass", ingress.ingress_class)
+if addons.cert_manager.enabled:
+    certificates = CertManager(
+        "cert-manager",
+        CertManagerArgs(email=addons.cert_manager.email, depends_on=system_nodes, **addons.release_args("certManager")),
+        opts=in_cluster,
+    )
+    pulumi.export("clusterIssuers", certificates.issuers)
+if addons.metrics_server.enabled:
+    MetricsServer(
+        "metrics-server",
+        MetricsServerArgs(depends_on=system_nodes, **addons.release_args("metricsServer")),
+        opts=in_cluster,
+    )
+if addons.monitoring.enabled:
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            retention=addons.monitoring.retention,
+            storage_gbs=addons.monitoring.storage_gbs,
+            depends_on=system_nodes,
+            **addons.release_args("monitoring"),
+        ),
+        opts=in_cluster,
+    )
+    pulumi.export("prometheusUrl", f"{monitoring.prometheus_url}:{monitoring.prometheus_port}")
+    pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
+    if addons.dcgm_exporter.enabled:
+        DcgmExporter(
+            "dcgm-exporter",
+            DcgmExporterArgs(depends_on=[monitoring.release], **addons.release_args("dcgmExporter")),
+            opts=in_cluster,
+        )
+    if addons.prometheus_adapter.enabled:
+        CustomMetricsAdapter(
+            "prometheus-adapter",
+            CustomMetricsAdapterArgs(
+                prometheus_url=monitoring.prometheus_url,
+                prometheus_port=monitoring.prometheus_port,
+                depends_on=system_nodes,
+                **addons.release_args("prometheusAdapter"),
+            ),
+            opts=in_cluster,
+        )
+if addons.gpu_plugin.enabled:
+    plugin = GpuDevicePlugin(
+        "gpu-device-plugin",
+        GpuDevicePluginArgs(
+            cluster_id=cluster.cluster_id,
+            owner=addons.gpu_plugin.owner,
+            streams_per_gpu=addons.gpu_plugin.streams_per_gpu,
+            addon_version=addons.gpu_plugin.addon_version,
+            **addons.release_args("gpuPlugin"),
+        ),
+        opts=in_cluster,
+    )
+    pulumi.export("gpuResource", plugin.gpu_resource)
 
 pulumi.export("vcnId", network.vcn_id)
 pulumi.export("subnetIds", network.subnet_ids)

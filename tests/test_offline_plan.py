@@ -172,7 +172,7 @@ def test_plan_writes_kubernetes_objects_and_helm_releases(tmp_path: Path) -> Non
     config_map = yaml.safe_load((tmp_path / "manifests" / "pixel.configmap.settings.yaml").read_text())
     assert config_map["apiVersion"] == "v1" and config_map["data"] == {"replicas": "3"}
     secret = yaml.safe_load((tmp_path / "manifests" / "pixel.secret.token.yaml").read_text())
-    assert secret["stringData"] == REDACTED
+    assert secret["stringData"] == {"token": REDACTED}, "shape kept, value hidden"
     release = yaml.safe_load((tmp_path / "helm" / "metrics-server.yaml").read_text())
     assert release == {
         "release": "metrics-server",
