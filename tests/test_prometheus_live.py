@@ -1,0 +1,200 @@
+"""The generated scrape jobs on a running Prometheus: annotated Services and pods on loopback are scraped,
+relabelled the way the adapter rules expect, and the adapter's queries return what the HPA needs.
+
+Debian's Prometheus has no Kubernetes discovery, so the targets are handed over through file discovery with
+the same `__meta_kubernetes_*` labels Kubernetes discovery would attach; the relabelling is ours, unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import yaml
+from conftest import ROOT
+from pixelstream.custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, expand_metrics_query
+from pixelstream.offline import plan_stack
+
+MATCHMAKER = (
+    "matchmaker_streamer_demand_ratio 0.75\nmatchmaker_player_queue_count 0\nmatchmaker_streamer_available_count 1\n"
+)
+
+
+def prometheus_binary() -> str:
+    path = shutil.which("prometheus")
+    if path:
+        return path
+    hint = "install Debian's prometheus package (apt-get install prometheus)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"prometheus is missing in CI: {hint}")
+    pytest.skip(f"prometheus not found: {hint}")
+
+
+def serve(body: str) -> ThreadingHTTPServer:
+    class Metrics(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            payload = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def service_target(name: str, port: int, annotated: bool) -> dict:
+    labels = {
+        "__meta_kubernetes_namespace": "pixel",
+        "__meta_kubernetes_service_name": name,
+        "__meta_kubernetes_service_label_app": name,
+        "__meta_kubernetes_pod_node_name": "node-a",
+        "__meta_kubernetes_service_annotation_prometheus_io_port": str(port),
+    }
+    if annotated:
+        labels["__meta_kubernetes_service_annotation_prometheus_io_scrape"] = "true"
+    # The endpoint's own port is not the metrics port: the port annotation must redirect the scrape.
+    return {"targets": ["127.0.0.1:3000"], "labels": labels}
+
+
+def pod_target(name: str, port: int, phase: str) -> dict:
+    return {
+        "targets": ["127.0.0.1:3000"],
+        "labels": {
+            "__meta_kubernetes_namespace": "pixel",
+            "__meta_kubernetes_pod_name": name,
+            "__meta_kubernetes_pod_container_name": "signaler",
+            "__meta_kubernetes_pod_phase": phase,
+            "__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
+            "__meta_kubernetes_pod_annotation_prometheus_io_port": str(port),
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = prometheus_binary()
+    directory = tmp_path_factory.mktemp("prometheus")
+    servers = [
+        serve(MATCHMAKER),
+        serve("signalserver_player_socket_connections 1\n"),
+        serve("signalserver_player_socket_connections 0\n"),
+    ]
+    ignored = serve("matchmaker_streamer_demand_ratio 9\n")
+    ports = [s.server_address[1] for s in (*servers, ignored)]
+    targets = {
+        "kubernetes-service-endpoints": [
+            service_target("matchmaker", ports[0], annotated=True),
+            service_target("not-annotated", ports[3], annotated=False),
+        ],
+        "kubernetes-pods": [
+            pod_target("stream-a", ports[1], "Running"),
+            pod_target("stream-b", ports[2], "Running"),
+            pod_target("stream-pending", ports[3], "Pending"),
+        ],
+    }
+    plan, _ = plan_stack("dev", ROOT)
+    values = plan.helm_releases()["kube-prometheus-stack.yaml"]["values"]
+    jobs = copy.deepcopy(values["prometheus"]["prometheusSpec"]["additionalScrapeConfigs"])
+    for job in jobs:
+        sd_file = directory / f"{job['job_name']}.json"
+        sd_file.write_text(json.dumps(targets[job["job_name"]]))
+        job.pop("kubernetes_sd_configs")
+        job["file_sd_configs"] = [{"files": [str(sd_file)]}]
+        job["scrape_interval"] = job["scrape_timeout"] = "1s"
+    config = directory / "prometheus.yml"
+    config.write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"}, "scrape_configs": jobs}))
+    web = f"127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={directory / 'data'}",
+            f"--web.listen-address={web}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://{web}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"prometheus exited: {process.stderr.read().decode()[-2000:]}")
+            try:
+                if len(query(url, "up == 1")) >= 3:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("prometheus scraped nothing within 30 s")
+        time.sleep(1.5)  # one more scrape, so every series has a sample
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        for server in (*servers, ignored):
+            server.shutdown()
+
+
+def query(url: str, promql: str) -> list[dict]:
+    with urllib.request.urlopen(f"{url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}", timeout=5) as reply:
+        return json.load(reply)["data"]["result"]
+
+
+def samples(url: str, promql: str) -> dict[str, float]:
+    return {json.dumps(r["metric"], sort_keys=True): float(r["value"][1]) for r in query(url, promql)}
+
+
+def test_service_scrape_carries_namespace_and_service(prometheus: str) -> None:
+    [series] = query(prometheus, "matchmaker_streamer_demand_ratio")
+    labels = series["metric"]
+    assert labels["namespace"] == "pixel" and labels["service"] == "matchmaker"
+    assert labels["node"] == "node-a" and labels["app"] == "matchmaker"
+    assert labels["job"] == "kubernetes-service-endpoints"
+    assert not labels["instance"].endswith(":3000"), "scraped on the annotated metrics port"
+
+
+def test_only_annotated_running_targets_are_scraped(prometheus: str) -> None:
+    up = {
+        (r["metric"]["job"], r["metric"].get("service", r["metric"].get("pod"))) for r in query(prometheus, "up == 1")
+    }
+    assert up == {
+        ("kubernetes-service-endpoints", "matchmaker"),
+        ("kubernetes-pods", "stream-a"),
+        ("kubernetes-pods", "stream-b"),
+    }
+
+
+def test_adapter_queries_on_the_scraped_series(prometheus: str) -> None:
+    rules = {rule.metric: rule.to_values() for rule in ADAPTER_RULES}
+    ratio = expand_metrics_query(rules[POOL_RATIO_METRIC], "service", "pixel", ["matchmaker"])
+    assert samples(prometheus, ratio) == {'{"service": "matchmaker"}': 0.75}
+    available = expand_metrics_query(rules["pixelstream_available_count"], "service", "pixel", ["matchmaker"])
+    assert samples(prometheus, available) == {'{"service": "matchmaker"}': 1.0}
+    players = expand_metrics_query(rules["stream_player_connections"], "pod", "pixel", ["stream-a", "stream-b"])
+    assert samples(prometheus, players) == {'{"pod": "stream-a"}': 1.0, '{"pod": "stream-b"}': 0.0}
