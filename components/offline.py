@@ -418,6 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"note: {note}")
     print(plan.tree())
+    releases = plan.helm_releases().values()
+    if releases:
+        print("Helm releases:")
+        for r in sorted(releases, key=lambda r: r["release"]):
+            print(f"  {r['release']:<24} {r['chart']} {r['version']} -> namespace {r['namespace']} ({r['repository']})")
     directory = options.out / options.stack
     plan.write(directory)
     print(

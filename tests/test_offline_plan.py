@@ -252,6 +252,7 @@ def test_make_plan(stack: str, tmp_path: Path) -> None:
     assert f"pixelstream-{stack} (pixelstream:index:Network" in result.stdout
     assert "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule x" in result.stdout
     assert f"wrote build/{stack}/resources.json" in result.stdout
+    assert "kube-prometheus-stack    kube-prometheus-stack 88.5.3 -> namespace monitoring" in result.stdout
     for name in ("resources.json", "outputs.json", "manifests", "helm"):
         assert (ROOT / "build" / stack / name).exists()
 
