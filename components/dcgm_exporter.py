@@ -13,8 +13,9 @@ from .constants import GPU_NODE_LABEL, GPU_TAINT
 
 @dataclass(kw_only=True)
 class DcgmExporterArgs(ReleaseArgs):
-    chart: Chart = CHARTS["dcgm-exporter"]
     """Its ServiceMonitor needs the Prometheus operator's CRDs: put the Monitoring release in depends_on."""
+
+    chart: Chart = CHARTS["dcgm-exporter"]
 
 
 class DcgmExporter(pulumi.ComponentResource):
