@@ -13,8 +13,12 @@ from .metrics_server import MetricsServer, MetricsServerArgs
 from .monitoring import Monitoring, MonitoringArgs
 from .network import Network, NetworkArgs
 from .node_pool import NodePool, NodePoolArgs, select_node_image, taint_cloud_init
+from .pixel_streaming import PixelStreaming, PixelStreamingArgs
+from .routing import Routing, RoutingArgs
 from .security import SecurityRule, UnsafeNetworkError, platform_security_rules
 from .shapes import FLEX_SHAPES, GPU_SHAPES, STREAMING_GPU_SHAPES
+from .streaming import AutoscalingSettings, StreamerSettings, Streaming, StreamingArgs
+from .turn import Turn, TurnArgs, TurnServerSettings
 
 __all__ = [
     "ADAPTER_RULES",
@@ -27,6 +31,7 @@ __all__ = [
     "STREAMING_GPU_SHAPES",
     "TURN_NODE_LABEL",
     "TURN_TAINT",
+    "AutoscalingSettings",
     "CertManager",
     "CertManagerArgs",
     "Chart",
@@ -49,9 +54,19 @@ __all__ = [
     "NodePoolArgs",
     "OkeCluster",
     "OkeClusterArgs",
+    "PixelStreaming",
+    "PixelStreamingArgs",
+    "Routing",
+    "RoutingArgs",
     "SecurityRule",
     "StackConfig",
+    "StreamerSettings",
+    "Streaming",
+    "StreamingArgs",
     "Taint",
+    "Turn",
+    "TurnArgs",
+    "TurnServerSettings",
     "UnsafeNetworkError",
     "load_stack_config",
     "platform_security_rules",

@@ -61,9 +61,11 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
-def namespace(name: str, parent: pulumi.Resource) -> k8s.core.v1.Namespace:
+def namespace(name: str, parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()) -> k8s.core.v1.Namespace:
     return k8s.core.v1.Namespace(
-        name, metadata={"name": name, "labels": PART_OF}, opts=pulumi.ResourceOptions(parent=parent)
+        name,
+        metadata={"name": name, "labels": PART_OF},
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
     )
 
 

@@ -30,11 +30,12 @@ from .constants import (
     NODE_PORT_RANGE,
     TURN_LISTENING_PORT,
 )
+from .images import IMAGES, image_problem
 from .security import WORLD
 from .shapes import FLEX_SHAPES, GPU_SHAPES, KNOWN_SHAPES, STREAMING_GPU_SHAPES, is_gpu, shape_sizing_problem
 
 NAMESPACE = "pixelstream"
-TOP_LEVEL_KEYS = ("compartmentId", "network", "cluster", "nodePools", "addons")
+TOP_LEVEL_KEYS = ("compartmentId", "network", "cluster", "nodePools", "addons", "streaming")
 FAULT_DOMAINS = ("FAULT-DOMAIN-1", "FAULT-DOMAIN-2", "FAULT-DOMAIN-3")
 MAX_AVAILABILITY_DOMAINS = 3
 
@@ -43,6 +44,12 @@ _COMPARTMENT = re.compile(r"^ocid1\.(compartment|tenancy)\.oc\d+\.[a-z0-9-]*\.[a
 _CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DURATION = re.compile(r"^\d+[smhdwy]$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_PATH_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+_CPU = re.compile(r"^\d+(\.\d+)?m?$")
+_MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _IMAGE = re.compile(r"^ocid1\.image\.oc\d+\.[a-z0-9-]*\.[a-z0-9]+$")
 
 
@@ -260,12 +267,78 @@ _ADDON_CHARTS = {
 }
 
 
+class TurnConfig(_Model):
+    realm: str = "pixelstream"
+    credential_ttl_seconds: int = 3600
+    """Lifetime of the TURN credentials the ICE config service hands out."""
+    user_quota: int = 10
+    total_quota: int = 1000
+    max_bytes_per_second: int = 6_250_000
+
+
+class StreamerConfig(_Model):
+    gpu_mode: Literal["whole", "timeSliced", "cpuPacked"] = "whole"
+    cpu: str = "3750m"
+    memory: str = "8Gi"
+    cpu_limit: str = "8"
+    memory_limit: str = "16Gi"
+    resolution_width: int = 1920
+    resolution_height: int = 1080
+    max_fps: int = 30
+    extra_args: list[str] = []
+    startup_timeout_seconds: int = 600
+    drain_seconds: int = 120
+
+
+class ScaleUpConfig(_Model):
+    stabilization_seconds: int = 0
+    pods: int = 2
+    percent: int = 10
+    period_seconds: int = 15
+
+
+class ScaleDownConfig(_Model):
+    stabilization_seconds: int = 30
+
+
+class AutoscalingConfig(_Model):
+    min_replicas: int = 1
+    max_replicas: int = 10
+    target_pool_ratio: float = 0.9
+    scale_up: ScaleUpConfig = ScaleUpConfig()
+    scale_down: ScaleDownConfig = ScaleDownConfig()
+
+
+class IngressConfig(_Model):
+    host: str | None = None
+    path_prefix: str = ""
+    issuer: Literal["letsencrypt-prod", "letsencrypt-staging"] = "letsencrypt-prod"
+
+
+class PodProxyConfig(_Model):
+    enabled: bool = False
+    path_prefix: str = "/proxy"
+
+
+class StreamingConfig(_Model):
+    enabled: bool = True
+    namespace: str = "pixel"
+    images: dict[str, str] = {}
+    image_pull_secrets: list[str] = []
+    turn: TurnConfig = TurnConfig()
+    streamer: StreamerConfig = StreamerConfig()
+    autoscaling: AutoscalingConfig = AutoscalingConfig()
+    ingress: IngressConfig = IngressConfig()
+    pod_proxy: PodProxyConfig = PodProxyConfig()
+
+
 class StackConfig(_Model):
     compartment_id: str
     network: NetworkConfig = NetworkConfig()
     cluster: ClusterConfig = ClusterConfig()
     node_pools: NodePoolsConfig = NodePoolsConfig()
     addons: AddonsConfig = AddonsConfig()
+    streaming: StreamingConfig = StreamingConfig()
 
     @field_validator("compartment_id")
     @classmethod
@@ -285,6 +358,7 @@ class StackConfig(_Model):
         _check_cluster(config)
         _check_node_pools(config)
         _check_addons(config)
+        _check_streaming(config)
         return config
 
     def availability_domain_names(self, pool: str, region_domains: Sequence[str]) -> list[str]:
@@ -472,6 +546,119 @@ def _check_addons(config: StackConfig) -> None:
             "true needs cluster.type ENHANCED: BASIC clusters have no managed add-ons, so this program cannot make "
             "sure only one GPU device plugin runs; use ENHANCED or set addons.gpuPlugin.enabled: false",
         )
+
+
+def _check_streaming(config: StackConfig) -> None:
+    streaming, addons = config.streaming, config.addons
+    if not streaming.enabled:
+        return
+    if not _DNS_LABEL.match(streaming.namespace):
+        raise ConfigError(
+            "streaming.namespace", f"{streaming.namespace} is not a Kubernetes namespace name (a DNS label)"
+        )
+    for name, reference in streaming.images.items():
+        if name not in IMAGES:
+            raise ConfigError(
+                f"streaming.images.{name}", f"is not an image of the workload; known: {', '.join(IMAGES)}"
+            )
+        problem = image_problem(reference)
+        if problem:
+            raise ConfigError(f"streaming.images.{name}", problem)
+    for index, secret in enumerate(streaming.image_pull_secrets):
+        if not _DNS_SUBDOMAIN.match(secret):
+            raise ConfigError(f"streaming.imagePullSecrets[{index}]", f"{secret} is not a Secret name")
+
+    turn = streaming.turn
+    if not re.match(r"^[A-Za-z0-9.-]{1,63}$", turn.realm):
+        raise ConfigError("streaming.turn.realm", f"{turn.realm} is not a realm (letters, digits, dots, dashes)")
+    if not 60 <= turn.credential_ttl_seconds <= 86400:
+        raise ConfigError(
+            "streaming.turn.credentialTtlSeconds", f"{turn.credential_ttl_seconds} is outside 60-86400 seconds"
+        )
+    for key in ("user_quota", "total_quota", "max_bytes_per_second"):
+        if getattr(turn, key) < 1:
+            raise ConfigError(f"streaming.turn.{to_camel(key)}", f"{getattr(turn, key)} is below 1")
+
+    streamer = streaming.streamer
+    for key in ("cpu", "cpu_limit"):
+        if not _CPU.match(getattr(streamer, key)):
+            raise ConfigError(
+                f"streaming.streamer.{to_camel(key)}",
+                f"{getattr(streamer, key)} is not a CPU quantity such as 3750m or 4",
+            )
+    for key in ("memory", "memory_limit"):
+        if not _MEMORY.match(getattr(streamer, key)):
+            raise ConfigError(
+                f"streaming.streamer.{to_camel(key)}", f"{getattr(streamer, key)} is not a memory quantity such as 8Gi"
+            )
+    for key, low, high in (("resolution_width", 320, 7680), ("resolution_height", 240, 4320), ("max_fps", 1, 240)):
+        value = getattr(streamer, key)
+        if not low <= value <= high:
+            raise ConfigError(f"streaming.streamer.{to_camel(key)}", f"{value} is outside {low}-{high}")
+    for index, argument in enumerate(streamer.extra_args):
+        if not argument.startswith("-") or any(c in argument for c in "\n\r\0"):
+            raise ConfigError(
+                f"streaming.streamer.extraArgs[{index}]",
+                f"{argument!r} is not an Unreal argument such as -PixelStreamingEncoderMaxQP=30",
+            )
+    if not 60 <= streamer.startup_timeout_seconds <= 3600:
+        raise ConfigError(
+            "streaming.streamer.startupTimeoutSeconds", f"{streamer.startup_timeout_seconds} is outside 60-3600"
+        )
+    if not 0 <= streamer.drain_seconds <= 3600:
+        raise ConfigError("streaming.streamer.drainSeconds", f"{streamer.drain_seconds} is outside 0-3600")
+    plugin = addons.gpu_plugin
+    if streamer.gpu_mode == "timeSliced" and not (plugin.enabled and plugin.streams_per_gpu > 1):
+        raise ConfigError(
+            "streaming.streamer.gpuMode",
+            "timeSliced needs the device plugin's time-slicing: set addons.gpuPlugin.streamsPerGpu above 1",
+        )
+    if streamer.gpu_mode == "whole" and plugin.enabled and plugin.streams_per_gpu > 1:
+        raise ConfigError(
+            "streaming.streamer.gpuMode",
+            f"whole cannot be scheduled while addons.gpuPlugin.streamsPerGpu is {plugin.streams_per_gpu} (GPUs are "
+            "then offered only as shares): use timeSliced, or streamsPerGpu: 1",
+        )
+
+    scaling = streaming.autoscaling
+    if not 1 <= scaling.min_replicas <= scaling.max_replicas:
+        raise ConfigError(
+            "streaming.autoscaling.maxReplicas",
+            f"{scaling.max_replicas} must satisfy 1 <= minReplicas ({scaling.min_replicas}) <= maxReplicas",
+        )
+    if not 0 < scaling.target_pool_ratio <= 10:
+        raise ConfigError("streaming.autoscaling.targetPoolRatio", f"{scaling.target_pool_ratio} is outside (0, 10]")
+    up = scaling.scale_up
+    if up.pods < 1 or up.percent < 1 or not 1 <= up.period_seconds <= 1800:
+        raise ConfigError(
+            "streaming.autoscaling.scaleUp",
+            f"pods {up.pods}, percent {up.percent} and periodSeconds {up.period_seconds} must be positive "
+            "(period at most 1800)",
+        )
+    for path, seconds in (
+        ("scaleUp", up.stabilization_seconds),
+        ("scaleDown", scaling.scale_down.stabilization_seconds),
+    ):
+        if not 0 <= seconds <= 3600:
+            raise ConfigError(f"streaming.autoscaling.{path}.stabilizationSeconds", f"{seconds} is outside 0-3600")
+
+    ingress = streaming.ingress
+    if ingress.host is not None and not _HOST.match(ingress.host):
+        raise ConfigError("streaming.ingress.host", f"{ingress.host} is not a DNS host name")
+    for path, prefix in (
+        ("ingress.pathPrefix", ingress.path_prefix),
+        ("podProxy.pathPrefix", streaming.pod_proxy.path_prefix),
+    ):
+        if prefix and not _PATH_PREFIX.match(prefix):
+            raise ConfigError(f"streaming.{path}", f"{prefix} is not a path prefix such as /pixel (no trailing slash)")
+    for needed in ("ingressNginx", "prometheusAdapter"):
+        if not getattr(addons, to_snake(needed)).enabled:
+            raise ConfigError(
+                f"addons.{needed}.enabled",
+                "false leaves the streaming workload without "
+                + ("its ingress controller" if needed == "ingressNginx" else "the custom metric its autoscaler reads")
+                + "; enable it or set streaming.enabled: false",
+            )
 
 
 _TYPE_WORDS = {

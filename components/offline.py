@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import runpy
 import shutil
 import sys
@@ -73,6 +74,8 @@ class Plan:
     stack: str
     resources: list[PlannedResource]
     outputs: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """What the program logged at warning level or above (pulumi.log.warn), as `pulumi up` would show it."""
 
     def of_type(self, type_: str) -> list[PlannedResource]:
         return [r for r in self.resources if r.type == type_]
@@ -158,9 +161,9 @@ class Plan:
         (directory / "resources.json").write_text(json.dumps(document, indent=2) + "\n")
         (directory / "outputs.json").write_text(json.dumps(self.outputs, indent=2) + "\n")
         for file_name, obj in self.manifests().items():
-            (directory / "manifests" / file_name).write_text(yaml.safe_dump(obj, sort_keys=False))
+            (directory / "manifests" / file_name).write_text(dump_yaml(obj))
         for file_name, release in self.helm_releases().items():
-            (directory / "helm" / file_name).write_text(yaml.safe_dump(release, sort_keys=False))
+            (directory / "helm" / file_name).write_text(dump_yaml(release))
 
 
 def _redacted(value: Any) -> Any:
@@ -170,6 +173,22 @@ def _redacted(value: Any) -> Any:
     if isinstance(value, list):
         return [_redacted(v) for v in value]
     return REDACTED
+
+
+class _ManifestDumper(yaml.SafeDumper):
+    """Multi-line strings (configuration files in ConfigMaps) as readable literal blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value and not any(ch in value for ch in "\t\r") and not value.endswith(" ") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ManifestDumper.add_representer(str, _str)
+
+
+def dump_yaml(document: Any) -> str:
+    return yaml.dump(document, Dumper=_ManifestDumper, sort_keys=False)
 
 
 def _plain(value: Any) -> Any:
@@ -261,12 +280,25 @@ def _kubeconfig(cluster_id: str) -> str:
     )
 
 
+class _Collector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 class RecordingMonitor(MockMonitor):
     """A mock monitor that also records each registration with its parent and secret-aware inputs."""
 
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.planned: list[PlannedResource] = []
+        self.log = logging.getLogger(f"pixelstream.offline.{id(self)}")
+        self.log.propagate = False
+        self.warnings = _Collector()
+        self.log.addHandler(self.warnings)
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
@@ -316,7 +348,9 @@ def offline_runtime(
         pulumi.runtime.set_all_config(dict(config or {}), secret_keys or [])
         mocks = mocks or OfflineMocks(region=(config or {}).get("oci:region", DEFAULT_REGION))
         monitor = RecordingMonitor(mocks)
-        pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_mocks(
+            mocks, project=project, stack=stack, preview=False, monitor=monitor, logger=monitor.log
+        )
         _sync_await(wait_for_rpcs())  # the root stack's registration
         yield monitor
     finally:
@@ -334,7 +368,13 @@ def run_offline(program: Callable[[], Any], *, project: str = "project", stack: 
         _sync_await(run_pulumi_func(program))
         root = pulumi.runtime.get_root_resource()
         outputs = _sync_await(_resolve_outputs(getattr(root, "outputs", {})))
-        return Plan(project=project, stack=stack, resources=monitor.planned, outputs=outputs)
+        return Plan(
+            project=project,
+            stack=stack,
+            resources=monitor.planned,
+            outputs=outputs,
+            warnings=monitor.warnings.messages,
+        )
 
 
 def _offline_value(value: Any) -> tuple[Any, bool]:
@@ -417,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for note in notes:
         print(f"note: {note}")
+    for warning in plan.warnings:
+        print(f"warning: {warning}")
     print(plan.tree())
     releases = plan.helm_releases().values()
     if releases:

@@ -7,6 +7,7 @@ from pixelstream import (
     GPU_TAINT,
     TURN_NODE_LABEL,
     TURN_TAINT,
+    AutoscalingSettings,
     CertManager,
     CertManagerArgs,
     CustomMetricsAdapter,
@@ -27,6 +28,10 @@ from pixelstream import (
     NodePoolArgs,
     OkeCluster,
     OkeClusterArgs,
+    PixelStreaming,
+    PixelStreamingArgs,
+    StreamerSettings,
+    TurnServerSettings,
     load_stack_config,
 )
 
@@ -114,6 +119,9 @@ for pool, spec in config.node_pools.items():
 addons = config.addons
 in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
 system_nodes = [pools["default"]]
+ingress_controller: list[pulumi.Resource] = []
+gpu_plugin: list[pulumi.Resource] = []
+issuers: dict[str, str] = {}
 
 
 if addons.ingress_nginx.enabled:
@@ -130,6 +138,7 @@ if addons.ingress_nginx.enabled:
         ),
         opts=in_cluster,
     )
+    ingress_controller.append(ingress)
     pulumi.export("ingressClass", ingress.ingress_class)
 if addons.cert_manager.enabled:
     certificates = CertManager(
@@ -137,6 +146,7 @@ if addons.cert_manager.enabled:
         CertManagerArgs(email=addons.cert_manager.email, depends_on=system_nodes, **addons.release_args("certManager")),
         opts=in_cluster,
     )
+    issuers = {name: name for name in certificates.issuers.values()}
     pulumi.export("clusterIssuers", certificates.issuers)
 if addons.metrics_server.enabled:
     MetricsServer(
@@ -186,7 +196,68 @@ if addons.gpu_plugin.enabled:
         ),
         opts=in_cluster,
     )
+    gpu_plugin.append(plugin)
     pulumi.export("gpuResource", plugin.gpu_resource)
+
+# The streaming workload. The relay may reach only what media must reach: the streamer pods' addresses.
+streaming = config.streaming
+if streaming.enabled:
+    media_peers = [config.network.subnets.workers if vcn_native else config.cluster.pods_cidr]
+    streamer, scaling = streaming.streamer, streaming.autoscaling
+    workload = PixelStreaming(
+        "pixel-streaming",
+        PixelStreamingArgs(
+            namespace=streaming.namespace,
+            images=streaming.images,
+            image_pull_secrets=streaming.image_pull_secrets,
+            turn=TurnServerSettings(
+                relay_ports=config.network.relay_ports.bounds,
+                media_peer_cidrs=media_peers,
+                realm=streaming.turn.realm,
+                user_quota=streaming.turn.user_quota,
+                total_quota=streaming.turn.total_quota,
+                max_bytes_per_second=streaming.turn.max_bytes_per_second,
+            ),
+            credential_ttl_seconds=streaming.turn.credential_ttl_seconds,
+            streamer=StreamerSettings(
+                gpu_mode=streamer.gpu_mode,
+                cpu=streamer.cpu,
+                memory=streamer.memory,
+                cpu_limit=streamer.cpu_limit,
+                memory_limit=streamer.memory_limit,
+                resolution=(streamer.resolution_width, streamer.resolution_height),
+                max_fps=streamer.max_fps,
+                extra_args=streamer.extra_args,
+                startup_timeout_seconds=streamer.startup_timeout_seconds,
+                drain_seconds=streamer.drain_seconds,
+            ),
+            autoscaling=AutoscalingSettings(
+                min_replicas=scaling.min_replicas,
+                max_replicas=scaling.max_replicas,
+                target_pool_ratio=scaling.target_pool_ratio,
+                scale_up_stabilization_seconds=scaling.scale_up.stabilization_seconds,
+                scale_up_pods=scaling.scale_up.pods,
+                scale_up_percent=scaling.scale_up.percent,
+                scale_up_period_seconds=scaling.scale_up.period_seconds,
+                scale_down_stabilization_seconds=scaling.scale_down.stabilization_seconds,
+            ),
+            host=streaming.ingress.host,
+            path_prefix=streaming.ingress.path_prefix,
+            cluster_issuer=issuers.get(streaming.ingress.issuer),
+            pod_proxy_prefix=streaming.pod_proxy.path_prefix if streaming.pod_proxy.enabled else None,
+            system_nodes=system_nodes,
+            turn_nodes=[pools["turn"]],
+            gpu_nodes=[pools["gpu"], *gpu_plugin],
+            ingress_controller=ingress_controller,
+        ),
+        opts=in_cluster,
+    )
+    pulumi.export("url", workload.url)
+    pulumi.export("streamingNamespace", workload.namespace)
+    pulumi.export("images", workload.images)
+    if workload.pod_proxy_password is not None:
+        pulumi.export("podProxyUsername", workload.pod_proxy_username)
+        pulumi.export("podProxyPassword", workload.pod_proxy_password)
 
 pulumi.export("vcnId", network.vcn_id)
 pulumi.export("subnetIds", network.subnet_ids)

@@ -155,7 +155,9 @@ def test_oke_addon_can_own_the_gpu_plugin_instead(tmp_path: Path) -> None:
 
 
 def test_time_slicing_shares_gpus_under_their_own_resource_name(tmp_path: Path) -> None:
-    plan = plan_with(tmp_path, addons={"gpuPlugin": {"streamsPerGpu": 4}})
+    plan = plan_with(
+        tmp_path, addons={"gpuPlugin": {"streamsPerGpu": 4}}, streaming={"streamer": {"gpuMode": "timeSliced"}}
+    )
     config = releases(plan)["nvidia-device-plugin"]["values"]["config"]
     assert config["default"] == "default"
     sharing = yaml.safe_load(config["map"]["default"])["sharing"]["timeSlicing"]
@@ -248,6 +250,7 @@ def test_each_addon_can_be_switched_off(tmp_path: Path) -> None:
                 "prometheusAdapter",
             )
         },
+        streaming={"enabled": False},
     )
     assert plan.helm_releases() == {}
     assert not plan.of_type(ADDON)

@@ -1,0 +1,46 @@
+"""TURN bootstrap (init container): completes coturn's configuration for the node it runs on.
+
+Reads the node's public and private IPs from its Node object (the TURN pool's nodes have public IPs) and
+writes the rendered template plus `listening-ip`, `relay-ip`, `external-ip=<public>/<private>` and the
+`static-auth-secret` to the file coturn starts with.
+
+Environment: NODE_NAME, TURN_SECRET, TEMPLATE (turnserver.conf from the ConfigMap), OUTPUT; Kubernetes
+access as in kube.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import kube
+
+
+def node_specific(public_ip: str, private_ip: str, secret: str) -> str:
+    return (
+        f"listening-ip={private_ip}\n"
+        f"relay-ip={private_ip}\n"
+        f"external-ip={public_ip}/{private_ip}\n"
+        f"static-auth-secret={secret}\n"
+    )
+
+
+def main() -> int:
+    node_name = os.environ["NODE_NAME"]
+    addresses = kube.node_addresses(kube.call("GET", f"/api/v1/nodes/{node_name}"))
+    if "ExternalIP" not in addresses or "InternalIP" not in addresses:
+        print(f"turn-bootstrap: node {node_name} has no public IP ({addresses}); TURN nodes need one", file=sys.stderr)
+        return 1
+    template = Path(os.environ["TEMPLATE"]).read_text()
+    output = Path(os.environ["OUTPUT"])
+    output.write_text(
+        template + node_specific(addresses["ExternalIP"], addresses["InternalIP"], os.environ["TURN_SECRET"])
+    )
+    output.chmod(0o600)
+    print(f"turn-bootstrap: {node_name} relays as {addresses['ExternalIP']} (private {addresses['InternalIP']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""The one table of container images the streaming workload runs, each pinned to a tag or digest."""
+
+from __future__ import annotations
+
+import re
+
+REFERENCE = "ghcr.io/oracle-quickstart/oke-unreal-pixel-streaming"
+
+IMAGES: dict[str, str] = {
+    "coturn": "docker.io/coturn/coturn:4.7.0-r2",
+    "python": "docker.io/library/python:3.13.9-slim-bookworm",
+    "traefik": "docker.io/library/traefik:v3.7.13",
+    # The reference system publishes its images only as `latest`; pin them per stack (images.<name>) to a
+    # digest or to your own build. The plan warns while they float.
+    "signalserver": f"{REFERENCE}/signalserver:latest",
+    "matchmaker": f"{REFERENCE}/matchmaker:latest",
+    "player": f"{REFERENCE}/player:latest",
+    "podproxy": f"{REFERENCE}/podproxy:latest",
+    "unreal": f"{REFERENCE}/pxdemo:latest",
+}
+
+_REFERENCE = re.compile(
+    r"^(?P<repository>[a-z0-9]+([._/:-][a-z0-9]+)*?)(:(?P<tag>[\w][\w.-]{0,127})|@(?P<digest>sha256:[a-f0-9]{64}))$"
+)
+
+
+def image_problem(reference: str) -> str | None:
+    """Why `reference` is not a pinned image reference, or None when it is."""
+    match = _REFERENCE.match(reference)
+    if not match:
+        return f"{reference} is not an image reference with a tag or digest (registry/repository:tag or @sha256:...)"
+    return None
+
+
+def floating(reference: str) -> bool:
+    """A tag that moves on its own, so two pulls may run different code."""
+    match = _REFERENCE.match(reference)
+    return bool(match and match["tag"] in ("latest", "edge", "main", "master"))

@@ -1,0 +1,466 @@
+"""Streaming: the stream pods (signalling server + Unreal app + deletion-cost agent) and their autoscaler,
+the matchmaker that queues players and hands them a free stream, and the player web app."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .charts import PART_OF
+from .constants import GPU_NODE_LABEL, GPU_RESOURCE, GPU_TAINT, SHARED_GPU_RESOURCE
+from .custom_metrics import POOL_RATIO_METRIC
+from .workload import helpers_config_map, helpers_volume, http_probe, labels, resources, security_context
+
+MATCHMAKER = "matchmaker"
+PLAYER = "player"
+STREAM = "stream"
+SIGNAL_HTTP_PORT = 3000
+STREAMER_PORT = 8888
+SIGNAL_METRICS_PORT = 9000
+MATCHMAKER_SOCKET_PORT = 9999
+UNREAL_REST_PORT = 8111
+PLAYER_PORT = 8080
+DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
+
+GpuMode = Literal["whole", "timeSliced", "cpuPacked"]
+
+# The reference's signalling and matchmaker settings (cirrus.json, matchmaker.json); flags override them.
+CIRRUS = {
+    "UseFrontend": False,
+    "UseMatchmaker": False,
+    "UseHTTPS": False,
+    "UseAuthentication": False,
+    "LogToFile": False,
+    "EnableWebserver": False,
+    "HomepageFile": None,
+    "HttpPort": SIGNAL_HTTP_PORT,
+    "StreamerPort": STREAMER_PORT,
+}
+MATCHMAKER_CONFIG = {
+    "HttpPort": SIGNAL_HTTP_PORT,
+    "UseHTTPS": False,
+    "MatchmakerPort": MATCHMAKER_SOCKET_PORT,
+    "LogToFile": False,
+    "enableRedirectionLinks": False,
+    "enableRESTAPI": True,
+}
+
+
+@dataclass
+class StreamerSettings:
+    gpu_mode: GpuMode = "whole"
+    """`whole`: one GPU per stream; `timeSliced`: one time-sliced share; `cpuPacked`: no GPU request, streams
+    packed onto GPU nodes by their CPU request (the reference's approach)."""
+    cpu: str = "3750m"
+    memory: str = "8Gi"
+    cpu_limit: str = "8"
+    memory_limit: str = "16Gi"
+    resolution: tuple[int, int] = (1920, 1080)
+    max_fps: int = 30
+    extra_args: Sequence[str] = ()
+    """More Unreal command-line arguments."""
+    startup_timeout_seconds: int = 600
+    """How long the Unreal app may take to connect to its signalling server before the pod is restarted."""
+    drain_seconds: int = 120
+    """How long a stopping stream waits for its players to leave."""
+
+
+@dataclass
+class AutoscalingSettings:
+    min_replicas: int = 1
+    max_replicas: int = 10
+    target_pool_ratio: float = 0.9
+    """Players per ready stream the autoscaler aims for; below 1 keeps spare streams warm."""
+    scale_up_stabilization_seconds: int = 0
+    scale_up_pods: int = 2
+    scale_up_percent: int = 10
+    scale_up_period_seconds: int = 15
+    scale_down_stabilization_seconds: int = 30
+
+
+def unreal_arguments(settings: StreamerSettings) -> str:
+    """EXTRA_ARGS of the reference Unreal image's launch script."""
+    arguments = [
+        f"-RestApiPort={UNREAL_REST_PORT}",
+        "-AllowPixelStreamingCommands",
+        "-PixelStreamingHideCursor",
+        f"-PixelStreamingWebRTCMaxFps={settings.max_fps}",
+        "-PixelStreamingWebRTCDisableReceiveAudio",
+        "-FullStdOutLogOutput",
+        *settings.extra_args,
+    ]
+    return shlex.join(arguments)
+
+
+def gpu_resources(mode: GpuMode) -> dict[str, str]:
+    return {"whole": {GPU_RESOURCE: "1"}, "timeSliced": {SHARED_GPU_RESOURCE: "1"}, "cpuPacked": {}}[mode]
+
+
+# Keeps the Unreal app alive while its signalling server still has players (it tells them the stream is
+# ending and waits for them to leave); reads the signalling server's own player gauge with bash only.
+# Arguments: number of checks, metrics port, seconds between checks.
+_DRAIN_SCRIPT = """for i in $(seq 1 $1); do
+  players=$( (exec 3<>/dev/tcp/127.0.0.1/$2 \\
+      && printf 'GET /custom HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3) 2>/dev/null \\
+    | awk '/^signalserver_player_socket_connections /{print int($2)}')
+  [ "${players:-0}" = "0" ] && exit 0
+  sleep $3
+done"""
+DRAIN_CHECK_SECONDS = 5
+
+
+def drain_hook(settings: StreamerSettings) -> dict:
+    checks = max(settings.drain_seconds // DRAIN_CHECK_SECONDS, 1)
+    arguments = [str(checks), str(SIGNAL_METRICS_PORT), str(DRAIN_CHECK_SECONDS)]
+    return {"preStop": {"exec": {"command": ["bash", "-c", _DRAIN_SCRIPT, "drain", *arguments]}}}
+
+
+@dataclass(kw_only=True)
+class StreamingArgs:
+    namespace: pulumi.Input[str]
+    images: dict[str, str]
+    """Image references by name: signalserver, matchmaker, player, unreal, python."""
+    ice_config_url: str
+    streamer: StreamerSettings = field(default_factory=StreamerSettings)
+    autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
+    player_replicas: int = 2
+    image_pull_secrets: Sequence[str] = field(default_factory=list)
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What the stream Deployment waits for: the GPU pool and the device plugin."""
+
+
+class Streaming(pulumi.ComponentResource):
+    """Outputs: `matchmaker_service`, `player_service` (names, port 80 for the player, 3000 for the matchmaker)."""
+
+    matchmaker_service: str
+    player_service: str
+
+    def __init__(self, name: str, args: StreamingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pixelstream:index:Streaming", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ns = args.namespace
+        pull_secrets = [{"name": s} for s in args.image_pull_secrets]
+        app_config = k8s.core.v1.ConfigMap(
+            "pixel-app-configs",
+            metadata={"name": "pixel-app-configs", "namespace": ns, "labels": PART_OF},
+            data={
+                "cirrus.json": json.dumps(CIRRUS, indent=2),
+                "matchmaker.json": json.dumps(MATCHMAKER_CONFIG, indent=2),
+            },
+            opts=child,
+        )
+        config_volume = {"name": "config", "configMap": {"name": app_config.metadata["name"]}}
+        helpers = helpers_config_map("stream-helpers", ns, ["deletion_cost.py"], self)
+
+        self._stream(args, helpers, config_volume, pull_secrets)
+        self._matchmaker(args, config_volume, pull_secrets)
+        self._player(args, pull_secrets)
+        self.matchmaker_service = MATCHMAKER
+        self.player_service = PLAYER
+        self.register_outputs({"matchmaker_service": MATCHMAKER, "player_service": PLAYER})
+
+    def _stream(
+        self, args: StreamingArgs, helpers: k8s.core.v1.ConfigMap, config_volume: dict, pull_secrets: list
+    ) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        ns, settings = args.namespace, args.streamer
+        account = k8s.core.v1.ServiceAccount(
+            STREAM, metadata={"name": STREAM, "namespace": ns, "labels": PART_OF}, opts=child
+        )
+        # The deletion-cost agent patches its own pod: a namespaced Role, pods only, get and patch only.
+        role = k8s.rbac.v1.Role(
+            "stream-deletion-cost",
+            metadata={"name": "stream-deletion-cost", "namespace": ns, "labels": PART_OF},
+            rules=[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}],
+            opts=child,
+        )
+        k8s.rbac.v1.RoleBinding(
+            "stream-deletion-cost",
+            metadata={"name": "stream-deletion-cost", "namespace": ns, "labels": PART_OF},
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role.metadata["name"]},
+            subjects=[{"kind": "ServiceAccount", "name": account.metadata["name"], "namespace": ns}],
+            opts=child,
+        )
+        stream_labels = labels(STREAM)
+        width, height = settings.resolution
+        gpu = gpu_resources(settings.gpu_mode)
+        periods = -(-settings.startup_timeout_seconds // 10)
+        signaler = {
+            "name": "signaler",
+            "image": args.images["signalserver"],
+            "command": ["node", "wrapper.js"],
+            "args": [
+                "--configFile=/config/cirrus.json",
+                f"--httpPort={SIGNAL_HTTP_PORT}",
+                f"--streamerPort={STREAMER_PORT}",
+                "--UseMatchmaker=true",
+                f"--MatchmakerAddress={MATCHMAKER}",
+                f"--MatchmakerPort={MATCHMAKER_SOCKET_PORT}",
+                "--useMatchmaker=true",
+                f"--matchmakerAddress={MATCHMAKER}",
+                f"--matchmakerPort={MATCHMAKER_SOCKET_PORT}",
+                f"--ueRestEndpoint=http://localhost:{UNREAL_REST_PORT}",
+                f"--rtcConfigSvc={args.ice_config_url}",
+                f"--metricsPort={SIGNAL_METRICS_PORT}",
+            ],
+            "ports": [
+                {"name": "http", "containerPort": SIGNAL_HTTP_PORT},
+                {"name": "stream", "containerPort": STREAMER_PORT},
+                {"name": "metrics", "containerPort": SIGNAL_METRICS_PORT},
+            ],
+            # /healthz answers 200 once the Unreal app has connected: a slow start gets startup_timeout_seconds,
+            # then readiness follows the stream; liveness only asks whether the server itself answers.
+            "startupProbe": http_probe("/healthz", "http", period=10, failures=periods),
+            "readinessProbe": http_probe("/healthz", "http", period=5),
+            "livenessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 20, "failureThreshold": 3},
+            "volumeMounts": [
+                {"name": "config", "mountPath": "/config", "readOnly": True},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+            "securityContext": security_context(10001),
+            "resources": resources("250m", "256Mi", "1", "512Mi"),
+        }
+        unreal = {
+            "name": "streamer",
+            "image": args.images["unreal"],
+            "env": [
+                {"name": "SIGNAL_URL", "value": f"ws://localhost:{STREAMER_PORT}"},
+                {"name": "RES_X", "value": str(width)},
+                {"name": "RES_Y", "value": str(height)},
+                {"name": "EXTRA_ARGS", "value": unreal_arguments(settings)},
+                # NVENC needs `video`, rendering `graphics`; without them the runtime injects neither library.
+                {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "graphics,video,compute,utility"},
+                *([{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}] if settings.gpu_mode == "cpuPacked" else []),
+            ],
+            "ports": [{"name": "rest", "containerPort": UNREAL_REST_PORT}],
+            "lifecycle": drain_hook(settings),
+            # Unreal writes its Saved/ tree next to the game: the root filesystem stays writable.
+            "securityContext": security_context(1000, read_only=False),
+            "resources": {
+                "requests": {"cpu": settings.cpu, "memory": settings.memory, **gpu},
+                "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit, **gpu},
+            },
+        }
+        agent = {
+            "name": "deletion-cost",
+            "image": args.images["python"],
+            "command": ["python", "/helpers/deletion_cost.py"],
+            "env": [
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "METRICS_URL", "value": f"http://localhost:{SIGNAL_METRICS_PORT}/custom"},
+            ],
+            "volumeMounts": [{"name": "helpers", "mountPath": "/helpers", "readOnly": True}],
+            "securityContext": security_context(65534),
+            "resources": resources("5m", "24Mi", "50m", "64Mi"),
+        }
+        node_affinity = {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": GPU_NODE_LABEL[0], "operator": "In", "values": [GPU_NODE_LABEL[1]]}]}
+                ]
+            }
+        }
+        deployment = k8s.apps.v1.Deployment(
+            STREAM,
+            metadata={
+                "name": STREAM,
+                "namespace": ns,
+                "labels": stream_labels,
+                # Unreal images are large and GPU nodes slow to join: give the first rollout time.
+                "annotations": {"pulumi.com/timeoutSeconds": "1800"},
+            },
+            spec={
+                # No replicas: the autoscaler owns the count.
+                "selector": {"matchLabels": stream_labels},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {
+                        "labels": stream_labels,
+                        "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(SIGNAL_METRICS_PORT)},
+                    },
+                    "spec": {
+                        "serviceAccountName": account.metadata["name"],
+                        "imagePullSecrets": pull_secrets,
+                        "affinity": {"nodeAffinity": node_affinity},
+                        "tolerations": [GPU_TAINT.toleration()],
+                        "terminationGracePeriodSeconds": settings.drain_seconds + 30,
+                        "securityContext": {"fsGroup": 1000},
+                        "containers": [signaler, unreal, agent],
+                        "volumes": [
+                            config_volume,
+                            helpers_volume(helpers),
+                            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+                        ],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        scaling = args.autoscaling
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            "stream-autoscaler",
+            metadata={"name": "stream-autoscaler", "namespace": ns, "labels": labels("stream-autoscaler")},
+            spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata["name"]},
+                "minReplicas": scaling.min_replicas,
+                "maxReplicas": scaling.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Object",
+                        "object": {
+                            "metric": {"name": POOL_RATIO_METRIC},
+                            "describedObject": {"apiVersion": "v1", "kind": "Service", "name": MATCHMAKER},
+                            "target": {"type": "Value", "value": f"{scaling.target_pool_ratio:g}"},
+                        },
+                    }
+                ],
+                "behavior": {
+                    "scaleUp": {
+                        "stabilizationWindowSeconds": scaling.scale_up_stabilization_seconds,
+                        "policies": [
+                            {
+                                "type": "Pods",
+                                "value": scaling.scale_up_pods,
+                                "periodSeconds": scaling.scale_up_period_seconds,
+                            },
+                            {
+                                "type": "Percent",
+                                "value": scaling.scale_up_percent,
+                                "periodSeconds": scaling.scale_up_period_seconds,
+                            },
+                        ],
+                    },
+                    "scaleDown": {"stabilizationWindowSeconds": scaling.scale_down_stabilization_seconds},
+                },
+            },
+            opts=child,
+        )
+        # One stream at a time during node drains: sessions end gradually, drains never block.
+        k8s.policy.v1.PodDisruptionBudget(
+            STREAM,
+            metadata={"name": STREAM, "namespace": ns, "labels": stream_labels},
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": stream_labels}},
+            opts=child,
+        )
+
+    def _matchmaker(self, args: StreamingArgs, config_volume: dict, pull_secrets: list) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        ns = args.namespace
+        matchmaker_labels = labels(MATCHMAKER)
+        k8s.apps.v1.Deployment(
+            MATCHMAKER,
+            metadata={"name": MATCHMAKER, "namespace": ns, "labels": matchmaker_labels},
+            spec={
+                # The matchmaker keeps the stream pool in memory: exactly one, replaced rather than doubled.
+                "replicas": 1,
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": matchmaker_labels},
+                "template": {
+                    "metadata": {"labels": matchmaker_labels},
+                    "spec": {
+                        "imagePullSecrets": pull_secrets,
+                        "automountServiceAccountToken": False,
+                        "containers": [
+                            {
+                                "name": MATCHMAKER,
+                                "image": args.images["matchmaker"],
+                                "command": ["node", "wrapper.js"],
+                                "args": [
+                                    "--configFile=/config/matchmaker.json",
+                                    f"--HttpPort={SIGNAL_HTTP_PORT}",
+                                    f"--httpPort={SIGNAL_HTTP_PORT}",
+                                    f"--MatchmakerPort={MATCHMAKER_SOCKET_PORT}",
+                                    f"--matchmakerPort={MATCHMAKER_SOCKET_PORT}",
+                                ],
+                                "ports": [
+                                    {"name": "http", "containerPort": SIGNAL_HTTP_PORT},
+                                    {"name": "socket", "containerPort": MATCHMAKER_SOCKET_PORT},
+                                    {"name": "metrics", "containerPort": SIGNAL_METRICS_PORT},
+                                ],
+                                "readinessProbe": http_probe("/healthz", "http", period=10),
+                                "livenessProbe": http_probe("/healthz", "http", period=20),
+                                "volumeMounts": [{"name": "config", "mountPath": "/config", "readOnly": True}],
+                                "securityContext": security_context(10001),
+                                "resources": resources("100m", "128Mi", "500m", "256Mi"),
+                            }
+                        ],
+                        "volumes": [config_volume],
+                    },
+                },
+            },
+            opts=child,
+        )
+        k8s.core.v1.Service(
+            MATCHMAKER,
+            metadata={
+                "name": MATCHMAKER,
+                "namespace": ns,
+                "labels": matchmaker_labels,
+                # Scraped through the Service, so its series carry the `service` label the HPA's metric needs.
+                "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(SIGNAL_METRICS_PORT)},
+            },
+            spec={
+                "selector": matchmaker_labels,
+                "sessionAffinity": "ClientIP",
+                "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10}},
+                "ports": [
+                    {"name": "http", "port": SIGNAL_HTTP_PORT, "targetPort": "http"},
+                    {"name": "socket", "port": MATCHMAKER_SOCKET_PORT, "targetPort": "socket"},
+                    {"name": "metrics", "port": SIGNAL_METRICS_PORT, "targetPort": "metrics"},
+                ],
+            },
+            opts=child,
+        )
+
+    def _player(self, args: StreamingArgs, pull_secrets: list) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        ns = args.namespace
+        player_labels = labels(PLAYER)
+        k8s.apps.v1.Deployment(
+            PLAYER,
+            metadata={"name": PLAYER, "namespace": ns, "labels": player_labels},
+            spec={
+                "replicas": args.player_replicas,
+                "selector": {"matchLabels": player_labels},
+                "template": {
+                    "metadata": {"labels": player_labels},
+                    "spec": {
+                        "imagePullSecrets": pull_secrets,
+                        "automountServiceAccountToken": False,
+                        "containers": [
+                            {
+                                "name": PLAYER,
+                                "image": args.images["player"],
+                                "ports": [{"name": "http", "containerPort": PLAYER_PORT}],
+                                "readinessProbe": http_probe("/healthz", "http", period=10),
+                                "livenessProbe": http_probe("/healthz", "http", period=20),
+                                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                                "securityContext": security_context(10001),
+                                "resources": resources("50m", "64Mi", "200m", "128Mi"),
+                            }
+                        ],
+                        "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
+                    },
+                },
+            },
+            opts=child,
+        )
+        k8s.core.v1.Service(
+            PLAYER,
+            metadata={"name": PLAYER, "namespace": ns, "labels": player_labels},
+            spec={"selector": player_labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+            opts=child,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            PLAYER,
+            metadata={"name": PLAYER, "namespace": ns, "labels": player_labels},
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": player_labels}},
+            opts=child,
+        )

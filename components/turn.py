@@ -1,0 +1,332 @@
+"""Turn: coturn on every TURN node (host network, per-session credentials, no relaying into private
+networks) and the ICE config service that hands browsers and streamers their TURN servers."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from .charts import PART_OF
+from .constants import TURN_LISTENING_PORT, TURN_NODE_LABEL, TURN_TAINT
+from .workload import helpers_config_map, helpers_volume, http_probe, labels, resources, security_context
+
+TURN_METRICS_PORT = 9641
+ICE_CONFIG_PORT = 8080
+ICE_CONFIG_SERVICE = "ice-config"
+NOBODY = 65534
+
+# Special-purpose and private IPv4/IPv6 ranges a relay must never reach (streaming-peers §3.1): cloud
+# metadata (169.254.169.254), the VCN and other private networks, loopback, CGNAT, documentation, multicast.
+DENIED_PEER_CIDRS = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::1/128",
+    "64:ff9b::/96",
+    "fc00::/7",
+    "fe80::/10",
+)
+
+
+def peer_range(cidr: str) -> str:
+    """A CIDR in coturn's `first-last` form."""
+    network = ipaddress.ip_network(cidr)
+    return f"{network[0]}-{network[-1]}"
+
+
+@dataclass
+class TurnServerSettings:
+    relay_ports: tuple[int, int]
+    """From the network config: the same range the TURN NSG opens."""
+    media_peer_cidrs: Sequence[str]
+    """What relayed media must reach (the streamer pods' addresses); everything else private is denied."""
+    realm: str = "pixelstream"
+    user_quota: int = 10
+    total_quota: int = 1000
+    max_bytes_per_second: int = 6_250_000
+    """Per session: 50 Mbit/s, above Pixel Streaming's usual encoder ceiling."""
+
+
+def turnserver_conf(settings: TurnServerSettings) -> str:
+    """coturn's configuration, without the per-node lines the bootstrap adds (addresses, secret)."""
+    lines = [
+        f"listening-port={TURN_LISTENING_PORT}",
+        f"min-port={settings.relay_ports[0]}",
+        f"max-port={settings.relay_ports[1]}",
+        f"realm={settings.realm}",
+        "use-auth-secret",
+        "fingerprint",
+        "no-cli",
+        "no-tls",
+        "no-dtls",
+        "no-multicast-peers",
+        "no-rfc5780",
+        "stale-nonce=600",
+        f"user-quota={settings.user_quota}",
+        f"total-quota={settings.total_quota}",
+        f"max-bps={settings.max_bytes_per_second}",
+        "log-file=stdout",
+        "pidfile=/var/tmp/turnserver.pid",
+        "userdb=/var/lib/coturn/turndb",
+        "prometheus",
+        f"prometheus-port={TURN_METRICS_PORT}",
+    ]
+    lines += [f"denied-peer-ip={peer_range(cidr)}" for cidr in DENIED_PEER_CIDRS]
+    # An address both allowed and denied is allowed: this carves the media path out of the denied ranges.
+    lines += [f"allowed-peer-ip={peer_range(cidr)}" for cidr in settings.media_peer_cidrs]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(kw_only=True)
+class TurnArgs:
+    namespace: pulumi.Input[str]
+    server: TurnServerSettings
+    coturn_image: str
+    python_image: str
+    credential_ttl_seconds: int = 3600
+    ice_config_replicas: int = 2
+    image_pull_secrets: Sequence[str] = field(default_factory=list)
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What the DaemonSet waits for: the TURN node pool."""
+
+
+class Turn(pulumi.ComponentResource):
+    """Outputs: `ice_config_url` (what the signalling server fetches), `secret_name`."""
+
+    ice_config_url: str
+    secret_name: str
+
+    def __init__(self, name: str, args: TurnArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pixelstream:index:Turn", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ns = args.namespace
+        pull_secrets = [{"name": s} for s in args.image_pull_secrets]
+
+        auth_secret = random.RandomPassword(f"{name}-auth-secret", length=48, special=False, opts=child)
+        secret = k8s.core.v1.Secret(
+            "turn-auth",
+            metadata={"name": "turn-auth", "namespace": ns, "labels": PART_OF},
+            string_data={"static-auth-secret": pulumi.Output.secret(auth_secret.result)},
+            opts=child,
+        )
+        secret_env = {
+            "name": "TURN_SECRET",
+            "valueFrom": {"secretKeyRef": {"name": secret.metadata["name"], "key": "static-auth-secret"}},
+        }
+        config = k8s.core.v1.ConfigMap(
+            "coturn",
+            metadata={"name": "coturn", "namespace": ns, "labels": PART_OF},
+            data={"turnserver.conf": turnserver_conf(args.server)},
+            opts=child,
+        )
+        helpers = helpers_config_map("turn-helpers", ns, ["turn_bootstrap.py", "ice_config.py"], self)
+
+        turn_account = self._node_reader("turn", ns, ["get"], "the TURN bootstrap reads its own node's addresses")
+        ice_account = self._node_reader(
+            ICE_CONFIG_SERVICE, ns, ["list"], "the ICE config service lists the TURN nodes and their public IPs"
+        )
+
+        turn_labels = labels("turn")
+        k8s.apps.v1.DaemonSet(
+            "turn",
+            metadata={"name": "turn", "namespace": ns, "labels": turn_labels},
+            spec={
+                "selector": {"matchLabels": turn_labels},
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+                "template": {
+                    "metadata": {
+                        "labels": turn_labels,
+                        "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(TURN_METRICS_PORT)},
+                    },
+                    "spec": {
+                        # Relay ports are a whole range on the node's own addresses: only host networking works.
+                        "hostNetwork": True,
+                        "dnsPolicy": "ClusterFirstWithHostNet",
+                        "serviceAccountName": turn_account,
+                        "imagePullSecrets": pull_secrets,
+                        "affinity": {
+                            "nodeAffinity": {
+                                "requiredDuringSchedulingIgnoredDuringExecution": {
+                                    "nodeSelectorTerms": [
+                                        {
+                                            "matchExpressions": [
+                                                {
+                                                    "key": TURN_NODE_LABEL[0],
+                                                    "operator": "In",
+                                                    "values": [TURN_NODE_LABEL[1]],
+                                                }
+                                            ]
+                                        }
+                                    ]
+                                }
+                            }
+                        },
+                        "tolerations": [TURN_TAINT.toleration()],
+                        "terminationGracePeriodSeconds": 30,
+                        "initContainers": [
+                            {
+                                "name": "bootstrap",
+                                "image": args.python_image,
+                                "command": ["python", "/helpers/turn_bootstrap.py"],
+                                "env": [
+                                    {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                                    secret_env,
+                                    {"name": "TEMPLATE", "value": "/template/turnserver.conf"},
+                                    {"name": "OUTPUT", "value": "/run/coturn/turnserver.conf"},
+                                ],
+                                "volumeMounts": [
+                                    {"name": "helpers", "mountPath": "/helpers", "readOnly": True},
+                                    {"name": "template", "mountPath": "/template", "readOnly": True},
+                                    {"name": "runtime", "mountPath": "/run/coturn"},
+                                ],
+                                "securityContext": security_context(NOBODY),
+                                "resources": resources("10m", "32Mi", "100m", "64Mi"),
+                            }
+                        ],
+                        "containers": [
+                            {
+                                "name": "coturn",
+                                "image": args.coturn_image,
+                                "args": ["-c", "/run/coturn/turnserver.conf"],
+                                "ports": [
+                                    {
+                                        "name": "turn-udp",
+                                        "containerPort": TURN_LISTENING_PORT,
+                                        "hostPort": TURN_LISTENING_PORT,
+                                        "protocol": "UDP",
+                                    },
+                                    {
+                                        "name": "turn-tcp",
+                                        "containerPort": TURN_LISTENING_PORT,
+                                        "hostPort": TURN_LISTENING_PORT,
+                                        "protocol": "TCP",
+                                    },
+                                    {
+                                        "name": "metrics",
+                                        "containerPort": TURN_METRICS_PORT,
+                                        "hostPort": TURN_METRICS_PORT,
+                                        "protocol": "TCP",
+                                    },
+                                ],
+                                "readinessProbe": {"tcpSocket": {"port": TURN_LISTENING_PORT}, "periodSeconds": 10},
+                                "livenessProbe": {
+                                    "tcpSocket": {"port": TURN_LISTENING_PORT},
+                                    "periodSeconds": 20,
+                                    "failureThreshold": 3,
+                                },
+                                "volumeMounts": [
+                                    {"name": "runtime", "mountPath": "/run/coturn", "readOnly": True},
+                                    {"name": "state", "mountPath": "/var/lib/coturn"},
+                                    {"name": "tmp", "mountPath": "/var/tmp"},
+                                ],
+                                "securityContext": security_context(NOBODY),
+                                "resources": resources("500m", "256Mi", "4", "1Gi"),
+                            }
+                        ],
+                        "volumes": [
+                            helpers_volume(helpers),
+                            {"name": "template", "configMap": {"name": config.metadata["name"]}},
+                            # Holds the rendered config with the shared secret: memory only.
+                            {"name": "runtime", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+                            {"name": "state", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+                            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+                        ],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+
+        ice_labels = labels(ICE_CONFIG_SERVICE)
+        k8s.apps.v1.Deployment(
+            ICE_CONFIG_SERVICE,
+            metadata={"name": ICE_CONFIG_SERVICE, "namespace": ns, "labels": ice_labels},
+            spec={
+                "replicas": args.ice_config_replicas,
+                "selector": {"matchLabels": ice_labels},
+                "template": {
+                    "metadata": {"labels": ice_labels},
+                    "spec": {
+                        "serviceAccountName": ice_account,
+                        "imagePullSecrets": pull_secrets,
+                        "containers": [
+                            {
+                                "name": "ice-config",
+                                "image": args.python_image,
+                                "command": ["python", "/helpers/ice_config.py"],
+                                "env": [
+                                    secret_env,
+                                    {"name": "TURN_PORT", "value": str(TURN_LISTENING_PORT)},
+                                    {"name": "TTL_SECONDS", "value": str(args.credential_ttl_seconds)},
+                                    {"name": "NODE_SELECTOR", "value": f"{TURN_NODE_LABEL[0]}={TURN_NODE_LABEL[1]}"},
+                                    {"name": "PORT", "value": str(ICE_CONFIG_PORT)},
+                                ],
+                                "ports": [{"name": "http", "containerPort": ICE_CONFIG_PORT}],
+                                "readinessProbe": http_probe("/healthz", "http", period=10),
+                                "livenessProbe": http_probe("/livez", "http", period=20),
+                                "volumeMounts": [{"name": "helpers", "mountPath": "/helpers", "readOnly": True}],
+                                "securityContext": security_context(NOBODY),
+                                "resources": resources("20m", "48Mi", "200m", "128Mi"),
+                            }
+                        ],
+                        "volumes": [helpers_volume(helpers)],
+                    },
+                },
+            },
+            opts=child,
+        )
+        k8s.core.v1.Service(
+            ICE_CONFIG_SERVICE,
+            metadata={"name": ICE_CONFIG_SERVICE, "namespace": ns, "labels": ice_labels},
+            spec={"selector": ice_labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+            opts=child,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            ICE_CONFIG_SERVICE,
+            metadata={"name": ICE_CONFIG_SERVICE, "namespace": ns, "labels": ice_labels},
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": ice_labels}},
+            opts=child,
+        )
+        self.ice_config_url = f"http://{ICE_CONFIG_SERVICE}"
+        self.secret_name = "turn-auth"
+        self.register_outputs({"ice_config_url": self.ice_config_url})
+
+    def _node_reader(self, name: str, namespace: pulumi.Input[str], verbs: list[str], why: str) -> pulumi.Output[str]:
+        """A service account in the app namespace with read-only access to Node objects (nodes are cluster-scoped,
+        hence a ClusterRole); returns the account's name."""
+        child = pulumi.ResourceOptions(parent=self)
+        account = k8s.core.v1.ServiceAccount(
+            name, metadata={"name": name, "namespace": namespace, "labels": PART_OF}, opts=child
+        )
+        role_name = pulumi.Output.concat("pixelstream-", namespace, f"-{name}-nodes")
+        role = k8s.rbac.v1.ClusterRole(
+            f"{name}-nodes",
+            metadata={"name": role_name, "labels": PART_OF, "annotations": {"pixelstream/why": why}},
+            rules=[{"apiGroups": [""], "resources": ["nodes"], "verbs": verbs}],
+            opts=child,
+        )
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-nodes",
+            metadata={"name": role_name, "labels": PART_OF},
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.metadata["name"]},
+            subjects=[{"kind": "ServiceAccount", "name": account.metadata["name"], "namespace": namespace}],
+            opts=child,
+        )
+        return account.metadata["name"]

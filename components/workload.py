@@ -1,0 +1,68 @@
+"""Building blocks of the streaming workload's pods: security contexts, resources, probes, helper scripts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .charts import PART_OF
+
+HELPERS_DIR = Path(__file__).parent / "app"
+HELPERS_MOUNT = "/helpers"
+
+
+def security_context(user: int = 10001, read_only: bool = True, add_capabilities: Sequence[str] = ()) -> dict[str, Any]:
+    """Non-root, no privilege escalation, every capability dropped but those named."""
+    capabilities: dict[str, Any] = {"drop": ["ALL"]}
+    if add_capabilities:
+        capabilities["add"] = list(add_capabilities)
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": user,
+        "runAsGroup": user,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": read_only,
+        "capabilities": capabilities,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu_limit, "memory": memory_limit}}
+
+
+def http_probe(
+    path: str, port: int | str, period: int = 10, failures: int = 3, initial_delay: int = 0
+) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "initialDelaySeconds": initial_delay,
+        "timeoutSeconds": 3,
+    }
+
+
+def labels(component: str) -> dict[str, str]:
+    return {**PART_OF, "app.kubernetes.io/name": component}
+
+
+def helpers_config_map(
+    name: str, namespace: pulumi.Input[str], scripts: Sequence[str], parent: pulumi.Resource
+) -> k8s.core.v1.ConfigMap:
+    """This project's helper scripts (components/app) as a ConfigMap, mounted at /helpers and run with the
+    pinned Python image: no image of our own to build, scan and host."""
+    return k8s.core.v1.ConfigMap(
+        name,
+        metadata={"name": name, "namespace": namespace, "labels": PART_OF},
+        data={script: (HELPERS_DIR / script).read_text() for script in ("kube.py", *scripts)},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def helpers_volume(config_map: k8s.core.v1.ConfigMap) -> dict[str, Any]:
+    return {"name": "helpers", "configMap": {"name": config_map.metadata["name"], "defaultMode": 0o444}}
