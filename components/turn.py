@@ -78,6 +78,7 @@ def turnserver_conf(settings: TurnServerSettings) -> str:
         "no-dtls",
         "no-multicast-peers",
         "no-rfc5780",
+        "no-software-attribute",
         "stale-nonce=600",
         f"user-quota={settings.user_quota}",
         f"total-quota={settings.total_quota}",

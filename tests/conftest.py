@@ -5,6 +5,8 @@ inside tests decorated with `@pulumi.runtime.test`."""
 from __future__ import annotations
 
 import base64
+import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,3 +30,14 @@ def pulumi_runtime(mocks: OfflineMocks) -> Iterator[RecordingMonitor]:
 
 def decode_user_data(inputs: dict) -> str:
     return base64.b64decode(inputs["nodeMetadata"]["user_data"]).decode()
+
+
+# The in-cluster helper programs import each other as top-level modules, as they run from /helpers.
+APP = ROOT / "components" / "app"
+sys.path.insert(0, str(APP))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,99 @@
+"""A fake Kubernetes API server on loopback for the helper programs' tests: canned answers per route, every
+request recorded, the service-account token checked."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+TOKEN = "fake-service-account-token"
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    content_type: str | None
+    body: Any
+
+
+Route = Callable[[Call], tuple[int, Any]]
+
+
+@dataclass
+class FakeKube:
+    routes: dict[tuple[str, str], Route]
+    calls: list[Call] = field(default_factory=list)
+    url: str = ""
+
+    def env(self, directory: Path) -> dict[str, str]:
+        """Environment that points kube.py at this server with a service-account token."""
+        (directory / "token").write_text(TOKEN)
+        return {"KUBERNETES_API": self.url, "SERVICE_ACCOUNT_DIR": str(directory)}
+
+
+def node(name: str, external: str | None, ready: bool = True, unschedulable: bool = False) -> dict:
+    addresses = [{"type": "InternalIP", "address": f"10.0.30.{len(name)}"}, {"type": "Hostname", "address": name}]
+    if external:
+        addresses.append({"type": "ExternalIP", "address": external})
+    return {
+        "metadata": {"name": name, "labels": {"app.pixel/turn": "true"}},
+        "spec": {"unschedulable": True} if unschedulable else {},
+        "status": {"addresses": addresses, "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+
+
+@contextmanager
+def serve(routes: dict[tuple[str, str], Route]) -> Iterator[FakeKube]:
+    fake = FakeKube(routes)
+
+    class Handler(BaseHTTPRequestHandler):
+        def _handle(self, method: str) -> None:
+            parsed = urllib.parse.urlparse(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            call = Call(
+                method,
+                parsed.path,
+                urllib.parse.parse_qs(parsed.query),
+                self.headers.get("Content-Type"),
+                json.loads(raw) if raw else None,
+            )
+            fake.calls.append(call)
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                status, body = 401, {"kind": "Status", "code": 401}
+            elif (method, parsed.path) in routes:
+                status, body = routes[(method, parsed.path)](call)
+            else:
+                status, body = 404, {"kind": "Status", "code": 404}
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:
+            self._handle("GET")
+
+        def do_PATCH(self) -> None:
+            self._handle("PATCH")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()

@@ -1,0 +1,120 @@
+"""A small TURN client (RFC 8489 STUN, RFC 8656 TURN) for tests: Allocate and CreatePermission over UDP with
+long-term credentials, enough to see what a real coturn grants and refuses."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import socket
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+MAGIC_COOKIE = 0x2112A442
+ALLOCATE, CREATE_PERMISSION = 0x003, 0x008
+SUCCESS, ERROR = 0x100, 0x110
+USERNAME, MESSAGE_INTEGRITY, ERROR_CODE, XOR_PEER_ADDRESS = 0x0006, 0x0008, 0x0009, 0x0012
+REALM, NONCE, XOR_RELAYED_ADDRESS, REQUESTED_TRANSPORT = 0x0014, 0x0015, 0x0016, 0x0019
+SOFTWARE, FINGERPRINT = 0x8022, 0x8028
+UDP_TRANSPORT = 17
+
+
+@dataclass
+class Response:
+    success: bool
+    error: int | None
+    attributes: dict[int, bytes] = field(default_factory=dict)
+
+
+def _attribute(kind: int, value: bytes) -> bytes:
+    padding = (4 - len(value) % 4) % 4
+    return struct.pack("!HH", kind, len(value)) + value + b"\0" * padding
+
+
+def xor_address(address: str, port: int) -> bytes:
+    packed = int(ipaddress.IPv4Address(address)) ^ MAGIC_COOKIE
+    return struct.pack("!BBHI", 0, 1, port ^ (MAGIC_COOKIE >> 16), packed)
+
+
+def encode(method: int, attributes: list[tuple[int, bytes]], key: bytes | None) -> tuple[bytes, bytes]:
+    transaction = os.urandom(12)
+    body = b"".join(_attribute(k, v) for k, v in attributes)
+
+    def header(length: int) -> bytes:
+        return struct.pack("!HHI", method, length, MAGIC_COOKIE) + transaction
+
+    if key is not None:
+        integrity = hmac.new(key, header(len(body) + 24) + body, hashlib.sha1).digest()
+        body += _attribute(MESSAGE_INTEGRITY, integrity)
+    crc = zlib.crc32(header(len(body) + 8) + body) ^ 0x5354554E
+    body += _attribute(FINGERPRINT, struct.pack("!I", crc))
+    return header(len(body)) + body, transaction
+
+
+def decode(message: bytes, transaction: bytes) -> Response:
+    kind, length, cookie = struct.unpack("!HHI", message[:8])
+    if cookie != MAGIC_COOKIE or message[8:20] != transaction:
+        raise ValueError("not the answer to this request")
+    attributes: dict[int, bytes] = {}
+    offset = 20
+    while offset < 20 + length:
+        attribute, size = struct.unpack("!HH", message[offset : offset + 4])
+        attributes[attribute] = message[offset + 4 : offset + 4 + size]
+        offset += 4 + size + (4 - size % 4) % 4
+    error = None
+    if ERROR_CODE in attributes:
+        raw = attributes[ERROR_CODE]
+        error = (raw[2] & 0x7) * 100 + raw[3]
+    return Response(success=kind & 0x110 == SUCCESS, error=error, attributes=attributes)
+
+
+class TurnClient:
+    """One UDP 5-tuple to a TURN server, as a browser would hold it."""
+
+    def __init__(self, server: tuple[str, int], username: str, password: str) -> None:
+        self.server = server
+        self.username = username
+        self.password = password
+        self.realm = b""
+        self.nonce = b""
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.settimeout(3)
+
+    def close(self) -> None:
+        self.socket.close()
+
+    def _key(self) -> bytes:
+        return hashlib.md5(f"{self.username}:{self.realm.decode()}:{self.password}".encode()).digest()
+
+    def _exchange(self, method: int, attributes: list[tuple[int, bytes]], authenticated: bool) -> Response:
+        if authenticated:
+            attributes = [*attributes, (USERNAME, self.username.encode()), (REALM, self.realm), (NONCE, self.nonce)]
+        message, transaction = encode(method, attributes, self._key() if authenticated else None)
+        self.socket.sendto(message, self.server)
+        while True:
+            reply, _ = self.socket.recvfrom(4096)
+            try:
+                return decode(reply, transaction)
+            except ValueError:
+                continue
+
+    def _request(self, method: int, attributes: list[tuple[int, bytes]]) -> Response:
+        if not self.nonce:
+            # The first, unauthenticated request is answered 401 with the realm and a nonce.
+            challenge = self._exchange(method, attributes, authenticated=False)
+            if challenge.error != 401:
+                return challenge
+            self.realm, self.nonce = challenge.attributes[REALM], challenge.attributes[NONCE]
+        response = self._exchange(method, attributes, authenticated=True)
+        if response.error == 438:  # stale nonce: retry once with the new one
+            self.nonce = response.attributes[NONCE]
+            response = self._exchange(method, attributes, authenticated=True)
+        return response
+
+    def allocate(self) -> Response:
+        return self._request(ALLOCATE, [(REQUESTED_TRANSPORT, struct.pack("!B3x", UDP_TRANSPORT))])
+
+    def create_permission(self, peer: str) -> Response:
+        return self._request(CREATE_PERMISSION, [(XOR_PEER_ADDRESS, xor_address(peer, 0))])

@@ -1,0 +1,130 @@
+"""The ICE config service as a real HTTP server against a fake Kubernetes API."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import APP, free_port
+from fake_kube import Call, node, serve
+
+SECRET = "test-static-auth-secret"
+NODES = {
+    "kind": "NodeList",
+    "items": [
+        node("turn-a", "203.0.113.10"),
+        node("turn-b", "203.0.113.11"),
+        node("turn-not-ready", "203.0.113.12", ready=False),
+        node("turn-cordoned", "203.0.113.13", unschedulable=True),
+        node("turn-no-public-ip", None),
+    ],
+}
+
+
+def get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def start(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(APP / "ice_config.py")],
+        env={**os.environ, **env, "PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            get(f"{url}/livez")
+            return process, url
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    pytest.fail(f"ice config service did not start: {process.stderr.read().decode()}")
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[tuple[str, list[Call], dict]]:
+    state = {"nodes": NODES}
+    with serve({("GET", "/api/v1/nodes"): lambda call: (200, state["nodes"])}) as kube:
+        env = {**kube.env(tmp_path), "TURN_SECRET": SECRET, "TTL_SECONDS": "600", "REFRESH_SECONDS": "0.2"}
+        process, url = start(env)
+        try:
+            deadline = time.monotonic() + 10
+            while get(f"{url}/healthz")[0] != 200 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            yield url, kube.calls, state
+        finally:
+            process.terminate()
+            process.wait(timeout=5)
+
+
+def test_serves_the_reference_shape_with_only_ready_turn_nodes(service) -> None:
+    url, _, _ = service
+    status, body = get(url + "/")
+    assert status == 200
+    assert set(body) == {"iceTransportPolicy", "iceServers"}
+    assert body["iceTransportPolicy"] == "all"
+    [server] = body["iceServers"]
+    assert server["urls"] == [
+        f"{scheme}:{ip}:3478{suffix}"
+        for ip in ("203.0.113.10", "203.0.113.11")
+        for scheme, suffix in (("stun", ""), ("turn", "?transport=udp"), ("turn", "?transport=tcp"))
+    ]
+
+
+def test_credentials_are_fresh_time_limited_turn_rest_credentials(service) -> None:
+    url, _, _ = service
+    before = time.time()
+    first = get(url + "/")[1]["iceServers"][0]
+    second = get(url + "/")[1]["iceServers"][0]
+    expiry, identity = first["username"].split(":", 1)
+    assert before + 600 - 2 <= int(expiry) <= time.time() + 600 + 1
+    assert identity and first["username"] != second["username"], "a new identity per connection"
+    expected = base64.b64encode(hmac.new(SECRET.encode(), first["username"].encode(), hashlib.sha1).digest()).decode()
+    assert first["credential"] == expected
+    assert SECRET not in json.dumps(first)
+
+
+def test_reads_turn_nodes_by_label_with_its_token(service) -> None:
+    _, calls, _ = service
+    assert calls, "the service asked the API"
+    assert all(c.query == {"labelSelector": ["app.pixel/turn=true"]} for c in calls)
+
+
+def test_health_follows_the_turn_nodes(service) -> None:
+    url, _, state = service
+    assert get(url + "/healthz") == (200, {"turnNodes": 2})
+    state["nodes"] = {"kind": "NodeList", "items": [node("turn-not-ready", "203.0.113.12", ready=False)]}
+    deadline = time.monotonic() + 5
+    while get(url + "/healthz")[0] != 503 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert get(url + "/healthz") == (503, {"turnNodes": 0})
+    assert get(url + "/") == (200, {"iceTransportPolicy": "all", "iceServers": []})
+    assert get(url + "/livez")[0] == 200
+    assert get(url + "/nothing-here")[0] == 404
+
+
+def test_unit_credentials_match_coturns_formula() -> None:
+    import ice_config
+
+    username, password = ice_config.turn_credentials("s3cret", 60, 1_000_000.0, "abc")
+    assert username == "1000060:abc"
+    assert password == base64.b64encode(hmac.new(b"s3cret", b"1000060:abc", hashlib.sha1).digest()).decode()
