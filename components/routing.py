@@ -15,7 +15,7 @@ import yaml
 from .charts import PART_OF
 from .constants import INGRESS_CLASS
 from .streaming import MATCHMAKER, PLAYER, SIGNAL_HTTP_PORT
-from .workload import http_probe, labels, resources, security_context
+from .workload import disruption_budget, http_probe, labels, resources, security_context
 
 ROUTER = "router"
 POD_PROXY = "podproxy"
@@ -181,12 +181,7 @@ class Routing(pulumi.ComponentResource):
             opts=child,
         )
         self._cpu_autoscaler(ROUTER, router.metadata["name"], ns)
-        k8s.policy.v1.PodDisruptionBudget(
-            ROUTER,
-            metadata={"name": ROUTER, "namespace": ns, "labels": router_labels},
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": router_labels}},
-            opts=child,
-        )
+        disruption_budget(ROUTER, ns, router_labels, self)
 
         path = f"{args.path_prefix}/(.*)"
         annotations = {

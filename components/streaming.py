@@ -15,7 +15,15 @@ import pulumi_kubernetes as k8s
 from .charts import PART_OF
 from .constants import GPU_NODE_LABEL, GPU_RESOURCE, GPU_TAINT, SHARED_GPU_RESOURCE
 from .custom_metrics import POOL_RATIO_METRIC
-from .workload import helpers_config_map, helpers_volume, http_probe, labels, resources, security_context
+from .workload import (
+    disruption_budget,
+    helpers_config_map,
+    helpers_volume,
+    http_probe,
+    labels,
+    resources,
+    security_context,
+)
 
 MATCHMAKER = "matchmaker"
 PLAYER = "player"
@@ -343,12 +351,7 @@ class Streaming(pulumi.ComponentResource):
             opts=child,
         )
         # One stream at a time during node drains: sessions end gradually, drains never block.
-        k8s.policy.v1.PodDisruptionBudget(
-            STREAM,
-            metadata={"name": STREAM, "namespace": ns, "labels": stream_labels},
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": stream_labels}},
-            opts=child,
-        )
+        disruption_budget(STREAM, ns, stream_labels, self)
 
     def _matchmaker(self, args: StreamingArgs, config_volume: dict, pull_secrets: list) -> None:
         child = pulumi.ResourceOptions(parent=self)
@@ -458,9 +461,4 @@ class Streaming(pulumi.ComponentResource):
             spec={"selector": player_labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
             opts=child,
         )
-        k8s.policy.v1.PodDisruptionBudget(
-            PLAYER,
-            metadata={"name": PLAYER, "namespace": ns, "labels": player_labels},
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": player_labels}},
-            opts=child,
-        )
+        disruption_budget(PLAYER, ns, player_labels, self)

@@ -13,7 +13,15 @@ import pulumi_random as random
 
 from .charts import PART_OF
 from .constants import TURN_LISTENING_PORT, TURN_NODE_LABEL, TURN_TAINT
-from .workload import helpers_config_map, helpers_volume, http_probe, labels, resources, security_context
+from .workload import (
+    disruption_budget,
+    helpers_config_map,
+    helpers_volume,
+    http_probe,
+    labels,
+    resources,
+    security_context,
+)
 
 TURN_METRICS_PORT = 9641
 ICE_CONFIG_PORT = 8080
@@ -299,12 +307,7 @@ class Turn(pulumi.ComponentResource):
             spec={"selector": ice_labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
             opts=child,
         )
-        k8s.policy.v1.PodDisruptionBudget(
-            ICE_CONFIG_SERVICE,
-            metadata={"name": ICE_CONFIG_SERVICE, "namespace": ns, "labels": ice_labels},
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": ice_labels}},
-            opts=child,
-        )
+        disruption_budget(ICE_CONFIG_SERVICE, ns, ice_labels, self)
         self.ice_config_url = f"http://{ICE_CONFIG_SERVICE}"
         self.secret_name = "turn-auth"
         self.register_outputs({"ice_config_url": self.ice_config_url})

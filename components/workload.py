@@ -66,3 +66,15 @@ def helpers_config_map(
 
 def helpers_volume(config_map: k8s.core.v1.ConfigMap) -> dict[str, Any]:
     return {"name": "helpers", "configMap": {"name": config_map.metadata["name"], "defaultMode": 0o444}}
+
+
+def disruption_budget(
+    name: str, namespace: pulumi.Input[str], selector: dict[str, str], parent: pulumi.Resource
+) -> None:
+    """At most one pod of `name` away at a time: node drains proceed one pod after another, never blocked."""
+    k8s.policy.v1.PodDisruptionBudget(
+        name,
+        metadata={"name": name, "namespace": namespace, "labels": selector},
+        spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-
-INSTALL_HINT = "install Debian's prometheus package (apt-get install prometheus) for promtool"
-
-
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path:
-        return path
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"promtool is missing in CI: {INSTALL_HINT}")
-    pytest.skip(f"promtool not found: {INSTALL_HINT}")
+from tools import require
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([promtool(), *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([require("promtool", "prometheus"), *args], capture_output=True, text=True, timeout=60)
 
 
 def expr_tests(

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -22,23 +19,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, free_port
 from pixelstream.custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, expand_metrics_query
 from pixelstream.offline import plan_stack
+from tools import require
 
 MATCHMAKER = (
     "matchmaker_streamer_demand_ratio 0.75\nmatchmaker_player_queue_count 0\nmatchmaker_streamer_available_count 1\n"
 )
-
-
-def prometheus_binary() -> str:
-    path = shutil.which("prometheus")
-    if path:
-        return path
-    hint = "install Debian's prometheus package (apt-get install prometheus)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"prometheus is missing in CI: {hint}")
-    pytest.skip(f"prometheus not found: {hint}")
 
 
 def serve(body: str) -> ThreadingHTTPServer:
@@ -57,12 +45,6 @@ def serve(body: str) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def service_target(name: str, port: int, annotated: bool) -> dict:
@@ -95,7 +77,7 @@ def pod_target(name: str, port: int, phase: str) -> dict:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = prometheus_binary()
+    binary = require("prometheus", "prometheus")
     directory = tmp_path_factory.mktemp("prometheus")
     servers = [
         serve(MATCHMAKER),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -20,18 +19,9 @@ from conftest import APP, ROOT, free_port
 from fake_kube import node, serve
 from pixelstream.offline import plan_stack
 from stun import SOFTWARE, XOR_RELAYED_ADDRESS, TurnClient
+from tools import require
 
 SECRET = "coturn-test-static-auth-secret"
-
-
-def turnserver() -> str:
-    path = shutil.which("turnserver")
-    if path:
-        return path
-    hint = "install Debian's coturn package (apt-get install coturn)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"turnserver is missing in CI: {hint}")
-    pytest.skip(f"turnserver not found: {hint}")
 
 
 def rendered_config(directory: Path) -> str:
@@ -71,7 +61,7 @@ def on_loopback(config: str, port: int, metrics_port: int) -> str:
 
 @pytest.fixture(scope="module")
 def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[tuple[str, int], str, Path]]:
-    binary = turnserver()
+    binary = require("turnserver", "coturn")
     directory = tmp_path_factory.mktemp("coturn")
     config = rendered_config(directory)
     port = free_port()
