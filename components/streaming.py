@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 from .charts import PART_OF
 from .constants import GPU_NODE_LABEL, GPU_RESOURCE, GPU_TAINT, SHARED_GPU_RESOURCE
 from .custom_metrics import POOL_RATIO_METRIC
-from .workload import (
+from .workload import api_access_mount, api_access_volume, (
     disruption_budget,
     helpers_config_map,
     helpers_volume,
@@ -264,7 +264,7 @@ class Streaming(pulumi.ComponentResource):
                 {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                 {"name": "METRICS_URL", "value": f"http://localhost:{SIGNAL_METRICS_PORT}/custom"},
             ],
-            "volumeMounts": [{"name": "helpers", "mountPath": "/helpers", "readOnly": True}],
+            "volumeMounts": [{"name": "helpers", "mountPath": "/helpers", "readOnly": True}, api_access_mount()],
             "securityContext": security_context(65534),
             "resources": resources("5m", "24Mi", "50m", "64Mi"),
         }
@@ -295,6 +295,8 @@ class Streaming(pulumi.ComponentResource):
                     },
                     "spec": {
                         "serviceAccountName": account.metadata["name"],
+                        # Only the deletion-cost agent gets the token; the Unreal app and the signalling server don't.
+                        "automountServiceAccountToken": False,
                         "imagePullSecrets": pull_secrets,
                         "affinity": {"nodeAffinity": node_affinity},
                         "tolerations": [GPU_TAINT.toleration()],
@@ -304,6 +306,7 @@ class Streaming(pulumi.ComponentResource):
                         "volumes": [
                             config_volume,
                             helpers_volume(helpers),
+                            api_access_volume(),
                             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
                         ],
                     },

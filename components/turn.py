@@ -13,7 +13,7 @@ import pulumi_random as random
 
 from .charts import PART_OF
 from .constants import TURN_LISTENING_PORT, TURN_NODE_LABEL, TURN_TAINT
-from .workload import (
+from .workload import api_access_mount, api_access_volume, (
     disruption_budget,
     helpers_config_map,
     helpers_volume,
@@ -169,6 +169,8 @@ class Turn(pulumi.ComponentResource):
                         "hostNetwork": True,
                         "dnsPolicy": "ClusterFirstWithHostNet",
                         "serviceAccountName": turn_account,
+                        # Only the bootstrap reads the API; coturn, facing the internet, holds no token.
+                        "automountServiceAccountToken": False,
                         "imagePullSecrets": pull_secrets,
                         "affinity": {
                             "nodeAffinity": {
@@ -204,6 +206,7 @@ class Turn(pulumi.ComponentResource):
                                     {"name": "helpers", "mountPath": "/helpers", "readOnly": True},
                                     {"name": "template", "mountPath": "/template", "readOnly": True},
                                     {"name": "runtime", "mountPath": "/run/coturn"},
+                                    api_access_mount(),
                                 ],
                                 "securityContext": security_context(NOBODY),
                                 "resources": resources("10m", "32Mi", "100m", "64Mi"),
@@ -251,6 +254,7 @@ class Turn(pulumi.ComponentResource):
                         ],
                         "volumes": [
                             helpers_volume(helpers),
+                            api_access_volume(),
                             {"name": "template", "configMap": {"name": config.metadata["name"]}},
                             # Holds the rendered config with the shared secret: memory only.
                             {"name": "runtime", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},

@@ -78,3 +78,26 @@ def disruption_budget(
         spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def api_access_volume() -> dict[str, Any]:
+    """The service-account token, CA and namespace as a volume, for pods that switch off automounting so that
+    only the one container that calls the API gets a token (mount it with `api_access_mount`)."""
+    return {
+        "name": "kube-api-access",
+        "projected": {
+            "defaultMode": 0o444,
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+            ],
+        },
+    }
+
+
+def api_access_mount() -> dict[str, Any]:
+    return {"name": "kube-api-access", "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True}

@@ -114,6 +114,21 @@ def test_every_pod_runs_non_root_where_the_image_allows(dev: Plan, tmp_path: Pat
     } <= read_only
 
 
+def test_only_the_containers_that_call_the_api_hold_a_token(dev: Plan) -> None:
+    holders = set()
+    for workload, spec in pod_specs(dev).items():
+        automount = spec.get("automountServiceAccountToken", True)
+        for container in containers(spec):
+            mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+            if automount or "/var/run/secrets/kubernetes.io/serviceaccount" in mounts:
+                holders.add(f"{workload}/{container['name']}")
+    assert holders == {
+        "DaemonSet/turn/bootstrap",
+        "Deployment/stream/deletion-cost",
+        "Deployment/ice-config/ice-config",
+    }
+
+
 def test_no_cluster_role_can_patch_nodes_or_pods(dev: Plan) -> None:
     cluster_roles = [obj for obj in dev.manifests().values() if obj["kind"] == "ClusterRole"]
     assert cluster_roles, "the node readers exist"
