@@ -15,7 +15,9 @@ import pulumi_kubernetes as k8s
 from .charts import PART_OF
 from .constants import GPU_NODE_LABEL, GPU_RESOURCE, GPU_TAINT, SHARED_GPU_RESOURCE
 from .custom_metrics import POOL_RATIO_METRIC
-from .workload import api_access_mount, api_access_volume, (
+from .workload import (
+    api_access_mount,
+    api_access_volume,
     disruption_budget,
     helpers_config_map,
     helpers_volume,

@@ -13,7 +13,9 @@ import pulumi_random as random
 
 from .charts import PART_OF
 from .constants import TURN_LISTENING_PORT, TURN_NODE_LABEL, TURN_TAINT
-from .workload import api_access_mount, api_access_volume, (
+from .workload import (
+    api_access_mount,
+    api_access_volume,
     disruption_budget,
     helpers_config_map,
     helpers_volume,
