@@ -15,7 +15,7 @@ import yaml
 from .charts import PART_OF
 from .constants import INGRESS_CLASS
 from .streaming import MATCHMAKER, PLAYER, SIGNAL_HTTP_PORT
-from .workload import disruption_budget, http_probe, labels, resources, security_context
+from .workload import disruption_budget, http_probe, labels, pod_security_context, resources, security_context
 
 ROUTER = "router"
 POD_PROXY = "podproxy"
@@ -139,6 +139,7 @@ class Routing(pulumi.ComponentResource):
                     "spec": {
                         "imagePullSecrets": pull_secrets,
                         "automountServiceAccountToken": False,
+                        "securityContext": pod_security_context(),
                         "containers": [
                             {
                                 "name": "traefik",
@@ -234,6 +235,7 @@ class Routing(pulumi.ComponentResource):
                     "spec": {
                         "imagePullSecrets": pull_secrets,
                         "automountServiceAccountToken": False,
+                        "securityContext": pod_security_context(non_root=False),
                         "containers": [
                             {
                                 "name": "proxy",

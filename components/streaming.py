@@ -23,6 +23,7 @@ from .workload import (
     helpers_volume,
     http_probe,
     labels,
+    pod_security_context,
     resources,
     security_context,
 )
@@ -303,7 +304,7 @@ class Streaming(pulumi.ComponentResource):
                         "affinity": {"nodeAffinity": node_affinity},
                         "tolerations": [GPU_TAINT.toleration()],
                         "terminationGracePeriodSeconds": settings.drain_seconds + 30,
-                        "securityContext": {"fsGroup": 1000},
+                        "securityContext": pod_security_context(fs_group=1000),
                         "containers": [signaler, unreal, agent],
                         "volumes": [
                             config_volume,
@@ -375,6 +376,7 @@ class Streaming(pulumi.ComponentResource):
                     "spec": {
                         "imagePullSecrets": pull_secrets,
                         "automountServiceAccountToken": False,
+                        "securityContext": pod_security_context(),
                         "containers": [
                             {
                                 "name": MATCHMAKER,
@@ -442,6 +444,7 @@ class Streaming(pulumi.ComponentResource):
                     "spec": {
                         "imagePullSecrets": pull_secrets,
                         "automountServiceAccountToken": False,
+                        "securityContext": pod_security_context(),
                         "containers": [
                             {
                                 "name": PLAYER,

@@ -21,6 +21,7 @@ from .workload import (
     helpers_volume,
     http_probe,
     labels,
+    pod_security_context,
     resources,
     security_context,
 )
@@ -137,10 +138,10 @@ class Turn(pulumi.ComponentResource):
             string_data={"static-auth-secret": pulumi.Output.secret(auth_secret.result)},
             opts=child,
         )
-        secret_env = {
-            "name": "TURN_SECRET",
-            "valueFrom": {"secretKeyRef": {"name": secret.metadata["name"], "key": "static-auth-secret"}},
-        }
+        # The secret reaches the programs as a file (not an environment variable, which /proc shows).
+        secret_env = {"name": "TURN_SECRET_FILE", "value": "/secrets/turn/static-auth-secret"}
+        secret_mount = {"name": "turn-auth", "mountPath": "/secrets/turn", "readOnly": True}
+        secret_volume = {"name": "turn-auth", "secret": {"secretName": secret.metadata["name"], "defaultMode": 0o440}}
         config = k8s.core.v1.ConfigMap(
             "coturn",
             metadata={"name": "coturn", "namespace": ns, "labels": PART_OF},
@@ -193,6 +194,7 @@ class Turn(pulumi.ComponentResource):
                         },
                         "tolerations": [TURN_TAINT.toleration()],
                         "terminationGracePeriodSeconds": 30,
+                        "securityContext": pod_security_context(fs_group=NOBODY),
                         "initContainers": [
                             {
                                 "name": "bootstrap",
@@ -208,6 +210,7 @@ class Turn(pulumi.ComponentResource):
                                     {"name": "helpers", "mountPath": "/helpers", "readOnly": True},
                                     {"name": "template", "mountPath": "/template", "readOnly": True},
                                     {"name": "runtime", "mountPath": "/run/coturn"},
+                                    secret_mount,
                                     api_access_mount(),
                                 ],
                                 "securityContext": security_context(NOBODY),
@@ -257,6 +260,7 @@ class Turn(pulumi.ComponentResource):
                         "volumes": [
                             helpers_volume(helpers),
                             api_access_volume(),
+                            secret_volume,
                             {"name": "template", "configMap": {"name": config.metadata["name"]}},
                             # Holds the rendered config with the shared secret: memory only.
                             {"name": "runtime", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
@@ -280,6 +284,8 @@ class Turn(pulumi.ComponentResource):
                     "metadata": {"labels": ice_labels},
                     "spec": {
                         "serviceAccountName": ice_account,
+                        "automountServiceAccountToken": False,
+                        "securityContext": pod_security_context(fs_group=NOBODY),
                         "imagePullSecrets": pull_secrets,
                         "containers": [
                             {
@@ -296,12 +302,16 @@ class Turn(pulumi.ComponentResource):
                                 "ports": [{"name": "http", "containerPort": ICE_CONFIG_PORT}],
                                 "readinessProbe": http_probe("/healthz", "http", period=10),
                                 "livenessProbe": http_probe("/livez", "http", period=20),
-                                "volumeMounts": [{"name": "helpers", "mountPath": "/helpers", "readOnly": True}],
+                                "volumeMounts": [
+                                    {"name": "helpers", "mountPath": "/helpers", "readOnly": True},
+                                    secret_mount,
+                                    api_access_mount(),
+                                ],
                                 "securityContext": security_context(NOBODY),
                                 "resources": resources("20m", "48Mi", "200m", "128Mi"),
                             }
                         ],
-                        "volumes": [helpers_volume(helpers)],
+                        "volumes": [helpers_volume(helpers), secret_volume, api_access_volume()],
                     },
                 },
             },

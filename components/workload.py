@@ -31,6 +31,15 @@ def security_context(user: int = 10001, read_only: bool = True, add_capabilities
     }
 
 
+def pod_security_context(fs_group: int | None = None, non_root: bool = True) -> dict[str, Any]:
+    context: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    if non_root:
+        context["runAsNonRoot"] = True
+    if fs_group is not None:
+        context["fsGroup"] = fs_group
+    return context
+
+
 def resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu_limit, "memory": memory_limit}}
 

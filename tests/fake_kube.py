@@ -40,6 +40,13 @@ class FakeKube:
         return {"KUBERNETES_API": self.url, "SERVICE_ACCOUNT_DIR": str(directory)}
 
 
+def secret_file(directory: Path, secret: str) -> str:
+    """The TURN shared secret as the pods see it: a file from the mounted Secret."""
+    path = directory / "static-auth-secret"
+    path.write_text(secret)
+    return str(path)
+
+
 def node(name: str, external: str | None, ready: bool = True, unschedulable: bool = False) -> dict:
     addresses = [{"type": "InternalIP", "address": f"10.0.30.{len(name)}"}, {"type": "Hostname", "address": name}]
     if external:

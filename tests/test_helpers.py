@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import APP
-from fake_kube import node, serve
+from fake_kube import node, secret_file, serve
 from pixelstream.streaming import StreamerSettings, drain_hook
 
 
@@ -24,7 +24,7 @@ def run_bootstrap(tmp_path: Path, node_object: dict) -> subprocess.CompletedProc
             **os.environ,
             **kube.env(tmp_path),
             "NODE_NAME": "turn-a",
-            "TURN_SECRET": "s3cret",
+            "TURN_SECRET_FILE": secret_file(tmp_path, "s3cret"),
             "TEMPLATE": str(template),
             "OUTPUT": str(tmp_path / "out.conf"),
         }

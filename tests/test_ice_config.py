@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import APP, free_port
-from fake_kube import Call, node, serve
+from fake_kube import Call, node, secret_file, serve
 
 SECRET = "test-static-auth-secret"
 NODES = {
@@ -64,7 +64,12 @@ def start(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
 def service(tmp_path: Path) -> Iterator[tuple[str, list[Call], dict]]:
     state = {"nodes": NODES}
     with serve({("GET", "/api/v1/nodes"): lambda call: (200, state["nodes"])}) as kube:
-        env = {**kube.env(tmp_path), "TURN_SECRET": SECRET, "TTL_SECONDS": "600", "REFRESH_SECONDS": "0.2"}
+        env = {
+            **kube.env(tmp_path),
+            "TURN_SECRET_FILE": secret_file(tmp_path, SECRET),
+            "TTL_SECONDS": "600",
+            "REFRESH_SECONDS": "0.2",
+        }
         process, url = start(env)
         try:
             deadline = time.monotonic() + 10

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import APP, ROOT, free_port
-from fake_kube import node, serve
+from fake_kube import node, secret_file, serve
 from pixelstream.offline import plan_stack
 from stun import SOFTWARE, XOR_RELAYED_ADDRESS, TurnClient
 from tools import require
@@ -35,7 +35,7 @@ def rendered_config(directory: Path) -> str:
             **os.environ,
             **kube.env(directory),
             "NODE_NAME": "turn-a",
-            "TURN_SECRET": SECRET,
+            "TURN_SECRET_FILE": secret_file(directory, SECRET),
             "TEMPLATE": str(template),
             "OUTPUT": str(output),
         }

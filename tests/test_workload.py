@@ -157,7 +157,11 @@ def test_turn_daemonset_on_turn_nodes_with_host_network(dev: Plan) -> None:
     assert {(p["containerPort"], p["protocol"]) for p in coturn["ports"]} >= {(3478, "UDP"), (3478, "TCP")}
     assert not spec.get("initContainers")[0]["image"].endswith(":latest")
     env = {e["name"]: e for e in spec["initContainers"][0]["env"]}
-    assert env["TURN_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "turn-auth", "key": "static-auth-secret"}
+    assert env["TURN_SECRET_FILE"]["value"] == "/secrets/turn/static-auth-secret"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["turn-auth"]["secret"] == {"secretName": "turn-auth", "defaultMode": 0o440}
+    assert "turn-auth" not in {m["name"] for m in coturn["volumeMounts"]}, "coturn reads only the rendered file"
+    assert not [e for c in containers(spec) for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})]
 
 
 def test_turn_secret_is_generated_and_stays_secret(dev: Plan, tmp_path: Path) -> None:

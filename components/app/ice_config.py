@@ -7,8 +7,9 @@
 The URLs name every ready TURN node's public IP; the credentials are TURN REST API credentials (coturn's
 `use-auth-secret`): user `<expiry>:<id>`, password base64(HMAC-SHA1(secret, user)), valid for TTL_SECONDS.
 
-Environment: TURN_SECRET (required), TURN_PORT (3478), TTL_SECONDS (3600), NODE_SELECTOR
-(app.pixel/turn=true), REFRESH_SECONDS (15), PORT (8080); Kubernetes access as in kube.py.
+Environment: TURN_SECRET_FILE (required: the file holding the shared secret), TURN_PORT (3478),
+TTL_SECONDS (3600), NODE_SELECTOR (app.pixel/turn=true), REFRESH_SECONDS (15), PORT (8080); Kubernetes access
+as in kube.py.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import kube
 
@@ -114,7 +116,7 @@ def make_handler(nodes: TurnNodes, secret: str, port: int, ttl_seconds: int) -> 
 
 
 def main() -> None:
-    secret = os.environ["TURN_SECRET"]
+    secret = Path(os.environ["TURN_SECRET_FILE"]).read_text().strip()
     nodes = TurnNodes(
         os.environ.get("NODE_SELECTOR", "app.pixel/turn=true"), float(os.environ.get("REFRESH_SECONDS", "15"))
     )

@@ -4,8 +4,8 @@ Reads the node's public and private IPs from its Node object (the TURN pool's no
 writes the rendered template plus `listening-ip`, `relay-ip`, `external-ip=<public>/<private>` and the
 `static-auth-secret` to the file coturn starts with.
 
-Environment: NODE_NAME, TURN_SECRET, TEMPLATE (turnserver.conf from the ConfigMap), OUTPUT; Kubernetes
-access as in kube.py.
+Environment: NODE_NAME, TURN_SECRET_FILE (the file holding the shared secret), TEMPLATE (turnserver.conf
+from the ConfigMap), OUTPUT; Kubernetes access as in kube.py.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ def main() -> int:
         print(f"turn-bootstrap: node {node_name} has no public IP ({addresses}); TURN nodes need one", file=sys.stderr)
         return 1
     template = Path(os.environ["TEMPLATE"]).read_text()
-    output = Path(os.environ["OUTPUT"])
-    output.write_text(
-        template + node_specific(addresses["ExternalIP"], addresses["InternalIP"], os.environ["TURN_SECRET"])
-    )
-    output.chmod(0o600)
+    secret = Path(os.environ["TURN_SECRET_FILE"]).read_text().strip()
+    # Private from the first byte: the file holds the shared secret.
+    descriptor = os.open(os.environ["OUTPUT"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as output:
+        output.write(template + node_specific(addresses["ExternalIP"], addresses["InternalIP"], secret))
     print(f"turn-bootstrap: {node_name} relays as {addresses['ExternalIP']} (private {addresses['InternalIP']})")
     return 0
 

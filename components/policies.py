@@ -1,0 +1,407 @@
+"""The platform's policies, for `pulumi preview --policy-pack policy/` and for the offline plan.
+
+They protect stacks that import the components as much as this one: no world-open ingress beyond TURN and
+the load-balancer listeners, NVENC on the streaming GPU pool, pinned Helm charts, requests and limits on
+every container, no plain-text secrets in Kubernetes Secrets or stack outputs, and a TURN relay that denies
+private and link-local peers.
+
+Values Pulumi marks secret reach a policy as `pulumi_policy.Secret` (see `preserve_secret_markers`) or, in
+the offline plan, as "[secret]"; anything else is plain text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Secret,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from .constants import (
+    DEFAULT_RELAY_PORT_RANGE,
+    GPU_NODE_LABEL,
+    LOAD_BALANCER_LISTENER_PORTS,
+    PATH_DISCOVERY_ICMP,
+    TURN_LISTENING_PORT,
+)
+from .shapes import GPU_SHAPES
+
+REDACTED = "[secret]"
+WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Pod")
+SECRET_OUTPUT = re.compile(r"(password|secret|token|kubeconfig|credential|private.?key)", re.IGNORECASE)
+MUST_DENY = ("169.254.169.254", "10.0.0.1", "172.16.0.1", "192.168.0.1", "100.64.0.1", "127.0.0.1")
+
+
+def is_marked_secret(value: Any) -> bool:
+    return isinstance(value, Secret) or value == REDACTED
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def plain(value: Any) -> Any:
+    """`value` as plain dicts and lists (policy props arrive as read-only proxies), secret markers unwrapped."""
+    if isinstance(value, Secret):
+        return plain(value.value)
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if _is_list(value):
+        return [plain(v) for v in value]
+    return value
+
+
+# -- no world-open ingress ------------------------------------------------------------------------------
+
+
+def _world(cidr: Any) -> bool:
+    try:
+        return ipaddress.ip_network(plain(cidr)).prefixlen == 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _ports(options: Any) -> tuple[int, int] | None:
+    options = plain(options) or {}
+    port_range = options.get("destinationPortRange") or options  # NSG rules nest, security lists are flat
+    if "min" not in port_range:
+        return None
+    return int(port_range["min"]), int(port_range["max"])
+
+
+def world_ingress_problem(
+    protocol: str, ports: tuple[int, int] | None, icmp: Any, relay: tuple[int, int], allow_api: bool
+) -> str | None:
+    """Why ingress from 0.0.0.0/0 with this protocol and destination ports is not allowed, or None."""
+    icmp = plain(icmp) or {}
+    if protocol == "1" and (icmp.get("type"), icmp.get("code")) == PATH_DISCOVERY_ICMP:
+        return None
+    turn_ports = {(TURN_LISTENING_PORT, TURN_LISTENING_PORT), relay}
+    if protocol in ("6", "17") and ports in turn_ports:
+        return None
+    if protocol == "6" and ports in {(p, p) for p in LOAD_BALANCER_LISTENER_PORTS}:
+        return None
+    if protocol == "6" and ports == (6443, 6443) and allow_api:
+        return None
+    what = f"protocol {protocol}" + (f" ports {ports[0]}-{ports[1]}" if ports else " all ports")
+    return (
+        f"ingress from 0.0.0.0/0 on {what}; only TURN ({TURN_LISTENING_PORT} and the relay range "
+        f"{relay[0]}-{relay[1]}), listeners 80/443 and ICMP path discovery may be open to the world"
+    )
+
+
+def _no_world_ingress(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    config = args.get_config() or {}
+    relay = (
+        int(config.get("relayMin", DEFAULT_RELAY_PORT_RANGE[0])),
+        int(config.get("relayMax", DEFAULT_RELAY_PORT_RANGE[1])),
+    )
+    allow_api = bool(config.get("allowWorldApi", False))
+    props = args.props
+    rules: list[tuple[Any, Any]] = []
+    if args.resource_type == "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule":
+        if plain(props.get("direction")) == "INGRESS":
+            rules.append((props.get("source"), props))
+    elif args.resource_type in (
+        "oci:Core/securityList:SecurityList",
+        "oci:Core/defaultSecurityList:DefaultSecurityList",
+    ):
+        rules += [(r.get("source"), r) for r in plain(props.get("ingressSecurityRules") or [])]
+    for source, rule in rules:
+        if not _world(source):
+            continue
+        protocol = str(plain(rule.get("protocol")))
+        ports = _ports(rule.get("tcpOptions") or rule.get("udpOptions"))
+        problem = world_ingress_problem(protocol, ports, rule.get("icmpOptions"), relay, allow_api)
+        if problem:
+            report(problem, None)
+
+
+# -- the streaming GPU pool has NVENC ------------------------------------------------------------------
+
+
+def _streaming_gpu_has_nvenc(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != "oci:ContainerEngine/nodePool:NodePool":
+        return
+    labels = {label.get("key"): label.get("value") for label in plain(args.props.get("initialNodeLabels") or [])}
+    if labels.get(GPU_NODE_LABEL[0]) != GPU_NODE_LABEL[1]:
+        return
+    shape = plain(args.props.get("nodeShape"))
+    gpu = GPU_SHAPES.get(shape)
+    if gpu is None:
+        report(f"{shape} carries the streaming GPU label but is not a known GPU shape", None)
+    elif not gpu.nvenc:
+        report(f"{shape} ({gpu.gpu_model}) has no hardware video encoder (NVENC); streams cannot encode on it", None)
+
+
+# -- Helm charts pinned -------------------------------------------------------------------------------
+
+_EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+
+
+def _helm_pinned(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart"):
+        return
+    version = plain(args.props.get("version"))
+    if not version:
+        report(f"chart {plain(args.props.get('chart'))} has no version: every release pins one", None)
+    elif not _EXACT_VERSION.match(str(version)):
+        report(f"chart {plain(args.props.get('chart'))} version {version!r} is a range, not a pinned version", None)
+
+
+# -- requests and limits ------------------------------------------------------------------------------
+
+
+def _pod_spec(kind: str, spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    if kind == "Pod":
+        return spec
+    if kind == "CronJob":
+        return spec.get("jobTemplate", {}).get("spec", {}).get("template", {}).get("spec")
+    return spec.get("template", {}).get("spec")
+
+
+def container_resource_problems(kind: str, spec: Mapping[str, Any]) -> list[str]:
+    pod = _pod_spec(kind, spec) or {}
+    problems = []
+    for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+        resources = container.get("resources") or {}
+        for section in ("requests", "limits"):
+            missing = {"cpu", "memory"} - set(resources.get(section) or {})
+            if missing:
+                problems.append(f"container {container.get('name')} has no {section} for {', '.join(sorted(missing))}")
+    return problems
+
+
+def _containers_have_limits(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if not args.resource_type.startswith("kubernetes:"):
+        return
+    kind = args.resource_type.rsplit(":", 1)[-1]
+    if kind not in WORKLOAD_KINDS:
+        return
+    for problem in container_resource_problems(kind, plain(args.props.get("spec") or {})):
+        report(problem, None)
+
+
+# -- no plain-text secrets ----------------------------------------------------------------------------
+
+
+def _plaintext_leaves(value: Any) -> bool:
+    if is_marked_secret(value):
+        return False
+    if isinstance(value, Mapping):
+        return any(_plaintext_leaves(v) for v in value.values())
+    if _is_list(value):
+        return any(_plaintext_leaves(v) for v in value)
+    return value is not None
+
+
+def _secret_inputs_are_secret(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != "kubernetes:core/v1:Secret":
+        return
+    for field in ("data", "stringData"):
+        value = args.props.get(field)
+        if value is not None and _plaintext_leaves(value):
+            report(
+                f"Secret {field} holds plain text: pass Pulumi secrets (pulumi.Output.secret, secret config, random)",
+                None,
+            )
+
+
+def _outputs_are_secret(args: StackValidationArgs, report: ReportViolation) -> None:
+    for resource in args.resources:
+        if resource.resource_type != "pulumi:pulumi:Stack":
+            continue
+        for name, value in resource.props.items():
+            if SECRET_OUTPUT.search(name) and _plaintext_leaves(value):
+                report(f"stack output {name} is not a secret: export it with pulumi.Output.secret", resource.urn)
+
+
+# -- TURN relay denies private and link-local peers ---------------------------------------------------
+
+
+def _ranges(conf: str, option: str) -> list[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]]:
+    ranges = []
+    for line in conf.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key.strip() != option or not value:
+            continue
+        first, _, last = value.strip().partition("-")
+        ranges.append((ipaddress.ip_address(first), ipaddress.ip_address(last or first)))
+    return ranges
+
+
+def _covered(address: str, ranges: Iterable[tuple[Any, ...]]) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(first.version == ip.version and first <= ip <= last for first, last in ranges)
+
+
+def turn_config_problems(conf: str) -> list[str]:
+    denied, allowed = _ranges(conf, "denied-peer-ip"), _ranges(conf, "allowed-peer-ip")
+    problems = []
+    for address in MUST_DENY:
+        if not _covered(address, denied) or _covered(address, allowed):
+            problems.append(f"the relay can reach {address}: deny it with denied-peer-ip (and do not allow it)")
+    if re.search(r"^\s*allow-loopback-peers", conf, re.M):
+        problems.append("allow-loopback-peers lets the relay reach the server's own services")
+    return problems
+
+
+def _turn_denies_private_peers(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != "kubernetes:core/v1:ConfigMap":
+        return
+    for key, conf in (plain(args.props.get("data")) or {}).items():
+        if key.endswith("turnserver.conf"):
+            for problem in turn_config_problems(str(conf)):
+                report(f"{key}: {problem}", None)
+
+
+# -- the pack -----------------------------------------------------------------------------------------
+
+RELAY_CONFIG = PolicyConfigSchema(
+    {
+        "relayMin": {"type": "integer", "default": DEFAULT_RELAY_PORT_RANGE[0]},
+        "relayMax": {"type": "integer", "default": DEFAULT_RELAY_PORT_RANGE[1]},
+        "allowWorldApi": {"type": "boolean", "default": False},
+    }
+)
+
+RESOURCE_POLICIES = [
+    ResourceValidationPolicy(
+        name="no-world-open-ingress",
+        description="No ingress from 0.0.0.0/0 except TURN, load-balancer listeners and ICMP path discovery.",
+        validate=_no_world_ingress,
+        config_schema=RELAY_CONFIG,
+    ),
+    ResourceValidationPolicy(
+        name="streaming-gpu-pool-has-nvenc",
+        description="A node pool labelled for streams uses a GPU shape with a hardware video encoder.",
+        validate=_streaming_gpu_has_nvenc,
+    ),
+    ResourceValidationPolicy(
+        name="helm-release-pins-version",
+        description="Every Helm release pins an exact chart version.",
+        validate=_helm_pinned,
+    ),
+    ResourceValidationPolicy(
+        name="containers-have-requests-and-limits",
+        description="Every container and init container sets cpu and memory requests and limits.",
+        validate=_containers_have_limits,
+    ),
+    ResourceValidationPolicy(
+        name="no-plaintext-kubernetes-secrets",
+        description="A Kubernetes Secret's data and stringData are Pulumi secrets.",
+        validate=_secret_inputs_are_secret,
+    ),
+    ResourceValidationPolicy(
+        name="turn-denies-private-peers",
+        description="coturn's configuration denies private, link-local and loopback peers.",
+        validate=_turn_denies_private_peers,
+    ),
+]
+STACK_POLICIES = [
+    StackValidationPolicy(
+        name="no-plaintext-secret-outputs",
+        description="Stack outputs that look like credentials are Pulumi secrets.",
+        validate=_outputs_are_secret,
+    )
+]
+POLICIES = [*RESOURCE_POLICIES, *STACK_POLICIES]
+ENFORCEMENT = EnforcementLevel.MANDATORY
+
+
+def preserve_secret_markers() -> None:
+    """Let validation policies see which values are secret: pulumi-policy otherwise unwraps them to plain
+    values before a policy runs. Values marked secret then arrive as `pulumi_policy.Secret`."""
+    from pulumi_policy import deserialize, policy
+
+    def keep_markers(props: dict[str, Any], proxy_secrets: bool = False) -> Any:
+        return deserialize.deserialize_properties(props, True)["__target"]
+
+    policy.deserialize_properties = keep_markers
+
+
+# -- the offline harness ------------------------------------------------------------------------------
+
+
+@dataclass
+class Violation:
+    policy: str
+    resource: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.policy}] {self.resource}: {self.message}"
+
+
+def _options() -> PolicyResourceOptions:
+    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+
+
+def run_policies(
+    resources: Iterable[Mapping[str, Any]],
+    outputs: Mapping[str, Any],
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Violation]:
+    """Every policy over resources as the offline plan records them (type, name, inputs) and the stack's outputs."""
+    config = config or {}
+    violations: list[Violation] = []
+
+    def reporter(policy: str, resource: str) -> Callable[[str, str | None], None]:
+        return lambda message, urn=None: violations.append(Violation(policy, resource, message))
+
+    stack = []
+    for resource in resources:
+        name = f"{resource['type']}::{resource['name']}"
+        urn = f"urn:pulumi:offline::pixelstream::{name}"
+        for policy in RESOURCE_POLICIES:
+            args = ResourceValidationArgs(
+                resource["type"],
+                resource["inputs"],
+                urn,
+                resource["name"],
+                _options(),
+                None,
+                dict(config.get(policy.name, {})),
+            )
+            policy.validate(args, reporter(policy.name, name))
+        stack.append(
+            PolicyResource(resource["type"], resource["inputs"], urn, resource["name"], _options(), None, None, [], {})
+        )
+    stack.append(
+        PolicyResource(
+            "pulumi:pulumi:Stack",
+            dict(outputs),
+            "urn:pulumi:offline::pixelstream::pulumi:pulumi:Stack::stack",
+            "stack",
+            _options(),
+            None,
+            None,
+            [],
+            {},
+        )
+    )
+    for policy in STACK_POLICIES:
+        policy.validate(StackValidationArgs(stack), reporter(policy.name, "stack outputs"))
+    return violations
+
+
+def run_policies_on_build(directory: Path, config: Mapping[str, Mapping[str, Any]] | None = None) -> list[Violation]:
+    resources = json.loads((directory / "resources.json").read_text())["resources"]
+    outputs = json.loads((directory / "outputs.json").read_text())
+    return run_policies(resources, outputs, config)
