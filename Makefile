@@ -5,7 +5,12 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: plan test lint clean
+STACKS := $(patsubst stacks/Pulumi.%.yaml,%,$(wildcard stacks/Pulumi.*.yaml))
+# checkov pins packages that conflict with Pulumi's: it gets its own virtual environment.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+
+.PHONY: plan test lint check integration clean
 
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +27,32 @@ test: $(INSTALLED)
 	@$(PY) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet "checkov>=3.3,<4"
+	touch $@
+
+## check: for every stack, the offline plan, then strict Kubernetes schemas, the policy pack and checkov
+check: $(INSTALLED) $(CHECKOV_VENV)/.installed
+	@set -e; for stack in $(STACKS); do \
+	  echo "== $$stack"; \
+	  $(PY) -m pixelstream.offline --stack $$stack > build-$$stack.log || { cat build-$$stack.log; exit 1; }; \
+	  rm -f build-$$stack.log; \
+	  $(PY) -m pixelstream.checks manifests build/$$stack; \
+	  $(PY) -m pixelstream.checks policies build/$$stack; \
+	  $(CHECKOV) -d build/$$stack/manifests --framework kubernetes --skip-download --quiet --compact -o json > build/$$stack/checkov.json || true; \
+	  $(PY) -m pixelstream.checks checkov build/$$stack; \
+	done
+
+## integration: preview (and with PIXELSTREAM_INTEGRATION_UP=1, up then destroy) a throwaway stack in a real tenancy
+integration: $(INSTALLED)
+	@$(PY) -m pytest -m integration tests/integration -rs
+
 ## lint: ruff lint and format check
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build .pytest_cache $(CHECKOV_VENV)

@@ -2,6 +2,7 @@
 
 import pulumi
 import pulumi_oci as oci
+
 from pixelstream import (
     GPU_NODE_LABEL,
     GPU_TAINT,

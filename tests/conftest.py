@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from pixelstream.offline import OfflineMocks, RecordingMonitor, offline_runtime
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT
+
 from pixelstream.charts import CHARTS, deep_merge
 from pixelstream.gpu_device_plugin import (
     GpuDevicePlugin,

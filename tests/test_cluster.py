@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 from conftest import COMPARTMENT
+
 from pixelstream import OkeCluster, OkeClusterArgs
 from pixelstream.offline import OFFLINE_KUBECONFIG_TOKEN, OfflineMocks, Plan, run_offline
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from conftest import COMPARTMENT, ROOT
+
 from pixelstream.config import ConfigError, StackConfig, load_stack_config
 from pixelstream.offline import read_stack_config, run_offline
 

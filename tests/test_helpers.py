@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import APP
 from fake_kube import node, secret_file, serve
+
 from pixelstream.streaming import StreamerSettings, drain_hook
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 import pytest
 from conftest import COMPARTMENT
+
 from pixelstream import Network, NetworkArgs, UnsafeNetworkError
 from pixelstream.offline import Plan, run_offline
 

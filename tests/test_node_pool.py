@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pulumi
 import pytest
 from conftest import COMPARTMENT, decode_user_data
+
 from pixelstream import GPU_TAINT, TURN_TAINT, NodePool, NodePoolArgs, Taint, select_node_image, taint_cloud_init
 from pixelstream.node_pool import NodeImageError
 from pixelstream.offline import OfflineMocks, Plan, run_offline

@@ -13,6 +13,8 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 from conftest import ROOT, decode_user_data
+from test_config import INVALID, invalid_raw
+
 from pixelstream.config import ConfigError
 from pixelstream.offline import (
     OFFLINE_KUBECONFIG_TOKEN,
@@ -25,7 +27,6 @@ from pixelstream.offline import (
     read_stack_config,
     run_offline,
 )
-from test_config import INVALID, invalid_raw
 
 NSG_RULE = "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule"
 NODE_POOL = "oci:ContainerEngine/nodePool:NodePool"

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT
+from promtool import expr_tests, run
+
 from pixelstream.custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, expand_metrics_query
 from pixelstream.dashboard import queries
 from pixelstream.offline import plan_stack
-from promtool import expr_tests, run
 
 SERVICE = 'job="kubernetes-service-endpoints",instance="10.244.1.5:9000",node="10.0.64.10"'
 PODS = 'job="kubernetes-pods",container="signaler"'

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from conftest import APP, ROOT, free_port
 from fake_kube import node, secret_file, serve
-from pixelstream.offline import plan_stack
 from stun import SOFTWARE, XOR_RELAYED_ADDRESS, TurnClient
 from tools import require
+
+from pixelstream.offline import plan_stack
 
 SECRET = "coturn-test-static-auth-secret"
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from test_addons import plan_with
+
 from pixelstream.images import IMAGES
 from pixelstream.offline import OFFLINE_PASSWORD_PREFIX, Plan, plan_stack
-from test_addons import plan_with
 
 NS = "pixel"
 
