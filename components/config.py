@@ -33,6 +33,8 @@ from .constants import (
 from .images import IMAGES, image_problem
 from .security import WORLD
 from .shapes import FLEX_SHAPES, GPU_SHAPES, KNOWN_SHAPES, STREAMING_GPU_SHAPES, is_gpu, shape_sizing_problem
+from .streaming import AutoscalingSettings, StreamerSettings
+from .turn import TurnServerSettings
 
 NAMESPACE = "pixelstream"
 TOP_LEVEL_KEYS = ("compartmentId", "network", "cluster", "nodePools", "addons", "streaming")
@@ -275,6 +277,16 @@ class TurnConfig(_Model):
     total_quota: int = 1000
     max_bytes_per_second: int = 6_250_000
 
+    def server_settings(self, relay_ports: tuple[int, int], media_peer_cidrs: list[str]) -> TurnServerSettings:
+        return TurnServerSettings(
+            relay_ports=relay_ports,
+            media_peer_cidrs=media_peer_cidrs,
+            realm=self.realm,
+            user_quota=self.user_quota,
+            total_quota=self.total_quota,
+            max_bytes_per_second=self.max_bytes_per_second,
+        )
+
 
 class StreamerConfig(_Model):
     gpu_mode: Literal["whole", "timeSliced", "cpuPacked"] = "whole"
@@ -288,6 +300,20 @@ class StreamerConfig(_Model):
     extra_args: list[str] = []
     startup_timeout_seconds: int = 600
     drain_seconds: int = 120
+
+    def settings(self) -> StreamerSettings:
+        return StreamerSettings(
+            gpu_mode=self.gpu_mode,
+            cpu=self.cpu,
+            memory=self.memory,
+            cpu_limit=self.cpu_limit,
+            memory_limit=self.memory_limit,
+            resolution=(self.resolution_width, self.resolution_height),
+            max_fps=self.max_fps,
+            extra_args=self.extra_args,
+            startup_timeout_seconds=self.startup_timeout_seconds,
+            drain_seconds=self.drain_seconds,
+        )
 
 
 class ScaleUpConfig(_Model):
@@ -307,6 +333,18 @@ class AutoscalingConfig(_Model):
     target_pool_ratio: float = 0.9
     scale_up: ScaleUpConfig = ScaleUpConfig()
     scale_down: ScaleDownConfig = ScaleDownConfig()
+
+    def settings(self) -> AutoscalingSettings:
+        return AutoscalingSettings(
+            min_replicas=self.min_replicas,
+            max_replicas=self.max_replicas,
+            target_pool_ratio=self.target_pool_ratio,
+            scale_up_stabilization_seconds=self.scale_up.stabilization_seconds,
+            scale_up_pods=self.scale_up.pods,
+            scale_up_percent=self.scale_up.percent,
+            scale_up_period_seconds=self.scale_up.period_seconds,
+            scale_down_stabilization_seconds=self.scale_down.stabilization_seconds,
+        )
 
 
 class IngressConfig(_Model):

@@ -8,7 +8,6 @@ from pixelstream import (
     GPU_TAINT,
     TURN_NODE_LABEL,
     TURN_TAINT,
-    AutoscalingSettings,
     CertManager,
     CertManagerArgs,
     CustomMetricsAdapter,
@@ -31,8 +30,6 @@ from pixelstream import (
     OkeClusterArgs,
     PixelStreaming,
     PixelStreamingArgs,
-    StreamerSettings,
-    TurnServerSettings,
     load_stack_config,
 )
 
@@ -122,7 +119,6 @@ in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
 system_nodes = [pools["default"]]
 ingress_controller: list[pulumi.Resource] = []
 gpu_plugin: list[pulumi.Resource] = []
-issuers: dict[str, str] = {}
 
 
 if addons.ingress_nginx.enabled:
@@ -147,7 +143,6 @@ if addons.cert_manager.enabled:
         CertManagerArgs(email=addons.cert_manager.email, depends_on=system_nodes, **addons.release_args("certManager")),
         opts=in_cluster,
     )
-    issuers = {name: name for name in certificates.issuers.values()}
     pulumi.export("clusterIssuers", certificates.issuers)
 if addons.metrics_server.enabled:
     MetricsServer(
@@ -204,47 +199,19 @@ if addons.gpu_plugin.enabled:
 streaming = config.streaming
 if streaming.enabled:
     media_peers = [config.network.subnets.workers if vcn_native else config.cluster.pods_cidr]
-    streamer, scaling = streaming.streamer, streaming.autoscaling
     workload = PixelStreaming(
         "pixel-streaming",
         PixelStreamingArgs(
             namespace=streaming.namespace,
             images=streaming.images,
             image_pull_secrets=streaming.image_pull_secrets,
-            turn=TurnServerSettings(
-                relay_ports=config.network.relay_ports.bounds,
-                media_peer_cidrs=media_peers,
-                realm=streaming.turn.realm,
-                user_quota=streaming.turn.user_quota,
-                total_quota=streaming.turn.total_quota,
-                max_bytes_per_second=streaming.turn.max_bytes_per_second,
-            ),
+            turn=streaming.turn.server_settings(config.network.relay_ports.bounds, media_peers),
             credential_ttl_seconds=streaming.turn.credential_ttl_seconds,
-            streamer=StreamerSettings(
-                gpu_mode=streamer.gpu_mode,
-                cpu=streamer.cpu,
-                memory=streamer.memory,
-                cpu_limit=streamer.cpu_limit,
-                memory_limit=streamer.memory_limit,
-                resolution=(streamer.resolution_width, streamer.resolution_height),
-                max_fps=streamer.max_fps,
-                extra_args=streamer.extra_args,
-                startup_timeout_seconds=streamer.startup_timeout_seconds,
-                drain_seconds=streamer.drain_seconds,
-            ),
-            autoscaling=AutoscalingSettings(
-                min_replicas=scaling.min_replicas,
-                max_replicas=scaling.max_replicas,
-                target_pool_ratio=scaling.target_pool_ratio,
-                scale_up_stabilization_seconds=scaling.scale_up.stabilization_seconds,
-                scale_up_pods=scaling.scale_up.pods,
-                scale_up_percent=scaling.scale_up.percent,
-                scale_up_period_seconds=scaling.scale_up.period_seconds,
-                scale_down_stabilization_seconds=scaling.scale_down.stabilization_seconds,
-            ),
+            streamer=streaming.streamer.settings(),
+            autoscaling=streaming.autoscaling.settings(),
             host=streaming.ingress.host,
             path_prefix=streaming.ingress.path_prefix,
-            cluster_issuer=issuers.get(streaming.ingress.issuer),
+            cluster_issuer=streaming.ingress.issuer if addons.cert_manager.enabled else None,
             pod_proxy_prefix=streaming.pod_proxy.path_prefix if streaming.pod_proxy.enabled else None,
             system_nodes=system_nodes,
             turn_nodes=[pools["turn"]],
