@@ -75,7 +75,6 @@ def release(
     namespace: k8s.core.v1.Namespace,
     values: Mapping[str, Any],
     depends_on: Sequence[pulumi.Resource] = (),
-    allow_null_values: bool = False,
 ) -> k8s.helm.v3.Release:
     """Install `args.chart` into `namespace` with our values and the stack's overrides deep-merged over them."""
     chart = args.chart
@@ -87,7 +86,6 @@ def release(
         repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repository),
         namespace=namespace.metadata["name"],
         values=deep_merge(values, args.values),
-        allow_null_values=allow_null_values or None,
         # Helm waits for the release's workloads, so whatever depends on it finds it serving.
         skip_await=False,
         timeout=600,

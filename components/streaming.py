@@ -19,7 +19,9 @@ from .workload import (
     api_access_mount,
     api_access_volume,
     disruption_budget,
+    helper_command,
     helpers_config_map,
+    helpers_mount,
     helpers_volume,
     http_probe,
     labels,
@@ -261,13 +263,13 @@ class Streaming(pulumi.ComponentResource):
         agent = {
             "name": "deletion-cost",
             "image": args.images["python"],
-            "command": ["python", "/helpers/deletion_cost.py"],
+            "command": helper_command("deletion_cost.py"),
             "env": [
                 {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                 {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                 {"name": "METRICS_URL", "value": f"http://localhost:{SIGNAL_METRICS_PORT}/custom"},
             ],
-            "volumeMounts": [{"name": "helpers", "mountPath": "/helpers", "readOnly": True}, api_access_mount()],
+            "volumeMounts": [helpers_mount(), api_access_mount()],
             "securityContext": security_context(65534),
             "resources": resources("5m", "24Mi", "50m", "64Mi"),
         }

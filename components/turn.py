@@ -17,7 +17,9 @@ from .workload import (
     api_access_mount,
     api_access_volume,
     disruption_budget,
+    helper_command,
     helpers_config_map,
+    helpers_mount,
     helpers_volume,
     http_probe,
     labels,
@@ -199,7 +201,7 @@ class Turn(pulumi.ComponentResource):
                             {
                                 "name": "bootstrap",
                                 "image": args.python_image,
-                                "command": ["python", "/helpers/turn_bootstrap.py"],
+                                "command": helper_command("turn_bootstrap.py"),
                                 "env": [
                                     {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
                                     secret_env,
@@ -207,7 +209,7 @@ class Turn(pulumi.ComponentResource):
                                     {"name": "OUTPUT", "value": "/run/coturn/turnserver.conf"},
                                 ],
                                 "volumeMounts": [
-                                    {"name": "helpers", "mountPath": "/helpers", "readOnly": True},
+                                    helpers_mount(),
                                     {"name": "template", "mountPath": "/template", "readOnly": True},
                                     {"name": "runtime", "mountPath": "/run/coturn"},
                                     secret_mount,
@@ -291,7 +293,7 @@ class Turn(pulumi.ComponentResource):
                             {
                                 "name": "ice-config",
                                 "image": args.python_image,
-                                "command": ["python", "/helpers/ice_config.py"],
+                                "command": helper_command("ice_config.py"),
                                 "env": [
                                     secret_env,
                                     {"name": "TURN_PORT", "value": str(TURN_LISTENING_PORT)},
@@ -303,7 +305,7 @@ class Turn(pulumi.ComponentResource):
                                 "readinessProbe": http_probe("/healthz", "http", period=10),
                                 "livenessProbe": http_probe("/livez", "http", period=20),
                                 "volumeMounts": [
-                                    {"name": "helpers", "mountPath": "/helpers", "readOnly": True},
+                                    helpers_mount(),
                                     secret_mount,
                                     api_access_mount(),
                                 ],

@@ -77,6 +77,15 @@ def helpers_volume(config_map: k8s.core.v1.ConfigMap) -> dict[str, Any]:
     return {"name": "helpers", "configMap": {"name": config_map.metadata["name"], "defaultMode": 0o444}}
 
 
+def helpers_mount() -> dict[str, Any]:
+    return {"name": "helpers", "mountPath": HELPERS_MOUNT, "readOnly": True}
+
+
+def helper_command(script: str) -> list[str]:
+    """Run one of the helper scripts with the Python image."""
+    return ["python", f"{HELPERS_MOUNT}/{script}"]
+
+
 def disruption_budget(
     name: str, namespace: pulumi.Input[str], selector: dict[str, str], parent: pulumi.Resource
 ) -> None:
