@@ -11,6 +11,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import pulumi
@@ -22,15 +23,18 @@ from .constants import (
     DEFAULT_API_ENDPOINT_SUBNET,
     DEFAULT_LOAD_BALANCER_SUBNET,
     DEFAULT_PODS_CIDR,
+    DEFAULT_PODS_SUBNET,
     DEFAULT_RELAY_PORT_RANGE,
     DEFAULT_SERVICES_CIDR,
+    DEFAULT_STREAM_PODS_SUBNET,
     DEFAULT_TURN_SUBNET,
     DEFAULT_VCN_CIDR,
     DEFAULT_WORKERS_SUBNET,
     NODE_PORT_RANGE,
+    PODS_PER_NODE,
     TURN_LISTENING_PORT,
 )
-from .images import IMAGES, image_problem
+from .images import IMAGES, image_problem, version_problem
 from .security import WORLD
 from .shapes import FLEX_SHAPES, GPU_SHAPES, KNOWN_SHAPES, STREAMING_GPU_SHAPES, is_gpu, shape_sizing_problem
 from .streaming import AutoscalingSettings, StreamerSettings
@@ -93,8 +97,19 @@ class SubnetsConfig(_Model):
     """Public subnet of the TURN nodes."""
     load_balancers: str = DEFAULT_LOAD_BALANCER_SUBNET
     """Public subnet of the service load balancers."""
+    pods: str = DEFAULT_PODS_SUBNET
+    """VCN-native pods of the default and TURN pools."""
+    stream_pods: str = DEFAULT_STREAM_PODS_SUBNET
+    """VCN-native pods of the GPU pool: the only addresses the TURN relay may reach."""
 
     _valid = field_validator("*")(_cidr)
+
+    def in_use(self, cni: str) -> dict[str, str]:
+        """The subnets the stack creates, by config key: the pod subnets only with VCN-native pods."""
+        subnets = {to_camel(name): cidr for name, cidr in self.model_dump().items()}
+        if cni != "vcnNative":
+            del subnets["pods"], subnets["streamPods"]
+        return subnets
 
 
 class PortRange(_Model):
@@ -131,8 +146,11 @@ class ClusterConfig(_Model):
     """Cluster name; default `pixelstream-<stack>`."""
     type: Literal["ENHANCED", "BASIC"] = "ENHANCED"
     kubernetes_version: str = "v1.34.2"
-    cni: Literal["flannel", "vcnNative"] = "flannel"
+    cni: Literal["flannel", "vcnNative"] = "vcnNative"
+    """vcnNative: pods take addresses from network.subnets.pods/streamPods, so the relay can reach only the
+    stream pods; flannel: an overlay that hides which pod is which (streaming then needs an explicit opt-in)."""
     pods_cidr: str = DEFAULT_PODS_CIDR
+    """Pod overlay range, flannel only."""
     services_cidr: str = DEFAULT_SERVICES_CIDR
     endpoint: EndpointConfig = EndpointConfig()
 
@@ -273,18 +291,27 @@ class TurnConfig(_Model):
     realm: str = "pixelstream"
     credential_ttl_seconds: int = 3600
     """Lifetime of the TURN credentials the ICE config service hands out."""
-    user_quota: int = 10
+    credentials_per_minute: int = 30
+    """Credentials the ICE config service hands one signalling server per minute."""
+    user_quota: int = 20
+    """Allocations per TURN user (one stream pod) per TURN node: its streamer and player hold about four per
+    connection (UDP and TCP to the server), so 20 leaves room for reconnects within an allocation's lifetime."""
     total_quota: int = 1000
     max_bytes_per_second: int = 6_250_000
+    capacity_bytes_per_second: int = 250_000_000
+    allow_relay_to_all_pods: bool = False
+    """The only way to stream on flannel, where the relay cannot be limited to the stream pods."""
 
-    def server_settings(self, relay_ports: tuple[int, int], media_peer_cidrs: list[str]) -> TurnServerSettings:
+    def server_settings(self, relay_ports: tuple[int, int], path: MediaPath) -> TurnServerSettings:
         return TurnServerSettings(
             relay_ports=relay_ports,
-            media_peer_cidrs=media_peer_cidrs,
+            media_peer_cidrs=path.stream_peers,
+            private_cidrs=path.private_cidrs,
             realm=self.realm,
             user_quota=self.user_quota,
             total_quota=self.total_quota,
             max_bytes_per_second=self.max_bytes_per_second,
+            capacity_bytes_per_second=self.capacity_bytes_per_second,
         )
 
 
@@ -370,6 +397,18 @@ class StreamingConfig(_Model):
     pod_proxy: PodProxyConfig = PodProxyConfig()
 
 
+@dataclass(frozen=True)
+class MediaPath:
+    """Where relayed media may go: the stream pods, and none of the platform's own networks besides.
+
+    The one rule behind both the TURN NSG flows (network) and coturn's peer lists (workload)."""
+
+    stream_peers: tuple[str, ...]
+    """What coturn allows: the stream pod subnet (flannel opt-in: the whole pod overlay)."""
+    private_cidrs: tuple[str, ...]
+    """What coturn denies besides the special ranges: the VCN, the services CIDR, the pod overlay."""
+
+
 class StackConfig(_Model):
     compartment_id: str
     network: NetworkConfig = NetworkConfig()
@@ -395,9 +434,30 @@ class StackConfig(_Model):
         _check_network(config)
         _check_cluster(config)
         _check_node_pools(config)
+        _check_pod_subnets(config)
         _check_addons(config)
         _check_streaming(config)
         return config
+
+    @property
+    def vcn_native_pods(self) -> bool:
+        return self.cluster.cni == "vcnNative"
+
+    def media_path(self) -> MediaPath:
+        network, cluster = self.network, self.cluster
+        private = [network.vcn_cidr, cluster.services_cidr]
+        if self.vcn_native_pods:
+            return MediaPath((network.subnets.stream_pods,), tuple(private))
+        return MediaPath((cluster.pods_cidr,), (*private, cluster.pods_cidr))
+
+    def warnings(self) -> list[str]:
+        """What the stack allows on purpose that a reviewer should see in every plan."""
+        if self.streaming.enabled and not self.vcn_native_pods:
+            return [
+                "streaming.turn.allowRelayToAllPods: the TURN relay can send UDP to every pod of the cluster "
+                f"({self.cluster.pods_cidr}), not only to the streams; use cluster.cni: vcnNative to confine it"
+            ]
+        return []
 
     def availability_domain_names(self, pool: str, region_domains: Sequence[str]) -> list[str]:
         """The pool's availability domain indexes resolved against the region's domain names."""
@@ -417,7 +477,13 @@ def _check_network(config: StackConfig) -> None:
     vcn = ipaddress.IPv4Network(network.vcn_cidr)
     if not 16 <= vcn.prefixlen <= 30:
         raise ConfigError("network.vcnCidr", f"{vcn} must be between /16 and /30 (OCI VCN limits)")
-    subnets = {to_camel(name): ipaddress.IPv4Network(cidr) for name, cidr in network.subnets.model_dump().items()}
+    in_use = network.subnets.in_use(cluster.cni)
+    unused = sorted(set(network.subnets.model_fields_set) - {to_snake(k) for k in in_use})
+    if unused:
+        raise ConfigError(
+            f"network.subnets.{to_camel(unused[0])}", "is only used with cluster.cni: vcnNative (pods on VCN addresses)"
+        )
+    subnets = {key: ipaddress.IPv4Network(cidr) for key, cidr in in_use.items()}
     seen: dict[str, ipaddress.IPv4Network] = {}
     for key, subnet in subnets.items():
         if not subnet.subnet_of(vcn):
@@ -446,6 +512,11 @@ def _check_network(config: StackConfig) -> None:
     overlays = [("servicesCidr", cluster.services_cidr)]
     if cluster.cni == "flannel":
         overlays.insert(0, ("podsCidr", cluster.pods_cidr))
+    elif "pods_cidr" in cluster.model_fields_set:
+        raise ConfigError(
+            "cluster.podsCidr",
+            "is only used with cluster.cni: flannel; VCN-native pods take network.subnets.pods and .streamPods",
+        )
     for key, cidr in overlays:
         if ipaddress.IPv4Network(cidr).overlaps(vcn):
             raise ConfigError(f"cluster.{key}", f"{cidr} overlaps the VCN {vcn}; pick a range outside it")
@@ -534,6 +605,26 @@ def _check_node_pools(config: StackConfig) -> None:
             raise ConfigError(f"{path}.faultDomains", f"{json.dumps(spec.fault_domains)} lists a fault domain twice")
 
 
+def _check_pod_subnets(config: StackConfig) -> None:
+    """Every node of a pool reserves PODS_PER_NODE addresses in its pod subnet; OCI keeps three per subnet."""
+    if not config.vcn_native_pods:
+        return
+    subnets = config.network.subnets
+    pools = dict(config.node_pools.items())
+    for key, cidr, users in (
+        ("pods", subnets.pods, ("default", "turn")),
+        ("streamPods", subnets.stream_pods, ("gpu",)),
+    ):
+        nodes = sum(pools[p].max_size if pools[p].max_size is not None else pools[p].size for p in users)
+        usable = ipaddress.IPv4Network(cidr).num_addresses - 3
+        if nodes * PODS_PER_NODE > usable:
+            raise ConfigError(
+                f"network.subnets.{key}",
+                f"{cidr} holds {usable} pod addresses, fewer than the {nodes * PODS_PER_NODE} that "
+                f"{nodes} node(s) of the {'/'.join(users)} pool(s) reserve ({PODS_PER_NODE} each); use a larger subnet",
+            )
+
+
 def _check_addons(config: StackConfig) -> None:
     addons = config.addons
     for key in _ADDON_CHARTS:
@@ -599,7 +690,7 @@ def _check_streaming(config: StackConfig) -> None:
             raise ConfigError(
                 f"streaming.images.{name}", f"is not an image of the workload; known: {', '.join(IMAGES)}"
             )
-        problem = image_problem(reference)
+        problem = image_problem(reference) or version_problem(name, reference)
         if problem:
             raise ConfigError(f"streaming.images.{name}", problem)
     for index, secret in enumerate(streaming.image_pull_secrets):
@@ -616,6 +707,25 @@ def _check_streaming(config: StackConfig) -> None:
     for key in ("user_quota", "total_quota", "max_bytes_per_second"):
         if getattr(turn, key) < 1:
             raise ConfigError(f"streaming.turn.{to_camel(key)}", f"{getattr(turn, key)} is below 1")
+    if turn.capacity_bytes_per_second < turn.max_bytes_per_second:
+        raise ConfigError(
+            "streaming.turn.capacityBytesPerSecond",
+            f"{turn.capacity_bytes_per_second} is below maxBytesPerSecond ({turn.max_bytes_per_second}): no session "
+            "would fit on a TURN node",
+        )
+    if not 1 <= turn.credentials_per_minute <= 600:
+        raise ConfigError("streaming.turn.credentialsPerMinute", f"{turn.credentials_per_minute} is outside 1-600")
+    if config.vcn_native_pods and turn.allow_relay_to_all_pods:
+        raise ConfigError(
+            "streaming.turn.allowRelayToAllPods",
+            "true only applies to cluster.cni: flannel; with vcnNative the relay reaches exactly the stream pods",
+        )
+    if not config.vcn_native_pods and not turn.allow_relay_to_all_pods:
+        raise ConfigError(
+            "cluster.cni",
+            "flannel cannot tell stream pods from the others, so the TURN relay would reach every pod; use vcnNative "
+            "(the default), or accept that risk with streaming.turn.allowRelayToAllPods: true",
+        )
 
     streamer = streaming.streamer
     for key in ("cpu", "cpu_limit"):

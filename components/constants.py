@@ -15,6 +15,11 @@ OKE_CONTROL_PLANE_PORT = 12250
 KUBELET_PORT = 10250
 KUBE_PROXY_HEALTH_PORT = 10256
 NODE_PORT_RANGE = (30000, 32767)
+DNS_PORT = 53
+# Metrics Prometheus scrapes on the nodes themselves: the node exporter (kube-prometheus-stack's DaemonSet, host
+# network) and coturn's exporter on the TURN nodes.
+NODE_EXPORTER_PORT = 9100
+TURN_METRICS_PORT = 9641
 
 # Player-facing ports.
 TURN_LISTENING_PORT = 3478
@@ -78,5 +83,11 @@ DEFAULT_API_ENDPOINT_SUBNET = "10.0.0.0/28"
 DEFAULT_LOAD_BALANCER_SUBNET = "10.0.2.0/24"
 DEFAULT_TURN_SUBNET = "10.0.30.0/24"
 DEFAULT_WORKERS_SUBNET = "10.0.64.0/18"
+# VCN-native pod networking: the system pods (default and TURN pools) and the stream pods (GPU pool) in subnets
+# of their own, so the TURN relay can be allowed to reach exactly the stream pods.
+DEFAULT_PODS_SUBNET = "10.0.128.0/18"
+DEFAULT_STREAM_PODS_SUBNET = "10.0.192.0/19"
+# OKE's VCN-native CNI gives every node this many pod addresses in its pod subnet (its default maxPodsPerNode).
+PODS_PER_NODE = 31
 DEFAULT_PODS_CIDR = "10.244.0.0/16"
 DEFAULT_SERVICES_CIDR = "10.96.0.0/16"

@@ -7,7 +7,7 @@ import re
 REFERENCE = "ghcr.io/oracle-quickstart/oke-unreal-pixel-streaming"
 
 IMAGES: dict[str, str] = {
-    "coturn": "docker.io/coturn/coturn:4.7.0-r2",
+    "coturn": "docker.io/coturn/coturn:4.17.2-r0",
     "python": "docker.io/library/python:3.13.9-slim-bookworm",
     "traefik": "docker.io/library/traefik:v3.7.13",
     # The reference system publishes its images only as `latest`; pin them per stack (images.<name>) to a
@@ -29,6 +29,28 @@ def image_problem(reference: str) -> str | None:
     match = _REFERENCE.match(reference)
     if not match:
         return f"{reference} is not an image reference with a tag or digest (registry/repository:tag or @sha256:...)"
+    return None
+
+
+# Oldest releases the workload's configuration is safe with: coturn 4.9 fixed CVE-2026-27624 (IPv4-mapped IPv6
+# peers passed its IPv4 denials) and turned the CLI and DTLS off unless asked for.
+MINIMUM_VERSIONS: dict[str, tuple[int, ...]] = {"coturn": (4, 9)}
+_VERSION = re.compile(r"^v?(\d+(?:\.\d+)*)")
+
+
+def version_problem(name: str, reference: str) -> str | None:
+    """Why the image `name` at `reference` is older than the workload allows, or None (also for digests and
+    tags that carry no version, which cannot be judged here)."""
+    minimum = MINIMUM_VERSIONS.get(name)
+    match = _REFERENCE.match(reference)
+    tag = match["tag"] if match else None
+    version = _VERSION.match(tag) if tag else None
+    if minimum is None or version is None:
+        return None
+    found = tuple(int(part) for part in version[1].split("."))
+    if found < minimum:
+        wanted = ".".join(map(str, minimum))
+        return f"{reference} is older than {name} {wanted}, the oldest release this configuration is safe with"
     return None
 
 

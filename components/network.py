@@ -11,19 +11,28 @@ import pulumi_oci as oci
 from .constants import (
     DEFAULT_API_ENDPOINT_SUBNET,
     DEFAULT_LOAD_BALANCER_SUBNET,
+    DEFAULT_PODS_SUBNET,
     DEFAULT_RELAY_PORT_RANGE,
+    DEFAULT_STREAM_PODS_SUBNET,
     DEFAULT_TURN_SUBNET,
     DEFAULT_VCN_CIDR,
     DEFAULT_WORKERS_SUBNET,
 )
 from .security import (
-    NSG_KEYS,
+    API,
+    LOAD_BALANCERS,
+    MAX_RULES_PER_NSG,
     ORACLE_SERVICES,
+    PODS,
     PROTOCOL_NUMBERS,
+    STREAM_PODS,
+    TURN,
+    WORKERS,
     WORLD,
     SecurityRule,
     check_world_ingress,
     platform_security_rules,
+    rule_counts,
 )
 
 ORACLE_SERVICES_NAME = "All .* Services In Oracle Services Network"
@@ -50,18 +59,48 @@ class NetworkArgs:
     client_cidrs: Sequence[str] = (WORLD,)
     """Where players connect from: the ingress listeners and TURN accept only these."""
     relay_ports: tuple[int, int] = DEFAULT_RELAY_PORT_RANGE
-    """TURN relay port range, opened on the TURN nodes."""
-    pods_on_vcn: bool = False
-    """VCN-native pod networking: pods take IPs from the workers subnet."""
+    """TURN relay port range, opened (UDP) on the TURN nodes."""
+    pods_subnet_cidr: str | None = DEFAULT_PODS_SUBNET
+    """VCN-native pod networking: subnet of the default and TURN pools' pods. None (with the next) for flannel."""
+    stream_pods_subnet_cidr: str | None = DEFAULT_STREAM_PODS_SUBNET
+    """VCN-native pod networking: subnet of the GPU pool's pods, the only addresses the TURN relay may reach."""
     dns_label: str = "pixelstream"
     freeform_tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def vcn_native_pods(self) -> bool:
+        return self.pods_subnet_cidr is not None
+
+    def validate(self) -> None:
+        if (self.pods_subnet_cidr is None) != (self.stream_pods_subnet_cidr is None):
+            raise ValueError("VCN-native pod networking needs both pods_subnet_cidr and stream_pods_subnet_cidr")
+
+
+# Subnets by role, so reviews and policies can tell node, pod and stream-pod subnets apart without their IDs.
+ROLE_TAG = "pixelstream-role"
+SUBNET_ROLES = {
+    API: "api-endpoint",
+    WORKERS: "nodes",
+    TURN: "nodes",
+    LOAD_BALANCERS: "load-balancers",
+    PODS: "pods",
+    STREAM_PODS: "stream-pods",
+}
+SUBNET_DNS_LABELS = {
+    API: "api",
+    WORKERS: "workers",
+    TURN: "turn",
+    LOAD_BALANCERS: "lb",
+    PODS: "pods",
+    STREAM_PODS: "streams",
+}
 
 
 class Network(pulumi.ComponentResource):
     """The VCN of one platform stack.
 
-    Outputs: `vcn_id`; `subnet_ids` and `nsg_ids` keyed `api`, `workers`, `turn`, `lb`; `rules`, the security
-    rules as plain data; `cidrs`, the subnet CIDRs by the same keys.
+    Outputs: `vcn_id`; `subnet_ids` and `nsg_ids` keyed `api`, `workers`, `turn`, `lb` and, with VCN-native
+    pods, `pods` and `streams`; `rules`, the security rules as plain data; `cidrs`, the subnet CIDRs by the same keys.
     """
 
     vcn_id: pulumi.Output[str]
@@ -71,20 +110,27 @@ class Network(pulumi.ComponentResource):
     cidrs: dict[str, str]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        args.validate()
         self.rules = platform_security_rules(
             api_allowed_cidrs=args.api_allowed_cidrs,
             client_cidrs=args.client_cidrs,
             relay_ports=args.relay_ports,
-            pods_on_vcn=args.pods_on_vcn,
+            vcn_cidr=args.vcn_cidr,
+            vcn_native_pods=args.vcn_native_pods,
         )
         check_world_ingress(self.rules, relay_ports=args.relay_ports, allow_world_api=args.allow_world_api_access)
+        crowded = {nsg: n for nsg, n in rule_counts(self.rules).items() if n > MAX_RULES_PER_NSG}
+        if crowded:
+            raise ValueError(f"more security rules than OCI allows in one group ({MAX_RULES_PER_NSG}): {crowded}")
         super().__init__("pixelstream:index:Network", name, None, opts)
         self.cidrs = {
-            "api": args.api_endpoint_subnet_cidr,
-            "workers": args.workers_subnet_cidr,
-            "turn": args.turn_subnet_cidr,
-            "lb": args.load_balancer_subnet_cidr,
+            API: args.api_endpoint_subnet_cidr,
+            WORKERS: args.workers_subnet_cidr,
+            TURN: args.turn_subnet_cidr,
+            LOAD_BALANCERS: args.load_balancer_subnet_cidr,
         }
+        if args.pods_subnet_cidr is not None and args.stream_pods_subnet_cidr is not None:
+            self.cidrs |= {PODS: args.pods_subnet_cidr, STREAM_PODS: args.stream_pods_subnet_cidr}
 
         child = pulumi.ResourceOptions(parent=self)
         common = {"compartment_id": args.compartment_id, "freeform_tags": args.freeform_tags}
@@ -157,8 +203,7 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
 
-        public_subnets = {"turn", "lb"} | ({"api"} if args.api_endpoint_public else set())
-        dns_labels = {"api": "api", "workers": "workers", "turn": "turn", "lb": "lb"}
+        public_subnets = {TURN, LOAD_BALANCERS} | ({API} if args.api_endpoint_public else set())
         self.subnet_ids = {}
         for key, cidr in self.cidrs.items():
             public = key in public_subnets
@@ -166,12 +211,14 @@ class Network(pulumi.ComponentResource):
                 f"{name}-{key}-subnet",
                 display_name=f"{name}-{key}",
                 cidr_block=cidr,
-                dns_label=dns_labels[key],
+                dns_label=SUBNET_DNS_LABELS[key],
                 prohibit_public_ip_on_vnic=not public,
                 prohibit_internet_ingress=not public,
                 route_table_id=(public_routes if public else private_routes).id,
                 security_list_ids=[locked_default.id],
-                **common,
+                compartment_id=args.compartment_id,
+                vcn_id=vcn.id,
+                freeform_tags={**args.freeform_tags, ROLE_TAG: SUBNET_ROLES[key]},
                 opts=child,
             ).id
 
@@ -179,7 +226,7 @@ class Network(pulumi.ComponentResource):
             key: oci.core.NetworkSecurityGroup(
                 f"{name}-{key}-nsg", display_name=f"{name}-{key}", **common, opts=child
             ).id
-            for key in NSG_KEYS
+            for key in self.cidrs
         }
         for rule in self.rules:
             self._declare_rule(name, rule, oracle_services.cidr_block, child)

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_oci as oci
 
 from .cluster import CNI_TYPES, Cni
-from .constants import AUTOSCALER_NODE_LABEL, POOL_LABEL_KEY, Taint
+from .constants import AUTOSCALER_NODE_LABEL, PODS_PER_NODE, POOL_LABEL_KEY, Taint
 from .shapes import architecture, is_gpu, shape_sizing_problem
 
 # OKE node image names, e.g. Oracle-Linux-8.10-Gen2-GPU-2026.10.28-0-OKE-1.34.2-1130.
@@ -163,6 +163,8 @@ class NodePool(pulumi.ComponentResource):
             cni_type=CNI_TYPES[args.cni],
             pod_subnet_ids=[args.pod_subnet_id or args.subnet_id] if vcn_native else None,
             pod_nsg_ids=list(args.pod_nsg_ids) if vcn_native else None,
+            # Explicit, because pod subnets are sized by it (see the config's pod-subnet capacity check).
+            max_pods_per_node=PODS_PER_NODE if vcn_native else None,
         )
         node_metadata = None
         if args.taints:

@@ -24,6 +24,8 @@ class PixelStreamingArgs:
     image_pull_secrets: Sequence[str] = ()
     """Existing docker-registry Secrets in the namespace, used by every pod."""
     credential_ttl_seconds: int = 3600
+    credentials_per_minute: int = 30
+    """TURN credentials one signalling server may obtain per minute (a flood of player connections gets 429)."""
     streamer: StreamerSettings = field(default_factory=StreamerSettings)
     autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
     host: str | None = None
@@ -70,6 +72,7 @@ class PixelStreaming(pulumi.ComponentResource):
                 coturn_image=images["coturn"],
                 python_image=images["python"],
                 credential_ttl_seconds=args.credential_ttl_seconds,
+                credentials_per_minute=args.credentials_per_minute,
                 image_pull_secrets=pull_secrets,
                 depends_on=args.turn_nodes,
             ),

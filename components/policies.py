@@ -33,6 +33,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from .address_set import AddressSet
 from .constants import (
     DEFAULT_RELAY_PORT_RANGE,
     GPU_NODE_LABEL,
@@ -45,7 +46,6 @@ from .shapes import GPU_SHAPES
 REDACTED = "[secret]"
 WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Pod")
 SECRET_OUTPUT = re.compile(r"(password|secret|token|kubeconfig|credential|private.?key)", re.IGNORECASE)
-MUST_DENY = ("169.254.169.254", "10.0.0.1", "172.16.0.1", "192.168.0.1", "100.64.0.1", "127.0.0.1")
 
 
 def is_marked_secret(value: Any) -> bool:
@@ -234,41 +234,135 @@ def _outputs_are_secret(args: StackValidationArgs, report: ReportViolation) -> N
 
 # -- TURN relay denies private and link-local peers ---------------------------------------------------
 
+# What every relay must deny: private networks, metadata, loopback, and IPv6 forms of IPv4 addresses. Written
+# out here rather than taken from the Turn component's list, so a mistake there is caught here.
+MUST_DENY = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::1/128",
+    "::ffff:0:0/96",
+    "fc00::/7",
+    "fe80::/10",
+)
+# ... and what no allowed-peer-ip may reopen: the node itself and the metadata service.
+NEVER_ALLOW = ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "::1/128", "::ffff:0:0/96")
+ROLE_TAG = "pixelstream-role"
+STREAM_PODS_ROLE = "stream-pods"
 
-def _ranges(conf: str, option: str) -> list[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]]:
-    ranges = []
+
+def _option(conf: str, name: str) -> list[str]:
+    values = []
     for line in conf.splitlines():
         key, _, value = line.strip().partition("=")
-        if key.strip() != option or not value:
-            continue
-        first, _, last = value.strip().partition("-")
-        ranges.append((ipaddress.ip_address(first), ipaddress.ip_address(last or first)))
-    return ranges
+        if key.strip() == name and value.strip():
+            values.append(value.strip())
+    return values
 
 
-def _covered(address: str, ranges: Iterable[tuple[Any, ...]]) -> bool:
-    ip = ipaddress.ip_address(address)
-    return any(first.version == ip.version and first <= ip <= last for first, last in ranges)
+def _peers(conf: str, option: str) -> AddressSet:
+    return AddressSet.of_ranges(_option(conf, option))
 
 
 def turn_config_problems(conf: str) -> list[str]:
-    denied, allowed = _ranges(conf, "denied-peer-ip"), _ranges(conf, "allowed-peer-ip")
+    denied, allowed = _peers(conf, "denied-peer-ip"), _peers(conf, "allowed-peer-ip")
     problems = []
-    for address in MUST_DENY:
-        if not _covered(address, denied) or _covered(address, allowed):
-            problems.append(f"the relay can reach {address}: deny it with denied-peer-ip (and do not allow it)")
+    for cidr in MUST_DENY:
+        open_part = AddressSet.of_cidrs([cidr]) - denied
+        if open_part:
+            problems.append(f"the relay can reach {', '.join(open_part.describe()[:3])} ({cidr}): deny it")
+    for cidr in NEVER_ALLOW:
+        reopened = AddressSet.of_cidrs([cidr]) & allowed
+        if reopened:
+            problems.append(f"allowed-peer-ip reopens {', '.join(reopened.describe()[:3])} ({cidr})")
     if re.search(r"^\s*allow-loopback-peers", conf, re.M):
         problems.append("allow-loopback-peers lets the relay reach the server's own services")
     return problems
 
 
 def _turn_denies_private_peers(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != "kubernetes:core/v1:ConfigMap":
-        return
-    for key, conf in (plain(args.props.get("data")) or {}).items():
-        if key.endswith("turnserver.conf"):
-            for problem in turn_config_problems(str(conf)):
-                report(f"{key}: {problem}", None)
+    for key, conf in _turn_configs(args.resource_type, args.props):
+        for problem in turn_config_problems(conf):
+            report(f"{key}: {problem}", None)
+
+
+def _turn_configs(resource_type: str, props: Mapping[str, Any]) -> list[tuple[str, str]]:
+    if resource_type != "kubernetes:core/v1:ConfigMap":
+        return []
+    data = plain(props.get("data")) or {}
+    return [(key, str(conf)) for key, conf in data.items() if key.endswith("turnserver.conf")]
+
+
+# -- TURN relay reaches only the stream pods ----------------------------------------------------------
+
+
+@dataclass
+class StackNetworks:
+    """What a stack declares about its own networks, as the relay policy needs it."""
+
+    stream_pods: AddressSet
+    forbidden: dict[str, AddressSet]
+    """Every other subnet and the services CIDR, by what they are."""
+    pod_overlays: AddressSet
+
+
+def stack_networks(resources: Iterable[Any], config: Mapping[str, Any]) -> StackNetworks:
+    stream, forbidden, overlays = [], {}, []
+    for resource in resources:
+        props = plain(resource.props)
+        if resource.resource_type == "oci:Core/subnet:Subnet" and props.get("cidrBlock"):
+            role = (props.get("freeformTags") or {}).get(ROLE_TAG, "subnet")
+            if role == STREAM_PODS_ROLE:
+                stream.append(props["cidrBlock"])
+            else:
+                forbidden[f"{role} subnet {props['cidrBlock']}"] = AddressSet.of_cidrs([props["cidrBlock"]])
+        elif resource.resource_type == "oci:ContainerEngine/cluster:Cluster":
+            network = (props.get("options") or {}).get("kubernetesNetworkConfig") or {}
+            if network.get("servicesCidr"):
+                forbidden[f"services CIDR {network['servicesCidr']}"] = AddressSet.of_cidrs([network["servicesCidr"]])
+            if network.get("podsCidr"):
+                overlays.append(network["podsCidr"])
+    for cidr in config.get("forbiddenCidrs") or []:
+        forbidden[f"forbidden CIDR {cidr}"] = AddressSet.of_cidrs([cidr])
+    return StackNetworks(
+        AddressSet.of_cidrs(config.get("streamPodCidrs") or stream), forbidden, AddressSet.of_cidrs(overlays)
+    )
+
+
+def relay_reach_problems(conf: str, networks: StackNetworks, allow_all_pods: bool = False) -> list[str]:
+    """Where the relay reaches beyond the stream pods, and a TCP relay left on."""
+    allowed = _peers(conf, "allowed-peer-ip")
+    target = networks.pod_overlays if allow_all_pods else networks.stream_pods
+    problems = []
+    if allowed and not target:
+        problems.append(
+            "allowed-peer-ip is set but the stack has no stream pod subnet (a subnet tagged "
+            f"{ROLE_TAG}={STREAM_PODS_ROLE}, or policy config streamPodCidrs) to hold it to"
+        )
+    elif allowed - target:
+        problems.append(
+            f"the relay reaches beyond the stream pods ({', '.join(target.describe())}): "
+            f"{', '.join((allowed - target).describe()[:4])}"
+        )
+    for what, addresses in sorted(networks.forbidden.items()):
+        if allowed & addresses:
+            problems.append(f"the relay reaches the {what}")
+    if "no-tcp-relay" not in (line.strip() for line in conf.splitlines()):
+        problems.append("no-tcp-relay is missing: a TURN client could open TCP connections to every allowed peer")
+    return problems
+
+
+def _turn_relays_only_to_stream_pods(args: StackValidationArgs, report: ReportViolation) -> None:
+    config = args.get_config() or {}
+    networks = stack_networks(args.resources, config)
+    for resource in args.resources:
+        for key, conf in _turn_configs(resource.resource_type, resource.props):
+            for problem in relay_reach_problems(conf, networks, bool(config.get("allowRelayToAllPods"))):
+                report(f"{resource.name} {key}: {problem}", resource.urn)
 
 
 # -- the pack -----------------------------------------------------------------------------------------
@@ -319,7 +413,20 @@ STACK_POLICIES = [
         name="no-plaintext-secret-outputs",
         description="Stack outputs that look like credentials are Pulumi secrets.",
         validate=_outputs_are_secret,
-    )
+    ),
+    StackValidationPolicy(
+        name="turn-relays-only-to-stream-pods",
+        description="coturn's allowed peers stay inside the stream pod subnet, clear of every other subnet and "
+        "the services CIDR, and its TCP relay is off.",
+        validate=_turn_relays_only_to_stream_pods,
+        config_schema=PolicyConfigSchema(
+            {
+                "streamPodCidrs": {"type": "array", "items": {"type": "string"}, "default": []},
+                "forbiddenCidrs": {"type": "array", "items": {"type": "string"}, "default": []},
+                "allowRelayToAllPods": {"type": "boolean", "default": False},
+            }
+        ),
+    ),
 ]
 POLICIES = [*RESOURCE_POLICIES, *STACK_POLICIES]
 ENFORCEMENT = EnforcementLevel.MANDATORY
@@ -397,7 +504,8 @@ def run_policies(
         )
     )
     for policy in STACK_POLICIES:
-        policy.validate(StackValidationArgs(stack), reporter(policy.name, "stack outputs"))
+        args = StackValidationArgs(stack, dict(config.get(policy.name, {})))
+        policy.validate(args, reporter(policy.name, "stack"))
     return violations
 
 

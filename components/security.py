@@ -14,25 +14,32 @@ from typing import Literal
 import pulumi
 
 from .constants import (
+    DNS_PORT,
     KUBE_API_PORT,
     KUBE_PROXY_HEALTH_PORT,
     KUBELET_PORT,
     LOAD_BALANCER_LISTENER_PORTS,
+    NODE_EXPORTER_PORT,
     NODE_PORT_RANGE,
     OKE_CONTROL_PLANE_PORT,
     PATH_DISCOVERY_ICMP,
     TURN_LISTENING_PORT,
+    TURN_METRICS_PORT,
 )
 
-# The network security groups of the platform: the Kubernetes API endpoint, the private workers
-# (default and GPU pools), the public TURN nodes, and the public service load balancers.
-API, WORKERS, TURN, LOAD_BALANCERS = "api", "workers", "turn", "lb"
-NSG_KEYS = (API, WORKERS, TURN, LOAD_BALANCERS)
+# The network security groups of the platform: the Kubernetes API endpoint, the private workers (default and
+# GPU pools), the public TURN nodes, the public service load balancers and, with VCN-native pod networking, the
+# system pods (default and TURN pools) and the stream pods (GPU pool).
+API, WORKERS, TURN, LOAD_BALANCERS, PODS, STREAM_PODS = "api", "workers", "turn", "lb", "pods", "streams"
+NODE_NSGS = (WORKERS, TURN)
+POD_NSGS = (PODS, STREAM_PODS)
 ORACLE_SERVICES = "oracle-services"
 WORLD = "0.0.0.0/0"
 
 Protocol = Literal["tcp", "udp", "icmp", "all"]
 PROTOCOL_NUMBERS = {"tcp": "6", "udp": "17", "icmp": "1", "all": "all"}
+# OCI's limit of security rules in one network security group.
+MAX_RULES_PER_NSG = 120
 
 
 class UnsafeNetworkError(pulumi.RunError):
@@ -112,29 +119,85 @@ def _flow(
     ]
 
 
+def outside(cidr: str) -> list[str]:
+    """Every IPv4 address outside `cidr`, as the fewest CIDR blocks (NSG rules cannot say "all but")."""
+    return [str(n) for n in sorted(ipaddress.IPv4Network(WORLD).address_exclude(ipaddress.IPv4Network(cidr)))]
+
+
+def _internet_egress(nsg: str, vcn_cidr: str, description: str) -> list[SecurityRule]:
+    """Egress to everything outside the VCN: inside it, this group reaches only what its flows allow."""
+    return [SecurityRule(nsg, "EGRESS", "all", cidr, description) for cidr in outside(vcn_cidr)]
+
+
+def _node_rules(nodes: str) -> list[SecurityRule]:
+    """What OKE needs between a node group and the control plane."""
+    rules = _flow(nodes, API, "tcp", "kubelet and pods to the Kubernetes API", KUBE_API_PORT)
+    rules += _flow(nodes, API, "tcp", "node registration to the OKE control plane", OKE_CONTROL_PLANE_PORT)
+    rules += _flow(API, nodes, "tcp", "control plane to kubelet (logs, exec, health)", KUBELET_PORT)
+    rules += _flow(nodes, API, "icmp", "path MTU discovery", icmp=PATH_DISCOVERY_ICMP)
+    rules += _flow(API, nodes, "icmp", "path MTU discovery", icmp=PATH_DISCOVERY_ICMP)
+    rules.append(SecurityRule(nodes, "INGRESS", "icmp", WORLD, "path MTU discovery", icmp=PATH_DISCOVERY_ICMP))
+    return rules
+
+
+def _overlay_rules() -> list[SecurityRule]:
+    """Flannel: pods have no VCN addresses, their traffic is VXLAN between the nodes."""
+    rules = _flow(TURN, TURN, "all", "TURN node to TURN node (pod network)")
+    rules += _flow(WORKERS, TURN, "all", "workers to TURN nodes (pod network)")
+    rules += _flow(TURN, WORKERS, "all", "TURN nodes to workers (pod network, relayed media to any pod)")
+    return rules
+
+
+def _vcn_native_pod_rules(vcn_cidr: str) -> list[SecurityRule]:
+    """VCN-native pods: system pods talk freely among themselves and with the nodes; stream pods accept only
+    the relay's UDP from the TURN nodes, and HTTP from the system pods (router, Prometheus)."""
+    rules = _flow(PODS, PODS, "all", "pod to pod")
+    rules += _flow(WORKERS, PODS, "all", "nodes to pods (probes, host-network pods)")
+    rules += _flow(PODS, WORKERS, "all", "pods to nodes (metrics, host-network pods)")
+    rules += _flow(WORKERS, STREAM_PODS, "all", "nodes to stream pods (probes)")
+    rules += _flow(PODS, STREAM_PODS, "tcp", "system pods to stream pods (signalling, metrics)")
+    rules += _flow(STREAM_PODS, PODS, "tcp", "stream pods to system pods (ICE config, matchmaker, DNS)")
+    rules += _flow(STREAM_PODS, PODS, "udp", "stream pods to cluster DNS", DNS_PORT)
+    rules += _flow(TURN, STREAM_PODS, "udp", "relayed media to the stream pods")
+    for protocol in ("udp", "tcp"):
+        rules += _flow(TURN, PODS, protocol, "TURN host-network pods to cluster DNS", DNS_PORT)
+    for port, what in (
+        (KUBELET_PORT, "kubelet"),
+        (NODE_EXPORTER_PORT, "node exporter"),
+        (TURN_METRICS_PORT, "coturn exporter"),
+    ):
+        rules += _flow(PODS, TURN, "tcp", f"Prometheus to the TURN nodes' {what}", port)
+    for pods in POD_NSGS:
+        rules += _flow(pods, API, "tcp", "pods to the Kubernetes API", KUBE_API_PORT)
+        rules.append(SecurityRule(pods, "INGRESS", "icmp", WORLD, "path MTU discovery", icmp=PATH_DISCOVERY_ICMP))
+    rules += _flow(PODS, API, "tcp", "pods to the OKE control plane", OKE_CONTROL_PLANE_PORT)
+    rules += _flow(API, PODS, "tcp", "control plane to pod webhooks and API services")
+    rules.append(SecurityRule(PODS, "EGRESS", "tcp", ORACLE_SERVICES, "OCI services through the service gateway"))
+    rules.append(SecurityRule(PODS, "EGRESS", "all", WORLD, "outbound internet through the NAT gateway"))
+    rules += _internet_egress(STREAM_PODS, vcn_cidr, "WebRTC straight to players, outside the VCN")
+    return rules
+
+
 def platform_security_rules(
     *,
     api_allowed_cidrs: Sequence[str],
     client_cidrs: Sequence[str],
     relay_ports: tuple[int, int],
-    pods_on_vcn: bool,
+    vcn_cidr: str,
+    vcn_native_pods: bool,
 ) -> list[SecurityRule]:
-    """Every rule the platform needs: what OKE needs between its parts, plus the player-facing ports."""
+    """Every rule the platform needs: what OKE needs between its parts, plus the player-facing ports.
+
+    With VCN-native pods, nothing in the VCN but the stream pods' UDP is reachable from the TURN nodes; with
+    flannel the TURN nodes and workers must exchange everything (the overlay hides which pod is which).
+    """
     rules: list[SecurityRule] = []
-    for nodes in (WORKERS, TURN):
-        rules += _flow(nodes, API, "tcp", "kubelet and pods to the Kubernetes API", KUBE_API_PORT)
-        rules += _flow(nodes, API, "tcp", "node registration to the OKE control plane", OKE_CONTROL_PLANE_PORT)
-        rules += _flow(API, nodes, "tcp", "control plane to kubelet (logs, exec, health)", KUBELET_PORT)
-        rules += _flow(nodes, API, "icmp", "path MTU discovery", icmp=PATH_DISCOVERY_ICMP)
-        rules += _flow(API, nodes, "icmp", "path MTU discovery", icmp=PATH_DISCOVERY_ICMP)
-        rules.append(SecurityRule(nodes, "INGRESS", "icmp", WORLD, "path MTU discovery", icmp=PATH_DISCOVERY_ICMP))
-        rules.append(SecurityRule(nodes, "EGRESS", "all", WORLD, "image pulls and outbound traffic"))
-    rules += _flow(WORKERS, WORKERS, "all", "worker to worker (pod network, flannel VXLAN)")
-    rules += _flow(TURN, TURN, "all", "TURN node to TURN node (pod network)")
-    rules += _flow(WORKERS, TURN, "all", "workers to TURN nodes (pod network, relayed media to streamers)")
-    rules += _flow(TURN, WORKERS, "all", "TURN nodes to workers (pod network, relayed media to streamers)")
-    if pods_on_vcn:
-        rules += _flow(API, WORKERS, "tcp", "control plane to pods on VCN IPs (admission webhooks)")
+    for nodes in NODE_NSGS:
+        rules += _node_rules(nodes)
+    rules += _flow(WORKERS, WORKERS, "all", "worker to worker")
+    rules.append(SecurityRule(WORKERS, "EGRESS", "all", WORLD, "image pulls and outbound traffic"))
+    rules += _internet_egress(TURN, vcn_cidr, "relayed media and image pulls, outside the VCN")
+    rules += _vcn_native_pod_rules(vcn_cidr) if vcn_native_pods else _overlay_rules()
     rules.append(SecurityRule(WORKERS, "EGRESS", "tcp", ORACLE_SERVICES, "OCI services through the service gateway"))
     rules.append(SecurityRule(API, "EGRESS", "tcp", ORACLE_SERVICES, "control plane to OCI services"))
 
@@ -143,7 +206,7 @@ def platform_security_rules(
     rules += _flow(LOAD_BALANCERS, WORKERS, "tcp", "load balancer health checks (kube-proxy)", KUBE_PROXY_HEALTH_PORT)
     rules += _flow(LOAD_BALANCERS, WORKERS, "icmp", "path MTU discovery", icmp=PATH_DISCOVERY_ICMP)
 
-    for cidr in client_cidrs:
+    for cidr in dict.fromkeys(client_cidrs):
         for port in LOAD_BALANCER_LISTENER_PORTS:
             rules.append(
                 SecurityRule(LOAD_BALANCERS, "INGRESS", "tcp", cidr, "players to the ingress listener", (port, port))
@@ -152,8 +215,9 @@ def platform_security_rules(
             rules.append(
                 SecurityRule(TURN, "INGRESS", protocol, cidr, "players to STUN/TURN", _ports(TURN_LISTENING_PORT))
             )
-            rules.append(SecurityRule(TURN, "INGRESS", protocol, cidr, "players to the TURN relay range", relay_ports))
-    for cidr in api_allowed_cidrs:
+        # UDP only: the relay never carries TCP (coturn runs with no-tcp-relay).
+        rules.append(SecurityRule(TURN, "INGRESS", "udp", cidr, "players to the TURN relay range", relay_ports))
+    for cidr in dict.fromkeys(api_allowed_cidrs):
         rules.append(
             SecurityRule(API, "INGRESS", "tcp", cidr, "administrators to the Kubernetes API", _ports(KUBE_API_PORT))
         )
@@ -165,11 +229,19 @@ def platform_security_rules(
     return rules
 
 
+def rule_counts(rules: Iterable[SecurityRule]) -> dict[str, int]:
+    """Rules per network security group."""
+    counts: dict[str, int] = {}
+    for rule in rules:
+        counts[rule.nsg] = counts.get(rule.nsg, 0) + 1
+    return counts
+
+
 def _world_ingress_allowed(rule: SecurityRule, relay_ports: tuple[int, int], allow_world_api: bool) -> bool:
     if rule.protocol == "icmp" and rule.icmp == PATH_DISCOVERY_ICMP:
         return True
     if rule.nsg == TURN and rule.protocol in ("tcp", "udp"):
-        return rule.ports in (_ports(TURN_LISTENING_PORT), relay_ports)
+        return rule.ports == _ports(TURN_LISTENING_PORT) or (rule.protocol == "udp" and rule.ports == relay_ports)
     if rule.nsg == LOAD_BALANCERS and rule.protocol == "tcp":
         return rule.ports in {_ports(p) for p in LOAD_BALANCER_LISTENER_PORTS}
     if rule.nsg == API and rule.protocol == "tcp":
@@ -195,6 +267,6 @@ def check_world_ingress(rules: Iterable[SecurityRule], *, relay_ports: tuple[int
         raise UnsafeNetworkError(
             f"unexpected ingress open to {WORLD}: {bad[0].describe()}"
             + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else "")
-            + "; only TURN 3478 and the relay range, load-balancer listeners 80/443, path-discovery ICMP and, "
+            + "; only TURN 3478, the relay range (UDP), load-balancer listeners 80/443, path-discovery ICMP and, "
             "when explicitly allowed, the Kubernetes API may be open to the internet"
         )

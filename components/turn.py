@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from .charts import PART_OF
-from .constants import TURN_LISTENING_PORT, TURN_NODE_LABEL, TURN_TAINT
+from .constants import TURN_LISTENING_PORT, TURN_METRICS_PORT, TURN_NODE_LABEL, TURN_TAINT
 from .workload import (
     api_access_mount,
     api_access_volume,
@@ -28,13 +28,15 @@ from .workload import (
     security_context,
 )
 
-TURN_METRICS_PORT = 9641
 ICE_CONFIG_PORT = 8080
 ICE_CONFIG_SERVICE = "ice-config"
 NOBODY = 65534
 
 # Special-purpose and private IPv4/IPv6 ranges a relay must never reach (streaming-peers §3.1): cloud
-# metadata (169.254.169.254), the VCN and other private networks, loopback, CGNAT, documentation, multicast.
+# metadata (169.254.169.254), private networks, loopback, CGNAT, documentation, multicast; and the IPv6 forms
+# that embed IPv4 addresses (IPv4-mapped, NAT64, 6to4, Teredo), which older coturn let past its IPv4 denials
+# (CVE-2026-27624). The relay is IPv4 only today; these keep it closed when IPv6 is turned on. Not `::`: coturn
+# reads the unspecified address as "any" and would deny every peer (and refuses it as a peer on its own).
 DENIED_PEER_CIDRS = (
     "0.0.0.0/8",
     "10.0.0.0/8",
@@ -52,10 +54,19 @@ DENIED_PEER_CIDRS = (
     "224.0.0.0/4",
     "240.0.0.0/4",
     "::1/128",
+    "::ffff:0:0/96",
     "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/23",
+    "2001:db8::/32",
+    "2002::/16",
     "fc00::/7",
     "fe80::/10",
+    "ff00::/8",
 )
+# Ranges no media path may ever open, whatever the configuration.
+NEVER_PEERS = ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "::1/128", "::ffff:0:0/96")
 
 
 def peer_range(cidr: str) -> str:
@@ -67,14 +78,30 @@ def peer_range(cidr: str) -> str:
 @dataclass
 class TurnServerSettings:
     relay_ports: tuple[int, int]
-    """From the network config: the same range the TURN NSG opens."""
+    """From the network config: the same range the TURN NSG opens (UDP)."""
     media_peer_cidrs: Sequence[str]
-    """What relayed media must reach (the streamer pods' addresses); everything else private is denied."""
+    """The only addresses relayed media may reach: the stream pods' subnet."""
+    private_cidrs: Sequence[str] = ()
+    """The platform's own networks (VCN, services CIDR, pod overlay), denied even where they are not private."""
     realm: str = "pixelstream"
     user_quota: int = 10
+    """Allocations per TURN user; the ICE config service makes that one stream pod (or one player connection)."""
     total_quota: int = 1000
+    """Allocations per TURN server."""
     max_bytes_per_second: int = 6_250_000
     """Per session: 50 Mbit/s, above Pixel Streaming's usual encoder ceiling."""
+    capacity_bytes_per_second: int = 250_000_000
+    """Per TURN server: 2 Gbit/s, the bandwidth of the default TURN shape; every session reserves its
+    `max_bytes_per_second` from it, so it bounds concurrent sessions per node."""
+
+    def __post_init__(self) -> None:
+        for cidr in self.media_peer_cidrs:
+            network = ipaddress.ip_network(cidr)
+            for never in NEVER_PEERS:
+                if network.version == ipaddress.ip_network(never).version and network.overlaps(
+                    ipaddress.ip_network(never)
+                ):
+                    raise ValueError(f"media peer range {cidr} overlaps {never}, which the relay must never reach")
 
 
 def turnserver_conf(settings: TurnServerSettings) -> str:
@@ -86,23 +113,29 @@ def turnserver_conf(settings: TurnServerSettings) -> str:
         f"realm={settings.realm}",
         "use-auth-secret",
         "fingerprint",
-        "no-cli",
+        # Plain TURN only (the CLI and DTLS are off unless asked for since coturn 4.9).
         "no-tls",
-        "no-dtls",
+        # Media is UDP: no RFC 6062 TCP relay, which would let a player open TCP connections to the peers.
+        "no-tcp-relay",
         "no-multicast-peers",
         "no-rfc5780",
+        # At most 10 401 answers a second to one source address: no reflection amplifier for spoofed requests.
+        "unauthorized-ratelimit",
+        # Off by default since coturn 4.17 (and deprecated there); kept so older images stay quiet too.
         "no-software-attribute",
         "stale-nonce=600",
         f"user-quota={settings.user_quota}",
         f"total-quota={settings.total_quota}",
         f"max-bps={settings.max_bytes_per_second}",
+        f"bps-capacity={settings.capacity_bytes_per_second}",
         "log-file=stdout",
         "pidfile=/var/tmp/turnserver.pid",
         "userdb=/var/lib/coturn/turndb",
         "prometheus",
         f"prometheus-port={TURN_METRICS_PORT}",
     ]
-    lines += [f"denied-peer-ip={peer_range(cidr)}" for cidr in DENIED_PEER_CIDRS]
+    denied = dict.fromkeys([*DENIED_PEER_CIDRS, *settings.private_cidrs])
+    lines += [f"denied-peer-ip={peer_range(cidr)}" for cidr in denied]
     # An address both allowed and denied is allowed: this carves the media path out of the denied ranges.
     lines += [f"allowed-peer-ip={peer_range(cidr)}" for cidr in settings.media_peer_cidrs]
     return "\n".join(lines) + "\n"
@@ -115,6 +148,8 @@ class TurnArgs:
     coturn_image: str
     python_image: str
     credential_ttl_seconds: int = 3600
+    credentials_per_minute: int = 30
+    """TURN credentials the ICE config service hands one caller (a signalling server) per minute."""
     ice_config_replicas: int = 2
     image_pull_secrets: Sequence[str] = field(default_factory=list)
     depends_on: Sequence[pulumi.Resource] = ()
@@ -298,6 +333,7 @@ class Turn(pulumi.ComponentResource):
                                     secret_env,
                                     {"name": "TURN_PORT", "value": str(TURN_LISTENING_PORT)},
                                     {"name": "TTL_SECONDS", "value": str(args.credential_ttl_seconds)},
+                                    {"name": "CREDENTIALS_PER_MINUTE", "value": str(args.credentials_per_minute)},
                                     {"name": "NODE_SELECTOR", "value": f"{TURN_NODE_LABEL[0]}={TURN_NODE_LABEL[1]}"},
                                     {"name": "PORT", "value": str(ICE_CONFIG_PORT)},
                                 ],

@@ -39,7 +39,9 @@ region_domains = [
 ]
 placements = {pool: config.availability_domain_names(pool, region_domains) for pool, _ in config.node_pools.items()}
 name = config.cluster.name or f"pixelstream-{pulumi.get_stack()}"
-vcn_native = config.cluster.cni == "vcnNative"
+vcn_native = config.vcn_native_pods
+for warning in config.warnings():
+    pulumi.log.warn(warning)
 
 network = Network(
     name,
@@ -55,7 +57,8 @@ network = Network(
         allow_world_api_access=config.cluster.endpoint.allow_world_access,
         client_cidrs=config.network.client_cidrs,
         relay_ports=config.network.relay_ports.bounds,
-        pods_on_vcn=vcn_native,
+        pods_subnet_cidr=config.network.subnets.pods if vcn_native else None,
+        stream_pods_subnet_cidr=config.network.subnets.stream_pods if vcn_native else None,
     ),
 )
 
@@ -77,15 +80,15 @@ cluster = OkeCluster(
     ),
 )
 
-# Where each pool lives and what keeps other workloads off it.
+# Where each pool and its pods live, and what keeps other workloads off it.
 roles = {
-    "default": ("workers", {}, ()),
-    "turn": ("turn", dict([TURN_NODE_LABEL]), (TURN_TAINT,)),
-    "gpu": ("workers", dict([GPU_NODE_LABEL]), (GPU_TAINT,)),
+    "default": ("workers", "pods", {}, ()),
+    "turn": ("turn", "pods", dict([TURN_NODE_LABEL]), (TURN_TAINT,)),
+    "gpu": ("workers", "streams", dict([GPU_NODE_LABEL]), (GPU_TAINT,)),
 }
 pools = {}
 for pool, spec in config.node_pools.items():
-    subnet, labels, taints = roles[pool]
+    subnet, pod_subnet, labels, taints = roles[pool]
     pools[pool] = NodePool(
         pool,
         NodePoolArgs(
@@ -107,8 +110,8 @@ for pool, spec in config.node_pools.items():
             labels=labels,
             taints=taints,
             cni=config.cluster.cni,
-            pod_subnet_id=network.subnet_ids["workers"] if vcn_native else None,
-            pod_nsg_ids=[network.nsg_ids["workers"]] if vcn_native else (),
+            pod_subnet_id=network.subnet_ids[pod_subnet] if vcn_native else None,
+            pod_nsg_ids=[network.nsg_ids[pod_subnet]] if vcn_native else (),
         ),
     )
 
@@ -195,18 +198,18 @@ if addons.gpu_plugin.enabled:
     gpu_plugin.append(plugin)
     pulumi.export("gpuResource", plugin.gpu_resource)
 
-# The streaming workload. The relay may reach only what media must reach: the streamer pods' addresses.
+# The streaming workload. The relay may reach only what media must reach: the stream pods' addresses.
 streaming = config.streaming
 if streaming.enabled:
-    media_peers = [config.network.subnets.workers if vcn_native else config.cluster.pods_cidr]
     workload = PixelStreaming(
         "pixel-streaming",
         PixelStreamingArgs(
             namespace=streaming.namespace,
             images=streaming.images,
             image_pull_secrets=streaming.image_pull_secrets,
-            turn=streaming.turn.server_settings(config.network.relay_ports.bounds, media_peers),
+            turn=streaming.turn.server_settings(config.network.relay_ports.bounds, config.media_path()),
             credential_ttl_seconds=streaming.turn.credential_ttl_seconds,
+            credentials_per_minute=streaming.turn.credentials_per_minute,
             streamer=streaming.streamer.settings(),
             autoscaling=streaming.autoscaling.settings(),
             host=streaming.ingress.host,

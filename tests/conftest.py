@@ -16,6 +16,18 @@ from pixelstream.offline import OfflineMocks, RecordingMonitor, offline_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPARTMENT = "ocid1.compartment.oc1..aaaatest"
+# An address plan of its own (pixelstream:network) for the tests that follow the CIDRs through a plan.
+OTHER_ADDRESS_PLAN = {
+    "vcnCidr": "172.20.0.0/16",
+    "subnets": {
+        "apiEndpoint": "172.20.0.0/28",
+        "loadBalancers": "172.20.1.0/24",
+        "turn": "172.20.2.0/24",
+        "workers": "172.20.16.0/20",
+        "pods": "172.20.64.0/18",
+        "streamPods": "172.20.128.0/20",
+    },
+}
 
 
 @pytest.fixture

@@ -47,8 +47,11 @@ def secret_file(directory: Path, secret: str) -> str:
     return str(path)
 
 
-def node(name: str, external: str | None, ready: bool = True, unschedulable: bool = False) -> dict:
-    addresses = [{"type": "InternalIP", "address": f"10.0.30.{len(name)}"}, {"type": "Hostname", "address": name}]
+def node(
+    name: str, external: str | None, ready: bool = True, unschedulable: bool = False, internal: str | None = None
+) -> dict:
+    internal = internal or f"10.0.30.{len(name)}"
+    addresses = [{"type": "InternalIP", "address": internal}, {"type": "Hostname", "address": name}]
     if external:
         addresses.append({"type": "ExternalIP", "address": external})
     return {

@@ -1,5 +1,6 @@
-"""A small TURN client (RFC 8489 STUN, RFC 8656 TURN) for tests: Allocate and CreatePermission over UDP with
-long-term credentials, enough to see what a real coturn grants and refuses."""
+"""A small TURN client (RFC 8489 STUN, RFC 8656 TURN, RFC 6062 TCP allocations) for tests: Allocate and
+CreatePermission over UDP or TCP with long-term credentials, enough to see what a real coturn grants and
+refuses."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ SUCCESS, ERROR = 0x100, 0x110
 USERNAME, MESSAGE_INTEGRITY, ERROR_CODE, XOR_PEER_ADDRESS = 0x0006, 0x0008, 0x0009, 0x0012
 REALM, NONCE, XOR_RELAYED_ADDRESS, REQUESTED_TRANSPORT = 0x0014, 0x0015, 0x0016, 0x0019
 SOFTWARE, FINGERPRINT = 0x8022, 0x8028
-UDP_TRANSPORT = 17
+UDP_TRANSPORT, TCP_TRANSPORT = 17, 6
+HEADER = 20
 
 
 @dataclass
@@ -71,16 +73,20 @@ def decode(message: bytes, transaction: bytes) -> Response:
 
 
 class TurnClient:
-    """One UDP 5-tuple to a TURN server, as a browser would hold it."""
+    """One 5-tuple to a TURN server, as a browser would hold it: UDP, or TCP (`tcp=True`) as for
+    `turn:...?transport=tcp` and RFC 6062 TCP allocations."""
 
-    def __init__(self, server: tuple[str, int], username: str, password: str) -> None:
+    def __init__(self, server: tuple[str, int], username: str, password: str, tcp: bool = False) -> None:
         self.server = server
         self.username = username
         self.password = password
         self.realm = b""
         self.nonce = b""
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.tcp = tcp
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
         self.socket.settimeout(3)
+        if tcp:
+            self.socket.connect(server)
 
     def close(self) -> None:
         self.socket.close()
@@ -92,13 +98,44 @@ class TurnClient:
         if authenticated:
             attributes = [*attributes, (USERNAME, self.username.encode()), (REALM, self.realm), (NONCE, self.nonce)]
         message, transaction = encode(method, attributes, self._key() if authenticated else None)
-        self.socket.sendto(message, self.server)
+        if self.tcp:
+            self.socket.sendall(message)
+            return self._answer(transaction)
+        # Over UDP a client retransmits (RFC 8489 §6.2.1): a server may drop a request, e.g. when it rate-limits.
+        timeout = self.socket.gettimeout() or 3.0
+        for rto in (0.25, 0.5, 1.0, 2.0):
+            self.socket.sendto(message, self.server)
+            self.socket.settimeout(min(rto, timeout))
+            try:
+                return self._answer(transaction)
+            except TimeoutError:
+                continue
+            finally:
+                self.socket.settimeout(timeout)
+        raise TimeoutError(f"no answer from {self.server} after 4 transmissions")
+
+    def _answer(self, transaction: bytes) -> Response:
         while True:
-            reply, _ = self.socket.recvfrom(4096)
+            reply = self._receive()
             try:
                 return decode(reply, transaction)
             except ValueError:
                 continue
+
+    def _receive(self) -> bytes:
+        if not self.tcp:
+            return self.socket.recvfrom(4096)[0]
+        header = self._read_exactly(HEADER)
+        return header + self._read_exactly(struct.unpack("!H", header[2:4])[0])
+
+    def _read_exactly(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self.socket.recv(size - len(data))
+            if not chunk:
+                raise ConnectionError("the TURN server closed the connection")
+            data += chunk
+        return data
 
     def _request(self, method: int, attributes: list[tuple[int, bytes]]) -> Response:
         if not self.nonce:
@@ -113,8 +150,8 @@ class TurnClient:
             response = self._exchange(method, attributes, authenticated=True)
         return response
 
-    def allocate(self) -> Response:
-        return self._request(ALLOCATE, [(REQUESTED_TRANSPORT, struct.pack("!B3x", UDP_TRANSPORT))])
+    def allocate(self, transport: int = UDP_TRANSPORT) -> Response:
+        return self._request(ALLOCATE, [(REQUESTED_TRANSPORT, struct.pack("!B3x", transport))])
 
     def create_permission(self, peer: str) -> Response:
         return self._request(CREATE_PERMISSION, [(XOR_PEER_ADDRESS, xor_address(peer, 0))])

@@ -22,7 +22,8 @@ def test_defaults_need_only_a_compartment() -> None:
     config = parse()
     assert config.network.vcn_cidr == "10.0.0.0/16"
     assert config.network.relay_ports.bounds == (49152, 65535)
-    assert config.cluster.type == "ENHANCED" and config.cluster.cni == "flannel"
+    assert config.cluster.type == "ENHANCED" and config.cluster.cni == "vcnNative"
+    assert (config.network.subnets.pods, config.network.subnets.stream_pods) == ("10.0.128.0/18", "10.0.192.0/19")
     assert config.cluster.endpoint.public is False and config.cluster.endpoint.allowed_cidrs == []
     assert config.node_pools.gpu.shape == "VM.GPU.A10.1"
     assert config.node_pools.turn.shape == "VM.Standard.E4.Flex"
@@ -48,6 +49,7 @@ def test_committed_stacks_are_valid(stack: str) -> None:
 
 
 GPU = {"gpu": {"shape": "BM.GPU.H100.8"}}
+RELAY_TO_ALL_PODS = {"turn": {"allowRelayToAllPods": True}}
 REMOVE = object()
 
 # (overrides, key path the message must name, words it must contain)
@@ -72,9 +74,91 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
     ),
     (
         "pods overlap vcn",
-        {"cluster": {"podsCidr": "10.0.128.0/17"}},
+        {"cluster": {"cni": "flannel", "podsCidr": "10.0.128.0/17"}, "streaming": RELAY_TO_ALL_PODS},
         "cluster.podsCidr",
         ["10.0.128.0/17", "overlaps the VCN"],
+    ),
+    (
+        "stream pods overlap workers",
+        {"network": {"subnets": {"streamPods": "10.0.64.0/20"}}},
+        "network.subnets.streamPods",
+        ["10.0.64.0/20", "overlaps network.subnets.workers"],
+    ),
+    (
+        "pod subnets overlap",
+        {"network": {"subnets": {"pods": "10.0.128.0/17"}}},
+        "network.subnets.streamPods",
+        ["10.0.192.0/19", "overlaps network.subnets.pods"],
+    ),
+    (
+        "pod subnet outside vcn",
+        {"network": {"subnets": {"pods": "10.1.0.0/18"}}},
+        "network.subnets.pods",
+        ["10.1.0.0/18", "not inside the VCN"],
+    ),
+    (
+        "stream pod subnet smaller than one node",
+        {"network": {"subnets": {"streamPods": "10.0.192.0/27"}}},
+        "network.subnets.streamPods",
+        ["10.0.192.0/27", "29 pod addresses", "31"],
+    ),
+    (
+        "stream pod subnet smaller than the autoscaled pool",
+        {"network": {"subnets": {"streamPods": "10.0.192.0/24"}}, "nodePools": {"gpu": {"minSize": 1, "maxSize": 9}}},
+        "network.subnets.streamPods",
+        ["253 pod addresses", "279", "9 node(s) of the gpu pool"],
+    ),
+    (
+        "system pod subnet too small",
+        {"network": {"subnets": {"pods": "10.0.128.0/26"}}},
+        "network.subnets.pods",
+        ["61 pod addresses", "93", "default/turn"],
+    ),
+    (
+        "pod subnet with flannel",
+        {
+            "cluster": {"cni": "flannel"},
+            "network": {"subnets": {"streamPods": "10.0.192.0/20"}},
+            "streaming": RELAY_TO_ALL_PODS,
+        },
+        "network.subnets.streamPods",
+        ["only used with cluster.cni: vcnNative"],
+    ),
+    (
+        "pods cidr with vcn-native pods",
+        {"cluster": {"podsCidr": "10.244.0.0/16"}},
+        "cluster.podsCidr",
+        ["only used with cluster.cni: flannel"],
+    ),
+    (
+        "streaming on flannel without the opt-in",
+        {"cluster": {"cni": "flannel"}},
+        "cluster.cni",
+        ["flannel", "every pod", "allowRelayToAllPods: true"],
+    ),
+    (
+        "relay opt-in with vcn-native pods",
+        {"streaming": RELAY_TO_ALL_PODS},
+        "streaming.turn.allowRelayToAllPods",
+        ["only applies to cluster.cni: flannel"],
+    ),
+    (
+        "turn capacity below one session",
+        {"streaming": {"turn": {"capacityBytesPerSecond": 1000}}},
+        "streaming.turn.capacityBytesPerSecond",
+        ["1000", "maxBytesPerSecond (6250000)"],
+    ),
+    (
+        "coturn older than 4.9",
+        {"streaming": {"images": {"coturn": "docker.io/coturn/coturn:4.7.0-r2"}}},
+        "streaming.images.coturn",
+        ["4.7.0-r2", "older than coturn 4.9"],
+    ),
+    (
+        "credentials per minute",
+        {"streaming": {"turn": {"credentialsPerMinute": 0}}},
+        "streaming.turn.credentialsPerMinute",
+        ["0", "1-600"],
     ),
     (
         "services overlap vcn",
@@ -84,7 +168,7 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
     ),
     (
         "services overlap pods",
-        {"cluster": {"servicesCidr": "10.244.0.0/20"}},
+        {"cluster": {"cni": "flannel", "servicesCidr": "10.244.0.0/20"}, "streaming": RELAY_TO_ALL_PODS},
         "cluster.servicesCidr",
         ["10.244.0.0/20", "podsCidr"],
     ),
@@ -493,3 +577,25 @@ def test_load_rejects_an_unknown_top_level_key() -> None:
 def test_load_rejects_a_structured_key_that_is_not_json() -> None:
     with pytest.raises(ConfigError, match=r"^pixelstream:network: is not valid"):
         _load({"pixelstream:compartmentId": COMPARTMENT, "pixelstream:network": "{not json"})
+
+
+@pytest.mark.parametrize(
+    ("reference", "refused"),
+    [
+        ("docker.io/coturn/coturn:4.9.0", False),
+        ("docker.io/coturn/coturn:4.17.2-r0", False),
+        ("docker.io/coturn/coturn:4.17-alpine", False),
+        ("ghcr.io/coturn/coturn@sha256:" + "a" * 64, False),
+        ("registry.example/mirror/coturn:edge-alpine", False),
+        ("docker.io/coturn/coturn:4.8.9", True),
+        ("docker.io/coturn/coturn:4.6-alpine", True),
+        ("docker.io/coturn/coturn:4", True),
+    ],
+)
+def test_coturn_must_be_4_9_or_newer_where_the_tag_says(reference: str, refused: bool) -> None:
+    streaming = {"images": {"coturn": reference}}
+    if refused:
+        with pytest.raises(ConfigError, match=r"streaming\.images\.coturn: .*older than coturn 4\.9"):
+            parse(streaming=streaming)
+    else:
+        assert parse(streaming=streaming).streaming.images["coturn"] == reference

@@ -40,7 +40,8 @@ def test_bootstrap_completes_the_config_for_its_node(tmp_path: Path) -> None:
     written = tmp_path / "out.conf"
     assert written.read_text() == (
         "listening-port=3478\nuse-auth-secret\n"
-        "listening-ip=10.0.30.6\nrelay-ip=10.0.30.6\nexternal-ip=203.0.113.10/10.0.30.6\nstatic-auth-secret=s3cret\n"
+        "listening-ip=10.0.30.6\nrelay-ip=10.0.30.6\nexternal-ip=203.0.113.10/10.0.30.6\n"
+        "prometheus-address=10.0.30.6\nstatic-auth-secret=s3cret\n"
     )
     assert written.stat().st_mode & 0o077 == 0, "the secret-bearing file is private"
     assert "s3cret" not in result.stdout + result.stderr

@@ -28,8 +28,8 @@ def test_declares_vcn_gateways_routes_subnets_and_nsgs() -> None:
     assert counts["oci:Core/natGateway:NatGateway"] == 1
     assert counts["oci:Core/serviceGateway:ServiceGateway"] == 1
     assert counts["oci:Core/routeTable:RouteTable"] == 2
-    assert counts[SUBNET] == 4
-    assert counts["oci:Core/networkSecurityGroup:NetworkSecurityGroup"] == 4
+    assert counts[SUBNET] == 6
+    assert counts["oci:Core/networkSecurityGroup:NetworkSecurityGroup"] == 6
     assert counts[NSG_RULE] == len(network.rules)
     component = plan.named("pixelstream:index:Network", "net")
     assert all(r.parent == component.urn for r in plan.resources if r.custom)
@@ -63,6 +63,37 @@ def test_subnets_are_public_only_where_needed(public_api: bool, public_subnets: 
         assert "availabilityDomain" not in subnet  # regional
         assert subnet["securityListIds"] == ["ocid1.defaultsecuritylist.offline..net-default-security-list"]
     assert subnets["turn"]["cidrBlock"] == "10.0.30.0/24"
+
+
+def test_subnets_carry_their_role_so_policies_can_find_the_stream_pods() -> None:
+    plan, _ = plan_network(freeform_tags={"team": "media"})
+    roles = {r.inputs["cidrBlock"]: r.inputs["freeformTags"] for r in plan.of_type(SUBNET)}
+    assert roles == {
+        "10.0.0.0/28": {"team": "media", "pixelstream-role": "api-endpoint"},
+        "10.0.64.0/18": {"team": "media", "pixelstream-role": "nodes"},
+        "10.0.30.0/24": {"team": "media", "pixelstream-role": "nodes"},
+        "10.0.2.0/24": {"team": "media", "pixelstream-role": "load-balancers"},
+        "10.0.128.0/18": {"team": "media", "pixelstream-role": "pods"},
+        "10.0.192.0/19": {"team": "media", "pixelstream-role": "stream-pods"},
+    }
+
+
+def test_flannel_has_no_pod_subnets_or_groups() -> None:
+    plan, network = plan_network(pods_subnet_cidr=None, stream_pods_subnet_cidr=None)
+    assert len(plan.of_type(SUBNET)) == 4
+    assert set(network.nsg_ids) == {"api", "workers", "turn", "lb"}
+    assert not any(r.nsg in ("pods", "streams") for r in network.rules)
+
+
+def test_one_pod_subnet_without_the_other_is_refused() -> None:
+    with pytest.raises(ValueError, match="both pods_subnet_cidr and stream_pods_subnet_cidr"):
+        plan_network(stream_pods_subnet_cidr=None)
+
+
+def test_no_group_gets_more_rules_than_oci_allows() -> None:
+    many = [f"198.51.100.{i}/32" for i in range(0, 40)]
+    with pytest.raises(ValueError, match=r"more security rules than OCI allows in one group \(120\): \{'turn': "):
+        plan_network(client_cidrs=many)
 
 
 def test_default_security_list_is_emptied() -> None:
@@ -127,5 +158,7 @@ def test_outputs_resolve_to_the_declared_resources(pulumi_runtime) -> pulumi.Out
         "workers": "10.0.64.0/18",
         "turn": "10.0.30.0/24",
         "lb": "10.0.2.0/24",
+        "pods": "10.0.128.0/18",
+        "streams": "10.0.192.0/19",
     }
     return pulumi.Output.all(network.vcn_id, network.subnet_ids["turn"], network.nsg_ids["lb"]).apply(check)

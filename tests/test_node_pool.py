@@ -127,6 +127,7 @@ def test_vcn_native_pods_get_their_subnet_and_nsg() -> None:
         "cniType": "OCI_VCN_IP_NATIVE",
         "podSubnetIds": ["workers-subnet"],
         "podNsgIds": ["workers-nsg"],
+        "maxPodsPerNode": 31,
     }
 
 

@@ -56,6 +56,8 @@ def test_dev_is_the_smallest_working_environment(dev: Plan) -> None:
         "198.51.100.0/24",
         "ocid1.networksecuritygroup.offline..pixelstream-dev-workers-nsg",
         "ocid1.networksecuritygroup.offline..pixelstream-dev-turn-nsg",
+        "ocid1.networksecuritygroup.offline..pixelstream-dev-pods-nsg",
+        "ocid1.networksecuritygroup.offline..pixelstream-dev-streams-nsg",
     }
     by_name = pools(dev)
     assert set(by_name) == {"default", "turn", "gpu"}
@@ -103,6 +105,22 @@ def test_every_pool_carries_its_labels_and_taint_bootstrap(stack: str, dev: Plan
     assert "GPU" not in by_name["default"]["nodeSourceDetails"]["imageId"]
 
 
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stream_pods_live_in_their_own_subnet_and_group(stack: str, request: pytest.FixtureRequest) -> None:
+    plan: Plan = request.getfixturevalue(stack)
+    prefix = f"ocid1.{{}}.offline..pixelstream-{stack}"
+    pod_network = {
+        name: spec["nodeConfigDetails"]["nodePoolPodNetworkOptionDetails"] for name, spec in pools(plan).items()
+    }
+    for pool, subnet in (("default", "pods"), ("turn", "pods"), ("gpu", "streams")):
+        assert pod_network[pool] == {
+            "cniType": "OCI_VCN_IP_NATIVE",
+            "podSubnetIds": [prefix.format("subnet") + f"-{subnet}-subnet"],
+            "podNsgIds": [prefix.format("networksecuritygroup") + f"-{subnet}-nsg"],
+            "maxPodsPerNode": 31,
+        }, pool
+
+
 def test_resources_json_lists_every_resource_with_parent_and_redacted_secrets(dev: Plan, tmp_path: Path) -> None:
     dev.write(tmp_path / "dev")
     document = json.loads((tmp_path / "dev" / "resources.json").read_text())
@@ -113,7 +131,7 @@ def test_resources_json_lists_every_resource_with_parent_and_redacted_secrets(de
         "oci:Core/natGateway:NatGateway": 1,
         "oci:Core/serviceGateway:ServiceGateway": 1,
         "oci:Core/routeTable:RouteTable": 2,
-        "oci:Core/subnet:Subnet": 4,
+        "oci:Core/subnet:Subnet": 6,
         "oci:ContainerEngine/cluster:Cluster": 1,
         NODE_POOL: 3,
     }.items():

@@ -17,8 +17,11 @@ from pixelstream.policies import (
     preserve_secret_markers,
     run_policies,
 )
+from pixelstream.turn import TurnServerSettings, turnserver_conf
 
 NSG_RULE = "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule"
+SUBNET = "oci:Core/subnet:Subnet"
+CLUSTER = "oci:ContainerEngine/cluster:Cluster"
 
 
 def resource(type_: str, inputs: dict[str, Any], name: str = "r") -> dict[str, Any]:
@@ -57,13 +60,44 @@ LIMITED = {
     "name": "app",
     "resources": {"requests": {"cpu": "10m", "memory": "8Mi"}, "limits": {"cpu": "1", "memory": "64Mi"}},
 }
-TURN_CONF = (
-    "listening-port=3478\nuse-auth-secret\n"
-    "denied-peer-ip=10.0.0.0-10.255.255.255\ndenied-peer-ip=100.64.0.0-100.127.255.255\n"
-    "denied-peer-ip=127.0.0.0-127.255.255.255\ndenied-peer-ip=169.254.0.0-169.254.255.255\n"
-    "denied-peer-ip=172.16.0.0-172.31.255.255\ndenied-peer-ip=192.168.0.0-192.168.255.255\n"
-    "allowed-peer-ip=10.244.0.0-10.244.255.255\n"
+STREAM_PODS = "10.0.192.0/19"
+TURN_CONF = turnserver_conf(
+    TurnServerSettings((49152, 65535), media_peer_cidrs=[STREAM_PODS], private_cidrs=["10.0.0.0/16", "10.96.0.0/16"])
 )
+
+
+def turn_config(conf: str, name: str = "coturn") -> dict[str, Any]:
+    return resource("kubernetes:core/v1:ConfigMap", {"data": {"turnserver.conf": conf}}, name)
+
+
+def network(flannel: bool = False) -> list[dict[str, Any]]:
+    """The subnets and cluster of a stack, as the Network and OkeCluster components declare them."""
+    subnets = {
+        "10.0.0.0/28": "api-endpoint",
+        "10.0.64.0/18": "nodes",
+        "10.0.30.0/24": "nodes",
+        "10.0.2.0/24": "load-balancers",
+    }
+    if not flannel:
+        subnets |= {"10.0.128.0/18": "pods", STREAM_PODS: "stream-pods"}
+    kubernetes_network = {"servicesCidr": "10.96.0.0/16", **({"podsCidr": "10.244.0.0/16"} if flannel else {})}
+    return [
+        *(
+            resource(SUBNET, {"cidrBlock": cidr, "freeformTags": {"pixelstream-role": role}}, f"subnet-{role}-{cidr}")
+            for cidr, role in subnets.items()
+        ),
+        resource(CLUSTER, {"options": {"kubernetesNetworkConfig": kubernetes_network}}, "cluster"),
+    ]
+
+
+def with_peers(*allowed: str, tcp_relay: bool = False) -> str:
+    conf = "\n".join(line for line in TURN_CONF.splitlines() if not line.startswith("allowed-peer-ip="))
+    if tcp_relay:
+        conf = conf.replace("no-tcp-relay\n", "")
+    return conf + "\n" + "".join(f"allowed-peer-ip={peer}\n" for peer in allowed)
+
+
+RELAY_POLICY = "turn-relays-only-to-stream-pods"
 
 
 @pytest.mark.parametrize(
@@ -133,26 +167,98 @@ TURN_CONF = (
             "no-plaintext-kubernetes-secrets",
         ),
         (
-            resource(
-                "kubernetes:core/v1:ConfigMap", {"data": {"turnserver.conf": "listening-port=3478\nuse-auth-secret\n"}}
-            ),
-            resource("kubernetes:core/v1:ConfigMap", {"data": {"turnserver.conf": TURN_CONF}}),
+            turn_config("listening-port=3478\nuse-auth-secret\nno-tcp-relay\n"),
+            turn_config(TURN_CONF),
             "turn-denies-private-peers",
         ),
         (
-            resource(
-                "kubernetes:core/v1:ConfigMap",
-                {"data": {"turnserver.conf": TURN_CONF + "allowed-peer-ip=169.254.169.254\n"}},
+            turn_config(TURN_CONF + "allowed-peer-ip=169.254.169.254\n"),
+            turn_config(TURN_CONF),
+            "turn-denies-private-peers",
+        ),
+        (
+            turn_config(TURN_CONF.replace("denied-peer-ip=::ffff:0:0-::ffff:ffff:ffff\n", "")),
+            turn_config(TURN_CONF),
+            "turn-denies-private-peers",
+        ),
+        (
+            turn_config(
+                TURN_CONF.replace("denied-peer-ip=10.0.0.0-10.255.255.255", "denied-peer-ip=10.0.0.0-10.0.0.255")
             ),
-            resource("kubernetes:core/v1:ConfigMap", {"data": {"turnserver.conf": TURN_CONF}}),
+            turn_config(TURN_CONF),
             "turn-denies-private-peers",
         ),
     ],
 )
 def test_each_policy_fails_bad_and_passes_good_input(bad: dict, good: dict, policy: str) -> None:
-    found = violations(bad)
-    assert found and all(v.startswith(f"{policy}: ") for v in found), found
-    assert violations(good) == []
+    found = violations(*network(), bad)
+    assert any(v.startswith(f"{policy}: ") for v in found), found
+    assert violations(*network(), good) == []
+
+
+def relay_violations(conf: str, flannel: bool = False, config: dict | None = None) -> list[str]:
+    found = violations(*network(flannel), turn_config(conf), config=config)
+    assert all(v.startswith(f"{RELAY_POLICY}: ") for v in found), found
+    return [v.removeprefix(f"{RELAY_POLICY}: ") for v in found]
+
+
+def test_the_relay_policy_accepts_exactly_the_stream_pods() -> None:
+    assert relay_violations(TURN_CONF) == []
+    assert relay_violations(with_peers("10.0.192.0-10.0.200.255")) == [], "a part of the stream pods is fine"
+
+
+@pytest.mark.parametrize(
+    ("conf", "flannel", "expected"),
+    [
+        # main before this policy: the whole pod overlay, on flannel, with the TCP relay on
+        (
+            with_peers("10.244.0.0-10.244.255.255", tcp_relay=True),
+            True,
+            ["has no stream pod subnet", "no-tcp-relay is missing"],
+        ),
+        # VCN-native pods in the workers subnet: the relay reaches the nodes
+        (
+            with_peers("10.0.64.0-10.0.127.255"),
+            False,
+            ["beyond the stream pods (10.0.192.0-10.0.223.255): 10.0.64.0-10.0.127.255", "nodes subnet 10.0.64.0/18"],
+        ),
+        # a range that "allows the pods" by allowing almost everything
+        (
+            with_peers("10.0.0.2-10.255.255.255"),
+            False,
+            [
+                "beyond the stream pods",
+                "api-endpoint subnet 10.0.0.0/28",
+                "load-balancers subnet 10.0.2.0/24",
+                "nodes subnet 10.0.30.0/24",
+                "nodes subnet 10.0.64.0/18",
+                "pods subnet 10.0.128.0/18",
+                "services CIDR 10.96.0.0/16",
+            ],
+        ),
+        (with_peers(STREAM_PODS.replace("/19", "") + "-10.0.223.255", tcp_relay=True), False, ["no-tcp-relay"]),
+        (with_peers("10.0.192.0-10.0.223.255", "10.96.0.10"), False, ["beyond", "services CIDR 10.96.0.0/16"]),
+    ],
+    ids=["main-before", "vcn-native-workers", "wide-range", "tcp-relay", "services"],
+)
+def test_the_relay_policy_refuses_wider_reach(conf: str, flannel: bool, expected: list[str]) -> None:
+    found = relay_violations(conf, flannel)
+    assert len(found) == len(expected), found
+    for message, words in zip(found, expected, strict=True):
+        assert words in message, (words, found)
+
+
+def test_the_relay_policy_takes_the_flannel_opt_in_and_explicit_cidrs() -> None:
+    overlay = with_peers("10.244.0.0-10.244.255.255")
+    assert relay_violations(overlay, flannel=True, config={RELAY_POLICY: {"allowRelayToAllPods": True}}) == []
+    assert relay_violations(overlay, flannel=True)
+    # A stack that brings its own cluster names the stream pods in the policy config.
+    bare = violations(turn_config(TURN_CONF), config={RELAY_POLICY: {"streamPodCidrs": [STREAM_PODS]}})
+    assert bare == []
+    forbidden = {RELAY_POLICY: {"streamPodCidrs": [STREAM_PODS], "forbiddenCidrs": ["10.0.200.0/24"]}}
+    assert violations(turn_config(TURN_CONF), config=forbidden) == [
+        f"{RELAY_POLICY}: coturn turnserver.conf: the relay reaches the forbidden CIDR 10.0.200.0/24"
+    ]
 
 
 def test_the_streaming_gpu_rule_spares_other_gpu_pools() -> None:
@@ -197,6 +303,11 @@ def test_the_stacks_pass_every_policy(stack: str) -> None:
     rule = next(r for r in tampered if r["type"] == NSG_RULE and r["inputs"].get("direction") == "INGRESS")
     rule["inputs"].update(source="0.0.0.0/0", protocol="6", tcpOptions={"destinationPortRange": {"min": 22, "max": 22}})
     assert [v.policy for v in run_policies(tampered, plan.outputs)] == ["no-world-open-ingress"]
+    relayed = copy.deepcopy(resources)
+    coturn = next(r for r in relayed if r["type"] == "kubernetes:core/v1:ConfigMap" and r["name"] == "coturn")
+    conf = coturn["inputs"]["data"]["turnserver.conf"]
+    coturn["inputs"]["data"]["turnserver.conf"] = conf + "allowed-peer-ip=10.0.64.0-10.0.127.255\n"
+    assert [v.policy for v in run_policies(relayed, plan.outputs)] == [RELAY_POLICY, RELAY_POLICY]
 
 
 def test_live_props_keep_secret_markers(monkeypatch) -> None:
@@ -226,6 +337,7 @@ def test_the_pack_is_mandatory_and_complete() -> None:
         "no-plaintext-kubernetes-secrets",
         "turn-denies-private-peers",
         "no-plaintext-secret-outputs",
+        "turn-relays-only-to-stream-pods",
     }
     main = (ROOT / "policy" / "__main__.py").read_text()
     assert "PolicyPack(" in main and "preserve_secret_markers()" in main

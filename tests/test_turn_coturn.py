@@ -1,37 +1,89 @@
 """coturn, Debian's real turnserver, with the configuration this program renders and the TURN bootstrap
 completes; only the listening addresses and ports are moved to loopback test values.
 
-Credentials come from the ICE config service's own code; a small TURN client (tests/stun.py) speaks to it.
+Every stack (dev, prod, and one with its own address plan) gets its own server. The addresses the relay is
+asked to reach are taken from that stack's plan (subnets, services CIDR), so the coturn configuration and the
+network are checked against each other. Credentials come from the ICE config service's own code; a small TURN
+client (tests/stun.py) speaks to it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import APP, ROOT, free_port
+import yaml
+from conftest import APP, OTHER_ADDRESS_PLAN, ROOT, free_port
 from fake_kube import node, secret_file, serve
-from stun import SOFTWARE, XOR_RELAYED_ADDRESS, TurnClient
+from stun import SOFTWARE, TCP_TRANSPORT, XOR_RELAYED_ADDRESS, TurnClient
 from tools import require
 
-from pixelstream.offline import plan_stack
+from pixelstream.offline import Plan, plan_stack
 
 SECRET = "coturn-test-static-auth-secret"
+SUBNET = "oci:Core/subnet:Subnet"
+CLUSTER = "oci:ContainerEngine/cluster:Cluster"
+
+# A stack with an address plan of its own; its services CIDR lies outside every private range, so only the
+# explicit denial of the stack's own networks keeps the relay away from it.
+CUSTOM = {"pixelstream:network": OTHER_ADDRESS_PLAN, "pixelstream:cluster": {"servicesCidr": "11.200.0.0/16"}}
+# A TURN node with room for exactly two sessions.
+TWO_SESSIONS = {
+    "pixelstream:streaming": {"turn": {"maxBytesPerSecond": 1_000_000, "capacityBytesPerSecond": 2_000_000}},
+}
+STACK_CHANGES = {"custom": CUSTOM, "two-sessions": TWO_SESSIONS}
 
 
-def rendered_config(directory: Path) -> str:
-    """The deployed template from the dev plan, completed by the real bootstrap for a TURN node."""
-    plan, _ = plan_stack("dev", ROOT)
+@dataclass
+class Server:
+    address: tuple[str, int]
+    config: str
+    log: Path
+    plan: Plan
+    node_ip: str
+
+    def subnet(self, key: str) -> ipaddress.IPv4Network:
+        cidr = self.plan.named(SUBNET, f"pixelstream-{self.plan.stack}-{key}-subnet").inputs["cidrBlock"]
+        return ipaddress.IPv4Network(cidr)
+
+    def services(self) -> ipaddress.IPv4Network:
+        cluster = self.plan.named(CLUSTER, f"pixelstream-{self.plan.stack}").inputs
+        return ipaddress.IPv4Network(cluster["options"]["kubernetesNetworkConfig"]["servicesCidr"])
+
+
+def plan_of(name: str, directory: Path) -> Plan:
+    """The plan of a committed stack, or of the dev stack with one of STACK_CHANGES."""
+    if name not in STACK_CHANGES:
+        return plan_stack(name, ROOT)[0]
+    document = yaml.safe_load((ROOT / "stacks" / "Pulumi.dev.yaml").read_text())
+    document["config"].update(STACK_CHANGES[name])
+    stack_file = directory / f"Pulumi.{name}.yaml"
+    stack_file.write_text(yaml.safe_dump(document))
+    return plan_stack(name, ROOT, stack_file)[0]
+
+
+def node_config(plan: Plan, directory: Path) -> tuple[str, str]:
+    """The configuration a TURN node of the stack runs, and that node's private IP (in the TURN subnet)."""
+    turn_subnet = plan.named(SUBNET, f"pixelstream-{plan.stack}-turn-subnet").inputs["cidrBlock"]
+    node_ip = str(ipaddress.IPv4Network(turn_subnet)[6])
+    return rendered_config(plan, directory, node_ip), node_ip
+
+
+def rendered_config(plan: Plan, directory: Path, node_ip: str) -> str:
+    """The deployed template, completed by the real bootstrap for a TURN node of the stack's TURN subnet."""
     template = directory / "template.conf"
     template.write_text(plan.manifests()["pixel.configmap.coturn.yaml"]["data"]["turnserver.conf"])
     output = directory / "turnserver.conf"
-    with serve({("GET", "/api/v1/nodes/turn-a"): lambda call: (200, node("turn-a", "203.0.113.10"))}) as kube:
+    turn_node = node("turn-a", "203.0.113.10", internal=node_ip)
+    with serve({("GET", "/api/v1/nodes/turn-a"): lambda call: (200, turn_node)}) as kube:
         env = {
             **os.environ,
             **kube.env(directory),
@@ -48,7 +100,7 @@ def on_loopback(config: str, port: int, metrics_port: int) -> str:
     moved = []
     for line in config.splitlines():
         key = line.split("=", 1)[0]
-        if key in ("listening-ip", "relay-ip"):
+        if key in ("listening-ip", "relay-ip", "prometheus-address"):
             line = f"{key}=127.0.0.1"
         elif key == "external-ip":
             continue
@@ -60,11 +112,56 @@ def on_loopback(config: str, port: int, metrics_port: int) -> str:
     return "\n".join(moved) + "\n"
 
 
-@pytest.fixture(scope="module")
-def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[tuple[str, int], str, Path]]:
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator:
+    """Starts coturn on a configuration; stops every server the test started."""
     binary = require("turnserver", "coturn")
-    directory = tmp_path_factory.mktemp("coturn")
-    config = rendered_config(directory)
+    processes: list[subprocess.Popen] = []
+
+    def start(config: str) -> tuple[tuple[str, int], Path]:
+        port = free_port()
+        directory = tmp_path / f"coturn-{port}"
+        directory.mkdir()
+        path = directory / "loopback.conf"
+        path.write_text(on_loopback(config, port, free_port()))
+        log = directory / "turnserver.log"
+        with log.open("w") as output:
+            processes.append(subprocess.Popen([binary, "-c", str(path)], stdout=output, stderr=subprocess.STDOUT))
+        server = ("127.0.0.1", port)
+        wait_until_answering(server, processes[-1], log)
+        return server, log
+
+    try:
+        yield start
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def wait_until_answering(server: tuple[str, int], process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"turnserver exited:\n{log.read_text()[-3000:]}")
+        probe = TurnClient(server, "probe", "probe")
+        try:
+            probe.socket.settimeout(0.3)
+            probe.allocate()
+            return
+        except OSError:
+            time.sleep(0.2)
+        finally:
+            probe.close()
+    pytest.fail(f"turnserver did not answer:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module", params=["dev", "prod", "custom"])
+def coturn(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    binary = require("turnserver", "coturn")
+    directory = tmp_path_factory.mktemp(f"coturn-{request.param}")
+    plan = plan_of(request.param, directory)
+    config, node_ip = node_config(plan, directory)
     port = free_port()
     path = directory / "loopback.conf"
     path.write_text(on_loopback(config, port, free_port()))
@@ -73,51 +170,51 @@ def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[tuple[str
         process = subprocess.Popen([binary, "-c", str(path)], stdout=output, stderr=subprocess.STDOUT)
     server = ("127.0.0.1", port)
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"turnserver exited:\n{log.read_text()[-3000:]}")
-            probe = TurnClient(server, "probe", "probe")
-            try:
-                probe.socket.settimeout(0.3)
-                probe.allocate()
-                break
-            except OSError:
-                time.sleep(0.2)
-            finally:
-                probe.close()
-        else:
-            pytest.fail(f"turnserver did not answer:\n{log.read_text()[-3000:]}")
-        yield server, config, log
+        wait_until_answering(server, process, log)
+        yield Server(server, config, log, plan, node_ip)
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
-def client(server: tuple[str, int], ttl: int = 600, secret: str = SECRET, now: float | None = None) -> TurnClient:
+def client(server: tuple[str, int], ttl: int = 600, secret: str = SECRET, now: float | None = None, **kw) -> TurnClient:
     import ice_config
 
-    username, password = ice_config.turn_credentials(secret, ttl, time.time() if now is None else now, "test-session")
-    return TurnClient(server, username, password)
+    identity = kw.pop("identity", "test-session")
+    username, password = ice_config.turn_credentials(secret, ttl, time.time() if now is None else now, identity)
+    return TurnClient(server, username, password, **kw)
 
 
-def test_the_rendered_config_is_what_a_node_runs(coturn) -> None:
-    _, config, log = coturn
-    assert "external-ip=203.0.113.10/10.0.30.6" in config
-    assert f"static-auth-secret={SECRET}" in config
-    assert re.search(r"^min-port=49152$", config, re.M) and re.search(r"^max-port=65535$", config, re.M)
-    # Every option is understood by a real coturn; Debian's build lacks only the Prometheus exporter.
-    rejected = set(re.findall(r"Bad configuration format: (\S+)", log.read_text()))
-    assert rejected <= {"prometheus", "prometheus-port"}, rejected
+def test_the_rendered_config_is_what_a_node_runs(coturn: Server) -> None:
+    assert f"external-ip=203.0.113.10/{coturn.node_ip}" in coturn.config
+    assert f"static-auth-secret={SECRET}" in coturn.config
+    assert re.search(r"^min-port=49152$", coturn.config, re.M) and re.search(r"^max-port=65535$", coturn.config, re.M)
+    # Every option is understood by a real coturn (the IPv6 ranges too); Debian's build lacks only the exporter.
+    rejected = set(re.findall(r"Bad configuration format: (\S+)", coturn.log.read_text()))
+    assert rejected <= {"prometheus", "prometheus-port", "prometheus-address", "unauthorized-ratelimit"}, rejected
 
 
-def test_allocate_with_fresh_credentials_succeeds(coturn) -> None:
-    turn = client(coturn[0])
+def test_allocate_with_fresh_credentials_succeeds(coturn: Server) -> None:
+    turn = client(coturn.address)
     try:
         response = turn.allocate()
         assert response.success, response
         assert XOR_RELAYED_ADDRESS in response.attributes
         assert SOFTWARE not in response.attributes, "the server does not announce its version"
+    finally:
+        turn.close()
+
+
+def test_turn_over_tcp_works_but_a_tcp_relay_is_refused(coturn: Server) -> None:
+    turn = client(coturn.address, tcp=True)
+    try:
+        assert turn.allocate().success, "TURN over TCP to the server (UDP relay) stays available"
+    finally:
+        turn.close()
+    turn = client(coturn.address, tcp=True, identity="tcp-relay")
+    try:
+        response = turn.allocate(TCP_TRANSPORT)
+        assert not response.success and response.error == 442, response
     finally:
         turn.close()
 
@@ -131,8 +228,8 @@ def test_allocate_with_fresh_credentials_succeeds(coturn) -> None:
     ],
     ids=["expired", "wrong-secret", "static-user"],
 )
-def test_bad_credentials_get_401(coturn, make) -> None:
-    turn = make(coturn[0])
+def test_bad_credentials_get_401(coturn: Server, make) -> None:
+    turn = make(coturn.address)
     try:
         response = turn.allocate()
         assert not response.success and response.error == 401, response
@@ -140,26 +237,81 @@ def test_bad_credentials_get_401(coturn, make) -> None:
         turn.close()
 
 
-@pytest.mark.parametrize(
-    ("peer", "allowed"),
-    [
-        ("169.254.169.254", False),  # OCI instance metadata
-        ("10.0.0.5", False),  # the API endpoint subnet
-        ("10.0.64.20", False),  # a worker node
-        ("192.168.1.10", False),
-        ("172.20.0.1", False),
-        ("100.64.0.1", False),
-        ("10.244.3.7", True),  # a streamer pod (the dev stack's pod CIDR)
-    ],
-)
-def test_relay_reaches_only_the_streamer_pods(coturn, peer: str, allowed: bool) -> None:
-    turn = client(coturn[0])
+def peers_to_try(server: Server) -> list[tuple[str, str, bool]]:
+    """(what, address, allowed): an address of every network of the stack, and the special ranges."""
+    stream = server.subnet("streams")
+    return [
+        ("a stream pod", str(stream[37]), True),
+        ("the last stream pod address", str(stream[-2]), True),
+        ("a player on the internet", "8.8.8.8", True),
+        ("a system pod (default pool)", str(server.subnet("pods")[20]), False),
+        ("a worker node", str(server.subnet("workers")[20]), False),
+        ("the TURN node itself", server.node_ip, False),
+        ("another TURN node", str(server.subnet("turn")[7]), False),
+        ("the API endpoint", str(server.subnet("api")[3]), False),
+        ("a load balancer", str(server.subnet("lb")[9]), False),
+        ("a Service (cluster DNS)", str(server.services()[10]), False),
+        ("just past the stream pods", str(stream[-1] + 2), False),
+        ("OCI instance metadata", "169.254.169.254", False),
+        ("loopback", "127.0.0.1", False),
+        ("another private network", "192.168.1.10", False),
+        ("172.16/12", "172.31.0.1", False),
+        ("CGNAT", "100.64.0.1", False),
+        ("the old flannel pod CIDR", "10.244.3.7", False),
+    ]
+
+
+def test_relay_reaches_only_the_stream_pods(coturn: Server) -> None:
+    turn = client(coturn.address)
     try:
         assert turn.allocate().success
-        response = turn.create_permission(peer)
+        outcomes = {what: turn.create_permission(address) for what, address, _ in peers_to_try(coturn)}
+    finally:
+        turn.close()
+    for what, address, allowed in peers_to_try(coturn):
+        response = outcomes[what]
         if allowed:
-            assert response.success, response
+            assert response.success, (what, address, response)
         else:
-            assert not response.success and response.error == 403, response
+            assert not response.success and response.error == 403, (what, address, response)
+
+
+def test_one_identity_holds_at_most_user_quota_allocations(coturn: Server) -> None:
+    quota = int(re.search(r"^user-quota=(\d+)$", coturn.config, re.M)[1])
+    identity = f"quota-{time.monotonic_ns()}"
+    turns = [client(coturn.address, identity=identity) for _ in range(quota + 1)]
+    try:
+        results = [t.allocate() for t in turns]
+        assert all(r.success for r in results[:quota]), results
+        assert results[quota].error == 486, results[quota]
+        other = client(coturn.address, identity=f"{identity}-other")
+        assert other.allocate().success, "another stream's identity has its own quota"
+        other.close()
+    finally:
+        for t in turns:
+            t.close()
+
+
+def test_a_turn_node_admits_sessions_only_up_to_its_bandwidth(started, tmp_path: Path) -> None:
+    config, _ = node_config(plan_of("two-sessions", tmp_path), tmp_path)
+    assert "max-bps=1000000" in config and "bps-capacity=2000000" in config
+    server, _ = started(config)
+    turns = [client(server, identity=f"stream-{i}") for i in range(3)]
+    try:
+        results = [t.allocate() for t in turns]
+        assert [r.success for r in results] == [True, True, False], results
+        assert results[2].error == 486, results[2]
+    finally:
+        for t in turns:
+            t.close()
+
+
+def test_without_no_tcp_relay_a_tcp_relay_would_be_granted(started, tmp_path: Path) -> None:
+    """The control: the 442 above comes from `no-tcp-relay`, not from this machine's coturn."""
+    config, _ = node_config(plan_of("dev", tmp_path), tmp_path)
+    server, _ = started(config.replace("no-tcp-relay\n", ""))
+    turn = client(server, tcp=True)
+    try:
+        assert turn.allocate(TCP_TRANSPORT).success
     finally:
         turn.close()

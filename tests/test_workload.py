@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import OTHER_ADDRESS_PLAN, ROOT
 from test_addons import plan_with
 
 from pixelstream.images import IMAGES
@@ -175,38 +176,76 @@ def test_turn_secret_is_generated_and_stays_secret(dev: Plan, tmp_path: Path) ->
     assert "static-auth-secret=" not in manifest(dev, "configmap", "coturn")["data"]["turnserver.conf"]
 
 
+def turn_conf(plan: Plan) -> list[str]:
+    return manifest(plan, "configmap", "coturn")["data"]["turnserver.conf"].splitlines()
+
+
+def peers(conf: list[str], option: str) -> list[str]:
+    return [line.split("=", 1)[1] for line in conf if line.startswith(f"{option}=")]
+
+
+NSG_RULE = "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule"
+
+
 def test_relay_range_and_media_peers_come_from_the_network_config(tmp_path: Path) -> None:
+    """One source of truth: moving the relay range and the subnets moves coturn and the NSG rules together."""
     plan = plan_with(
-        tmp_path, network={"relayPorts": {"min": 40000, "max": 40999}}, cluster={"podsCidr": "172.30.0.0/16"}
+        tmp_path,
+        network={**OTHER_ADDRESS_PLAN, "relayPorts": {"min": 40000, "max": 40999}},
+        cluster={"servicesCidr": "10.200.0.0/16"},
     )
-    conf = manifest(plan, "configmap", "coturn")["data"]["turnserver.conf"].splitlines()
+    conf = turn_conf(plan)
     assert "min-port=40000" in conf and "max-port=40999" in conf
-    assert "allowed-peer-ip=172.30.0.0-172.30.255.255" in conf
-    rules = {r.name for r in plan.of_type("oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule")}
-    assert {
-        "pixelstream-dev-turn-in-udp-40000-40999-from-0-0-0-0-0",
-        "pixelstream-dev-turn-in-tcp-40000-40999-from-0-0-0-0-0",
-    } <= rules
-    (tmp_path / "native").mkdir()
-    native = plan_with(tmp_path / "native", cluster={"cni": "vcnNative"})
-    assert (
-        "allowed-peer-ip=10.0.64.0-10.0.127.255" in manifest(native, "configmap", "coturn")["data"]["turnserver.conf"]
+    assert peers(conf, "allowed-peer-ip") == ["172.20.128.0-172.20.143.255"]
+    assert {"172.20.0.0-172.20.255.255", "10.200.0.0-10.200.255.255"} <= set(peers(conf, "denied-peer-ip"))
+    rules = {r.name: r.inputs for r in plan.of_type(NSG_RULE)}
+    assert "pixelstream-dev-turn-in-udp-40000-40999-from-0-0-0-0-0" in rules
+    assert not [name for name in rules if "-40000-40999-" in name and "-tcp-" in name], "the relay is UDP only"
+    subnets = {r.name: r.inputs["cidrBlock"] for r in plan.of_type("oci:Core/subnet:Subnet")}
+    assert subnets["pixelstream-dev-streams-subnet"] == "172.20.128.0/20"
+    relay_to_streams = rules["pixelstream-dev-turn-out-udp-to-streams"]
+    assert relay_to_streams["destination"] == "ocid1.networksecuritygroup.offline..pixelstream-dev-streams-nsg"
+    # TURN's way out is everything outside the new VCN, not 0.0.0.0/0
+    out = {i["destination"] for n, i in rules.items() if n.startswith("pixelstream-dev-turn-out-all-to-")}
+    assert "0.0.0.0/0" not in out and {"172.21.0.0/16", "0.0.0.0/1"} <= out
+    assert not any(ipaddress.ip_network(c).overlaps(ipaddress.ip_network("172.20.0.0/16")) for c in out)
+
+
+def test_flannel_relays_to_every_pod_only_with_the_opt_in_and_warns(tmp_path: Path) -> None:
+    plan = plan_with(
+        tmp_path,
+        cluster={"cni": "flannel", "podsCidr": "172.30.0.0/16"},
+        streaming={"turn": {"allowRelayToAllPods": True}},
     )
+    conf = turn_conf(plan)
+    assert peers(conf, "allowed-peer-ip") == ["172.30.0.0-172.30.255.255"]
+    assert "172.30.0.0-172.30.255.255" in peers(conf, "denied-peer-ip")
+    assert any("allowRelayToAllPods" in w and "every pod" in w for w in plan.warnings), plan.warnings
 
 
-def test_turn_denies_metadata_and_private_networks(dev: Plan) -> None:
-    conf = manifest(dev, "configmap", "coturn")["data"]["turnserver.conf"].splitlines()
-    denied = {line.split("=", 1)[1] for line in conf if line.startswith("denied-peer-ip=")}
+def test_vcn_native_stacks_do_not_warn_about_the_relay(dev: Plan) -> None:
+    assert not [w for w in dev.warnings if "allowRelayToAllPods" in w]
+
+
+def test_turn_denies_metadata_private_and_the_platforms_own_networks(dev: Plan) -> None:
+    conf = turn_conf(dev)
+    denied = set(peers(conf, "denied-peer-ip"))
     assert {
         "169.254.0.0-169.254.255.255",
         "10.0.0.0-10.255.255.255",
         "172.16.0.0-172.31.255.255",
         "192.168.0.0-192.168.255.255",
+        "10.0.0.0-10.0.255.255",  # the VCN
+        "10.96.0.0-10.96.255.255",  # the services CIDR
+        "::ffff:0:0-::ffff:ffff:ffff",  # IPv4-mapped IPv6 (CVE-2026-27624)
+        "64:ff9b:1::-64:ff9b:1:ffff:ffff:ffff:ffff:ffff",
+        "2002::-2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        "2001::-2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff",
+        "100::-100::ffff:ffff:ffff:ffff",
     } <= denied
-    assert [line for line in conf if line.startswith("allowed-peer-ip=")] == [
-        "allowed-peer-ip=10.244.0.0-10.244.255.255"
-    ]
-    assert {"use-auth-secret", "fingerprint", "no-cli", "prometheus"} <= set(conf)
+    assert peers(conf, "allowed-peer-ip") == ["10.0.192.0-10.0.223.255"], "exactly the stream pod subnet"
+    assert {"use-auth-secret", "fingerprint", "prometheus", "no-tcp-relay", "unauthorized-ratelimit"} <= set(conf)
+    assert "bps-capacity=250000000" in conf and "user-quota=20" in conf
     assert not [line for line in conf if line.startswith(("user=", "lt-cred-mech"))], "no static users"
 
 

@@ -22,6 +22,8 @@ def node_specific(public_ip: str, private_ip: str, secret: str) -> str:
         f"listening-ip={private_ip}\n"
         f"relay-ip={private_ip}\n"
         f"external-ip={public_ip}/{private_ip}\n"
+        # The exporter (host network) listens on the private address only, never on the public one.
+        f"prometheus-address={private_ip}\n"
         f"static-auth-secret={secret}\n"
     )
 
