@@ -40,7 +40,7 @@ check: $(INSTALLED) $(CHECKOV_VENV)/.installed
 	  $(PY) -m pixelstream.offline --stack $$stack > build-$$stack.log || { cat build-$$stack.log; exit 1; }; \
 	  rm -f build-$$stack.log; \
 	  $(PY) -m pixelstream.checks manifests build/$$stack; \
-	  $(PY) -m pixelstream.checks policies build/$$stack; \
+	  $(PY) -m pixelstream.checks policies build/$$stack --stack-file stacks/Pulumi.$$stack.yaml; \
 	  $(CHECKOV) -d build/$$stack/manifests --framework kubernetes --skip-download --quiet --compact -o json > build/$$stack/checkov.json || true; \
 	  $(PY) -m pixelstream.checks checkov build/$$stack; \
 	done

@@ -15,6 +15,7 @@ from .network import Network, NetworkArgs
 from .node_pool import NodePool, NodePoolArgs, select_node_image, taint_cloud_init
 from .pixel_streaming import PixelStreaming, PixelStreamingArgs
 from .routing import Routing, RoutingArgs
+from .secrets import protect_resources, protected
 from .security import SecurityRule, UnsafeNetworkError, platform_security_rules
 from .shapes import FLEX_SHAPES, GPU_SHAPES, STREAMING_GPU_SHAPES
 from .streaming import AutoscalingSettings, StreamerSettings, Streaming, StreamingArgs
@@ -70,6 +71,8 @@ __all__ = [
     "UnsafeNetworkError",
     "load_stack_config",
     "platform_security_rules",
+    "protect_resources",
+    "protected",
     "select_node_image",
     "taint_cloud_init",
 ]

@@ -38,6 +38,18 @@ CHARTS: dict[str, Chart] = {
 }
 
 
+# The namespace of each add-on's release (tests check the components declare exactly these).
+ADDON_NAMESPACES: dict[str, str] = {
+    "ingress-nginx": "ingress-nginx",
+    "cert-manager": "cert-manager",
+    "metrics-server": "metrics-server",
+    "kube-prometheus-stack": "monitoring",
+    "prometheus-adapter": "custom-metrics",
+    "dcgm-exporter": "dcgm-exporter",
+    "nvidia-device-plugin": "nvidia-device-plugin",
+}
+
+
 @dataclass(kw_only=True)
 class ReleaseArgs:
     """What every Helm-based component takes: its chart, the stack's value overrides, what it waits for."""

@@ -1,8 +1,11 @@
 """Checks over an offline plan's output (`build/<stack>/`), as `make check` runs them:
 
     python -m pixelstream.checks manifests build/dev   # strict Kubernetes schema validation
-    python -m pixelstream.checks policies build/dev    # the policy pack, offline
+    python -m pixelstream.checks policies build/dev --stack-file stacks/Pulumi.dev.yaml
+                                                       # the policy pack, offline, with the stack's own settings
     python -m pixelstream.checks checkov build/dev     # checkov's JSON report against checkov-allowlist.yaml
+    python -m pixelstream.checks policy-config --stack-file stacks/Pulumi.prod.yaml
+                                                       # that policy configuration, for --policy-pack-config
 
 Each prints one line per problem and exits non-zero when there is any.
 """
@@ -15,11 +18,14 @@ import sys
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import yaml
 
-from .policies import run_policies_on_build
+from .config import NAMESPACE, StackConfig
+from .offline import OFFLINE_PLACEHOLDERS, read_stack_config
+from .policies import policy_config, run_policies_on_build
 
 # Custom resources whose schema comes with their chart's CRDs, which are installed by Helm at deploy time
 # and cannot be fetched here: they are checked by this project's tests instead (the reason is printed).
@@ -94,12 +100,33 @@ def unexpected_findings(findings: list[tuple[str, str, str]], allowlist: list[Al
     return problems
 
 
+def stack_config(stack_file: Path) -> StackConfig:
+    """A stack file's settings, validated, with the offline plan's stand-ins for what it leaves to each user."""
+    raw: dict[str, Any] = {}
+    for full_key, value in read_stack_config(stack_file, NAMESPACE).values.items():
+        namespace, _, key = full_key.partition(":")
+        if namespace == NAMESPACE:
+            # As the program reads them: compartmentId as a string, every other key as structured config.
+            raw[key] = value if key == "compartmentId" else json.loads(value)
+    for key, placeholder in OFFLINE_PLACEHOLDERS.items():
+        raw.setdefault(key, placeholder)
+    return StackConfig.parse(raw)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pixelstream.checks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("check", choices=["manifests", "policies", "checkov"])
-    parser.add_argument("build", type=Path, help="a stack's build directory, e.g. build/dev")
+    parser.add_argument("check", choices=["manifests", "policies", "checkov", "policy-config"])
+    parser.add_argument("build", type=Path, nargs="?", help="a stack's build directory, e.g. build/dev")
     parser.add_argument("--allowlist", type=Path, default=Path("checkov-allowlist.yaml"))
+    parser.add_argument("--stack-file", type=Path, help="the stack's settings, for the policies' configuration")
     options = parser.parse_args(argv)
+    if options.check == "policy-config":
+        if options.stack_file is None:
+            parser.error("policy-config needs --stack-file")
+        print(json.dumps(policy_config(stack_config(options.stack_file)), indent=2, sort_keys=True))
+        return 0
+    if options.build is None:
+        parser.error(f"{options.check} needs a build directory")
     if options.check == "manifests":
         version = kubernetes_version(options.build)
         problems, skipped = validate_manifests(options.build, version)
@@ -111,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             f"for Kubernetes {version} (strict)"
         )
     elif options.check == "policies":
-        problems = [str(v) for v in run_policies_on_build(options.build)]
+        settings = policy_config(stack_config(options.stack_file)) if options.stack_file else None
+        problems = [str(v) for v in run_policies_on_build(options.build, settings)]
         print(f"{options.build}: {len(problems)} policy violations")
     else:
         findings = checkov_findings(json.loads((options.build / "checkov.json").read_text()))

@@ -12,6 +12,9 @@ import pulumi_oci as oci
 
 from .constants import DEFAULT_PODS_CIDR, DEFAULT_SERVICES_CIDR
 
+# Kubernetes versions OKE offers (newest few), from Oracle's "Cluster Add-on Supported Versions", November 2026.
+KUBERNETES_VERSIONS = ("v1.31.10", "v1.32.10", "v1.33.1", "v1.34.1", "v1.34.2")
+
 ClusterType = Literal["ENHANCED", "BASIC"]
 Cni = Literal["flannel", "vcnNative"]
 CNI_TYPES: dict[str, str] = {"flannel": "FLANNEL_OVERLAY", "vcnNative": "OCI_VCN_IP_NATIVE"}

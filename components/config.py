@@ -7,6 +7,7 @@ names the key path, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
@@ -15,10 +16,19 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import pulumi
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel, to_snake
 
-from .charts import CHARTS
+from .charts import ADDON_NAMESPACES, CHARTS
+from .cluster import KUBERNETES_VERSIONS
 from .constants import (
     DEFAULT_API_ENDPOINT_SUBNET,
     DEFAULT_LOAD_BALANCER_SUBNET,
@@ -30,22 +40,34 @@ from .constants import (
     DEFAULT_TURN_SUBNET,
     DEFAULT_VCN_CIDR,
     DEFAULT_WORKERS_SUBNET,
-    NODE_PORT_RANGE,
     PODS_PER_NODE,
-    TURN_LISTENING_PORT,
+    TURN_NODE_HOST_PORTS,
 )
 from .images import IMAGES, image_problem, version_problem
+from .quantities import quantity
+from .regions import OCI_REGIONS
+from .secrets import secret_paths, secret_values
 from .security import WORLD
 from .shapes import FLEX_SHAPES, GPU_SHAPES, KNOWN_SHAPES, STREAMING_GPU_SHAPES, is_gpu, shape_sizing_problem
+from .stack_file import MAX_DEPTH
 from .streaming import AutoscalingSettings, StreamerSettings
 from .turn import TurnServerSettings
 
 NAMESPACE = "pixelstream"
-TOP_LEVEL_KEYS = ("compartmentId", "network", "cluster", "nodePools", "addons", "streaming")
+TOP_LEVEL_KEYS = ("compartmentId", "network", "cluster", "nodePools", "addons", "streaming", "extraRegions")
 FAULT_DOMAINS = ("FAULT-DOMAIN-1", "FAULT-DOMAIN-2", "FAULT-DOMAIN-3")
 MAX_AVAILABILITY_DOMAINS = 3
+# OCI limits: nodes in one managed node pool, and in one cluster by type (OKE "Kubernetes Engine Limits").
+MAX_NODES_PER_POOL = 1000
+MAX_NODES_PER_CLUSTER = {"ENHANCED": 2000, "BASIC": 1000}
+# Kubernetes stores replica counts as int32.
+INT32_MAX = 2**31 - 1
+# Namespaces the workload must not take: Kubernetes' own, and the add-ons'.
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", *ADDON_NAMESPACES.values())
 
 _K8S_VERSION = re.compile(r"^v1\.\d{1,2}\.\d{1,3}$")
+_REGION = re.compile(r"^[a-z]{2}-[a-z]+-\d{1,2}$")
+_CLUSTER_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
 _COMPARTMENT = re.compile(r"^ocid1\.(compartment|tenancy)\.oc\d+\.[a-z0-9-]*\.[a-z0-9]+$")
 _CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -54,8 +76,6 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _PATH_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
-_CPU = re.compile(r"^\d+(\.\d+)?m?$")
-_MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _IMAGE = re.compile(r"^ocid1\.image\.oc\d+\.[a-z0-9-]*\.[a-z0-9]+$")
 
 
@@ -85,7 +105,8 @@ Cidr = Annotated[str, AfterValidator(_cidr)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+    # Strict: `true` is not 1 and 1.0 is not a whole number, as a reviewer reading the stack file would expect.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True)
 
 
 class SubnetsConfig(_Model):
@@ -181,7 +202,7 @@ class NodePoolConfig(_Model):
     @classmethod
     def _no_flex_defaults_on_fixed_shapes(cls, data: Any) -> Any:
         """A pool switched to a fixed shape drops the pool's default ocpus/memoryGbs instead of failing on them."""
-        if isinstance(data, dict) and "shape" in data and data["shape"] not in FLEX_SHAPES:
+        if isinstance(data, dict) and isinstance(data.get("shape"), str) and data["shape"] not in FLEX_SHAPES:
             data = {"ocpus": None, "memoryGbs": None, **data}
         return data
 
@@ -411,6 +432,9 @@ class MediaPath:
 
 class StackConfig(_Model):
     compartment_id: str
+    extra_regions: list[str] = []
+    """OCI regions newer than this program's table (pixelstream.regions) that `oci:region` may name."""
+    _secrets: frozenset[str] = PrivateAttr(default=frozenset())
     network: NetworkConfig = NetworkConfig()
     cluster: ClusterConfig = ClusterConfig()
     node_pools: NodePoolsConfig = NodePoolsConfig()
@@ -427,6 +451,9 @@ class StackConfig(_Model):
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> StackConfig:
         """Validate raw config values (keys as in the stack file, without namespace) into a StackConfig."""
+        for key, value in raw.items():
+            if _depth(value) > MAX_DEPTH:
+                raise ConfigError(key, f"is nested deeper than {MAX_DEPTH} levels")
         try:
             config = cls.model_validate(dict(raw))
         except ValidationError as error:
@@ -437,7 +464,30 @@ class StackConfig(_Model):
         _check_pod_subnets(config)
         _check_addons(config)
         _check_streaming(config)
+        for index, region in enumerate(config.extra_regions):
+            if not _REGION.match(region):
+                raise ConfigError(
+                    f"extraRegions[{index}]", f"{region} is not an OCI region identifier like us-ashburn-1"
+                )
         return config
+
+    def check_region(self, region: str | None) -> None:
+        """`oci:region` must be a region OCI has (the table, or one the stack lists in extraRegions)."""
+        known = (*OCI_REGIONS, *self.extra_regions)
+        if region is not None and region not in known:
+            close = difflib.get_close_matches(region, known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ConfigError(
+                "region",
+                f"{region} is not an OCI region; {hint}a region newer than this program's table goes in "
+                "pixelstream:extraRegions",
+                namespace="oci",
+            )
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        """Plain text of the stack's secret config values, to be kept secret wherever they are used."""
+        return self._secrets
 
     @property
     def vcn_native_pods(self) -> bool:
@@ -486,6 +536,8 @@ def _check_network(config: StackConfig) -> None:
     subnets = {key: ipaddress.IPv4Network(cidr) for key, cidr in in_use.items()}
     seen: dict[str, ipaddress.IPv4Network] = {}
     for key, subnet in subnets.items():
+        if subnet.prefixlen > 30:
+            raise ConfigError(f"network.subnets.{key}", f"{subnet} is smaller than /30, the smallest OCI subnet")
         if not subnet.subnet_of(vcn):
             raise ConfigError(f"network.subnets.{key}", f"{subnet} is not inside the VCN {vcn}")
         for other_key, other in seen.items():
@@ -496,18 +548,17 @@ def _check_network(config: StackConfig) -> None:
     low, high = network.relay_ports.bounds
     if not 1024 <= low <= high <= 65535:
         raise ConfigError("network.relayPorts", f"{low}-{high} is not a port range within 1024-65535 with min <= max")
-    for port_range, what in (
-        ((TURN_LISTENING_PORT, TURN_LISTENING_PORT), "the TURN listening port"),
-        (NODE_PORT_RANGE, "the NodePort range"),
-    ):
-        if low <= port_range[1] and port_range[0] <= high:
+    for what, (first, last) in TURN_NODE_HOST_PORTS.items():
+        if low <= last and first <= high:
+            ports = str(first) if first == last else f"{first}-{last}"
             raise ConfigError(
                 "network.relayPorts",
-                f"{low}-{high} overlaps {what} {port_range[0]}-{port_range[1]}; the default is "
-                f"{DEFAULT_RELAY_PORT_RANGE[0]}-{DEFAULT_RELAY_PORT_RANGE[1]}",
+                f"{low}-{high} contains {ports} ({what}, listening on every TURN node), which would open it to "
+                f"players; the default is {DEFAULT_RELAY_PORT_RANGE[0]}-{DEFAULT_RELAY_PORT_RANGE[1]}",
             )
     if not network.client_cidrs:
         raise ConfigError("network.clientCidrs", "[] leaves players no way in; use [0.0.0.0/0] or your client networks")
+    _check_unique("network.clientCidrs", network.client_cidrs)
 
     overlays = [("servicesCidr", cluster.services_cidr)]
     if cluster.cni == "flannel":
@@ -528,8 +579,35 @@ def _check_network(config: StackConfig) -> None:
         )
 
 
+def _depth(value: Any, limit: int = MAX_DEPTH + 1) -> int:
+    """How deep `value` nests, counted no further than `limit` (so a hostile value costs nothing)."""
+    if limit <= 0 or not isinstance(value, dict | list):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(child, limit - 1) for child in children), default=0)
+
+
+def _check_unique(path: str, values: Sequence[Any]) -> None:
+    for index, value in enumerate(values):
+        if value in values[:index]:
+            raise ConfigError(f"{path}[{index}]", f"{_show(value)} is listed twice (first at [{values.index(value)}])")
+
+
 def _check_cluster(config: StackConfig) -> None:
-    endpoint = config.cluster.endpoint
+    cluster = config.cluster
+    if cluster.name is not None and not _CLUSTER_NAME.match(cluster.name):
+        raise ConfigError(
+            "cluster.name",
+            f"{cluster.name!r} is not a cluster name: 1-32 lowercase letters, digits and dashes, starting with a "
+            "letter (it prefixes every network resource's name)",
+        )
+    if cluster.kubernetes_version not in KUBERNETES_VERSIONS:
+        raise ConfigError(
+            "cluster.kubernetesVersion",
+            f"{cluster.kubernetes_version} is not a version OKE offers; use one of {', '.join(KUBERNETES_VERSIONS)}",
+        )
+    endpoint = cluster.endpoint
+    _check_unique("cluster.endpoint.allowedCidrs", endpoint.allowed_cidrs)
     for cidr in endpoint.allowed_cidrs:
         if ipaddress.IPv4Network(cidr).prefixlen == 0 and not endpoint.allow_world_access:
             raise ConfigError(
@@ -563,10 +641,15 @@ def _check_node_pools(config: StackConfig) -> None:
                 )
         elif is_gpu(spec.shape):
             raise ConfigError(f"{path}.shape", f"{spec.shape} is a GPU shape; GPU nodes belong in nodePools.gpu")
-        problem = shape_sizing_problem(spec.shape, spec.ocpus, spec.memory_gbs)
-        if problem:
-            key = "shape" if spec.ocpus is None and spec.memory_gbs is None else "ocpus"
-            raise ConfigError(f"{path}.{key}", problem)
+        sizing = shape_sizing_problem(spec.shape, spec.ocpus, spec.memory_gbs)
+        if sizing:
+            raise ConfigError(f"{path}.{sizing[0]}", sizing[1])
+        for key in ("size", "min_size", "max_size"):
+            count = getattr(spec, key)
+            if count is not None and count > MAX_NODES_PER_POOL:
+                raise ConfigError(
+                    f"{path}.{to_camel(key)}", f"{count} is above {MAX_NODES_PER_POOL}, OCI's limit of nodes per pool"
+                )
 
         smallest = 0 if pool == "gpu" else 1
         if spec.size < smallest:
@@ -575,6 +658,8 @@ def _check_node_pools(config: StackConfig) -> None:
             missing = "maxSize" if spec.max_size is None else "minSize"
             raise ConfigError(f"{path}.{missing}", "is missing; an autoscaled pool needs both minSize and maxSize")
         autoscaled = spec.min_size is not None and spec.max_size is not None
+        if autoscaled and spec.max_size < 1:
+            raise ConfigError(f"{path}.maxSize", f"{spec.max_size} leaves the autoscaler no node to add; use 1 or more")
         if autoscaled and not smallest <= spec.min_size <= spec.size <= spec.max_size:
             raise ConfigError(
                 f"{path}.size",
@@ -603,6 +688,18 @@ def _check_node_pools(config: StackConfig) -> None:
                 )
         if len(set(spec.fault_domains)) != len(spec.fault_domains):
             raise ConfigError(f"{path}.faultDomains", f"{json.dumps(spec.fault_domains)} lists a fault domain twice")
+    _check_cluster_size(config)
+
+
+def _check_cluster_size(config: StackConfig) -> None:
+    most = sum(spec.max_size if spec.max_size is not None else spec.size for _, spec in config.node_pools.items())
+    limit = MAX_NODES_PER_CLUSTER[config.cluster.type]
+    if most > limit:
+        raise ConfigError(
+            "nodePools",
+            f"{most} nodes at most (size or maxSize of every pool) is above {limit}, OCI's limit for a "
+            f"{config.cluster.type} cluster",
+        )
 
 
 def _check_pod_subnets(config: StackConfig) -> None:
@@ -637,14 +734,19 @@ def _check_addons(config: StackConfig) -> None:
             raise ConfigError(f"addons.{key}.repository", f"{addon.repository} is not an https:// or oci:// URL")
 
     ingress = addons.ingress_nginx
-    if not 10 <= ingress.min_bandwidth_mbps <= ingress.max_bandwidth_mbps <= 8000:
+    for key in ("min_bandwidth_mbps", "max_bandwidth_mbps"):
+        if not 10 <= getattr(ingress, key) <= 8000:
+            raise ConfigError(
+                f"addons.ingressNginx.{to_camel(key)}",
+                f"{getattr(ingress, key)} Mbps is outside 10-8000 (OCI flexible load balancer)",
+            )
+    if ingress.min_bandwidth_mbps > ingress.max_bandwidth_mbps:
         raise ConfigError(
-            "addons.ingressNginx.maxBandwidthMbps",
-            f"{ingress.min_bandwidth_mbps}-{ingress.max_bandwidth_mbps} Mbps must satisfy 10 <= minBandwidthMbps "
-            "<= maxBandwidthMbps <= 8000 (OCI flexible load balancer)",
+            "addons.ingressNginx.minBandwidthMbps",
+            f"{ingress.min_bandwidth_mbps} is above maxBandwidthMbps ({ingress.max_bandwidth_mbps})",
         )
-    if ingress.replicas < 1:
-        raise ConfigError("addons.ingressNginx.replicas", f"{ingress.replicas} is below 1")
+    if not 1 <= ingress.replicas <= 100:
+        raise ConfigError("addons.ingressNginx.replicas", f"{ingress.replicas} is outside 1-100")
     email = addons.cert_manager.email
     if email is not None and not _EMAIL.match(email):
         raise ConfigError("addons.certManager.email", f"{email} is not an email address")
@@ -662,6 +764,10 @@ def _check_addons(config: StackConfig) -> None:
             )
 
     plugin = addons.gpu_plugin
+    if plugin.addon_version is not None and not _CHART_VERSION.match(plugin.addon_version):
+        raise ConfigError(
+            "addons.gpuPlugin.addonVersion", f"{plugin.addon_version} is not a version such as v0.15.0 or 0.15.0"
+        )
     if not 1 <= plugin.streams_per_gpu <= 64:
         raise ConfigError("addons.gpuPlugin.streamsPerGpu", f"{plugin.streams_per_gpu} is outside 1-64")
     if plugin.owner == "okeAddon" and plugin.streams_per_gpu > 1:
@@ -677,6 +783,28 @@ def _check_addons(config: StackConfig) -> None:
         )
 
 
+_QUANTITY_KINDS = {"cpu": "a CPU quantity such as 3750m or 4", "memory": "a memory quantity such as 8Gi"}
+
+
+def _check_requests_and_limits(streamer: StreamerConfig) -> None:
+    for kind, example in _QUANTITY_KINDS.items():
+        values = {}
+        for key in (kind, f"{kind}_limit"):
+            text = getattr(streamer, key)
+            try:
+                values[key] = quantity(text)
+            except ValueError:
+                raise ConfigError(f"streaming.streamer.{to_camel(key)}", f"{text} is not {example}") from None
+            if values[key] <= 0:
+                raise ConfigError(f"streaming.streamer.{to_camel(key)}", f"{text} is not above zero")
+        if values[kind] > values[f"{kind}_limit"]:
+            raise ConfigError(
+                f"streaming.streamer.{kind}",
+                f"{getattr(streamer, kind)} is above the limit {kind}Limit ({getattr(streamer, f'{kind}_limit')}); "
+                "Kubernetes refuses a request above its limit",
+            )
+
+
 def _check_streaming(config: StackConfig) -> None:
     streaming, addons = config.streaming, config.addons
     if not streaming.enabled:
@@ -684,6 +812,12 @@ def _check_streaming(config: StackConfig) -> None:
     if not _DNS_LABEL.match(streaming.namespace):
         raise ConfigError(
             "streaming.namespace", f"{streaming.namespace} is not a Kubernetes namespace name (a DNS label)"
+        )
+    if streaming.namespace in RESERVED_NAMESPACES:
+        raise ConfigError(
+            "streaming.namespace",
+            f"{streaming.namespace} belongs to Kubernetes or an add-on of this platform; taken: "
+            f"{', '.join(RESERVED_NAMESPACES)}",
         )
     for name, reference in streaming.images.items():
         if name not in IMAGES:
@@ -728,17 +862,7 @@ def _check_streaming(config: StackConfig) -> None:
         )
 
     streamer = streaming.streamer
-    for key in ("cpu", "cpu_limit"):
-        if not _CPU.match(getattr(streamer, key)):
-            raise ConfigError(
-                f"streaming.streamer.{to_camel(key)}",
-                f"{getattr(streamer, key)} is not a CPU quantity such as 3750m or 4",
-            )
-    for key in ("memory", "memory_limit"):
-        if not _MEMORY.match(getattr(streamer, key)):
-            raise ConfigError(
-                f"streaming.streamer.{to_camel(key)}", f"{getattr(streamer, key)} is not a memory quantity such as 8Gi"
-            )
+    _check_requests_and_limits(streamer)
     for key, low, high in (("resolution_width", 320, 7680), ("resolution_height", 240, 4320), ("max_fps", 1, 240)):
         value = getattr(streamer, key)
         if not low <= value <= high:
@@ -769,10 +893,15 @@ def _check_streaming(config: StackConfig) -> None:
         )
 
     scaling = streaming.autoscaling
-    if not 1 <= scaling.min_replicas <= scaling.max_replicas:
+    for key in ("min_replicas", "max_replicas"):
+        if not 1 <= getattr(scaling, key) <= INT32_MAX:
+            raise ConfigError(
+                f"streaming.autoscaling.{to_camel(key)}", f"{getattr(scaling, key)} is outside 1-{INT32_MAX}"
+            )
+    if scaling.min_replicas > scaling.max_replicas:
         raise ConfigError(
-            "streaming.autoscaling.maxReplicas",
-            f"{scaling.max_replicas} must satisfy 1 <= minReplicas ({scaling.min_replicas}) <= maxReplicas",
+            "streaming.autoscaling.minReplicas",
+            f"{scaling.min_replicas} is above maxReplicas ({scaling.max_replicas})",
         )
     if not 0 < scaling.target_pool_ratio <= 10:
         raise ConfigError("streaming.autoscaling.targetPoolRatio", f"{scaling.target_pool_ratio} is outside (0, 10]")
@@ -799,6 +928,10 @@ def _check_streaming(config: StackConfig) -> None:
     ):
         if prefix and not _PATH_PREFIX.match(prefix):
             raise ConfigError(f"streaming.{path}", f"{prefix} is not a path prefix such as /pixel (no trailing slash)")
+    if streaming.pod_proxy.enabled and not streaming.pod_proxy.path_prefix:
+        raise ConfigError(
+            "streaming.podProxy.pathPrefix", '"" would serve the pod proxy over the players\' pages; use e.g. /proxy'
+        )
     for needed in ("ingressNginx", "prometheusAdapter"):
         if not getattr(addons, to_snake(needed)).enabled:
             raise ConfigError(
@@ -870,7 +1003,9 @@ def _configured_keys(namespace: str) -> set[str]:
 
 
 def load_stack_config(namespace: str = NAMESPACE) -> StackConfig:
-    """Read this stack's config namespace and validate it."""
+    """Read this stack's config namespace and validate it; `secrets` holds the plain text of its secret values."""
+    from pulumi.runtime.config import is_config_secret
+
     config = pulumi.Config(namespace)
     for key in sorted(_configured_keys(namespace)):
         if key not in TOP_LEVEL_KEYS:
@@ -883,4 +1018,9 @@ def load_stack_config(namespace: str = NAMESPACE) -> StackConfig:
             raise ConfigError(key, "is not valid YAML/JSON for a structured value", namespace) from None
         if value is not None:
             raw[key] = value
-    return StackConfig.parse(raw)
+    stack_config = StackConfig.parse(raw)
+    stack_config.check_region(pulumi.Config("oci").get("region"))
+    secret_keys = [key for key in raw if is_config_secret(f"{namespace}:{key}")]
+    paths = secret_paths(namespace, secret_keys, raw, pulumi.get_stack())
+    stack_config._secrets = secret_values(raw, paths)
+    return stack_config

@@ -26,6 +26,20 @@ TURN_LISTENING_PORT = 3478
 DEFAULT_RELAY_PORT_RANGE = (49152, 65535)
 LOAD_BALANCER_LISTENER_PORTS = (80, 443)
 
+# What listens on a TURN node's own addresses (host network): the relay range must stay clear of all of it,
+# or the NSG rule that opens the range to players would open these too.
+TURN_NODE_HOST_PORTS: dict[str, tuple[int, int]] = {
+    "sshd": (22, 22),
+    "STUN/TURN": (TURN_LISTENING_PORT, TURN_LISTENING_PORT),
+    "node exporter": (NODE_EXPORTER_PORT, NODE_EXPORTER_PORT),
+    "coturn's exporter": (TURN_METRICS_PORT, TURN_METRICS_PORT),
+    "kubelet health": (10248, 10248),
+    "kube-proxy metrics": (10249, 10249),
+    "kubelet": (KUBELET_PORT, KUBELET_PORT),
+    "kube-proxy health": (KUBE_PROXY_HEALTH_PORT, KUBE_PROXY_HEALTH_PORT),
+    "NodePorts": NODE_PORT_RANGE,
+}
+
 # ICMP "destination unreachable / fragmentation needed": path MTU discovery.
 PATH_DISCOVERY_ICMP = (3, 4)
 

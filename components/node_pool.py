@@ -118,7 +118,7 @@ class NodePoolArgs:
     def validate(self) -> None:
         problem = shape_sizing_problem(self.shape, self.ocpus, self.memory_gbs)
         if problem:
-            raise ValueError(problem)
+            raise ValueError(problem[1])
         if self.autoscaled:
             if self.min_size is None or self.max_size is None:
                 raise ValueError("an autoscaled pool needs both min_size and max_size")

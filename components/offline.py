@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import runpy
 import shutil
 import sys
@@ -31,6 +32,9 @@ from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.stack import run_pulumi_func, wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
+
+from .secrets import STACK_FILE_ENV, secure_paths
+from .stack_file import check_namespaces, read_stack_file
 
 REDACTED = "[secret]"
 SECRET_PLACEHOLDER = "offline-secret-value"
@@ -64,7 +68,7 @@ class PlannedResource:
             "custom": self.custom,
             "inputs": self.inputs,
             **({"ignoreChanges": self.ignore_changes} if self.ignore_changes else {}),
-            **({"dependsOn": [names.get(d, d) for d in self.dependencies]} if self.dependencies else {}),
+            **({"dependsOn": sorted(names.get(d, d) for d in self.dependencies)} if self.dependencies else {}),
         }
 
 
@@ -156,7 +160,8 @@ class Plan:
         document = {
             "project": self.project,
             "stack": self.stack,
-            "resources": [r.to_json(names) for r in self.resources],
+            # In URN order: the order of registration depends on when each Output resolved.
+            "resources": [r.to_json(names) for r in sorted(self.resources, key=lambda r: r.urn)],
         }
         (directory / "resources.json").write_text(json.dumps(document, indent=2) + "\n")
         (directory / "outputs.json").write_text(json.dumps(self.outputs, indent=2) + "\n")
@@ -377,31 +382,61 @@ def run_offline(program: Callable[[], Any], *, project: str = "project", stack: 
         )
 
 
-def _offline_value(value: Any) -> tuple[Any, bool]:
-    """A stack-file value with every `secure:` ciphertext replaced by a placeholder, and whether it had one."""
-    if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            return SECRET_PLACEHOLDER, True
-        pairs = {k: _offline_value(v) for k, v in value.items()}
-        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
-    if isinstance(value, list):
-        items = [_offline_value(v) for v in value]
-        return [v for v, _ in items], any(s for _, s in items)
-    return value, False
+# Placeholders for encrypted values, valid for their key so the plan can go on; any other key gets the default.
+SECRET_PLACEHOLDERS = {
+    "compartmentId": "ocid1.compartment.oc1..offlinesecret",
+    "streaming.ingress.host": "offline-secret.example.com",
+    "addons.certManager.email": "offline-secret@example.com",
+}
 
 
-def read_stack_config(path: Path, project: str) -> tuple[dict[str, str], list[str]]:
-    """Config of a `Pulumi.<stack>.yaml` as the engine passes it: `project:key` -> string, and the secret keys."""
-    document = yaml.safe_load(path.read_text()) or {}
-    values: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, raw in (document.get("config") or {}).items():
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+
+
+def _with_placeholders(value: Any, paths: list[tuple[str | int, ...]], key: str) -> Any:
+    """A stack-file value with each `secure:` leaf replaced by a placeholder that is valid for its key."""
+    if not paths:
+        return value
+    copy = json.loads(json.dumps(value))
+    for path in paths:
+        placeholder = SECRET_PLACEHOLDERS.get(_dotted((key, *path)), SECRET_PLACEHOLDER)
+        if not path:
+            return placeholder
+        parent = copy
+        for part in path[:-1]:
+            parent = parent[part]
+        parent[path[-1]] = placeholder
+    return copy
+
+
+@dataclass
+class StackSettings:
+    """A stack file as the engine passes it to the program, and what the offline plan had to stand in for."""
+
+    values: dict[str, str]
+    """`namespace:key` -> value (structured values as JSON)."""
+    secret_keys: list[str]
+    encrypted: list[str]
+    """Every `secure:` value, as `namespace:key.path`."""
+
+
+def read_stack_config(path: Path, project: str) -> StackSettings:
+    """Config of a `Pulumi.<stack>.yaml` as the engine passes it, with placeholders for encrypted values."""
+    config = read_stack_file(path)
+    check_namespaces(config, project, path)
+    settings = StackSettings({}, [], [])
+    for key, raw in config.items():
         full_key = key if ":" in key else f"{project}:{key}"
-        value, secret = _offline_value(raw)
-        values[full_key] = value if isinstance(value, str) else json.dumps(value)
-        if secret:
-            secret_keys.append(full_key)
-    return values, secret_keys
+        namespace, name = full_key.split(":", 1)
+        encrypted = secure_paths(raw)
+        # Placeholders by key only for this project's keys; a provider's encrypted key gets the default one.
+        value = _with_placeholders(raw, encrypted, name if namespace == project else f":{name}")
+        settings.values[full_key] = value if isinstance(value, str) else json.dumps(value)
+        if encrypted:
+            settings.secret_keys.append(full_key)
+            settings.encrypted += [f"{namespace}:{_dotted((name, *p))}" for p in encrypted]
+    return settings
 
 
 def plan_stack(
@@ -417,24 +452,35 @@ def plan_stack(
     stack_file = stack_file or stack_dir / f"Pulumi.{stack}.yaml"
     if not stack_file.exists():
         raise pulumi.RunError(f"no stack config {stack_file}; stacks here: {_stack_names(stack_dir)}")
-    config, secret_keys = read_stack_config(stack_file, project)
+    settings = read_stack_config(stack_file, project)
+    config = settings.values
     notes = []
+    if not any(key.startswith(f"{project}:") for key in config):
+        notes.append(f"{stack_file.name} sets no {project}: values; the plan shows every default")
     for key, placeholder in OFFLINE_PLACEHOLDERS.items():
         full_key = f"{project}:{key}"
         if full_key not in config:
             config[full_key] = placeholder
             notes.append(f"{full_key} is not set in {stack_file.name}; the offline plan uses {placeholder}")
-    for key in secret_keys:
-        notes.append(f"{key} is encrypted; the offline plan uses a placeholder")
+    for value in settings.encrypted:
+        notes.append(f"{value} is encrypted; the offline plan uses a placeholder and keeps it secret")
     main = project_dir / project_file.get("main", ".") / "__main__.py"
-    plan = run_offline(
-        lambda: runpy.run_path(str(main), run_name="__main__"),
-        project=project,
-        stack=stack,
-        config=config,
-        secret_keys=secret_keys,
-        mocks=mocks,
-    )
+    previous = os.environ.get(STACK_FILE_ENV)
+    os.environ[STACK_FILE_ENV] = str(stack_file)
+    try:
+        plan = run_offline(
+            lambda: runpy.run_path(str(main), run_name="__main__"),
+            project=project,
+            stack=stack,
+            config=config,
+            secret_keys=settings.secret_keys,
+            mocks=mocks,
+        )
+    finally:
+        if previous is None:
+            del os.environ[STACK_FILE_ENV]
+        else:
+            os.environ[STACK_FILE_ENV] = previous
     return plan, notes
 
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -42,6 +42,9 @@ from .constants import (
     TURN_LISTENING_PORT,
 )
 from .shapes import GPU_SHAPES
+
+if TYPE_CHECKING:
+    from .config import StackConfig
 
 REDACTED = "[secret]"
 WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Pod")
@@ -363,6 +366,21 @@ def _turn_relays_only_to_stream_pods(args: StackValidationArgs, report: ReportVi
         for key, conf in _turn_configs(resource.resource_type, resource.props):
             for problem in relay_reach_problems(conf, networks, bool(config.get("allowRelayToAllPods"))):
                 report(f"{resource.name} {key}: {problem}", resource.urn)
+
+
+# -- a stack's own settings ---------------------------------------------------------------------------
+
+
+def policy_config(config: StackConfig) -> dict[str, dict[str, Any]]:
+    """The policy configuration that matches a stack's settings (for `--policy-pack-config` and `make check`)."""
+    return {
+        "no-world-open-ingress": {
+            "relayMin": config.network.relay_ports.min,
+            "relayMax": config.network.relay_ports.max,
+            "allowWorldApi": config.cluster.endpoint.allow_world_access,
+        },
+        "turn-relays-only-to-stream-pods": {"allowRelayToAllPods": config.streaming.turn.allow_relay_to_all_pods},
+    }
 
 
 # -- the pack -----------------------------------------------------------------------------------------

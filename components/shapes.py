@@ -82,23 +82,25 @@ def architecture(shape: str) -> str:
     return known.arch
 
 
-def shape_sizing_problem(shape: str, ocpus: float | None, memory_gbs: float | None) -> str | None:
-    """Why ocpus/memory do not fit the shape, or None when they do."""
+def shape_sizing_problem(shape: str, ocpus: float | None, memory_gbs: float | None) -> tuple[str, str] | None:
+    """Why ocpus/memory do not fit the shape, as (the config key at fault, the reason), or None when they do."""
     flex = FLEX_SHAPES.get(shape)
     if flex is None:
         if ocpus is not None or memory_gbs is not None:
-            return f"{shape} is a fixed shape; remove ocpus and memoryGbs (they are set by the shape)"
+            key = "ocpus" if ocpus is not None else "memoryGbs"
+            return key, f"{shape} is a fixed shape; remove ocpus and memoryGbs (they are set by the shape)"
         return None
     if ocpus is None or memory_gbs is None:
-        return f"{shape} is a flexible shape and needs both ocpus and memoryGbs"
+        key = "shape" if ocpus is None and memory_gbs is None else ("ocpus" if ocpus is None else "memoryGbs")
+        return key, f"{shape} is a flexible shape and needs both ocpus and memoryGbs"
     if not 1 <= ocpus <= flex.max_ocpus:
-        return f"ocpus {ocpus:g} is outside 1-{flex.max_ocpus} for {shape}"
+        return "ocpus", f"ocpus {ocpus:g} is outside 1-{flex.max_ocpus} for {shape}"
     low, high = (
         ocpus * flex.min_memory_per_ocpu_gbs,
         min(ocpus * flex.max_memory_per_ocpu_gbs, flex.max_memory_gbs),
     )
     if not low <= memory_gbs <= high:
-        return (
+        return "memoryGbs", (
             f"memoryGbs {memory_gbs:g} is outside {low:g}-{high:g} for {ocpus:g} OCPUs of {shape} "
             f"({flex.min_memory_per_ocpu_gbs}-{flex.max_memory_per_ocpu_gbs} GB per OCPU, "
             f"at most {flex.max_memory_gbs} GB)"

@@ -31,9 +31,19 @@ from pixelstream import (
     PixelStreaming,
     PixelStreamingArgs,
     load_stack_config,
+    protect_resources,
+    protected,
 )
 
 config = load_stack_config()
+# Secret config values stay secret in every resource input and output that carries them.
+protect_resources(config.secrets)
+
+
+def export(name: str, value: object) -> None:
+    pulumi.export(name, protected(value, config.secrets))
+
+
 region_domains = [
     ad.name for ad in oci.identity.get_availability_domains(compartment_id=config.compartment_id).availability_domains
 ]
@@ -139,14 +149,14 @@ if addons.ingress_nginx.enabled:
         opts=in_cluster,
     )
     ingress_controller.append(ingress)
-    pulumi.export("ingressClass", ingress.ingress_class)
+    export("ingressClass", ingress.ingress_class)
 if addons.cert_manager.enabled:
     certificates = CertManager(
         "cert-manager",
         CertManagerArgs(email=addons.cert_manager.email, depends_on=system_nodes, **addons.release_args("certManager")),
         opts=in_cluster,
     )
-    pulumi.export("clusterIssuers", certificates.issuers)
+    export("clusterIssuers", certificates.issuers)
 if addons.metrics_server.enabled:
     MetricsServer(
         "metrics-server",
@@ -164,8 +174,8 @@ if addons.monitoring.enabled:
         ),
         opts=in_cluster,
     )
-    pulumi.export("prometheusUrl", f"{monitoring.prometheus_url}:{monitoring.prometheus_port}")
-    pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
+    export("prometheusUrl", f"{monitoring.prometheus_url}:{monitoring.prometheus_port}")
+    export("grafanaAdminPassword", monitoring.grafana_admin_password)
     if addons.dcgm_exporter.enabled:
         DcgmExporter(
             "dcgm-exporter",
@@ -196,7 +206,7 @@ if addons.gpu_plugin.enabled:
         opts=in_cluster,
     )
     gpu_plugin.append(plugin)
-    pulumi.export("gpuResource", plugin.gpu_resource)
+    export("gpuResource", plugin.gpu_resource)
 
 # The streaming workload. The relay may reach only what media must reach: the stream pods' addresses.
 streaming = config.streaming
@@ -223,20 +233,20 @@ if streaming.enabled:
         ),
         opts=in_cluster,
     )
-    pulumi.export("url", workload.url)
-    pulumi.export("streamingNamespace", workload.namespace)
-    pulumi.export("images", workload.images)
+    export("url", workload.url)
+    export("streamingNamespace", workload.namespace)
+    export("images", workload.images)
     if workload.pod_proxy_password is not None:
-        pulumi.export("podProxyUsername", workload.pod_proxy_username)
-        pulumi.export("podProxyPassword", workload.pod_proxy_password)
+        export("podProxyUsername", workload.pod_proxy_username)
+        export("podProxyPassword", workload.pod_proxy_password)
 
-pulumi.export("vcnId", network.vcn_id)
-pulumi.export("subnetIds", network.subnet_ids)
-pulumi.export("nsgIds", network.nsg_ids)
-pulumi.export("relayPorts", {"min": config.network.relay_ports.min, "max": config.network.relay_ports.max})
-pulumi.export("clusterId", cluster.cluster_id)
-pulumi.export("kubernetesVersion", config.cluster.kubernetes_version)
-pulumi.export("kubeconfig", cluster.kubeconfig)
-pulumi.export("nodePoolIds", {pool: p.node_pool_id for pool, p in pools.items()})
-pulumi.export("nodeImages", {pool: p.image_name for pool, p in pools.items()})
-pulumi.export("autoscalerNodes", {pool: p.autoscaler_nodes for pool, p in pools.items() if p.autoscaler_nodes})
+export("vcnId", network.vcn_id)
+export("subnetIds", network.subnet_ids)
+export("nsgIds", network.nsg_ids)
+export("relayPorts", {"min": config.network.relay_ports.min, "max": config.network.relay_ports.max})
+export("clusterId", cluster.cluster_id)
+export("kubernetesVersion", config.cluster.kubernetes_version)
+export("kubeconfig", cluster.kubeconfig)
+export("nodePoolIds", {pool: p.node_pool_id for pool, p in pools.items()})
+export("nodeImages", {pool: p.image_name for pool, p in pools.items()})
+export("autoscalerNodes", {pool: p.autoscaler_nodes for pool, p in pools.items() if p.autoscaler_nodes})

@@ -1,7 +1,8 @@
 """The pixelstream policy pack: `pulumi preview --policy-pack policy` (or `pulumi up`).
 
-Every policy is mandatory. Configure the TURN relay range and world-open API access with
-`--policy-pack-config` ({"no-world-open-ingress": {"relayMin": 49152, "relayMax": 65535, "allowWorldApi": false}}).
+Every policy is mandatory. Configure them for a stack's own settings (relay range, world-open API access, the
+flannel relay opt-in) with `--policy-pack-config <file>`, the file written by
+`python -m pixelstream.checks policy-config --stack-file stacks/Pulumi.<stack>.yaml`.
 """
 
 from pulumi_policy import PolicyPack

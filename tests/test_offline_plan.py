@@ -216,10 +216,11 @@ def test_secure_stack_values_become_secret_placeholders(tmp_path: Path) -> None:
             }
         )
     )
-    values, secret_keys = read_stack_config(stack_file, "pixelstream")
-    assert values["pixelstream:token"] == SECRET_PLACEHOLDER
-    assert json.loads(values["pixelstream:nested"]) == {"a": SECRET_PLACEHOLDER, "b": 1}
-    assert sorted(secret_keys) == ["pixelstream:nested", "pixelstream:token"]
+    settings = read_stack_config(stack_file, "pixelstream")
+    assert settings.values["pixelstream:token"] == SECRET_PLACEHOLDER
+    assert json.loads(settings.values["pixelstream:nested"]) == {"a": SECRET_PLACEHOLDER, "b": 1}
+    assert sorted(settings.secret_keys) == ["pixelstream:nested", "pixelstream:token"]
+    assert sorted(settings.encrypted) == ["pixelstream:nested.a", "pixelstream:token"]
 
 
 def test_a_region_with_one_availability_domain_rejects_index_two(tmp_path: Path) -> None:

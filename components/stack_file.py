@@ -1,0 +1,132 @@
+"""Reading a `Pulumi.<stack>.yaml` the way Pulumi does, with one clear error for anything it would not take.
+
+Bounded: a document nested deeper than MAX_DEPTH or whose aliases would expand past MAX_NODES is refused
+before anything walks it, so no stack file can hang or exhaust the plan.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+MAX_DEPTH = 64
+MAX_NODES = 100_000
+# The top-level keys of a Pulumi stack settings file.
+STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
+# Config namespaces a stack of this project uses besides its own: the providers it runs.
+PROVIDER_NAMESPACES = ("oci", "kubernetes", "random", "pulumi")
+
+
+class StackFileError(pulumi.RunError):
+    """A stack file that Pulumi would not read, or that says something other than what its author meant."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys, deep nesting and alias bombs."""
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        _check_size(node)
+        return node
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise yaml.MarkedYAMLError(problem="a key must be a plain value", problem_mark=key_node.start_mark)
+            if key in seen:
+                line = seen[key].start_mark.line + 1
+                raise yaml.MarkedYAMLError(
+                    problem=f"duplicate key {key!r} (first at line {line}): the last one would win silently",
+                    problem_mark=key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_size(root: yaml.Node) -> None:
+    """Depth and expanded size of the node graph, counting each alias as a full copy (what a walk would see)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise yaml.MarkedYAMLError(problem=f"nested deeper than {MAX_DEPTH} levels", problem_mark=node.start_mark)
+        if id(node) in sizes:
+            return sizes[id(node)]
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        total = 1
+        for child in children:
+            total += size(child, depth + 1)
+            if total > MAX_NODES:
+                raise yaml.MarkedYAMLError(
+                    problem=f"expands to more than {MAX_NODES} values (aliases count once per use)",
+                    problem_mark=node.start_mark,
+                )
+        sizes[id(node)] = total
+        return total
+
+    if root is not None:
+        size(root, 0)
+
+
+def _location(path: Path, error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"{where}: {problem}"
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """The stack file's `config:` mapping (empty for an empty file). Raises StackFileError with file and line."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise StackFileError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        document = yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader: no arbitrary objects
+    except yaml.YAMLError as error:
+        raise StackFileError(_location(path, error)) from None
+    except RecursionError:
+        raise StackFileError(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise StackFileError(f"{path}: is a YAML {type(document).__name__}; a stack file is a mapping with config:")
+    for key in document:
+        if key not in STACK_FILE_KEYS:
+            close = _close(str(key), STACK_FILE_KEYS)
+            hint = f"did you mean {close!r}?" if close else f"allowed: {', '.join(STACK_FILE_KEYS)}"
+            raise StackFileError(f"{path}: unknown top-level key {key!r}; {hint}")
+    config = document.get("config")
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise StackFileError(f"{path}: config: is a {type(config).__name__}; it must map keys to values")
+    return config
+
+
+def check_namespaces(config: dict[str, Any], project: str, path: Path) -> None:
+    """Keys of a namespace that is not the project's or a provider's, but looks like a typo of one."""
+    known = (project, *PROVIDER_NAMESPACES)
+    for key in config:
+        if not isinstance(key, str):
+            raise StackFileError(f"{path}: config key {key!r} is not a string")
+        namespace = key.split(":", 1)[0] if ":" in key else project
+        close = _close(namespace, known) if namespace not in known else None
+        if close:
+            raise StackFileError(f"{path}: config key {key}: unknown namespace {namespace!r}; did you mean {close!r}?")
+
+
+def _close(word: str, choices: tuple[str, ...]) -> str | None:
+    """The choice `word` is most likely a typo of, if any."""
+    matches = difflib.get_close_matches(word, choices, n=1, cutoff=0.75)
+    return matches[0] if matches else None

@@ -1,0 +1,558 @@
+"""Every stack file a person can write gets a plan or one clear line.
+
+Invalid stack files are generated: a wrong type for every key of the configuration (walked from the config
+models, so a new key is covered the day it is added), the mistakes people make in YAML and in Pulumi's stack
+format, and the values that are well-typed but wrong. Each goes through the plan's command line and must end
+with exit 2, one line on stderr that names the exact key, and no traceback, in a few seconds. Valid but
+unusual stacks must plan.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import types
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+import yaml
+from conftest import ROOT
+from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
+
+from pixelstream.config import StackConfig
+from pixelstream.offline import main, plan_stack
+
+STACKS = {name: yaml.safe_load((ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text()) for name in ("dev", "prod")}
+# An override of a key that holds a mapping of free-form values (chart values) cannot have a wrong type inside.
+FREE_FORM = ("values",)
+
+
+def _alias(model: type[BaseModel], name: str) -> str:
+    field = model.model_fields[name]
+    return field.alias or name
+
+
+def _leaves(model: type[BaseModel], path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(camelCase key path, annotation) of every field of the config models, nested models included."""
+    for name, field in model.model_fields.items():
+        key = (*path, _alias(model, name))
+        annotation = field.annotation
+        yield key, annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _leaves(annotation, key)
+
+
+def _wrong_values(annotation: Any) -> list[tuple[Any, str]]:
+    """Values of the wrong type for a field, each with the suffix its error path gets ("" or "[0]")."""
+    origin = typing.get_origin(annotation)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        return _wrong_values(args[0])
+    if annotation is bool:
+        return [("yes", ""), (1, ""), ([True], "")]
+    if annotation is int:
+        return [(True, ""), (1.5, ""), ("7", ""), ([1], "")]
+    if annotation is float:
+        return [("many", ""), (True, ""), ({"a": 1}, "")]
+    if annotation is str or typing.get_origin(annotation) is typing.Annotated:
+        return [(7, ""), (True, ""), (["x"], "")]
+    if origin is Literal:
+        return [("not-a-choice", ""), (3, "")]
+    if origin is list:
+        return [("not-a-list", ""), ({"a": 1}, ""), *[([bad], "[0]") for bad, _ in _wrong_values(args[0])[:1]]]
+    if origin is dict:
+        return [("not-a-mapping", ""), ([1, 2], "")]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [("a string", ""), ([1], "")]
+    if origin is frozenset:
+        return []
+    raise AssertionError(f"no wrong values for {annotation}")
+
+
+def _set(document: dict, path: tuple[str, ...], value: Any) -> dict:
+    document = copy.deepcopy(document)
+    config = document["config"]
+    key = f"pixelstream:{path[0]}"
+    if len(path) == 1:
+        config[key] = value
+        return document
+    node = config.setdefault(key, {})
+    for part in path[1:-1]:
+        node = node.setdefault(part, {}) if isinstance(node.get(part), dict | None) else node
+        if not isinstance(node, dict):
+            break
+    node[path[-1]] = value
+    return document
+
+
+def type_cases() -> list[tuple[str, str, str, str]]:
+    """(id, stack file text, error path, stack) for a wrong type at every key of the configuration."""
+    cases = []
+    for index, (path, annotation) in enumerate(_leaves(StackConfig)):
+        if any(part in FREE_FORM for part in path[:-1]):
+            continue
+        stack = ("dev", "prod")[index % 2]
+        for bad, suffix in _wrong_values(annotation):
+            dotted = ".".join(path) + suffix
+            text = yaml.safe_dump(_set(STACKS[stack], path, bad))
+            cases.append((f"{dotted}={bad!r}", text, f"pixelstream:{dotted}", stack))
+    return cases
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _dev(**config: Any) -> str:
+    document = copy.deepcopy(STACKS["dev"])
+    document["config"].update({f"pixelstream:{k}" if ":" not in k else k: v for k, v in config.items()})
+    return yaml.safe_dump(document)
+
+
+def _dev_with(path: str, value: Any) -> str:
+    return yaml.safe_dump(_set(STACKS["dev"], tuple(path.split(".")), value))
+
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
+
+# (id, stack file text, what the error line starts with after "error: ")
+SEMANTIC_CASES: list[tuple[str, str, str]] = [
+    ("whole file a list", "- config: {}\n", "{file}: is a YAML list"),
+    ("whole file a string", "just words\n", "{file}: is a YAML str"),
+    ("config a list", "config:\n  - pixelstream:nodePools\n", "{file}: config: is a list"),
+    ("config a string", "config: nodePools\n", "{file}: config: is a str"),
+    ("unclosed brace", "config:\n  pixelstream:nodePools: {gpu: {size: 1}\n", "{file}:3:1:"),
+    ("tab indentation", "config:\n\tpixelstream:compartmentId: x\n", "{file}:2:1:"),
+    ("bad indentation", "config:\n  pixelstream:cluster:\n    name: a\n   type: BASIC\n", "{file}:4:4:"),
+    (
+        "duplicate key",
+        "config:\n  pixelstream:nodePools:\n    turn:\n      size: 1\n      size: 0\n",
+        "{file}:5:7: duplicate key 'size' (first at line 4)",
+    ),
+    ("duplicate top key", "config: {}\nconfig: {}\n", "{file}:2:1: duplicate key 'config'"),
+    ("mapping as a key", "config:\n  ? {a: 1}\n  : 2\n", "{file}:2:5: a key must be a plain value"),
+    (
+        "typo in config",
+        "confg:\n  pixelstream:nodePools: {}\n",
+        "{file}: unknown top-level key 'confg'; did you mean 'config'?",
+    ),
+    ("unknown top key", "settings: {}\n", "{file}: unknown top-level key 'settings'; allowed: config"),
+    ("typo in namespace", _dev(**{"pixelstrem:nodePools": {"gpu": {"size": 0}}}), "{file}: config key pixelstrem:"),
+    ("typo in provider namespace", _dev(**{"ocii:region": "us-ashburn-1"}), "{file}: config key ocii:region"),
+    (
+        "nested 5000 deep",
+        "config:\n  pixelstream:addons:\n    monitoring:\n      values: " + "[" * 5000 + "]" * 5000 + "\n",
+        "{file}:",
+    ),
+    (
+        "alias bomb",
+        "config:\n  pixelstream:addons:\n    monitoring:\n      values:\n"
+        + "".join("        " + line + "\n" for line in ALIAS_BOMB.splitlines()),
+        "{file}:",
+    ),
+    ("unknown top-level config key", _dev(clusterr={"name": "x"}), "pixelstream:clusterr: unknown key"),
+    (
+        "unknown nested key",
+        _dev_with("cluster.endpoint.publicc", True),
+        "pixelstream:cluster.endpoint.publicc: unknown key",
+    ),
+    (
+        "size true",
+        _dev_with("nodePools.turn.size", True),
+        "pixelstream:nodePools.turn.size: true is not a whole number",
+    ),
+    (
+        "size as float",
+        _dev_with("nodePools.gpu.size", 1.0),
+        "pixelstream:nodePools.gpu.size: 1.0 is not a whole number",
+    ),
+    (
+        "pod proxy without a prefix",
+        _dev(streaming={"podProxy": {"enabled": True, "pathPrefix": ""}}),
+        "pixelstream:streaming.podProxy.pathPrefix:",
+    ),
+    (
+        "namespace of monitoring",
+        _dev(streaming={"namespace": "monitoring"}),
+        "pixelstream:streaming.namespace: monitoring belongs",
+    ),
+    (
+        "namespace kube-system",
+        _dev(streaming={"namespace": "kube-system"}),
+        "pixelstream:streaming.namespace: kube-system belongs",
+    ),
+    ("namespace default", _dev(streaming={"namespace": "default"}), "pixelstream:streaming.namespace: default belongs"),
+    (
+        "cpu above limit",
+        _dev(streaming={"streamer": {"cpu": "16"}}),
+        "pixelstream:streaming.streamer.cpu: 16 is above the limit",
+    ),
+    (
+        "memory above limit",
+        _dev(streaming={"streamer": {"memory": "32Gi"}}),
+        "pixelstream:streaming.streamer.memory: 32Gi is above",
+    ),
+    (
+        "cpu limit below request",
+        _dev(streaming={"streamer": {"cpuLimit": "500m"}}),
+        "pixelstream:streaming.streamer.cpu: 3750m is above",
+    ),
+    (
+        "zero memory",
+        _dev(streaming={"streamer": {"memory": "0"}}),
+        "pixelstream:streaming.streamer.memory: 0 is not above zero",
+    ),
+    (
+        "cpu nonsense",
+        _dev(streaming={"streamer": {"cpu": "lots"}}),
+        "pixelstream:streaming.streamer.cpu: lots is not a CPU quantity",
+    ),
+    (
+        "replicas over int32",
+        _dev(streaming={"autoscaling": {"maxReplicas": 2**31}}),
+        "pixelstream:streaming.autoscaling.maxReplicas: 2147483648 is outside",
+    ),
+    (
+        "min replicas zero",
+        _dev(streaming={"autoscaling": {"minReplicas": 0}}),
+        "pixelstream:streaming.autoscaling.minReplicas: 0 is outside",
+    ),
+    (
+        "min above max replicas",
+        _dev(streaming={"autoscaling": {"minReplicas": 5, "maxReplicas": 3}}),
+        "pixelstream:streaming.autoscaling.minReplicas: 5 is above",
+    ),
+    (
+        "relay over the kubelet",
+        _dev(network={"relayPorts": {"min": 10000, "max": 10999}}),
+        "pixelstream:network.relayPorts: 10000-10999 contains 10248",
+    ),
+    (
+        "relay over coturn's exporter",
+        _dev(network={"relayPorts": {"min": 9000, "max": 9999}}),
+        "pixelstream:network.relayPorts: 9000-9999 contains 9100",
+    ),
+    (
+        "relay over 3478",
+        _dev(network={"relayPorts": {"min": 3000, "max": 4000}}),
+        "pixelstream:network.relayPorts: 3000-4000 contains 3478",
+    ),
+    (
+        "relay over NodePorts",
+        _dev(network={"relayPorts": {"min": 31000, "max": 31001}}),
+        "pixelstream:network.relayPorts: 31000-31001 contains 30000-32767",
+    ),
+    (
+        "api subnet /31",
+        _dev(network={"subnets": {"apiEndpoint": "10.0.0.0/31"}}),
+        "pixelstream:network.subnets.apiEndpoint: 10.0.0.0/31 is smaller than /30",
+    ),
+    (
+        "client cidr twice",
+        _dev(network={"clientCidrs": ["192.0.2.0/24", "198.51.100.0/24", "192.0.2.0/24"]}),
+        "pixelstream:network.clientCidrs[2]: 192.0.2.0/24 is listed twice (first at [0])",
+    ),
+    (
+        "admin cidr twice",
+        _dev(cluster={"endpoint": {"public": True, "allowedCidrs": ["198.51.100.0/24", "198.51.100.0/24"]}}),
+        "pixelstream:cluster.endpoint.allowedCidrs[1]: 198.51.100.0/24 is listed twice",
+    ),
+    (
+        "unknown kubernetes version",
+        _dev(
+            cluster={"kubernetesVersion": "v1.99.0", "endpoint": {"public": True, "allowedCidrs": ["198.51.100.0/24"]}}
+        ),
+        "pixelstream:cluster.kubernetesVersion: v1.99.0 is not a version OKE offers",
+    ),
+    (
+        "cluster name with spaces",
+        _dev(cluster={"name": "My Cluster/1 !", "endpoint": {"public": True, "allowedCidrs": ["198.51.100.0/24"]}}),
+        "pixelstream:cluster.name: 'My Cluster/1 !' is not a cluster name",
+    ),
+    (
+        "pool of 10^12 nodes",
+        _dev_with("nodePools.default.size", 10**12),
+        "pixelstream:nodePools.default.size: 1000000000000 is above 1000",
+    ),
+    (
+        "autoscaled to zero",
+        _dev_with("nodePools.gpu", {"size": 0, "minSize": 0, "maxSize": 0}),
+        "pixelstream:nodePools.gpu.maxSize: 0 leaves the autoscaler no node",
+    ),
+    (
+        "cluster too big",
+        _dev(nodePools={"default": {"size": 1000}, "turn": {"size": 1000}, "gpu": {"size": 1}}),
+        "pixelstream:nodePools: 2001 nodes at most",
+    ),
+    (
+        "memoryGbs too large",
+        _dev_with("nodePools.default.memoryGbs", 512),
+        "pixelstream:nodePools.default.memoryGbs: memoryGbs 512",
+    ),
+    (
+        "ocpus null on a flexible shape",
+        _dev_with("nodePools.default.ocpus", None),
+        "pixelstream:nodePools.default.ocpus:",
+    ),
+    (
+        "bandwidth min too low",
+        _dev(addons={"ingressNginx": {"minBandwidthMbps": 5}}),
+        "pixelstream:addons.ingressNginx.minBandwidthMbps: 5 Mbps is outside",
+    ),
+    (
+        "bandwidth min above max",
+        _dev(addons={"ingressNginx": {"minBandwidthMbps": 500}}),
+        "pixelstream:addons.ingressNginx.minBandwidthMbps: 500 is above",
+    ),
+    (
+        "addon version not a version",
+        _dev(addons={"gpuPlugin": {"owner": "okeAddon", "addonVersion": "not a version"}}),
+        "pixelstream:addons.gpuPlugin.addonVersion: not a version",
+    ),
+    (
+        "chart version a range",
+        _dev(addons={"certManager": {"version": "^1.21"}}),
+        "pixelstream:addons.certManager.version: ^1.21",
+    ),
+    ("unknown region", _dev(**{"oci:region": "mars-north-1"}), "oci:region: mars-north-1 is not an OCI region"),
+    (
+        "region typo",
+        _dev(**{"oci:region": "us-ashburn1"}),
+        "oci:region: us-ashburn1 is not an OCI region; did you mean us-ashburn-1?",
+    ),
+    ("extra region malformed", _dev(extraRegions=["Mars North"]), "pixelstream:extraRegions[0]: Mars North"),
+    (
+        "values nested 70 deep",
+        _dev(addons={"monitoring": {"values": {"a": _nested(70)}}}),
+        "{file}:7:129: nested deeper than 64 levels",
+    ),
+]
+
+
+def run_plan(text: str, directory: Path, capsys: pytest.CaptureFixture) -> tuple[int, list[str], str, float]:
+    stack_file = directory / "Pulumi.fuzz.yaml"
+    stack_file.write_text(text)
+    start = time.monotonic()
+    status = main(
+        ["--stack", "fuzz", "--stack-file", str(stack_file), "--project-dir", str(ROOT), "--out", str(directory)]
+    )
+    elapsed = time.monotonic() - start
+    captured = capsys.readouterr()
+    return status, captured.err.strip().splitlines(), captured.out + captured.err, elapsed
+
+
+TYPE_CASES = type_cases()
+
+
+def test_the_fuzz_covers_every_key_and_enough_files() -> None:
+    covered = {case[2].split("[")[0] for case in TYPE_CASES}
+    keys = {
+        "pixelstream:" + ".".join(path)
+        for path, _ in _leaves(StackConfig)
+        if not any(p in FREE_FORM for p in path[:-1])
+    }
+    assert keys <= covered, sorted(keys - covered)
+    assert len(TYPE_CASES) + len(SEMANTIC_CASES) >= 200
+
+
+@pytest.mark.parametrize(("case", "text", "path", "stack"), TYPE_CASES, ids=[c[0] for c in TYPE_CASES])
+def test_a_wrong_type_anywhere_is_one_line_naming_the_key(case, text, path, stack, tmp_path, capsys) -> None:
+    status, lines, everything, elapsed = run_plan(text, tmp_path, capsys)
+    assert status == 2, everything[-2000:]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: "), lines
+    assert "Traceback" not in everything and elapsed < 5
+
+
+@pytest.mark.parametrize(("case", "text", "expected"), SEMANTIC_CASES, ids=[c[0] for c in SEMANTIC_CASES])
+def test_a_mistake_is_one_line_naming_where_it_is(case, text, expected, tmp_path, capsys) -> None:
+    status, lines, everything, elapsed = run_plan(text, tmp_path, capsys)
+    assert status == 2, everything[-2000:]
+    prefix = "error: " + expected.format(file=tmp_path / "Pulumi.fuzz.yaml")
+    assert len(lines) == 1 and lines[0].startswith(prefix), (prefix, lines)
+    assert "Traceback" not in everything and elapsed < 5
+
+
+def test_structured_config_from_the_engine_is_bounded_too() -> None:
+    """Pulumi hands the program JSON, not the file: the same depth bound holds there."""
+    from pixelstream.config import ConfigError
+
+    raw = {"compartmentId": "ocid1.compartment.oc1..aaaa", "addons": {"monitoring": {"values": {"a": _nested(500)}}}}
+    with pytest.raises(ConfigError, match=r"^pixelstream:addons: is nested deeper than 64 levels$"):
+        StackConfig.parse(raw)
+
+
+DIGEST = "@sha256:" + "ab" * 32
+REFERENCE_IMAGES = ("signalserver", "matchmaker", "player", "podproxy", "unreal")
+ENDPOINT = {"public": True, "allowedCidrs": ["198.51.100.0/24"]}
+
+# (id, the dev stack's pixelstream: keys replaced by these; None removes a key)
+VALID: list[tuple[str, dict[str, Any]]] = [
+    ("gpu pool of size 0", {"nodePools": {"gpu": {"size": 0}}}),
+    (
+        "every add-on off",
+        {
+            "addons": {
+                to_camel(name): {"enabled": False}
+                for name in StackConfig.model_fields["addons"].annotation.model_fields
+            },
+            "streaming": {"enabled": False},
+        },
+    ),
+    (
+        "images by digest",
+        {"streaming": {"images": {name: f"registry.example/{name}{DIGEST}" for name in REFERENCE_IMAGES}}},
+    ),
+    ("Arm default pool", {"nodePools": {"default": {"shape": "VM.Standard.A1.Flex", "ocpus": 4, "memoryGbs": 24}}}),
+    ("custom relay range", {"network": {"relayPorts": {"min": 40000, "max": 40999}}}),
+    (
+        "flannel with the relay opt-in",
+        {"cluster": {"cni": "flannel", "endpoint": ENDPOINT}, "streaming": {"turn": {"allowRelayToAllPods": True}}},
+    ),
+    (
+        "three availability domains",
+        {"nodePools": {p: {"availabilityDomains": [1, 2, 3]} for p in ("default", "turn", "gpu")}},
+    ),
+    ("autoscaled GPU pool from zero", {"nodePools": {"gpu": {"size": 0, "minSize": 0, "maxSize": 4}}}),
+    ("fault domains", {"nodePools": {"turn": {"faultDomains": ["FAULT-DOMAIN-1", "FAULT-DOMAIN-3"]}}}),
+    (
+        "time-sliced GPUs",
+        {"addons": {"gpuPlugin": {"streamsPerGpu": 4}}, "streaming": {"streamer": {"gpuMode": "timeSliced"}}},
+    ),
+    ("streams packed by CPU", {"streaming": {"streamer": {"gpuMode": "cpuPacked"}}}),
+    ("OKE's GPU add-on", {"addons": {"gpuPlugin": {"owner": "okeAddon", "addonVersion": "v0.15.0"}}}),
+    ("network load balancer", {"addons": {"ingressNginx": {"loadBalancer": "network"}}}),
+    ("players from two networks", {"network": {"clientCidrs": ["192.0.2.0/24", "203.0.113.0/24"]}}),
+    (
+        "API open to the world on purpose",
+        {"cluster": {"endpoint": {"public": True, "allowedCidrs": ["0.0.0.0/0"], "allowWorldAccess": True}}},
+    ),
+    (
+        "host, prefix and pod proxy",
+        {"streaming": {"ingress": {"host": "play.example.com", "pathPrefix": "/pixel"}, "podProxy": {"enabled": True}}},
+    ),
+    (
+        "BASIC cluster without the GPU plugin",
+        {"cluster": {"type": "BASIC", "endpoint": ENDPOINT}, "addons": {"gpuPlugin": {"enabled": False}}},
+    ),
+    ("pinned node image", {"nodePools": {"turn": {"imageId": "ocid1.image.oc1.iad.aaaaexample"}}}),
+    ("a region newer than the table", {"extraRegions": ["xx-newcity-1"], "oci:region": "xx-newcity-1"}),
+    ("own namespace and realm", {"streaming": {"namespace": "games", "turn": {"realm": "games.example.com"}}}),
+    ("older Kubernetes", {"cluster": {"kubernetesVersion": "v1.33.1", "endpoint": ENDPOINT}}),
+    (
+        "a large E5 pool",
+        {"nodePools": {"default": {"shape": "VM.Standard.E5.Flex", "ocpus": 64, "memoryGbs": 512, "size": 3}}},
+    ),
+    ("no keys at all", {"cluster": None, "nodePools": None, "oci:region": None}),
+]
+
+
+def _valid_stack(changes: dict[str, Any]) -> str:
+    document = copy.deepcopy(STACKS["dev"])
+    for key, value in changes.items():
+        full = key if ":" in key else f"pixelstream:{key}"
+        if value is None:
+            document["config"].pop(full, None)
+        else:
+            document["config"][full] = value
+    return yaml.safe_dump(document)
+
+
+@pytest.mark.parametrize(("case", "changes"), VALID, ids=[c[0] for c in VALID])
+def test_an_unusual_but_valid_stack_plans(case, changes, tmp_path, capsys) -> None:
+    status, lines, everything, _ = run_plan(_valid_stack(changes), tmp_path, capsys)
+    assert status == 0, everything[-3000:]
+    assert not [line for line in lines if line.startswith("error")]
+    assert (tmp_path / "fuzz" / "resources.json").is_file()
+
+
+def _tree(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "custom"])
+def test_two_plans_of_a_stack_are_byte_identical(stack: str, tmp_path: Path) -> None:
+    stack_file = None
+    if stack == "custom":
+        stack_file = tmp_path / "Pulumi.custom.yaml"
+        custom = {"network": {"relayPorts": {"min": 40000, "max": 40999}}, "nodePools": {"gpu": {"size": 0}}}
+        stack_file.write_text(_valid_stack(custom))
+    trees = []
+    for run in range(2):
+        plan, _ = plan_stack(stack, ROOT, stack_file)
+        plan.write(tmp_path / f"run{run}")
+        trees.append(_tree(tmp_path / f"run{run}"))
+    assert trees[0].keys() == trees[1].keys()
+    assert [name for name in trees[0] if trees[0][name] != trees[1][name]] == []
+
+
+def test_secure_values_stay_secret_wherever_they_sit(tmp_path: Path, capsys) -> None:
+    document = copy.deepcopy(STACKS["dev"])
+    document["config"]["pixelstream:compartmentId"] = {"secure": "v1:compartment"}
+    document["config"]["pixelstream:addons"] = {
+        "monitoring": {"values": {"grafana": {"adminUser": "ops", "smtp": {"password": {"secure": "v1:smtp"}}}}}
+    }
+    document["config"]["pixelstream:streaming"] = {"ingress": {"host": {"secure": "v1:host"}}}
+    stack_file = tmp_path / "Pulumi.secret.yaml"
+    stack_file.write_text(yaml.safe_dump(document))
+    status = main(
+        ["--stack", "secret", "--stack-file", str(stack_file), "--project-dir", str(ROOT), "--out", str(tmp_path)]
+    )
+    printed = capsys.readouterr().out
+    assert status == 0
+    for path in ("compartmentId", "addons.monitoring.values.grafana.smtp.password", "streaming.ingress.host"):
+        assert f"note: pixelstream:{path} is encrypted" in printed
+    written = "".join(p.read_text() for p in (tmp_path / "secret").rglob("*") if p.is_file())
+    placeholders = ("offline-secret-value", "offline-secret.example.com", "ocid1.compartment.oc1..offlinesecret")
+    assert not [p for p in placeholders if p in written or p in printed]
+    # Secrecy is per input, as in Pulumi: the release holding the secret hides its values, the others do not.
+    monitoring = yaml.safe_load((tmp_path / "secret" / "helm" / "kube-prometheus-stack.yaml").read_text())
+    assert monitoring["values"]["grafana"]["adminUser"] == "[secret]"
+    assert monitoring["chart"] == "kube-prometheus-stack" and monitoring["version"] == "88.5.3"
+    metrics = yaml.safe_load((tmp_path / "secret" / "helm" / "metrics-server.yaml").read_text())
+    assert "[secret]" not in json.dumps(metrics["values"])
+    ingress = yaml.safe_load((tmp_path / "secret" / "manifests" / "pixel.ingress.pixelstream.yaml").read_text())
+    assert ingress["spec"]["rules"][0]["host"] == "[secret]"
+    outputs = yaml.safe_load((tmp_path / "secret" / "outputs.json").read_text())
+    assert outputs["url"] == "[secret]" and outputs["streamingNamespace"] == "pixel"
+
+
+def test_make_check_uses_each_stacks_own_settings(tmp_path: Path, capsys) -> None:
+    from pixelstream.checks import main as checks
+
+    stack_file = tmp_path / "Pulumi.relay.yaml"
+    stack_file.write_text(_valid_stack({"network": {"relayPorts": {"min": 40000, "max": 40999}}}))
+    plan, _ = plan_stack("relay", ROOT, stack_file)
+    plan.write(tmp_path / "relay")
+    assert checks(["policies", str(tmp_path / "relay"), "--stack-file", str(stack_file)]) == 0
+    assert checks(["policies", str(tmp_path / "relay")]) == 1, "against the default range the custom one fails"
+    rules = tmp_path / "relay" / "resources.json"
+    rules.write_text(rules.read_text().replace('"min": 40000', '"min": 1024'))
+    assert checks(["policies", str(tmp_path / "relay"), "--stack-file", str(stack_file)]) == 1
+    assert "no-world-open-ingress" in capsys.readouterr().err
+
+
+def test_the_reserved_add_on_namespaces_are_the_ones_the_add_ons_use() -> None:
+    from pixelstream.charts import ADDON_NAMESPACES
+
+    plan, _ = plan_stack("dev", ROOT)
+    declared = {r.name for r in plan.of_type("kubernetes:core/v1:Namespace")}
+    assert declared == {*ADDON_NAMESPACES.values(), "pixel"}
+
+
+def test_the_readme_lists_every_turn_node_host_port() -> None:
+    from pixelstream.constants import TURN_NODE_HOST_PORTS
+
+    readme = (ROOT / "README.md").read_text()
+    for what, (first, last) in TURN_NODE_HOST_PORTS.items():
+        ports = str(first) if first == last else f"{first}-{last}"
+        assert f"| {ports} | {what} |" in readme, what
