@@ -34,6 +34,10 @@ from pulumi.runtime.sync_await import _sync_await
 
 REDACTED = "[secret]"
 SECRET_PLACEHOLDER = "offline-secret-value"
+# Secrets the program validates by their form get a placeholder of that form (still holding the marker above).
+SHAPED_SECRET_PLACEHOLDERS = {
+    "pixelstream:addons.monitoring.alertReceiver.url": f"https://alerts.offline.invalid/{SECRET_PLACEHOLDER}"
+}
 OFFLINE_KUBECONFIG_TOKEN = "offline-kubeconfig-credential"
 OFFLINE_PASSWORD_PREFIX = "offline-generated-password"
 # Tenancy-specific values that stack files leave to each user; the offline plan stands in for them.
@@ -377,15 +381,16 @@ def run_offline(program: Callable[[], Any], *, project: str = "project", stack: 
         )
 
 
-def _offline_value(value: Any) -> tuple[Any, bool]:
-    """A stack-file value with every `secure:` ciphertext replaced by a placeholder, and whether it had one."""
+def _offline_value(value: Any, path: str = "") -> tuple[Any, bool]:
+    """A stack-file value with every `secure:` ciphertext replaced by a placeholder, and whether it had one.
+    `path` is the value's key path (`pixelstream:addons.monitoring...`), for secrets that must have a shape."""
     if isinstance(value, dict):
         if set(value) == {"secure"}:
-            return SECRET_PLACEHOLDER, True
-        pairs = {k: _offline_value(v) for k, v in value.items()}
+            return SHAPED_SECRET_PLACEHOLDERS.get(path, SECRET_PLACEHOLDER), True
+        pairs = {k: _offline_value(v, f"{path}.{k}") for k, v in value.items()}
         return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
     if isinstance(value, list):
-        items = [_offline_value(v) for v in value]
+        items = [_offline_value(v, f"{path}[{i}]") for i, v in enumerate(value)]
         return [v for v, _ in items], any(s for _, s in items)
     return value, False
 
@@ -397,7 +402,7 @@ def read_stack_config(path: Path, project: str) -> tuple[dict[str, str], list[st
     secret_keys: list[str] = []
     for key, raw in (document.get("config") or {}).items():
         full_key = key if ":" in key else f"{project}:{key}"
-        value, secret = _offline_value(raw)
+        value, secret = _offline_value(raw, full_key)
         values[full_key] = value if isinstance(value, str) else json.dumps(value)
         if secret:
             secret_keys.append(full_key)

@@ -96,7 +96,9 @@ def test_network_load_balancer_option(tmp_path: Path) -> None:
     annotations = releases(plan)["ingress-nginx"]["values"]["controller"]["service"]["annotations"]
     assert annotations["oci.oraclecloud.com/load-balancer-type"] == "nlb"
     assert annotations["oci-network-load-balancer.oraclecloud.com/oci-network-security-groups"].endswith("-lb-nsg")
-    assert annotations["oci-network-load-balancer.oraclecloud.com/is-preserve-source"] == "false"
+    assert annotations["oci-network-load-balancer.oraclecloud.com/node-label-selector"] == "app.pixel/pool=default"
+    assert "oci.oraclecloud.com/node-label-selector" not in annotations, "a network LB does not read it"
+    assert "oci-network-load-balancer.oraclecloud.com/is-preserve-source" not in annotations
     assert not [k for k in annotations if "shape" in k]
 
 
