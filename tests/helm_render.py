@@ -5,6 +5,7 @@ values keys that the chart knows."""
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -77,7 +78,19 @@ def helm_command(release: Mapping[str, Any], kube_version: str, api_versions: It
     return command
 
 
+_RENDERS: dict[str, Render] = {}
+
+
 def render(release: Mapping[str, Any], kube_version: str, api_versions: Iterable[str], workdir: Path) -> Render:
+    """`helm template` of one release; the same release with the same values and cluster is rendered once."""
+    api_versions = sorted(api_versions)
+    key = json.dumps([release, kube_version, api_versions], sort_keys=True)
+    if key not in _RENDERS:
+        _RENDERS[key] = _render(release, kube_version, api_versions, workdir)
+    return _RENDERS[key]
+
+
+def _render(release: Mapping[str, Any], kube_version: str, api_versions: list[str], workdir: Path) -> Render:
     values = workdir / f"{release['release']}.values.yaml"
     values.write_text(yaml.safe_dump(release["values"], sort_keys=False))
     done = subprocess.run(
@@ -112,7 +125,7 @@ def render_plan(plan: Plan, directory: Path, workdir: Path) -> dict[str, Render]
             needs = {urns[d] for d in plan.named(HELM_RELEASE, name).dependencies if d in urns}
             if needs <= set(renders):
                 api_versions = served_api_versions(renders[n] for n in needs)
-                renders[name] = render(release, kube_version, sorted(api_versions), workdir)
+                renders[name] = render(release, kube_version, api_versions, workdir)
                 del pending[name]
     return renders
 

@@ -21,6 +21,15 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 ADDON = "oci:ContainerEngine/addon:Addon"
 GPU_SELECTOR = {"app.pixel/gpu": "true"}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+ADDONS = (
+    "ingressNginx",
+    "certManager",
+    "metricsServer",
+    "monitoring",
+    "dcgmExporter",
+    "gpuPlugin",
+    "prometheusAdapter",
+)
 
 
 def plan_with(tmp_path: Path, stack: str = "dev", **config: object) -> Plan:
@@ -241,18 +250,7 @@ def test_prometheus_selects_every_servicemonitor(dev: Plan) -> None:
 def test_each_addon_can_be_switched_off(tmp_path: Path) -> None:
     plan = plan_with(
         tmp_path,
-        addons={
-            key: {"enabled": False}
-            for key in (
-                "ingressNginx",
-                "certManager",
-                "metricsServer",
-                "monitoring",
-                "dcgmExporter",
-                "gpuPlugin",
-                "prometheusAdapter",
-            )
-        },
+        addons={key: {"enabled": False} for key in ADDONS},
         streaming={"enabled": False},
     )
     assert plan.helm_releases() == {}

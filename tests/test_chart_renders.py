@@ -24,7 +24,7 @@ from helm_render import (
     schema_problems,
     unknown_keys,
 )
-from test_addons import plan_with
+from test_addons import ADDONS, plan_with
 
 from pixelstream.alerts import RECEIVER_SECRET, RECEIVER_URL_FILE
 from pixelstream.chart_packages import package_path
@@ -36,15 +36,6 @@ from pixelstream.offline import SECRET_PLACEHOLDER, Plan
 
 pytestmark = pytest.mark.slow
 
-ADDONS = (
-    "ingressNginx",
-    "certManager",
-    "metricsServer",
-    "monitoring",
-    "dcgmExporter",
-    "gpuPlugin",
-    "prometheusAdapter",
-)
 # What must go with an add-on that is switched off, for the config to stay valid.
 WITH_IT = {
     "ingressNginx": {"streaming": {"enabled": False}},
@@ -106,16 +97,20 @@ def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Variant]:
 
 @pytest.fixture(scope="module")
 def checked(variants: dict[str, Variant]) -> dict[str, list[str]]:
-    """Schema problems by variant; identical renders (most variants share most releases) are checked once."""
-    seen: dict[str, list[str]] = {}
+    """Schema problems by variant; identical renders (most variants share most releases, and helm_render renders
+    each once) are checked once against the same CRDs."""
+    schemas: dict[tuple[int, ...], dict] = {}
+    seen: dict[tuple[int, tuple[int, ...]], list[str]] = {}
     problems = {}
     for name, variant in variants.items():
-        crds = crd_schemas(variant.renders.values())
+        providers = tuple(id(r) for r in variant.renders.values() if r.of_kind("CustomResourceDefinition"))
+        if providers not in schemas:
+            schemas[providers] = crd_schemas(variant.renders.values())
         problems[name] = []
         for render in variant.renders.values():
-            key = json.dumps([render.release, variant.kube_version, sorted(crds)], sort_keys=True, default=str)
+            key = (id(render), providers)
             if key not in seen:
-                seen[key] = schema_problems(render.objects, variant.kube_version, crds)
+                seen[key] = schema_problems(render.objects, variant.kube_version, schemas[providers])
             problems[name] += [f"{render.name}: {p}" for p in seen[key]]
     return problems
 
@@ -179,6 +174,19 @@ def test_custom_resources_are_checked_against_their_crds(variants: dict[str, Var
     for broken, field in ((misspelled, "fro"), (wrong_type, "rules")):
         problems = schema_problems([broken], dev.kube_version, crds)
         assert problems and field in problems[0], problems
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod"])
+def test_the_plans_own_custom_resources_pass_the_rendered_crds(variants: dict[str, Variant], variant: str) -> None:
+    built = variants[variant]
+    crds = crd_schemas(built.renders.values())
+    custom = [m for m in built.plan.manifests().values() if (m["apiVersion"], m["kind"]) in crds]
+    assert {m["metadata"]["name"] for m in custom} == {"letsencrypt-staging", "letsencrypt-prod"}
+    assert not schema_problems(custom, built.kube_version, crds)
+    custom[0]["spec"]["acme"]["solvers"][0]["http01"]["ingres"] = custom[0]["spec"]["acme"]["solvers"][0]["http01"].pop(
+        "ingress"
+    )
+    assert "ingres" in " ".join(schema_problems(custom, built.kube_version, crds))
 
 
 def test_a_misspelled_values_key_is_caught(variants: dict[str, Variant]) -> None:
@@ -407,7 +415,7 @@ def test_alerts_reach_the_receiver_through_a_mounted_secret(
     assert secret["stringData"] == {"url": "[secret]"}
     written = "".join(p.read_text() for p in built.directory.rglob("*") if p.is_file())
     assert SECRET_PLACEHOLDER not in written, "the receiver URL never reaches build/"
-    assert SECRET_PLACEHOLDER not in yaml.safe_dump(render.objects), "nor the Helm values"
+    assert SECRET_PLACEHOLDER not in json.dumps(render.objects), "nor the rendered release"
 
 
 def test_without_a_receiver_alertmanager_keeps_the_charts_routes(variants: dict[str, Variant]) -> None:
