@@ -126,8 +126,8 @@ SCRAPE_CONFIGS: list[dict[str, Any]] = [
 ]
 
 # OKE's managed control plane does not expose kube-controller-manager, kube-scheduler or etcd to the cluster,
-# and kube-proxy serves its metrics on 127.0.0.1:10249 only: their monitors, dashboards and rules would scrape
-# nothing and their "down" alerts would fire forever.
+# and kube-proxy serves its metrics on its default metricsBindAddress, 127.0.0.1:10249, out of Prometheus's
+# reach: their monitors, dashboards and rules would scrape nothing and their "down" alerts would fire forever.
 UNREACHABLE_COMPONENTS = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
 
 
