@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel, to_snake
 
+from .alerts import AlertReceiver, AlertThresholds, ReceiverKind
 from .charts import ADDON_NAMESPACES, CHARTS
 from .cluster import KUBERNETES_VERSIONS
 from .constants import (
@@ -269,9 +270,39 @@ class CertManagerConfig(AddonConfig):
     """ACME account contact for Let's Encrypt (optional)."""
 
 
+class AlertsConfig(_Model):
+    """Thresholds of the platform's own alerts (components/alerts.py)."""
+
+    queued_players: int = AlertThresholds.queued_players
+    queued_minutes: int = AlertThresholds.queued_minutes
+    no_ready_stream_minutes: int = AlertThresholds.no_ready_stream_minutes
+    autoscaler_at_max_minutes: int = AlertThresholds.autoscaler_at_max_minutes
+    turn_not_ready_minutes: int = AlertThresholds.turn_not_ready_minutes
+    ice_config_down_minutes: int = AlertThresholds.ice_config_down_minutes
+    gpu_temperature_celsius: int = AlertThresholds.gpu_temperature_celsius
+    gpu_temperature_minutes: int = AlertThresholds.gpu_temperature_minutes
+
+    def thresholds(self) -> AlertThresholds:
+        return AlertThresholds(**self.model_dump())
+
+
+class AlertReceiverConfig(_Model):
+    """Where Alertmanager sends alerts. Set the URL as a secret:
+    `pulumi config set --secret --path addons.monitoring.alertReceiver.url https://...`."""
+
+    type: ReceiverKind
+    url: str
+    channel: str | None = None
+
+    def receiver(self) -> AlertReceiver:
+        return AlertReceiver(kind=self.type, url=self.url, channel=self.channel)
+
+
 class MonitoringConfig(AddonConfig):
     retention: str = "15d"
     storage_gbs: int = 50
+    alerts: AlertsConfig = AlertsConfig()
+    alert_receiver: AlertReceiverConfig | None = None
 
 
 class GpuPluginConfig(AddonConfig):
@@ -757,6 +788,7 @@ def _check_addons(config: StackConfig) -> None:
             "addons.monitoring.storageGbs",
             f"{addons.monitoring.storage_gbs} is below 50 GB, the smallest OCI block volume",
         )
+    _check_alerts(addons.monitoring)
     for key in ("dcgmExporter", "prometheusAdapter"):
         if getattr(addons, to_snake(key)).enabled and not addons.monitoring.enabled:
             raise ConfigError(
@@ -803,6 +835,33 @@ def _check_requests_and_limits(streamer: StreamerConfig) -> None:
                 f"{getattr(streamer, kind)} is above the limit {kind}Limit ({getattr(streamer, f'{kind}_limit')}); "
                 "Kubernetes refuses a request above its limit",
             )
+
+
+# Allowed ranges of the alert thresholds: minutes up to a day, a GPU temperature below NVIDIA's shutdown point.
+_ALERT_LIMITS = {"queued_players": (0, 10000), "gpu_temperature_celsius": (40, 110)}
+_ALERT_MINUTES = (1, 1440)
+
+
+def _check_alerts(monitoring: MonitoringConfig) -> None:
+    for key, value in monitoring.alerts.model_dump().items():
+        low, high = _ALERT_LIMITS.get(key, _ALERT_MINUTES)
+        if not low <= value <= high:
+            raise ConfigError(f"addons.monitoring.alerts.{to_camel(key)}", f"{value} is outside {low}-{high}")
+    receiver = monitoring.alert_receiver
+    if receiver is None:
+        return
+    # The URL is a secret: the message never repeats it.
+    if not re.match(r"^https?://[^\s/]+\S*$", receiver.url):
+        raise ConfigError(
+            "addons.monitoring.alertReceiver.url", "(secret, not shown) is not an http:// or https:// URL"
+        )
+    if receiver.channel is not None and (
+        receiver.type != "slack" or not re.match(r"^[#@]?[\w.-]{1,80}$", receiver.channel)
+    ):
+        raise ConfigError(
+            "addons.monitoring.alertReceiver.channel",
+            f"{receiver.channel} is only for type slack, as a channel name such as #alerts",
+        )
 
 
 def _check_streaming(config: StackConfig) -> None:

@@ -44,6 +44,9 @@ TURN_NODE_HOST_PORTS: dict[str, tuple[int, int]] = {
 PATH_DISCOVERY_ICMP = (3, 4)
 
 TURN_NODE_LABEL = ("app.pixel/turn", "true")
+# The TURN DaemonSet and its coturn container (components/turn.py), as alerts and dashboard queries name them.
+TURN_DAEMONSET = "turn"
+COTURN_CONTAINER = "coturn"
 GPU_NODE_LABEL = ("app.pixel/gpu", "true")
 AUTOSCALER_NODE_LABEL = ("oke.oraclecloud.com/cluster_autoscaler", "managed")
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from .constants import COTURN_CONTAINER, TURN_DAEMONSET
+
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+# dcgm-exporter labels GPU metrics `Hostname` (capital H; internal/pkg/rendermetrics/render_metrics.go) and
+# `gpu`, the index on the node: both are needed to tell GPUs of different nodes apart.
+GPU = "Hostname, gpu"
+GPU_LEGEND = "{{Hostname}} GPU {{gpu}}"
 
 # (title, kind, unit, [(PromQL, legend)]) in reading order: the HPA's inputs first, then the hardware.
 PANELS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
@@ -38,30 +44,54 @@ PANELS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
         "GPU utilisation",
         "timeseries",
         "percent",
-        (("avg by (hostname, gpu) (DCGM_FI_DEV_GPU_UTIL)", "{{hostname}} GPU {{gpu}}"),),
+        ((f"avg by ({GPU}) (DCGM_FI_DEV_GPU_UTIL)", GPU_LEGEND),),
     ),
     (
         "Encoder (NVENC) utilisation",
         "timeseries",
         "percent",
-        (("avg by (hostname, gpu) (DCGM_FI_DEV_ENC_UTIL)", "{{hostname}} GPU {{gpu}}"),),
+        ((f"avg by ({GPU}) (DCGM_FI_DEV_ENC_UTIL)", GPU_LEGEND),),
     ),
     (
         "GPU memory used",
         "timeseries",
         "decmbytes",
-        (("sum by (hostname, gpu) (DCGM_FI_DEV_FB_USED)", "{{hostname}} GPU {{gpu}}"),),
+        ((f"sum by ({GPU}) (DCGM_FI_DEV_FB_USED)", GPU_LEGEND),),
+    ),
+    ("GPU temperature", "timeseries", "celsius", ((f"max by ({GPU}) (DCGM_FI_DEV_GPU_TEMP)", GPU_LEGEND),)),
+    (
+        "TURN nodes ready",
+        "stat",
+        "short",
+        (
+            (f'sum(kube_daemonset_status_number_ready{{daemonset="{TURN_DAEMONSET}"}})', "ready"),
+            (f'sum(kube_daemonset_status_desired_number_scheduled{{daemonset="{TURN_DAEMONSET}"}})', "desired"),
+        ),
     ),
     (
-        "TURN relayed traffic",
+        "TURN exporter up, per node",
+        "timeseries",
+        "short",
+        ((f'max by (node) (up{{job="kubernetes-pods",container="{COTURN_CONTAINER}"}})', "{{node}}"),),
+    ),
+    (
+        "TURN allocations, per node",
+        "timeseries",
+        "short",
+        (("sum by (node) (turn_total_allocations)", "{{node}}"),),
+    ),
+    (
+        # coturn adds a session's bytes to these counters when the session ends.
+        "TURN relayed traffic (sessions ended)",
         "timeseries",
         "Bps",
         (
-            ("sum by (instance) (rate(turn_total_traffic_sentb[2m]))", "sent {{instance}}"),
-            ("sum by (instance) (rate(turn_total_traffic_rcvb[2m]))", "received {{instance}}"),
+            ("sum(rate(turn_total_traffic_sentb[5m]))", "to players"),
+            ("sum(rate(turn_total_traffic_rcvb[5m]))", "from players"),
+            ("sum(rate(turn_total_traffic_peer_sentb[5m]))", "to streams"),
+            ("sum(rate(turn_total_traffic_peer_rcvb[5m]))", "from streams"),
         ),
     ),
-    ("TURN allocations", "timeseries", "short", (("sum by (instance) (turn_total_allocations)", "{{instance}}"),)),
 )
 
 

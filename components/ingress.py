@@ -11,6 +11,8 @@ from .charts import CHARTS, Chart, ReleaseArgs, namespace, release
 from .constants import DEFAULT_POOL, INGRESS_CLASS, POOL_LABEL_KEY
 
 LoadBalancerKind = Literal["flexible", "network"]
+# Any default-pool node forwards to a controller pod: the load balancer's health checks pass on every backend.
+EXTERNAL_TRAFFIC_POLICY = "Cluster"
 
 
 @dataclass(kw_only=True)
@@ -28,22 +30,26 @@ class IngressControllerArgs(ReleaseArgs):
 
 def load_balancer_annotations(args: IngressControllerArgs) -> dict[str, pulumi.Input[str]]:
     """OCI cloud-controller annotations: the platform's NSG instead of security-list edits, and only the
-    default pool as backends (TURN and GPU nodes never serve ingress traffic)."""
-    common = {
-        "oci.oraclecloud.com/security-rule-management-mode": "None",
-        "oci.oraclecloud.com/node-label-selector": f"{POOL_LABEL_KEY}={DEFAULT_POOL}",
-    }
+    default pool as backends (TURN and GPU nodes never serve ingress traffic).
+
+    Each load balancer kind reads its node filter from its own annotation prefix (OCI CCM v1.34.2,
+    `getNodeFilter`). A network load balancer with `externalTrafficPolicy: Cluster` does not preserve the
+    client's address, and the CCM rejects the Service if `is-preserve-source` is set at all
+    (`getPreserveSource`): backends see the load balancer's address, which the workers' NSG rules admit.
+    """
+    node_filter = f"{POOL_LABEL_KEY}={DEFAULT_POOL}"
+    common = {"oci.oraclecloud.com/security-rule-management-mode": "None"}
     if args.load_balancer == "network":
         return {
             **common,
             "oci.oraclecloud.com/load-balancer-type": "nlb",
+            "oci-network-load-balancer.oraclecloud.com/node-label-selector": node_filter,
             "oci-network-load-balancer.oraclecloud.com/oci-network-security-groups": args.load_balancer_nsg_id,
-            # Backends then see the load balancer's address, which the workers' NSG rules admit.
-            "oci-network-load-balancer.oraclecloud.com/is-preserve-source": "false",
         }
     return {
         **common,
         "oci.oraclecloud.com/load-balancer-type": "lb",
+        "oci.oraclecloud.com/node-label-selector": node_filter,
         "oci.oraclecloud.com/oci-network-security-groups": args.load_balancer_nsg_id,
         "service.beta.kubernetes.io/oci-load-balancer-shape": "flexible",
         "service.beta.kubernetes.io/oci-load-balancer-shape-flex-min": str(args.min_bandwidth_mbps),
@@ -66,7 +72,12 @@ class IngressController(pulumi.ComponentResource):
                 "ingressClassResource": {"name": INGRESS_CLASS, "enabled": True, "default": False},
                 "ingressClass": INGRESS_CLASS,
                 "nodeSelector": {POOL_LABEL_KEY: DEFAULT_POOL},
-                "service": {"annotations": load_balancer_annotations(args), "externalTrafficPolicy": "Cluster"},
+                # The Jobs that create and patch the admission webhook's certificate, too.
+                "admissionWebhooks": {"patch": {"nodeSelector": {POOL_LABEL_KEY: DEFAULT_POOL}}},
+                "service": {
+                    "annotations": load_balancer_annotations(args),
+                    "externalTrafficPolicy": EXTERNAL_TRAFFIC_POLICY,
+                },
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
             }
         }

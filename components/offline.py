@@ -387,6 +387,7 @@ SECRET_PLACEHOLDERS = {
     "compartmentId": "ocid1.compartment.oc1..offlinesecret",
     "streaming.ingress.host": "offline-secret.example.com",
     "addons.certManager.email": "offline-secret@example.com",
+    "addons.monitoring.alertReceiver.url": f"https://alerts.offline.invalid/{SECRET_PLACEHOLDER}",
 }
 
 

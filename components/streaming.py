@@ -33,6 +33,7 @@ from .workload import (
 MATCHMAKER = "matchmaker"
 PLAYER = "player"
 STREAM = "stream"
+AUTOSCALER = "stream-autoscaler"
 SIGNAL_HTTP_PORT = 3000
 STREAMER_PORT = 8888
 SIGNAL_METRICS_PORT = 9000
@@ -321,8 +322,8 @@ class Streaming(pulumi.ComponentResource):
         )
         scaling = args.autoscaling
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            "stream-autoscaler",
-            metadata={"name": "stream-autoscaler", "namespace": ns, "labels": labels("stream-autoscaler")},
+            AUTOSCALER,
+            metadata={"name": AUTOSCALER, "namespace": ns, "labels": labels(AUTOSCALER)},
             spec={
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment.metadata["name"]},
                 "minReplicas": scaling.min_replicas,

@@ -169,6 +169,9 @@ if addons.monitoring.enabled:
         MonitoringArgs(
             retention=addons.monitoring.retention,
             storage_gbs=addons.monitoring.storage_gbs,
+            alerts_namespace=config.streaming.namespace if config.streaming.enabled else None,
+            alert_thresholds=addons.monitoring.alerts.thresholds(),
+            alert_receiver=receiver.receiver() if (receiver := addons.monitoring.alert_receiver) else None,
             depends_on=system_nodes,
             **addons.release_args("monitoring"),
         ),

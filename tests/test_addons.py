@@ -21,6 +21,15 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 ADDON = "oci:ContainerEngine/addon:Addon"
 GPU_SELECTOR = {"app.pixel/gpu": "true"}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+ADDONS = (
+    "ingressNginx",
+    "certManager",
+    "metricsServer",
+    "monitoring",
+    "dcgmExporter",
+    "gpuPlugin",
+    "prometheusAdapter",
+)
 
 
 def plan_with(tmp_path: Path, stack: str = "dev", **config: object) -> Plan:
@@ -96,7 +105,9 @@ def test_network_load_balancer_option(tmp_path: Path) -> None:
     annotations = releases(plan)["ingress-nginx"]["values"]["controller"]["service"]["annotations"]
     assert annotations["oci.oraclecloud.com/load-balancer-type"] == "nlb"
     assert annotations["oci-network-load-balancer.oraclecloud.com/oci-network-security-groups"].endswith("-lb-nsg")
-    assert annotations["oci-network-load-balancer.oraclecloud.com/is-preserve-source"] == "false"
+    assert annotations["oci-network-load-balancer.oraclecloud.com/node-label-selector"] == "app.pixel/pool=default"
+    assert "oci.oraclecloud.com/node-label-selector" not in annotations, "a network LB does not read it"
+    assert "oci-network-load-balancer.oraclecloud.com/is-preserve-source" not in annotations
     assert not [k for k in annotations if "shape" in k]
 
 
@@ -239,18 +250,7 @@ def test_prometheus_selects_every_servicemonitor(dev: Plan) -> None:
 def test_each_addon_can_be_switched_off(tmp_path: Path) -> None:
     plan = plan_with(
         tmp_path,
-        addons={
-            key: {"enabled": False}
-            for key in (
-                "ingressNginx",
-                "certManager",
-                "metricsServer",
-                "monitoring",
-                "dcgmExporter",
-                "gpuPlugin",
-                "prometheusAdapter",
-            )
-        },
+        addons={key: {"enabled": False} for key in ADDONS},
         streaming={"enabled": False},
     )
     assert plan.helm_releases() == {}

@@ -363,6 +363,48 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
     ),
     ("prometheus volume", {"addons": {"monitoring": {"storageGbs": 20}}}, "addons.monitoring.storageGbs", ["20", "50"]),
     (
+        "alert minutes",
+        {"addons": {"monitoring": {"alerts": {"queuedMinutes": 0}}}},
+        "addons.monitoring.alerts.queuedMinutes",
+        ["0", "1-1440"],
+    ),
+    (
+        "gpu temperature threshold",
+        {"addons": {"monitoring": {"alerts": {"gpuTemperatureCelsius": 200}}}},
+        "addons.monitoring.alerts.gpuTemperatureCelsius",
+        ["200", "40-110"],
+    ),
+    (
+        "unknown alert threshold",
+        {"addons": {"monitoring": {"alerts": {"queuedPlayer": 3}}}},
+        "addons.monitoring.alerts.queuedPlayer",
+        ["unknown key", "queuedPlayers"],
+    ),
+    (
+        "alert receiver type",
+        {"addons": {"monitoring": {"alertReceiver": {"type": "email", "url": "https://alerts.example.org/x"}}}},
+        "addons.monitoring.alertReceiver.type",
+        ["email", "webhook", "slack"],
+    ),
+    (
+        "alert receiver url",
+        {"addons": {"monitoring": {"alertReceiver": {"type": "webhook", "url": "alerts.example.org/hook"}}}},
+        "addons.monitoring.alertReceiver.url",
+        ["not an http:// or https:// URL"],
+    ),
+    (
+        "slack channel on a webhook",
+        {
+            "addons": {
+                "monitoring": {
+                    "alertReceiver": {"type": "webhook", "url": "https://alerts.example.org/x", "channel": "#ops"}
+                }
+            }
+        },
+        "addons.monitoring.alertReceiver.channel",
+        ["#ops", "slack"],
+    ),
+    (
         "gpu exporter without monitoring",
         {
             "addons": {"monitoring": {"enabled": False}, "prometheusAdapter": {"enabled": False}},
@@ -538,6 +580,21 @@ def test_invalid_config_names_key_value_and_allowed(case: str, overrides: dict, 
 
 def test_invalid_table_is_large_enough() -> None:
     assert len(INVALID) >= 15
+
+
+def test_a_bad_receiver_url_is_never_repeated() -> None:
+    url = "hooks.slack.com/services/T0/B0/very-secret-token"
+    with pytest.raises(ConfigError) as caught:
+        parse(addons={"monitoring": {"alertReceiver": {"type": "slack", "url": url}}})
+    assert "very-secret-token" not in str(caught.value)
+
+
+def test_alert_defaults_and_overrides() -> None:
+    alerts = parse().addons.monitoring.alerts.thresholds()
+    assert (alerts.queued_players, alerts.queued_minutes, alerts.gpu_temperature_celsius) == (0, 10, 85)
+    assert parse().addons.monitoring.alert_receiver is None
+    custom = parse(addons={"monitoring": {"alerts": {"turnNotReadyMinutes": 2}}}).addons.monitoring.alerts
+    assert custom.thresholds().turn_not_ready_minutes == 2
 
 
 def test_only_the_first_problem_is_spelled_out_with_a_count_of_the_rest() -> None:

@@ -191,3 +191,20 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     assert len(queries()) >= 10
     assert check(queries()) == 0
     assert check([*queries(), "sum(rate(turn_total_traffic_sentb[2m])"]) != 0
+
+
+def test_every_pod_annotated_for_scraping_declares_its_metrics_port() -> None:
+    """The pod job keeps only the target of the annotated port among the declared container ports."""
+    plan, _ = plan_stack("dev", ROOT)
+    annotated = {}
+    for name, manifest in plan.manifests().items():
+        template = manifest.get("spec", {}).get("template", {})
+        annotations = template.get("metadata", {}).get("annotations", {})
+        if annotations.get("prometheus.io/scrape") == "true":
+            declared = {p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+            annotated[name] = int(annotations["prometheus.io/port"]) in declared
+    assert annotated == {
+        "pixel.daemonset.turn.yaml": True,
+        "pixel.deployment.stream.yaml": True,
+        "pixel.deployment.router.yaml": True,
+    }

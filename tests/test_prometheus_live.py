@@ -62,18 +62,28 @@ def service_target(name: str, port: int, annotated: bool) -> dict:
     return {"targets": ["127.0.0.1:3000"], "labels": labels}
 
 
-def pod_target(name: str, port: int, phase: str) -> dict:
-    return {
-        "targets": ["127.0.0.1:3000"],
-        "labels": {
-            "__meta_kubernetes_namespace": "pixel",
-            "__meta_kubernetes_pod_name": name,
-            "__meta_kubernetes_pod_container_name": "signaler",
-            "__meta_kubernetes_pod_phase": phase,
-            "__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
-            "__meta_kubernetes_pod_annotation_prometheus_io_port": str(port),
-        },
+def pod_target(name: str, port: int, phase: str, container: str = "signaler", declared: int | None = None) -> dict:
+    """A pod discovery target: one per declared container port (`declared`, the metrics port by default)."""
+    labels = {
+        "__meta_kubernetes_namespace": "pixel",
+        "__meta_kubernetes_pod_name": name,
+        "__meta_kubernetes_pod_node_name": f"node-of-{name}",
+        "__meta_kubernetes_pod_container_name": container,
+        "__meta_kubernetes_pod_container_init": "false",
+        "__meta_kubernetes_pod_container_port_number": str(port if declared is None else declared),
+        "__meta_kubernetes_pod_phase": phase,
+        "__meta_kubernetes_pod_annotation_prometheus_io_scrape": "true",
+        "__meta_kubernetes_pod_annotation_prometheus_io_port": str(port),
     }
+    return {"targets": ["127.0.0.1:3000"], "labels": labels}
+
+
+def init_container(target: dict) -> dict:
+    """The same pod's init container, which declares no port."""
+    labels = {**target["labels"], "__meta_kubernetes_pod_container_name": "bootstrap"}
+    labels["__meta_kubernetes_pod_container_init"] = "true"
+    labels["__meta_kubernetes_pod_container_port_number"] = ""
+    return {"targets": target["targets"], "labels": labels}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +104,11 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ],
         "kubernetes-pods": [
             pod_target("stream-a", ports[1], "Running"),
+            # The same pods' other containers and ports: rewritten to the metrics port, they must not be scraped.
+            pod_target("stream-a", ports[1], "Running", declared=3000),
+            pod_target("stream-a", ports[1], "Running", container="streamer", declared=8111),
             pod_target("stream-b", ports[2], "Running"),
+            init_container(pod_target("stream-b", ports[2], "Running")),
             pod_target("stream-pending", ports[3], "Pending"),
         ],
     }
@@ -171,6 +185,15 @@ def test_only_annotated_running_targets_are_scraped(prometheus: str) -> None:
         ("kubernetes-pods", "stream-a"),
         ("kubernetes-pods", "stream-b"),
     }
+
+
+def test_each_pod_is_scraped_once_on_its_metrics_port(prometheus: str) -> None:
+    series = query(prometheus, "signalserver_player_socket_connections")
+    assert sorted((s["metric"]["pod"], s["metric"]["container"], s["metric"]["node"]) for s in series) == [
+        ("stream-a", "signaler", "node-of-stream-a"),
+        ("stream-b", "signaler", "node-of-stream-b"),
+    ]
+    assert samples(prometheus, "sum(signalserver_player_socket_connections)") == {"{}": 1.0}
 
 
 def test_adapter_queries_on_the_scraped_series(prometheus: str) -> None:
