@@ -40,6 +40,7 @@ OFFLINE_PASSWORD_PREFIX = "offline-generated-password"
 OFFLINE_PLACEHOLDERS = {"compartmentId": "ocid1.compartment.oc1..offlineplan"}
 DEFAULT_REGION = "us-ashburn-1"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+IAM_POLICY = "oci:Identity/policy:Policy"
 
 
 @dataclass
@@ -465,6 +466,11 @@ def main(argv: list[str] | None = None) -> int:
         print("Helm releases:")
         for r in sorted(releases, key=lambda r: r["release"]):
             print(f"  {r['release']:<24} {r['chart']} {r['version']} -> namespace {r['namespace']} ({r['repository']})")
+    # What a stack is allowed to do in the tenancy deserves a reviewer's eye, statement by statement.
+    for policy in plan.of_type(IAM_POLICY):
+        print(f"IAM policy {policy.inputs.get('name', policy.name)}:")
+        for statement in policy.inputs.get("statements", []):
+            print(f"  {statement}")
     directory = options.out / options.stack
     plan.write(directory)
     print(
