@@ -265,6 +265,14 @@ def test_make_plan(stack: str, tmp_path: Path) -> None:
         assert "IAM policy" not in result.stdout, "dev autoscales no pool"
 
 
+def test_make_simulate_compares_reference_dev_and_prod() -> None:
+    result = make("simulate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("trace launch-burst: ")
+    assert result.stdout.splitlines()[1].split() == ["reference", "dev", "prod"]
+    assert (ROOT / "build" / "simulate" / "timeline.png").exists()
+
+
 def test_make_plan_with_a_bad_stack_file_is_one_line_and_nonzero(tmp_path: Path) -> None:
     stack_file = tmp_path / "Pulumi.bad.yaml"
     stack_file.write_text(yaml.safe_dump({"config": {"pixelstream:nodePools": {"gpu": {"shape": "BM.GPU.H100.8"}}}}))
