@@ -214,7 +214,10 @@ def test_single_stack_with_overrides(tmp_path: Path, capsys) -> None:
     ("argv", "problem"),
     [
         (["--set", "bootSeconds=1"], "unknown timing 'bootSeconds'; known: hpaSyncSeconds"),
-        (["--set", "imagePullSeconds=fast"], "'fast' is not a number"),
+        (["--set", "imagePullSeconds=fast"], "'fast' is not a whole number of seconds"),
+        (["--set", "jitter=-0.5"], "must not be negative"),
+        (["--set", "jitter=1.5"], "need a fraction below 1"),
+        (["--set", "hpaSyncSeconds=0"], "hpaSyncSeconds: a period of at least 1 second"),
         (["--trace", "rush-hour"], "no trace 'rush-hour'"),
         (["--price", "VM.GPU.A10.1"], "expected SHAPE=USD_PER_HOUR"),
         (["--stack", "staging"], "no stack 'staging'"),

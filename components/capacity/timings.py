@@ -37,10 +37,17 @@ class Timings:
             try:
                 changes[by_key[key].name] = kind(value)
             except ValueError:
-                raise ValueError(f"--set {assignment}: {value!r} is not a number") from None
+                expected = "a number" if kind is float else "a whole number of seconds"
+                raise ValueError(f"--set {assignment}: {value!r} is not {expected}") from None
             if changes[by_key[key].name] < 0:
                 raise ValueError(f"--set {assignment}: must not be negative")
-        return dataclasses.replace(self, **changes)
+        timings = dataclasses.replace(self, **changes)
+        for name in ("hpaSyncSeconds", "metricsScrapeSeconds", "sampleSeconds"):
+            if timings.as_dict()[name] < 1:
+                raise ValueError(f"--set {name}: a period of at least 1 second is needed")
+        if timings.jitter >= 1 or timings.hpa_tolerance >= 1:
+            raise ValueError("--set jitter and hpaTolerance: need a fraction below 1")
+        return timings
 
     def as_dict(self) -> dict[str, float]:
         return {_camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}

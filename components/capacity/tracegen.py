@@ -32,7 +32,7 @@ def _sessions(rng: random.Random, arrivals: list[int], mean: float, low: int, hi
 
 
 def steady_day(rng: random.Random) -> list[Session]:
-    """24 hours, demand following the day: about 1 player at 08:00, about 6 at the 20:00 peak; 20-minute sessions."""
+    """24 hours, demand following the day: on average 1 player at 08:00 and 6 at the 20:00 peak; 20-minute sessions."""
     low, high = 1 / 1200, 6 / 1200
 
     def rate(t: float) -> float:
