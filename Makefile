@@ -1,5 +1,6 @@
 # Two commands for a newcomer: `make plan` (offline plan of a stack) and `make test`.
 STACK ?= dev
+TRACE ?= launch-burst
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ STACKS := $(patsubst stacks/Pulumi.%.yaml,%,$(wildcard stacks/Pulumi.*.yaml))
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
-.PHONY: plan test lint check integration clean
+.PHONY: plan test lint check simulate integration clean
 
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,11 @@ check: $(INSTALLED) $(CHECKOV_VENV)/.installed
 	  $(CHECKOV) -d build/$$stack/manifests --framework kubernetes --skip-download --quiet --compact -o json > build/$$stack/checkov.json || true; \
 	  $(PY) -m pixelstream.checks checkov build/$$stack; \
 	done
+
+## simulate: the capacity simulator: the reference's settings, dev and prod side by side on one trace
+## (TRACE=launch-burst|steady-day|flash-crowd|file.csv), written to build/simulate/ (summary.json, timeline.png)
+simulate: $(INSTALLED)
+	@$(PY) -m pixelstream.capacity --compare reference dev prod --trace $(TRACE) --out build/simulate
 
 ## integration: preview (and with PIXELSTREAM_INTEGRATION_UP=1, up then destroy) a throwaway stack in a real tenancy
 integration: $(INSTALLED)

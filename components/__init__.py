@@ -3,10 +3,12 @@
 from .certificates import CertManager, CertManagerArgs
 from .charts import CHARTS, Chart
 from .cluster import OkeCluster, OkeClusterArgs
+from .cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from .config import ConfigError, StackConfig, load_stack_config
 from .constants import GPU_NODE_LABEL, GPU_TAINT, TURN_NODE_LABEL, TURN_TAINT, Taint
 from .custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, CustomMetricsAdapter, CustomMetricsAdapterArgs
 from .dcgm_exporter import DcgmExporter, DcgmExporterArgs
+from .gpu_capacity import GpuCapacity, GpuCapacityArgs
 from .gpu_device_plugin import GpuDevicePlugin, GpuDevicePluginArgs
 from .ingress import IngressController, IngressControllerArgs
 from .metrics_server import MetricsServer, MetricsServerArgs
@@ -36,11 +38,15 @@ __all__ = [
     "CertManager",
     "CertManagerArgs",
     "Chart",
+    "ClusterAutoscaler",
+    "ClusterAutoscalerArgs",
     "ConfigError",
     "CustomMetricsAdapter",
     "CustomMetricsAdapterArgs",
     "DcgmExporter",
     "DcgmExporterArgs",
+    "GpuCapacity",
+    "GpuCapacityArgs",
     "GpuDevicePlugin",
     "GpuDevicePluginArgs",
     "IngressController",

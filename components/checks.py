@@ -18,13 +18,11 @@ import sys
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any
 
 import kubernetes_validate
 import yaml
 
-from .config import NAMESPACE, StackConfig
-from .offline import OFFLINE_PLACEHOLDERS, read_stack_config
+from .config import StackConfig
 from .policies import policy_config, run_policies_on_build
 
 # Custom resources whose schema comes with their chart's CRDs, which are installed by Helm at deploy time
@@ -100,19 +98,6 @@ def unexpected_findings(findings: list[tuple[str, str, str]], allowlist: list[Al
     return problems
 
 
-def stack_config(stack_file: Path) -> StackConfig:
-    """A stack file's settings, validated, with the offline plan's stand-ins for what it leaves to each user."""
-    raw: dict[str, Any] = {}
-    for full_key, value in read_stack_config(stack_file, NAMESPACE).values.items():
-        namespace, _, key = full_key.partition(":")
-        if namespace == NAMESPACE:
-            # As the program reads them: compartmentId as a string, every other key as structured config.
-            raw[key] = value if key == "compartmentId" else json.loads(value)
-    for key, placeholder in OFFLINE_PLACEHOLDERS.items():
-        raw.setdefault(key, placeholder)
-    return StackConfig.parse(raw)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pixelstream.checks", description=__doc__.split("\n\n")[0])
     parser.add_argument("check", choices=["manifests", "policies", "checkov", "policy-config"])
@@ -123,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if options.check == "policy-config":
         if options.stack_file is None:
             parser.error("policy-config needs --stack-file")
-        print(json.dumps(policy_config(stack_config(options.stack_file)), indent=2, sort_keys=True))
+        print(json.dumps(policy_config(StackConfig.from_stack_file(options.stack_file)), indent=2, sort_keys=True))
         return 0
     if options.build is None:
         parser.error(f"{options.check} needs a build directory")
@@ -138,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             f"for Kubernetes {version} (strict)"
         )
     elif options.check == "policies":
-        settings = policy_config(stack_config(options.stack_file)) if options.stack_file else None
+        settings = policy_config(StackConfig.from_stack_file(options.stack_file)) if options.stack_file else None
         problems = [str(v) for v in run_policies_on_build(options.build, settings)]
         print(f"{options.build}: {len(problems)} policy violations")
     else:

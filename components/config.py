@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pulumi
@@ -30,6 +31,7 @@ from pydantic.alias_generators import to_camel, to_snake
 from .alerts import AlertReceiver, AlertThresholds, ReceiverKind
 from .charts import ADDON_NAMESPACES, CHARTS
 from .cluster import KUBERNETES_VERSIONS
+from .cluster_autoscaler import AutoscalerTimings
 from .constants import (
     DEFAULT_API_ENDPOINT_SUBNET,
     DEFAULT_LOAD_BALANCER_SUBNET,
@@ -50,7 +52,7 @@ from .regions import OCI_REGIONS
 from .secrets import secret_paths, secret_values
 from .security import WORLD
 from .shapes import FLEX_SHAPES, GPU_SHAPES, KNOWN_SHAPES, STREAMING_GPU_SHAPES, is_gpu, shape_sizing_problem
-from .stack_file import MAX_DEPTH
+from .stack_file import MAX_DEPTH, OFFLINE_PLACEHOLDERS, read_stack_config
 from .streaming import AutoscalingSettings, StreamerSettings
 from .turn import TurnServerSettings
 
@@ -311,7 +313,37 @@ class GpuPluginConfig(AddonConfig):
     addon_version: str | None = None
 
 
+_TIMINGS = AutoscalerTimings()
+
+
+class ClusterAutoscalerConfig(_Model):
+    """OKE's Cluster Autoscaler add-on for every autoscaled pool (timing defaults: the add-on's)."""
+
+    enabled: bool = True
+    auth_type: Literal["workload", "instance"] = "workload"
+    dynamic_group: str | None = None
+    """Instance principal only: the worker nodes' dynamic group."""
+    addon_version: str | None = None
+    scan_interval_seconds: int = _TIMINGS.scan_interval_seconds
+    scale_down_delay_after_add_seconds: int = _TIMINGS.scale_down_delay_after_add_seconds
+    scale_down_unneeded_seconds: int = _TIMINGS.scale_down_unneeded_seconds
+    max_node_provision_seconds: int = _TIMINGS.max_node_provision_seconds
+
+    def timings(self) -> AutoscalerTimings:
+        return AutoscalerTimings(**self.model_dump(include=set(AutoscalerTimings.__dataclass_fields__)))
+
+    def settings(self) -> dict[str, Any]:
+        """ClusterAutoscalerArgs keywords from this config."""
+        return {
+            "auth_type": self.auth_type,
+            "dynamic_group": self.dynamic_group,
+            "addon_version": self.addon_version,
+            "timings": self.timings(),
+        }
+
+
 class AddonsConfig(_Model):
+    cluster_autoscaler: ClusterAutoscalerConfig = ClusterAutoscalerConfig()
     ingress_nginx: IngressNginxConfig = IngressNginxConfig()
     cert_manager: CertManagerConfig = CertManagerConfig()
     metrics_server: AddonConfig = AddonConfig()
@@ -432,6 +464,13 @@ class IngressConfig(_Model):
     issuer: Literal["letsencrypt-prod", "letsencrypt-staging"] = "letsencrypt-prod"
 
 
+class CapacityConfig(_Model):
+    warm_streams: int = 0
+    """Streams' worth of GPU kept ready by low-priority placeholders."""
+    pre_pull: bool = True
+    """Pull the stream images on every GPU node as it joins."""
+
+
 class PodProxyConfig(_Model):
     enabled: bool = False
     path_prefix: str = "/proxy"
@@ -445,6 +484,7 @@ class StreamingConfig(_Model):
     turn: TurnConfig = TurnConfig()
     streamer: StreamerConfig = StreamerConfig()
     autoscaling: AutoscalingConfig = AutoscalingConfig()
+    capacity: CapacityConfig = CapacityConfig()
     ingress: IngressConfig = IngressConfig()
     pod_proxy: PodProxyConfig = PodProxyConfig()
 
@@ -494,6 +534,7 @@ class StackConfig(_Model):
         _check_node_pools(config)
         _check_pod_subnets(config)
         _check_addons(config)
+        _check_cluster_autoscaler(config)
         _check_streaming(config)
         for index, region in enumerate(config.extra_regions):
             if not _REGION.match(region):
@@ -501,6 +542,20 @@ class StackConfig(_Model):
                     f"extraRegions[{index}]", f"{region} is not an OCI region identifier like us-ashburn-1"
                 )
         return config
+
+    @classmethod
+    def from_stack_file(cls, path: Path, namespace: str = NAMESPACE) -> StackConfig:
+        """A stack file's settings as the program would read them, with the offline plan's stand-ins for what
+        the file leaves to each user or encrypts."""
+        raw: dict[str, Any] = {}
+        for full_key, value in read_stack_config(path, namespace).values.items():
+            key_namespace, _, key = full_key.partition(":")
+            if key_namespace == namespace:
+                # As load_stack_config reads them: compartmentId a string, every other key structured config.
+                raw[key] = value if key == "compartmentId" else json.loads(value)
+        for key, placeholder in OFFLINE_PLACEHOLDERS.items():
+            raw.setdefault(key, placeholder)
+        return cls.parse(raw)
 
     def check_region(self, region: str | None) -> None:
         """`oci:region` must be a region OCI has (the table, or one the stack lists in extraRegions)."""
@@ -864,6 +919,47 @@ def _check_alerts(monitoring: MonitoringConfig) -> None:
         )
 
 
+# (key, smallest, largest) in seconds.
+_AUTOSCALER_TIMINGS = (
+    ("scanIntervalSeconds", 1, 600),
+    ("scaleDownDelayAfterAddSeconds", 0, 86400),
+    ("scaleDownUnneededSeconds", 0, 86400),
+    ("maxNodeProvisionSeconds", 60, 7200),
+)
+_DYNAMIC_GROUP = re.compile(r"^(id ocid1\.dynamicgroup\.oc\d+\.\.[a-z0-9]+|('[^'\s]+'/)?'?[A-Za-z0-9._-]{1,100}'?)$")
+
+
+def _check_cluster_autoscaler(config: StackConfig) -> None:
+    autoscaler = config.addons.cluster_autoscaler
+    path = "addons.clusterAutoscaler"
+    for key, low, high in _AUTOSCALER_TIMINGS:
+        value = getattr(autoscaler, to_snake(key))
+        if not low <= value <= high:
+            raise ConfigError(f"{path}.{key}", f"{value} is outside {low}-{high} seconds")
+    if autoscaler.addon_version is not None and not re.match(r"^v?\d+\.\d+\.\d+[-.\w]*$", autoscaler.addon_version):
+        raise ConfigError(
+            f"{path}.addonVersion", f"{autoscaler.addon_version} is not an add-on version such as v1.34.0-1"
+        )
+    if autoscaler.auth_type == "instance" and not autoscaler.dynamic_group:
+        raise ConfigError(
+            f"{path}.dynamicGroup",
+            "is missing; authType instance needs the dynamic group of the worker nodes (name, 'domain'/'name' or "
+            "id ocid1.dynamicgroup...), or use authType workload",
+        )
+    if autoscaler.dynamic_group is not None and not _DYNAMIC_GROUP.match(autoscaler.dynamic_group):
+        raise ConfigError(
+            f"{path}.dynamicGroup",
+            f"{autoscaler.dynamic_group} is not a dynamic group (name, 'domain'/'name' or id ocid1.dynamicgroup...)",
+        )
+    autoscaled = [pool for pool, spec in config.node_pools.items() if spec.max_size is not None]
+    if autoscaler.enabled and autoscaled and config.cluster.type == "BASIC":
+        raise ConfigError(
+            f"{path}.enabled",
+            f"true needs cluster.type ENHANCED (OKE manages cluster add-ons and workload identity only there) to "
+            f"autoscale nodePools.{autoscaled[0]}; use ENHANCED, or set {path}.enabled: false and size the pools",
+        )
+
+
 def _check_streaming(config: StackConfig) -> None:
     streaming, addons = config.streaming, config.addons
     if not streaming.enabled:
@@ -977,6 +1073,9 @@ def _check_streaming(config: StackConfig) -> None:
     ):
         if not 0 <= seconds <= 3600:
             raise ConfigError(f"streaming.autoscaling.{path}.stabilizationSeconds", f"{seconds} is outside 0-3600")
+
+    if not 0 <= streaming.capacity.warm_streams <= 64:
+        raise ConfigError("streaming.capacity.warmStreams", f"{streaming.capacity.warm_streams} is outside 0-64")
 
     ingress = streaming.ingress
     if ingress.host is not None and not _HOST.match(ingress.host):

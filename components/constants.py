@@ -90,6 +90,14 @@ DEFAULT_POOL = "default"
 GPU_RESOURCE = "nvidia.com/gpu"
 SHARED_GPU_RESOURCE = "nvidia.com/gpu.shared"
 
+# Pod priorities on GPU nodes (PriorityClass name, value). Streams preempt the warm-capacity placeholders the
+# moment they need a GPU; at 0 they preempt nothing else (every other pod's default is 0 too). The placeholders
+# stay above the cluster autoscaler's expendable cutoff: pods below it never make it add a node, and the
+# placeholders exist to do exactly that (OKE Cluster Autoscaler add-on, expendablePodsPriorityCutoff, -10).
+STREAM_PRIORITY = ("pixelstream-stream", 0)
+WARM_CAPACITY_PRIORITY = ("pixelstream-warm-capacity", -5)
+AUTOSCALER_EXPENDABLE_CUTOFF = -10
+
 INGRESS_CLASS = "nginx"
 # ConfigMaps with this label are loaded by Grafana's dashboard sidecar.
 GRAFANA_DASHBOARD_LABEL = ("grafana_dashboard", "1")

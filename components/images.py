@@ -10,6 +10,8 @@ IMAGES: dict[str, str] = {
     "coturn": "docker.io/coturn/coturn:4.17.2-r0",
     "python": "docker.io/library/python:3.13.9-slim-bookworm",
     "traefik": "docker.io/library/traefik:v3.7.13",
+    # Holds GPU capacity for the warm placeholders and ends the image pre-pull pods; runs as 65535.
+    "pause": "registry.k8s.io/pause:3.10",
     # The reference system publishes its images only as `latest`; pin them per stack (images.<name>) to a
     # digest or to your own build. The plan warns while they float.
     "signalserver": f"{REFERENCE}/signalserver:latest",

@@ -33,17 +33,17 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.stack import run_pulumi_func, wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from .secrets import STACK_FILE_ENV, secure_paths
-from .stack_file import check_namespaces, read_stack_file
+from .secrets import STACK_FILE_ENV
+from .stack_file import OFFLINE_PLACEHOLDERS, SECRET_PLACEHOLDER, StackSettings, read_stack_config
+
+__all__ = ["OFFLINE_PLACEHOLDERS", "SECRET_PLACEHOLDER", "StackSettings", "read_stack_config"]
 
 REDACTED = "[secret]"
-SECRET_PLACEHOLDER = "offline-secret-value"
 OFFLINE_KUBECONFIG_TOKEN = "offline-kubeconfig-credential"
 OFFLINE_PASSWORD_PREFIX = "offline-generated-password"
-# Tenancy-specific values that stack files leave to each user; the offline plan stands in for them.
-OFFLINE_PLACEHOLDERS = {"compartmentId": "ocid1.compartment.oc1..offlineplan"}
 DEFAULT_REGION = "us-ashburn-1"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+IAM_POLICY = "oci:Identity/policy:Policy"
 
 
 @dataclass
@@ -382,64 +382,6 @@ def run_offline(program: Callable[[], Any], *, project: str = "project", stack: 
         )
 
 
-# Placeholders for encrypted values, valid for their key so the plan can go on; any other key gets the default.
-SECRET_PLACEHOLDERS = {
-    "compartmentId": "ocid1.compartment.oc1..offlinesecret",
-    "streaming.ingress.host": "offline-secret.example.com",
-    "addons.certManager.email": "offline-secret@example.com",
-    "addons.monitoring.alertReceiver.url": f"https://alerts.offline.invalid/{SECRET_PLACEHOLDER}",
-}
-
-
-def _dotted(path: tuple[str | int, ...]) -> str:
-    return ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
-
-
-def _with_placeholders(value: Any, paths: list[tuple[str | int, ...]], key: str) -> Any:
-    """A stack-file value with each `secure:` leaf replaced by a placeholder that is valid for its key."""
-    if not paths:
-        return value
-    copy = json.loads(json.dumps(value))
-    for path in paths:
-        placeholder = SECRET_PLACEHOLDERS.get(_dotted((key, *path)), SECRET_PLACEHOLDER)
-        if not path:
-            return placeholder
-        parent = copy
-        for part in path[:-1]:
-            parent = parent[part]
-        parent[path[-1]] = placeholder
-    return copy
-
-
-@dataclass
-class StackSettings:
-    """A stack file as the engine passes it to the program, and what the offline plan had to stand in for."""
-
-    values: dict[str, str]
-    """`namespace:key` -> value (structured values as JSON)."""
-    secret_keys: list[str]
-    encrypted: list[str]
-    """Every `secure:` value, as `namespace:key.path`."""
-
-
-def read_stack_config(path: Path, project: str) -> StackSettings:
-    """Config of a `Pulumi.<stack>.yaml` as the engine passes it, with placeholders for encrypted values."""
-    config = read_stack_file(path)
-    check_namespaces(config, project, path)
-    settings = StackSettings({}, [], [])
-    for key, raw in config.items():
-        full_key = key if ":" in key else f"{project}:{key}"
-        namespace, name = full_key.split(":", 1)
-        encrypted = secure_paths(raw)
-        # Placeholders by key only for this project's keys; a provider's encrypted key gets the default one.
-        value = _with_placeholders(raw, encrypted, name if namespace == project else f":{name}")
-        settings.values[full_key] = value if isinstance(value, str) else json.dumps(value)
-        if encrypted:
-            settings.secret_keys.append(full_key)
-            settings.encrypted += [f"{namespace}:{_dotted((name, *p))}" for p in encrypted]
-    return settings
-
-
 def plan_stack(
     stack: str,
     project_dir: Path = Path("."),
@@ -512,6 +454,11 @@ def main(argv: list[str] | None = None) -> int:
         print("Helm releases:")
         for r in sorted(releases, key=lambda r: r["release"]):
             print(f"  {r['release']:<24} {r['chart']} {r['version']} -> namespace {r['namespace']} ({r['repository']})")
+    # What a stack is allowed to do in the tenancy deserves a reviewer's eye, statement by statement.
+    for policy in plan.of_type(IAM_POLICY):
+        print(f"IAM policy {policy.inputs.get('name', policy.name)}:")
+        for statement in policy.inputs.get("statements", []):
+            print(f"  {statement}")
     directory = options.out / options.stack
     plan.write(directory)
     print(

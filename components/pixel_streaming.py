@@ -1,5 +1,5 @@
-"""PixelStreaming: the streaming workload in its namespace: TURN and ICE config, streams and matchmaker,
-player, router and Ingress."""
+"""PixelStreaming: the streaming workload in its namespace: TURN and ICE config, streams and matchmaker, their
+GPU capacity (priorities, warm placeholders, image pre-pull), player, router and Ingress."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from .charts import namespace
+from .gpu_capacity import GpuCapacity, GpuCapacityArgs
 from .images import IMAGES, floating
 from .routing import Routing, RoutingArgs
 from .streaming import AutoscalingSettings, StreamerSettings, Streaming, StreamingArgs
@@ -28,6 +29,10 @@ class PixelStreamingArgs:
     """TURN credentials one signalling server may obtain per minute (a flood of player connections gets 429)."""
     streamer: StreamerSettings = field(default_factory=StreamerSettings)
     autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
+    warm_streams: int = 0
+    """Streams' worth of GPU kept ready by placeholder pods."""
+    pre_pull: bool = True
+    """Pull the stream images on every GPU node as it joins."""
     host: str | None = None
     path_prefix: str = ""
     cluster_issuer: str | None = None
@@ -78,6 +83,19 @@ class PixelStreaming(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        capacity = GpuCapacity(
+            f"{name}-capacity",
+            GpuCapacityArgs(
+                namespace=ns_name,
+                images=images,
+                streamer=args.streamer,
+                warm_streams=args.warm_streams,
+                pre_pull=args.pre_pull,
+                image_pull_secrets=pull_secrets,
+                depends_on=args.gpu_nodes,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         Streaming(
             f"{name}-streaming",
             StreamingArgs(
@@ -87,6 +105,7 @@ class PixelStreaming(pulumi.ComponentResource):
                 streamer=args.streamer,
                 autoscaling=args.autoscaling,
                 image_pull_secrets=pull_secrets,
+                priority_class=capacity.stream_priority_class,
                 depends_on=args.gpu_nodes,
             ),
             opts=pulumi.ResourceOptions(parent=self),

@@ -18,24 +18,13 @@ from typing import Any
 import pulumi
 import yaml
 
-from .stack_file import StackFileError, read_stack_file
+from .stack_file import KeyPath, StackFileError, read_stack_file, secure_paths
 
-Path = tuple[str | int, ...]
+Path = KeyPath
 # Where the stack's settings file is, when it is not `<stackConfigDir>/Pulumi.<stack>.yaml` next to Pulumi.yaml.
 STACK_FILE_ENV = "PIXELSTREAM_STACK_FILE"
 # A secret shorter than this is matched only as a whole value, not inside longer strings (a URL with a host).
 MIN_SUBSTRING = 8
-
-
-def secure_paths(value: Any, path: Path = ()) -> list[Path]:
-    """Where a stack-file value holds `secure:` ciphertexts."""
-    if isinstance(value, Mapping):
-        if set(value) == {"secure"}:
-            return [path]
-        return [p for key, item in value.items() for p in secure_paths(item, (*path, key))]
-    if isinstance(value, list):
-        return [p for index, item in enumerate(value) for p in secure_paths(item, (*path, index))]
-    return []
 
 
 def leaves(value: Any, path: Path = ()) -> list[Path]:

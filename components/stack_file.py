@@ -7,6 +7,9 @@ before anything walks it, so no stack file can hang or exhaust the plan.
 from __future__ import annotations
 
 import difflib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,13 @@ MAX_NODES = 100_000
 STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
 # Config namespaces a stack of this project uses besides its own: the providers it runs.
 PROVIDER_NAMESPACES = ("oci", "kubernetes", "random", "pulumi")
+
+
+# A key path inside a config value: mapping keys and list indexes.
+KeyPath = tuple[str | int, ...]
+SECRET_PLACEHOLDER = "offline-secret-value"
+# Tenancy-specific values that stack files leave to each user; the offline plan stands in for them.
+OFFLINE_PLACEHOLDERS = {"compartmentId": "ocid1.compartment.oc1..offlineplan"}
 
 
 class StackFileError(pulumi.RunError):
@@ -130,3 +140,72 @@ def _close(word: str, choices: tuple[str, ...]) -> str | None:
     """The choice `word` is most likely a typo of, if any."""
     matches = difflib.get_close_matches(word, choices, n=1, cutoff=0.75)
     return matches[0] if matches else None
+
+
+# Placeholders for encrypted values, valid for their key so the plan can go on; any other key gets the default.
+SECRET_PLACEHOLDERS = {
+    "compartmentId": "ocid1.compartment.oc1..offlinesecret",
+    "streaming.ingress.host": "offline-secret.example.com",
+    "addons.certManager.email": "offline-secret@example.com",
+    "addons.monitoring.alertReceiver.url": f"https://alerts.offline.invalid/{SECRET_PLACEHOLDER}",
+}
+
+
+def secure_paths(value: Any, path: KeyPath = ()) -> list[KeyPath]:
+    """Where a stack-file value holds `secure:` ciphertexts."""
+    if isinstance(value, Mapping):
+        if set(value) == {"secure"}:
+            return [path]
+        return [p for key, item in value.items() for p in secure_paths(item, (*path, key))]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in secure_paths(item, (*path, index))]
+    return []
+
+
+def _dotted(path: KeyPath) -> str:
+    return ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+
+
+def _with_placeholders(value: Any, paths: list[KeyPath], key: str) -> Any:
+    """A stack-file value with each `secure:` leaf replaced by a placeholder that is valid for its key."""
+    if not paths:
+        return value
+    copy = json.loads(json.dumps(value))
+    for path in paths:
+        placeholder = SECRET_PLACEHOLDERS.get(_dotted((key, *path)), SECRET_PLACEHOLDER)
+        if not path:
+            return placeholder
+        parent = copy
+        for part in path[:-1]:
+            parent = parent[part]
+        parent[path[-1]] = placeholder
+    return copy
+
+
+@dataclass
+class StackSettings:
+    """A stack file as the engine passes it to the program, and what the offline plan had to stand in for."""
+
+    values: dict[str, str]
+    """`namespace:key` -> value (structured values as JSON)."""
+    secret_keys: list[str]
+    encrypted: list[str]
+    """Every `secure:` value, as `namespace:key.path`."""
+
+
+def read_stack_config(path: Path, project: str) -> StackSettings:
+    """Config of a `Pulumi.<stack>.yaml` as the engine passes it, with placeholders for encrypted values."""
+    config = read_stack_file(path)
+    check_namespaces(config, project, path)
+    settings = StackSettings({}, [], [])
+    for key, raw in config.items():
+        full_key = key if ":" in key else f"{project}:{key}"
+        namespace, name = full_key.split(":", 1)
+        encrypted = secure_paths(raw)
+        # Placeholders by key only for this project's keys; a provider's encrypted key gets the default one.
+        value = _with_placeholders(raw, encrypted, name if namespace == project else f":{name}")
+        settings.values[full_key] = value if isinstance(value, str) else json.dumps(value)
+        if encrypted:
+            settings.secret_keys.append(full_key)
+            settings.encrypted += [f"{namespace}:{_dotted((name, *p))}" for p in encrypted]
+    return settings

@@ -13,18 +13,21 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .charts import PART_OF
-from .constants import GPU_NODE_LABEL, GPU_RESOURCE, GPU_TAINT, SHARED_GPU_RESOURCE
+from .constants import GPU_RESOURCE, GPU_TAINT, SHARED_GPU_RESOURCE
 from .custom_metrics import POOL_RATIO_METRIC
 from .workload import (
     api_access_mount,
     api_access_volume,
+    cpu_millis,
     disruption_budget,
+    gpu_node_affinity,
     helper_command,
     helpers_config_map,
     helpers_mount,
     helpers_volume,
     http_probe,
     labels,
+    memory_bytes,
     pod_security_context,
     resources,
     security_context,
@@ -41,6 +44,16 @@ MATCHMAKER_SOCKET_PORT = 9999
 UNREAL_REST_PORT = 8111
 PLAYER_PORT = 8080
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
+
+# The stream pod's containers besides Unreal: their users and resources. Unreal runs as 1000, the owner of the
+# game files in the reference's runtime images.
+SIGNALER_UID = 10001
+UNREAL_UID = 1000
+AGENT_UID = 65534
+SIGNALER_RESOURCES = resources("250m", "256Mi", "1", "512Mi")
+AGENT_RESOURCES = resources("5m", "24Mi", "50m", "64Mi")
+# The images of a stream pod by image-table name, with the user each runs as.
+STREAM_IMAGE_USERS = {"signalserver": SIGNALER_UID, "unreal": UNREAL_UID, "python": AGENT_UID}
 
 GpuMode = Literal["whole", "timeSliced", "cpuPacked"]
 
@@ -116,6 +129,19 @@ def gpu_resources(mode: GpuMode) -> dict[str, str]:
     return {"whole": {GPU_RESOURCE: "1"}, "timeSliced": {SHARED_GPU_RESOURCE: "1"}, "cpuPacked": {}}[mode]
 
 
+def stream_requests(settings: StreamerSettings) -> dict[str, str]:
+    """What one stream pod requests in all (its three containers): what the scheduler and the cluster
+    autoscaler fit onto a node, and what a warm-capacity placeholder holds for it."""
+    cpus = [SIGNALER_RESOURCES["requests"]["cpu"], settings.cpu, AGENT_RESOURCES["requests"]["cpu"]]
+    memories = [SIGNALER_RESOURCES["requests"]["memory"], settings.memory, AGENT_RESOURCES["requests"]["memory"]]
+    memory_mi = -(-sum(memory_bytes(m) for m in memories) // 2**20)
+    return {
+        "cpu": f"{sum(cpu_millis(c) for c in cpus)}m",
+        "memory": f"{memory_mi}Mi",
+        **gpu_resources(settings.gpu_mode),
+    }
+
+
 # Keeps the Unreal app alive while its signalling server still has players (it tells them the stream is
 # ending and waits for them to leave); reads the signalling server's own player gauge with bash only.
 # Arguments: number of checks, metrics port, seconds between checks.
@@ -145,6 +171,8 @@ class StreamingArgs:
     autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
     player_replicas: int = 2
     image_pull_secrets: Sequence[str] = field(default_factory=list)
+    priority_class: pulumi.Input[str] | None = None
+    """PriorityClass of the stream pods (above the warm-capacity placeholders, which they preempt)."""
     depends_on: Sequence[pulumi.Resource] = ()
     """What the stream Deployment waits for: the GPU pool and the device plugin."""
 
@@ -237,8 +265,8 @@ class Streaming(pulumi.ComponentResource):
                 {"name": "config", "mountPath": "/config", "readOnly": True},
                 {"name": "tmp", "mountPath": "/tmp"},
             ],
-            "securityContext": security_context(10001),
-            "resources": resources("250m", "256Mi", "1", "512Mi"),
+            "securityContext": security_context(SIGNALER_UID),
+            "resources": SIGNALER_RESOURCES,
         }
         unreal = {
             "name": "streamer",
@@ -255,7 +283,7 @@ class Streaming(pulumi.ComponentResource):
             "ports": [{"name": "rest", "containerPort": UNREAL_REST_PORT}],
             "lifecycle": drain_hook(settings),
             # Unreal writes its Saved/ tree next to the game: the root filesystem stays writable.
-            "securityContext": security_context(1000, read_only=False),
+            "securityContext": security_context(UNREAL_UID, read_only=False),
             "resources": {
                 "requests": {"cpu": settings.cpu, "memory": settings.memory, **gpu},
                 "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit, **gpu},
@@ -271,15 +299,8 @@ class Streaming(pulumi.ComponentResource):
                 {"name": "METRICS_URL", "value": f"http://localhost:{SIGNAL_METRICS_PORT}/custom"},
             ],
             "volumeMounts": [helpers_mount(), api_access_mount()],
-            "securityContext": security_context(65534),
-            "resources": resources("5m", "24Mi", "50m", "64Mi"),
-        }
-        node_affinity = {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [
-                    {"matchExpressions": [{"key": GPU_NODE_LABEL[0], "operator": "In", "values": [GPU_NODE_LABEL[1]]}]}
-                ]
-            }
+            "securityContext": security_context(AGENT_UID),
+            "resources": AGENT_RESOURCES,
         }
         deployment = k8s.apps.v1.Deployment(
             STREAM,
@@ -304,8 +325,9 @@ class Streaming(pulumi.ComponentResource):
                         # Only the deletion-cost agent gets the token; the Unreal app and the signalling server don't.
                         "automountServiceAccountToken": False,
                         "imagePullSecrets": pull_secrets,
-                        "affinity": {"nodeAffinity": node_affinity},
+                        "affinity": gpu_node_affinity(),
                         "tolerations": [GPU_TAINT.toleration()],
+                        **({"priorityClassName": args.priority_class} if args.priority_class else {}),
                         "terminationGracePeriodSeconds": settings.drain_seconds + 30,
                         "securityContext": pod_security_context(fs_group=1000),
                         "containers": [signaler, unreal, agent],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .charts import PART_OF
+from .constants import GPU_NODE_LABEL
+from .quantities import quantity
 
 HELPERS_DIR = Path(__file__).parent / "app"
 HELPERS_MOUNT = "/helpers"
@@ -42,6 +45,22 @@ def pod_security_context(fs_group: int | None = None, non_root: bool = True) -> 
 
 def resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu_limit, "memory": memory_limit}}
+
+
+def cpu_millis(text: str) -> int:
+    """A CPU quantity (`3750m`, `4`, `0.5`) in millicores, rounded up."""
+    return math.ceil(quantity(text) * 1000)
+
+
+def memory_bytes(text: str) -> int:
+    """A memory quantity (`8Gi`, `512Mi`, `1G`, `1048576`) in bytes, rounded up."""
+    return math.ceil(quantity(text))
+
+
+def gpu_node_affinity() -> dict[str, Any]:
+    """Required node affinity for the GPU pool's nodes (their label), as every GPU workload here uses."""
+    term = {"matchExpressions": [{"key": GPU_NODE_LABEL[0], "operator": "In", "values": [GPU_NODE_LABEL[1]]}]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
 
 
 def http_probe(

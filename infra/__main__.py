@@ -10,6 +10,8 @@ from pixelstream import (
     TURN_TAINT,
     CertManager,
     CertManagerArgs,
+    ClusterAutoscaler,
+    ClusterAutoscalerArgs,
     CustomMetricsAdapter,
     CustomMetricsAdapterArgs,
     DcgmExporter,
@@ -133,6 +135,20 @@ system_nodes = [pools["default"]]
 ingress_controller: list[pulumi.Resource] = []
 gpu_plugin: list[pulumi.Resource] = []
 
+# Node capacity: OKE's Cluster Autoscaler add-on resizes every autoscaled pool, running on the default pool.
+autoscaled_pools = [p.autoscaler_nodes for p in pools.values() if p.autoscaler_nodes]
+if autoscaled_pools and addons.cluster_autoscaler.enabled:
+    ClusterAutoscaler(
+        "cluster-autoscaler",
+        ClusterAutoscalerArgs(
+            cluster_id=cluster.cluster_id,
+            compartment_id=config.compartment_id,
+            node_groups=autoscaled_pools,
+            policy_name=f"{name}-cluster-autoscaler",
+            depends_on=system_nodes,
+            **addons.cluster_autoscaler.settings(),
+        ),
+    )
 
 if addons.ingress_nginx.enabled:
     ingress = IngressController(
@@ -225,6 +241,8 @@ if streaming.enabled:
             credentials_per_minute=streaming.turn.credentials_per_minute,
             streamer=streaming.streamer.settings(),
             autoscaling=streaming.autoscaling.settings(),
+            warm_streams=streaming.capacity.warm_streams,
+            pre_pull=streaming.capacity.pre_pull,
             host=streaming.ingress.host,
             path_prefix=streaming.ingress.path_prefix,
             cluster_issuer=streaming.ingress.issuer if addons.cert_manager.enabled else None,

@@ -32,15 +32,20 @@ ADDONS = (
 )
 
 
-def plan_with(tmp_path: Path, stack: str = "dev", **config: object) -> Plan:
-    """The stack's plan with extra `pixelstream:<key>` values merged over its stack file."""
+def stack_with(tmp_path: Path, stack: str = "dev", **config: object) -> Path:
+    """A copy of the stack's file in `tmp_path` with extra `pixelstream:<key>` values merged over it."""
     document = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
     for key, value in config.items():
         full = f"pixelstream:{key}"
         document["config"][full] = deep_merge(document["config"].get(full, {}), value)
     stack_file = tmp_path / f"Pulumi.{stack}.yaml"
     stack_file.write_text(yaml.safe_dump(document))
-    return plan_stack(stack, ROOT, stack_file)[0]
+    return stack_file
+
+
+def plan_with(tmp_path: Path, stack: str = "dev", **config: object) -> Plan:
+    """The stack's plan with extra `pixelstream:<key>` values merged over its stack file."""
+    return plan_stack(stack, ROOT, stack_with(tmp_path, stack, **config))[0]
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from conftest import COMPARTMENT, ROOT
 
+from pixelstream.cluster_autoscaler import AutoscalerTimings
 from pixelstream.config import ConfigError, StackConfig, load_stack_config
 from pixelstream.offline import read_stack_config, run_offline
 
@@ -45,11 +46,13 @@ def test_committed_stacks_are_valid(stack: str) -> None:
         assert not config.cluster.endpoint.public
         assert config.node_pools.default.size >= 3 and config.node_pools.default.availability_domains == [1, 2, 3]
         assert config.node_pools.turn.size == 2
-        assert (config.node_pools.gpu.min_size, config.node_pools.gpu.max_size) == (1, 8)
+        assert (config.node_pools.gpu.min_size, config.node_pools.gpu.max_size) == (1, 5)
+        assert config.streaming.capacity.warm_streams >= 1 and config.streaming.streamer.gpu_mode == "timeSliced"
 
 
 GPU = {"gpu": {"shape": "BM.GPU.H100.8"}}
 RELAY_TO_ALL_PODS = {"turn": {"allowRelayToAllPods": True}}
+AUTOSCALED = {"size": 1, "minSize": 1, "maxSize": 3}
 REMOVE = object()
 
 # (overrides, key path the message must name, words it must contain)
@@ -544,6 +547,60 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
         "addons.ingressNginx.enabled",
         ["streaming.enabled: false"],
     ),
+    (
+        "warm streams",
+        {"streaming": {"capacity": {"warmStreams": -1}}},
+        "streaming.capacity.warmStreams",
+        ["-1", "0-64"],
+    ),
+    (
+        "pre-pull not a bool",
+        {"streaming": {"capacity": {"prePull": "sometimes"}}},
+        "streaming.capacity.prePull",
+        ["sometimes", "true or false"],
+    ),
+    (
+        "autoscaler auth",
+        {"addons": {"clusterAutoscaler": {"authType": "user"}}},
+        "addons.clusterAutoscaler.authType",
+        ["user", "workload", "instance"],
+    ),
+    (
+        "instance principal without its group",
+        {"addons": {"clusterAutoscaler": {"authType": "instance"}}},
+        "addons.clusterAutoscaler.dynamicGroup",
+        ["is missing", "dynamic group", "authType workload"],
+    ),
+    (
+        "dynamic group",
+        {"addons": {"clusterAutoscaler": {"authType": "instance", "dynamicGroup": "my group; drop"}}},
+        "addons.clusterAutoscaler.dynamicGroup",
+        ["my group; drop", "id ocid1.dynamicgroup"],
+    ),
+    (
+        "scan interval",
+        {"addons": {"clusterAutoscaler": {"scanIntervalSeconds": 0}}},
+        "addons.clusterAutoscaler.scanIntervalSeconds",
+        ["0", "1-600"],
+    ),
+    (
+        "scale-down delay",
+        {"addons": {"clusterAutoscaler": {"scaleDownUnneededSeconds": -5}}},
+        "addons.clusterAutoscaler.scaleDownUnneededSeconds",
+        ["-5", "0-86400"],
+    ),
+    (
+        "autoscaler add-on version",
+        {"addons": {"clusterAutoscaler": {"addonVersion": "latest"}}},
+        "addons.clusterAutoscaler.addonVersion",
+        ["latest", "v1.34.0-1"],
+    ),
+    (
+        "autoscaled pool on a basic cluster",
+        {"cluster": {"type": "BASIC"}, "addons": {"gpuPlugin": {"enabled": False}}, "nodePools": {"gpu": AUTOSCALED}},
+        "addons.clusterAutoscaler.enabled",
+        ["ENHANCED", "nodePools.gpu", "enabled: false"],
+    ),
 ]
 
 
@@ -576,6 +633,33 @@ def test_invalid_config_names_key_value_and_allowed(case: str, overrides: dict, 
     assert "\n" not in message
     for word in words:
         assert word in message, f"{word!r} missing from: {message}"
+
+
+def test_basic_clusters_may_keep_fixed_pools_or_size_them_without_the_add_on() -> None:
+    basic = {"cluster": {"type": "BASIC"}, "addons": {"gpuPlugin": {"enabled": False}}}
+    StackConfig.parse(invalid_raw(basic))
+    off = {"clusterAutoscaler": {"enabled": False}, "gpuPlugin": {"enabled": False}}
+    StackConfig.parse(invalid_raw({**basic, "addons": off, "nodePools": {"gpu": AUTOSCALED}}))
+
+
+def test_autoscaler_and_capacity_defaults() -> None:
+    config = parse()
+    autoscaler = config.addons.cluster_autoscaler
+    assert autoscaler.enabled and autoscaler.auth_type == "workload"
+    # Oracle's add-on defaults: scanInterval 10s, scaleDownDelayAfterAdd and scaleDownUnneededTime 10m,
+    # maxNodeProvisionTime 15m.
+    assert autoscaler.settings() == {
+        "auth_type": "workload",
+        "dynamic_group": None,
+        "addon_version": None,
+        "timings": AutoscalerTimings(
+            scan_interval_seconds=10,
+            scale_down_delay_after_add_seconds=600,
+            scale_down_unneeded_seconds=600,
+            max_node_provision_seconds=900,
+        ),
+    }
+    assert config.streaming.capacity.warm_streams == 0 and config.streaming.capacity.pre_pull is True
 
 
 def test_invalid_table_is_large_enough() -> None:

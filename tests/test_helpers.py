@@ -90,29 +90,48 @@ def gauge():
     g.close()
 
 
-def test_deletion_cost_follows_players_and_patches_only_on_change(tmp_path: Path, gauge: Gauge, monkeypatch) -> None:
+def run_agent(tmp_path: Path, monkeypatch, annotations: dict, gauge: Gauge, players: list[int]):
+    """Start the agent on a pod with `annotations`, step once per player count; the PATCH calls sent."""
     import deletion_cost
 
-    pod = {"metadata": {"name": "stream-a", "annotations": {deletion_cost.ANNOTATION: "0"}}}
+    pod = {"metadata": {"name": "stream-a", "annotations": annotations}}
     path = "/api/v1/namespaces/pixel/pods/stream-a"
     with serve({("GET", path): lambda call: (200, pod), ("PATCH", path): lambda call: (200, pod)}) as kube:
         for key, value in kube.env(tmp_path).items():
             monkeypatch.setenv(key, value)
         agent = deletion_cost.Agent("pixel", "stream-a", f"http://127.0.0.1:{gauge.port}/custom")
         agent.start()
-        assert agent.step() is False, "0 players and cost 0 already: nothing to send"
-        gauge.players = 2
-        assert agent.step() is True
-        assert agent.step() is False
-        gauge.players = 0
-        assert agent.step() is True
-        patches = [c for c in kube.calls if c.method == "PATCH"]
-        assert [c.body for c in patches] == [
-            {"metadata": {"annotations": {deletion_cost.ANNOTATION: "2"}}},
-            {"metadata": {"annotations": {deletion_cost.ANNOTATION: "0"}}},
-        ]
-        assert {c.content_type for c in patches} == {"application/merge-patch+json"}
+        sent = []
+        for count in players:
+            gauge.players = count
+            sent.append(agent.step())
         assert {c.path for c in kube.calls} == {path}, "only its own pod"
+        patches = [c for c in kube.calls if c.method == "PATCH"]
+        assert {c.content_type for c in patches} in ({"application/merge-patch+json"}, set())
+        return sent, [c.body["metadata"]["annotations"] for c in patches]
+
+
+def test_deletion_cost_follows_players_and_patches_only_on_change(tmp_path: Path, gauge: Gauge, monkeypatch) -> None:
+    import deletion_cost
+
+    cost, evict = deletion_cost.ANNOTATION, deletion_cost.SAFE_TO_EVICT
+    sent, patches = run_agent(tmp_path, monkeypatch, {cost: "0"}, gauge, [0, 2, 2, 3, 0, 0])
+    assert sent == [False, True, False, True, True, False], "0 players and cost 0 already: nothing to send"
+    assert patches == [
+        {cost: "2", evict: "false"},
+        {cost: "3", evict: "false"},
+        {cost: "0", evict: None},
+    ], "not evictable while players are connected; the annotation is removed (null) once drained"
+
+
+def test_deletion_cost_agent_repairs_annotations_after_a_restart(tmp_path: Path, gauge: Gauge, monkeypatch) -> None:
+    import deletion_cost
+
+    cost, evict = deletion_cost.ANNOTATION, deletion_cost.SAFE_TO_EVICT
+    _, patches = run_agent(tmp_path, monkeypatch, {cost: "2"}, gauge, [2])
+    assert patches == [{cost: "2", evict: "false"}], "the cost was right, the eviction guard missing"
+    sent, patches = run_agent(tmp_path, monkeypatch, {cost: "0", evict: "false"}, gauge, [0])
+    assert sent == [True] and patches == [{cost: "0", evict: None}], "a stale guard from before the restart goes"
 
 
 def test_drain_hook_keeps_unreal_alive_while_players_remain(gauge: Gauge) -> None:

@@ -85,7 +85,7 @@ def test_prod_spreads_nodes_and_keeps_the_api_private(prod: Plan) -> None:
     assert by_name["default"]["nodeConfigDetails"]["size"] >= 3
     assert by_name["turn"]["nodeConfigDetails"]["size"] == 2
     assert prod.named(NODE_POOL, "gpu").ignore_changes == ["nodeConfigDetails.size"]
-    assert prod.outputs["autoscalerNodes"] == {"gpu": "1:8:ocid1.nodepool.offline..gpu"}
+    assert prod.outputs["autoscalerNodes"] == {"gpu": "1:5:ocid1.nodepool.offline..gpu"}
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -275,6 +275,21 @@ def test_make_plan(stack: str, tmp_path: Path) -> None:
     assert "kube-prometheus-stack    kube-prometheus-stack 88.5.3 -> namespace monitoring" in result.stdout
     for name in ("resources.json", "outputs.json", "manifests", "helm"):
         assert (ROOT / "build" / stack / name).exists()
+    assert "pixel-streaming-capacity (pixelstream:index:GpuCapacity" in result.stdout
+    if stack == "prod":
+        assert "cluster-autoscaler (pixelstream:index:ClusterAutoscaler, 2 resources)" in result.stdout
+        assert "IAM policy pixelstream-prod-cluster-autoscaler:" in result.stdout
+        assert "request.principal.cluster_id = 'ocid1.cluster.offline..pixelstream-prod'}" in result.stdout
+    else:
+        assert "IAM policy" not in result.stdout, "dev autoscales no pool"
+
+
+def test_make_simulate_compares_reference_dev_and_prod() -> None:
+    result = make("simulate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("trace launch-burst: ")
+    assert result.stdout.splitlines()[1].split() == ["reference", "dev", "prod"]
+    assert (ROOT / "build" / "simulate" / "timeline.png").exists()
 
 
 def test_make_plan_with_a_bad_stack_file_is_one_line_and_nonzero(tmp_path: Path) -> None:

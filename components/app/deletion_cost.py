@@ -1,8 +1,10 @@
 """Pod-deletion-cost agent (sidecar of each stream pod).
 
 Sets the pod's `controller.kubernetes.io/pod-deletion-cost` annotation to the number of players connected to
-its signalling server, so that scaling in removes idle streams first. It patches only when the number
-changes, which keeps API traffic to one request per change.
+its signalling server, so that scaling in removes idle streams first; and, while any player is connected,
+`cluster-autoscaler.kubernetes.io/safe-to-evict: "false"`, so that the cluster autoscaler never drains the
+node under a session. When the last player leaves the annotation is removed and the node may go again. It
+patches only when something changes, which keeps API traffic to one request per change.
 
 Environment: POD_NAME, POD_NAMESPACE, METRICS_URL (the signalling server's /custom metrics),
 INTERVAL_SECONDS (5); Kubernetes access as in kube.py.
@@ -18,6 +20,7 @@ import urllib.request
 import kube
 
 ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 METRIC = "signalserver_player_socket_connections"
 
 
@@ -29,28 +32,33 @@ def players(metrics_text: str) -> int | None:
     return None
 
 
+def wanted(count: int) -> dict[str, str | None]:
+    """The annotations for `count` players; None removes one (JSON merge patch)."""
+    return {ANNOTATION: str(count), SAFE_TO_EVICT: "false" if count > 0 else None}
+
+
 class Agent:
     def __init__(self, namespace: str, pod: str, metrics_url: str) -> None:
         self.path = f"/api/v1/namespaces/{namespace}/pods/{pod}"
         self.metrics_url = metrics_url
         self.started = False
-        self.cost: str | None = None
+        self.annotations: dict[str, str | None] = {}
 
     def start(self) -> None:
-        """Learn the annotation the pod already has (after a restart of this container)."""
-        pod = kube.call("GET", self.path)
-        self.cost = pod.get("metadata", {}).get("annotations", {}).get(ANNOTATION)
+        """Learn the annotations the pod already has (after a restart of this container)."""
+        present = kube.call("GET", self.path).get("metadata", {}).get("annotations", {})
+        self.annotations = {key: present.get(key) for key in (ANNOTATION, SAFE_TO_EVICT)}
         self.started = True
 
     def step(self) -> bool:
-        """Read the player count once; patch the pod if it changed. Whether a patch was sent."""
+        """Read the player count once; patch the pod if its annotations should change. Whether a patch was sent."""
         with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
             count = players(response.read().decode())
-        if count is None or str(count) == self.cost:
+        if count is None or wanted(count) == self.annotations:
             return False
-        body = {"metadata": {"annotations": {ANNOTATION: str(count)}}}
+        body = {"metadata": {"annotations": wanted(count)}}
         kube.call("PATCH", self.path, body, content_type="application/merge-patch+json")
-        self.cost = str(count)
+        self.annotations = wanted(count)
         return True
 
 

@@ -1,0 +1,323 @@
+"""The simulation: one second at a time, the platform as deployed by a stack, fed a player trace.
+
+- Matchmaker: players queue in arrival order and get the first ready stream without a player (one player per
+  stream, as the reference's matchmaker hands them out); a queued player leaves after `playerPatienceSeconds`.
+  Its ratio, players (queued and playing) over ready streams (players + 1 when none is ready), is scraped every
+  `metricsScrapeSeconds`.
+- Stream autoscaler: `Hpa` (Kubernetes' algorithm) every `hpaSyncSeconds` on the last scraped ratio and the
+  ready pods. Removing streams follows the ReplicaSet's order with the deletion-cost agent: unscheduled, then
+  not ready, then without players; a stream with a player drains for at most `drainSeconds` and then cuts it.
+- Scheduler: streams first (their PriorityClass), on the ready node with the most free slots, preempting a
+  placeholder when no slot is free; then placeholders. A slot is what one stream needs (GPU, share, or CPU).
+- Images: a node holds the stream images `imagePullSeconds` after the pull starts: when it joins with pre-pull,
+  else when the first stream is scheduled there. A stream is ready `unrealStartSeconds` after its images are.
+- Cluster autoscaler (autoscaled pools) every scan interval: adds the nodes the pending pods need beyond those
+  already coming, up to maxSize; removes a node unneeded (below half its slots used, its pods movable
+  elsewhere, none with a player) for scaleDownUnneeded, not within scaleDownDelayAfterAdd of a scale-up, down
+  to minSize. Nodes are billed from launch to removal.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from .hpa import Hpa
+from .stack import SimulatedStack
+from .timings import Timings
+from .traces import Trace
+
+UTILIZATION_THRESHOLD = 0.5  # OKE add-on default of scaleDownUtilizationThreshold
+
+
+@dataclass(eq=False)
+class Player:
+    arrival: float
+    duration: float
+    matched: float | None = None
+    gave_up: float | None = None
+    interrupted: bool = False
+
+
+@dataclass(eq=False)
+class Node:
+    index: int
+    ready: float
+    slots: int
+    images: float | None = None
+    """When the stream images are on the node; None until a pull starts."""
+    pods: list = field(default_factory=list)
+    unneeded_since: float | None = None
+
+
+@dataclass(eq=False)
+class Stream:
+    index: int
+    node: Node | None = None
+    ready: float | None = None
+    player: Player | None = None
+    draining_since: float | None = None
+
+    def is_ready(self, now: float) -> bool:
+        return self.ready is not None and self.ready <= now and self.draining_since is None
+
+
+@dataclass(eq=False)
+class Placeholder:
+    node: Node | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    time: int
+    waiting: int
+    playing: int
+    ready_streams: int
+    nodes: int
+
+
+@dataclass
+class Outcome:
+    players: list[Player]
+    horizon: int
+    gpu_seconds: float = 0.0
+    busy_gpu_seconds: float = 0.0
+    node_seconds: float = 0.0
+    max_streams: int = 0
+    max_nodes: int = 0
+    samples: list[Sample] = field(default_factory=list)
+
+
+class Simulation:
+    def __init__(self, stack: SimulatedStack, trace: Trace, timings: Timings, seed: int, duration: int) -> None:
+        self.stack, self.timings, self.seed, self.duration = stack, timings, seed, duration
+        self.pool = stack.pool
+        self.arrivals = deque(Player(s.arrival, s.duration) for s in trace.sessions)
+        self.outcome = Outcome(list(self.arrivals), 0)
+        self.queue: deque[Player] = deque()
+        self.playing: list[Stream] = []
+        self.nodes: list[Node] = []
+        self.streams: list[Stream] = []
+        self.placeholders = [Placeholder() for _ in range(stack.warm_streams)]
+        self.hpa = Hpa.from_settings(stack.autoscaling, timings.hpa_tolerance)
+        self.replicas = stack.autoscaling.min_replicas
+        self.metric = 0.0
+        self.counts: Counter[str] = Counter()
+        self.last_scale_up = -math.inf
+        self._start()
+
+    def _jittered(self, kind: str, base: float) -> float:
+        """`base` varied by the jitter fraction, drawn per object so runs with one seed repeat exactly."""
+        self.counts[kind] += 1
+        spread = self.timings.jitter
+        return base * random.Random(f"{self.seed}:{kind}:{self.counts[kind]}").uniform(1 - spread, 1 + spread)
+
+    def _start(self) -> None:
+        """An idle platform at rest: minReplicas ready streams and the placeholders, on as many nodes as they
+        take (within the pool's bounds). A node holds the stream images if it ran a stream or pre-pulled them."""
+        wanted = math.ceil((self.replicas + len(self.placeholders)) / self.pool.slots)
+        count = min(max(wanted, self.pool.min_size), self.pool.max_size) if self.pool.autoscaled else self.pool.size
+        for _ in range(count):
+            self._launch(0, ready=0).images = 0 if self.stack.pre_pull else None
+        self.streams = [Stream(self._next("stream")) for _ in range(self.replicas)]
+        self._schedule(0)
+        for stream in self.streams:
+            if stream.node is not None:
+                stream.ready = stream.node.images = 0
+
+    def _next(self, kind: str) -> int:
+        self.counts[kind] += 1
+        return self.counts[kind]
+
+    def _launch(self, now: float, ready: float | None = None) -> Node:
+        boot = ready if ready is not None else now + self._jittered("node", self.timings.node_provision_seconds)
+        node = Node(self._next("node-index"), boot, self.pool.slots)
+        self.nodes.append(node)
+        return node
+
+    def run(self) -> Outcome:
+        now = 0
+        limit = self.duration + 10 * 86400
+        while now < limit and (now < self.duration or self.arrivals or self.queue or self.playing):
+            self._step(now)
+            now += 1
+        self.outcome.horizon = now
+        return self.outcome
+
+    def _step(self, now: int) -> None:
+        timings = self.timings
+        while self.arrivals and self.arrivals[0].arrival <= now:
+            self.queue.append(self.arrivals.popleft())
+        self._sessions_end(now)
+        self._nodes_join(now)
+        self._match(now)
+        if now % timings.metrics_scrape_seconds == 0:
+            self.metric = self._ratio(now)
+        if now % timings.hpa_sync_seconds == 0:
+            self._autoscale_streams(now)
+        self._schedule(now)
+        if self.pool.autoscaled and now % self.stack.autoscaler.scan_interval_seconds == 0:
+            self._autoscale_nodes(now)
+        self._account(now)
+
+    def _sessions_end(self, now: int) -> None:
+        for stream in list(self.playing):
+            player = stream.player
+            drained = stream.draining_since is not None and now >= stream.draining_since + self.stack.drain_seconds
+            if now >= player.matched + player.duration or drained:
+                player.interrupted = now < player.matched + player.duration
+                stream.player = None
+                self.playing.remove(stream)
+                if stream.draining_since is not None:
+                    self._remove(stream)
+        patience = self.timings.player_patience_seconds
+        while self.queue and now >= self.queue[0].arrival + patience:
+            self.queue.popleft().gave_up = now
+
+    def _nodes_join(self, now: int) -> None:
+        if not self.stack.pre_pull:
+            return
+        for node in self.nodes:
+            if node.images is None and node.ready <= now:
+                node.images = now + self._jittered("pull", self.timings.image_pull_seconds)
+
+    def _match(self, now: int) -> None:
+        free = (s for s in self.streams if s.player is None and s.is_ready(now))
+        while self.queue:
+            stream = next(free, None)
+            if stream is None:
+                return
+            player = self.queue.popleft()
+            player.matched, stream.player = now, player
+            self.playing.append(stream)
+
+    def _ratio(self, now: int) -> float:
+        players = len(self.queue) + len(self.playing)
+        ready = sum(s.is_ready(now) for s in self.streams)
+        if ready == 0:
+            return players + 1 if players else 0
+        return players / ready
+
+    def _autoscale_streams(self, now: int) -> None:
+        ready = sum(s.is_ready(now) for s in self.streams)
+        desired = self.hpa.sync(now, self.replicas, ready, self.metric)
+        live = [s for s in self.streams if s.draining_since is None]
+        for _ in range(desired - len(live)):
+            self.streams.append(Stream(self._next("stream")))
+        # The ReplicaSet's order, with pod-deletion-cost = players: unscheduled, not ready, idle, newest first.
+        ranked = sorted(live, key=lambda s: (s.node is not None, s.is_ready(now), s.player is not None, -s.index))
+        for stream in ranked[: max(len(live) - desired, 0)]:
+            if stream.player is None:
+                self._remove(stream)
+            else:
+                stream.draining_since = now
+        self.replicas = desired
+
+    def _remove(self, stream: Stream) -> None:
+        self.streams.remove(stream)
+        if stream.node is not None:
+            stream.node.pods.remove(stream)
+
+    def _schedule(self, now: float) -> None:
+        ready_nodes = [n for n in self.nodes if n.ready <= now]
+        for stream in self.streams:
+            if stream.node is None:
+                node = self._fit(ready_nodes) or self._preempt(ready_nodes)
+                if node is not None:
+                    self._bind(stream, node, now)
+        for placeholder in self.placeholders:
+            if placeholder.node is None:
+                node = self._fit(ready_nodes)
+                if node is not None:
+                    placeholder.node = node
+                    node.pods.append(placeholder)
+
+    @staticmethod
+    def _fit(nodes: list[Node]) -> Node | None:
+        """The node with the most free slots (the default scheduler spreads), if any has one."""
+        best = max(nodes, key=lambda n: (n.slots - len(n.pods), -n.index), default=None)
+        return best if best is not None and len(best.pods) < best.slots else None
+
+    @staticmethod
+    def _preempt(nodes: list[Node]) -> Node | None:
+        for node in nodes:
+            for pod in node.pods:
+                if isinstance(pod, Placeholder):
+                    node.pods.remove(pod)
+                    pod.node = None
+                    return node
+        return None
+
+    def _bind(self, stream: Stream, node: Node, now: float) -> None:
+        stream.node = node
+        node.pods.append(stream)
+        if node.images is None:
+            node.images = now + self._jittered("pull", self.timings.image_pull_seconds)
+        start = max(now, node.images)
+        stream.ready = start + self._jittered("start", self.timings.unreal_start_seconds)
+
+    def _autoscale_nodes(self, now: int) -> None:
+        pending = sum(s.node is None for s in self.streams) + sum(p.node is None for p in self.placeholders)
+        coming = sum(n.slots for n in self.nodes if n.ready > now)
+        room = self.pool.max_size - len(self.nodes)
+        if pending > coming and room > 0:
+            for _ in range(min(math.ceil((pending - coming) / self.pool.slots), room)):
+                self._launch(now)
+            self.last_scale_up = now
+        if now - self.last_scale_up >= self.stack.autoscaler.scale_down_delay_after_add_seconds:
+            self._scale_down(now)
+
+    def _scale_down(self, now: int) -> None:
+        removable = []
+        for node in self.nodes:
+            if node.ready > now or not self._unneeded(node, now):
+                node.unneeded_since = None
+                continue
+            node.unneeded_since = node.unneeded_since if node.unneeded_since is not None else now
+            if now - node.unneeded_since >= self.stack.autoscaler.scale_down_unneeded_seconds:
+                removable.append(node)
+        # Every empty node at once, at most one that still has pods, never below minSize.
+        empty = [n for n in removable if not n.pods]
+        chosen = empty + [n for n in removable if n.pods][:1]
+        for node in chosen[: max(len(self.nodes) - self.pool.min_size, 0)]:
+            self._drain_node(node)
+
+    def _unneeded(self, node: Node, now: float) -> bool:
+        if len(node.pods) >= UTILIZATION_THRESHOLD * node.slots:
+            return False
+        if any(isinstance(p, Stream) and p.player is not None for p in node.pods):
+            return False  # safe-to-evict: false while a player is connected
+        free_elsewhere = sum(n.slots - len(n.pods) for n in self.nodes if n is not node and n.ready <= now)
+        return len(node.pods) <= free_elsewhere
+
+    def _drain_node(self, node: Node) -> None:
+        for pod in list(node.pods):
+            pod.node = None
+            if isinstance(pod, Stream):
+                self.streams.remove(pod)
+                self.streams.append(Stream(self._next("stream")))  # the ReplicaSet replaces it
+        node.pods.clear()
+        self.nodes.remove(node)
+
+    def _account(self, now: int) -> None:
+        out = self.outcome
+        alive = len(self.nodes)
+        out.gpu_seconds += alive * self.pool.gpus
+        out.node_seconds += alive
+        out.busy_gpu_seconds += len(self.playing) * self.pool.gpus / self.pool.slots
+        ready = sum(s.is_ready(now) for s in self.streams)
+        out.max_streams = max(out.max_streams, ready)
+        out.max_nodes = max(out.max_nodes, alive)
+        if now % self.timings.sample_seconds == 0:
+            out.samples.append(Sample(now, len(self.queue), len(self.playing), ready, alive))
+
+
+def simulate(
+    stack: SimulatedStack, trace: Trace, timings: Timings, seed: int = 0, duration: int | None = None
+) -> Outcome:
+    """Run `trace` through `stack`. The run lasts `duration` seconds (default: until the trace's last session
+    would end) and then until every player has played or left."""
+    horizon = trace.end_seconds if duration is None else duration
+    return Simulation(stack, trace, timings, seed, horizon).run()

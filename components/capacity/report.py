@@ -1,0 +1,162 @@
+"""What a run says: summary.json (numbers a script reads), a table (what a person reads; byte-stable for a given
+input) and timeline.png."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .model import Outcome, Player
+from .stack import SimulatedStack
+from .timings import Timings
+
+SUMMARY_KEYS = (
+    "players",
+    "servedPlayers",
+    "unservedPlayers",
+    "interruptedSessions",
+    "p50WaitSeconds",
+    "p95WaitSeconds",
+    "maxWaitSeconds",
+    "gpuHours",
+    "idleGpuHours",
+    "cost",
+    "maxStreams",
+    "maxNodes",
+)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
+
+
+def wait(player: Player) -> float:
+    """Seconds in the queue: until matched, or until leaving for a player who gave up."""
+    end = player.matched if player.matched is not None else player.gave_up
+    return (end if end is not None else player.arrival) - player.arrival
+
+
+def summarize(
+    stack: SimulatedStack, trace_name: str, outcome: Outcome, timings: Timings, seed: int, hourly_usd: float
+) -> dict[str, Any]:
+    """The run's summary; wait percentiles cover every player, a player who gave up counting the time waited."""
+    players = outcome.players
+    waits = [wait(p) for p in players]
+    served = sum(p.matched is not None for p in players)
+    gpu_hours = outcome.gpu_seconds / 3600
+    numbers = {
+        "players": len(players),
+        "servedPlayers": served,
+        "unservedPlayers": len(players) - served,
+        "interruptedSessions": sum(p.interrupted for p in players),
+        "p50WaitSeconds": round(percentile(waits, 0.50), 1),
+        "p95WaitSeconds": round(percentile(waits, 0.95), 1),
+        "maxWaitSeconds": round(max(waits, default=0.0), 1),
+        "gpuHours": round(gpu_hours, 2),
+        "idleGpuHours": round(gpu_hours - outcome.busy_gpu_seconds / 3600, 2),
+        "cost": round(outcome.node_seconds / 3600 * hourly_usd, 2),
+        "maxStreams": outcome.max_streams,
+        "maxNodes": outcome.max_nodes,
+    }
+    pool = stack.pool
+    return {
+        "stack": stack.name,
+        "trace": trace_name,
+        "seed": seed,
+        **numbers,
+        "horizonSeconds": outcome.horizon,
+        "gpuShape": pool.shape,
+        "streamsPerNode": pool.slots,
+        "gpuNodes": {"min": pool.min_size, "max": pool.max_size, "autoscaled": pool.autoscaled},
+        "warmStreams": stack.warm_streams,
+        "prePull": stack.pre_pull,
+        "nodeHourlyUsd": hourly_usd,
+        "timings": timings.as_dict(),
+    }
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _duration(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m"
+
+
+ROWS: tuple[tuple[str, Any], ...] = (
+    ("GPU shape", lambda s: s["gpuShape"]),
+    ("streams per node", lambda s: str(s["streamsPerNode"])),
+    ("GPU nodes min-max", lambda s: f"{s['gpuNodes']['min']}-{s['gpuNodes']['max']}"),
+    ("warm streams", lambda s: str(s["warmStreams"])),
+    ("image pre-pull", lambda s: "yes" if s["prePull"] else "no"),
+    ("players served", lambda s: f"{s['servedPlayers']}/{s['players']}"),
+    ("players unserved", lambda s: str(s["unservedPlayers"])),
+    ("sessions cut", lambda s: str(s["interruptedSessions"])),
+    ("wait p50 (s)", lambda s: f"{s['p50WaitSeconds']:.0f}"),
+    ("wait p95 (s)", lambda s: f"{s['p95WaitSeconds']:.0f}"),
+    ("wait max (s)", lambda s: f"{s['maxWaitSeconds']:.0f}"),
+    ("GPU hours", lambda s: f"{s['gpuHours']:.1f}"),
+    ("idle GPU hours", lambda s: f"{s['idleGpuHours']:.1f}"),
+    ("cost (USD)", lambda s: f"{s['cost']:.2f}"),
+    ("max ready streams", lambda s: str(s["maxStreams"])),
+    ("max GPU nodes", lambda s: str(s["maxNodes"])),
+)
+
+
+def table(summaries: Sequence[dict[str, Any]]) -> str:
+    """The summaries side by side, then a line for every stack that left players unserved."""
+    first = summaries[0]
+    lines = [
+        f"trace {first['trace']}: {first['players']} players, seed {first['seed']}, "
+        f"simulated {_duration(max(s['horizonSeconds'] for s in summaries))}"
+    ]
+    width = max(12, *(len(s["stack"]) for s in summaries), *(len(s["gpuShape"]) for s in summaries))
+    lines.append(f"{'':<20}" + "".join(f"{s['stack']:>{width + 2}}" for s in summaries))
+    for label, cell in ROWS:
+        lines.append(f"{label:<20}" + "".join(f"{cell(s):>{width + 2}}" for s in summaries))
+    for s in summaries:
+        if s["unservedPlayers"]:
+            lines.append(
+                f"{s['stack']}: {s['unservedPlayers']} of {s['players']} players left unserved after "
+                f"{s['timings']['playerPatienceSeconds']:g} s in the queue; capacity peaked at "
+                f"{_count(s['maxStreams'], 'ready stream')} on {s['maxNodes']} of at most "
+                f"{_count(s['gpuNodes']['max'], 'GPU node')}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: Sequence[tuple[str, Outcome]], path: Path) -> None:
+    """One panel per run: players waiting and playing, ready streams and GPU nodes over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    horizon = max(outcome.horizon for _, outcome in runs)
+    scale, unit = (3600, "hours") if horizon > 3 * 3600 else (60, "minutes")
+    figure, axes = plt.subplots(len(runs), 1, figsize=(10, 2.6 * len(runs) + 0.6), sharex=True, squeeze=False)
+    for ax, (name, outcome) in zip(axes[:, 0], runs, strict=True):
+        times = [sample.time / scale for sample in outcome.samples]
+        for field, label, color in (
+            ("waiting", "players waiting", "tab:red"),
+            ("playing", "players playing", "tab:blue"),
+            ("ready_streams", "ready streams", "tab:green"),
+            ("nodes", "GPU nodes", "tab:gray"),
+        ):
+            values = [getattr(sample, field) for sample in outcome.samples]
+            ax.step(times, values, where="post", label=label, color=color, linewidth=1.2)
+        ax.set_title(name, loc="left", fontsize=10)
+        ax.set_ylabel("count")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper right", fontsize=8, ncols=4)
+    axes[-1, 0].set_xlabel(f"time ({unit})")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(figure)

@@ -1,0 +1,229 @@
+"""The capacity simulator: its stacks and traces, what it promises about waits and GPU time, and its CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from test_addons import stack_with
+
+from pixelstream.capacity import Timings, load_stack, load_trace, simulate, summarize, table
+from pixelstream.capacity.__main__ import main
+from pixelstream.capacity.stack import REFERENCE_STACK, SimulatedStack, resolve, slots_per_node
+from pixelstream.capacity.tracegen import GENERATORS, generate
+from pixelstream.capacity.traces import TRACES_DIR, Session, Trace, read_trace
+from pixelstream.config import ConfigError
+from pixelstream.streaming import StreamerSettings
+
+TIMINGS = Timings()
+
+
+def stack_file(tmp_path: Path, **config: object) -> Path:
+    return stack_with(tmp_path, "prod", **config)
+
+
+def run(stack: SimulatedStack, trace: Trace, timings: Timings = TIMINGS, seed: int = 0, duration: int | None = None):
+    outcome = simulate(stack, trace, timings, seed, duration)
+    return summarize(stack, trace.name, outcome, timings, seed, hourly_usd=2.0), outcome
+
+
+def test_reference_stack_is_oracles_deployment() -> None:
+    reference = load_stack(resolve("reference", ROOT))
+    assert resolve("reference", ROOT) == REFERENCE_STACK
+    pool = reference.pool
+    assert (pool.shape, pool.size, pool.min_size, pool.max_size, pool.autoscaled) == ("BM.GPU.A10.4", 1, 1, 1, False)
+    scaling = reference.autoscaling
+    assert (scaling.min_replicas, scaling.max_replicas, scaling.target_pool_ratio) == (1, 10, 0.9)
+    assert (scaling.scale_up_pods, scaling.scale_up_percent, scaling.scale_up_period_seconds) == (2, 10, 15)
+    assert (scaling.scale_up_stabilization_seconds, scaling.scale_down_stabilization_seconds) == (0, 30)
+    assert (reference.warm_streams, reference.pre_pull) == (0, False)
+
+
+def test_streams_per_node_follow_the_gpu_mode_and_the_shape() -> None:
+    assert slots_per_node("VM.GPU.A10.1", StreamerSettings(), 1) == 1
+    assert slots_per_node("BM.GPU.A10.4", StreamerSettings(), 1) == 4
+    assert slots_per_node("VM.GPU.A10.1", StreamerSettings(gpu_mode="timeSliced"), 2) == 2
+    # 64 OCPUs (128 vCPUs) less the system's share, over 3750m + the sidecars' 255m per stream.
+    assert slots_per_node("BM.GPU.A10.4", StreamerSettings(gpu_mode="cpuPacked"), 1) == 31
+    # VM.GPU3.1 has 6 OCPUs: time-slicing 8 ways is capped by CPU.
+    assert slots_per_node("VM.GPU3.1", StreamerSettings(gpu_mode="timeSliced"), 8) == 2
+
+
+def test_stack_files_are_validated_as_for_a_plan(tmp_path: Path) -> None:
+    bad = stack_file(tmp_path, streaming={"capacity": {"warmStreams": 99}})
+    with pytest.raises(ConfigError, match=r"streaming\.capacity\.warmStreams: 99 is outside 0-64"):
+        load_stack(bad)
+    with pytest.raises(FileNotFoundError, match="known: reference, dev, prod"):
+        resolve("staging", ROOT)
+
+
+def test_shipped_traces_are_what_the_generator_makes() -> None:
+    assert sorted(p.stem for p in TRACES_DIR.glob("*.csv")) == sorted(GENERATORS)
+    for name in GENERATORS:
+        assert (TRACES_DIR / f"{name}.csv").read_text() == generate(name), name
+    steady = load_trace("steady-day")
+    assert 23 * 3600 < steady.end_seconds < 26 * 3600 and len(steady.sessions) > 150
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("arrival,duration\n0,60\n", "header arrival_seconds,duration_seconds"),
+        ("arrival_seconds,duration_seconds\n0,sixty\n", ":2: 0,sixty is not two numbers"),
+        ("arrival_seconds,duration_seconds\n0,60\n-5,60\n", ":3: need arrival >= 0 and duration > 0"),
+        ("arrival_seconds,duration_seconds\n0,0\n", ":2: need arrival >= 0 and duration > 0"),
+    ],
+)
+def test_a_bad_trace_names_the_line(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=problem):
+        read_trace(path)
+
+
+@pytest.mark.parametrize("min_replicas", [1, 3])
+def test_an_empty_trace_waits_for_nothing_and_costs_min_replicas_of_gpu(tmp_path: Path, min_replicas: int) -> None:
+    config = {"streaming": {"streamer": {"gpuMode": "whole"}, "autoscaling": {"minReplicas": min_replicas}}}
+    stack = load_stack(
+        stack_file(tmp_path, **config, addons={"gpuPlugin": {"streamsPerGpu": 1}}, nodePools={"gpu": {"minSize": 0}})
+    )
+    stack = dataclasses.replace(stack, warm_streams=0)
+    summary, outcome = run(stack, Trace("empty", ()), duration=3600)
+    assert summary["players"] == 0 and summary["p95WaitSeconds"] == summary["maxWaitSeconds"] == 0
+    assert summary["gpuHours"] == summary["idleGpuHours"] == min_replicas, "one whole GPU per idle stream, 1 h"
+    assert summary["maxStreams"] == min_replicas and outcome.horizon == 3600
+
+
+def burst(players: int, hours: float = 1) -> Trace:
+    return Trace("burst", tuple(Session(0, hours * 3600) for _ in range(players)))
+
+
+def test_a_burst_beyond_max_size_leaves_players_unserved_and_says_so(tmp_path: Path) -> None:
+    stack = load_stack(stack_file(tmp_path, nodePools={"gpu": {"maxSize": 2}}))
+    patient = dataclasses.replace(TIMINGS, player_patience_seconds=1800)
+    summary, _ = run(stack, burst(10), patient)
+    assert summary["maxNodes"] == 2 and summary["maxStreams"] == 4, "two nodes of two time-sliced streams"
+    assert (summary["servedPlayers"], summary["unservedPlayers"]) == (4, 6)
+    assert "prod: 6 of 10 players left unserved after 1800 s in the queue" in table([summary])
+    assert "at most 2 GPU nodes" in table([summary])
+
+    roomy = load_stack(stack_file(tmp_path, nodePools={"gpu": {"maxSize": 5}}))
+    summary, _ = run(roomy, burst(10), patient)
+    assert summary["unservedPlayers"] == 0 and "unserved after" not in table([summary])
+
+
+WARM = (0, 1, 2, 3, 4, 6, 8)
+
+
+def test_more_warm_capacity_never_waits_longer_on_the_launch_burst() -> None:
+    trace = load_trace("launch-burst")
+    prod = load_stack(resolve("prod", ROOT))
+    for seed in (0, 1, 2):
+        results = [run(dataclasses.replace(prod, warm_streams=w), trace, seed=seed)[0] for w in WARM]
+        waits = [r["p95WaitSeconds"] for r in results]
+        assert waits == sorted(waits, reverse=True), f"seed {seed}: p95 waits {waits}"
+        assert waits[-1] < waits[0] and results[-1]["unservedPlayers"] == 0, "enough warm capacity absorbs it"
+        held = [r["gpuHours"] for r in results]
+        assert held == sorted(held), f"seed {seed}: GPU-hours {held}"
+        # Idle time grows with warm capacity, except where more of it serves players who would otherwise have
+        # left: their play time stops being idle. Among settings serving the same players it never shrinks.
+        for served in {r["servedPlayers"] for r in results}:
+            idle = [r["idleGpuHours"] for r in results if r["servedPlayers"] == served]
+            assert idle == sorted(idle), f"seed {seed}, {served} served: idle GPU-hours {idle}"
+
+
+@pytest.mark.slow
+def test_more_warm_capacity_never_idles_less_on_the_steady_day() -> None:
+    trace = load_trace("steady-day")
+    prod = load_stack(resolve("prod", ROOT))
+    idle = [run(dataclasses.replace(prod, warm_streams=w), trace)[0]["idleGpuHours"] for w in WARM]
+    assert idle == sorted(idle) and idle[-1] > idle[0], idle
+
+
+def test_prepull_shortens_the_wait_on_warm_nodes() -> None:
+    prod = load_stack(resolve("prod", ROOT))
+    trace = load_trace("launch-burst")
+    gains = []
+    for seed in (0, 1, 2):
+        for warm in (1, 2, 3):
+            pulled = run(dataclasses.replace(prod, warm_streams=warm), trace, seed=seed)[0]
+            cold = run(dataclasses.replace(prod, warm_streams=warm, pre_pull=False), trace, seed=seed)[0]
+            assert pulled["p95WaitSeconds"] <= cold["p95WaitSeconds"], (seed, warm)
+            gains.append(cold["p95WaitSeconds"] - pulled["p95WaitSeconds"])
+    assert max(gains) >= 60, "a warm node without the images still pulls them for the first stream"
+
+
+@pytest.mark.slow
+def test_prod_beats_the_reference_on_the_steady_day() -> None:
+    trace = load_trace("steady-day")
+    reference = run(load_stack(REFERENCE_STACK), trace)[0]
+    prod = run(load_stack(resolve("prod", ROOT)), trace)[0]
+    # Wait percentiles cover every player, those who gave up included (README, "Capacity").
+    assert prod["p95WaitSeconds"] < reference["p95WaitSeconds"]
+    assert prod["idleGpuHours"] <= reference["idleGpuHours"]
+    assert prod["interruptedSessions"] == 0, "scale-in drains idle streams; no session is cut"
+
+
+def test_the_same_seed_gives_the_same_summary_byte_for_byte() -> None:
+    prod = load_stack(resolve("prod", ROOT))
+    trace = load_trace("launch-burst")
+
+    def summary(seed: int, timings: Timings = TIMINGS) -> str:
+        numbers = {k: v for k, v in run(prod, trace, timings, seed)[0].items() if k != "seed"}
+        return json.dumps(numbers, indent=2)
+
+    assert summary(7) == summary(7)
+    assert summary(7) != summary(8), "the seed drives the timing jitter"
+    steady = dataclasses.replace(TIMINGS, jitter=0)
+    assert summary(7, steady) == summary(8, steady), "without jitter nothing is random"
+
+
+def test_compare_prints_side_by_side_and_writes_summary_and_timeline(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    args = ["--compare", "reference", "dev", "prod", "--trace", "launch-burst", "--out", str(out)]
+    assert main([*args, "--project-dir", str(ROOT)]) == 0
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if "reference" in line and "prod" in line)
+    assert header.split() == ["reference", "dev", "prod"]
+    assert "wait p95 (s)" in printed and "idle GPU hours" in printed
+    summaries = json.loads((out / "summary.json").read_text())
+    assert list(summaries) == ["reference", "dev", "prod"]
+    for summary in summaries.values():
+        assert {"players", "servedPlayers", "p50WaitSeconds", "p95WaitSeconds", "maxWaitSeconds"} <= set(summary)
+        assert {"gpuHours", "idleGpuHours", "cost", "maxStreams", "maxNodes"} <= set(summary)
+    assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    written = (out / "summary.json").read_bytes()
+    assert main([*args, "--project-dir", str(ROOT)]) == 0
+    assert capsys.readouterr().out == printed, "the table is byte-stable"
+    assert (out / "summary.json").read_bytes() == written
+
+
+def test_single_stack_with_overrides(tmp_path: Path, capsys) -> None:
+    argv = ["--stack", "prod", "--trace", "flash-crowd", "--project-dir", str(ROOT), "--out", str(tmp_path)]
+    assert main([*argv, "--set", "nodeProvisionSeconds=120", "--price", "VM.GPU.A10.1=3"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["stack"] == "prod" and summary["timings"]["nodeProvisionSeconds"] == 120
+    assert summary["nodeHourlyUsd"] == 3 and summary["unservedPlayers"] > 0
+    assert "prod: " in capsys.readouterr().out, "the flash crowd is beyond prod's maxSize: said so"
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["--set", "bootSeconds=1"], "unknown timing 'bootSeconds'; known: hpaSyncSeconds"),
+        (["--set", "imagePullSeconds=fast"], "'fast' is not a whole number of seconds"),
+        (["--set", "jitter=-0.5"], "must not be negative"),
+        (["--set", "jitter=1.5"], "need a fraction below 1"),
+        (["--set", "hpaSyncSeconds=0"], "hpaSyncSeconds: a period of at least 1 second"),
+        (["--trace", "rush-hour"], "no trace 'rush-hour'"),
+        (["--price", "VM.GPU.A10.1"], "expected SHAPE=USD_PER_HOUR"),
+        (["--stack", "staging"], "no stack 'staging'"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(argv: list[str], problem: str, capsys) -> None:
+    assert main([*argv, "--project-dir", str(ROOT)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and problem in error and error.count("\n") == 1
