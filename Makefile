@@ -21,7 +21,7 @@ $(INSTALLED): requirements.txt pyproject.toml
 
 ## plan: run the stack program offline under Pulumi mocks and write build/$(STACK)/ (STACK=dev|prod, STACK_FILE=...)
 plan: $(INSTALLED)
-	@$(PY) -m pixelstream.offline --stack $(STACK) $(if $(STACK_FILE),--stack-file $(STACK_FILE))
+	@$(PY) -m pixelstream.tools.offline --stack $(STACK) $(if $(STACK_FILE),--stack-file $(STACK_FILE))
 
 ## test: the whole test suite; a run that collects no test fails
 test: $(INSTALLED)
@@ -38,18 +38,18 @@ $(CHECKOV_VENV)/.installed:
 check: $(INSTALLED) $(CHECKOV_VENV)/.installed
 	@set -e; for stack in $(STACKS); do \
 	  echo "== $$stack"; \
-	  $(PY) -m pixelstream.offline --stack $$stack > build-$$stack.log || { cat build-$$stack.log; exit 1; }; \
+	  $(PY) -m pixelstream.tools.offline --stack $$stack > build-$$stack.log || { cat build-$$stack.log; exit 1; }; \
 	  rm -f build-$$stack.log; \
-	  $(PY) -m pixelstream.checks manifests build/$$stack; \
-	  $(PY) -m pixelstream.checks policies build/$$stack --stack-file stacks/Pulumi.$$stack.yaml; \
+	  $(PY) -m pixelstream.tools.checks manifests build/$$stack; \
+	  $(PY) -m pixelstream.tools.checks policies build/$$stack --stack-file stacks/Pulumi.$$stack.yaml; \
 	  $(CHECKOV) -d build/$$stack/manifests --framework kubernetes --skip-download --quiet --compact -o json > build/$$stack/checkov.json || true; \
-	  $(PY) -m pixelstream.checks checkov build/$$stack; \
+	  $(PY) -m pixelstream.tools.checks checkov build/$$stack; \
 	done
 
 ## simulate: the capacity simulator: the reference's settings, dev and prod side by side on one trace
 ## (TRACE=launch-burst|steady-day|flash-crowd|file.csv), written to build/simulate/ (summary.json, timeline.png)
 simulate: $(INSTALLED)
-	@$(PY) -m pixelstream.capacity --compare reference dev prod --trace $(TRACE) --out build/simulate
+	@$(PY) -m pixelstream.tools.capacity --compare reference dev prod --trace $(TRACE) --out build/simulate
 
 ## integration: preview (and with PIXELSTREAM_INTEGRATION_UP=1, up then destroy) a throwaway stack in a real tenancy
 integration: $(INSTALLED)

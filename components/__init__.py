@@ -1,27 +1,28 @@
 """Pulumi components for a GPU pixel-streaming platform on Oracle Container Engine for Kubernetes (OKE)."""
 
-from .certificates import CertManager, CertManagerArgs
-from .charts import CHARTS, Chart
-from .cluster import OkeCluster, OkeClusterArgs
-from .cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from .addons.certificates import CertManager, CertManagerArgs
+from .addons.charts import CHARTS, Chart
+from .addons.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from .addons.custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, CustomMetricsAdapter, CustomMetricsAdapterArgs
+from .addons.dcgm_exporter import DcgmExporter, DcgmExporterArgs
+from .addons.gpu_device_plugin import GpuDevicePlugin, GpuDevicePluginArgs
+from .addons.ingress import IngressController, IngressControllerArgs
+from .addons.metrics_server import MetricsServer, MetricsServerArgs
+from .addons.monitoring import Monitoring, MonitoringArgs
 from .config import ConfigError, StackConfig, load_stack_config
 from .constants import GPU_NODE_LABEL, GPU_TAINT, TURN_NODE_LABEL, TURN_TAINT, Taint
-from .custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, CustomMetricsAdapter, CustomMetricsAdapterArgs
-from .dcgm_exporter import DcgmExporter, DcgmExporterArgs
-from .gpu_capacity import GpuCapacity, GpuCapacityArgs
-from .gpu_device_plugin import GpuDevicePlugin, GpuDevicePluginArgs
-from .ingress import IngressController, IngressControllerArgs
-from .metrics_server import MetricsServer, MetricsServerArgs
-from .monitoring import Monitoring, MonitoringArgs
-from .network import Network, NetworkArgs
-from .node_pool import NodePool, NodePoolArgs, select_node_image, taint_cloud_init
-from .pixel_streaming import PixelStreaming, PixelStreamingArgs
-from .routing import Routing, RoutingArgs
+from .oci.cluster import OkeCluster, OkeClusterArgs
+from .oci.network import Network, NetworkArgs
+from .oci.node_pool import NodePool, NodePoolArgs, select_node_image, taint_cloud_init
+from .oci.security import SecurityRule, UnsafeNetworkError, platform_security_rules
+from .oci.shapes import FLEX_SHAPES, GPU_SHAPES, STREAMING_GPU_SHAPES
+from .platform import Platform, PlatformArgs
 from .secrets import protect_resources, protected
-from .security import SecurityRule, UnsafeNetworkError, platform_security_rules
-from .shapes import FLEX_SHAPES, GPU_SHAPES, STREAMING_GPU_SHAPES
-from .streaming import AutoscalingSettings, StreamerSettings, Streaming, StreamingArgs
-from .turn import Turn, TurnArgs, TurnServerSettings
+from .workloads.pixel_streaming.component import PixelStreaming, PixelStreamingArgs
+from .workloads.pixel_streaming.gpu_capacity import GpuCapacity, GpuCapacityArgs
+from .workloads.pixel_streaming.routing import Routing, RoutingArgs
+from .workloads.pixel_streaming.streaming import AutoscalingSettings, StreamerSettings, Streaming, StreamingArgs
+from .workloads.pixel_streaming.turn import Turn, TurnArgs, TurnServerSettings
 
 __all__ = [
     "ADAPTER_RULES",
@@ -63,6 +64,8 @@ __all__ = [
     "OkeClusterArgs",
     "PixelStreaming",
     "PixelStreamingArgs",
+    "Platform",
+    "PlatformArgs",
     "Routing",
     "RoutingArgs",
     "SecurityRule",

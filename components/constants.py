@@ -47,6 +47,10 @@ TURN_NODE_LABEL = ("app.pixel/turn", "true")
 # The TURN DaemonSet and its coturn container (components/turn.py), as alerts and dashboard queries name them.
 TURN_DAEMONSET = "turn"
 COTURN_CONTAINER = "coturn"
+# The stream Deployment, its autoscaler and the ICE config service, as the alerts name them.
+STREAM_DEPLOYMENT = "stream"
+STREAM_AUTOSCALER = "stream-autoscaler"
+ICE_CONFIG_SERVICE = "ice-config"
 GPU_NODE_LABEL = ("app.pixel/gpu", "true")
 AUTOSCALER_NODE_LABEL = ("oke.oraclecloud.com/cluster_autoscaler", "managed")
 

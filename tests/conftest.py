@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pixelstream.offline import OfflineMocks, RecordingMonitor, offline_runtime
+from pixelstream.tools.offline import OfflineMocks, RecordingMonitor, offline_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPARTMENT = "ocid1.compartment.oc1..aaaatest"
@@ -46,8 +46,9 @@ def decode_user_data(inputs: dict) -> str:
 
 
 # The in-cluster helper programs import each other as top-level modules, as they run from /helpers.
-APP = ROOT / "components" / "app"
-sys.path.insert(0, str(APP))
+APP = ROOT / "components" / "workloads" / "pixel_streaming" / "app"
+SHARED_APP = ROOT / "components" / "workloads" / "app"
+sys.path[:0] = [str(APP), str(SHARED_APP)]
 
 
 def free_port() -> int:

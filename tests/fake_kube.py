@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from conftest import SHARED_APP
+
 TOKEN = "fake-service-account-token"
 
 
@@ -37,7 +39,8 @@ class FakeKube:
     def env(self, directory: Path) -> dict[str, str]:
         """Environment that points kube.py at this server with a service-account token."""
         (directory / "token").write_text(TOKEN)
-        return {"KUBERNETES_API": self.url, "SERVICE_ACCOUNT_DIR": str(directory)}
+        # The helper programs import the shared kube.py, which the pods have beside them in /helpers.
+        return {"KUBERNETES_API": self.url, "SERVICE_ACCOUNT_DIR": str(directory), "PYTHONPATH": str(SHARED_APP)}
 
 
 def secret_file(directory: Path, secret: str) -> str:

@@ -18,9 +18,9 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from pixelstream.chart_packages import helm_binary, package_path
-from pixelstream.charts import Chart, deep_merge
-from pixelstream.offline import HELM_RELEASE, Plan
+from pixelstream.addons.charts import Chart, deep_merge
+from pixelstream.tools.chart_packages import helm_binary, package_path
+from pixelstream.tools.offline import HELM_RELEASE, Plan
 
 # Served by every cluster but missing from `helm template`'s default capabilities; prometheus-adapter falls
 # back to the long-removed apiregistration.k8s.io/v1beta1 without it.

@@ -9,13 +9,13 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from pixelstream.charts import CHARTS, deep_merge
-from pixelstream.gpu_device_plugin import (
+from pixelstream.addons.charts import CHARTS, deep_merge
+from pixelstream.addons.gpu_device_plugin import (
     GpuDevicePlugin,
     GpuDevicePluginArgs,
     time_slicing_config,
 )
-from pixelstream.offline import OFFLINE_PASSWORD_PREFIX, Plan, plan_stack
+from pixelstream.tools.offline import OFFLINE_PASSWORD_PREFIX, Plan, plan_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 ADDON = "oci:ContainerEngine/addon:Addon"

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from pixelstream.address_set import AddressSet
+from pixelstream.tools.address_set import AddressSet
 
 
 def test_ranges_merge_and_describe() -> None:

@@ -14,9 +14,9 @@ from promtool import run
 from test_addons import plan_with
 
 from pixelstream.constants import COTURN_CONTAINER, TURN_DAEMONSET
-from pixelstream.offline import Plan, plan_stack
-from pixelstream.streaming import AUTOSCALER, STREAM
-from pixelstream.turn import ICE_CONFIG_SERVICE
+from pixelstream.tools.offline import Plan, plan_stack
+from pixelstream.workloads.pixel_streaming.streaming import AUTOSCALER, STREAM
+from pixelstream.workloads.pixel_streaming.turn import ICE_CONFIG_SERVICE
 
 pytestmark = pytest.mark.slow
 

@@ -3,8 +3,8 @@ algorithm details, scaling policies, stabilization window, default behavior)."""
 
 from __future__ import annotations
 
-from pixelstream.capacity.hpa import DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP, Hpa, Policy, Rules, usage_replicas
-from pixelstream.streaming import AutoscalingSettings
+from pixelstream.tools.capacity.hpa import DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP, Hpa, Policy, Rules, usage_replicas
+from pixelstream.workloads.pixel_streaming.streaming import AutoscalingSettings
 
 NO_WINDOW_DOWN = Rules(0, DEFAULT_SCALE_DOWN.policies)
 

@@ -10,13 +10,13 @@ import pytest
 from conftest import ROOT
 from test_addons import stack_with
 
-from pixelstream.capacity import Timings, load_stack, load_trace, simulate, summarize, table
-from pixelstream.capacity.__main__ import main
-from pixelstream.capacity.stack import REFERENCE_STACK, SimulatedStack, resolve, slots_per_node
-from pixelstream.capacity.tracegen import GENERATORS, generate
-from pixelstream.capacity.traces import TRACES_DIR, Session, Trace, read_trace
 from pixelstream.config import ConfigError
-from pixelstream.streaming import StreamerSettings
+from pixelstream.tools.capacity import Timings, load_stack, load_trace, simulate, summarize, table
+from pixelstream.tools.capacity.__main__ import main
+from pixelstream.tools.capacity.stack import REFERENCE_STACK, SimulatedStack, resolve, slots_per_node
+from pixelstream.tools.capacity.tracegen import GENERATORS, generate
+from pixelstream.tools.capacity.traces import TRACES_DIR, Session, Trace, read_trace
+from pixelstream.workloads.pixel_streaming.streaming import StreamerSettings
 
 TIMINGS = Timings()
 

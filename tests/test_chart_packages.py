@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pixelstream.chart_packages import (
+from pixelstream.addons.charts import CHARTS, Chart
+from pixelstream.tools.chart_packages import (
     chart_metadata,
     helm_binary,
     main,
@@ -19,7 +20,6 @@ from pixelstream.chart_packages import (
     provenance,
     rebuild,
 )
-from pixelstream.charts import CHARTS, Chart
 
 
 def test_every_pinned_chart_is_vendored_with_its_provenance() -> None:
@@ -37,7 +37,7 @@ def test_a_version_bump_without_its_package_is_reported(tmp_path: Path) -> None:
     found = problems(bumped)
     assert len(found) == 2, found
     assert "no vendored package charts/vendor/ingress-nginx-4.16.0.tgz" in found[0]
-    assert "python -m pixelstream.chart_packages rebuild ingress-nginx" in found[0]
+    assert "python -m pixelstream.tools.chart_packages rebuild ingress-nginx" in found[0]
     assert found[1] == "ingress-nginx-4.15.1.tgz is vendored but pinned nowhere"
 
 

@@ -26,13 +26,13 @@ from helm_render import (
 )
 from test_addons import ADDONS, plan_with
 
-from pixelstream.alerts import RECEIVER_SECRET, RECEIVER_URL_FILE
-from pixelstream.chart_packages import package_path
-from pixelstream.charts import Chart
+from pixelstream.addons.alerts import RECEIVER_SECRET, RECEIVER_URL_FILE
+from pixelstream.addons.charts import Chart
+from pixelstream.addons.custom_metrics import ADAPTER_RULES
+from pixelstream.addons.dashboard import queries
 from pixelstream.constants import GPU_NODE_LABEL, GPU_TAINT, GRAFANA_DASHBOARD_LABEL
-from pixelstream.custom_metrics import ADAPTER_RULES
-from pixelstream.dashboard import queries
-from pixelstream.offline import SECRET_PLACEHOLDER, Plan
+from pixelstream.tools.chart_packages import package_path
+from pixelstream.tools.offline import SECRET_PLACEHOLDER, Plan
 
 pytestmark = pytest.mark.slow
 

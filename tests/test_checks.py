@@ -12,15 +12,15 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from pixelstream.checks import (
+from pixelstream.tools.checks import (
     CUSTOM_RESOURCE_SKIPS,
     checkov_findings,
     load_allowlist,
     unexpected_findings,
     validate_manifests,
 )
-from pixelstream.offline import plan_stack
-from pixelstream.policies import run_policies
+from pixelstream.tools.offline import plan_stack
+from pixelstream.tools.policies import run_policies
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_make_check_command_fails_on_a_container_without_limits(dev_build: Path,
     del router["inputs"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     (build / "resources.json").write_text(json.dumps(document))
     result = subprocess.run(
-        [sys.executable, "-m", "pixelstream.checks", "policies", str(build)], capture_output=True, text=True
+        [sys.executable, "-m", "pixelstream.tools.checks", "policies", str(build)], capture_output=True, text=True
     )
     assert result.returncode == 1
     assert (
@@ -93,7 +93,7 @@ def test_make_check_command_fails_on_a_container_without_limits(dev_build: Path,
         in result.stderr
     )
     clean = subprocess.run(
-        [sys.executable, "-m", "pixelstream.checks", "policies", str(dev_build)], capture_output=True, text=True
+        [sys.executable, "-m", "pixelstream.tools.checks", "policies", str(dev_build)], capture_output=True, text=True
     )
     assert clean.returncode == 0, clean.stderr
 
@@ -159,5 +159,16 @@ def test_the_example_consumer_plans_offline_and_passes_the_policies() -> None:
     assert {"key": "app.pixel/gpu", "value": "true"} in pool["initialNodeLabels"]
     assert plan.outputs["autoscalerNodes"] == "1:4:ocid1.nodepool.offline..streamers"
     assert plan.named("kubernetes:helm.sh/v3:Release", "nvidia-device-plugin").provider
+    resources = [{"type": r.type, "name": r.name, "inputs": r.inputs} for r in plan.resources]
+    assert run_policies(resources, plan.outputs) == []
+
+
+def test_the_whole_platform_example_plans_offline_under_its_own_namespace() -> None:
+    plan, notes = plan_stack("example", ROOT / "examples" / "whole-platform")
+    assert notes == []
+    platform = plan.named("pixelstream:index:Platform", "media")
+    assert plan.named("pixelstream:index:Network", "media").parent == platform.urn
+    assert plan.named("oci:ContainerEngine/cluster:Cluster", "media").inputs["endpointConfig"]["isPublicIpEnabled"]
+    assert plan.outputs == {"url": "https://play.example.com/", "kubeconfig": "[secret]"}
     resources = [{"type": r.type, "name": r.name, "inputs": r.inputs} for r in plan.resources]
     assert run_policies(resources, plan.outputs) == []

@@ -6,7 +6,7 @@ import pulumi
 from conftest import COMPARTMENT
 
 from pixelstream import OkeCluster, OkeClusterArgs
-from pixelstream.offline import OFFLINE_KUBECONFIG_TOKEN, OfflineMocks, Plan, run_offline
+from pixelstream.tools.offline import OFFLINE_KUBECONFIG_TOKEN, OfflineMocks, Plan, run_offline
 
 CLUSTER = "oci:ContainerEngine/cluster:Cluster"
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from conftest import COMPARTMENT, ROOT
 
-from pixelstream.cluster_autoscaler import AutoscalerTimings
+from pixelstream.addons.cluster_autoscaler import AutoscalerTimings
 from pixelstream.config import ConfigError, StackConfig, load_stack_config
-from pixelstream.offline import read_stack_config, run_offline
+from pixelstream.tools.offline import read_stack_config, run_offline
 
 
 def parse(**overrides: Any) -> StackConfig:

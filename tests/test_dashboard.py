@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from promtool import expr_tests
 
-from pixelstream import dashboard
-from pixelstream.monitoring import SCRAPE_CONFIGS
+from pixelstream.addons import dashboard
+from pixelstream.addons.monitoring import SCRAPE_CONFIGS
 
 
 def job_labels(job: str) -> set[str]:

@@ -11,10 +11,10 @@ from conftest import ROOT
 from test_addons import plan_with
 from test_workload import containers, manifest
 
-from pixelstream.cluster_autoscaler import PERMISSIONS
+from pixelstream.addons.cluster_autoscaler import PERMISSIONS
 from pixelstream.constants import AUTOSCALER_EXPENDABLE_CUTOFF, GPU_RESOURCE, SHARED_GPU_RESOURCE
-from pixelstream.offline import Plan, plan_stack
-from pixelstream.workload import cpu_millis, memory_bytes
+from pixelstream.tools.offline import Plan, plan_stack
+from pixelstream.workloads.kubernetes import cpu_millis, memory_bytes
 
 ADDON = "oci:ContainerEngine/addon:Addon"
 POLICY = "oci:Identity/policy:Policy"

@@ -14,7 +14,7 @@ import pytest
 from conftest import APP
 from fake_kube import node, secret_file, serve
 
-from pixelstream.streaming import StreamerSettings, drain_hook
+from pixelstream.workloads.pixel_streaming.streaming import StreamerSettings, drain_hook
 
 
 def run_bootstrap(tmp_path: Path, node_object: dict) -> subprocess.CompletedProcess:

@@ -7,7 +7,7 @@ import pytest
 from conftest import COMPARTMENT
 
 from pixelstream import Network, NetworkArgs, UnsafeNetworkError
-from pixelstream.offline import Plan, run_offline
+from pixelstream.tools.offline import Plan, run_offline
 
 NSG_RULE = "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule"
 SUBNET = "oci:Core/subnet:Subnet"

@@ -11,8 +11,8 @@ import pytest
 from conftest import COMPARTMENT, decode_user_data
 
 from pixelstream import GPU_TAINT, TURN_TAINT, NodePool, NodePoolArgs, Taint, select_node_image, taint_cloud_init
-from pixelstream.node_pool import NodeImageError
-from pixelstream.offline import OfflineMocks, Plan, run_offline
+from pixelstream.oci.node_pool import NodeImageError
+from pixelstream.tools.offline import OfflineMocks, Plan, run_offline
 
 NODE_POOL = "oci:ContainerEngine/nodePool:NodePool"
 

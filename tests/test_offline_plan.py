@@ -16,12 +16,13 @@ from conftest import ROOT, decode_user_data
 from test_config import INVALID, invalid_raw
 
 from pixelstream.config import ConfigError
-from pixelstream.offline import (
+from pixelstream.tools.offline import (
     OFFLINE_KUBECONFIG_TOKEN,
     REDACTED,
     SECRET_PLACEHOLDER,
     OfflineMocks,
     Plan,
+    engine_urn,
     main,
     plan_stack,
     read_stack_config,
@@ -310,3 +311,15 @@ def test_make_plan_names_the_stacks_when_one_is_missing() -> None:
     result = make("plan", "STACK=staging")
     assert result.returncode != 0
     assert "stacks here: dev, prod" in result.stderr
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_existing_stacks_keep_every_resource_across_the_layout_change(stack: str) -> None:
+    """Every URN a stack had before the Platform component (tests/data) is still a resource's URN or alias."""
+    recorded = json.loads((ROOT / "tests" / "data" / "urns-before-layout.json").read_text())[stack]
+    before = [engine_urn(urn) for urn in recorded]
+    plan, _ = plan_stack(stack, ROOT)
+    known = plan.known_urns()
+    assert [urn for urn in before if urn not in known] == []
+    # and the aliases are real: without the Platform's alias, nothing before would be found
+    assert not {urn for urn in before if "pixelstream:index:Platform" in urn}

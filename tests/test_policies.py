@@ -10,14 +10,14 @@ import pulumi_policy
 import pytest
 from conftest import ROOT
 
-from pixelstream.offline import plan_stack
-from pixelstream.policies import (
+from pixelstream.tools.offline import plan_stack
+from pixelstream.tools.policies import (
     POLICIES,
     Secret,
     preserve_secret_markers,
     run_policies,
 )
-from pixelstream.turn import TurnServerSettings, turnserver_conf
+from pixelstream.workloads.pixel_streaming.turn import TurnServerSettings, turnserver_conf
 
 NSG_RULE = "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule"
 SUBNET = "oci:Core/subnet:Subnet"
@@ -341,6 +341,6 @@ def test_the_pack_is_mandatory_and_complete() -> None:
     }
     main = (ROOT / "policy" / "__main__.py").read_text()
     assert "PolicyPack(" in main and "preserve_secret_markers()" in main
-    from pixelstream.policies import ENFORCEMENT
+    from pixelstream.tools.policies import ENFORCEMENT
 
     assert ENFORCEMENT == pulumi_policy.EnforcementLevel.MANDATORY

@@ -14,9 +14,9 @@ import yaml
 from conftest import ROOT
 from promtool import expr_tests, run
 
-from pixelstream.custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, expand_metrics_query
-from pixelstream.dashboard import queries
-from pixelstream.offline import plan_stack
+from pixelstream.addons.custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, expand_metrics_query
+from pixelstream.addons.dashboard import queries
+from pixelstream.tools.offline import plan_stack
 
 SERVICE = 'job="kubernetes-service-endpoints",instance="10.244.1.5:9000",node="10.0.64.10"'
 PODS = 'job="kubernetes-pods",container="signaler"'

@@ -22,8 +22,8 @@ import yaml
 from conftest import ROOT, free_port
 from tools import require
 
-from pixelstream.custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, expand_metrics_query
-from pixelstream.offline import plan_stack
+from pixelstream.addons.custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, expand_metrics_query
+from pixelstream.tools.offline import plan_stack
 
 MATCHMAKER = (
     "matchmaker_streamer_demand_ratio 0.75\nmatchmaker_player_queue_count 0\nmatchmaker_streamer_available_count 1\n"

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from pixelstream.security import (
+from pixelstream.oci.security import (
     API,
     LOAD_BALANCERS,
     PODS,

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
 from pixelstream.config import StackConfig
-from pixelstream.offline import main, plan_stack
+from pixelstream.tools.offline import main, plan_stack
 
 STACKS = {name: yaml.safe_load((ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text()) for name in ("dev", "prod")}
 # An override of a key that holds a mapping of free-form values (chart values) cannot have a wrong type inside.
@@ -527,7 +527,7 @@ def test_secure_values_stay_secret_wherever_they_sit(tmp_path: Path, capsys) -> 
 
 
 def test_make_check_uses_each_stacks_own_settings(tmp_path: Path, capsys) -> None:
-    from pixelstream.checks import main as checks
+    from pixelstream.tools.checks import main as checks
 
     stack_file = tmp_path / "Pulumi.relay.yaml"
     stack_file.write_text(_valid_stack({"network": {"relayPorts": {"min": 40000, "max": 40999}}}))
@@ -542,7 +542,7 @@ def test_make_check_uses_each_stacks_own_settings(tmp_path: Path, capsys) -> Non
 
 
 def test_the_reserved_add_on_namespaces_are_the_ones_the_add_ons_use() -> None:
-    from pixelstream.charts import ADDON_NAMESPACES
+    from pixelstream.addons.charts import ADDON_NAMESPACES
 
     plan, _ = plan_stack("dev", ROOT)
     declared = {r.name for r in plan.of_type("kubernetes:core/v1:Namespace")}

@@ -26,7 +26,7 @@ from fake_kube import node, secret_file, serve
 from stun import SOFTWARE, TCP_TRANSPORT, XOR_RELAYED_ADDRESS, TurnClient
 from tools import require
 
-from pixelstream.offline import Plan, plan_stack
+from pixelstream.tools.offline import Plan, plan_stack
 
 SECRET = "coturn-test-static-auth-secret"
 SUBNET = "oci:Core/subnet:Subnet"

@@ -9,8 +9,8 @@ import pytest
 from conftest import OTHER_ADDRESS_PLAN, ROOT
 from test_addons import plan_with
 
-from pixelstream.images import IMAGES
-from pixelstream.offline import OFFLINE_PASSWORD_PREFIX, Plan, plan_stack
+from pixelstream.tools.offline import OFFLINE_PASSWORD_PREFIX, Plan, plan_stack
+from pixelstream.workloads.images import IMAGES
 
 NS = "pixel"
 

@@ -1,0 +1,170 @@
+"""The platform's own alerts (a PrometheusRule through kube-prometheus-stack) and the optional Alertmanager
+receiver they are sent to.
+
+Sources of the series: the matchmaker's metrics (scraped through its Service), kube-state-metrics (stream
+Deployment, its HPA, the TURN DaemonSet, the ICE config Deployment) and dcgm-exporter (GPU XID errors and
+temperature, labelled `Hostname` and `gpu`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pulumi
+
+from ..constants import ICE_CONFIG_SERVICE, STREAM_AUTOSCALER, STREAM_DEPLOYMENT, TURN_DAEMONSET
+
+RULE_GROUP = "pixelstream"
+RECEIVER_SECRET = "alertmanager-receiver"
+RECEIVER_SECRET_KEY = "url"
+# Where the Prometheus operator mounts the Secrets listed in the Alertmanager's `secrets`.
+RECEIVER_URL_FILE = f"/etc/alertmanager/secrets/{RECEIVER_SECRET}/{RECEIVER_SECRET_KEY}"
+RECEIVER = "pixelstream"
+
+
+@dataclass(frozen=True)
+class AlertThresholds:
+    """When each alert fires; the defaults are the stack config's (addons.monitoring.alerts)."""
+
+    queued_players: int = 0
+    """More players than this waiting for a stream ..."""
+    queued_minutes: int = 10
+    """... for this long: new GPU nodes and Unreal start-up take minutes, so a short queue is normal."""
+    no_ready_stream_minutes: int = 5
+    autoscaler_at_max_minutes: int = 15
+    turn_not_ready_minutes: int = 5
+    ice_config_down_minutes: int = 2
+    gpu_temperature_celsius: int = 85
+    gpu_temperature_minutes: int = 5
+
+
+def _alert(name: str, expr: str, minutes: int, severity: str, summary: str, description: str) -> dict[str, Any]:
+    rule: dict[str, Any] = {"alert": name, "expr": expr}
+    if minutes:
+        rule["for"] = f"{minutes}m"
+    rule["labels"] = {"severity": severity, "platform": "pixelstream"}
+    rule["annotations"] = {"summary": summary, "description": description}
+    return rule
+
+
+def alert_rules(namespace: str | None, limits: AlertThresholds) -> list[dict[str, Any]]:
+    """The rule groups of the platform's PrometheusRule: the streaming workload's in `namespace` (none when
+    None) and the GPUs'."""
+    workload = _workload_alerts(namespace, limits) if namespace else []
+    return [{"name": RULE_GROUP, "rules": [*workload, *_gpu_alerts(limits)]}]
+
+
+def _workload_alerts(namespace: str, limits: AlertThresholds) -> list[dict[str, Any]]:
+    ns = f'namespace="{namespace}"'
+    return [
+        _alert(
+            "PixelStreamPlayersQueued",
+            f"sum by (namespace) (matchmaker_player_queue_count{{{ns}}}) > {limits.queued_players}",
+            limits.queued_minutes,
+            "warning",
+            "Players are waiting for a stream",
+            "{{ $value }} players queued in {{ $labels.namespace }} for "
+            f"{limits.queued_minutes} minutes: the stream autoscaler or the GPU pool cannot keep up.",
+        ),
+        _alert(
+            "PixelStreamNoReadyStream",
+            "sum by (namespace) (kube_deployment_status_replicas_available"
+            f'{{{ns},deployment="{STREAM_DEPLOYMENT}"}}) < 1',
+            limits.no_ready_stream_minutes,
+            "critical",
+            "No stream is ready",
+            f"Deployment {STREAM_DEPLOYMENT} in {{{{ $labels.namespace }}}} has had no available pod for "
+            f"{limits.no_ready_stream_minutes} minutes: no player can be served.",
+        ),
+        _alert(
+            "PixelStreamAutoscalerAtMaximum",
+            f'kube_horizontalpodautoscaler_status_current_replicas{{{ns},horizontalpodautoscaler="{STREAM_AUTOSCALER}"}}'
+            " >= on (namespace, horizontalpodautoscaler) "
+            f'kube_horizontalpodautoscaler_spec_max_replicas{{{ns},horizontalpodautoscaler="{STREAM_AUTOSCALER}"}}',
+            limits.autoscaler_at_max_minutes,
+            "warning",
+            "The stream autoscaler is at its maximum",
+            f"{STREAM_AUTOSCALER} has run {{{{ $value }}}} streams, its maximum, for "
+            f"{limits.autoscaler_at_max_minutes} minutes: raise streaming.autoscaling.maxReplicas or the "
+            "GPU pool's maxSize.",
+        ),
+        _alert(
+            "PixelStreamTurnPodsNotReady",
+            f'kube_daemonset_status_number_ready{{{ns},daemonset="{TURN_DAEMONSET}"}}'
+            " < on (namespace, daemonset) "
+            f'kube_daemonset_status_desired_number_scheduled{{{ns},daemonset="{TURN_DAEMONSET}"}}',
+            limits.turn_not_ready_minutes,
+            "critical",
+            "TURN pods are not ready",
+            f"Only {{{{ $value }}}} TURN pods are ready in {{{{ $labels.namespace }}}} for "
+            f"{limits.turn_not_ready_minutes} minutes: players behind strict NATs lose their relay.",
+        ),
+        _alert(
+            "PixelStreamIceConfigDown",
+            "sum by (namespace) (kube_deployment_status_replicas_available"
+            f'{{{ns},deployment="{ICE_CONFIG_SERVICE}"}}) < 1',
+            limits.ice_config_down_minutes,
+            "critical",
+            "The ICE config service is down",
+            f"{ICE_CONFIG_SERVICE} in {{{{ $labels.namespace }}}} has had no available pod for "
+            f"{limits.ice_config_down_minutes} minutes: new sessions get no TURN servers.",
+        ),
+    ]
+
+
+def _gpu_alerts(limits: AlertThresholds) -> list[dict[str, Any]]:
+    return [
+        _alert(
+            "PixelStreamGpuXidError",
+            "max by (Hostname, gpu) (DCGM_FI_DEV_XID_ERRORS) > 0",
+            0,
+            "critical",
+            "A GPU reported an XID error",
+            "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} reported XID {{ $value }}: check the driver "
+            "log; the node may need a drain and reboot.",
+        ),
+        _alert(
+            "PixelStreamGpuTemperatureHigh",
+            f"max by (Hostname, gpu) (DCGM_FI_DEV_GPU_TEMP) > {limits.gpu_temperature_celsius}",
+            limits.gpu_temperature_minutes,
+            "warning",
+            "A GPU runs hot",
+            "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} has been at {{ $value }} °C for "
+            f"{limits.gpu_temperature_minutes} minutes (threshold {limits.gpu_temperature_celsius} °C).",
+        ),
+    ]
+
+
+ReceiverKind = Literal["webhook", "slack"]
+
+
+@dataclass(frozen=True)
+class AlertReceiver:
+    """Where Alertmanager sends every alert but the Watchdog. The URL is a secret: it reaches Alertmanager
+    only as a file from a Kubernetes Secret, never through Helm values."""
+
+    kind: ReceiverKind
+    url: pulumi.Input[str]
+    channel: str | None = None
+    """Slack channel, when the webhook's own default is not wanted."""
+
+
+def alertmanager_config(receiver: AlertReceiver) -> dict[str, Any]:
+    """The parts of kube-prometheus-stack's `alertmanager.config` that route alerts to `receiver`; Helm merges
+    them over the chart's (global settings, inhibit rules and templates stay the chart's). Lists replace the
+    chart's, so the Watchdog's route to `null` and that receiver are repeated."""
+    if receiver.kind == "slack":
+        settings: dict[str, Any] = {"api_url_file": RECEIVER_URL_FILE, "send_resolved": True}
+        if receiver.channel:
+            settings["channel"] = receiver.channel
+        target = {"name": RECEIVER, "slack_configs": [settings]}
+    else:
+        target = {"name": RECEIVER, "webhook_configs": [{"url_file": RECEIVER_URL_FILE, "send_resolved": True}]}
+    return {
+        "route": {
+            "receiver": RECEIVER,
+            "routes": [{"receiver": "null", "matchers": ['alertname = "Watchdog"']}],
+        },
+        "receivers": [{"name": "null"}, target],
+    }

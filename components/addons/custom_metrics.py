@@ -1,0 +1,99 @@
+"""CustomMetricsAdapter: prometheus-adapter serving the custom metrics the streamer autoscaler reads.
+
+The rules are data (`ADAPTER_RULES`) so that tests can expand them exactly as prometheus-adapter does and
+run the resulting queries on a real Prometheus engine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pulumi
+
+from ..constants import DEFAULT_POOL, POOL_LABEL_KEY
+from .charts import CHARTS, Chart, ReleaseArgs, namespace, release
+
+# The metric the streamer HPA scales on: players per ready stream, read from the matchmaker Service.
+POOL_RATIO_METRIC = "player_stream_pool_ratio"
+
+
+@dataclass(frozen=True)
+class AdapterRule:
+    """Expose Prometheus series `series` as custom metric `metric` of Kubernetes `resource` objects."""
+
+    series: str
+    metric: str
+    resource: Literal["pod", "service"]
+    aggregation: Literal["avg", "sum"]
+
+    def to_values(self) -> dict[str, Any]:
+        """The rule in prometheus-adapter's configuration format."""
+        return {
+            "seriesQuery": f'{{__name__=~"^{self.series}$",namespace!="",{self.resource}!=""}}',
+            "resources": {
+                "overrides": {"namespace": {"resource": "namespace"}, self.resource: {"resource": self.resource}}
+            },
+            "name": {"matches": f"^{self.series}$", "as": self.metric},
+            "metricsQuery": f"{self.aggregation}(<<.Series>>{{<<.LabelMatchers>>}}) by (<<.GroupBy>>)",
+        }
+
+
+ADAPTER_RULES: tuple[AdapterRule, ...] = (
+    # Signalling server, scraped per pod: players connected to each stream.
+    AdapterRule("signalserver_player_socket_connections", "stream_player_connections", "pod", "avg"),
+    # Matchmaker, scraped through its Service so that series carry the `service` label.
+    AdapterRule("matchmaker_player_queue_count", "pixelstream_player_queue_count", "service", "sum"),
+    AdapterRule("matchmaker_streamer_available_count", "pixelstream_available_count", "service", "sum"),
+    AdapterRule("matchmaker_streamer_demand_ratio", POOL_RATIO_METRIC, "service", "avg"),
+)
+
+_SERIES = re.compile(r'__name__=~"\^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)\$"')
+
+
+def expand_metrics_query(rule: Mapping[str, Any], resource: str, namespace: str, names: Sequence[str]) -> str:
+    """The PromQL prometheus-adapter runs for `rule` when asked for `resource` objects `names` in `namespace`.
+
+    As the adapter does: `.Series` is the discovered series name, `.LabelMatchers` select the namespace and
+    the objects through the labels that `resources.overrides` map to those resources, `.GroupBy` is the
+    label of the requested resource.
+    """
+    match = _SERIES.search(rule["seriesQuery"])
+    if not match:
+        raise ValueError(f"seriesQuery {rule['seriesQuery']!r} names no single series")
+    labels = {spec["resource"]: label for label, spec in rule["resources"]["overrides"].items()}
+    if resource not in labels or "namespace" not in labels:
+        raise ValueError(f"rule maps no label to the {resource!r} resource: {rule['resources']}")
+    objects = f'="{names[0]}"' if len(names) == 1 else f'=~"{"|".join(names)}"'
+    matchers = f'{labels["namespace"]}="{namespace}",{labels[resource]}{objects}'
+    query = rule["metricsQuery"]
+    for placeholder, value in (("Series", match["name"]), ("LabelMatchers", matchers), ("GroupBy", labels[resource])):
+        query = query.replace(f"<<.{placeholder}>>", value)
+    return query
+
+
+@dataclass(kw_only=True)
+class CustomMetricsAdapterArgs(ReleaseArgs):
+    prometheus_url: pulumi.Input[str]
+    """Base URL of the Prometheus that scrapes the matchmaker and signalling servers (without the port)."""
+    prometheus_port: int = 9090
+    rules: Sequence[AdapterRule] = ADAPTER_RULES
+    chart: Chart = CHARTS["prometheus-adapter"]
+
+
+class CustomMetricsAdapter(pulumi.ComponentResource):
+    """prometheus-adapter registered as the cluster's custom.metrics.k8s.io API, with only our rules."""
+
+    def __init__(self, name: str, args: CustomMetricsAdapterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pixelstream:index:CustomMetricsAdapter", name, None, opts)
+        ns = namespace("custom-metrics", self)
+        values = {
+            "prometheus": {"url": args.prometheus_url, "port": args.prometheus_port},
+            "rules": {"default": False, "custom": [rule.to_values() for rule in args.rules]},
+            "nodeSelector": {POOL_LABEL_KEY: DEFAULT_POOL},
+            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        }
+        release(self, args, ns, values)
+        self.register_outputs({})

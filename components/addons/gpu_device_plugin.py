@@ -1,0 +1,111 @@
+"""GpuDevicePlugin: the one component that advertises GPUs to Kubernetes, on GPU nodes only.
+
+Exactly one owner: either NVIDIA's device-plugin chart (time-slicing available), with OKE's own
+NvidiaGpuPlugin add-on parked on a node label no node has, or the OKE add-on itself.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+import pulumi_oci as oci
+import yaml
+
+from ..constants import GPU_NODE_LABEL, GPU_RESOURCE, GPU_TAINT, SHARED_GPU_RESOURCE
+from .charts import CHARTS, Chart, ReleaseArgs, namespace, release
+
+OKE_ADDON = "NvidiaGpuPlugin"
+# No node carries this label, so an add-on selecting it runs nowhere.
+PARKED_NODE_SELECTOR = {"app.pixel/oke-gpu-plugin": "disabled"}
+
+Owner = Literal["chart", "okeAddon"]
+
+
+def time_slicing_config(streams_per_gpu: int) -> str:
+    """Device-plugin config that shares every GPU of a node between `streams_per_gpu` pods, advertised as
+    `nvidia.com/gpu.shared` so that a pod asking for a whole GPU can never get a slice."""
+    return yaml.safe_dump(
+        {
+            "version": "v1",
+            "sharing": {
+                "timeSlicing": {
+                    "renameByDefault": True,
+                    "failRequestsGreaterThanOne": True,
+                    "resources": [{"name": GPU_RESOURCE, "replicas": streams_per_gpu}],
+                }
+            },
+        },
+        sort_keys=False,
+    )
+
+
+@dataclass(kw_only=True)
+class GpuDevicePluginArgs(ReleaseArgs):
+    cluster_id: pulumi.Input[str]
+    owner: Owner = "chart"
+    streams_per_gpu: int = 1
+    """Time-slicing replicas per GPU (chart only); 1 gives each pod a whole GPU."""
+    addon_version: str | None = None
+    """OKE add-on version when the add-on owns the plugin; None lets OKE choose."""
+    chart: Chart = CHARTS["nvidia-device-plugin"]
+
+
+class GpuDevicePlugin(pulumi.ComponentResource):
+    """Outputs: `gpu_resource`, the extended resource a GPU pod requests (`nvidia.com/gpu` or, with
+    time-slicing, `nvidia.com/gpu.shared`)."""
+
+    gpu_resource: str
+
+    def __init__(self, name: str, args: GpuDevicePluginArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        if args.owner not in ("chart", "okeAddon"):
+            raise ValueError(f"owner {args.owner!r} is not chart or okeAddon")
+        if args.streams_per_gpu < 1 or (args.owner == "okeAddon" and args.streams_per_gpu != 1):
+            raise ValueError("time-slicing (streams_per_gpu > 1) needs owner='chart'; streams_per_gpu must be >= 1")
+        super().__init__("pixelstream:index:GpuDevicePlugin", name, None, opts)
+        gpu_nodes = dict([GPU_NODE_LABEL])
+        toleration = GPU_TAINT.toleration()
+        if args.owner == "chart":
+            addon_nodes = PARKED_NODE_SELECTOR
+            ns = namespace("nvidia-device-plugin", self)
+            values = {
+                "nodeSelector": gpu_nodes,
+                # Replaces the chart's NFD-label affinity: our GPU nodes are known by their pool label.
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {
+                                    "matchExpressions": [
+                                        {"key": GPU_NODE_LABEL[0], "operator": "In", "values": [GPU_NODE_LABEL[1]]}
+                                    ]
+                                }
+                            ]
+                        }
+                    }
+                },
+                "tolerations": [toleration],
+                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+            }
+            if args.streams_per_gpu > 1:
+                values["config"] = {"map": {"default": time_slicing_config(args.streams_per_gpu)}, "default": "default"}
+            release(self, args, ns, values)
+        else:
+            addon_nodes = gpu_nodes
+        oci.containerengine.Addon(
+            f"{name}-oke-addon",
+            addon_name=OKE_ADDON,
+            cluster_id=args.cluster_id,
+            version=args.addon_version if args.owner == "okeAddon" else None,
+            override_existing=True,
+            remove_addon_resources_on_delete=True,
+            configurations=[
+                oci.containerengine.AddonConfigurationArgs(key="nodeSelectors", value=json.dumps(addon_nodes)),
+                oci.containerengine.AddonConfigurationArgs(key="tolerations", value=json.dumps([toleration])),
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        self.gpu_resource = SHARED_GPU_RESOURCE if args.streams_per_gpu > 1 else GPU_RESOURCE
+        self.register_outputs({"gpu_resource": self.gpu_resource})

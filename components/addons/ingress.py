@@ -1,0 +1,87 @@
+"""IngressController: ingress-nginx behind an OCI load balancer that only the platform's NSG rules open."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+
+from ..constants import DEFAULT_POOL, INGRESS_CLASS, POOL_LABEL_KEY
+from .charts import CHARTS, Chart, ReleaseArgs, namespace, release
+
+LoadBalancerKind = Literal["flexible", "network"]
+# Any default-pool node forwards to a controller pod: the load balancer's health checks pass on every backend.
+EXTERNAL_TRAFFIC_POLICY = "Cluster"
+
+
+@dataclass(kw_only=True)
+class IngressControllerArgs(ReleaseArgs):
+    load_balancer_nsg_id: pulumi.Input[str]
+    """NSG of the load balancer: it alone opens the listeners (80/443) to the players' networks."""
+    load_balancer: LoadBalancerKind = "flexible"
+    """`flexible`: OCI flexible load balancer; `network`: OCI network load balancer."""
+    min_bandwidth_mbps: int = 10
+    max_bandwidth_mbps: int = 100
+    """Flexible load balancer bandwidth range."""
+    replicas: int = 2
+    chart: Chart = CHARTS["ingress-nginx"]
+
+
+def load_balancer_annotations(args: IngressControllerArgs) -> dict[str, pulumi.Input[str]]:
+    """OCI cloud-controller annotations: the platform's NSG instead of security-list edits, and only the
+    default pool as backends (TURN and GPU nodes never serve ingress traffic).
+
+    Each load balancer kind reads its node filter from its own annotation prefix (OCI CCM v1.34.2,
+    `getNodeFilter`). A network load balancer with `externalTrafficPolicy: Cluster` does not preserve the
+    client's address, and the CCM rejects the Service if `is-preserve-source` is set at all
+    (`getPreserveSource`): backends see the load balancer's address, which the workers' NSG rules admit.
+    """
+    node_filter = f"{POOL_LABEL_KEY}={DEFAULT_POOL}"
+    common = {"oci.oraclecloud.com/security-rule-management-mode": "None"}
+    if args.load_balancer == "network":
+        return {
+            **common,
+            "oci.oraclecloud.com/load-balancer-type": "nlb",
+            "oci-network-load-balancer.oraclecloud.com/node-label-selector": node_filter,
+            "oci-network-load-balancer.oraclecloud.com/oci-network-security-groups": args.load_balancer_nsg_id,
+        }
+    return {
+        **common,
+        "oci.oraclecloud.com/load-balancer-type": "lb",
+        "oci.oraclecloud.com/node-label-selector": node_filter,
+        "oci.oraclecloud.com/oci-network-security-groups": args.load_balancer_nsg_id,
+        "service.beta.kubernetes.io/oci-load-balancer-shape": "flexible",
+        "service.beta.kubernetes.io/oci-load-balancer-shape-flex-min": str(args.min_bandwidth_mbps),
+        "service.beta.kubernetes.io/oci-load-balancer-shape-flex-max": str(args.max_bandwidth_mbps),
+    }
+
+
+class IngressController(pulumi.ComponentResource):
+    """ingress-nginx with the `nginx` IngressClass. Outputs: `ingress_class`, `namespace`."""
+
+    ingress_class: str
+    namespace: pulumi.Output[str]
+
+    def __init__(self, name: str, args: IngressControllerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pixelstream:index:IngressController", name, None, opts)
+        ns = namespace("ingress-nginx", self)
+        values = {
+            "controller": {
+                "replicaCount": args.replicas,
+                "ingressClassResource": {"name": INGRESS_CLASS, "enabled": True, "default": False},
+                "ingressClass": INGRESS_CLASS,
+                "nodeSelector": {POOL_LABEL_KEY: DEFAULT_POOL},
+                # The Jobs that create and patch the admission webhook's certificate, too.
+                "admissionWebhooks": {"patch": {"nodeSelector": {POOL_LABEL_KEY: DEFAULT_POOL}}},
+                "service": {
+                    "annotations": load_balancer_annotations(args),
+                    "externalTrafficPolicy": EXTERNAL_TRAFFIC_POLICY,
+                },
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+            }
+        }
+        release(self, args, ns, values)
+        self.ingress_class = INGRESS_CLASS
+        self.namespace = ns.metadata["name"]
+        self.register_outputs({"ingress_class": self.ingress_class, "namespace": self.namespace})

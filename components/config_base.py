@@ -1,0 +1,121 @@
+"""The pieces every layer's config model is built from: one error type that names the key, strict models,
+CIDRs, and pydantic's errors translated into one line that names the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import pulumi
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+)
+from pydantic.alias_generators import to_camel
+
+from .stack_file import MAX_DEPTH
+
+NAMESPACE = "pixelstream"
+# Kubernetes stores replica counts as int32.
+INT32_MAX = 2**31 - 1
+
+
+class ConfigError(pulumi.RunError):
+    """A stack config value is invalid. The message names the key path, the value and what is allowed."""
+
+    def __init__(self, path: str, message: str, namespace: str = NAMESPACE) -> None:
+        self.path = path
+        super().__init__(f"{namespace}:{path}: {message}")
+
+
+def show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def valid_cidr(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{show(value)} is not an IPv4 CIDR such as 10.0.0.0/16") from None
+    if str(network) != value:
+        raise ValueError(f"{value} has host bits set; did you mean {network}?")
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(valid_cidr)]
+
+
+class ConfigModel(BaseModel):
+    # Strict: `true` is not 1 and 1.0 is not a whole number, as a reviewer reading the stack file would expect.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True)
+
+
+def depth(value: Any, limit: int = MAX_DEPTH + 1) -> int:
+    """How deep `value` nests, counted no further than `limit` (so a hostile value costs nothing)."""
+    if limit <= 0 or not isinstance(value, dict | list):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((depth(child, limit - 1) for child in children), default=0)
+
+
+def check_unique(path: str, values: Sequence[Any]) -> None:
+    for index, value in enumerate(values):
+        if value in values[:index]:
+            raise ConfigError(f"{path}[{index}]", f"{show(value)} is listed twice (first at [{values.index(value)}])")
+
+
+_TYPE_WORDS = {
+    "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "true or false",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "model_type": "a mapping of keys",
+    "model_attributes_type": "a mapping of keys",
+    "dict_type": "a mapping of keys",
+}
+
+
+def _allowed_keys(root: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    model: Any = root
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        annotation = fields[part].annotation if part in fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def translate(error: ValidationError, root: type[BaseModel]) -> ConfigError:
+    first = error.errors()[0]
+    loc = [p for p in first["loc"]]
+    path = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
+    kind, value = first["type"], first.get("input")
+    if kind == "missing":
+        hint = " (pulumi config set compartmentId <compartment OCID>)" if path == "compartmentId" else ""
+        message = f"is required{hint}"
+    elif kind == "extra_forbidden":
+        message = f"unknown key; allowed here: {', '.join(_allowed_keys(root, loc[:-1]))}"
+    elif kind == "literal_error":
+        message = f"{show(value)} is not allowed; use one of {first['ctx']['expected']}"
+    elif kind in _TYPE_WORDS:
+        message = f"{show(value)} is not {_TYPE_WORDS[kind]}"
+    elif kind == "value_error":
+        message = str(first["ctx"]["error"])
+    else:
+        message = f"{show(value)}: {first['msg']}"
+    more = len(error.errors()) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return ConfigError(path, message)

@@ -1,0 +1,378 @@
+"""The OCI layer's configuration: network, cluster and node pools, and their checks."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import (
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel, to_snake
+
+from ..config_base import Cidr, ConfigError, ConfigModel, check_unique, valid_cidr
+from ..constants import (
+    DEFAULT_API_ENDPOINT_SUBNET,
+    DEFAULT_LOAD_BALANCER_SUBNET,
+    DEFAULT_PODS_CIDR,
+    DEFAULT_PODS_SUBNET,
+    DEFAULT_RELAY_PORT_RANGE,
+    DEFAULT_SERVICES_CIDR,
+    DEFAULT_STREAM_PODS_SUBNET,
+    DEFAULT_TURN_SUBNET,
+    DEFAULT_VCN_CIDR,
+    DEFAULT_WORKERS_SUBNET,
+    PODS_PER_NODE,
+    TURN_NODE_HOST_PORTS,
+)
+from .cluster import KUBERNETES_VERSIONS
+from .security import WORLD
+from .shapes import FLEX_SHAPES, GPU_SHAPES, KNOWN_SHAPES, STREAMING_GPU_SHAPES, is_gpu, shape_sizing_problem
+
+if TYPE_CHECKING:
+    from ..config import StackConfig
+
+FAULT_DOMAINS = ("FAULT-DOMAIN-1", "FAULT-DOMAIN-2", "FAULT-DOMAIN-3")
+MAX_AVAILABILITY_DOMAINS = 3
+# OCI limits: nodes in one managed node pool, and in one cluster by type (OKE "Kubernetes Engine Limits").
+MAX_NODES_PER_POOL = 1000
+MAX_NODES_PER_CLUSTER = {"ENHANCED": 2000, "BASIC": 1000}
+
+_K8S_VERSION = re.compile(r"^v1\.\d{1,2}\.\d{1,3}$")
+_CLUSTER_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
+_IMAGE = re.compile(r"^ocid1\.image\.oc\d+\.[a-z0-9-]*\.[a-z0-9]+$")
+
+
+class SubnetsConfig(ConfigModel):
+    api_endpoint: str = DEFAULT_API_ENDPOINT_SUBNET
+    """Kubernetes API endpoint subnet."""
+    workers: str = DEFAULT_WORKERS_SUBNET
+    """Private subnet of the default and GPU nodes (and pods, with VCN-native networking)."""
+    turn: str = DEFAULT_TURN_SUBNET
+    """Public subnet of the TURN nodes."""
+    load_balancers: str = DEFAULT_LOAD_BALANCER_SUBNET
+    """Public subnet of the service load balancers."""
+    pods: str = DEFAULT_PODS_SUBNET
+    """VCN-native pods of the default and TURN pools."""
+    stream_pods: str = DEFAULT_STREAM_PODS_SUBNET
+    """VCN-native pods of the GPU pool: the only addresses the TURN relay may reach."""
+
+    _valid = field_validator("*")(valid_cidr)
+
+    def in_use(self, cni: str) -> dict[str, str]:
+        """The subnets the stack creates, by config key: the pod subnets only with VCN-native pods."""
+        subnets = {to_camel(name): cidr for name, cidr in self.model_dump().items()}
+        if cni != "vcnNative":
+            del subnets["pods"], subnets["streamPods"]
+        return subnets
+
+
+class PortRange(ConfigModel):
+    min: int = DEFAULT_RELAY_PORT_RANGE[0]
+    max: int = DEFAULT_RELAY_PORT_RANGE[1]
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        return (self.min, self.max)
+
+
+class NetworkConfig(ConfigModel):
+    vcn_cidr: str = DEFAULT_VCN_CIDR
+    subnets: SubnetsConfig = SubnetsConfig()
+    relay_ports: PortRange = PortRange()
+    """TURN relay range; the same value opens the security rules and configures coturn."""
+    client_cidrs: list[Cidr] = [WORLD]
+    """Where players connect from (ingress listeners and TURN)."""
+
+    _valid_vcn = field_validator("vcn_cidr")(valid_cidr)
+
+
+class EndpointConfig(ConfigModel):
+    public: bool = False
+    """Give the API endpoint a public IP (reachable only from allowedCidrs)."""
+    allowed_cidrs: list[Cidr] = []
+    """Networks that may reach the Kubernetes API on 6443."""
+    allow_world_access: bool = False
+    """Must be true for allowedCidrs to contain 0.0.0.0/0."""
+
+
+class ClusterConfig(ConfigModel):
+    name: str | None = None
+    """Cluster name; default `pixelstream-<stack>`."""
+    type: Literal["ENHANCED", "BASIC"] = "ENHANCED"
+    kubernetes_version: str = "v1.34.2"
+    cni: Literal["flannel", "vcnNative"] = "vcnNative"
+    """vcnNative: pods take addresses from network.subnets.pods/streamPods, so the relay can reach only the
+    stream pods; flannel: an overlay that hides which pod is which (streaming then needs an explicit opt-in)."""
+    pods_cidr: str = DEFAULT_PODS_CIDR
+    """Pod overlay range, flannel only."""
+    services_cidr: str = DEFAULT_SERVICES_CIDR
+    endpoint: EndpointConfig = EndpointConfig()
+
+    _valid_cidrs = field_validator("pods_cidr", "services_cidr")(valid_cidr)
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _valid_version(cls, value: str) -> str:
+        if not _K8S_VERSION.match(value):
+            raise ValueError(f"{value} is not a Kubernetes version such as v1.34.2")
+        return value
+
+
+class NodePoolConfig(ConfigModel):
+    shape: str
+    ocpus: float | None = None
+    memory_gbs: float | None = None
+    size: int = 1
+    min_size: int | None = None
+    max_size: int | None = None
+    boot_volume_gbs: int = 100
+    availability_domains: list[int] = [1]
+    """1-based availability domain indexes of the region."""
+    fault_domains: list[str] = []
+    image_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_flex_defaults_on_fixed_shapes(cls, data: Any) -> Any:
+        """A pool switched to a fixed shape drops the pool's default ocpus/memoryGbs instead of failing on them."""
+        if isinstance(data, dict) and isinstance(data.get("shape"), str) and data["shape"] not in FLEX_SHAPES:
+            data = {"ocpus": None, "memoryGbs": None, **data}
+        return data
+
+    @field_validator("shape")
+    @classmethod
+    def _known_shape(cls, value: str) -> str:
+        if value not in KNOWN_SHAPES:
+            raise ValueError(f"{value} is not a known shape; known shapes: {', '.join(KNOWN_SHAPES)}")
+        return value
+
+    @field_validator("image_id")
+    @classmethod
+    def _valid_image(cls, value: str | None) -> str | None:
+        if value is not None and not _IMAGE.match(value):
+            raise ValueError(f"{value} is not an image OCID (ocid1.image.oc1..<id>)")
+        return value
+
+
+class DefaultPoolConfig(NodePoolConfig):
+    shape: str = "VM.Standard.E4.Flex"
+    ocpus: float | None = 2
+    memory_gbs: float | None = 32
+    size: int = 2
+
+
+class TurnPoolConfig(NodePoolConfig):
+    shape: str = "VM.Standard.E4.Flex"
+    ocpus: float | None = 2
+    memory_gbs: float | None = 16
+
+
+class GpuPoolConfig(NodePoolConfig):
+    shape: str = "VM.GPU.A10.1"
+
+
+class NodePoolsConfig(ConfigModel):
+    default: DefaultPoolConfig = DefaultPoolConfig()
+    turn: TurnPoolConfig = TurnPoolConfig()
+    gpu: GpuPoolConfig = GpuPoolConfig()
+
+    def items(self) -> list[tuple[str, NodePoolConfig]]:
+        return [("default", self.default), ("turn", self.turn), ("gpu", self.gpu)]
+
+
+def check_oci(config: StackConfig) -> None:
+    """The network, cluster and node pools, and how they fit together (pod subnets hold the pools' pods)."""
+    _check_network(config)
+    _check_cluster(config)
+    _check_node_pools(config)
+    _check_pod_subnets(config)
+
+
+def _check_network(config: StackConfig) -> None:
+    network, cluster = config.network, config.cluster
+    vcn = ipaddress.IPv4Network(network.vcn_cidr)
+    if not 16 <= vcn.prefixlen <= 30:
+        raise ConfigError("network.vcnCidr", f"{vcn} must be between /16 and /30 (OCI VCN limits)")
+    in_use = network.subnets.in_use(cluster.cni)
+    unused = sorted(set(network.subnets.model_fields_set) - {to_snake(k) for k in in_use})
+    if unused:
+        raise ConfigError(
+            f"network.subnets.{to_camel(unused[0])}", "is only used with cluster.cni: vcnNative (pods on VCN addresses)"
+        )
+    subnets = {key: ipaddress.IPv4Network(cidr) for key, cidr in in_use.items()}
+    seen: dict[str, ipaddress.IPv4Network] = {}
+    for key, subnet in subnets.items():
+        if subnet.prefixlen > 30:
+            raise ConfigError(f"network.subnets.{key}", f"{subnet} is smaller than /30, the smallest OCI subnet")
+        if not subnet.subnet_of(vcn):
+            raise ConfigError(f"network.subnets.{key}", f"{subnet} is not inside the VCN {vcn}")
+        for other_key, other in seen.items():
+            if subnet.overlaps(other):
+                raise ConfigError(f"network.subnets.{key}", f"{subnet} overlaps network.subnets.{other_key} ({other})")
+        seen[key] = subnet
+
+    low, high = network.relay_ports.bounds
+    if not 1024 <= low <= high <= 65535:
+        raise ConfigError("network.relayPorts", f"{low}-{high} is not a port range within 1024-65535 with min <= max")
+    for what, (first, last) in TURN_NODE_HOST_PORTS.items():
+        if low <= last and first <= high:
+            ports = str(first) if first == last else f"{first}-{last}"
+            raise ConfigError(
+                "network.relayPorts",
+                f"{low}-{high} contains {ports} ({what}, listening on every TURN node), which would open it to "
+                f"players; the default is {DEFAULT_RELAY_PORT_RANGE[0]}-{DEFAULT_RELAY_PORT_RANGE[1]}",
+            )
+    if not network.client_cidrs:
+        raise ConfigError("network.clientCidrs", "[] leaves players no way in; use [0.0.0.0/0] or your client networks")
+    check_unique("network.clientCidrs", network.client_cidrs)
+
+    overlays = [("servicesCidr", cluster.services_cidr)]
+    if cluster.cni == "flannel":
+        overlays.insert(0, ("podsCidr", cluster.pods_cidr))
+    elif "pods_cidr" in cluster.model_fields_set:
+        raise ConfigError(
+            "cluster.podsCidr",
+            "is only used with cluster.cni: flannel; VCN-native pods take network.subnets.pods and .streamPods",
+        )
+    for key, cidr in overlays:
+        if ipaddress.IPv4Network(cidr).overlaps(vcn):
+            raise ConfigError(f"cluster.{key}", f"{cidr} overlaps the VCN {vcn}; pick a range outside it")
+    if cluster.cni == "flannel" and ipaddress.IPv4Network(cluster.pods_cidr).overlaps(
+        ipaddress.IPv4Network(cluster.services_cidr)
+    ):
+        raise ConfigError(
+            "cluster.servicesCidr", f"{cluster.services_cidr} overlaps cluster.podsCidr ({cluster.pods_cidr})"
+        )
+
+
+def _check_cluster(config: StackConfig) -> None:
+    cluster = config.cluster
+    if cluster.name is not None and not _CLUSTER_NAME.match(cluster.name):
+        raise ConfigError(
+            "cluster.name",
+            f"{cluster.name!r} is not a cluster name: 1-32 lowercase letters, digits and dashes, starting with a "
+            "letter (it prefixes every network resource's name)",
+        )
+    if cluster.kubernetes_version not in KUBERNETES_VERSIONS:
+        raise ConfigError(
+            "cluster.kubernetesVersion",
+            f"{cluster.kubernetes_version} is not a version OKE offers; use one of {', '.join(KUBERNETES_VERSIONS)}",
+        )
+    endpoint = cluster.endpoint
+    check_unique("cluster.endpoint.allowedCidrs", endpoint.allowed_cidrs)
+    for cidr in endpoint.allowed_cidrs:
+        if ipaddress.IPv4Network(cidr).prefixlen == 0 and not endpoint.allow_world_access:
+            raise ConfigError(
+                "cluster.endpoint.allowedCidrs",
+                f"{cidr} opens the Kubernetes API to the whole internet; list your admin networks instead, "
+                "or set cluster.endpoint.allowWorldAccess: true to accept that",
+            )
+    if endpoint.public and not endpoint.allowed_cidrs:
+        raise ConfigError(
+            "cluster.endpoint.allowedCidrs",
+            "[] with a public endpoint leaves the API reachable by nobody outside the VCN; "
+            "list the CIDRs of your administrators or CI",
+        )
+
+
+def _check_node_pools(config: StackConfig) -> None:
+    for pool, spec in config.node_pools.items():
+        path = f"nodePools.{pool}"
+        if pool == "gpu":
+            gpu = GPU_SHAPES.get(spec.shape)
+            if gpu is None:
+                raise ConfigError(
+                    f"{path}.shape",
+                    f"{spec.shape} is not a GPU shape; use one with a video encoder: {', '.join(STREAMING_GPU_SHAPES)}",
+                )
+            if not gpu.nvenc:
+                raise ConfigError(
+                    f"{path}.shape",
+                    f"{spec.shape} ({gpu.gpu_model}) has no hardware video encoder (NVENC); pixel streaming needs "
+                    f"one: use {', '.join(STREAMING_GPU_SHAPES)}",
+                )
+        elif is_gpu(spec.shape):
+            raise ConfigError(f"{path}.shape", f"{spec.shape} is a GPU shape; GPU nodes belong in nodePools.gpu")
+        sizing = shape_sizing_problem(spec.shape, spec.ocpus, spec.memory_gbs)
+        if sizing:
+            raise ConfigError(f"{path}.{sizing[0]}", sizing[1])
+        for key in ("size", "min_size", "max_size"):
+            count = getattr(spec, key)
+            if count is not None and count > MAX_NODES_PER_POOL:
+                raise ConfigError(
+                    f"{path}.{to_camel(key)}", f"{count} is above {MAX_NODES_PER_POOL}, OCI's limit of nodes per pool"
+                )
+
+        smallest = 0 if pool == "gpu" else 1
+        if spec.size < smallest:
+            raise ConfigError(f"{path}.size", f"{spec.size} is below {smallest}, the smallest {pool} pool")
+        if (spec.min_size is None) != (spec.max_size is None):
+            missing = "maxSize" if spec.max_size is None else "minSize"
+            raise ConfigError(f"{path}.{missing}", "is missing; an autoscaled pool needs both minSize and maxSize")
+        autoscaled = spec.min_size is not None and spec.max_size is not None
+        if autoscaled and spec.max_size < 1:
+            raise ConfigError(f"{path}.maxSize", f"{spec.max_size} leaves the autoscaler no node to add; use 1 or more")
+        if autoscaled and not smallest <= spec.min_size <= spec.size <= spec.max_size:
+            raise ConfigError(
+                f"{path}.size",
+                f"{spec.size} must satisfy {smallest} <= minSize ({spec.min_size}) <= size <= maxSize "
+                f"({spec.max_size})",
+            )
+        if not 50 <= spec.boot_volume_gbs <= 32768:
+            raise ConfigError(f"{path}.bootVolumeGbs", f"{spec.boot_volume_gbs} is outside 50-32768 GB")
+
+        ads = spec.availability_domains
+        if not ads:
+            raise ConfigError(f"{path}.availabilityDomains", "[] is empty; list at least one index, e.g. [1]")
+        for index in ads:
+            if not 1 <= index <= MAX_AVAILABILITY_DOMAINS:
+                raise ConfigError(
+                    f"{path}.availabilityDomains",
+                    f"{index} is not an availability domain index; allowed: 1-{MAX_AVAILABILITY_DOMAINS}",
+                )
+        if len(set(ads)) != len(ads):
+            raise ConfigError(f"{path}.availabilityDomains", f"{json.dumps(ads)} lists a domain twice")
+        for fault_domain in spec.fault_domains:
+            if fault_domain not in FAULT_DOMAINS:
+                raise ConfigError(
+                    f"{path}.faultDomains",
+                    f"{fault_domain} is not a fault domain; allowed: {', '.join(FAULT_DOMAINS)}",
+                )
+        if len(set(spec.fault_domains)) != len(spec.fault_domains):
+            raise ConfigError(f"{path}.faultDomains", f"{json.dumps(spec.fault_domains)} lists a fault domain twice")
+    _check_cluster_size(config)
+
+
+def _check_cluster_size(config: StackConfig) -> None:
+    most = sum(spec.max_size if spec.max_size is not None else spec.size for _, spec in config.node_pools.items())
+    limit = MAX_NODES_PER_CLUSTER[config.cluster.type]
+    if most > limit:
+        raise ConfigError(
+            "nodePools",
+            f"{most} nodes at most (size or maxSize of every pool) is above {limit}, OCI's limit for a "
+            f"{config.cluster.type} cluster",
+        )
+
+
+def _check_pod_subnets(config: StackConfig) -> None:
+    """Every node of a pool reserves PODS_PER_NODE addresses in its pod subnet; OCI keeps three per subnet."""
+    if not config.vcn_native_pods:
+        return
+    subnets = config.network.subnets
+    pools = dict(config.node_pools.items())
+    for key, cidr, users in (
+        ("pods", subnets.pods, ("default", "turn")),
+        ("streamPods", subnets.stream_pods, ("gpu",)),
+    ):
+        nodes = sum(pools[p].max_size if pools[p].max_size is not None else pools[p].size for p in users)
+        usable = ipaddress.IPv4Network(cidr).num_addresses - 3
+        if nodes * PODS_PER_NODE > usable:
+            raise ConfigError(
+                f"network.subnets.{key}",
+                f"{cidr} holds {usable} pod addresses, fewer than the {nodes * PODS_PER_NODE} that "
+                f"{nodes} node(s) of the {'/'.join(users)} pool(s) reserve ({PODS_PER_NODE} each); use a larger subnet",
+            )

@@ -1,0 +1,94 @@
+"""python -m pixelstream.tools.capacity: run a player trace through one stack, or several side by side.
+
+Examples (make simulate runs the second):
+
+    python -m pixelstream.tools.capacity --stack prod --trace steady-day --out build/simulate
+    python -m pixelstream.tools.capacity --compare reference dev prod --trace launch-burst --out build/simulate
+    python -m pixelstream.tools.capacity --stack-file my/Pulumi.x.yaml --trace my-trace.csv --set imagePullSeconds=40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pulumi
+
+from .model import simulate
+from .report import plot, summarize, table
+from .stack import load_stack, resolve
+from .timings import Timings, node_hourly_usd
+from .traces import load_trace, named_traces
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pixelstream.tools.capacity", description=__doc__.split("\n\n")[0])
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--stack", default="dev", help="stack name (stacks/Pulumi.<name>.yaml, or reference)")
+    which.add_argument("--stack-file", type=Path, help="simulate this stack file")
+    which.add_argument("--compare", nargs="+", metavar="STACK", help="stack names or files, side by side")
+    parser.add_argument("--trace", default="launch-burst", help=f"a CSV file or one of: {', '.join(named_traces())}")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the timing jitter (default 0)")
+    parser.add_argument("--duration", type=int, help="seconds to simulate at least (default: the trace's end)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a timing")
+    parser.add_argument("--price", action="append", default=[], metavar="SHAPE=USD", help="node price per hour")
+    parser.add_argument("--out", type=Path, help="write summary.json and timeline.png here")
+    parser.add_argument("--project-dir", type=Path, default=Path("."), help="where stacks/ is (default .)")
+    return parser
+
+
+def _prices(assignments: list[str]) -> dict[str, float]:
+    prices = {}
+    for assignment in assignments:
+        shape, _, value = assignment.partition("=")
+        try:
+            prices[shape] = float(value)
+        except ValueError:
+            raise ValueError(f"--price {assignment}: expected SHAPE=USD_PER_HOUR") from None
+    return prices
+
+
+def run(options: argparse.Namespace) -> str:
+    """Simulate as the options say, write the outputs, return the table."""
+    timings = Timings().overridden(options.set)
+    prices = _prices(options.price)
+    trace = load_trace(options.trace)
+    if options.compare:
+        files = [resolve(stack, options.project_dir) for stack in options.compare]
+    else:
+        files = [options.stack_file or resolve(options.stack, options.project_dir)]
+    summaries, runs = [], []
+    for file in files:
+        stack = load_stack(file)
+        outcome = simulate(stack, trace, timings, options.seed, options.duration)
+        hourly = node_hourly_usd(stack.pool.shape, prices)
+        summaries.append(summarize(stack, trace.name, outcome, timings, options.seed, hourly))
+        runs.append((stack.name, outcome))
+    names = [s["stack"] for s in summaries]
+    if len(set(names)) != len(names):
+        raise ValueError(f"stacks to compare need distinct names, got {', '.join(names)}")
+    if options.out:
+        options.out.mkdir(parents=True, exist_ok=True)
+        document = summaries[0] if not options.compare else {s["stack"]: s for s in summaries}
+        (options.out / "summary.json").write_text(json.dumps(document, indent=2) + "\n")
+        plot(runs, options.out / "timeline.png")
+    return table(summaries)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = _parser().parse_args(argv)
+    try:
+        report = run(options)
+    except (pulumi.RunError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(report, end="")
+    if options.out:
+        print(f"wrote {options.out}/summary.json and {options.out}/timeline.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""A stack file read for the simulator: the GPU pool, how many streams fit on one of its nodes, the stream
+autoscaler, warm capacity and pre-pull, and the cluster autoscaler's timings. The file is validated exactly as
+`make plan` validates it, so a simulated stack is one that deploys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...addons.cluster_autoscaler import AutoscalerTimings
+from ...config import StackConfig
+from ...oci.shapes import GPU_SHAPES
+from ...workloads.kubernetes import cpu_millis, memory_bytes
+from ...workloads.pixel_streaming.streaming import AutoscalingSettings, StreamerSettings, stream_requests
+
+PACKAGED = Path(__file__).parent
+REFERENCE_STACK = PACKAGED / "Pulumi.reference.yaml"
+# Kept back on every GPU node for the kubelet, the system and the DaemonSets (device plugin, exporter, TURN is
+# elsewhere): an estimate in the range OKE reserves, used only to pack CPU-bound (cpuPacked) streams.
+NODE_RESERVED_MILLICPU = 1000
+NODE_RESERVED_BYTES = 4 * 2**30
+
+
+@dataclass(frozen=True)
+class GpuPool:
+    shape: str
+    gpus: int
+    slots: int
+    """Streams (or placeholders) one node holds."""
+    size: int
+    min_size: int
+    max_size: int
+    autoscaled: bool
+    """Resized by the cluster autoscaler (the pool has min/max and the add-on is on)."""
+
+
+@dataclass(frozen=True)
+class SimulatedStack:
+    name: str
+    pool: GpuPool
+    autoscaling: AutoscalingSettings
+    warm_streams: int
+    pre_pull: bool
+    drain_seconds: int
+    autoscaler: AutoscalerTimings
+
+
+def slots_per_node(shape: str, streamer: StreamerSettings, streams_per_gpu: int) -> int:
+    """How many stream pods the scheduler fits on one node: GPUs (or time-sliced shares) in the GPU modes, and
+    never more than the node's CPU and memory hold."""
+    gpu = GPU_SHAPES[shape]
+    requests = stream_requests(streamer)
+    by_cpu = (gpu.ocpus * 2 * 1000 - NODE_RESERVED_MILLICPU) // cpu_millis(requests["cpu"])
+    by_memory = (gpu.memory_gbs * 10**9 - NODE_RESERVED_BYTES) // memory_bytes(requests["memory"])
+    fits = min(by_cpu, by_memory)
+    if streamer.gpu_mode == "whole":
+        return min(gpu.gpus, fits)
+    if streamer.gpu_mode == "timeSliced":
+        return min(gpu.gpus * streams_per_gpu, fits)
+    return fits
+
+
+def stack_name(path: Path) -> str:
+    return path.name.removeprefix("Pulumi.").removesuffix(".yaml")
+
+
+def load_stack(path: Path) -> SimulatedStack:
+    """Read and validate a stack file (ConfigError names the bad key)."""
+    config = StackConfig.from_stack_file(path)
+    spec = config.node_pools.gpu
+    streamer = config.streaming.streamer.settings()
+    autoscaler = config.addons.cluster_autoscaler
+    autoscaled = spec.max_size is not None and autoscaler.enabled
+    pool = GpuPool(
+        shape=spec.shape,
+        gpus=GPU_SHAPES[spec.shape].gpus,
+        slots=slots_per_node(spec.shape, streamer, config.addons.gpu_plugin.streams_per_gpu),
+        size=spec.size,
+        min_size=spec.min_size if autoscaled else spec.size,
+        max_size=spec.max_size if autoscaled else spec.size,
+        autoscaled=autoscaled,
+    )
+    return SimulatedStack(
+        name=stack_name(path),
+        pool=pool,
+        autoscaling=config.streaming.autoscaling.settings(),
+        warm_streams=config.streaming.capacity.warm_streams,
+        pre_pull=config.streaming.capacity.pre_pull,
+        drain_seconds=streamer.drain_seconds,
+        autoscaler=autoscaler.timings(),
+    )
+
+
+def resolve(stack: str, project_dir: Path = Path(".")) -> Path:
+    """A stack name (`stacks/Pulumi.<name>.yaml`, or `reference`, shipped with the simulator) or a file path."""
+    candidate = Path(stack)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        return candidate
+    named = project_dir / "stacks" / f"Pulumi.{stack}.yaml"
+    if named.exists():
+        return named
+    if stack == "reference":
+        return REFERENCE_STACK
+    known = ["reference", *sorted(stack_name(p) for p in (project_dir / "stacks").glob("Pulumi.*.yaml"))]
+    raise FileNotFoundError(f"no stack {stack!r} ({named} does not exist); known: {', '.join(known)}")

@@ -1,0 +1,533 @@
+"""The platform's policies, for `pulumi preview --policy-pack policy/` and for the offline plan.
+
+They protect stacks that import the components as much as this one: no world-open ingress beyond TURN and
+the load-balancer listeners, NVENC on the streaming GPU pool, pinned Helm charts, requests and limits on
+every container, no plain-text secrets in Kubernetes Secrets or stack outputs, and a TURN relay that denies
+private and link-local peers.
+
+Values Pulumi marks secret reach a policy as `pulumi_policy.Secret` (see `preserve_secret_markers`) or, in
+the offline plan, as "[secret]"; anything else is plain text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Secret,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from ..constants import (
+    DEFAULT_RELAY_PORT_RANGE,
+    GPU_NODE_LABEL,
+    LOAD_BALANCER_LISTENER_PORTS,
+    PATH_DISCOVERY_ICMP,
+    TURN_LISTENING_PORT,
+)
+from ..oci.shapes import GPU_SHAPES
+from .address_set import AddressSet
+
+if TYPE_CHECKING:
+    from ..config import StackConfig
+
+REDACTED = "[secret]"
+WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Pod")
+SECRET_OUTPUT = re.compile(r"(password|secret|token|kubeconfig|credential|private.?key)", re.IGNORECASE)
+
+
+def is_marked_secret(value: Any) -> bool:
+    return isinstance(value, Secret) or value == REDACTED
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def plain(value: Any) -> Any:
+    """`value` as plain dicts and lists (policy props arrive as read-only proxies), secret markers unwrapped."""
+    if isinstance(value, Secret):
+        return plain(value.value)
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if _is_list(value):
+        return [plain(v) for v in value]
+    return value
+
+
+# -- no world-open ingress ------------------------------------------------------------------------------
+
+
+def _world(cidr: Any) -> bool:
+    try:
+        return ipaddress.ip_network(plain(cidr)).prefixlen == 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _ports(options: Any) -> tuple[int, int] | None:
+    options = plain(options) or {}
+    port_range = options.get("destinationPortRange") or options  # NSG rules nest, security lists are flat
+    if "min" not in port_range:
+        return None
+    return int(port_range["min"]), int(port_range["max"])
+
+
+def world_ingress_problem(
+    protocol: str, ports: tuple[int, int] | None, icmp: Any, relay: tuple[int, int], allow_api: bool
+) -> str | None:
+    """Why ingress from 0.0.0.0/0 with this protocol and destination ports is not allowed, or None."""
+    icmp = plain(icmp) or {}
+    if protocol == "1" and (icmp.get("type"), icmp.get("code")) == PATH_DISCOVERY_ICMP:
+        return None
+    turn_ports = {(TURN_LISTENING_PORT, TURN_LISTENING_PORT), relay}
+    if protocol in ("6", "17") and ports in turn_ports:
+        return None
+    if protocol == "6" and ports in {(p, p) for p in LOAD_BALANCER_LISTENER_PORTS}:
+        return None
+    if protocol == "6" and ports == (6443, 6443) and allow_api:
+        return None
+    what = f"protocol {protocol}" + (f" ports {ports[0]}-{ports[1]}" if ports else " all ports")
+    return (
+        f"ingress from 0.0.0.0/0 on {what}; only TURN ({TURN_LISTENING_PORT} and the relay range "
+        f"{relay[0]}-{relay[1]}), listeners 80/443 and ICMP path discovery may be open to the world"
+    )
+
+
+def _no_world_ingress(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    config = args.get_config() or {}
+    relay = (
+        int(config.get("relayMin", DEFAULT_RELAY_PORT_RANGE[0])),
+        int(config.get("relayMax", DEFAULT_RELAY_PORT_RANGE[1])),
+    )
+    allow_api = bool(config.get("allowWorldApi", False))
+    props = args.props
+    rules: list[tuple[Any, Any]] = []
+    if args.resource_type == "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule":
+        if plain(props.get("direction")) == "INGRESS":
+            rules.append((props.get("source"), props))
+    elif args.resource_type in (
+        "oci:Core/securityList:SecurityList",
+        "oci:Core/defaultSecurityList:DefaultSecurityList",
+    ):
+        rules += [(r.get("source"), r) for r in plain(props.get("ingressSecurityRules") or [])]
+    for source, rule in rules:
+        if not _world(source):
+            continue
+        protocol = str(plain(rule.get("protocol")))
+        ports = _ports(rule.get("tcpOptions") or rule.get("udpOptions"))
+        problem = world_ingress_problem(protocol, ports, rule.get("icmpOptions"), relay, allow_api)
+        if problem:
+            report(problem, None)
+
+
+# -- the streaming GPU pool has NVENC ------------------------------------------------------------------
+
+
+def _streaming_gpu_has_nvenc(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != "oci:ContainerEngine/nodePool:NodePool":
+        return
+    labels = {label.get("key"): label.get("value") for label in plain(args.props.get("initialNodeLabels") or [])}
+    if labels.get(GPU_NODE_LABEL[0]) != GPU_NODE_LABEL[1]:
+        return
+    shape = plain(args.props.get("nodeShape"))
+    gpu = GPU_SHAPES.get(shape)
+    if gpu is None:
+        report(f"{shape} carries the streaming GPU label but is not a known GPU shape", None)
+    elif not gpu.nvenc:
+        report(f"{shape} ({gpu.gpu_model}) has no hardware video encoder (NVENC); streams cannot encode on it", None)
+
+
+# -- Helm charts pinned -------------------------------------------------------------------------------
+
+_EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+
+
+def _helm_pinned(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart"):
+        return
+    version = plain(args.props.get("version"))
+    if not version:
+        report(f"chart {plain(args.props.get('chart'))} has no version: every release pins one", None)
+    elif not _EXACT_VERSION.match(str(version)):
+        report(f"chart {plain(args.props.get('chart'))} version {version!r} is a range, not a pinned version", None)
+
+
+# -- requests and limits ------------------------------------------------------------------------------
+
+
+def _pod_spec(kind: str, spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    if kind == "Pod":
+        return spec
+    if kind == "CronJob":
+        return spec.get("jobTemplate", {}).get("spec", {}).get("template", {}).get("spec")
+    return spec.get("template", {}).get("spec")
+
+
+def container_resource_problems(kind: str, spec: Mapping[str, Any]) -> list[str]:
+    pod = _pod_spec(kind, spec) or {}
+    problems = []
+    for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+        resources = container.get("resources") or {}
+        for section in ("requests", "limits"):
+            missing = {"cpu", "memory"} - set(resources.get(section) or {})
+            if missing:
+                problems.append(f"container {container.get('name')} has no {section} for {', '.join(sorted(missing))}")
+    return problems
+
+
+def _containers_have_limits(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if not args.resource_type.startswith("kubernetes:"):
+        return
+    kind = args.resource_type.rsplit(":", 1)[-1]
+    if kind not in WORKLOAD_KINDS:
+        return
+    for problem in container_resource_problems(kind, plain(args.props.get("spec") or {})):
+        report(problem, None)
+
+
+# -- no plain-text secrets ----------------------------------------------------------------------------
+
+
+def _plaintext_leaves(value: Any) -> bool:
+    if is_marked_secret(value):
+        return False
+    if isinstance(value, Mapping):
+        return any(_plaintext_leaves(v) for v in value.values())
+    if _is_list(value):
+        return any(_plaintext_leaves(v) for v in value)
+    return value is not None
+
+
+def _secret_inputs_are_secret(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != "kubernetes:core/v1:Secret":
+        return
+    for field in ("data", "stringData"):
+        value = args.props.get(field)
+        if value is not None and _plaintext_leaves(value):
+            report(
+                f"Secret {field} holds plain text: pass Pulumi secrets (pulumi.Output.secret, secret config, random)",
+                None,
+            )
+
+
+def _outputs_are_secret(args: StackValidationArgs, report: ReportViolation) -> None:
+    for resource in args.resources:
+        if resource.resource_type != "pulumi:pulumi:Stack":
+            continue
+        for name, value in resource.props.items():
+            if SECRET_OUTPUT.search(name) and _plaintext_leaves(value):
+                report(f"stack output {name} is not a secret: export it with pulumi.Output.secret", resource.urn)
+
+
+# -- TURN relay denies private and link-local peers ---------------------------------------------------
+
+# What every relay must deny: private networks, metadata, loopback, and IPv6 forms of IPv4 addresses. Written
+# out here rather than taken from the Turn component's list, so a mistake there is caught here.
+MUST_DENY = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::1/128",
+    "::ffff:0:0/96",
+    "fc00::/7",
+    "fe80::/10",
+)
+# ... and what no allowed-peer-ip may reopen: the node itself and the metadata service.
+NEVER_ALLOW = ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "::1/128", "::ffff:0:0/96")
+ROLE_TAG = "pixelstream-role"
+STREAM_PODS_ROLE = "stream-pods"
+
+
+def _option(conf: str, name: str) -> list[str]:
+    values = []
+    for line in conf.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key.strip() == name and value.strip():
+            values.append(value.strip())
+    return values
+
+
+def _peers(conf: str, option: str) -> AddressSet:
+    return AddressSet.of_ranges(_option(conf, option))
+
+
+def turn_config_problems(conf: str) -> list[str]:
+    denied, allowed = _peers(conf, "denied-peer-ip"), _peers(conf, "allowed-peer-ip")
+    problems = []
+    for cidr in MUST_DENY:
+        open_part = AddressSet.of_cidrs([cidr]) - denied
+        if open_part:
+            problems.append(f"the relay can reach {', '.join(open_part.describe()[:3])} ({cidr}): deny it")
+    for cidr in NEVER_ALLOW:
+        reopened = AddressSet.of_cidrs([cidr]) & allowed
+        if reopened:
+            problems.append(f"allowed-peer-ip reopens {', '.join(reopened.describe()[:3])} ({cidr})")
+    if re.search(r"^\s*allow-loopback-peers", conf, re.M):
+        problems.append("allow-loopback-peers lets the relay reach the server's own services")
+    return problems
+
+
+def _turn_denies_private_peers(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for key, conf in _turn_configs(args.resource_type, args.props):
+        for problem in turn_config_problems(conf):
+            report(f"{key}: {problem}", None)
+
+
+def _turn_configs(resource_type: str, props: Mapping[str, Any]) -> list[tuple[str, str]]:
+    if resource_type != "kubernetes:core/v1:ConfigMap":
+        return []
+    data = plain(props.get("data")) or {}
+    return [(key, str(conf)) for key, conf in data.items() if key.endswith("turnserver.conf")]
+
+
+# -- TURN relay reaches only the stream pods ----------------------------------------------------------
+
+
+@dataclass
+class StackNetworks:
+    """What a stack declares about its own networks, as the relay policy needs it."""
+
+    stream_pods: AddressSet
+    forbidden: dict[str, AddressSet]
+    """Every other subnet and the services CIDR, by what they are."""
+    pod_overlays: AddressSet
+
+
+def stack_networks(resources: Iterable[Any], config: Mapping[str, Any]) -> StackNetworks:
+    stream, forbidden, overlays = [], {}, []
+    for resource in resources:
+        props = plain(resource.props)
+        if resource.resource_type == "oci:Core/subnet:Subnet" and props.get("cidrBlock"):
+            role = (props.get("freeformTags") or {}).get(ROLE_TAG, "subnet")
+            if role == STREAM_PODS_ROLE:
+                stream.append(props["cidrBlock"])
+            else:
+                forbidden[f"{role} subnet {props['cidrBlock']}"] = AddressSet.of_cidrs([props["cidrBlock"]])
+        elif resource.resource_type == "oci:ContainerEngine/cluster:Cluster":
+            network = (props.get("options") or {}).get("kubernetesNetworkConfig") or {}
+            if network.get("servicesCidr"):
+                forbidden[f"services CIDR {network['servicesCidr']}"] = AddressSet.of_cidrs([network["servicesCidr"]])
+            if network.get("podsCidr"):
+                overlays.append(network["podsCidr"])
+    for cidr in config.get("forbiddenCidrs") or []:
+        forbidden[f"forbidden CIDR {cidr}"] = AddressSet.of_cidrs([cidr])
+    return StackNetworks(
+        AddressSet.of_cidrs(config.get("streamPodCidrs") or stream), forbidden, AddressSet.of_cidrs(overlays)
+    )
+
+
+def relay_reach_problems(conf: str, networks: StackNetworks, allow_all_pods: bool = False) -> list[str]:
+    """Where the relay reaches beyond the stream pods, and a TCP relay left on."""
+    allowed = _peers(conf, "allowed-peer-ip")
+    target = networks.pod_overlays if allow_all_pods else networks.stream_pods
+    problems = []
+    if allowed and not target:
+        problems.append(
+            "allowed-peer-ip is set but the stack has no stream pod subnet (a subnet tagged "
+            f"{ROLE_TAG}={STREAM_PODS_ROLE}, or policy config streamPodCidrs) to hold it to"
+        )
+    elif allowed - target:
+        problems.append(
+            f"the relay reaches beyond the stream pods ({', '.join(target.describe())}): "
+            f"{', '.join((allowed - target).describe()[:4])}"
+        )
+    for what, addresses in sorted(networks.forbidden.items()):
+        if allowed & addresses:
+            problems.append(f"the relay reaches the {what}")
+    if "no-tcp-relay" not in (line.strip() for line in conf.splitlines()):
+        problems.append("no-tcp-relay is missing: a TURN client could open TCP connections to every allowed peer")
+    return problems
+
+
+def _turn_relays_only_to_stream_pods(args: StackValidationArgs, report: ReportViolation) -> None:
+    config = args.get_config() or {}
+    networks = stack_networks(args.resources, config)
+    for resource in args.resources:
+        for key, conf in _turn_configs(resource.resource_type, resource.props):
+            for problem in relay_reach_problems(conf, networks, bool(config.get("allowRelayToAllPods"))):
+                report(f"{resource.name} {key}: {problem}", resource.urn)
+
+
+# -- a stack's own settings ---------------------------------------------------------------------------
+
+
+def policy_config(config: StackConfig) -> dict[str, dict[str, Any]]:
+    """The policy configuration that matches a stack's settings (for `--policy-pack-config` and `make check`)."""
+    return {
+        "no-world-open-ingress": {
+            "relayMin": config.network.relay_ports.min,
+            "relayMax": config.network.relay_ports.max,
+            "allowWorldApi": config.cluster.endpoint.allow_world_access,
+        },
+        "turn-relays-only-to-stream-pods": {"allowRelayToAllPods": config.streaming.turn.allow_relay_to_all_pods},
+    }
+
+
+# -- the pack -----------------------------------------------------------------------------------------
+
+RELAY_CONFIG = PolicyConfigSchema(
+    {
+        "relayMin": {"type": "integer", "default": DEFAULT_RELAY_PORT_RANGE[0]},
+        "relayMax": {"type": "integer", "default": DEFAULT_RELAY_PORT_RANGE[1]},
+        "allowWorldApi": {"type": "boolean", "default": False},
+    }
+)
+
+RESOURCE_POLICIES = [
+    ResourceValidationPolicy(
+        name="no-world-open-ingress",
+        description="No ingress from 0.0.0.0/0 except TURN, load-balancer listeners and ICMP path discovery.",
+        validate=_no_world_ingress,
+        config_schema=RELAY_CONFIG,
+    ),
+    ResourceValidationPolicy(
+        name="streaming-gpu-pool-has-nvenc",
+        description="A node pool labelled for streams uses a GPU shape with a hardware video encoder.",
+        validate=_streaming_gpu_has_nvenc,
+    ),
+    ResourceValidationPolicy(
+        name="helm-release-pins-version",
+        description="Every Helm release pins an exact chart version.",
+        validate=_helm_pinned,
+    ),
+    ResourceValidationPolicy(
+        name="containers-have-requests-and-limits",
+        description="Every container and init container sets cpu and memory requests and limits.",
+        validate=_containers_have_limits,
+    ),
+    ResourceValidationPolicy(
+        name="no-plaintext-kubernetes-secrets",
+        description="A Kubernetes Secret's data and stringData are Pulumi secrets.",
+        validate=_secret_inputs_are_secret,
+    ),
+    ResourceValidationPolicy(
+        name="turn-denies-private-peers",
+        description="coturn's configuration denies private, link-local and loopback peers.",
+        validate=_turn_denies_private_peers,
+    ),
+]
+STACK_POLICIES = [
+    StackValidationPolicy(
+        name="no-plaintext-secret-outputs",
+        description="Stack outputs that look like credentials are Pulumi secrets.",
+        validate=_outputs_are_secret,
+    ),
+    StackValidationPolicy(
+        name="turn-relays-only-to-stream-pods",
+        description="coturn's allowed peers stay inside the stream pod subnet, clear of every other subnet and "
+        "the services CIDR, and its TCP relay is off.",
+        validate=_turn_relays_only_to_stream_pods,
+        config_schema=PolicyConfigSchema(
+            {
+                "streamPodCidrs": {"type": "array", "items": {"type": "string"}, "default": []},
+                "forbiddenCidrs": {"type": "array", "items": {"type": "string"}, "default": []},
+                "allowRelayToAllPods": {"type": "boolean", "default": False},
+            }
+        ),
+    ),
+]
+POLICIES = [*RESOURCE_POLICIES, *STACK_POLICIES]
+ENFORCEMENT = EnforcementLevel.MANDATORY
+
+
+def preserve_secret_markers() -> None:
+    """Let validation policies see which values are secret: pulumi-policy otherwise unwraps them to plain
+    values before a policy runs. Values marked secret then arrive as `pulumi_policy.Secret`."""
+    from pulumi_policy import deserialize, policy
+
+    def keep_markers(props: dict[str, Any], proxy_secrets: bool = False) -> Any:
+        return deserialize.deserialize_properties(props, True)["__target"]
+
+    policy.deserialize_properties = keep_markers
+
+
+# -- the offline harness ------------------------------------------------------------------------------
+
+
+@dataclass
+class Violation:
+    policy: str
+    resource: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.policy}] {self.resource}: {self.message}"
+
+
+def _options() -> PolicyResourceOptions:
+    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+
+
+def run_policies(
+    resources: Iterable[Mapping[str, Any]],
+    outputs: Mapping[str, Any],
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Violation]:
+    """Every policy over resources as the offline plan records them (type, name, inputs) and the stack's outputs."""
+    config = config or {}
+    violations: list[Violation] = []
+
+    def reporter(policy: str, resource: str) -> Callable[[str, str | None], None]:
+        return lambda message, urn=None: violations.append(Violation(policy, resource, message))
+
+    stack = []
+    for resource in resources:
+        name = f"{resource['type']}::{resource['name']}"
+        urn = f"urn:pulumi:offline::pixelstream::{name}"
+        for policy in RESOURCE_POLICIES:
+            args = ResourceValidationArgs(
+                resource["type"],
+                resource["inputs"],
+                urn,
+                resource["name"],
+                _options(),
+                None,
+                dict(config.get(policy.name, {})),
+            )
+            policy.validate(args, reporter(policy.name, name))
+        stack.append(
+            PolicyResource(resource["type"], resource["inputs"], urn, resource["name"], _options(), None, None, [], {})
+        )
+    stack.append(
+        PolicyResource(
+            "pulumi:pulumi:Stack",
+            dict(outputs),
+            "urn:pulumi:offline::pixelstream::pulumi:pulumi:Stack::stack",
+            "stack",
+            _options(),
+            None,
+            None,
+            [],
+            {},
+        )
+    )
+    for policy in STACK_POLICIES:
+        args = StackValidationArgs(stack, dict(config.get(policy.name, {})))
+        policy.validate(args, reporter(policy.name, "stack"))
+    return violations
+
+
+def run_policies_on_build(directory: Path, config: Mapping[str, Mapping[str, Any]] | None = None) -> list[Violation]:
+    resources = json.loads((directory / "resources.json").read_text())["resources"]
+    outputs = json.loads((directory / "outputs.json").read_text())
+    return run_policies(resources, outputs, config)

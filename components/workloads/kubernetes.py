@@ -1,0 +1,147 @@
+"""Building blocks of the streaming workload's pods: security contexts, resources, probes, helper scripts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ..addons.charts import PART_OF
+from ..constants import GPU_NODE_LABEL
+from ..quantities import quantity
+
+# Helper programs every workload's own programs may import (the Kubernetes API client).
+SHARED_HELPERS = Path(__file__).parent / "app"
+HELPERS_MOUNT = "/helpers"
+
+
+def security_context(user: int = 10001, read_only: bool = True, add_capabilities: Sequence[str] = ()) -> dict[str, Any]:
+    """Non-root, no privilege escalation, every capability dropped but those named."""
+    capabilities: dict[str, Any] = {"drop": ["ALL"]}
+    if add_capabilities:
+        capabilities["add"] = list(add_capabilities)
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": user,
+        "runAsGroup": user,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": read_only,
+        "capabilities": capabilities,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security_context(fs_group: int | None = None, non_root: bool = True) -> dict[str, Any]:
+    context: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    if non_root:
+        context["runAsNonRoot"] = True
+    if fs_group is not None:
+        context["fsGroup"] = fs_group
+    return context
+
+
+def resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu_limit, "memory": memory_limit}}
+
+
+def cpu_millis(text: str) -> int:
+    """A CPU quantity (`3750m`, `4`, `0.5`) in millicores, rounded up."""
+    return math.ceil(quantity(text) * 1000)
+
+
+def memory_bytes(text: str) -> int:
+    """A memory quantity (`8Gi`, `512Mi`, `1G`, `1048576`) in bytes, rounded up."""
+    return math.ceil(quantity(text))
+
+
+def gpu_node_affinity() -> dict[str, Any]:
+    """Required node affinity for the GPU pool's nodes (their label), as every GPU workload here uses."""
+    term = {"matchExpressions": [{"key": GPU_NODE_LABEL[0], "operator": "In", "values": [GPU_NODE_LABEL[1]]}]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+
+
+def http_probe(
+    path: str, port: int | str, period: int = 10, failures: int = 3, initial_delay: int = 0
+) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "initialDelaySeconds": initial_delay,
+        "timeoutSeconds": 3,
+    }
+
+
+def image_pull_secrets(names: Sequence[str]) -> list[dict[str, str]]:
+    """A pod's `imagePullSecrets` from Secret names."""
+    return [{"name": name} for name in names]
+
+
+def labels(component: str) -> dict[str, str]:
+    return {**PART_OF, "app.kubernetes.io/name": component}
+
+
+def helpers_config_map(
+    name: str, namespace: pulumi.Input[str], scripts: Sequence[Path], parent: pulumi.Resource
+) -> k8s.core.v1.ConfigMap:
+    """A workload's helper programs (with the shared ones) as a ConfigMap, mounted at /helpers and run with the
+    pinned Python image: no image of our own to build, scan and host."""
+    programs = [SHARED_HELPERS / "kube.py", *scripts]
+    return k8s.core.v1.ConfigMap(
+        name,
+        metadata={"name": name, "namespace": namespace, "labels": PART_OF},
+        data={program.name: program.read_text() for program in programs},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def helpers_volume(config_map: k8s.core.v1.ConfigMap) -> dict[str, Any]:
+    return {"name": "helpers", "configMap": {"name": config_map.metadata["name"], "defaultMode": 0o444}}
+
+
+def helpers_mount() -> dict[str, Any]:
+    return {"name": "helpers", "mountPath": HELPERS_MOUNT, "readOnly": True}
+
+
+def helper_command(script: str) -> list[str]:
+    """Run one of the helper scripts with the Python image."""
+    return ["python", f"{HELPERS_MOUNT}/{script}"]
+
+
+def disruption_budget(
+    name: str, namespace: pulumi.Input[str], selector: dict[str, str], parent: pulumi.Resource
+) -> None:
+    """At most one pod of `name` away at a time: node drains proceed one pod after another, never blocked."""
+    k8s.policy.v1.PodDisruptionBudget(
+        name,
+        metadata={"name": name, "namespace": namespace, "labels": selector},
+        spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def api_access_volume() -> dict[str, Any]:
+    """The service-account token, CA and namespace as a volume, for pods that switch off automounting so that
+    only the one container that calls the API gets a token (mount it with `api_access_mount`)."""
+    return {
+        "name": "kube-api-access",
+        "projected": {
+            "defaultMode": 0o444,
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+            ],
+        },
+    }
+
+
+def api_access_mount() -> dict[str, Any]:
+    return {"name": "kube-api-access", "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True}

@@ -1,0 +1,313 @@
+"""The pixel-streaming workload's configuration (`streaming.*`) and its checks."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Literal
+
+from pydantic.alias_generators import to_camel, to_snake
+
+from ...addons.charts import ADDON_NAMESPACES
+from ...config_base import INT32_MAX, ConfigError, ConfigModel
+from ...quantities import quantity
+from ..config import WorkloadConfig
+from ..images import IMAGES, image_problem, version_problem
+from .streaming import AutoscalingSettings, StreamerSettings
+from .turn import TurnServerSettings
+
+if TYPE_CHECKING:
+    from ...config import StackConfig
+    from ...media_path import MediaPath
+
+# Namespaces the workload must not take: Kubernetes' own, and the add-ons'.
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", *ADDON_NAMESPACES.values())
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_PATH_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+
+
+class TurnConfig(ConfigModel):
+    realm: str = "pixelstream"
+    credential_ttl_seconds: int = 3600
+    """Lifetime of the TURN credentials the ICE config service hands out."""
+    credentials_per_minute: int = 30
+    """Credentials the ICE config service hands one signalling server per minute."""
+    user_quota: int = 20
+    """Allocations per TURN user (one stream pod) per TURN node: its streamer and player hold about four per
+    connection (UDP and TCP to the server), so 20 leaves room for reconnects within an allocation's lifetime."""
+    total_quota: int = 1000
+    max_bytes_per_second: int = 6_250_000
+    capacity_bytes_per_second: int = 250_000_000
+    allow_relay_to_all_pods: bool = False
+    """The only way to stream on flannel, where the relay cannot be limited to the stream pods."""
+
+    def server_settings(self, relay_ports: tuple[int, int], path: MediaPath) -> TurnServerSettings:
+        return TurnServerSettings(
+            relay_ports=relay_ports,
+            media_peer_cidrs=path.stream_peers,
+            private_cidrs=path.private_cidrs,
+            realm=self.realm,
+            user_quota=self.user_quota,
+            total_quota=self.total_quota,
+            max_bytes_per_second=self.max_bytes_per_second,
+            capacity_bytes_per_second=self.capacity_bytes_per_second,
+        )
+
+
+class StreamerConfig(ConfigModel):
+    gpu_mode: Literal["whole", "timeSliced", "cpuPacked"] = "whole"
+    cpu: str = "3750m"
+    memory: str = "8Gi"
+    cpu_limit: str = "8"
+    memory_limit: str = "16Gi"
+    resolution_width: int = 1920
+    resolution_height: int = 1080
+    max_fps: int = 30
+    extra_args: list[str] = []
+    startup_timeout_seconds: int = 600
+    drain_seconds: int = 120
+
+    def settings(self) -> StreamerSettings:
+        return StreamerSettings(
+            gpu_mode=self.gpu_mode,
+            cpu=self.cpu,
+            memory=self.memory,
+            cpu_limit=self.cpu_limit,
+            memory_limit=self.memory_limit,
+            resolution=(self.resolution_width, self.resolution_height),
+            max_fps=self.max_fps,
+            extra_args=self.extra_args,
+            startup_timeout_seconds=self.startup_timeout_seconds,
+            drain_seconds=self.drain_seconds,
+        )
+
+
+class ScaleUpConfig(ConfigModel):
+    stabilization_seconds: int = 0
+    pods: int = 2
+    percent: int = 10
+    period_seconds: int = 15
+
+
+class ScaleDownConfig(ConfigModel):
+    stabilization_seconds: int = 30
+
+
+class AutoscalingConfig(ConfigModel):
+    min_replicas: int = 1
+    max_replicas: int = 10
+    target_pool_ratio: float = 0.9
+    scale_up: ScaleUpConfig = ScaleUpConfig()
+    scale_down: ScaleDownConfig = ScaleDownConfig()
+
+    def settings(self) -> AutoscalingSettings:
+        return AutoscalingSettings(
+            min_replicas=self.min_replicas,
+            max_replicas=self.max_replicas,
+            target_pool_ratio=self.target_pool_ratio,
+            scale_up_stabilization_seconds=self.scale_up.stabilization_seconds,
+            scale_up_pods=self.scale_up.pods,
+            scale_up_percent=self.scale_up.percent,
+            scale_up_period_seconds=self.scale_up.period_seconds,
+            scale_down_stabilization_seconds=self.scale_down.stabilization_seconds,
+        )
+
+
+class IngressConfig(ConfigModel):
+    host: str | None = None
+    path_prefix: str = ""
+    issuer: Literal["letsencrypt-prod", "letsencrypt-staging"] = "letsencrypt-prod"
+
+
+class CapacityConfig(ConfigModel):
+    warm_streams: int = 0
+    """Streams' worth of GPU kept ready by low-priority placeholders."""
+    pre_pull: bool = True
+    """Pull the stream images on every GPU node as it joins."""
+
+
+class PodProxyConfig(ConfigModel):
+    enabled: bool = False
+    path_prefix: str = "/proxy"
+
+
+class StreamingConfig(WorkloadConfig):
+    namespace: str = "pixel"
+    images: dict[str, str] = {}
+    image_pull_secrets: list[str] = []
+    turn: TurnConfig = TurnConfig()
+    streamer: StreamerConfig = StreamerConfig()
+    autoscaling: AutoscalingConfig = AutoscalingConfig()
+    capacity: CapacityConfig = CapacityConfig()
+    ingress: IngressConfig = IngressConfig()
+    pod_proxy: PodProxyConfig = PodProxyConfig()
+
+    def check(self, config: StackConfig) -> None:
+        check_streaming(config)
+
+
+_QUANTITY_KINDS = {"cpu": "a CPU quantity such as 3750m or 4", "memory": "a memory quantity such as 8Gi"}
+
+
+def _check_requests_and_limits(streamer: StreamerConfig) -> None:
+    for kind, example in _QUANTITY_KINDS.items():
+        values = {}
+        for key in (kind, f"{kind}_limit"):
+            text = getattr(streamer, key)
+            try:
+                values[key] = quantity(text)
+            except ValueError:
+                raise ConfigError(f"streaming.streamer.{to_camel(key)}", f"{text} is not {example}") from None
+            if values[key] <= 0:
+                raise ConfigError(f"streaming.streamer.{to_camel(key)}", f"{text} is not above zero")
+        if values[kind] > values[f"{kind}_limit"]:
+            raise ConfigError(
+                f"streaming.streamer.{kind}",
+                f"{getattr(streamer, kind)} is above the limit {kind}Limit ({getattr(streamer, f'{kind}_limit')}); "
+                "Kubernetes refuses a request above its limit",
+            )
+
+
+def check_streaming(config: StackConfig) -> None:
+    """The workload's keys, when it is enabled."""
+    streaming = config.streaming
+    _check_namespace_and_images(streaming)
+    _check_turn(streaming.turn)
+    _check_streamer(config)
+    _check_autoscaling(streaming)
+    _check_routing(config)
+
+
+def _check_namespace_and_images(streaming: StreamingConfig) -> None:
+    if not _DNS_LABEL.match(streaming.namespace):
+        raise ConfigError(
+            "streaming.namespace", f"{streaming.namespace} is not a Kubernetes namespace name (a DNS label)"
+        )
+    if streaming.namespace in RESERVED_NAMESPACES:
+        raise ConfigError(
+            "streaming.namespace",
+            f"{streaming.namespace} belongs to Kubernetes or an add-on of this platform; taken: "
+            f"{', '.join(RESERVED_NAMESPACES)}",
+        )
+    for name, reference in streaming.images.items():
+        if name not in IMAGES:
+            raise ConfigError(
+                f"streaming.images.{name}", f"is not an image of the workload; known: {', '.join(IMAGES)}"
+            )
+        problem = image_problem(reference) or version_problem(name, reference)
+        if problem:
+            raise ConfigError(f"streaming.images.{name}", problem)
+    for index, secret in enumerate(streaming.image_pull_secrets):
+        if not _DNS_SUBDOMAIN.match(secret):
+            raise ConfigError(f"streaming.imagePullSecrets[{index}]", f"{secret} is not a Secret name")
+
+
+def _check_turn(turn: TurnConfig) -> None:
+    if not re.match(r"^[A-Za-z0-9.-]{1,63}$", turn.realm):
+        raise ConfigError("streaming.turn.realm", f"{turn.realm} is not a realm (letters, digits, dots, dashes)")
+    if not 60 <= turn.credential_ttl_seconds <= 86400:
+        raise ConfigError(
+            "streaming.turn.credentialTtlSeconds", f"{turn.credential_ttl_seconds} is outside 60-86400 seconds"
+        )
+    for key in ("user_quota", "total_quota", "max_bytes_per_second"):
+        if getattr(turn, key) < 1:
+            raise ConfigError(f"streaming.turn.{to_camel(key)}", f"{getattr(turn, key)} is below 1")
+    if turn.capacity_bytes_per_second < turn.max_bytes_per_second:
+        raise ConfigError(
+            "streaming.turn.capacityBytesPerSecond",
+            f"{turn.capacity_bytes_per_second} is below maxBytesPerSecond ({turn.max_bytes_per_second}): no session "
+            "would fit on a TURN node",
+        )
+    if not 1 <= turn.credentials_per_minute <= 600:
+        raise ConfigError("streaming.turn.credentialsPerMinute", f"{turn.credentials_per_minute} is outside 1-600")
+
+
+def _check_streamer(config: StackConfig) -> None:
+    streamer = config.streaming.streamer
+    _check_requests_and_limits(streamer)
+    for key, low, high in (("resolution_width", 320, 7680), ("resolution_height", 240, 4320), ("max_fps", 1, 240)):
+        value = getattr(streamer, key)
+        if not low <= value <= high:
+            raise ConfigError(f"streaming.streamer.{to_camel(key)}", f"{value} is outside {low}-{high}")
+    for index, argument in enumerate(streamer.extra_args):
+        if not argument.startswith("-") or any(c in argument for c in "\n\r\0"):
+            raise ConfigError(
+                f"streaming.streamer.extraArgs[{index}]",
+                f"{argument!r} is not an Unreal argument such as -PixelStreamingEncoderMaxQP=30",
+            )
+    if not 60 <= streamer.startup_timeout_seconds <= 3600:
+        raise ConfigError(
+            "streaming.streamer.startupTimeoutSeconds", f"{streamer.startup_timeout_seconds} is outside 60-3600"
+        )
+    if not 0 <= streamer.drain_seconds <= 3600:
+        raise ConfigError("streaming.streamer.drainSeconds", f"{streamer.drain_seconds} is outside 0-3600")
+    plugin = config.addons.gpu_plugin
+    if streamer.gpu_mode == "timeSliced" and not (plugin.enabled and plugin.streams_per_gpu > 1):
+        raise ConfigError(
+            "streaming.streamer.gpuMode",
+            "timeSliced needs the device plugin's time-slicing: set addons.gpuPlugin.streamsPerGpu above 1",
+        )
+    if streamer.gpu_mode == "whole" and plugin.enabled and plugin.streams_per_gpu > 1:
+        raise ConfigError(
+            "streaming.streamer.gpuMode",
+            f"whole cannot be scheduled while addons.gpuPlugin.streamsPerGpu is {plugin.streams_per_gpu} (GPUs are "
+            "then offered only as shares): use timeSliced, or streamsPerGpu: 1",
+        )
+
+
+def _check_autoscaling(streaming: StreamingConfig) -> None:
+    scaling = streaming.autoscaling
+    for key in ("min_replicas", "max_replicas"):
+        if not 1 <= getattr(scaling, key) <= INT32_MAX:
+            raise ConfigError(
+                f"streaming.autoscaling.{to_camel(key)}", f"{getattr(scaling, key)} is outside 1-{INT32_MAX}"
+            )
+    if scaling.min_replicas > scaling.max_replicas:
+        raise ConfigError(
+            "streaming.autoscaling.minReplicas",
+            f"{scaling.min_replicas} is above maxReplicas ({scaling.max_replicas})",
+        )
+    if not 0 < scaling.target_pool_ratio <= 10:
+        raise ConfigError("streaming.autoscaling.targetPoolRatio", f"{scaling.target_pool_ratio} is outside (0, 10]")
+    up = scaling.scale_up
+    if up.pods < 1 or up.percent < 1 or not 1 <= up.period_seconds <= 1800:
+        raise ConfigError(
+            "streaming.autoscaling.scaleUp",
+            f"pods {up.pods}, percent {up.percent} and periodSeconds {up.period_seconds} must be positive "
+            "(period at most 1800)",
+        )
+    for path, seconds in (
+        ("scaleUp", up.stabilization_seconds),
+        ("scaleDown", scaling.scale_down.stabilization_seconds),
+    ):
+        if not 0 <= seconds <= 3600:
+            raise ConfigError(f"streaming.autoscaling.{path}.stabilizationSeconds", f"{seconds} is outside 0-3600")
+
+    if not 0 <= streaming.capacity.warm_streams <= 64:
+        raise ConfigError("streaming.capacity.warmStreams", f"{streaming.capacity.warm_streams} is outside 0-64")
+
+
+def _check_routing(config: StackConfig) -> None:
+    streaming, addons = config.streaming, config.addons
+    ingress = streaming.ingress
+    if ingress.host is not None and not _HOST.match(ingress.host):
+        raise ConfigError("streaming.ingress.host", f"{ingress.host} is not a DNS host name")
+    for path, prefix in (
+        ("ingress.pathPrefix", ingress.path_prefix),
+        ("podProxy.pathPrefix", streaming.pod_proxy.path_prefix),
+    ):
+        if prefix and not _PATH_PREFIX.match(prefix):
+            raise ConfigError(f"streaming.{path}", f"{prefix} is not a path prefix such as /pixel (no trailing slash)")
+    if streaming.pod_proxy.enabled and not streaming.pod_proxy.path_prefix:
+        raise ConfigError(
+            "streaming.podProxy.pathPrefix", '"" would serve the pod proxy over the players\' pages; use e.g. /proxy'
+        )
+    for needed in ("ingressNginx", "prometheusAdapter"):
+        if not getattr(addons, to_snake(needed)).enabled:
+            raise ConfigError(
+                f"addons.{needed}.enabled",
+                "false leaves the streaming workload without "
+                + ("its ingress controller" if needed == "ingressNginx" else "the custom metric its autoscaler reads")
+                + "; enable it or set streaming.enabled: false",
+            )

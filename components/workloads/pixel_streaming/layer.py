@@ -1,0 +1,54 @@
+"""The pixel-streaming workload declared from the stack config, on the platform below it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+
+from ...media_path import media_path
+from .component import PixelStreaming, PixelStreamingArgs
+
+if TYPE_CHECKING:
+    from ...addons.layer import AddonLayer
+    from ...config import StackConfig
+    from ...oci.layer import OciLayer
+
+
+def declare_pixel_streaming(
+    config: StackConfig, infra: OciLayer, addons: AddonLayer, opts: pulumi.ResourceOptions
+) -> dict[str, Any]:
+    """The workload and the stack outputs it adds. The relay may reach only the stream pods (media_path)."""
+    streaming = config.streaming
+    workload = PixelStreaming(
+        "pixel-streaming",
+        PixelStreamingArgs(
+            namespace=streaming.namespace,
+            images=streaming.images,
+            image_pull_secrets=streaming.image_pull_secrets,
+            turn=streaming.turn.server_settings(config.network.relay_ports.bounds, media_path(config)),
+            credential_ttl_seconds=streaming.turn.credential_ttl_seconds,
+            credentials_per_minute=streaming.turn.credentials_per_minute,
+            streamer=streaming.streamer.settings(),
+            autoscaling=streaming.autoscaling.settings(),
+            warm_streams=streaming.capacity.warm_streams,
+            pre_pull=streaming.capacity.pre_pull,
+            host=streaming.ingress.host,
+            path_prefix=streaming.ingress.path_prefix,
+            cluster_issuer=streaming.ingress.issuer if addons.cluster_issuers else None,
+            pod_proxy_prefix=streaming.pod_proxy.path_prefix if streaming.pod_proxy.enabled else None,
+            system_nodes=[infra.pools["default"]],
+            turn_nodes=[infra.pools["turn"]],
+            gpu_nodes=[infra.pools["gpu"], *addons.gpu_plugin],
+            ingress_controller=addons.ingress_controller,
+        ),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.cluster.provider])),
+    )
+    outputs: dict[str, Any] = {
+        "url": workload.url,
+        "streamingNamespace": workload.namespace,
+        "images": workload.images,
+    }
+    if workload.pod_proxy_password is not None:
+        outputs |= {"podProxyUsername": workload.pod_proxy_username, "podProxyPassword": workload.pod_proxy_password}
+    return outputs
