@@ -209,3 +209,11 @@ async def test_the_generated_credentials_and_the_ngc_login_are_secrets(pulumi_ru
     assert await workload.username.is_secret() and await workload.password.is_secret()
     assert await workload.username.future() == "operator"
     assert workload.url == "http://<ingress-load-balancer-ip>/sim/"
+
+
+def test_a_fleet_without_the_streaming_workload_is_told_it_has_no_relay(tmp_path: Path, capsys) -> None:
+    status, _, everything, _ = run_plan(_dev(simulation=FLEET, streaming={"enabled": False}), tmp_path, capsys)
+    assert status == 0, everything[-2000:]
+    assert "warning: simulation.enabled without streaming.enabled: the TURN relay belongs to" in everything
+    status, _, everything, _ = run_plan(_dev(simulation=FLEET), tmp_path, capsys)
+    assert status == 0 and "without streaming.enabled" not in everything

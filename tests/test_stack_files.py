@@ -360,7 +360,7 @@ SEMANTIC_CASES: list[tuple[str, str, str]] = [
     (
         "simulation: more instances than GPUs",
         _dev(simulation={**FLEET, "instances": 2}),
-        "pixelstream:simulation.instances: 2 do not fit the GPU pool: 1 VM.GPU.A10.1 node hold at most 1",
+        "pixelstream:simulation.instances: 2 do not fit the GPU pool, which holds at most 1: 1 node(s) of VM.GPU.A10.1",
     ),
     (
         "simulation: the streaming namespace",

@@ -141,12 +141,13 @@ def _check_instances(config: StackConfig) -> None:
         )
     pool = config.node_pools.gpu
     nodes = pool.max_size if pool.max_size is not None else pool.size
-    slots = nodes * GPU_SHAPES[pool.shape].gpus * per_gpu
+    gpus = GPU_SHAPES[pool.shape].gpus
+    slots = nodes * gpus * per_gpu
     if simulation.instances > slots:
         raise ConfigError(
             "simulation.instances",
-            f"{simulation.instances} do not fit the GPU pool: {nodes} {pool.shape} node{'s' if nodes != 1 else ''} "
-            f"hold at most {slots} at {per_gpu} per GPU (nodePools.gpu, simulation.instancesPerGpu)",
+            f"{simulation.instances} do not fit the GPU pool, which holds at most {slots}: {nodes} node(s) of "
+            f"{pool.shape} ({gpus} GPU(s) each) at {per_gpu} per GPU (nodePools.gpu, simulation.instancesPerGpu)",
         )
 
 

@@ -88,7 +88,7 @@ def instance_state(desired: int | None, pod: dict | None) -> tuple[str, str]:
         return ("running", "") if ready else ("starting", "the app has not said AppReady yet")
     if phase == "Failed":
         return "failed", status.get("reason", "the pod failed")
-    return "pending", status.get("reason", "") if phase == "Pending" else phase
+    return "pending", status.get("reason") or ("" if phase == "Pending" else f"pod phase {phase}")
 
 
 class Fleet:
