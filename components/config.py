@@ -31,6 +31,7 @@ from .secrets import secret_paths, secret_values
 from .stack_file import MAX_DEPTH, OFFLINE_PLACEHOLDERS, read_stack_config
 from .workloads.config import WorkloadConfig
 from .workloads.pixel_streaming.config import StreamingConfig
+from .workloads.simulation.config import SimulationConfig
 
 _REGION = re.compile(r"^[a-z]{2}-[a-z]+-\d{1,2}$")
 _COMPARTMENT = re.compile(r"^ocid1\.(compartment|tenancy)\.oc\d+\.[a-z0-9-]*\.[a-z0-9]+$")
@@ -44,6 +45,7 @@ class StackConfig(ConfigModel):
     node_pools: NodePoolsConfig = NodePoolsConfig()
     addons: AddonsConfig = AddonsConfig()
     streaming: StreamingConfig = StreamingConfig()
+    simulation: SimulationConfig = SimulationConfig()
     extra_regions: list[str] = []
     """OCI regions newer than this program's table (pixelstream.oci.regions) that `oci:region` may name."""
 
@@ -107,11 +109,13 @@ class StackConfig(ConfigModel):
 
     def workloads(self) -> list[WorkloadConfig]:
         """The configuration of every workload the stack may run (each a top-level key)."""
-        return [
-            value
-            for value in (getattr(self, name) for name in type(self).model_fields)
-            if isinstance(value, WorkloadConfig)
-        ]
+        return list(self.workload_keys().values())
+
+    def workload_keys(self) -> dict[str, WorkloadConfig]:
+        """Every workload's configuration by its top-level key."""
+        fields = type(self).model_fields
+        values = {field.alias or name: getattr(self, name) for name, field in fields.items()}
+        return {key: value for key, value in values.items() if isinstance(value, WorkloadConfig)}
 
     @property
     def secrets(self) -> frozenset[str]:
@@ -167,4 +171,7 @@ def load_stack_config(namespace: str = NAMESPACE) -> StackConfig:
     secret_keys = [key for key in raw if is_config_secret(f"{namespace}:{key}")]
     paths = secret_paths(namespace, secret_keys, raw, pulumi.get_stack())
     stack_config._secrets = secret_values(raw, paths)
+    for workload in stack_config.workloads():
+        if workload.enabled:
+            workload.check_secrets(stack_config.secrets)
     return stack_config

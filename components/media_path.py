@@ -52,9 +52,15 @@ def check_media_path(config: StackConfig) -> None:
 
 def media_path_warnings(config: StackConfig) -> list[str]:
     """What the stack allows on purpose that a reviewer should see in every plan."""
+    warnings = []
     if config.streaming.enabled and not config.vcn_native_pods:
-        return [
+        warnings.append(
             "streaming.turn.allowRelayToAllPods: the TURN relay can send UDP to every pod of the cluster "
             f"({config.cluster.pods_cidr}), not only to the streams; use cluster.cni: vcnNative to confine it"
-        ]
-    return []
+        )
+    if config.simulation.enabled and not config.streaming.enabled:
+        warnings.append(
+            "simulation.enabled without streaming.enabled: the TURN relay belongs to the streaming workload, so "
+            "the instances' WebRTC media has no relay to browsers outside the VCN"
+        )
+    return warnings

@@ -16,6 +16,7 @@ from .config import StackConfig
 from .media_path import media_path_warnings
 from .oci.layer import declare_oci
 from .workloads.pixel_streaming.layer import declare_pixel_streaming
+from .workloads.simulation.layer import declare_simulation
 
 
 @dataclass
@@ -46,5 +47,7 @@ class Platform(pulumi.ComponentResource):
         self.outputs = {**addons.outputs}
         if streaming.enabled:
             self.outputs |= declare_pixel_streaming(config, infra, addons, children)
+        if config.simulation.enabled:
+            self.outputs |= declare_simulation(config, infra, addons, children)
         self.outputs |= infra.outputs(config)
         self.register_outputs(self.outputs)

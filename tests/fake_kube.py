@@ -1,11 +1,18 @@
 """A fake Kubernetes API server on loopback for the helper programs' tests: canned answers per route, every
-request recorded, the service-account token checked."""
+request recorded, the service-account token checked. A route answers JSON, or plain text when it returns a
+string (a pod's log)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,7 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from conftest import SHARED_APP
+import pytest
+from conftest import SHARED_APP, free_port
 
 TOKEN = "fake-service-account-token"
 
@@ -87,9 +95,10 @@ def serve(routes: dict[tuple[str, str], Route]) -> Iterator[FakeKube]:
                 status, body = routes[(method, parsed.path)](call)
             else:
                 status, body = 404, {"kind": "Status", "code": 404}
-            payload = json.dumps(body).encode()
+            text = isinstance(body, str)
+            payload = body.encode() if text else json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/plain" if text else "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -99,6 +108,9 @@ def serve(routes: dict[tuple[str, str], Route]) -> Iterator[FakeKube]:
 
         def do_PATCH(self) -> None:
             self._handle("PATCH")
+
+        def do_DELETE(self) -> None:
+            self._handle("DELETE")
 
         def log_message(self, *args: object) -> None:
             pass
@@ -110,3 +122,26 @@ def serve(routes: dict[tuple[str, str], Route]) -> Iterator[FakeKube]:
         yield fake
     finally:
         server.shutdown()
+
+
+def start_program(program: Path, env: dict[str, str], probe: str = "/livez") -> tuple[subprocess.Popen, str]:
+    """A helper program serving HTTP on a free loopback port, once `probe` answers; (process, base URL)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(program)],
+        env={**os.environ, **env, "PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + probe, timeout=5).close()
+            return process, url
+        except urllib.error.HTTPError:
+            return process, url
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    pytest.fail(f"{program.name} did not start: {process.stderr.read().decode()}")

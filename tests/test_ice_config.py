@@ -6,9 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -17,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import APP, free_port
-from fake_kube import Call, node, secret_file, serve
+from conftest import APP
+from fake_kube import Call, node, secret_file, serve, start_program
 
 SECRET = "test-static-auth-secret"
 NODES = {
@@ -45,26 +42,6 @@ def get_with_headers(url: str) -> tuple[int, dict, dict[str, str]]:
         return error.code, json.load(error), dict(error.headers)
 
 
-def start(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(APP / "ice_config.py")],
-        env={**os.environ, **env, "PORT": str(port)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            get(f"{url}/livez")
-            return process, url
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    pytest.fail(f"ice config service did not start: {process.stderr.read().decode()}")
-
-
 @pytest.fixture
 def service(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, list[Call], dict]]:
     """The service on loopback; a test may pass extra environment with `@pytest.mark.env(NAME=value)`."""
@@ -78,7 +55,7 @@ def service(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[st
             "REFRESH_SECONDS": "0.2",
             **(marker.kwargs if marker else {}),
         }
-        process, url = start(env)
+        process, url = start_program(APP / "ice_config.py", env)
         try:
             deadline = time.monotonic() + 10
             while get(f"{url}/healthz")[0] != 200 and time.monotonic() < deadline:

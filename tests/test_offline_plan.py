@@ -266,7 +266,7 @@ def make(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["make", "-s", "-C", str(ROOT), *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", ["dev", "prod", "sim"])
 def test_make_plan(stack: str, tmp_path: Path) -> None:
     result = make("plan", f"STACK={stack}")
     assert result.returncode == 0, result.stderr
@@ -277,6 +277,7 @@ def test_make_plan(stack: str, tmp_path: Path) -> None:
     for name in ("resources.json", "outputs.json", "manifests", "helm"):
         assert (ROOT / "build" / stack / name).exists()
     assert "pixel-streaming-capacity (pixelstream:index:GpuCapacity" in result.stdout
+    assert ("simulation (pixelstream:index:Simulation" in result.stdout) == (stack == "sim")
     if stack == "prod":
         assert "cluster-autoscaler (pixelstream:index:ClusterAutoscaler, 2 resources)" in result.stdout
         assert "IAM policy pixelstream-prod-cluster-autoscaler:" in result.stdout
@@ -310,7 +311,7 @@ def test_make_plan_with_a_bad_stack_file_is_one_line_and_nonzero(tmp_path: Path)
 def test_make_plan_names_the_stacks_when_one_is_missing() -> None:
     result = make("plan", "STACK=staging")
     assert result.returncode != 0
-    assert "stacks here: dev, prod" in result.stderr
+    assert "stacks here: dev, prod, sim" in result.stderr
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

@@ -121,6 +121,9 @@ def _dev_with(path: str, value: Any) -> str:
     return yaml.safe_dump(_set(STACKS["dev"], tuple(path.split(".")), value))
 
 
+# A valid one-instance fleet on the dev stack's single A10 (its NGC key encrypted, as it must be).
+FLEET = {"enabled": True, "acceptEula": True, "instances": 1, "ngcApiKey": {"secure": "v1:ngc"}}
+
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
 )
@@ -324,6 +327,61 @@ SEMANTIC_CASES: list[tuple[str, str, str]] = [
         _dev(addons={"certManager": {"version": "^1.21"}}),
         "pixelstream:addons.certManager.version: ^1.21",
     ),
+    (
+        "simulation: more instances per GPU than the sharing allows",
+        _dev(simulation={**FLEET, "instancesPerGpu": 2}),
+        "pixelstream:simulation.instancesPerGpu: 2 is more instances per GPU than the GPU sharing allows",
+    ),
+    (
+        "simulation: fewer instances per GPU than the shares",
+        _dev(addons={"gpuPlugin": {"streamsPerGpu": 4}}, simulation=FLEET, streaming={"enabled": False}),
+        "pixelstream:simulation.instancesPerGpu: 1 cannot be kept",
+    ),
+    (
+        "simulation: shm above the memory limit",
+        _dev(simulation={**FLEET, "shmSize": "32Gi"}),
+        "pixelstream:simulation.shmSize: 32Gi is not below memoryLimit (16Gi)",
+    ),
+    (
+        "simulation: no pull secret for an NGC image",
+        _dev(simulation={"enabled": True, "acceptEula": True, "instances": 1}),
+        "pixelstream:simulation.ngcApiKey: is required to pull nvcr.io/nvidia/isaac-sim:6.0.1",
+    ),
+    (
+        "simulation: NGC key in plain text",
+        _dev(simulation={**FLEET, "ngcApiKey": "nvapi-plain-text-key"}),
+        "pixelstream:simulation.ngcApiKey: is plain text in the stack file",
+    ),
+    (
+        "simulation: license not accepted",
+        _dev(simulation={**FLEET, "acceptEula": False}),
+        "pixelstream:simulation.acceptEula: false",
+    ),
+    (
+        "simulation: more instances than GPUs",
+        _dev(simulation={**FLEET, "instances": 2}),
+        "pixelstream:simulation.instances: 2 do not fit the GPU pool, which holds at most 1: 1 node(s) of VM.GPU.A10.1",
+    ),
+    (
+        "simulation: the streaming namespace",
+        _dev(simulation={**FLEET, "namespace": "pixel"}),
+        "pixelstream:simulation.namespace: pixel is streaming.namespace too",
+    ),
+    (
+        "simulation: the streaming path",
+        _dev(simulation=FLEET, streaming={"ingress": {"pathPrefix": "/sim"}}),
+        "pixelstream:simulation.ingress.pathPrefix: /sim is streaming.ingress.pathPrefix on the same host too",
+    ),
+    (
+        "simulation: shm not a quantity",
+        _dev(simulation={**FLEET, "shmSize": "lots"}),
+        "pixelstream:simulation.shmSize: lots is not a memory quantity",
+    ),
+    (
+        "simulation: an image it does not run",
+        _dev(simulation={**FLEET, "images": {"coturn": "docker.io/coturn/coturn:4.17.2-r0"}}),
+        "pixelstream:simulation.images.coturn: is not an image of the workload; known: isaacsim, python",
+    ),
     ("unknown region", _dev(**{"oci:region": "mars-north-1"}), "oci:region: mars-north-1 is not an OCI region"),
     (
         "region typo",
@@ -451,6 +509,24 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     (
         "a large E5 pool",
         {"nodePools": {"default": {"shape": "VM.Standard.E5.Flex", "ocpus": 64, "memoryGbs": 512, "size": 3}}},
+    ),
+    ("a simulation instance on a whole GPU", {"simulation": FLEET}),
+    (
+        "a simulation fleet from a mirror, shared GPUs, own host",
+        {
+            "nodePools": {"gpu": {"shape": "BM.GPU.L40S.4", "size": 0, "minSize": 0, "maxSize": 2}},
+            "addons": {"gpuPlugin": {"streamsPerGpu": 4}},
+            "streaming": {"enabled": False},
+            "simulation": {
+                "enabled": True,
+                "acceptEula": True,
+                "instances": 32,
+                "instancesPerGpu": 4,
+                "images": {"isaacsim": f"registry.example/isaac-sim{DIGEST}"},
+                "imagePullSecrets": ["mirror-login"],
+                "ingress": {"host": "sim.example.com", "pathPrefix": "/fleet"},
+            },
+        },
     ),
     ("no keys at all", {"cluster": None, "nodePools": None, "oci:region": None}),
 ]

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from ..config_base import ConfigModel
+from pydantic.alias_generators import to_camel
+
+from ..addons.charts import ADDON_NAMESPACES
+from ..config_base import ConfigError, ConfigModel
+from ..quantities import quantity
+from .images import image_problem, version_problem
 
 if TYPE_CHECKING:
     from ..config import StackConfig
+
+# Namespaces a workload must not take: Kubernetes' own, and the add-ons'.
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", *ADDON_NAMESPACES.values())
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_PATH_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+
+
+class IngressConfig(ConfigModel):
+    """Where a workload is served through the platform's ingress controller."""
+
+    host: str | None = None
+    path_prefix: str = ""
+    issuer: Literal["letsencrypt-prod", "letsencrypt-staging"] = "letsencrypt-prod"
 
 
 class WorkloadConfig(ConfigModel):
@@ -20,3 +42,87 @@ class WorkloadConfig(ConfigModel):
         """Raise ConfigError for a bad value of this workload's keys (`config`: the whole stack's, for what the
         workload needs of the layers below)."""
         raise NotImplementedError
+
+    def check_secrets(self, secrets: Collection[str]) -> None:
+        """Raise ConfigError for a credential of this workload that the stack file holds in plain text
+        (`secrets`: the plain text of the stack's secret values). Nothing to check by default."""
+
+
+def check_namespace(config: StackConfig, key: str) -> None:
+    """The namespace of the workload at top-level `key`: a DNS label, not Kubernetes' or an add-on's, and not
+    another enabled workload's (each workload creates and owns its namespace)."""
+    workloads = config.workload_keys()
+    namespace = workloads[key].namespace
+    if not _DNS_LABEL.match(namespace):
+        raise ConfigError(f"{key}.namespace", f"{namespace} is not a Kubernetes namespace name (a DNS label)")
+    if namespace in RESERVED_NAMESPACES:
+        raise ConfigError(
+            f"{key}.namespace",
+            f"{namespace} belongs to Kubernetes or an add-on of this platform; taken: {', '.join(RESERVED_NAMESPACES)}",
+        )
+    # The workload listed first keeps a namespace two ask for; the later one is told.
+    for other_key, other in workloads.items():
+        if other_key == key:
+            break
+        if other.enabled and other.namespace == namespace:
+            raise ConfigError(
+                f"{key}.namespace", f"{namespace} is {other_key}.namespace too; each workload needs its own"
+            )
+
+
+def check_images(key: str, images: Mapping[str, str], names: Sequence[str]) -> None:
+    """A workload's image overrides (`<key>.images`): only the images it runs (`names`), each pinned."""
+    for name, reference in images.items():
+        if name not in names:
+            raise ConfigError(f"{key}.images.{name}", f"is not an image of the workload; known: {', '.join(names)}")
+        problem = image_problem(reference) or version_problem(name, reference)
+        if problem:
+            raise ConfigError(f"{key}.images.{name}", problem)
+
+
+def check_pull_secrets(key: str, names: Sequence[str]) -> None:
+    for index, secret in enumerate(names):
+        if not _DNS_SUBDOMAIN.match(secret):
+            raise ConfigError(f"{key}.imagePullSecrets[{index}]", f"{secret} is not a Secret name")
+
+
+def check_host(path: str, host: str | None) -> None:
+    if host is not None and not _HOST.match(host):
+        raise ConfigError(path, f"{host} is not a DNS host name")
+
+
+def check_path_prefix(path: str, prefix: str, example: str) -> None:
+    if prefix and not _PATH_PREFIX.match(prefix):
+        raise ConfigError(path, f"{prefix} is not a path prefix such as {example} (no trailing slash)")
+
+
+class Sized(Protocol):
+    """A container's requests and limits as a workload's keys hold them."""
+
+    cpu: str
+    cpu_limit: str
+    memory: str
+    memory_limit: str
+
+
+_QUANTITY_KINDS = {"cpu": "a CPU quantity such as 3750m or 4", "memory": "a memory quantity such as 8Gi"}
+
+
+def check_requests_and_limits(path: str, sized: Sized) -> None:
+    """Quantities above zero, each request at most its limit (`path`: where the keys are, e.g. streaming.streamer)."""
+    for kind, example in _QUANTITY_KINDS.items():
+        values = {}
+        for key in (kind, f"{kind}_limit"):
+            text = getattr(sized, key)
+            try:
+                values[key] = quantity(text)
+            except ValueError:
+                raise ConfigError(f"{path}.{to_camel(key)}", f"{text} is not {example}") from None
+            if values[key] <= 0:
+                raise ConfigError(f"{path}.{to_camel(key)}", f"{text} is not above zero")
+        if values[kind] > values[f"{kind}_limit"]:
+            raise ConfigError(
+                f"{path}.{kind}",
+                f"{getattr(sized, kind)} is above the limit {kind}Limit ({getattr(sized, f'{kind}_limit')}); "
+                "Kubernetes refuses a request above its limit",
+            )

@@ -1,4 +1,4 @@
-"""The one table of container images the streaming workload runs, each pinned to a tag or digest."""
+"""The one table of container images the workloads run, each pinned to a tag or digest."""
 
 from __future__ import annotations
 
@@ -19,7 +19,16 @@ IMAGES: dict[str, str] = {
     "player": f"{REFERENCE}/player:latest",
     "podproxy": f"{REFERENCE}/podproxy:latest",
     "unreal": f"{REFERENCE}/pxdemo:latest",
+    # The simulation fleet's instances: NVIDIA's image on NGC (a login is needed to pull it), the tag the Isaac Sim
+    # repository's Docker README names (isaac-sim/IsaacSim tools/docker/README.md); runs as uid 1234.
+    "isaacsim": "nvcr.io/nvidia/isaac-sim:6.0.1",
 }
+# The images each workload runs (and lets a stack override), by name in the table.
+STREAMING_IMAGES = (
+    *("coturn", "python", "traefik", "pause"),
+    *("signalserver", "matchmaker", "player", "podproxy", "unreal"),
+)
+SIMULATION_IMAGES = ("isaacsim", "python")
 
 _REFERENCE = re.compile(
     r"^(?P<repository>[a-z0-9]+([._/:-][a-z0-9]+)*?)(:(?P<tag>[\w][\w.-]{0,127})|@(?P<digest>sha256:[a-f0-9]{64}))$"

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from ..addons.charts import PART_OF
-from ..constants import GPU_NODE_LABEL
+from ..constants import GPU_NODE_LABEL, INGRESS_CLASS
 from ..quantities import quantity
 
 # Helper programs every workload's own programs may import (the Kubernetes API client).
@@ -122,6 +124,90 @@ def disruption_budget(
         spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+@dataclass
+class BasicAuth:
+    """Generated basic-auth credentials: the Secret that holds them hashed, and both parts as Pulumi secrets."""
+
+    secret_name: pulumi.Output[str]
+    username: pulumi.Output[str]
+    password: pulumi.Output[str]
+
+
+def basic_auth(
+    password_name: str, secret_name: str, namespace: pulumi.Input[str], user: str, key: str, parent: pulumi.Resource
+) -> BasicAuth:
+    """A random password (pulumi_random) for `user`, stored only as its bcrypt hash: one htpasswd line
+    `user:hash` under `key` of Secret `secret_name`, the form both Traefik and ingress-nginx read."""
+    child = pulumi.ResourceOptions(parent=parent)
+    password = random.RandomPassword(password_name, length=32, special=False, opts=child)
+    secret = k8s.core.v1.Secret(
+        secret_name,
+        metadata={"name": secret_name, "namespace": namespace, "labels": PART_OF},
+        string_data={key: pulumi.Output.secret(password.bcrypt_hash).apply(lambda h: f"{user}:{h}\n")},
+        opts=child,
+    )
+    return BasicAuth(secret.metadata["name"], pulumi.Output.secret(user), pulumi.Output.secret(password.result))
+
+
+def account_with_role(
+    account: str, role: str, namespace: pulumi.Input[str], rules: Sequence[Mapping[str, Any]], parent: pulumi.Resource
+) -> pulumi.Output[str]:
+    """A service account bound to a namespaced Role of exactly `rules`; returns the account's name."""
+    child = pulumi.ResourceOptions(parent=parent)
+    service_account = k8s.core.v1.ServiceAccount(
+        account, metadata={"name": account, "namespace": namespace, "labels": PART_OF}, opts=child
+    )
+    granted = k8s.rbac.v1.Role(
+        role, metadata={"name": role, "namespace": namespace, "labels": PART_OF}, rules=list(rules), opts=child
+    )
+    k8s.rbac.v1.RoleBinding(
+        role,
+        metadata={"name": role, "namespace": namespace, "labels": PART_OF},
+        role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": granted.metadata["name"]},
+        subjects=[{"kind": "ServiceAccount", "name": service_account.metadata["name"], "namespace": namespace}],
+        opts=child,
+    )
+    return service_account.metadata["name"]
+
+
+def regex_ingress(
+    name: str,
+    namespace: pulumi.Input[str],
+    routes: Sequence[tuple[str, str, int]],
+    annotations: Mapping[str, pulumi.Input[str]],
+    host: str | None,
+    cluster_issuer: str | None,
+    opts: pulumi.ResourceOptions,
+) -> str:
+    """An Ingress of class nginx: each route (a path regex with one group, a Service, its port) rewritten to `/`
+    plus the group; on `host` (every host without one), with a certificate from `cluster_issuer` (Secret
+    `<name>-tls`) when both are set. Returns the base URL players or operators use."""
+    annotations = {
+        "nginx.ingress.kubernetes.io/use-regex": "true",
+        "nginx.ingress.kubernetes.io/rewrite-target": "/$1",
+        **annotations,
+    }
+    paths = [
+        {"path": path, "pathType": "ImplementationSpecific", "backend": {"service": {"name": s, "port": {"number": n}}}}
+        for path, s, n in routes
+    ]
+    rule: dict[str, Any] = {"http": {"paths": paths}}
+    spec: dict[str, Any] = {"ingressClassName": INGRESS_CLASS, "rules": [rule]}
+    if host:
+        rule["host"] = host
+        if cluster_issuer:
+            annotations["cert-manager.io/cluster-issuer"] = cluster_issuer
+            spec["tls"] = [{"hosts": [host], "secretName": f"{name}-tls"}]
+    k8s.networking.v1.Ingress(
+        name,
+        metadata={"name": name, "namespace": namespace, "labels": labels("ingress"), "annotations": annotations},
+        spec=spec,
+        opts=opts,
+    )
+    scheme = "https" if host and cluster_issuer else "http"
+    return f"{scheme}://{host or '<ingress-load-balancer-ip>'}"
 
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"

@@ -21,12 +21,13 @@ def api_base() -> str:
     return f"https://{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ['KUBERNETES_SERVICE_PORT']}"
 
 
-def call(method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
-    """One API request with the service account's token; the response body decoded from JSON."""
+def call(method: str, path: str, body: Any = None, content_type: str = "application/json", text: bool = False) -> Any:
+    """One API request with the service account's token; the response body decoded from JSON (or as text, for
+    the endpoints that answer plain text, such as a pod's log)."""
     base = api_base()
     headers = {
         "Authorization": f"Bearer {(_service_account() / 'token').read_text().strip()}",
-        "Accept": "application/json",
+        "Accept": "text/plain" if text else "application/json",
     }
     data = None
     if body is not None:
@@ -37,7 +38,7 @@ def call(method: str, path: str, body: Any = None, content_type: str = "applicat
         context = ssl.create_default_context(cafile=str(_service_account() / "ca.crt"))
     request = urllib.request.Request(f"{base}{path}", data=data, headers=headers, method=method)
     with urllib.request.urlopen(request, timeout=10, context=context) as response:
-        return json.load(response)
+        return response.read().decode(errors="replace") if text else json.load(response)
 
 
 def node_addresses(node: dict) -> dict[str, str]:

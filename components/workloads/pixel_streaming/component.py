@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from ...addons.charts import namespace
-from ..images import IMAGES, floating
+from ..images import IMAGES, STREAMING_IMAGES, floating
 from .gpu_capacity import GpuCapacity, GpuCapacityArgs
 from .routing import Routing, RoutingArgs
 from .streaming import AutoscalingSettings, StreamerSettings, Streaming, StreamingArgs
@@ -57,11 +57,11 @@ class PixelStreaming(pulumi.ComponentResource):
     pod_proxy_password: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: PixelStreamingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        unknown = sorted(set(args.images) - set(IMAGES))
+        unknown = sorted(set(args.images) - set(STREAMING_IMAGES))
         if unknown:
-            raise ValueError(f"unknown images {', '.join(unknown)}; known: {', '.join(IMAGES)}")
+            raise ValueError(f"unknown images {', '.join(unknown)}; known: {', '.join(STREAMING_IMAGES)}")
         super().__init__("pixelstream:index:PixelStreaming", name, None, opts)
-        images = {**IMAGES, **args.images}
+        images = {**{name: IMAGES[name] for name in STREAMING_IMAGES}, **args.images}
         for image_name, reference in images.items():
             if floating(reference) and (image_name != "podproxy" or args.pod_proxy_prefix):
                 pulumi.log.warn(f"image {image_name} is {reference}, a moving tag; pin it (images.{image_name})", self)

@@ -9,17 +9,17 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 import yaml
 
 from ...addons.charts import PART_OF
-from ...constants import INGRESS_CLASS
 from ..kubernetes import (
+    basic_auth,
     disruption_budget,
     http_probe,
     image_pull_secrets,
     labels,
     pod_security_context,
+    regex_ingress,
     resources,
     security_context,
 )
@@ -117,24 +117,14 @@ class Routing(pulumi.ComponentResource):
         mounts: list[dict[str, Any]] = [{"name": "config", "mountPath": "/config", "readOnly": True}]
         self.pod_proxy_username = self.pod_proxy_password = None
         if args.pod_proxy_prefix:
-            password = random.RandomPassword(f"{name}-pod-proxy", length=32, special=False, opts=child)
-            users = k8s.core.v1.Secret(
-                "pod-proxy-auth",
-                metadata={"name": "pod-proxy-auth", "namespace": ns, "labels": PART_OF},
-                string_data={
-                    "users": pulumi.Output.secret(password.bcrypt_hash).apply(lambda h: f"{POD_PROXY_USER}:{h}\n")
-                },
-                opts=child,
-            )
-            volumes.append({"name": "auth", "secret": {"secretName": users.metadata["name"]}})
+            auth = basic_auth(f"{name}-pod-proxy", "pod-proxy-auth", ns, POD_PROXY_USER, "users", self)
+            volumes.append({"name": "auth", "secret": {"secretName": auth.secret_name}})
             mounts.append({"name": "auth", "mountPath": "/auth", "readOnly": True})
-            self.pod_proxy_username = pulumi.Output.secret(POD_PROXY_USER)
-            self.pod_proxy_password = pulumi.Output.secret(password.result)
+            self.pod_proxy_username = auth.username
+            self.pod_proxy_password = auth.password
             self._pod_proxy(args, pull_secrets)
         self._router(args, pull_secrets, volumes, mounts)
-        self._ingress(args)
-        scheme = "https" if args.host and args.cluster_issuer else "http"
-        self.url = f"{scheme}://{args.host or '<ingress-load-balancer-ip>'}{args.path_prefix}/"
+        self.url = f"{self._ingress(args)}{args.path_prefix}/"
         self.register_outputs({"url": self.url})
 
     def _router(self, args: RoutingArgs, pull_secrets: list, volumes: list, mounts: list) -> None:
@@ -172,36 +162,23 @@ class Routing(pulumi.ComponentResource):
         self._cpu_autoscaler(ROUTER, router.metadata["name"], ns)
         disruption_budget(ROUTER, ns, router_labels, self)
 
-    def _ingress(self, args: RoutingArgs) -> None:
+    def _ingress(self, args: RoutingArgs) -> str:
         """The Ingress players reach: everything under the prefix to the router, TLS when there is a host."""
         annotations = {
-            "nginx.ingress.kubernetes.io/use-regex": "true",
-            "nginx.ingress.kubernetes.io/rewrite-target": "/$1",
             # Players keep the ingress replica that holds their websocket.
             "nginx.ingress.kubernetes.io/affinity": "cookie",
             "nginx.ingress.kubernetes.io/session-cookie-name": "pxstream-ingress",
             "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
             "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
         }
-        backend = {"service": {"name": ROUTER, "port": {"number": 80}}}
-        path = {"path": f"{args.path_prefix}/(.*)", "pathType": "ImplementationSpecific", "backend": backend}
-        rule: dict[str, Any] = {"http": {"paths": [path]}}
-        spec: dict[str, Any] = {"ingressClassName": INGRESS_CLASS, "rules": [rule]}
-        if args.host:
-            rule["host"] = args.host
-            if args.cluster_issuer:
-                annotations["cert-manager.io/cluster-issuer"] = args.cluster_issuer
-                spec["tls"] = [{"hosts": [args.host], "secretName": "pixelstream-tls"}]
-        k8s.networking.v1.Ingress(
+        return regex_ingress(
             "pixelstream",
-            metadata={
-                "name": "pixelstream",
-                "namespace": args.namespace,
-                "labels": labels("ingress"),
-                "annotations": annotations,
-            },
-            spec=spec,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            args.namespace,
+            [(f"{args.path_prefix}/(.*)", ROUTER, 80)],
+            annotations,
+            args.host,
+            args.cluster_issuer,
+            pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
 
     def _pod_proxy(self, args: RoutingArgs, pull_secrets: list) -> None:

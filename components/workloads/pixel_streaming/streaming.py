@@ -17,6 +17,7 @@ from ...addons.charts import PART_OF
 from ...addons.custom_metrics import POOL_RATIO_METRIC
 from ...constants import GPU_RESOURCE, GPU_TAINT, SHARED_GPU_RESOURCE, STREAM_AUTOSCALER, STREAM_DEPLOYMENT
 from ..kubernetes import (
+    account_with_role,
     api_access_mount,
     api_access_volume,
     cpu_millis,
@@ -274,24 +275,8 @@ class Streaming(pulumi.ComponentResource):
     def _stream_account(self, ns: pulumi.Input[str]) -> pulumi.Output[str]:
         """The streams' service account; the deletion-cost agent patches its own pod through a namespaced Role,
         pods only, get and patch only."""
-        child = pulumi.ResourceOptions(parent=self)
-        account = k8s.core.v1.ServiceAccount(
-            STREAM, metadata={"name": STREAM, "namespace": ns, "labels": PART_OF}, opts=child
-        )
-        role = k8s.rbac.v1.Role(
-            "stream-deletion-cost",
-            metadata={"name": "stream-deletion-cost", "namespace": ns, "labels": PART_OF},
-            rules=[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}],
-            opts=child,
-        )
-        k8s.rbac.v1.RoleBinding(
-            "stream-deletion-cost",
-            metadata={"name": "stream-deletion-cost", "namespace": ns, "labels": PART_OF},
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role.metadata["name"]},
-            subjects=[{"kind": "ServiceAccount", "name": account.metadata["name"], "namespace": ns}],
-            opts=child,
-        )
-        return account.metadata["name"]
+        rules = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}]
+        return account_with_role(STREAM, "stream-deletion-cost", ns, rules, self)
 
     def _matchmaker(self, args: StreamingArgs, config_volume: dict, pull_secrets: list) -> None:
         child = pulumi.ResourceOptions(parent=self)

@@ -1,0 +1,306 @@
+"""Simulation fleet orchestration service: the Isaac Sim instances' state and controls, over Kubernetes.
+
+Instance <i> is StatefulSet `sim-<i>` with one pod, `sim-<i>-0`. Start and stop scale it to 1 and 0; restart
+deletes its pod (the StatefulSet makes a new one); state comes from the pods and the StatefulSets.
+
+    GET    /                                   the dashboard (dashboard.html beside this program)
+    GET    /healthz                            200 while the process serves
+    GET    /health                             200 {"kubernetes": "ok"}, or 503 while the API cannot be reached
+    GET    /api/instances                      every instance and its state
+    GET    /api/instances/<i>                  one instance
+    POST   /api/instances/start    {"instance_id": <i>}   409 when it already runs (or starts)
+    POST   /api/instances/stop     {"instance_id": <i>}   409 when it is already stopped
+    POST   /api/instances/restart  {"instance_id": <i>}   409 when it has no pod
+    DELETE /api/instances/<i>                  remove its pod (stop; the StatefulSet belongs to the stack)
+    GET    /api/instances/<i>/logs?tail=<n>    the last n lines of its Isaac Sim container (text)
+    POST   /api/cleanup                        stop every instance
+    GET    /api/config                         the fleet as the stack declared it
+
+Errors are JSON {"error": ...}: 400 a malformed request, 404 an unknown instance or path, 409 a state that
+does not allow the action, 415 a POST that is not JSON (so no cross-site form can drive it), 502 an answer of
+the API that is an error, 503 no answer from the API.
+
+Environment: NAMESPACE, INSTANCES, FLEET_CONFIG (JSON), STREAM_URL (a template with {index}), PORT (8080);
+Kubernetes access as in kube.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.error
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import kube
+
+FLEET_SELECTOR = "app.kubernetes.io/name=isaac-sim"
+INSTANCE_LABEL = "pixelstream/instance"
+CONTAINER = "isaac-sim"
+MAX_TAIL = 10000
+# Why a container cannot run, as the kubelet reports it while it waits.
+FAILED_REASONS = (
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+)
+DASHBOARD = Path(__file__).with_name("dashboard.html")
+
+
+class Refused(Exception):
+    """A request the service answers with an error status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def statefulset_name(index: int) -> str:
+    return f"sim-{index}"
+
+
+def pod_name(index: int) -> str:
+    return f"sim-{index}-0"
+
+
+def instance_state(desired: int | None, pod: dict | None) -> tuple[str, str]:
+    """(state, reason) of one instance from its StatefulSet's replicas and its pod (None when absent)."""
+    if desired is None:
+        return "missing", "its StatefulSet does not exist"
+    if pod is None:
+        return ("stopped", "") if desired == 0 else ("pending", "no pod yet")
+    if desired == 0 or pod["metadata"].get("deletionTimestamp"):
+        return "stopping", ""
+    status = pod.get("status", {})
+    for container in status.get("containerStatuses", []):
+        waiting = container.get("state", {}).get("waiting", {})
+        if container.get("name") == CONTAINER and waiting.get("reason") in FAILED_REASONS:
+            return "failed", waiting["reason"]
+    phase = status.get("phase", "Pending")
+    if phase == "Running":
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
+        return ("running", "") if ready else ("starting", "the app has not said AppReady yet")
+    if phase == "Failed":
+        return "failed", status.get("reason", "the pod failed")
+    return "pending", status.get("reason") or ("" if phase == "Pending" else f"pod phase {phase}")
+
+
+class Fleet:
+    """The instances of one namespace, read and driven through the Kubernetes API."""
+
+    def __init__(self, namespace: str, instances: int, stream_url: str) -> None:
+        self.namespace = namespace
+        self.count = instances
+        self.stream_url = stream_url
+
+    def index(self, value: Any) -> int:
+        """An instance number from a path or a body; 404 for anything that names no instance."""
+        text = str(value)
+        if isinstance(value, bool) or not re.fullmatch(r"\d{1,6}", text) or int(text) >= self.count:
+            raise Refused(404, f"no instance {text[:32]!r}; instances are 0-{self.count - 1}")
+        return int(text)
+
+    def _api(self, method: str, path: str, body: Any = None, **options: Any) -> Any:
+        try:
+            return kube.call(method, path, body, **options)
+        except urllib.error.HTTPError as error:
+            raise Refused(502, f"the Kubernetes API answered {error.code} to {method} {path}") from None
+        except (OSError, ValueError) as error:
+            raise Refused(503, f"the Kubernetes API cannot be reached: {error}") from None
+
+    def _list(self, api: str, kind: str) -> list[dict]:
+        query = urllib.parse.urlencode({"labelSelector": FLEET_SELECTOR})
+        return self._api("GET", f"{api}/namespaces/{self.namespace}/{kind}?{query}").get("items", [])
+
+    def instances(self) -> list[dict]:
+        replicas = {
+            s["metadata"]["name"]: s.get("spec", {}).get("replicas", 1)
+            for s in self._list("/apis/apps/v1", "statefulsets")
+        }
+        pods = {p["metadata"]["name"]: p for p in self._list("/api/v1", "pods")}
+        return [self._describe(i, replicas.get(statefulset_name(i)), pods.get(pod_name(i))) for i in range(self.count)]
+
+    def _describe(self, index: int, desired: int | None, pod: dict | None) -> dict:
+        state, reason = instance_state(desired, pod)
+        status = (pod or {}).get("status", {})
+        restarts = sum(c.get("restartCount", 0) for c in status.get("containerStatuses", []))
+        return {
+            "id": index,
+            "name": statefulset_name(index),
+            "pod": pod_name(index) if pod else None,
+            "state": state,
+            "reason": reason,
+            "desiredReplicas": desired,
+            "node": (pod or {}).get("spec", {}).get("nodeName"),
+            "podIp": status.get("podIP"),
+            "startedAt": status.get("startTime"),
+            "restarts": restarts,
+            "streamUrl": self.stream_url.format(index=index),
+        }
+
+    def instance(self, index: int) -> dict:
+        return self.instances()[index]
+
+    def _scale(self, index: int, replicas: int) -> None:
+        path = f"/apis/apps/v1/namespaces/{self.namespace}/statefulsets/{statefulset_name(index)}/scale"
+        self._api("PATCH", path, {"spec": {"replicas": replicas}}, content_type="application/merge-patch+json")
+
+    def start(self, index: int) -> dict:
+        current = self.instance(index)
+        if current["desiredReplicas"] == 1:
+            raise Refused(409, f"instance {index} is already running ({current['state']})")
+        self._scale(index, 1)
+        return self.instance(index)
+
+    def stop(self, index: int) -> dict:
+        if self.instance(index)["desiredReplicas"] == 0:
+            raise Refused(409, f"instance {index} is already stopped")
+        self._scale(index, 0)
+        return self.instance(index)
+
+    def restart(self, index: int) -> dict:
+        if self.instance(index)["pod"] is None:
+            raise Refused(409, f"instance {index} has no pod to restart; start it")
+        self._api("DELETE", f"/api/v1/namespaces/{self.namespace}/pods/{pod_name(index)}")
+        return self.instance(index)
+
+    def remove(self, index: int) -> dict:
+        if self.instance(index)["desiredReplicas"] != 0:
+            self._scale(index, 0)
+        return self.instance(index)
+
+    def cleanup(self) -> list[dict]:
+        for item in self.instances():
+            if item["desiredReplicas"] not in (0, None):
+                self._scale(item["id"], 0)
+        return self.instances()
+
+    def logs(self, index: int, tail: int) -> str:
+        if self.instance(index)["pod"] is None:
+            raise Refused(409, f"instance {index} has no pod to read logs from")
+        query = urllib.parse.urlencode({"container": CONTAINER, "tailLines": tail})
+        return self._api("GET", f"/api/v1/namespaces/{self.namespace}/pods/{pod_name(index)}/log?{query}", text=True)
+
+    def reachable(self) -> str | None:
+        """None while the API answers, else why not."""
+        try:
+            self._list("/apis/apps/v1", "statefulsets")
+        except Refused as refused:
+            return str(refused)
+        return None
+
+
+ROUTES = {
+    ("POST", "/api/instances/start"): Fleet.start,
+    ("POST", "/api/instances/stop"): Fleet.stop,
+    ("POST", "/api/instances/restart"): Fleet.restart,
+}
+_INSTANCE = re.compile(r"^/api/instances/([^/]+)$")
+_LOGS = re.compile(r"^/api/instances/([^/]+)/logs$")
+
+
+def make_handler(fleet: Fleet, config: dict) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self._answer("GET")
+
+        def do_POST(self) -> None:
+            self._answer("POST")
+
+        def do_DELETE(self) -> None:
+            self._answer("DELETE")
+
+        def _answer(self, method: str) -> None:
+            url = urllib.parse.urlparse(self.path)
+            try:
+                # A browser sends JSON cross-site only after a CORS preflight this service never grants, so a
+                # page elsewhere cannot make a logged-in operator's browser start or stop anything.
+                kind = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+                if method == "POST" and kind != "application/json":
+                    raise Refused(415, "send the request as application/json")
+                status, body = route(fleet, config, method, url, self._body)
+            except Refused as refused:
+                status, body = refused.status, {"error": str(refused)}
+            self._send(status, body)
+
+        def _body(self) -> dict:
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(min(length, 4096)) or b"null")
+            except ValueError:
+                raise Refused(400, "the body is not JSON") from None
+            if not isinstance(body, dict) or "instance_id" not in body:
+                raise Refused(400, 'the body names no instance: {"instance_id": <number>}')
+            return body
+
+        def _send(self, status: int, body: Any) -> None:
+            if isinstance(body, bytes):
+                payload, kind = body, "text/html; charset=utf-8"
+            elif isinstance(body, str):
+                payload, kind = body.encode(), "text/plain; charset=utf-8"
+            else:
+                payload, kind = json.dumps(body).encode(), "application/json"
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+def route(fleet: Fleet, config: dict, method: str, url: urllib.parse.ParseResult, read_body: Any) -> tuple[int, Any]:
+    """(status, body) for one request; `read_body` reads the request's JSON body when the route takes one."""
+    path = url.path
+    if (method, path) in ROUTES:
+        return 200, ROUTES[(method, path)](fleet, fleet.index(read_body()["instance_id"]))
+    if method == "POST" and path == "/api/cleanup":
+        return 200, fleet.cleanup()
+    instance, logs = _INSTANCE.match(path), _LOGS.match(path)
+    if method == "DELETE" and instance:
+        return 200, fleet.remove(fleet.index(instance[1]))
+    if method != "GET":
+        raise Refused(405 if path.startswith("/api/") else 404, f"{method} {path} is not an operation of this API")
+    if path == "/":
+        return 200, DASHBOARD.read_bytes()
+    if path == "/healthz":
+        return 200, {"status": "ok"}
+    if path == "/health":
+        problem = fleet.reachable()
+        return (503, {"kubernetes": "unavailable", "error": problem}) if problem else (200, {"kubernetes": "ok"})
+    if path == "/api/instances":
+        return 200, fleet.instances()
+    if path == "/api/config":
+        return 200, config
+    if instance:
+        return 200, fleet.instance(fleet.index(instance[1]))
+    if logs:
+        index = fleet.index(logs[1])
+        tail = urllib.parse.parse_qs(url.query).get("tail", ["100"])[-1]
+        if not re.fullmatch(r"\d{1,5}", tail) or not 1 <= int(tail) <= MAX_TAIL:
+            raise Refused(400, f"tail must be a number of lines, 1-{MAX_TAIL}")
+        return 200, fleet.logs(index, int(tail))
+    raise Refused(404, f"{path} is not a page or operation of this service")
+
+
+def main() -> None:
+    fleet = Fleet(os.environ["NAMESPACE"], int(os.environ["INSTANCES"]), os.environ.get("STREAM_URL", "{index}/"))
+    config = json.loads(os.environ.get("FLEET_CONFIG", "{}"))
+    config["streamUrl"] = fleet.stream_url
+    server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), make_handler(fleet, config))
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Simulation: the simulation fleet in its namespace: the Isaac Sim instances, their NGC pull Secret, the
+orchestration service with its dashboard, and the Ingress that serves both behind generated basic auth."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ...addons.charts import PART_OF, namespace
+from ..kubernetes import basic_auth, regex_ingress
+from .fleet import InstanceSettings, SimulationFleet, SimulationFleetArgs, docker_config, fleet_config, instance_name
+from .orchestrator import FleetOrchestrator, FleetOrchestratorArgs
+
+OPERATOR = "operator"
+PULL_SECRET = "ngc-registry"
+AUTH_SECRET = "sim-basic-auth"
+
+
+@dataclass(kw_only=True)
+class SimulationArgs:
+    isaac_sim_image: str
+    python_image: str
+    namespace: str = "sim"
+    instances: int = 2
+    instances_per_gpu: int = 1
+    settings: InstanceSettings = field(default_factory=InstanceSettings)
+    ngc_api_key: pulumi.Input[str] | None = None
+    """NGC API key: the instances pull their image with it (an image pull Secret, kept a Pulumi secret)."""
+    image_pull_secrets: Sequence[str] = ()
+    """Existing docker-registry Secrets in the namespace, used by every pod."""
+    host: str | None = None
+    path_prefix: str = "/sim"
+    """The dashboard and API at <prefix>/, instance i's page at <prefix>/<i>/."""
+    cluster_issuer: str | None = None
+    system_nodes: Sequence[pulumi.Resource] = ()
+    """What the namespace waits for: the pool that runs the orchestration service."""
+    gpu_nodes: Sequence[pulumi.Resource] = ()
+    """What the instances wait for: the GPU pool and the device plugin."""
+    ingress_controller: Sequence[pulumi.Resource] = ()
+    """What the Ingress waits for: the controller whose admission webhook validates it."""
+
+
+class Simulation(pulumi.ComponentResource):
+    """Outputs: `url` (the dashboard), `namespace`, and `username`/`password` of its basic auth (secrets)."""
+
+    url: str
+    namespace: str
+    username: pulumi.Output[str]
+    password: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SimulationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pixelstream:index:Simulation", name, None, opts)
+        ns = namespace(args.namespace, self, depends_on=args.system_nodes).metadata["name"]
+        pull_secrets: list[pulumi.Input[str]] = list(args.image_pull_secrets)
+        if args.ngc_api_key is not None:
+            pull_secrets.append(self._ngc_pull_secret(ns, args.ngc_api_key))
+        SimulationFleet(
+            f"{name}-fleet",
+            SimulationFleetArgs(
+                namespace=ns,
+                image=args.isaac_sim_image,
+                instances=args.instances,
+                settings=args.settings,
+                image_pull_secrets=pull_secrets,
+                depends_on=args.gpu_nodes,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        orchestrator = FleetOrchestrator(
+            f"{name}-orchestrator",
+            FleetOrchestratorArgs(
+                namespace=ns,
+                python_image=args.python_image,
+                instances=args.instances,
+                stream_url=f"{args.path_prefix}/{{index}}/",
+                fleet_config=fleet_config(args.isaac_sim_image, args.instances, args.instances_per_gpu, args.settings),
+                image_pull_secrets=args.image_pull_secrets,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        auth = basic_auth(f"{name}-operator", AUTH_SECRET, ns, OPERATOR, "auth", self)
+        self.url = f"{self._ingress(args, ns, orchestrator.service, auth.secret_name)}{args.path_prefix}/"
+        self.namespace = args.namespace
+        self.username, self.password = auth.username, auth.password
+        self.register_outputs({"url": self.url, "namespace": self.namespace})
+
+    def _ngc_pull_secret(self, ns: pulumi.Input[str], api_key: pulumi.Input[str]) -> pulumi.Output[str]:
+        secret = k8s.core.v1.Secret(
+            PULL_SECRET,
+            metadata={"name": PULL_SECRET, "namespace": ns, "labels": PART_OF},
+            type="kubernetes.io/dockerconfigjson",
+            string_data={".dockerconfigjson": pulumi.Output.secret(api_key).apply(docker_config)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return secret.metadata["name"]
+
+    def _ingress(
+        self, args: SimulationArgs, ns: pulumi.Input[str], orchestrator: str, auth_secret: pulumi.Input[str]
+    ) -> str:
+        """Everything under the prefix behind basic auth: the dashboard and API, and each instance's page.
+        ingress-nginx orders regex paths longest first, so <prefix>/<i>/ wins over <prefix>/."""
+        annotations = {
+            "nginx.ingress.kubernetes.io/auth-type": "basic",
+            "nginx.ingress.kubernetes.io/auth-secret": auth_secret,
+            "nginx.ingress.kubernetes.io/auth-realm": "pixelstream simulation fleet",
+            # The instances' signalling is a websocket: keep it open as long as a session lasts.
+            "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
+            "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
+        }
+        routes = [(f"{args.path_prefix}/(.*)", orchestrator, 80)]
+        routes += [(f"{args.path_prefix}/{i}/(.*)", instance_name(i), 80) for i in range(args.instances)]
+        return regex_ingress(
+            "simulation",
+            ns,
+            routes,
+            annotations,
+            args.host,
+            args.cluster_issuer,
+            pulumi.ResourceOptions(parent=self, depends_on=list(args.ingress_controller)),
+        )

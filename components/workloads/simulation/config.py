@@ -1,0 +1,187 @@
+"""The simulation fleet's configuration (`simulation.*`) and its checks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+from ...config_base import ConfigError
+from ...oci.shapes import GPU_SHAPES
+from ...quantities import quantity
+from ..config import (
+    IngressConfig,
+    WorkloadConfig,
+    check_host,
+    check_images,
+    check_namespace,
+    check_path_prefix,
+    check_pull_secrets,
+    check_requests_and_limits,
+)
+from ..images import IMAGES, SIMULATION_IMAGES
+from .fleet import InstanceSettings
+
+if TYPE_CHECKING:
+    from ...config import StackConfig
+
+# Registries that refuse anonymous pulls of the image: NGC needs a login for Isaac Sim.
+LOGIN_REGISTRIES = ("nvcr.io/",)
+MAX_INSTANCES = 64
+_API_KEY = re.compile(r"^\S{1,512}$")
+
+
+class SimulationIngressConfig(IngressConfig):
+    path_prefix: str = "/sim"
+
+
+class SimulationConfig(WorkloadConfig):
+    enabled: bool = False
+    namespace: str = "sim"
+    accept_eula: bool = False
+    """The Isaac Sim container runs only with NVIDIA's license accepted (ACCEPT_EULA=Y): the stack says so."""
+    instances: int = 2
+    """Isaac Sim instances, each a StatefulSet of one pod (sim-<i>-0)."""
+    instances_per_gpu: int = 1
+    """1: a whole GPU each; more: a time-sliced share each, as many as addons.gpuPlugin.streamsPerGpu makes."""
+    cpu: str = "4"
+    cpu_limit: str = "8"
+    memory: str = "16Gi"
+    memory_limit: str = "16Gi"
+    shm_size: str = "2Gi"
+    """/dev/shm of each instance (a memory-backed emptyDir: it counts against memoryLimit)."""
+    startup_timeout_seconds: int = 1200
+    images: dict[str, str] = {}
+    ngc_api_key: str | None = None
+    """NGC API key for nvcr.io, from secret config; becomes the instances' image pull Secret."""
+    image_pull_secrets: list[str] = []
+    ingress: SimulationIngressConfig = SimulationIngressConfig()
+
+    def check(self, config: StackConfig) -> None:
+        check_simulation(config)
+
+    def check_secrets(self, secrets: Collection[str]) -> None:
+        if self.ngc_api_key is not None and self.ngc_api_key not in secrets:
+            raise ConfigError(
+                "simulation.ngcApiKey",
+                "is plain text in the stack file; store it encrypted: "
+                "pulumi config set --secret --path simulation.ngcApiKey <key>",
+            )
+
+    def image(self, name: str) -> str:
+        return self.images.get(name, IMAGES[name])
+
+    def settings(self) -> InstanceSettings:
+        return InstanceSettings(
+            cpu=self.cpu,
+            cpu_limit=self.cpu_limit,
+            memory=self.memory,
+            memory_limit=self.memory_limit,
+            shm_size=self.shm_size,
+            shared_gpu=self.instances_per_gpu > 1,
+            startup_timeout_seconds=self.startup_timeout_seconds,
+        )
+
+
+def check_simulation(config: StackConfig) -> None:
+    """The fleet's keys, when it is enabled."""
+    simulation = config.simulation
+    if not simulation.accept_eula:
+        raise ConfigError(
+            "simulation.acceptEula",
+            "false: the Isaac Sim container runs only with NVIDIA's Isaac Sim license accepted (ACCEPT_EULA=Y); "
+            "read it and set simulation.acceptEula: true",
+        )
+    check_namespace(config, "simulation")
+    check_images("simulation", simulation.images, SIMULATION_IMAGES)
+    check_pull_secrets("simulation", simulation.image_pull_secrets)
+    _check_pull_credentials(simulation)
+    _check_instances(config)
+    check_requests_and_limits("simulation", simulation)
+    _check_shared_memory(simulation)
+    if not 60 <= simulation.startup_timeout_seconds <= 7200:
+        raise ConfigError(
+            "simulation.startupTimeoutSeconds", f"{simulation.startup_timeout_seconds} is outside 60-7200"
+        )
+    _check_routing(config)
+
+
+def _check_pull_credentials(simulation: SimulationConfig) -> None:
+    image = simulation.image("isaacsim")
+    key = simulation.ngc_api_key
+    if key is not None and not _API_KEY.match(key):
+        raise ConfigError("simulation.ngcApiKey", "is empty or holds white space; paste the key as NGC shows it")
+    if image.startswith(LOGIN_REGISTRIES) and key is None and not simulation.image_pull_secrets:
+        raise ConfigError(
+            "simulation.ngcApiKey",
+            f"is required to pull {image} (NGC refuses anonymous pulls): "
+            "pulumi config set --secret --path simulation.ngcApiKey <key>, or name an existing docker-registry "
+            "Secret in simulation.imagePullSecrets",
+        )
+
+
+def _check_instances(config: StackConfig) -> None:
+    """How many instances, and how they share GPUs: exactly as the device plugin shares them."""
+    simulation, plugin = config.simulation, config.addons.gpu_plugin
+    if not 1 <= simulation.instances <= MAX_INSTANCES:
+        raise ConfigError("simulation.instances", f"{simulation.instances} is outside 1-{MAX_INSTANCES}")
+    per_gpu = simulation.instances_per_gpu
+    shares = plugin.streams_per_gpu if plugin.enabled else 1
+    if per_gpu > shares:
+        raise ConfigError(
+            "simulation.instancesPerGpu",
+            f"{per_gpu} is more instances per GPU than the GPU sharing allows: addons.gpuPlugin.streamsPerGpu makes "
+            f"{shares} share{'s' if shares > 1 else ''} of each GPU",
+        )
+    if per_gpu < shares:
+        raise ConfigError(
+            "simulation.instancesPerGpu",
+            f"{per_gpu} cannot be kept: the device plugin offers each GPU only as {shares} shares "
+            f"(addons.gpuPlugin.streamsPerGpu), so up to {shares} instances land on one GPU; set {shares}",
+        )
+    pool = config.node_pools.gpu
+    nodes = pool.max_size if pool.max_size is not None else pool.size
+    gpus = GPU_SHAPES[pool.shape].gpus
+    slots = nodes * gpus * per_gpu
+    if simulation.instances > slots:
+        raise ConfigError(
+            "simulation.instances",
+            f"{simulation.instances} do not fit the GPU pool, which holds at most {slots}: {nodes} node(s) of "
+            f"{pool.shape} ({gpus} GPU(s) each) at {per_gpu} per GPU (nodePools.gpu, simulation.instancesPerGpu)",
+        )
+
+
+def _check_shared_memory(simulation: SimulationConfig) -> None:
+    try:
+        shm = quantity(simulation.shm_size)
+    except ValueError:
+        raise ConfigError("simulation.shmSize", f"{simulation.shm_size} is not a memory quantity such as 2Gi") from None
+    if shm <= 0:
+        raise ConfigError("simulation.shmSize", f"{simulation.shm_size} is not above zero")
+    if shm >= quantity(simulation.memory_limit):
+        raise ConfigError(
+            "simulation.shmSize",
+            f"{simulation.shm_size} is not below memoryLimit ({simulation.memory_limit}): /dev/shm is memory the "
+            "instance's limit counts, so the app would have nothing left",
+        )
+
+
+def _check_routing(config: StackConfig) -> None:
+    simulation, streaming = config.simulation, config.streaming
+    ingress = simulation.ingress
+    check_host("simulation.ingress.host", ingress.host)
+    check_path_prefix("simulation.ingress.pathPrefix", ingress.path_prefix, "/sim")
+    if not ingress.path_prefix:
+        raise ConfigError("simulation.ingress.pathPrefix", '"" would serve the fleet over every other route; use /sim')
+    shared_host = streaming.enabled and streaming.ingress.host == ingress.host
+    if shared_host and streaming.ingress.path_prefix == ingress.path_prefix:
+        raise ConfigError(
+            "simulation.ingress.pathPrefix",
+            f"{ingress.path_prefix} is streaming.ingress.pathPrefix on the same host too; give each its own",
+        )
+    if not config.addons.ingress_nginx.enabled:
+        raise ConfigError(
+            "addons.ingressNginx.enabled",
+            "false leaves the simulation fleet without its ingress controller; enable it or set simulation.enabled: "
+            "false",
+        )

@@ -1,0 +1,227 @@
+"""SimulationFleet: the Isaac Sim instances, each a StatefulSet of one pod with its own Service.
+
+Each instance is a StatefulSet of one pod (`sim-<i>-0`: a stable name and DNS entry) so that the orchestration
+service can start, stop and restart one instance without touching the others; its own ClusterIP Service is
+what the ingress routes `/sim/<i>/` to.
+
+The pods run on the pod network, not the host's. The Isaac Sim image binds its WebRTC media socket to the
+address it advertises (ISAACSIM_HOST); in Docker only host networking gives the container that address. A pod
+has an address of its own on its own interface (with VCN-native pods, one of the stream pod subnet's), so
+ISAACSIM_HOST is the pod IP, every instance uses the same ports, and several share a node without port
+clashes. That address is what the TURN relay may reach (the media path): no node address, no host port.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ...constants import GPU_RESOURCE, GPU_TAINT, SHARED_GPU_RESOURCE
+from ..kubernetes import (
+    gpu_node_affinity,
+    image_pull_secrets,
+    labels,
+    pod_security_context,
+    resources,
+    security_context,
+)
+
+FLEET = "isaac-sim"
+CONTAINER = "isaac-sim"
+INSTANCE_LABEL = "pixelstream/instance"
+# Isaac Sim's ports (isaac-sim/IsaacSim tools/docker/README.md, "Ports for streaming"; the seed's HTTP port):
+# Kit's HTTP services, WebRTC signalling (TCP) and WebRTC media (UDP).
+HTTP_PORT = 8211
+SIGNAL_PORT = 49100
+STREAM_PORT = 47998
+# The image's user (tools/docker/Dockerfile: useradd --uid 1234, home /isaac-sim).
+ISAAC_UID = 1234
+# The image's own health check (tools/docker/Dockerfile HEALTHCHECK): ready once the newest Kit log says AppReady.
+APP_READY = (
+    "latest=$(ls -t /isaac-sim/.nvidia-omniverse/logs/Kit/*/*/kit_*.log 2>/dev/null | head -1) "
+    '&& [ -n "$latest" ] && grep -q AppReady "$latest"'
+)
+PROBE_PERIOD_SECONDS = 10
+NGC_REGISTRY = "nvcr.io"
+# NGC's registry login: the literal user `$oauthtoken` with the API key as password (NGC user guide).
+NGC_USER = "$oauthtoken"
+
+
+@dataclass(kw_only=True)
+class InstanceSettings:
+    cpu: str = "4"
+    cpu_limit: str = "8"
+    memory: str = "16Gi"
+    memory_limit: str = "16Gi"
+    shm_size: str = "2Gi"
+    """/dev/shm: a memory-backed emptyDir of this size (it counts against memory_limit)."""
+    shared_gpu: bool = False
+    """One time-sliced share of a GPU (nvidia.com/gpu.shared) instead of a whole GPU."""
+    startup_timeout_seconds: int = 1200
+    """How long the app may take to say AppReady (first starts compile shaders) before the pod restarts."""
+
+
+def instance_name(index: int) -> str:
+    return f"sim-{index}"
+
+
+def pod_name(index: int) -> str:
+    """The one pod of instance `index`: StatefulSet pods are named <statefulset>-<ordinal>."""
+    return f"{instance_name(index)}-0"
+
+
+def docker_config(api_key: str) -> str:
+    """A `.dockerconfigjson` that logs in to NGC with `api_key`."""
+    auth = base64.b64encode(f"{NGC_USER}:{api_key}".encode()).decode()
+    return json.dumps({"auths": {NGC_REGISTRY: {"username": NGC_USER, "password": api_key, "auth": auth}}})
+
+
+@dataclass(kw_only=True)
+class SimulationFleetArgs:
+    namespace: pulumi.Input[str]
+    image: str
+    instances: int
+    settings: InstanceSettings = field(default_factory=InstanceSettings)
+    image_pull_secrets: Sequence[pulumi.Input[str]] = ()
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What the instances wait for: the GPU pool and the device plugin."""
+
+
+class SimulationFleet(pulumi.ComponentResource):
+    """Outputs: `instances`, the StatefulSet names (`sim-<i>`), and `services`, each instance's Service name."""
+
+    instances: list[str]
+    services: list[str]
+
+    def __init__(self, name: str, args: SimulationFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        if args.instances < 1:
+            raise ValueError("a fleet has at least one instance")
+        super().__init__("pixelstream:index:SimulationFleet", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        fleet_labels = labels(FLEET)
+        k8s.core.v1.Service(
+            FLEET,
+            metadata={"name": FLEET, "namespace": args.namespace, "labels": fleet_labels},
+            # Headless: the StatefulSets' governing Service, giving each pod a stable DNS name.
+            spec={"clusterIP": "None", "selector": fleet_labels, "ports": _service_ports(HTTP_PORT)},
+            opts=child,
+        )
+        self.instances, self.services = [], []
+        for index in range(args.instances):
+            self._instance(index, args)
+        self.register_outputs({"instances": self.instances, "services": self.services})
+
+    def _instance(self, index: int, args: SimulationFleetArgs) -> None:
+        name = instance_name(index)
+        selector = {**labels(FLEET), INSTANCE_LABEL: str(index)}
+        k8s.apps.v1.StatefulSet(
+            name,
+            metadata={
+                "name": name,
+                "namespace": args.namespace,
+                "labels": selector,
+                # Pulling the image and the first start take long, and an instance may be stopped on purpose: the
+                # dashboard follows its state, a deployment does not wait for it.
+                "annotations": {"pulumi.com/skipAwait": "true"},
+            },
+            spec={
+                # No replicas: the API server starts the instance (1), then the orchestration service owns it.
+                "serviceName": FLEET,
+                "selector": {"matchLabels": selector},
+                "template": {
+                    # A running simulation keeps its node: the cluster autoscaler may not drain it away.
+                    "metadata": {
+                        "labels": selector,
+                        "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+                    },
+                    "spec": _pod_spec(args),
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        k8s.core.v1.Service(
+            name,
+            metadata={"name": name, "namespace": args.namespace, "labels": selector},
+            spec={"selector": selector, "ports": _service_ports(80)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.instances.append(name)
+        self.services.append(name)
+
+
+def _service_ports(http_port: int) -> list[dict[str, Any]]:
+    return [
+        {"name": "http", "port": http_port, "targetPort": "http"},
+        {"name": "signal", "port": SIGNAL_PORT, "targetPort": "signal"},
+    ]
+
+
+def _pod_spec(args: SimulationFleetArgs) -> dict[str, Any]:
+    return {
+        "imagePullSecrets": image_pull_secrets(args.image_pull_secrets),
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "affinity": gpu_node_affinity(),
+        "tolerations": [GPU_TAINT.toleration()],
+        "securityContext": pod_security_context(fs_group=ISAAC_UID),
+        "containers": [_isaac_sim_container(args.image, args.settings)],
+        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": args.settings.shm_size}}],
+    }
+
+
+def _isaac_sim_container(image: str, settings: InstanceSettings) -> dict[str, Any]:
+    gpu = {SHARED_GPU_RESOURCE if settings.shared_gpu else GPU_RESOURCE: "1"}
+    sized = resources(settings.cpu, settings.memory, settings.cpu_limit, settings.memory_limit)
+    app_ready = {"exec": {"command": ["bash", "-c", APP_READY]}, "timeoutSeconds": 10}
+    return {
+        "name": CONTAINER,
+        "image": image,
+        # Appended to the image's runheadless.sh: Kit's HTTP services on the port the Service routes to.
+        "args": [f"--/exts/omni.services.transport.server.http/port={HTTP_PORT}"],
+        "env": [
+            {"name": "ACCEPT_EULA", "value": "Y"},
+            # The address the streaming SDK binds and advertises: the pod's own, on its own interface.
+            {"name": "ISAACSIM_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "ISAACSIM_SIGNAL_PORT", "value": str(SIGNAL_PORT)},
+            {"name": "ISAACSIM_STREAM_PORT", "value": str(STREAM_PORT)},
+        ],
+        "ports": [
+            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+            {"name": "signal", "containerPort": SIGNAL_PORT, "protocol": "TCP"},
+            {"name": "stream", "containerPort": STREAM_PORT, "protocol": "UDP"},
+        ],
+        "startupProbe": {
+            **app_ready,
+            "periodSeconds": PROBE_PERIOD_SECONDS,
+            "failureThreshold": -(-settings.startup_timeout_seconds // PROBE_PERIOD_SECONDS),
+        },
+        "readinessProbe": {"tcpSocket": {"port": "signal"}, "periodSeconds": 10, "failureThreshold": 3},
+        "livenessProbe": {"tcpSocket": {"port": "signal"}, "periodSeconds": 30, "failureThreshold": 3},
+        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+        # Kit writes its caches, logs and settings under its home (/isaac-sim): the root stays writable.
+        "securityContext": security_context(ISAAC_UID, read_only=False),
+        "resources": {
+            "requests": {**sized["requests"], **gpu},
+            "limits": {**sized["limits"], **gpu},
+        },
+    }
+
+
+def fleet_config(image: str, instances: int, instances_per_gpu: int, settings: InstanceSettings) -> Mapping[str, Any]:
+    """What the orchestration service reports at /api/config: the fleet as declared."""
+    return {
+        "instances": instances,
+        "instancesPerGpu": instances_per_gpu,
+        "image": image,
+        "cpuLimit": settings.cpu_limit,
+        "memoryLimit": settings.memory_limit,
+        "shmSize": settings.shm_size,
+        "startupTimeoutSeconds": settings.startup_timeout_seconds,
+        "ports": {"http": HTTP_PORT, "signal": SIGNAL_PORT, "stream": STREAM_PORT},
+    }

@@ -1,0 +1,48 @@
+"""The simulation fleet declared from the stack config, on the platform below it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+
+from .component import Simulation, SimulationArgs
+
+if TYPE_CHECKING:
+    from ...addons.layer import AddonLayer
+    from ...config import StackConfig
+    from ...oci.layer import OciLayer
+
+
+def declare_simulation(
+    config: StackConfig, infra: OciLayer, addons: AddonLayer, opts: pulumi.ResourceOptions
+) -> dict[str, Any]:
+    """The fleet and the stack outputs it adds. Its pods run on the GPU pool, so their addresses are in the stream
+    pod subnet, the one the TURN relay may reach (media_path)."""
+    simulation = config.simulation
+    workload = Simulation(
+        "simulation",
+        SimulationArgs(
+            isaac_sim_image=simulation.image("isaacsim"),
+            python_image=simulation.image("python"),
+            namespace=simulation.namespace,
+            instances=simulation.instances,
+            instances_per_gpu=simulation.instances_per_gpu,
+            settings=simulation.settings(),
+            ngc_api_key=pulumi.Output.secret(simulation.ngc_api_key) if simulation.ngc_api_key else None,
+            image_pull_secrets=simulation.image_pull_secrets,
+            host=simulation.ingress.host,
+            path_prefix=simulation.ingress.path_prefix,
+            cluster_issuer=simulation.ingress.issuer if addons.cluster_issuers else None,
+            system_nodes=[infra.pools["default"]],
+            gpu_nodes=[infra.pools["gpu"], *addons.gpu_plugin],
+            ingress_controller=addons.ingress_controller,
+        ),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.cluster.provider])),
+    )
+    return {
+        "simulationUrl": workload.url,
+        "simulationNamespace": workload.namespace,
+        "simulationUsername": workload.username,
+        "simulationPassword": workload.password,
+    }

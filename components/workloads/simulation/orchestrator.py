@@ -1,0 +1,127 @@
+"""FleetOrchestrator: the orchestration service of the simulation fleet (its REST API and dashboard), run by the
+pinned Python image from a ConfigMap, with a namespaced Role that allows exactly what its API does."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ..kubernetes import (
+    account_with_role,
+    api_access_mount,
+    api_access_volume,
+    helper_command,
+    helpers_config_map,
+    helpers_mount,
+    helpers_volume,
+    http_probe,
+    image_pull_secrets,
+    labels,
+    pod_security_context,
+    resources,
+    security_context,
+)
+from .fleet import instance_name, pod_name
+
+ORCHESTRATOR = "sim-orchestrator"
+ORCHESTRATOR_PORT = 8080
+ORCHESTRATOR_UID = 65534
+HELPERS = Path(__file__).parent / "app"
+
+
+def orchestrator_rules(instances: int) -> list[dict[str, Any]]:
+    """What the service's API needs, and no more: list pods and StatefulSets (state), scale the instances'
+    StatefulSets (start, stop, remove, cleanup), delete their pods (restart), read their logs."""
+    statefulsets = [instance_name(i) for i in range(instances)]
+    pods = [pod_name(i) for i in range(instances)]
+    return [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete"], "resourceNames": pods},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"], "resourceNames": pods},
+        {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["list"]},
+        {"apiGroups": ["apps"], "resources": ["statefulsets/scale"], "verbs": ["patch"], "resourceNames": statefulsets},
+    ]
+
+
+@dataclass(kw_only=True)
+class FleetOrchestratorArgs:
+    namespace: pulumi.Input[str]
+    python_image: str
+    instances: int
+    stream_url: str
+    """Where the browser finds instance <i>'s page: a template with {index} (the ingress path)."""
+    fleet_config: Mapping[str, Any]
+    """What /api/config reports."""
+    image_pull_secrets: Sequence[pulumi.Input[str]] = ()
+
+
+class FleetOrchestrator(pulumi.ComponentResource):
+    """Outputs: `service`, the name of its Service (port 80)."""
+
+    service: str
+
+    def __init__(self, name: str, args: FleetOrchestratorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pixelstream:index:FleetOrchestrator", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ns = args.namespace
+        programs = [HELPERS / "sim_orchestrator.py", HELPERS / "dashboard.html"]
+        helpers = helpers_config_map("sim-helpers", ns, programs, self)
+        account = account_with_role(ORCHESTRATOR, ORCHESTRATOR, ns, orchestrator_rules(args.instances), self)
+        orchestrator_labels = labels(ORCHESTRATOR)
+        k8s.apps.v1.Deployment(
+            ORCHESTRATOR,
+            metadata={"name": ORCHESTRATOR, "namespace": ns, "labels": orchestrator_labels},
+            spec={
+                # Its state is the cluster's: one replica, replaced on update, is enough for an operator's page.
+                "replicas": 1,
+                "selector": {"matchLabels": orchestrator_labels},
+                "template": {
+                    "metadata": {"labels": orchestrator_labels},
+                    "spec": {
+                        "serviceAccountName": account,
+                        "automountServiceAccountToken": False,
+                        "imagePullSecrets": image_pull_secrets(args.image_pull_secrets),
+                        "securityContext": pod_security_context(fs_group=ORCHESTRATOR_UID),
+                        "containers": [_container(args)],
+                        "volumes": [helpers_volume(helpers), api_access_volume()],
+                    },
+                },
+            },
+            opts=child,
+        )
+        k8s.core.v1.Service(
+            ORCHESTRATOR,
+            metadata={"name": ORCHESTRATOR, "namespace": ns, "labels": orchestrator_labels},
+            spec={"selector": orchestrator_labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+            opts=child,
+        )
+        self.service = ORCHESTRATOR
+        self.register_outputs({"service": self.service})
+
+
+def _container(args: FleetOrchestratorArgs) -> dict[str, Any]:
+    return {
+        "name": ORCHESTRATOR,
+        "image": args.python_image,
+        "command": helper_command("sim_orchestrator.py"),
+        "env": [
+            {"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "INSTANCES", "value": str(args.instances)},
+            {"name": "STREAM_URL", "value": args.stream_url},
+            {"name": "FLEET_CONFIG", "value": json.dumps(dict(args.fleet_config), sort_keys=True)},
+            {"name": "PORT", "value": str(ORCHESTRATOR_PORT)},
+        ],
+        "ports": [{"name": "http", "containerPort": ORCHESTRATOR_PORT}],
+        # Health of the process only: while the API is down the page still loads and says so.
+        "readinessProbe": http_probe("/healthz", "http", period=10),
+        "livenessProbe": http_probe("/healthz", "http", period=20),
+        "volumeMounts": [helpers_mount(), api_access_mount()],
+        "securityContext": security_context(ORCHESTRATOR_UID),
+        "resources": resources("20m", "48Mi", "200m", "128Mi"),
+    }

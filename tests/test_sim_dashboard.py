@@ -1,0 +1,165 @@
+"""The simulation dashboard in a real headless browser (Debian's chromium, driven by selenium through Debian's
+chromedriver), served by the orchestration service against a fake Kubernetes API: it lists the instances and
+their state, its buttons start and stop them, and the screenshot shows it.
+
+PIXELSTREAM_DASHBOARD_PNG=docs/simulation-dashboard.png writes the final screenshot there (the README's)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from fake_fleet import FakeFleet
+from fake_kube import serve, start_program
+from PIL import Image
+from test_sim_orchestrator import SIM_APP, environment
+from tools import require
+
+pytestmark = pytest.mark.slow
+
+# The flags that run this chromium here: no sandbox (containers), no GPU, nothing fetched in the background.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,820",
+    "--force-device-scale-factor=1",
+)
+# Colours the page gives each state's badge and the screens (dashboard.html), and the fake stream's page.
+BADGE = {"running": (0xD1, 0xFA, 0xDF), "starting": (0xFE, 0xF0, 0xC7), "stopped": (0xEA, 0xEC, 0xF0)}
+IDLE_SCREEN = (0x10, 0x18, 0x28)
+STREAM_PAGE = (0x2E, 0x90, 0xFA)
+
+
+def _stream_server() -> tuple[ThreadingHTTPServer, str]:
+    """Stands in for the instances' pages behind /sim/<i>/: a coloured page naming the instance."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = f"<body style='margin:0;background:#2e90fa;color:#fff;font:32px sans-serif'>stream {self.path}"
+            payload = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    chromium = require("chromium", "chromium")
+    driver_path = require("chromedriver", "chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=DriverService(executable_path=driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the dashboard did not show {what} within {seconds} s")
+        time.sleep(0.1)
+
+
+def states(driver) -> dict[str, str]:
+    from selenium.webdriver.common.by import By
+
+    return {
+        card.find_element(By.TAG_NAME, "h2").text: card.find_element(By.CLASS_NAME, "state").text
+        for card in driver.find_elements(By.CSS_SELECTOR, "section.card")
+    }
+
+
+def colour_at(shot: Image.Image, element, dx: int = 4, dy: int = 4) -> tuple[int, int, int]:
+    """The screenshot's colour just inside `element`'s top-left corner (its background, not its text)."""
+    rect = element.rect
+    return shot.getpixel((int(rect["x"]) + dx, int(rect["y"]) + dy))[:3]
+
+
+def close(colour: tuple[int, int, int], expected: tuple[int, int, int]) -> bool:
+    return all(abs(a - b) <= 6 for a, b in zip(colour, expected, strict=True))
+
+
+def test_the_dashboard_lists_the_fleet_and_starts_and_stops_instances(browser, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    fleet = FakeFleet(instances=3)
+    stream, stream_url = _stream_server()
+    with serve(fleet.routes()) as kube:
+        env = {**environment(kube.env(tmp_path)), "STREAM_URL": stream_url + "/sim/{index}/"}
+        process, url = start_program(SIM_APP / "sim_orchestrator.py", env, "/healthz")
+        try:
+            browser.get(url + "/")
+            wait_for(lambda: len(states(browser)) == 3, "three instances")
+            assert states(browser) == {"sim-0": "running", "sim-1": "stopped", "sim-2": "stopped"}
+            card = browser.find_element(By.CSS_SELECTOR, "section.card[data-instance='1']")
+            assert card.find_element(By.CSS_SELECTOR, "button.stop").get_attribute("disabled") is not None
+
+            card.find_element(By.CSS_SELECTOR, "button.start").click()
+            wait_for(lambda: states(browser)["sim-1"] == "running", "sim-1 running after Start")
+            browser.find_element(By.CSS_SELECTOR, "section.card[data-instance='0'] button.stop").click()
+            wait_for(lambda: states(browser)["sim-0"] == "stopped", "sim-0 stopped after Stop")
+            assert [(c.method, c.path.split("/")[-2], c.body) for c in kube.calls if c.method == "PATCH"] == [
+                ("PATCH", "sim-1", {"spec": {"replicas": 1}}),
+                ("PATCH", "sim-0", {"spec": {"replicas": 0}}),
+            ]
+            frame = browser.find_element(By.CSS_SELECTOR, "section.card[data-instance='1'] iframe")
+            assert frame.get_attribute("src") == stream_url + "/sim/1/"
+            wait_for(lambda: browser.find_element(By.ID, "summary").text == "1 of 3 running", "the summary")
+            fleet.set(2, running=True, ready=False)  # started elsewhere; the app not ready yet
+            wait_for(lambda: states(browser)["sim-2"] == "starting", "sim-2 starting from the next refresh")
+            time.sleep(0.5)  # the stream page paints inside its frame
+            _check_screenshot(browser)
+        finally:
+            process.terminate()
+            process.wait(timeout=5)
+            stream.shutdown()
+
+
+def _check_screenshot(browser) -> None:
+    """What the screenshot shows: each card's badge in its state's colour, the stream where one runs, the idle
+    screen where none does."""
+    from selenium.webdriver.common.by import By
+
+    png = browser.get_screenshot_as_png()
+    shot = Image.open(io.BytesIO(png)).convert("RGB")
+    expected = {"0": "stopped", "1": "running", "2": "starting"}
+    for index, state in expected.items():
+        card = browser.find_element(By.CSS_SELECTOR, f"section.card[data-instance='{index}']")
+        badge = colour_at(shot, card.find_element(By.CLASS_NAME, "state"), dx=3, dy=9)
+        assert close(badge, BADGE[state]), (index, state, badge)
+        screen = colour_at(shot, card.find_element(By.CLASS_NAME, "screen"), dx=20, dy=200)
+        assert close(screen, STREAM_PAGE if state == "running" else IDLE_SCREEN), (index, state, screen)
+    target = os.environ.get("PIXELSTREAM_DASHBOARD_PNG")
+    if target:
+        Path(target).write_bytes(png)

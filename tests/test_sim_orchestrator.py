@@ -1,0 +1,252 @@
+"""The simulation fleet's orchestration service as a real HTTP server against a fake Kubernetes API: every
+endpoint, and the errors (unknown instance, already running, malformed requests, API errors, API down)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, free_port
+from fake_fleet import NAMESPACE, FakeFleet
+from fake_kube import Call, serve, start_program
+
+SIM_APP = ROOT / "components" / "workloads" / "simulation" / "app"
+sys.path.insert(0, str(SIM_APP))
+CONFIG = {"instances": 3, "instancesPerGpu": 2, "image": "nvcr.io/nvidia/isaac-sim:6.0.1", "shmSize": "2Gi"}
+
+
+@dataclass
+class Service:
+    url: str
+    fleet: FakeFleet
+    calls: list[Call]
+
+    def request(self, method: str, path: str, body: object = None, content_type: str = "application/json"):
+        """(status, Content-Type, body: JSON decoded, else text)."""
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        headers = {"Content-Type": content_type} if data is not None else {}
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                status, kind, raw = response.status, response.headers["Content-Type"], response.read()
+        except urllib.error.HTTPError as error:
+            status, kind, raw = error.code, error.headers["Content-Type"], error.read()
+        return status, kind, json.loads(raw) if kind == "application/json" else raw.decode()
+
+    def changes(self) -> list[tuple[str, str, object]]:
+        """What the service asked the API to change."""
+        return [(c.method, c.path.rsplit("/", 2)[-2:][0], c.body) for c in self.calls if c.method != "GET"]
+
+
+def environment(kube_env: dict[str, str]) -> dict[str, str]:
+    return {
+        **kube_env,
+        "NAMESPACE": NAMESPACE,
+        "INSTANCES": "3",
+        "STREAM_URL": "/sim/{index}/",
+        "FLEET_CONFIG": json.dumps(CONFIG),
+    }
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    fleet = FakeFleet(instances=3)
+    with serve(fleet.routes()) as kube:
+        process, url = start_program(SIM_APP / "sim_orchestrator.py", environment(kube.env(tmp_path)), "/healthz")
+        try:
+            yield Service(url, fleet, kube.calls)
+        finally:
+            process.terminate()
+            process.wait(timeout=5)
+
+
+def test_lists_every_instance_with_its_state_from_pods(service: Service) -> None:
+    status, kind, instances = service.request("GET", "/api/instances")
+    assert (status, kind) == (200, "application/json")
+    assert [(i["id"], i["name"], i["state"], i["desiredReplicas"]) for i in instances] == [
+        (0, "sim-0", "running", 1),
+        (1, "sim-1", "stopped", 0),
+        (2, "sim-2", "stopped", 0),
+    ]
+    running = instances[0]
+    assert running["pod"] == "sim-0-0" and running["podIp"] == "10.0.192.10" and running["node"] == "gpu-node-0"
+    assert [i["streamUrl"] for i in instances] == ["/sim/0/", "/sim/1/", "/sim/2/"]
+    assert instances[1]["pod"] is None and instances[1]["podIp"] is None
+
+
+def test_status_of_one_instance_and_of_none(service: Service) -> None:
+    status, _, instance = service.request("GET", "/api/instances/1")
+    assert status == 200 and instance["state"] == "stopped"
+    for unknown in ("3", "abc", "-1", "1.0", "0x1", "99999999"):
+        status, _, body = service.request("GET", f"/api/instances/{unknown}")
+        assert status == 404 and "instances are 0-2" in body["error"], unknown
+
+
+def test_start_scales_the_instance_to_one(service: Service) -> None:
+    status, _, instance = service.request("POST", "/api/instances/start", {"instance_id": 1})
+    assert status == 200 and instance["state"] == "running" and instance["pod"] == "sim-1-0"
+    assert service.changes() == [("PATCH", "sim-1", {"spec": {"replicas": 1}})]
+    scale = next(c for c in service.calls if c.method == "PATCH")
+    assert scale.path == f"/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets/sim-1/scale"
+
+
+def test_starting_a_running_or_starting_instance_is_a_conflict(service: Service) -> None:
+    status, _, body = service.request("POST", "/api/instances/start", {"instance_id": 0})
+    assert status == 409 and body == {"error": "instance 0 is already running (running)"}
+    service.fleet.set(2, running=True, ready=False)
+    status, _, body = service.request("POST", "/api/instances/start", {"instance_id": 2})
+    assert status == 409 and "(starting)" in body["error"]
+    assert service.changes() == [], "nothing was scaled"
+
+
+def test_stop_scales_to_zero_once(service: Service) -> None:
+    status, _, instance = service.request("POST", "/api/instances/stop", {"instance_id": 0})
+    assert status == 200 and instance["state"] == "stopped" and instance["pod"] is None
+    status, _, body = service.request("POST", "/api/instances/stop", {"instance_id": 0})
+    assert status == 409 and body["error"] == "instance 0 is already stopped"
+    assert service.changes() == [("PATCH", "sim-0", {"spec": {"replicas": 0}})]
+
+
+def test_restart_deletes_the_pod_and_the_statefulset_makes_it_again(service: Service) -> None:
+    before = service.fleet.pods["sim-0-0"]["metadata"]["uid"]
+    status, _, instance = service.request("POST", "/api/instances/restart", {"instance_id": 0})
+    assert status == 200 and instance["state"] == "running"
+    assert service.fleet.pods["sim-0-0"]["metadata"]["uid"] != before
+    assert [(c.method, c.path) for c in service.calls if c.method != "GET"] == [
+        ("DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods/sim-0-0")
+    ]
+    status, _, body = service.request("POST", "/api/instances/restart", {"instance_id": 1})
+    assert status == 409 and "no pod to restart" in body["error"]
+
+
+def test_remove_stops_and_may_be_repeated(service: Service) -> None:
+    for _ in range(2):
+        status, _, instance = service.request("DELETE", "/api/instances/0")
+        assert status == 200 and instance["state"] == "stopped"
+    assert service.changes() == [("PATCH", "sim-0", {"spec": {"replicas": 0}})], "scaled once"
+    assert service.request("DELETE", "/api/instances/5")[0] == 404
+
+
+def test_logs_are_the_containers_last_lines(service: Service) -> None:
+    status, kind, text = service.request("GET", "/api/instances/0/logs?tail=5")
+    assert status == 200 and kind.startswith("text/plain")
+    assert text.splitlines() == [f"sim-0 [{n}s] [Info] line {n}" for n in range(295, 300)]
+    log_call = [c for c in service.calls if c.path.endswith("/log")][-1]
+    assert log_call.query == {"container": ["isaac-sim"], "tailLines": ["5"]}
+    assert len(service.request("GET", "/api/instances/0/logs")[2].splitlines()) == 100, "100 lines by default"
+    for bad in ("0", "10001", "x", "-3"):
+        status, _, body = service.request("GET", f"/api/instances/0/logs?tail={bad}")
+        assert status == 400 and "tail" in body["error"], bad
+    status, _, body = service.request("GET", "/api/instances/1/logs")
+    assert status == 409 and "no pod" in body["error"]
+    assert service.request("GET", "/api/instances/9/logs")[0] == 404
+
+
+def test_cleanup_stops_only_what_runs(service: Service) -> None:
+    service.request("POST", "/api/instances/start", {"instance_id": 2})
+    status, _, instances = service.request("POST", "/api/cleanup", {})
+    assert status == 200 and {i["state"] for i in instances} == {"stopped"}
+    stopped = [name for _, name, body in service.changes() if body == {"spec": {"replicas": 0}}]
+    assert sorted(stopped) == ["sim-0", "sim-2"]
+
+
+def test_config_is_the_fleet_as_declared(service: Service) -> None:
+    status, _, config = service.request("GET", "/api/config")
+    assert status == 200 and config == {**CONFIG, "streamUrl": "/sim/{index}/"}
+
+
+def test_states_follow_the_pods(service: Service) -> None:
+    service.fleet.set(1, running=True, ready=False)
+    service.fleet.set(2, running=True, ready=False, waiting="ImagePullBackOff")
+    states = {i["id"]: (i["state"], i["reason"]) for i in service.request("GET", "/api/instances")[2]}
+    assert states[1] == ("starting", "the app has not said AppReady yet")
+    assert states[2] == ("failed", "ImagePullBackOff")
+
+
+def test_unit_instance_state() -> None:
+    from fake_fleet import pod
+    from sim_orchestrator import instance_state
+
+    assert instance_state(None, None)[0] == "missing"
+    assert instance_state(0, None) == ("stopped", "")
+    assert instance_state(1, None) == ("pending", "no pod yet")
+    assert instance_state(0, pod(0, 1))[0] == "stopping", "scaled to zero, the pod still terminating"
+    terminating = pod(0, 1)
+    terminating["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert instance_state(1, terminating)[0] == "stopping"
+    assert instance_state(1, pod(0, 1, phase="Pending", ready=False))[0] == "pending"
+    assert instance_state(1, pod(0, 1, waiting="CrashLoopBackOff")) == ("failed", "CrashLoopBackOff")
+    assert instance_state(1, pod(0, 1, phase="Failed", ready=False))[0] == "failed"
+    assert instance_state(1, pod(0, 1)) == ("running", "")
+
+
+def test_malformed_requests_change_nothing(service: Service) -> None:
+    cases = [
+        (("POST", "/api/instances/start", None), 415),
+        (("POST", "/api/instances/start", b"{not json"), 400),
+        (("POST", "/api/instances/start", {"id": 1}), 400),
+        (("POST", "/api/instances/start", [1]), 400),
+        (("POST", "/api/instances/start", {"instance_id": True}), 404),
+        (("POST", "/api/instances/start", {"instance_id": 3}), 404),
+        (("POST", "/api/instances/start", b"instance_id=1", "application/x-www-form-urlencoded"), 415),
+        (("POST", "/api/cleanup", b"", "text/plain"), 415),
+        (("POST", "/api/instances/0/logs", {}), 405),
+        (("DELETE", "/api/instances", None), 405),
+        (("GET", "/nothing-here", None), 404),
+    ]
+    for (method, path, body, *kind), expected in cases:
+        status, content, answer = service.request(method, path, body, *kind)
+        assert status == expected and content == "application/json" and answer["error"], (method, path, body)
+    assert service.changes() == []
+
+
+def test_an_api_error_is_a_bad_gateway(tmp_path: Path) -> None:
+    fleet = FakeFleet(instances=3)
+    routes = {**fleet.routes(), ("GET", f"/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets"): lambda c: (403, {})}
+    with serve(routes) as kube:
+        process, url = start_program(SIM_APP / "sim_orchestrator.py", environment(kube.env(tmp_path)), "/healthz")
+        try:
+            status, _, body = Service(url, fleet, kube.calls).request("GET", "/api/instances")
+        finally:
+            process.terminate()
+            process.wait(timeout=5)
+    assert status == 502 and "answered 403" in body["error"]
+
+
+def test_without_the_api_it_says_so_and_still_serves_the_page(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("token")
+    env = {
+        **environment({"SERVICE_ACCOUNT_DIR": str(tmp_path)}),
+        "KUBERNETES_API": f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        "PYTHONPATH": str(ROOT / "components" / "workloads" / "app"),
+    }
+    process, url = start_program(SIM_APP / "sim_orchestrator.py", env, "/healthz")
+    service = Service(url, FakeFleet(instances=3), [])
+    try:
+        for method, path, body in (
+            ("GET", "/api/instances", None),
+            ("GET", "/api/instances/0", None),
+            ("POST", "/api/instances/start", {"instance_id": 0}),
+            ("GET", "/api/instances/0/logs", None),
+            ("POST", "/api/cleanup", {}),
+        ):
+            status, _, answer = service.request(method, path, body)
+            assert status == 503 and "cannot be reached" in answer["error"], path
+        status, _, health = service.request("GET", "/health")
+        assert status == 503 and health["kubernetes"] == "unavailable"
+        assert service.request("GET", "/healthz")[0] == 200
+        status, kind, page = service.request("GET", "/")
+        assert status == 200 and kind.startswith("text/html") and "<title>Simulation fleet</title>" in page
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+
+
+def test_health_reports_the_api(service: Service) -> None:
+    assert service.request("GET", "/health")[:3:2] == (200, {"kubernetes": "ok"})

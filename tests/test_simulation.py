@@ -1,0 +1,219 @@
+"""The simulation fleet as the sim stack plans it: instances on GPU nodes with shared memory, limits and probes
+and a pod address of their own; the NGC pull Secret; the orchestration service with exactly its Role; the
+Ingress behind generated basic auth; and what the fleet's config refuses."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pulumi
+import pytest
+from conftest import ROOT
+from test_addons import plan_with
+from test_stack_files import FLEET, _dev, run_plan
+from test_workload import containers, manifest, pod_specs
+
+from pixelstream.constants import GPU_NODE_LABEL, GPU_RESOURCE, SHARED_GPU_RESOURCE
+from pixelstream.stack_file import SECRET_PLACEHOLDER
+from pixelstream.tools.offline import Plan, plan_stack
+from pixelstream.workloads.images import IMAGES
+from pixelstream.workloads.simulation.fleet import APP_READY, docker_config
+
+NS = "sim"
+SIM_APP = ROOT / "components" / "workloads" / "simulation" / "app"
+
+
+@pytest.fixture(scope="module")
+def sim() -> Plan:
+    return plan_stack("sim", ROOT)[0]
+
+
+def statefulset(plan: Plan, index: int) -> dict:
+    return manifest(plan, "statefulset", f"sim-{index}", NS)
+
+
+def test_each_instance_is_a_statefulset_of_one_pod_on_a_gpu_node(sim: Plan) -> None:
+    for index in range(3):
+        spec = statefulset(sim, index)["spec"]
+        assert "replicas" not in spec, "the orchestration service owns the count"
+        assert spec["serviceName"] == "isaac-sim"
+        assert spec["selector"]["matchLabels"]["pixelstream/instance"] == str(index)
+        pod = spec["template"]["spec"]
+        term = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        assert term == [{"matchExpressions": [{"key": GPU_NODE_LABEL[0], "operator": "In", "values": ["true"]}]}]
+        assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        assert "hostNetwork" not in pod, "a pod address of its own, in the stream pod subnet"
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["imagePullSecrets"] == [{"name": "ngc-registry"}]
+        annotations = spec["template"]["metadata"]["annotations"]
+        assert annotations == {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
+
+
+def test_instances_share_gpus_as_the_plugin_does_with_shm_limits_and_probes(sim: Plan) -> None:
+    pod = statefulset(sim, 0)["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"] == IMAGES["isaacsim"] == "nvcr.io/nvidia/isaac-sim:6.0.1"
+    assert container["resources"] == {
+        "requests": {"cpu": "4", "memory": "16Gi", SHARED_GPU_RESOURCE: "1"},
+        "limits": {"cpu": "8", "memory": "16Gi", SHARED_GPU_RESOURCE: "1"},
+    }
+    assert pod["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}]
+    assert container["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
+    startup = container["startupProbe"]
+    assert startup["exec"]["command"] == ["bash", "-c", APP_READY] and "AppReady" in APP_READY
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 1200, "startupTimeoutSeconds"
+    assert container["readinessProbe"]["tcpSocket"] == {"port": "signal"}
+    assert container["livenessProbe"]["tcpSocket"] == {"port": "signal"}
+    assert container["securityContext"]["runAsUser"] == 1234 and container["securityContext"]["runAsNonRoot"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert {p["name"]: (p["containerPort"], p["protocol"]) for p in container["ports"]} == {
+        "http": (8211, "TCP"),
+        "signal": (49100, "TCP"),
+        "stream": (47998, "UDP"),
+    }
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["ISAACSIM_HOST"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert (env["ISAACSIM_SIGNAL_PORT"], env["ISAACSIM_STREAM_PORT"], env["ACCEPT_EULA"]) == ("49100", "47998", "Y")
+
+
+def test_whole_gpus_and_sizes_from_config(tmp_path: Path) -> None:
+    plan = plan_with(
+        tmp_path,
+        nodePools={"gpu": {"shape": "VM.GPU.A10.2", "size": 1}},
+        simulation={
+            "enabled": True,
+            "acceptEula": True,
+            "instances": 2,
+            "memory": "20Gi",
+            "memoryLimit": "24Gi",
+            "shmSize": "8Gi",
+            "startupTimeoutSeconds": 600,
+            "imagePullSecrets": ["my-registry"],
+            "images": {"isaacsim": "registry.example/isaac-sim:6.0.1"},
+        },
+    )
+    pod = statefulset(plan, 1)["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["resources"]["limits"] == {"cpu": "8", "memory": "24Gi", GPU_RESOURCE: "1"}
+    assert pod["volumes"][0]["emptyDir"]["sizeLimit"] == "8Gi"
+    assert container["startupProbe"]["failureThreshold"] == 60
+    assert container["image"] == "registry.example/isaac-sim:6.0.1"
+    assert pod["imagePullSecrets"] == [{"name": "my-registry"}], "no NGC key, no NGC Secret"
+    assert not [name for name in plan.manifests() if name == "sim.secret.ngc-registry.yaml"]
+
+
+def test_the_ngc_key_is_a_pull_secret_and_never_plain(sim: Plan, tmp_path: Path) -> None:
+    secret = manifest(sim, "secret", "ngc-registry", NS)
+    assert secret["type"] == "kubernetes.io/dockerconfigjson"
+    assert secret["stringData"] == {".dockerconfigjson": "[secret]"}
+    sim.write(tmp_path / "sim")
+    written = "".join(p.read_text() for p in (tmp_path / "sim").rglob("*") if p.is_file())
+    encoded = base64.b64encode(f"$oauthtoken:{SECRET_PLACEHOLDER}".encode()).decode()
+    assert SECRET_PLACEHOLDER not in written and encoded not in written
+
+
+def test_a_plain_text_ngc_key_is_refused_without_showing_it(tmp_path: Path, capsys) -> None:
+    status, lines, everything, _ = run_plan(_dev(simulation={**FLEET, "ngcApiKey": "nvapi-leaky"}), tmp_path, capsys)
+    assert status == 2 and lines == [
+        "error: pixelstream:simulation.ngcApiKey: is plain text in the stack file; store it encrypted: "
+        "pulumi config set --secret --path simulation.ngcApiKey <key>"
+    ]
+    assert "nvapi-leaky" not in everything and not (tmp_path / "fuzz").exists(), "refused before anything"
+
+
+def test_docker_config_logs_in_to_ngc() -> None:
+    config = json.loads(docker_config("nvapi-123"))
+    entry = config["auths"]["nvcr.io"]
+    assert (entry["username"], entry["password"]) == ("$oauthtoken", "nvapi-123")
+    assert base64.b64decode(entry["auth"]).decode() == "$oauthtoken:nvapi-123"
+
+
+def test_orchestrator_role_allows_exactly_its_api(sim: Plan) -> None:
+    role = manifest(sim, "role", "sim-orchestrator", NS)
+    pods, statefulsets = ["sim-0-0", "sim-1-0", "sim-2-0"], ["sim-0", "sim-1", "sim-2"]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["delete"], "resourceNames": pods},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"], "resourceNames": pods},
+        {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["list"]},
+        {"apiGroups": ["apps"], "resources": ["statefulsets/scale"], "verbs": ["patch"], "resourceNames": statefulsets},
+    ]
+    binding = manifest(sim, "rolebinding", "sim-orchestrator", NS)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "sim-orchestrator", "namespace": NS}]
+    assert binding["roleRef"]["kind"] == "Role"
+    cluster_wide = [n for n in sim.manifests() if n.startswith(("clusterrole", "clusterrolebinding")) and "sim" in n]
+    assert cluster_wide == []
+
+
+def test_orchestrator_runs_this_projects_program_with_only_its_container_holding_a_token(sim: Plan) -> None:
+    helpers = manifest(sim, "configmap", "sim-helpers", NS)["data"]
+    for name in ("sim_orchestrator.py", "dashboard.html"):
+        assert helpers[name] == (SIM_APP / name).read_text()
+    assert "kube.py" in helpers
+    spec = pod_specs(sim)["Deployment/sim-orchestrator"]
+    assert spec["serviceAccountName"] == "sim-orchestrator" and spec["automountServiceAccountToken"] is False
+    [container] = containers(spec)
+    assert container["image"] == IMAGES["python"]
+    assert container["command"] == ["python", "/helpers/sim_orchestrator.py"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["INSTANCES"], env["STREAM_URL"]) == ("3", "/sim/{index}/")
+    config = json.loads(env["FLEET_CONFIG"])
+    assert config["ports"] == {"http": 8211, "signal": 49100, "stream": 47998}
+    assert (config["instancesPerGpu"], config["shmSize"], config["memoryLimit"]) == (2, "2Gi", "16Gi")
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    service = manifest(sim, "service", "sim-orchestrator", NS)["spec"]
+    assert service["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+
+
+def test_ingress_serves_the_dashboard_and_each_instance_behind_basic_auth(sim: Plan, tmp_path: Path) -> None:
+    ingress = manifest(sim, "ingress", "simulation", NS)
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/auth-type"] == "basic"
+    assert annotations["nginx.ingress.kubernetes.io/auth-secret"] == "sim-basic-auth"
+    routes = {p["path"]: p["backend"]["service"]["name"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
+    assert routes == {"/sim/(.*)": "sim-orchestrator", **{f"/sim/{i}/(.*)": f"sim-{i}" for i in range(3)}}
+    for index in range(3):
+        service = manifest(sim, "service", f"sim-{index}", NS)["spec"]
+        assert service["selector"]["pixelstream/instance"] == str(index)
+        assert {p["name"]: (p["port"], p["targetPort"]) for p in service["ports"]} == {
+            "http": (80, "http"),
+            "signal": (49100, "signal"),
+        }
+    auth = manifest(sim, "secret", "sim-basic-auth", NS)
+    assert auth["stringData"] == {"auth": "[secret]"}
+    sim.write(tmp_path / "sim")
+    outputs = json.loads((tmp_path / "sim" / "outputs.json").read_text())
+    assert outputs["simulationUrl"] == "http://<ingress-load-balancer-ip>/sim/"
+    assert outputs["simulationUsername"] == outputs["simulationPassword"] == "[secret]"
+
+
+def test_instance_pods_get_stream_pod_addresses_the_relay_may_reach(sim: Plan) -> None:
+    """The GPU pool's pods take addresses from the streams subnet; coturn allows exactly that subnet."""
+    [gpu] = [r for r in sim.of_type("oci:ContainerEngine/nodePool:NodePool") if r.name == "gpu"]
+    pod_network = gpu.inputs["nodeConfigDetails"]["nodePoolPodNetworkOptionDetails"]
+    assert pod_network["podSubnetIds"] == ["ocid1.subnet.offline..pixelstream-sim-streams-subnet"]
+    turnserver = manifest(sim, "configmap", "coturn", "pixel")["data"]["turnserver.conf"]
+    assert "allowed-peer-ip=10.0.192.0-10.0.223.255" in turnserver
+
+
+@pulumi.runtime.test
+async def test_the_generated_credentials_and_the_ngc_login_are_secrets(pulumi_runtime) -> None:
+    from pixelstream.workloads.simulation.component import Simulation, SimulationArgs
+
+    workload = Simulation(
+        "simulation",
+        SimulationArgs(isaac_sim_image=IMAGES["isaacsim"], python_image=IMAGES["python"], ngc_api_key="nvapi-x"),
+    )
+    assert await workload.username.is_secret() and await workload.password.is_secret()
+    assert await workload.username.future() == "operator"
+    assert workload.url == "http://<ingress-load-balancer-ip>/sim/"
+
+
+def test_a_fleet_without_the_streaming_workload_is_told_it_has_no_relay(tmp_path: Path, capsys) -> None:
+    status, _, everything, _ = run_plan(_dev(simulation=FLEET, streaming={"enabled": False}), tmp_path, capsys)
+    assert status == 0, everything[-2000:]
+    assert "warning: simulation.enabled without streaming.enabled: the TURN relay belongs to" in everything
+    status, _, everything, _ = run_plan(_dev(simulation=FLEET), tmp_path, capsys)
+    assert status == 0 and "without streaming.enabled" not in everything
