@@ -7,10 +7,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic.alias_generators import to_camel, to_snake
 
-from ...addons.charts import ADDON_NAMESPACES
 from ...config_base import INT32_MAX, ConfigError, ConfigModel
-from ...quantities import quantity
-from ..config import WorkloadConfig
+from ..config import WorkloadConfig, check_host, check_namespace, check_pull_secrets, check_requests_and_limits
 from ..images import IMAGES, image_problem, version_problem
 from .streaming import AutoscalingSettings, StreamerSettings
 from .turn import TurnServerSettings
@@ -19,11 +17,6 @@ if TYPE_CHECKING:
     from ...config import StackConfig
     from ...media_path import MediaPath
 
-# Namespaces the workload must not take: Kubernetes' own, and the add-ons'.
-RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", *ADDON_NAMESPACES.values())
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _PATH_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 
 
@@ -147,28 +140,6 @@ class StreamingConfig(WorkloadConfig):
         check_streaming(config)
 
 
-_QUANTITY_KINDS = {"cpu": "a CPU quantity such as 3750m or 4", "memory": "a memory quantity such as 8Gi"}
-
-
-def _check_requests_and_limits(streamer: StreamerConfig) -> None:
-    for kind, example in _QUANTITY_KINDS.items():
-        values = {}
-        for key in (kind, f"{kind}_limit"):
-            text = getattr(streamer, key)
-            try:
-                values[key] = quantity(text)
-            except ValueError:
-                raise ConfigError(f"streaming.streamer.{to_camel(key)}", f"{text} is not {example}") from None
-            if values[key] <= 0:
-                raise ConfigError(f"streaming.streamer.{to_camel(key)}", f"{text} is not above zero")
-        if values[kind] > values[f"{kind}_limit"]:
-            raise ConfigError(
-                f"streaming.streamer.{kind}",
-                f"{getattr(streamer, kind)} is above the limit {kind}Limit ({getattr(streamer, f'{kind}_limit')}); "
-                "Kubernetes refuses a request above its limit",
-            )
-
-
 def check_streaming(config: StackConfig) -> None:
     """The workload's keys, when it is enabled."""
     streaming = config.streaming
@@ -180,16 +151,7 @@ def check_streaming(config: StackConfig) -> None:
 
 
 def _check_namespace_and_images(streaming: StreamingConfig) -> None:
-    if not _DNS_LABEL.match(streaming.namespace):
-        raise ConfigError(
-            "streaming.namespace", f"{streaming.namespace} is not a Kubernetes namespace name (a DNS label)"
-        )
-    if streaming.namespace in RESERVED_NAMESPACES:
-        raise ConfigError(
-            "streaming.namespace",
-            f"{streaming.namespace} belongs to Kubernetes or an add-on of this platform; taken: "
-            f"{', '.join(RESERVED_NAMESPACES)}",
-        )
+    check_namespace("streaming", streaming.namespace)
     for name, reference in streaming.images.items():
         if name not in IMAGES:
             raise ConfigError(
@@ -198,9 +160,7 @@ def _check_namespace_and_images(streaming: StreamingConfig) -> None:
         problem = image_problem(reference) or version_problem(name, reference)
         if problem:
             raise ConfigError(f"streaming.images.{name}", problem)
-    for index, secret in enumerate(streaming.image_pull_secrets):
-        if not _DNS_SUBDOMAIN.match(secret):
-            raise ConfigError(f"streaming.imagePullSecrets[{index}]", f"{secret} is not a Secret name")
+    check_pull_secrets("streaming", streaming.image_pull_secrets)
 
 
 def _check_turn(turn: TurnConfig) -> None:
@@ -225,7 +185,7 @@ def _check_turn(turn: TurnConfig) -> None:
 
 def _check_streamer(config: StackConfig) -> None:
     streamer = config.streaming.streamer
-    _check_requests_and_limits(streamer)
+    check_requests_and_limits("streaming.streamer", streamer)
     for key, low, high in (("resolution_width", 320, 7680), ("resolution_height", 240, 4320), ("max_fps", 1, 240)):
         value = getattr(streamer, key)
         if not low <= value <= high:
@@ -291,8 +251,7 @@ def _check_autoscaling(streaming: StreamingConfig) -> None:
 def _check_routing(config: StackConfig) -> None:
     streaming, addons = config.streaming, config.addons
     ingress = streaming.ingress
-    if ingress.host is not None and not _HOST.match(ingress.host):
-        raise ConfigError("streaming.ingress.host", f"{ingress.host} is not a DNS host name")
+    check_host("streaming.ingress.host", ingress.host)
     for path, prefix in (
         ("ingress.pathPrefix", ingress.path_prefix),
         ("podProxy.pathPrefix", streaming.pod_proxy.path_prefix),
