@@ -1,4 +1,4 @@
-"""The one table of container images the streaming workload runs, each pinned to a tag or digest."""
+"""The one table of container images the workloads run, each pinned to a tag or digest."""
 
 from __future__ import annotations
 
@@ -19,6 +19,21 @@ IMAGES: dict[str, str] = {
     "player": f"{REFERENCE}/player:latest",
     "podproxy": f"{REFERENCE}/podproxy:latest",
     "unreal": f"{REFERENCE}/pxdemo:latest",
+}
+
+# The AI worker pool's. go-livepeer v0.9.1 is the newest release with the remote AI worker (master removed it
+# after the tag: 772f70aec); its image runs as root by default but needs nothing of root. livepeer/ai-runner
+# publishes `v<version>` for the base runner (the batch pipelines) and `<pipeline>-v<version>` for the
+# pipelines with images of their own (.github/workflows/ai-runner-docker-batch-*.yaml); v0.14.1 is its
+# newest release. The Docker API stand-in runs on the workloads' Python image.
+AI_WORKER_IMAGES: dict[str, str] = {
+    "livepeer": "docker.io/livepeer/go-livepeer:v0.9.1",
+    "ai-runner": "docker.io/livepeer/ai-runner:v0.14.1",
+    "ai-runner-audio-to-text": "docker.io/livepeer/ai-runner:audio-to-text-v0.14.1",
+    "ai-runner-llm": "docker.io/livepeer/ai-runner:llm-v0.14.1",
+    "ai-runner-segment-anything-2": "docker.io/livepeer/ai-runner:segment-anything-2-v0.14.1",
+    "ai-runner-text-to-speech": "docker.io/livepeer/ai-runner:text-to-speech-v0.14.1",
+    "python": IMAGES["python"],
 }
 
 _REFERENCE = re.compile(
