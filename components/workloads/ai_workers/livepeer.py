@@ -7,7 +7,9 @@ from typing import Any
 
 import pulumi
 
-# go-livepeer's image sets no user but needs nothing of root: it writes only to its data directory.
+# go-livepeer's image sets no user but needs nothing of root: it writes only to its data directory (its
+# database, and the orchestrator's TLS key). Given `-dataDir`, it never looks the user up (this one has no
+# passwd entry; cmd/livepeer/starter/starter.go does so only for a default under $HOME).
 LIVEPEER_UID = 10001
 DATA_DIR = "/data"
 # `-orchSecret` reads a file when given its path (common.ReadFromFile; a missing file would be taken as the secret
