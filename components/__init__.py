@@ -18,6 +18,9 @@ from .oci.security import SecurityRule, UnsafeNetworkError, platform_security_ru
 from .oci.shapes import FLEX_SHAPES, GPU_SHAPES, STREAMING_GPU_SHAPES
 from .platform import Platform, PlatformArgs
 from .secrets import protect_resources, protected
+from .workloads.ai_workers.component import AiWorkers, AiWorkersArgs, ModelSpec
+from .workloads.ai_workers.orchestrator import AiOrchestrator, AiOrchestratorArgs
+from .workloads.ai_workers.pool import AiWorkerPool, AiWorkerPoolArgs, RunnerSettings, WeightsSettings
 from .workloads.pixel_streaming.component import PixelStreaming, PixelStreamingArgs
 from .workloads.pixel_streaming.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from .workloads.pixel_streaming.routing import Routing, RoutingArgs
@@ -35,6 +38,12 @@ __all__ = [
     "STREAMING_GPU_SHAPES",
     "TURN_NODE_LABEL",
     "TURN_TAINT",
+    "AiOrchestrator",
+    "AiOrchestratorArgs",
+    "AiWorkerPool",
+    "AiWorkerPoolArgs",
+    "AiWorkers",
+    "AiWorkersArgs",
     "AutoscalingSettings",
     "CertManager",
     "CertManagerArgs",
@@ -54,6 +63,7 @@ __all__ = [
     "IngressControllerArgs",
     "MetricsServer",
     "MetricsServerArgs",
+    "ModelSpec",
     "Monitoring",
     "MonitoringArgs",
     "Network",
@@ -68,6 +78,7 @@ __all__ = [
     "PlatformArgs",
     "Routing",
     "RoutingArgs",
+    "RunnerSettings",
     "SecurityRule",
     "StackConfig",
     "StreamerSettings",
@@ -78,6 +89,7 @@ __all__ = [
     "TurnArgs",
     "TurnServerSettings",
     "UnsafeNetworkError",
+    "WeightsSettings",
     "load_stack_config",
     "platform_security_rules",
     "protect_resources",

@@ -29,6 +29,7 @@ from .oci.config import ClusterConfig, NetworkConfig, NodePoolsConfig, check_oci
 from .oci.regions import OCI_REGIONS
 from .secrets import secret_paths, secret_values
 from .stack_file import MAX_DEPTH, OFFLINE_PLACEHOLDERS, read_stack_config
+from .workloads.ai_workers.config import AiWorkersConfig
 from .workloads.config import WorkloadConfig
 from .workloads.pixel_streaming.config import StreamingConfig
 from .workloads.simulation.config import SimulationConfig
@@ -46,6 +47,7 @@ class StackConfig(ConfigModel):
     addons: AddonsConfig = AddonsConfig()
     streaming: StreamingConfig = StreamingConfig()
     simulation: SimulationConfig = SimulationConfig()
+    ai_workers: AiWorkersConfig = AiWorkersConfig()
     extra_regions: list[str] = []
     """OCI regions newer than this program's table (pixelstream.oci.regions) that `oci:region` may name."""
 

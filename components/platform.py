@@ -15,6 +15,7 @@ from .addons.layer import declare_addons
 from .config import StackConfig
 from .media_path import media_path_warnings
 from .oci.layer import declare_oci
+from .workloads.ai_workers.layer import declare_ai_workers
 from .workloads.pixel_streaming.layer import declare_pixel_streaming
 from .workloads.simulation.layer import declare_simulation
 
@@ -49,5 +50,7 @@ class Platform(pulumi.ComponentResource):
             self.outputs |= declare_pixel_streaming(config, infra, addons, children)
         if config.simulation.enabled:
             self.outputs |= declare_simulation(config, infra, addons, children)
+        if config.ai_workers.enabled:
+            self.outputs |= declare_ai_workers(config, infra, addons, children)
         self.outputs |= infra.outputs(config)
         self.register_outputs(self.outputs)

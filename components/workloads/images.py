@@ -22,6 +22,17 @@ IMAGES: dict[str, str] = {
     # The simulation fleet's instances: NVIDIA's image on NGC (a login is needed to pull it), the tag the Isaac Sim
     # repository's Docker README names (isaac-sim/IsaacSim tools/docker/README.md); runs as uid 1234.
     "isaacsim": "nvcr.io/nvidia/isaac-sim:6.0.1",
+    # The AI worker pool's. go-livepeer v0.9.1 is the newest release with the remote AI worker (master removed it
+    # after the tag: 772f70aec); its image runs as root by default but needs nothing of root. livepeer/ai-runner
+    # publishes `v<version>` for the base runner (the batch pipelines) and `<pipeline>-v<version>` for the
+    # pipelines with images of their own (.github/workflows/ai-runner-docker-batch-*.yaml); v0.14.1 is its
+    # newest release. The Docker API stand-in runs on the workloads' Python image.
+    "livepeer": "docker.io/livepeer/go-livepeer:v0.9.1",
+    "ai-runner": "docker.io/livepeer/ai-runner:v0.14.1",
+    "ai-runner-audio-to-text": "docker.io/livepeer/ai-runner:audio-to-text-v0.14.1",
+    "ai-runner-llm": "docker.io/livepeer/ai-runner:llm-v0.14.1",
+    "ai-runner-segment-anything-2": "docker.io/livepeer/ai-runner:segment-anything-2-v0.14.1",
+    "ai-runner-text-to-speech": "docker.io/livepeer/ai-runner:text-to-speech-v0.14.1",
 }
 # The images each workload runs (and lets a stack override), by name in the table.
 STREAMING_IMAGES = (
@@ -29,6 +40,9 @@ STREAMING_IMAGES = (
     *("signalserver", "matchmaker", "player", "podproxy", "unreal"),
 )
 SIMULATION_IMAGES = ("isaacsim", "python")
+_AI_WORKER_NAMES = ("livepeer", "ai-runner", "ai-runner-audio-to-text", "ai-runner-llm")
+_AI_WORKER_NAMES += ("ai-runner-segment-anything-2", "ai-runner-text-to-speech", "python")
+AI_WORKER_IMAGES: dict[str, str] = {name: IMAGES[name] for name in _AI_WORKER_NAMES}
 
 _REFERENCE = re.compile(
     r"^(?P<repository>[a-z0-9]+([._/:-][a-z0-9]+)*?)(:(?P<tag>[\w][\w.-]{0,127})|@(?P<digest>sha256:[a-f0-9]{64}))$"

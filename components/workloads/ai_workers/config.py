@@ -1,0 +1,243 @@
+"""The AI worker pool's configuration (`aiWorkers.*`) and its checks."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import TYPE_CHECKING, Literal
+
+from ...config_base import INT32_MAX, ConfigError, ConfigModel
+from ...constants import GPU_RESOURCE
+from ...oci.shapes import GPU_SHAPES
+from ..config import WorkloadConfig, check_host, check_namespace, check_pull_secrets, check_requests_and_limits
+from ..images import AI_WORKER_IMAGES, image_problem
+from .component import ModelSpec
+from .pool import PIPELINE_RUNNERS, RunnerSettings, WeightsSettings
+
+if TYPE_CHECKING:
+    from ...config import StackConfig
+
+# Pipelines go-livepeer knows but a remote worker cannot run (v0.9.1 server/ai_worker.go, runAIJob), with why.
+_NOT_REMOTE = {"live-video-to-video": "live video does not use remote workers"}
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+_ADDRESS = re.compile(r"^(?P<host>[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?):(?P<port>\d{1,5})$")
+# The shared secret guards who may take jobs (and their data) from the orchestrator.
+MIN_SECRET_LENGTH = 16
+# Node directories the weights must not be written into.
+_SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/root", "/run", "/sbin", "/sys", "/usr")
+_SYSTEM_DIRS += ("/var/lib/kubelet", "/var/lib/containerd", "/var/lib/crio", "/var/log", "/var/run")
+# OCI block volumes: 50 GB to 32 TB.
+BLOCK_VOLUME_GBS = (50, 32768)
+
+
+class OrchestratorConfig(ConfigModel):
+    mode: Literal["inCluster", "external"] = "inCluster"
+    address: str | None = None
+    """external: host:port of the orchestrator the workers dial."""
+    secret: str | None = None
+    """The shared secret (`-orchSecret`), as secret config; external: required, inCluster: generated when unset."""
+    host: str | None = None
+    """inCluster: public DNS name, served by the ingress with a certificate."""
+    issuer: Literal["letsencrypt-prod", "letsencrypt-staging"] = "letsencrypt-prod"
+
+
+class ModelConfig(ConfigModel):
+    pipeline: str
+    model_id: str
+    image: str | None = None
+    """A name in the image table or aiWorkers.images; the pipeline's runner image when unset."""
+    gpus: int = 1
+
+    def spec(self) -> ModelSpec:
+        return ModelSpec(pipeline=self.pipeline, model_id=self.model_id, image=self.image, gpus=self.gpus)
+
+
+class RunnerConfig(ConfigModel):
+    cpu: str = RunnerSettings.cpu
+    memory: str = RunnerSettings.memory
+    cpu_limit: str = RunnerSettings.cpu_limit
+    memory_limit: str = RunnerSettings.memory_limit
+    startup_timeout_seconds: int = RunnerSettings.startup_timeout_seconds
+
+    def settings(self) -> RunnerSettings:
+        return RunnerSettings(**self.model_dump())
+
+
+class WeightsConfig(ConfigModel):
+    volume: Literal["blockVolume", "hostPath"] = "blockVolume"
+    size_gbs: int | None = None
+    """blockVolume only: the volume's size (WeightsSettings.size_gbs when unset)."""
+    path: str | None = None
+    """hostPath only: the directory on each GPU node (WeightsSettings.path when unset)."""
+    download: bool = True
+
+    def settings(self) -> WeightsSettings:
+        defaults = WeightsSettings()
+        return WeightsSettings(
+            volume=self.volume,
+            size_gbs=self.size_gbs or defaults.size_gbs,
+            path=self.path or defaults.path,
+            download=self.download,
+        )
+
+
+class AiWorkersConfig(WorkloadConfig):
+    enabled: bool = False
+    namespace: str = "ai"
+    replicas: int = 1
+    images: dict[str, str] = {}
+    image_pull_secrets: list[str] = []
+    orchestrator: OrchestratorConfig = OrchestratorConfig()
+    models: list[ModelConfig] = []
+    runner: RunnerConfig = RunnerConfig()
+    weights: WeightsConfig = WeightsConfig()
+
+    def check(self, config: StackConfig) -> None:
+        check_namespace(config, "aiWorkers")
+        check_pull_secrets("aiWorkers", self.image_pull_secrets)
+        if not 0 <= self.replicas <= INT32_MAX:
+            raise ConfigError("aiWorkers.replicas", f"{self.replicas} is outside 0-{INT32_MAX}")
+        _check_orchestrator(config)
+        _check_models(config)
+        check_requests_and_limits("aiWorkers.runner", self.runner)
+        if not 60 <= self.runner.startup_timeout_seconds <= 7200:
+            raise ConfigError(
+                "aiWorkers.runner.startupTimeoutSeconds", f"{self.runner.startup_timeout_seconds} is outside 60-7200"
+            )
+        _check_weights(self)
+
+
+def _check_orchestrator(config: StackConfig) -> None:
+    orchestrator = config.ai_workers.orchestrator
+    path = "aiWorkers.orchestrator"
+    if orchestrator.secret is not None:
+        secret = orchestrator.secret
+        # The value is never repeated: it is a secret.
+        if len(secret) < MIN_SECRET_LENGTH or secret != secret.strip():
+            raise ConfigError(
+                f"{path}.secret",
+                f"needs at least {MIN_SECRET_LENGTH} characters and no surrounding spaces (go-livepeer trims them "
+                "from the file the workers read)",
+            )
+    if orchestrator.mode == "external":
+        _check_external(orchestrator)
+        return
+    if orchestrator.address is not None:
+        raise ConfigError(f"{path}.address", "is for mode: external; an orchestrator in the cluster has its own")
+    check_host(f"{path}.host", orchestrator.host)
+    if orchestrator.host is None:
+        return
+    if orchestrator.host == config.streaming.ingress.host and config.streaming.enabled:
+        raise ConfigError(f"{path}.host", f"{orchestrator.host} is streaming.ingress.host too; give each its own name")
+    needs = (
+        ("ingressNginx", config.addons.ingress_nginx.enabled, "publishes it"),
+        ("certManager", config.addons.cert_manager.enabled, "gives it the certificate its clients need"),
+    )
+    for addon, enabled, why in needs:
+        if not enabled:
+            raise ConfigError(
+                f"{path}.host",
+                f"{orchestrator.host} needs addons.{addon}, which {why}: enable it, or remove the host to keep "
+                "the orchestrator inside the cluster",
+            )
+
+
+def _check_external(orchestrator: OrchestratorConfig) -> None:
+    path = "aiWorkers.orchestrator"
+    if orchestrator.address is None:
+        raise ConfigError(
+            f"{path}.address",
+            "is required with mode: external: the orchestrator's host:port, such as orch.example.com:8935",
+        )
+    match = _ADDRESS.match(orchestrator.address)
+    if not match or not 1 <= int(match["port"]) <= 65535:
+        raise ConfigError(f"{path}.address", f"{orchestrator.address} is not host:port, such as orch.example.com:8935")
+    if orchestrator.secret is None:
+        raise ConfigError(
+            f"{path}.secret",
+            "is required with mode: external (the orchestrator's -orchSecret): "
+            "pulumi config set --secret --path aiWorkers.orchestrator.secret <secret>",
+        )
+    if orchestrator.host is not None:
+        raise ConfigError(f"{path}.host", "is for mode: inCluster; an external orchestrator is published by its owner")
+
+
+def _check_models(config: StackConfig) -> None:
+    workers = config.ai_workers
+    if not workers.models:
+        raise ConfigError(
+            "aiWorkers.models", "is empty: list at least one {pipeline, modelId} for the runners to serve"
+        )
+    # Runner images: the table's and those of your own; not go-livepeer's or the stand-in's.
+    table_runners = [name for name in AI_WORKER_IMAGES if name.startswith("ai-runner")]
+    runners = {*table_runners, *(name for name in workers.images if name not in AI_WORKER_IMAGES)}
+    for name, reference in workers.images.items():
+        problem = image_problem(reference)
+        if problem:
+            raise ConfigError(f"aiWorkers.images.{name}", problem)
+        if name not in AI_WORKER_IMAGES and name not in {m.image for m in workers.models}:
+            raise ConfigError(
+                f"aiWorkers.images.{name}",
+                f"is not an image of the workload ({', '.join(AI_WORKER_IMAGES)}) and no model names it",
+            )
+    shape = config.node_pools.gpu.shape
+    gpus_per_node = GPU_SHAPES[shape].gpus
+    total = 0
+    for index, model in enumerate(workers.models):
+        path = f"aiWorkers.models[{index}]"
+        if model.pipeline not in PIPELINE_RUNNERS:
+            why = _NOT_REMOTE.get(model.pipeline, "not a pipeline")
+            raise ConfigError(
+                f"{path}.pipeline", f"{model.pipeline}: {why}; a remote worker runs {', '.join(PIPELINE_RUNNERS)}"
+            )
+        if not _MODEL_ID.match(model.model_id) or len(model.model_id) > 200:
+            raise ConfigError(
+                f"{path}.modelId", f"{model.model_id!r} is not a model ID such as ByteDance/SDXL-Lightning"
+            )
+        if model.image is not None and model.image not in runners:
+            raise ConfigError(
+                f"{path}.image",
+                f"{model.image} is not a runner image: define it in aiWorkers.images.{model.image} or use one of "
+                f"{', '.join(table_runners)}",
+            )
+        if model.gpus < 1:
+            raise ConfigError(f"{path}.gpus", f"{model.gpus} is below 1: a runner holds at least one GPU")
+        total += model.gpus
+        if total > gpus_per_node:
+            raise ConfigError(
+                f"{path}.gpus",
+                f"{model.gpus} makes {total} GPUs in one worker pod; a {shape} node (nodePools.gpu.shape) has "
+                f"{gpus_per_node}, and a pod runs on one node",
+            )
+    plugin = config.addons.gpu_plugin
+    if plugin.enabled and plugin.streams_per_gpu > 1:
+        raise ConfigError(
+            "aiWorkers.enabled",
+            f"true needs whole GPUs ({GPU_RESOURCE}), which the device plugin does not offer while "
+            f"addons.gpuPlugin.streamsPerGpu is {plugin.streams_per_gpu}: set it to 1, or aiWorkers.enabled: false",
+        )
+
+
+def _check_weights(workers: AiWorkersConfig) -> None:
+    weights = workers.weights
+    path = "aiWorkers.weights"
+    if weights.volume == "blockVolume":
+        if weights.path is not None:
+            raise ConfigError(f"{path}.path", "is for volume: hostPath")
+        size = weights.settings().size_gbs
+        if not BLOCK_VOLUME_GBS[0] <= size <= BLOCK_VOLUME_GBS[1]:
+            raise ConfigError(f"{path}.sizeGbs", f"{size} is outside {BLOCK_VOLUME_GBS[0]}-{BLOCK_VOLUME_GBS[1]} GB")
+        if workers.replicas > 1:
+            raise ConfigError(
+                "aiWorkers.replicas",
+                f"{workers.replicas} workers cannot share one block volume (it attaches to one node): use "
+                "aiWorkers.weights.volume: hostPath, or replicas: 1",
+            )
+        return
+    if weights.size_gbs is not None:
+        raise ConfigError(f"{path}.sizeGbs", "is for volume: blockVolume")
+    directory = weights.settings().path
+    if not directory.startswith("/") or posixpath.normpath(directory) != directory or directory.count("/") < 2:
+        raise ConfigError(f"{path}.path", f"{directory} is not a clean absolute path two levels deep or more")
+    if any(directory == d or directory.startswith(f"{d}/") for d in _SYSTEM_DIRS):
+        raise ConfigError(f"{path}.path", f"{directory} is inside a system directory ({', '.join(_SYSTEM_DIRS)})")
