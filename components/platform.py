@@ -14,7 +14,7 @@ import pulumi
 from .addons.layer import declare_addons
 from .config import StackConfig
 from .media_path import media_path_warnings
-from .oci.layer import declare_oci
+from .oci.layer import declare_oci, target_warnings
 from .workloads.pixel_streaming.layer import declare_pixel_streaming
 
 
@@ -35,7 +35,7 @@ class Platform(pulumi.ComponentResource):
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pixelstream:index:Platform", name, None, opts)
         config = args.config
-        for warning in media_path_warnings(config):
+        for warning in [*target_warnings(config), *media_path_warnings(config)]:
             pulumi.log.warn(warning, self)
         # Until this component existed, its children were the stack's own: the alias keeps their URNs, so
         # stacks deployed before move under it without replacing anything.

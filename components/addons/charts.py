@@ -9,6 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ..placement import SYSTEM_NODES, NodePlacement
+
 PART_OF = {"app.kubernetes.io/part-of": "pixelstream"}
 
 
@@ -59,6 +61,8 @@ class ReleaseArgs:
     """Deep-merged over the component's own chart values."""
     depends_on: Sequence[pulumi.Resource] = ()
     """Resources the release needs first, e.g. the node pool its pods run on."""
+    nodes: NodePlacement = SYSTEM_NODES
+    """The nodes its pods run on (the system nodes, or the GPU nodes for the GPU add-ons)."""
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

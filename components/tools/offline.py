@@ -252,6 +252,12 @@ class OfflineMocks(pulumi.runtime.Mocks):
             }
         if args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"{OFFLINE_PASSWORD_PREFIX}-{args.name}"
+        if args.typ == "pulumi:pulumi:StackReference":
+            # Another stack's outputs: a kubeconfig (secret, as an OKE stack exports it) under every name asked.
+            state |= {"outputs": {"kubeconfig": _kubeconfig(args.inputs.get("name", args.name))}}
+            state["secretOutputNames"] = ["kubeconfig"]
+        if args.typ == "oci:Core/ipsecConnectionTunnelManagement:IpsecConnectionTunnelManagement":
+            state["vpnIp"] = f"192.0.2.{10 + int(args.name.rsplit('-', 1)[-1])}"
         kind = args.typ.rsplit(":", 1)[-1].lower()
         return f"ocid1.{kind}.offline..{args.name}", state
 
@@ -280,6 +286,11 @@ class OfflineMocks(pulumi.runtime.Mocks):
             }
         if token == "oci:containerengine/getclusterkubeconfig:getclusterkubeconfig":
             return {"content": _kubeconfig(args.args.get("clusterId", "cluster"))}
+        if token == "oci:core/getipsecconnectiontunnels:getipsecconnectiontunnels":
+            ipsec = args.args.get("ipsecId", "ipsec")
+            return {"ipSecConnectionTunnels": [{"id": f"{ipsec}-tunnel-{i}"} for i in (1, 2)]}
+        if token == "oci:objectstorage/getnamespace:getnamespace":
+            return {"namespace": "offlinenamespace"}
         raise NotImplementedError(f"the offline plan has no stand-in for data source {args.token}")
 
 
