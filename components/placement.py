@@ -28,7 +28,10 @@ class NodePlacement:
         return [taint.toleration() for taint in self.taints]
 
     def required_affinity(self) -> dict[str, Any]:
-        """Required node affinity for these nodes (one term, every label), as the GPU and TURN pods use it."""
+        """Required node affinity for these nodes (one term, every label), as the GPU and TURN pods use it; none
+        when any node will do (an empty term would match no node at all)."""
+        if not self.labels:
+            return {}
         expressions = [{"key": key, "operator": "In", "values": [value]} for key, value in self.labels.items()]
         term = {"matchExpressions": expressions}
         return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}

@@ -15,6 +15,7 @@ from .addons.layer import declare_addons
 from .config import StackConfig
 from .media_path import media_path_warnings
 from .oci.layer import declare_oci, target_warnings
+from .workloads.gpu_jobs.layer import declare_gpu_jobs
 from .workloads.pixel_streaming.layer import declare_pixel_streaming
 
 
@@ -46,5 +47,7 @@ class Platform(pulumi.ComponentResource):
         self.outputs = {**addons.outputs}
         if streaming.enabled:
             self.outputs |= declare_pixel_streaming(config, infra, addons, children)
+        if config.jobs.enabled:
+            self.outputs |= declare_gpu_jobs(config, args.name, infra, addons, children)
         self.outputs |= infra.outputs(config)
         self.register_outputs(self.outputs)

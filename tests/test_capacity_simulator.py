@@ -56,7 +56,7 @@ def test_stack_files_are_validated_as_for_a_plan(tmp_path: Path) -> None:
     bad = stack_file(tmp_path, streaming={"capacity": {"warmStreams": 99}})
     with pytest.raises(ConfigError, match=r"streaming\.capacity\.warmStreams: 99 is outside 0-64"):
         load_stack(bad)
-    with pytest.raises(FileNotFoundError, match="known: reference, dev, prod"):
+    with pytest.raises(FileNotFoundError, match="known: reference, dev, hybrid, onprem, prod"):
         resolve("staging", ROOT)
 
 

@@ -310,7 +310,7 @@ def test_make_plan_with_a_bad_stack_file_is_one_line_and_nonzero(tmp_path: Path)
 def test_make_plan_names_the_stacks_when_one_is_missing() -> None:
     result = make("plan", "STACK=staging")
     assert result.returncode != 0
-    assert "stacks here: dev, prod" in result.stderr
+    assert "stacks here: dev, hybrid, onprem, prod" in result.stderr
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

@@ -84,21 +84,28 @@ def target_warnings(config: StackConfig) -> list[str]:
     """On an existing cluster: what the stack leaves out or does differently than on OKE, for every plan to say."""
     if config.cluster.oke:
         return []
-    placement = config.cluster.placement()
-    storage = config.cluster.existing.storage_class
-    volumes = f"storage class {storage}" if storage else "the default storage class"
-    roles = "; ".join(
-        f"{role} {placement_of.label_selector() or 'any node'}"
-        for role, placement_of in (("system", placement.system), ("TURN", placement.turn), ("GPU", placement.gpu))
-    )
+    addons, placement = config.addons, config.cluster.placement()
+    off = ["OKE add-ons (ClusterAutoscaler, NvidiaGpuPlugin)", "network security groups"]
+    replaced = []
+    if addons.ingress_nginx.enabled:
+        off.append("OCI load-balancer annotations")
+        replaced.append("the cluster's own load-balancer implementation serves the ingress controller's Service")
+    if addons.gpu_plugin.enabled:
+        replaced.append("NVIDIA's device-plugin chart alone advertises GPUs")
+    if addons.monitoring.enabled or (config.jobs.enabled and config.jobs.kafka.mode == "strimzi"):
+        storage = config.cluster.existing.storage_class
+        volumes = f"storage class {storage}" if storage else "the default storage class"
+        replaced.append(f"persistent volumes use {volumes} instead of {OKE_STORAGE_CLASS}")
+    roles = [("system", placement.system)]
+    if config.streaming.enabled:
+        roles.append(("TURN", placement.turn))
+    roles.append(("GPU", placement.gpu))
+    nodes = "; ".join(f"{role} {spec.label_selector() or 'any node'}" for role, spec in roles)
     return [
         "cluster.target existing: no OCI network, cluster or node pools are declared; every in-cluster resource "
         "goes through the kubeconfig's cluster",
-        "cluster.target existing: off: OKE add-ons (ClusterAutoscaler, NvidiaGpuPlugin; the device-plugin chart "
-        "owns GPUs), network security groups, OCI load-balancer annotations (the cluster's own load-balancer "
-        "implementation serves the ingress controller's LoadBalancer Service)",
-        f"cluster.target existing: persistent volumes use {volumes} instead of {OKE_STORAGE_CLASS}; nodes by label: "
-        f"{roles}",
+        f"cluster.target existing: off: {', '.join(off)}; instead: {'; '.join(replaced) or 'nothing'}",
+        f"cluster.target existing: nodes by label: {nodes}",
     ]
 
 

@@ -7,10 +7,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic.alias_generators import to_camel, to_snake
 
-from ...addons.charts import ADDON_NAMESPACES
 from ...config_base import INT32_MAX, ConfigError, ConfigModel
-from ...quantities import quantity
-from ..config import WorkloadConfig
+from ..config import WorkloadConfig, check_requests_and_limits
 from ..images import IMAGES, image_problem, version_problem
 from .streaming import AutoscalingSettings, StreamerSettings
 from .turn import TurnServerSettings
@@ -19,9 +17,6 @@ if TYPE_CHECKING:
     from ...config import StackConfig
     from ...media_path import MediaPath
 
-# Namespaces the workload must not take: Kubernetes' own, and the add-ons'.
-RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", *ADDON_NAMESPACES.values())
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _PATH_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
@@ -147,28 +142,6 @@ class StreamingConfig(WorkloadConfig):
         check_streaming(config)
 
 
-_QUANTITY_KINDS = {"cpu": "a CPU quantity such as 3750m or 4", "memory": "a memory quantity such as 8Gi"}
-
-
-def _check_requests_and_limits(streamer: StreamerConfig) -> None:
-    for kind, example in _QUANTITY_KINDS.items():
-        values = {}
-        for key in (kind, f"{kind}_limit"):
-            text = getattr(streamer, key)
-            try:
-                values[key] = quantity(text)
-            except ValueError:
-                raise ConfigError(f"streaming.streamer.{to_camel(key)}", f"{text} is not {example}") from None
-            if values[key] <= 0:
-                raise ConfigError(f"streaming.streamer.{to_camel(key)}", f"{text} is not above zero")
-        if values[kind] > values[f"{kind}_limit"]:
-            raise ConfigError(
-                f"streaming.streamer.{kind}",
-                f"{getattr(streamer, kind)} is above the limit {kind}Limit ({getattr(streamer, f'{kind}_limit')}); "
-                "Kubernetes refuses a request above its limit",
-            )
-
-
 def check_streaming(config: StackConfig) -> None:
     """The workload's keys, when it is enabled."""
     streaming = config.streaming
@@ -180,16 +153,7 @@ def check_streaming(config: StackConfig) -> None:
 
 
 def _check_namespace_and_images(streaming: StreamingConfig) -> None:
-    if not _DNS_LABEL.match(streaming.namespace):
-        raise ConfigError(
-            "streaming.namespace", f"{streaming.namespace} is not a Kubernetes namespace name (a DNS label)"
-        )
-    if streaming.namespace in RESERVED_NAMESPACES:
-        raise ConfigError(
-            "streaming.namespace",
-            f"{streaming.namespace} belongs to Kubernetes or an add-on of this platform; taken: "
-            f"{', '.join(RESERVED_NAMESPACES)}",
-        )
+    streaming.check_namespace("streaming")
     for name, reference in streaming.images.items():
         if name not in IMAGES:
             raise ConfigError(
@@ -225,7 +189,7 @@ def _check_turn(turn: TurnConfig) -> None:
 
 def _check_streamer(config: StackConfig) -> None:
     streamer = config.streaming.streamer
-    _check_requests_and_limits(streamer)
+    check_requests_and_limits("streaming.streamer", streamer)
     for key, low, high in (("resolution_width", 320, 7680), ("resolution_height", 240, 4320), ("max_fps", 1, 240)):
         value = getattr(streamer, key)
         if not low <= value <= high:
