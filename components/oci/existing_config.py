@@ -90,7 +90,8 @@ def check_existing_cluster(config: StackConfig) -> None:
         )
     if existing.stack_reference is not None and not _STACK_NAME.match(existing.stack_reference):
         raise ConfigError(
-            f"{path}.stackReference", f"{existing.stack_reference} is not a stack name such as my-org/platform/prod"
+            f"{path}.stackReference",
+            f"{existing.stack_reference} is not a stack name (organization/project/stack, e.g. my-org/platform/prod)",
         )
     if not _OUTPUT_NAME.match(existing.stack_output):
         raise ConfigError(f"{path}.stackOutput", f"{existing.stack_output} is not a stack output name")

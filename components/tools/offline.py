@@ -62,6 +62,8 @@ class PlannedResource:
     """URNs of every resource this one waits for: explicit depends_on and those its inputs come from."""
     aliases: list[str] = field(default_factory=list)
     """Earlier URNs of this resource (Pulumi aliases), which an existing stack knows it by."""
+    read: bool = False
+    """Read, not managed (`get`, StackReference): the stack only looks at it."""
 
     def to_json(self, names: Mapping[str, str]) -> dict[str, Any]:
         return {
@@ -73,6 +75,7 @@ class PlannedResource:
             **({"ignoreChanges": self.ignore_changes} if self.ignore_changes else {}),
             **({"dependsOn": sorted(names.get(d, d) for d in self.dependencies)} if self.dependencies else {}),
             **({"aliases": sorted(self.aliases)} if self.aliases else {}),
+            **({"read": True} if self.read else {}),
         }
 
 
@@ -356,6 +359,23 @@ class RecordingMonitor(MockMonitor):
                 dependencies=list(request.dependencies),
                 provider=request.provider or None,
                 aliases=[_alias_urn(alias, request, response.urn) for alias in request.aliases],
+            )
+        )
+        return response
+
+    def ReadResource(self, request: Any) -> Any:
+        response = super().ReadResource(request)
+        self.planned.append(
+            PlannedResource(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent or None,
+                custom=True,
+                inputs=_plain(rpc.deserialize_properties(request.properties)),
+                dependencies=list(request.dependencies),
+                provider=request.provider or None,
+                read=True,
             )
         )
         return response
