@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from ..config import StackConfig
 
 REDACTED = "[secret]"
-WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Pod")
+WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Pod", "ScaledJob")
 SECRET_OUTPUT = re.compile(r"(password|secret|token|kubeconfig|credential|private.?key)", re.IGNORECASE)
 
 
@@ -176,6 +176,9 @@ def _pod_spec(kind: str, spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
         return spec
     if kind == "CronJob":
         return spec.get("jobTemplate", {}).get("spec", {}).get("template", {}).get("spec")
+    if kind == "ScaledJob":
+        # KEDA's: the Job each pending message becomes.
+        return spec.get("jobTargetRef", {}).get("template", {}).get("spec")
     return spec.get("template", {}).get("spec")
 
 
