@@ -53,6 +53,8 @@ def test_committed_stacks_are_valid(stack: str) -> None:
 GPU = {"gpu": {"shape": "BM.GPU.H100.8"}}
 RELAY_TO_ALL_PODS = {"turn": {"allowRelayToAllPods": True}}
 AUTOSCALED = {"size": 1, "minSize": 1, "maxSize": 3}
+
+
 class _Remove:
     """Removes a key where an override names it; survives the deep copies the merges make."""
 
@@ -609,6 +611,7 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
         ["ENHANCED", "nodePools.gpu", "enabled: false"],
     ),
 ]
+
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     merged = copy.deepcopy(base)

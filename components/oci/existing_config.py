@@ -31,7 +31,7 @@ OKE_ONLY_KEYS = {
     "network": ("vcn_cidr", "subnets", "on_premises"),
     "cluster": ("type", "cni", "endpoint"),
     "addons.ingressNginx": ("load_balancer", "min_bandwidth_mbps", "max_bandwidth_mbps"),
-    "addons.gpuPlugin": ("owner", "addon_version"),
+    "addons.gpuPlugin": ("addon_version",),
 }
 
 
@@ -122,6 +122,10 @@ def _check_oke_only_keys_unset(config: StackConfig) -> None:
     if "node_pools" in config.model_fields_set:
         raise ConfigError(
             "nodePools", "are OKE node pools, which cluster.target: existing does not create; remove them"
+        )
+    if config.addons.gpu_plugin.owner == "okeAddon":
+        raise ConfigError(
+            "addons.gpuPlugin.owner", "okeAddon configures OKE, which cluster.target: existing does not use; use chart"
         )
     if config.addons.cluster_autoscaler.model_fields_set:
         raise ConfigError(

@@ -347,38 +347,34 @@ class RecordingMonitor(MockMonitor):
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         inputs = {} if request.type == "pulumi:pulumi:Stack" else rpc.deserialize_properties(request.object)
-        self.planned.append(
-            PlannedResource(
-                type=request.type,
-                name=request.name,
-                urn=response.urn,
-                parent=request.parent or None,
-                custom=bool(request.custom),
-                inputs=_plain(inputs),
-                ignore_changes=list(request.ignoreChanges),
-                dependencies=list(request.dependencies),
-                provider=request.provider or None,
-                aliases=[_alias_urn(alias, request, response.urn) for alias in request.aliases],
-            )
+        self._record(
+            request,
+            response.urn,
+            inputs,
+            custom=bool(request.custom),
+            ignore_changes=list(request.ignoreChanges),
+            aliases=[_alias_urn(alias, request, response.urn) for alias in request.aliases],
         )
         return response
 
     def ReadResource(self, request: Any) -> Any:
         response = super().ReadResource(request)
+        self._record(request, response.urn, rpc.deserialize_properties(request.properties), custom=True, read=True)
+        return response
+
+    def _record(self, request: Any, urn: str, inputs: dict[str, Any], **details: Any) -> None:
         self.planned.append(
             PlannedResource(
                 type=request.type,
                 name=request.name,
-                urn=response.urn,
+                urn=urn,
                 parent=request.parent or None,
-                custom=True,
-                inputs=_plain(rpc.deserialize_properties(request.properties)),
+                inputs=_plain(inputs),
                 dependencies=list(request.dependencies),
                 provider=request.provider or None,
-                read=True,
+                **details,
             )
         )
-        return response
 
 
 def _alias_urn(alias: Any, request: Any, urn: str) -> str:

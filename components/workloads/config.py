@@ -47,6 +47,21 @@ class WorkloadConfig(ConfigModel):
             )
 
 
+class ContainerResourcesConfig(ConfigModel):
+    """A container's CPU and memory requests and limits (subclasses give their own defaults)."""
+
+    cpu: str = "1"
+    memory: str = "1Gi"
+    cpu_limit: str = "1"
+    memory_limit: str = "1Gi"
+
+    def resources(self) -> dict[str, dict[str, str]]:
+        return {
+            "requests": {"cpu": self.cpu, "memory": self.memory},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+        }
+
+
 _QUANTITY_KINDS = {"cpu": "a CPU quantity such as 3750m or 4", "memory": "a memory quantity such as 8Gi"}
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic.alias_generators import to_camel
 
 from ...config_base import ConfigError, ConfigModel
-from ..config import WorkloadConfig, check_requests_and_limits
+from ..config import ContainerResourcesConfig, WorkloadConfig, check_requests_and_limits
 from ..images import image_problem
 from .kafka import KafkaPool
 from .scaled_jobs import Display, JobType
@@ -45,7 +45,7 @@ CONTRACT_ENV = (
 ResultsAccess = Literal["workloadIdentity", "preAuthenticatedRequest"]
 
 
-class KafkaPoolConfig(ConfigModel):
+class KafkaPoolConfig(ContainerResourcesConfig):
     """One KRaft node pool: its nodes, their volumes and their containers' resources."""
 
     replicas: int = 3
@@ -59,10 +59,7 @@ class KafkaPoolConfig(ConfigModel):
         return KafkaPool(
             replicas=self.replicas,
             storage_gbs=self.storage_gbs,
-            resources={
-                "requests": {"cpu": self.cpu, "memory": self.memory},
-                "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
-            },
+            resources=self.resources(),
         )
 
 
@@ -110,7 +107,7 @@ class DisplayConfig(ConfigModel):
     resolution_height: int = 1080
 
 
-class JobTypeConfig(ConfigModel):
+class JobTypeConfig(ContainerResourcesConfig):
     image: str = ""
     """The job's container image (yours), pinned by tag or digest."""
     args: list[str] = []
@@ -162,10 +159,7 @@ class JobTypeConfig(ConfigModel):
             active_deadline_seconds=self.active_deadline_seconds,
             backoff_limit=self.backoff_limit,
             gpus=self.gpus,
-            resources={
-                "requests": {"cpu": self.cpu, "memory": self.memory},
-                "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
-            },
+            resources=self.resources(),
             run_as_user=self.run_as_user,
             display=Display(
                 mode=display.mode,
