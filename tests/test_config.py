@@ -668,6 +668,12 @@ INVALID += [
         ["configures OKE", "remove it"],
     ),
     (
+        "existing cluster with players' networks",
+        _merge(existing(), {"network": {"clientCidrs": ["203.0.113.0/24"]}}),
+        "network.clientCidrs",
+        ["configures OKE"],
+    ),
+    (
         "existing cluster with the autoscaler add-on",
         _merge(existing(), {"addons": {"clusterAutoscaler": {"scanIntervalSeconds": 20}}}),
         "addons.clusterAutoscaler",

@@ -28,7 +28,8 @@ _STORAGE_CLASS = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 # Keys of this namespace that configure OKE, its network or its add-ons, by the config model that holds them.
 OKE_ONLY_KEYS = {
-    "network": ("vcn_cidr", "subnets", "on_premises"),
+    # clientCidrs: on OKE the NSGs admit players from these only; an existing cluster has no NSG to hold them.
+    "network": ("vcn_cidr", "subnets", "on_premises", "client_cidrs"),
     "cluster": ("type", "cni", "endpoint"),
     "addons.ingressNginx": ("load_balancer", "min_bandwidth_mbps", "max_bandwidth_mbps"),
     "addons.gpuPlugin": ("addon_version",),
