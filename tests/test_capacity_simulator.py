@@ -58,6 +58,8 @@ def test_stack_files_are_validated_as_for_a_plan(tmp_path: Path) -> None:
         load_stack(bad)
     with pytest.raises(FileNotFoundError, match="known: reference, dev, hybrid, onprem, prod"):
         resolve("staging", ROOT)
+    with pytest.raises(ConfigError, match=r"^pixelstream:cluster\.target: existing: the simulator models"):
+        load_stack(resolve("onprem", ROOT))
 
 
 def test_shipped_traces_are_what_the_generator_makes() -> None:
