@@ -12,20 +12,29 @@ from .addons.monitoring import Monitoring, MonitoringArgs
 from .config import ConfigError, StackConfig, load_stack_config
 from .constants import GPU_NODE_LABEL, GPU_TAINT, TURN_NODE_LABEL, TURN_TAINT, Taint
 from .oci.cluster import OkeCluster, OkeClusterArgs
+from .oci.existing_cluster import ExistingCluster, ExistingClusterArgs
 from .oci.network import Network, NetworkArgs
 from .oci.node_pool import NodePool, NodePoolArgs, select_node_image, taint_cloud_init
 from .oci.security import SecurityRule, UnsafeNetworkError, platform_security_rules
 from .oci.shapes import FLEX_SHAPES, GPU_SHAPES, STREAMING_GPU_SHAPES
+from .oci.vpn import SiteToSiteVpn, SiteToSiteVpnArgs
+from .placement import OKE_PLACEMENT, NodePlacement, Placement
 from .platform import Platform, PlatformArgs
 from .secrets import protect_resources, protected
 from .workloads.ai_workers.component import AiWorkers, AiWorkersArgs, ModelSpec
 from .workloads.ai_workers.orchestrator import AiOrchestrator, AiOrchestratorArgs
 from .workloads.ai_workers.pool import AiWorkerPool, AiWorkerPoolArgs, RunnerSettings, WeightsSettings
+from .workloads.gpu_jobs.component import GpuJobs, GpuJobsArgs
+from .workloads.gpu_jobs.kafka import KafkaCluster, KafkaClusterArgs
+from .workloads.gpu_jobs.results import JobResults, JobResultsArgs
 from .workloads.pixel_streaming.component import PixelStreaming, PixelStreamingArgs
 from .workloads.pixel_streaming.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from .workloads.pixel_streaming.routing import Routing, RoutingArgs
 from .workloads.pixel_streaming.streaming import AutoscalingSettings, StreamerSettings, Streaming, StreamingArgs
 from .workloads.pixel_streaming.turn import Turn, TurnArgs, TurnServerSettings
+from .workloads.simulation.component import Simulation, SimulationArgs
+from .workloads.simulation.fleet import SimulationFleet, SimulationFleetArgs
+from .workloads.simulation.orchestrator import FleetOrchestrator, FleetOrchestratorArgs
 
 __all__ = [
     "ADAPTER_RULES",
@@ -34,6 +43,7 @@ __all__ = [
     "GPU_NODE_LABEL",
     "GPU_SHAPES",
     "GPU_TAINT",
+    "OKE_PLACEMENT",
     "POOL_RATIO_METRIC",
     "STREAMING_GPU_SHAPES",
     "TURN_NODE_LABEL",
@@ -55,12 +65,22 @@ __all__ = [
     "CustomMetricsAdapterArgs",
     "DcgmExporter",
     "DcgmExporterArgs",
+    "ExistingCluster",
+    "ExistingClusterArgs",
+    "FleetOrchestrator",
+    "FleetOrchestratorArgs",
     "GpuCapacity",
     "GpuCapacityArgs",
     "GpuDevicePlugin",
     "GpuDevicePluginArgs",
+    "GpuJobs",
+    "GpuJobsArgs",
     "IngressController",
     "IngressControllerArgs",
+    "JobResults",
+    "JobResultsArgs",
+    "KafkaCluster",
+    "KafkaClusterArgs",
     "MetricsServer",
     "MetricsServerArgs",
     "ModelSpec",
@@ -68,18 +88,26 @@ __all__ = [
     "MonitoringArgs",
     "Network",
     "NetworkArgs",
+    "NodePlacement",
     "NodePool",
     "NodePoolArgs",
     "OkeCluster",
     "OkeClusterArgs",
     "PixelStreaming",
     "PixelStreamingArgs",
+    "Placement",
     "Platform",
     "PlatformArgs",
     "Routing",
     "RoutingArgs",
     "RunnerSettings",
     "SecurityRule",
+    "Simulation",
+    "SimulationArgs",
+    "SimulationFleet",
+    "SimulationFleetArgs",
+    "SiteToSiteVpn",
+    "SiteToSiteVpnArgs",
     "StackConfig",
     "StreamerSettings",
     "Streaming",

@@ -31,6 +31,7 @@ from .secrets import secret_paths, secret_values
 from .stack_file import MAX_DEPTH, OFFLINE_PLACEHOLDERS, read_stack_config
 from .workloads.ai_workers.config import AiWorkersConfig
 from .workloads.config import WorkloadConfig
+from .workloads.gpu_jobs.config import JobsConfig
 from .workloads.pixel_streaming.config import StreamingConfig
 from .workloads.simulation.config import SimulationConfig
 
@@ -48,6 +49,7 @@ class StackConfig(ConfigModel):
     streaming: StreamingConfig = StreamingConfig()
     simulation: SimulationConfig = SimulationConfig()
     ai_workers: AiWorkersConfig = AiWorkersConfig()
+    jobs: JobsConfig = JobsConfig()
     extra_regions: list[str] = []
     """OCI regions newer than this program's table (pixelstream.oci.regions) that `oci:region` may name."""
 
@@ -97,7 +99,12 @@ class StackConfig(ConfigModel):
         return cls.parse(raw)
 
     def check_region(self, region: str | None) -> None:
-        """`oci:region` must be a region OCI has (the table, or one the stack lists in extraRegions)."""
+        """`oci:region` must be a region OCI has (the table, or one the stack lists in extraRegions); the GPU jobs'
+        results bucket needs one."""
+        if region is None and self.jobs.enabled:
+            raise ConfigError(
+                "region", "is required with jobs: the results bucket lives in one region", namespace="oci"
+            )
         known = (*OCI_REGIONS, *self.extra_regions)
         if region is not None and region not in known:
             close = difflib.get_close_matches(region, known, n=1)

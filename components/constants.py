@@ -59,6 +59,15 @@ _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
+def label_problem(key: str, value: str) -> str | None:
+    """Why `key=value` is not a Kubernetes node label, or None when it is one."""
+    if not _LABEL_KEY.match(key):
+        return f"{key!r} is not a Kubernetes label key (an optional DNS prefix and a name of up to 63 characters)"
+    if not _LABEL_VALUE.match(value):
+        return f"{value!r} is not a Kubernetes label value (up to 63 letters, digits, '-', '_', '.')"
+    return None
+
+
 @dataclass(frozen=True)
 class Taint:
     """A node taint applied by the kubelet when the node registers."""
@@ -103,6 +112,8 @@ WARM_CAPACITY_PRIORITY = ("pixelstream-warm-capacity", -5)
 AUTOSCALER_EXPENDABLE_CUTOFF = -10
 
 INGRESS_CLASS = "nginx"
+# OKE's block-volume storage class: persistent volumes on OKE (an existing cluster names its own in config).
+OKE_STORAGE_CLASS = "oci-bv"
 # ConfigMaps with this label are loaded by Grafana's dashboard sidecar.
 GRAFANA_DASHBOARD_LABEL = ("grafana_dashboard", "1")
 

@@ -14,8 +14,9 @@ import pulumi
 from .addons.layer import declare_addons
 from .config import StackConfig
 from .media_path import media_path_warnings
-from .oci.layer import declare_oci
+from .oci.layer import declare_oci, target_warnings
 from .workloads.ai_workers.layer import declare_ai_workers
+from .workloads.gpu_jobs.layer import declare_gpu_jobs
 from .workloads.pixel_streaming.layer import declare_pixel_streaming
 from .workloads.simulation.layer import declare_simulation
 
@@ -37,7 +38,7 @@ class Platform(pulumi.ComponentResource):
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pixelstream:index:Platform", name, None, opts)
         config = args.config
-        for warning in media_path_warnings(config):
+        for warning in [*target_warnings(config), *media_path_warnings(config)]:
             pulumi.log.warn(warning, self)
         # Until this component existed, its children were the stack's own: the alias keeps their URNs, so
         # stacks deployed before move under it without replacing anything.
@@ -52,5 +53,7 @@ class Platform(pulumi.ComponentResource):
             self.outputs |= declare_simulation(config, infra, addons, children)
         if config.ai_workers.enabled:
             self.outputs |= declare_ai_workers(config, infra, addons, children)
+        if config.jobs.enabled:
+            self.outputs |= declare_gpu_jobs(config, args.name, infra, addons, children)
         self.outputs |= infra.outputs(config)
         self.register_outputs(self.outputs)

@@ -142,8 +142,24 @@ def _close(word: str, choices: tuple[str, ...]) -> str | None:
     return matches[0] if matches else None
 
 
+# A kubeconfig the offline plan stands in for an encrypted one: it names no real cluster or credential.
+OFFLINE_KUBECONFIG = yaml.safe_dump(
+    {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "offline", "cluster": {"server": "https://offline-secret.invalid:6443"}}],
+        "users": [{"name": "offline", "user": {"token": SECRET_PLACEHOLDER}}],
+        "contexts": [{"name": "offline", "context": {"cluster": "offline", "user": "offline"}}],
+        "current-context": "offline",
+    }
+)
+# IPSec pre-shared keys take letters, digits and spaces only.
+OFFLINE_SHARED_SECRET = "offlineSecretValue"
 # Placeholders for encrypted values, valid for their key so the plan can go on; any other key gets the default.
 SECRET_PLACEHOLDERS = {
+    "cluster.existing.kubeconfig": OFFLINE_KUBECONFIG,
+    "network.onPremises.sharedSecrets[0]": OFFLINE_SHARED_SECRET,
+    "network.onPremises.sharedSecrets[1]": OFFLINE_SHARED_SECRET,
     "compartmentId": "ocid1.compartment.oc1..offlinesecret",
     "streaming.ingress.host": "offline-secret.example.com",
     "addons.certManager.email": "offline-secret@example.com",

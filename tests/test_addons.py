@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from pixelstream.addons.charts import CHARTS, deep_merge
+from pixelstream.addons.charts import CHARTS, ENGINE_NAMESPACES, deep_merge
 from pixelstream.addons.gpu_device_plugin import (
     GpuDevicePlugin,
     GpuDevicePluginArgs,
@@ -18,6 +18,8 @@ from pixelstream.addons.gpu_device_plugin import (
 from pixelstream.tools.offline import OFFLINE_PASSWORD_PREFIX, Plan, plan_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
+# The add-ons' charts; the workloads' engines (the GPU jobs' Kafka operator and KEDA) come with their workload.
+ADDON_CHARTS = set(CHARTS) - set(ENGINE_NAMESPACES)
 ADDON = "oci:ContainerEngine/addon:Addon"
 GPU_SELECTOR = {"app.pixel/gpu": "true"}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -59,7 +61,7 @@ def releases(plan: Plan) -> dict[str, dict]:
 
 def test_every_release_is_pinned_from_the_chart_table(dev: Plan) -> None:
     installed = releases(dev)
-    assert set(installed) == set(CHARTS)
+    assert set(installed) == ADDON_CHARTS
     for name, release in installed.items():
         chart = CHARTS[name]
         assert (release["chart"], release["version"], release["repository"]) == (
@@ -266,7 +268,7 @@ def test_each_addon_can_be_switched_off(tmp_path: Path) -> None:
 
 def test_monitoring_can_go_without_the_gpu_exporter(tmp_path: Path) -> None:
     plan = plan_with(tmp_path, addons={"dcgmExporter": {"enabled": False}})
-    assert set(releases(plan)) == set(CHARTS) - {"dcgm-exporter"}
+    assert set(releases(plan)) == ADDON_CHARTS - {"dcgm-exporter"}
 
 
 def test_in_cluster_resources_go_through_the_clusters_provider(dev: Plan) -> None:

@@ -59,6 +59,8 @@ def test_stack_files_are_validated_as_for_a_plan(tmp_path: Path) -> None:
     stacks = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (ROOT / "stacks").glob("Pulumi.*"))
     with pytest.raises(FileNotFoundError, match=f"known: reference, {', '.join(stacks)}$"):
         resolve("staging", ROOT)
+    with pytest.raises(ConfigError, match=r"^pixelstream:cluster\.target: existing: the simulator models"):
+        load_stack(resolve("onprem", ROOT))
 
 
 def test_shipped_traces_are_what_the_generator_makes() -> None:

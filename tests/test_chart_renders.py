@@ -25,6 +25,7 @@ from helm_render import (
     unknown_keys,
 )
 from test_addons import ADDONS, plan_with
+from test_gpu_jobs import JOBS_ON_OKE
 
 from pixelstream.addons.alerts import RECEIVER_SECRET, RECEIVER_URL_FILE
 from pixelstream.addons.charts import Chart
@@ -46,6 +47,16 @@ WITH_IT = {
     "prometheusAdapter": {"streaming": {"enabled": False}},
 }
 SECURE_URL = {"secure": "v1:offline-alert-receiver-url"}
+ONPREM_STREAMING = {
+    "cluster": {"existing": {"streamPodCidrs": ["10.244.128.0/20"]}},
+    "addons": {
+        "ingressNginx": {"enabled": True},
+        "certManager": {"enabled": True},
+        "prometheusAdapter": {"enabled": True},
+    },
+    "streaming": {"enabled": True},
+}
+JOB_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "ScaledJob"}
 
 
 def _switched_off(addon: str) -> dict[str, Any]:
@@ -69,6 +80,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "oke-gpu-addon": ("dev", {"addons": {"gpuPlugin": {"owner": "okeAddon"}}}),
     "no-streaming": ("dev", {"streaming": {"enabled": False}}),
     **{f"without-{addon}": ("dev", _switched_off(addon)) for addon in ADDONS},
+    # The existing-cluster stack with the GPU jobs, and with streaming on too; the hybrid stack; jobs on OKE.
+    "onprem": ("onprem", {}),
+    "onprem-streaming": ("onprem", ONPREM_STREAMING),
+    "hybrid": ("hybrid", {}),
+    "prod-jobs": ("prod", {"jobs": JOBS_ON_OKE}),
 }
 
 
@@ -442,3 +458,93 @@ def test_dcgm_exports_what_the_dashboard_and_alerts_read_unrelabelled(variants: 
     }
     used = {name for expr in queries() for name in re.findall(r"\bDCGM_\w+", expr)}
     assert used | DCGM_METRICS_USED <= enabled, sorted((used | DCGM_METRICS_USED) - enabled)
+
+
+# --- the GPU jobs' engines and custom resources -------------------------------------------------------------
+
+
+def test_the_job_variants_render_their_engines(variants: dict[str, Variant]) -> None:
+    assert set(variants["onprem"].renders) == {
+        "metrics-server",
+        "kube-prometheus-stack",
+        "dcgm-exporter",
+        "nvidia-device-plugin",
+        "strimzi-kafka-operator",
+        "keda",
+    }
+    for name in ("onprem", "prod-jobs"):
+        crds = {
+            o["spec"]["names"]["kind"]
+            for r in variants[name].renders.values()
+            for o in r.of_kind("CustomResourceDefinition")
+        }
+        assert crds >= JOB_KINDS, name
+
+
+@pytest.mark.parametrize("variant", ["onprem", "prod-jobs"])
+def test_the_job_custom_resources_pass_the_pinned_crds_strictly(variants: dict[str, Variant], variant: str) -> None:
+    built = variants[variant]
+    crds = crd_schemas(built.renders.values())
+    custom = [m for m in built.plan.manifests().values() if m["kind"] in JOB_KINDS]
+    assert {m["kind"] for m in custom} == JOB_KINDS
+    assert all((m["apiVersion"], m["kind"]) in crds for m in custom), "every one has its CRD in the renders"
+    assert not schema_problems(custom, built.kube_version, crds)
+
+
+def _broken(manifests: dict[str, dict], kind: str) -> dict:
+    [obj] = [json.loads(json.dumps(m)) for m in manifests.values() if m["kind"] == kind][:1]
+    return obj
+
+
+def test_the_crd_check_refuses_misspelled_and_mistyped_job_fields(variants: dict[str, Variant]) -> None:
+    built = variants["onprem"]
+    crds = crd_schemas(built.renders.values())
+    manifests = built.plan.manifests()
+    cases = []
+    job = _broken(manifests, "ScaledJob")
+    job["spec"]["jobTargetRef"]["template"]["spec"]["containers"][0]["resorces"] = {}
+    cases.append((job, "resorces"))
+    job = _broken(manifests, "ScaledJob")
+    job["spec"]["triggers"][0]["metadata"]["lagThreshold"] = 1
+    cases.append((job, "lagThreshold"))
+    job = _broken(manifests, "ScaledJob")
+    job["spec"]["maxReplicaCont"] = 3
+    cases.append((job, "maxReplicaCont"))
+    pool = _broken(manifests, "KafkaNodePool")
+    pool["spec"]["storage"]["volumes"][0]["sise"] = "1Gi"
+    cases.append((pool, "sise"))
+    kafka = _broken(manifests, "Kafka")
+    kafka["spec"]["zookeeper"] = {"replicas": 3}
+    cases.append((kafka, "zookeeper"))
+    topic = _broken(manifests, "KafkaTopic")
+    topic["spec"]["partitions"] = "six"
+    cases.append((topic, "partitions"))
+    for broken, field in cases:
+        problems = schema_problems([broken], built.kube_version, crds)
+        assert problems and field in " ".join(problems), (field, problems)
+
+
+@pytest.mark.parametrize("variant", ["prod-jobs", "onprem"])
+def test_the_engines_run_on_the_system_nodes(variants: dict[str, Variant], variant: str) -> None:
+    renders = variants[variant].renders
+    selector = {"app.pixel/pool": "default"}
+    for name in ("keda", "strimzi-kafka-operator"):
+        specs = list(pod_specs(renders[name].objects))
+        assert specs, name
+        for what, spec in specs:
+            assert selector.items() <= (spec.get("nodeSelector") or {}).items(), (name, what, spec.get("nodeSelector"))
+
+
+def test_on_an_existing_cluster_no_oci_annotation_reaches_the_controller(variants: dict[str, Variant]) -> None:
+    render = variants["onprem-streaming"].renders["ingress-nginx"]
+    [service] = [s for s in render.of_kind("Service") if s["spec"].get("type") == "LoadBalancer"]
+    assert not [k for k in service["metadata"].get("annotations") or {} if "oraclecloud" in k]
+
+
+def test_gpu_daemonsets_follow_the_existing_clusters_labels(variants: dict[str, Variant]) -> None:
+    renders = variants["onprem"].renders
+    for name in ("dcgm-exporter", "nvidia-device-plugin"):
+        for daemonset in renders[name].of_kind("DaemonSet"):
+            spec = daemonset["spec"]["template"]["spec"]
+            assert spec["nodeSelector"].get("nvidia.com/gpu.present") == "true", name
+            assert "app.pixel/gpu" not in spec["nodeSelector"], name

@@ -53,7 +53,16 @@ def test_committed_stacks_are_valid(stack: str) -> None:
 GPU = {"gpu": {"shape": "BM.GPU.H100.8"}}
 RELAY_TO_ALL_PODS = {"turn": {"allowRelayToAllPods": True}}
 AUTOSCALED = {"size": 1, "minSize": 1, "maxSize": 3}
-REMOVE = object()
+
+
+class _Remove:
+    """Removes a key where an override names it; survives the deep copies the merges make."""
+
+    def __deepcopy__(self, memo: dict) -> _Remove:
+        return self
+
+
+REMOVE = _Remove()
 
 # (overrides, key path the message must name, words it must contain)
 INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
@@ -611,9 +620,344 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
             merged[key] = _merge(merged[key], value)
         elif value is REMOVE:
             merged.pop(key, None)
+        elif isinstance(value, dict):
+            merged[key] = _merge({}, value)
         else:
             merged[key] = value
     return merged
+
+
+# An existing cluster (cluster.target: existing) as the onprem stack has one, without the OKE node pools.
+KUBECONFIG = "apiVersion: v1\nclusters: [{name: c, cluster: {server: 'https://k.example:6443'}}]\nusers: [{name: u}]\n"
+
+
+def existing(**existing_keys: Any) -> dict[str, Any]:
+    keys = {"kubeconfig": KUBECONFIG, "nodeCidrs": ["192.168.50.0/24"], "streamPodCidrs": ["10.244.128.0/20"]}
+    keys.update(existing_keys)
+    return {"nodePools": REMOVE, "cluster": {"target": "existing", "kubernetesVersion": "v1.33.1", "existing": keys}}
+
+
+VPN = {"cidrs": ["192.168.0.0/16"], "cpeIpAddress": "198.51.100.20"}
+BGP = {
+    **VPN,
+    "routing": "bgp",
+    "customerBgpAsn": 65010,
+    "bgpTunnels": [
+        {"customerInterfaceIp": "169.254.10.2/30", "oracleInterfaceIp": "169.254.10.1/30"},
+        {"customerInterfaceIp": "169.254.10.6/30", "oracleInterfaceIp": "169.254.10.5/30"},
+    ],
+}
+JOB = {"image": "registry.example/render:1.0"}
+
+
+def jobs(**keys: Any) -> dict[str, Any]:
+    return {"jobs": {"enabled": True, "types": {"render": JOB}, **keys}}
+
+
+INVALID += [
+    (
+        "existing cluster keys on OKE",
+        {"cluster": {"existing": {"nodeCidrs": ["192.168.50.0/24"]}}},
+        "cluster.existing.nodeCidrs",
+        ["only used with cluster.target: existing"],
+    ),
+    (
+        "existing cluster with a VCN",
+        _merge(existing(), {"network": {"vcnCidr": "10.1.0.0/16"}}),
+        "network.vcnCidr",
+        ["configures OKE", "remove it"],
+    ),
+    (
+        "existing cluster with players' networks",
+        _merge(existing(), {"network": {"clientCidrs": ["203.0.113.0/24"]}}),
+        "network.clientCidrs",
+        ["configures OKE"],
+    ),
+    (
+        "existing cluster with the autoscaler add-on",
+        _merge(existing(), {"addons": {"clusterAutoscaler": {"scanIntervalSeconds": 20}}}),
+        "addons.clusterAutoscaler",
+        ["existing cluster scales its nodes itself"],
+    ),
+    (
+        "existing cluster with OKE's GPU add-on",
+        _merge(existing(), {"addons": {"gpuPlugin": {"owner": "okeAddon"}}}),
+        "addons.gpuPlugin.owner",
+        ["configures OKE"],
+    ),
+    (
+        "existing cluster with kubeconfig and stack",
+        existing(stackReference="acme/cluster/prod"),
+        "cluster.existing.kubeconfig",
+        ["exactly one of kubeconfig", "stackReference"],
+    ),
+    (
+        "existing cluster without a way in",
+        existing(kubeconfig=REMOVE),
+        "cluster.existing.kubeconfig",
+        ["exactly one of"],
+    ),
+    (
+        "kubeconfig that is not one",
+        existing(kubeconfig="token: very-secret-kube-token"),
+        "cluster.existing.kubeconfig",
+        ["(secret, not shown) is not a kubeconfig"],
+    ),
+    (
+        "stack reference",
+        existing(kubeconfig=REMOVE, stackReference="a/b/c/d"),
+        "cluster.existing.stackReference",
+        ["a/b/c/d", "organization"],
+    ),
+    (
+        "existing cluster too old",
+        _merge(existing(), {"cluster": {"kubernetesVersion": "v1.28.5"}}),
+        "cluster.kubernetesVersion",
+        ["v1.28.5", "v1.29.x to v1.34.x"],
+    ),
+    (
+        "existing cluster without node networks",
+        existing(nodeCidrs=[]),
+        "cluster.existing.nodeCidrs",
+        ["[] is empty", "relay must never reach"],
+    ),
+    (
+        "node network overlapping the pods",
+        existing(nodeCidrs=["10.244.0.0/24"]),
+        "cluster.existing.nodeCidrs[0]",
+        ["10.244.0.0/24 overlaps cluster.podsCidr"],
+    ),
+    (
+        "stream pods outside the pods",
+        existing(streamPodCidrs=["10.250.0.0/20"]),
+        "cluster.existing.streamPodCidrs[0]",
+        ["10.250.0.0/20 is not inside cluster.podsCidr (10.244.0.0/16)"],
+    ),
+    (
+        "streaming on an existing cluster that cannot tell stream pods apart",
+        existing(streamPodCidrs=[]),
+        "cluster.existing.streamPodCidrs",
+        ["allowRelayToAllPods: true", "every pod"],
+    ),
+    (
+        "relay opt-in where stream pods have their own range",
+        _merge(existing(), {"streaming": RELAY_TO_ALL_PODS}),
+        "streaming.turn.allowRelayToAllPods",
+        ["existing cluster without streamPodCidrs"],
+    ),
+    (
+        "GPU nodes without labels",
+        existing(nodes={"gpu": {"labels": {}}}),
+        "cluster.existing.nodes.gpu.labels",
+        ["any node"],
+    ),
+    (
+        "node label",
+        existing(nodes={"turn": {"labels": {"bad key!": "x"}}}),
+        "cluster.existing.nodes.turn.labels",
+        ["'bad key!' is not a Kubernetes label key"],
+    ),
+    (
+        "node taint",
+        existing(nodes={"gpu": {"labels": {"gpu": "yes"}, "taints": ["nvidia.com/gpu=present:Sometimes"]}}),
+        "cluster.existing.nodes.gpu.taints[0]",
+        ["Sometimes", "key=value:Effect"],
+    ),
+    (
+        "on-premises keys without networks",
+        {"network": {"onPremises": {"cpeIpAddress": "198.51.100.20"}}},
+        "network.onPremises.cpeIpAddress",
+        ["needs network.onPremises.cidrs"],
+    ),
+    (
+        "on-premises network overlapping the pods on flannel",
+        {
+            "cluster": {"cni": "flannel"},
+            "streaming": RELAY_TO_ALL_PODS,
+            "network": {"onPremises": {**VPN, "cidrs": ["10.244.0.0/16"]}},
+        },
+        "network.onPremises.cidrs[0]",
+        ["overlaps cluster.podsCidr (10.244.0.0/16)"],
+    ),
+    (
+        "on-premises everything",
+        {"network": {"onPremises": {**VPN, "cidrs": ["0.0.0.0/0"]}}},
+        "network.onPremises.cidrs[0]",
+        ["larger than /8"],
+    ),
+    (
+        "VPN without the device",
+        {"network": {"onPremises": {"cidrs": ["192.168.0.0/16"]}}},
+        "network.onPremises.cpeIpAddress",
+        ["is required", "public IP"],
+    ),
+    (
+        "VPN device with a private address",
+        {"network": {"onPremises": {**VPN, "cpeIpAddress": "192.168.1.1"}}},
+        "network.onPremises.cpeIpAddress",
+        ["192.168.1.1 is not a public address"],
+    ),
+    (
+        "one pre-shared key",
+        {"network": {"onPremises": {**VPN, "sharedSecrets": ["abc"]}}},
+        "network.onPremises.sharedSecrets",
+        ["has 1", "one per tunnel (2)"],
+    ),
+    (
+        "pre-shared key with symbols",
+        {"network": {"onPremises": {**VPN, "sharedSecrets": ["ok key", "very-secret-psk!"]}}},
+        "network.onPremises.sharedSecrets[1]",
+        ["(secret, not shown)", "letters, digits and spaces"],
+    ),
+    (
+        "BGP without an ASN",
+        {"network": {"onPremises": {**BGP, "customerBgpAsn": REMOVE}}},
+        "network.onPremises.customerBgpAsn",
+        ["is required with routing: bgp"],
+    ),
+    (
+        "BGP with Oracle's ASN",
+        {"network": {"onPremises": {**BGP, "customerBgpAsn": 31898}}},
+        "network.onPremises.customerBgpAsn",
+        ["31898", "not Oracle's"],
+    ),
+    (
+        "BGP with one tunnel",
+        {"network": {"onPremises": {**BGP, "bgpTunnels": BGP["bgpTunnels"][:1]}}},
+        "network.onPremises.bgpTunnels",
+        ["has 1", "both tunnels"],
+    ),
+    (
+        "BGP interfaces in two networks",
+        {
+            "network": {
+                "onPremises": {
+                    **BGP,
+                    "bgpTunnels": [
+                        {"customerInterfaceIp": "169.254.10.2/30", "oracleInterfaceIp": "169.254.20.1/30"},
+                        BGP["bgpTunnels"][1],
+                    ],
+                }
+            }
+        },
+        "network.onPremises.bgpTunnels[0].oracleInterfaceIp",
+        ["one /30 or /31"],
+    ),
+    (
+        "BGP interface too large",
+        {
+            "network": {
+                "onPremises": {
+                    **BGP,
+                    "bgpTunnels": [
+                        {"customerInterfaceIp": "169.254.10.2/24", "oracleInterfaceIp": "169.254.10.1/24"},
+                        BGP["bgpTunnels"][1],
+                    ],
+                }
+            }
+        },
+        "network.onPremises.bgpTunnels[0].customerInterfaceIp",
+        ["169.254.10.2/24", "/30 or /31"],
+    ),
+    (
+        "BGP addresses with static routing",
+        {"network": {"onPremises": {**BGP, "routing": "static"}}},
+        "network.onPremises.customerBgpAsn",
+        ["only used with routing: bgp"],
+    ),
+    (
+        "service port",
+        {"network": {"onPremises": {**VPN, "services": [{"name": "kafka", "port": 9094, "endPort": 9092}]}}},
+        "network.onPremises.services[0]",
+        ["9094-9092"],
+    ),
+    ("jobs without a type", {"jobs": {"enabled": True}}, "jobs.types", ["no job type"]),
+    (
+        "job without an image",
+        jobs(types={"render": {"gpus": 1}}),
+        "jobs.types.render.image",
+        ["is required", "tag or digest"],
+    ),
+    ("job type name", jobs(types={"Render_3D": JOB}), "jobs.types.Render_3D", ["'Render_3D'", "lowercase"]),
+    (
+        "more jobs than partitions",
+        jobs(types={"render": {**JOB, "partitions": 2, "maxReplicas": 3}}),
+        "jobs.types.render.maxReplicas",
+        ["3 is above partitions (2)"],
+    ),
+    (
+        "job env replacing the contract",
+        jobs(types={"render": {**JOB, "env": {"KAFKA_TOPIC": "other"}}}),
+        "jobs.types.render.env.KAFKA_TOPIC",
+        ["the stack sets", "KAFKA_TOPIC"],
+    ),
+    (
+        "job memory above its limit",
+        jobs(types={"render": {**JOB, "memory": "32Gi"}}),
+        "jobs.types.render.memory",
+        ["32Gi is above the limit memoryLimit (16Gi)"],
+    ),
+    (
+        "jobs without GPUs",
+        _merge(jobs(), {"addons": {"gpuPlugin": {"enabled": False}}}),
+        "addons.gpuPlugin.enabled",
+        ["no GPU to request"],
+    ),
+    (
+        "two GPUs per job on time-sliced GPUs",
+        _merge(
+            jobs(types={"render": {**JOB, "gpus": 2}}),
+            {"addons": {"gpuPlugin": {"streamsPerGpu": 2}}, "streaming": {"streamer": {"gpuMode": "timeSliced"}}},
+        ),
+        "jobs.types.render.gpus",
+        ["time-sliced"],
+    ),
+    (
+        "jobs in the streaming namespace",
+        jobs(namespace="pixel"),
+        "jobs.namespace",
+        ["pixel is streaming.namespace too"],
+    ),
+    ("jobs in KEDA's namespace", jobs(namespace="keda"), "jobs.namespace", ["keda belongs"]),
+    (
+        "one topic for two job types",
+        jobs(types={"render": {**JOB, "topic": "tasks"}, "replay": {**JOB, "topic": "tasks"}}),
+        "jobs.types.replay.topic",
+        ["tasks is already jobs.types.render.topic's topic"],
+    ),
+    (
+        "external Kafka without servers",
+        jobs(kafka={"mode": "external"}),
+        "jobs.kafka.bootstrapServers",
+        ["host:port", "mode: external"],
+    ),
+    (
+        "Strimzi quorum of two",
+        jobs(kafka={"strimzi": {"controllers": {"replicas": 2}}}),
+        "jobs.kafka.strimzi.controllers.replicas",
+        ["2 is not 1, 3 or 5"],
+    ),
+    (
+        "workload identity off OKE",
+        _merge(existing(), jobs(results={"access": "workloadIdentity"})),
+        "jobs.results.access",
+        ["OKE ENHANCED", "preAuthenticatedRequest"],
+    ),
+    (
+        "results prefix",
+        jobs(results={"prefix": "results"}),
+        "jobs.results.prefix",
+        ["'results'", "ending in /"],
+    ),
+]
+
+
+def test_secrets_are_never_repeated_in_errors() -> None:
+    for case, overrides, *_ in INVALID:
+        if case in ("kubeconfig that is not one", "pre-shared key with symbols"):
+            with pytest.raises(ConfigError) as caught:
+                StackConfig.parse(invalid_raw(overrides))
+            assert "very-secret" not in str(caught.value), case
 
 
 def invalid_raw(overrides: dict[str, Any]) -> dict[str, Any]:

@@ -286,6 +286,20 @@ def test_make_plan(stack: str, tmp_path: Path) -> None:
         assert "IAM policy" not in result.stdout, "dev autoscales no pool"
 
 
+SHIPPED = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+
+
+@pytest.mark.parametrize("stack", SHIPPED)
+def test_every_shipped_stack_plans_and_passes_the_policy_pack(stack: str, tmp_path: Path, capsys) -> None:
+    from pixelstream.tools.checks import main as checks
+
+    assert main(["--stack", stack, "--project-dir", str(ROOT), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / stack / "resources.json").is_file()
+    stack_file = ROOT / "stacks" / f"Pulumi.{stack}.yaml"
+    assert checks(["policies", str(tmp_path / stack), "--stack-file", str(stack_file)]) == 0
+    assert checks(["manifests", str(tmp_path / stack)]) == 0, capsys.readouterr().err
+
+
 def test_make_simulate_compares_reference_dev_and_prod() -> None:
     result = make("simulate")
     assert result.returncode == 0, result.stderr

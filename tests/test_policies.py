@@ -278,6 +278,17 @@ def test_containers_without_limits_include_init_containers() -> None:
     ]
 
 
+def test_the_jobs_that_keda_starts_need_requests_and_limits_too() -> None:
+    pod = {"containers": [LIMITED], "initContainers": [{"name": "display", "resources": LIMITED["resources"]}]}
+    scaled = resource("kubernetes:keda.sh/v1alpha1:ScaledJob", {"spec": {"jobTargetRef": {"template": {"spec": pod}}}})
+    assert violations(scaled) == []
+    pod["containers"] = [{"name": "job"}]
+    assert violations(scaled) == [
+        "containers-have-requests-and-limits: container job has no requests for cpu, memory",
+        "containers-have-requests-and-limits: container job has no limits for cpu, memory",
+    ]
+
+
 def test_plaintext_secret_outputs_are_refused() -> None:
     assert violations(outputs={"grafanaAdminPassword": "plain", "url": "https://x"}) == [
         "no-plaintext-secret-outputs: stack output grafanaAdminPassword is not a secret: "

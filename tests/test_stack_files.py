@@ -27,7 +27,12 @@ from pydantic.alias_generators import to_camel
 from pixelstream.config import StackConfig
 from pixelstream.tools.offline import main, plan_stack
 
-STACKS = {name: yaml.safe_load((ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text()) for name in ("dev", "prod")}
+STACKS = {
+    name: yaml.safe_load((ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text())
+    for name in ("dev", "prod", "onprem", "hybrid")
+}
+# A mapping of named entries (jobs.types.<name>): the walk descends into one entry, named like this.
+ANY_KEY = "*"
 # An override of a key that holds a mapping of free-form values (chart values) cannot have a wrong type inside.
 FREE_FORM = ("values",)
 
@@ -45,6 +50,9 @@ def _leaves(model: type[BaseModel], path: tuple[str, ...] = ()) -> Iterator[tupl
         yield key, annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             yield from _leaves(annotation, key)
+        entry = typing.get_args(annotation)[-1] if typing.get_origin(annotation) is dict else None
+        if isinstance(entry, type) and issubclass(entry, BaseModel):
+            yield from _leaves(entry, (*key, ANY_KEY))
 
 
 def _wrong_values(annotation: Any) -> list[tuple[Any, str]]:
@@ -90,13 +98,26 @@ def _set(document: dict, path: tuple[str, ...], value: Any) -> dict:
     return document
 
 
+def _named_entry(document: dict, path: tuple[str, ...]) -> tuple[str, ...]:
+    """`path` with each ANY_KEY replaced by the first entry the stack file has at that place."""
+    node: Any = document["config"].get(f"pixelstream:{path[0]}", {})
+    resolved = [path[0]]
+    for part in path[1:]:
+        part = next(iter(node)) if part == ANY_KEY else part
+        resolved.append(part)
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+    return tuple(resolved)
+
+
 def type_cases() -> list[tuple[str, str, str, str]]:
-    """(id, stack file text, error path, stack) for a wrong type at every key of the configuration."""
+    """(id, stack file text, error path, stack) for a wrong type at every key of the configuration. Keys inside a
+    named entry (jobs.types.<name>) go into an entry of the onprem stack, which has one."""
     cases = []
-    for index, (path, annotation) in enumerate(_leaves(StackConfig)):
-        if any(part in FREE_FORM for part in path[:-1]):
+    for index, (wildcard, annotation) in enumerate(_leaves(StackConfig)):
+        if any(part in FREE_FORM for part in wildcard[:-1]):
             continue
-        stack = ("dev", "prod")[index % 2]
+        stack = "onprem" if ANY_KEY in wildcard else ("dev", "prod")[index % 2]
+        path = _named_entry(STACKS[stack], wildcard)
         for bad, suffix in _wrong_values(annotation):
             dotted = ".".join(path) + suffix
             text = yaml.safe_dump(_set(STACKS[stack], path, bad))
@@ -390,6 +411,31 @@ SEMANTIC_CASES: list[tuple[str, str, str]] = [
     ),
     ("extra region malformed", _dev(extraRegions=["Mars North"]), "pixelstream:extraRegions[0]: Mars North"),
     (
+        "on-premises network overlapping the VCN",
+        _dev(network={"onPremises": {"cidrs": ["10.0.128.0/17"], "cpeIpAddress": "198.51.100.20"}}),
+        "pixelstream:network.onPremises.cidrs[0]: 10.0.128.0/17 overlaps the VCN (10.0.0.0/16)",
+    ),
+    (
+        "on-premises network overlapping the services",
+        _dev(network={"onPremises": {"cidrs": ["10.96.16.0/20"], "cpeIpAddress": "198.51.100.20"}}),
+        "pixelstream:network.onPremises.cidrs[0]: 10.96.16.0/20 overlaps cluster.servicesCidr (10.96.0.0/16)",
+    ),
+    (
+        "on-premises networks overlapping each other",
+        _dev(network={"onPremises": {"cidrs": ["192.168.0.0/16", "192.168.10.0/24"], "cpeIpAddress": "198.51.100.2"}}),
+        "pixelstream:network.onPremises.cidrs[1]: 192.168.10.0/24 overlaps 192.168.0.0/16",
+    ),
+    (
+        "existing cluster with OKE node pools",
+        _dev(cluster={"target": "existing", "existing": {"kubeconfig": {"secure": "v1:k"}}}),
+        "pixelstream:nodePools: are OKE node pools",
+    ),
+    (
+        "more jobs than partitions",
+        _dev(jobs={"enabled": True, "types": {"render": {"image": "r.example/render:1", "maxReplicas": 9}}}),
+        "pixelstream:jobs.types.render.maxReplicas: 9 is above partitions (6)",
+    ),
+    (
         "values nested 70 deep",
         _dev(addons={"monitoring": {"values": {"a": _nested(70)}}}),
         "{file}:7:129: nested deeper than 64 levels",
@@ -415,10 +461,11 @@ TYPE_CASES = type_cases()
 def test_the_fuzz_covers_every_key_and_enough_files() -> None:
     covered = {case[2].split("[")[0] for case in TYPE_CASES}
     keys = {
-        "pixelstream:" + ".".join(path)
+        "pixelstream:" + ".".join(_named_entry(STACKS["onprem"], path) if ANY_KEY in path else path)
         for path, _ in _leaves(StackConfig)
         if not any(p in FREE_FORM for p in path[:-1])
     }
+    assert "pixelstream:jobs.types.kart3d.display.mode" in keys, "named entries are walked too"
     assert keys <= covered, sorted(keys - covered)
     assert len(TYPE_CASES) + len(SEMANTIC_CASES) >= 200
 
@@ -529,6 +576,43 @@ VALID: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     ("no keys at all", {"cluster": None, "nodePools": None, "oci:region": None}),
+    (
+        "existing cluster from another stack's output, streaming confined by pod ranges",
+        {
+            "cluster": {
+                "target": "existing",
+                "kubernetesVersion": "v1.30.4",
+                "existing": {
+                    "stackReference": "acme/gpu-cluster/onprem",
+                    "nodeCidrs": ["192.168.50.0/24"],
+                    "streamPodCidrs": ["10.244.128.0/20"],
+                },
+            },
+            "nodePools": None,
+        },
+    ),
+    (
+        "site-to-site VPN, static routes, a service on-premises",
+        {
+            "network": {
+                "onPremises": {
+                    "cidrs": ["192.168.0.0/16", "172.31.0.0/16"],
+                    "cpeIpAddress": "198.51.100.20",
+                    "services": [{"name": "kafka", "port": 9092, "endPort": 9094}],
+                }
+            }
+        },
+    ),
+    (
+        "GPU jobs on OKE with an external Kafka",
+        {
+            "jobs": {
+                "enabled": True,
+                "kafka": {"mode": "external", "bootstrapServers": "kafka-1.corp.example:9092,kafka-2.example:9092"},
+                "types": {"render": {"image": f"registry.example/render{DIGEST}", "gpus": 2}},
+            }
+        },
+    ),
 ]
 
 
@@ -555,7 +639,7 @@ def _tree(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod", "custom"])
+@pytest.mark.parametrize("stack", ["dev", "prod", "onprem", "hybrid", "custom"])
 def test_two_plans_of_a_stack_are_byte_identical(stack: str, tmp_path: Path) -> None:
     stack_file = None
     if stack == "custom":
@@ -600,6 +684,34 @@ def test_secure_values_stay_secret_wherever_they_sit(tmp_path: Path, capsys) -> 
     assert ingress["spec"]["rules"][0]["host"] == "[secret]"
     outputs = yaml.safe_load((tmp_path / "secret" / "outputs.json").read_text())
     assert outputs["url"] == "[secret]" and outputs["streamingNamespace"] == "pixel"
+
+
+def test_a_kubeconfig_and_vpn_keys_stay_secret(tmp_path: Path, capsys) -> None:
+    """The onprem stack's kubeconfig and a hybrid stack's pre-shared keys, as `secure:` values: placeholders that
+    work for the plan, and none of them in build/ or on the screen."""
+    from pixelstream.stack_file import OFFLINE_KUBECONFIG, OFFLINE_SHARED_SECRET, SECRET_PLACEHOLDER
+
+    hybrid = copy.deepcopy(STACKS["hybrid"])
+    hybrid["config"]["pixelstream:network"]["onPremises"]["sharedSecrets"] = [{"secure": "v1:a"}, {"secure": "v1:b"}]
+    printed = ""
+    for name, document in (("onprem", STACKS["onprem"]), ("hybrid", hybrid)):
+        stack_file = tmp_path / f"Pulumi.{name}.yaml"
+        stack_file.write_text(yaml.safe_dump(document))
+        status = main(
+            ["--stack", name, "--stack-file", str(stack_file), "--project-dir", str(ROOT), "--out", str(tmp_path)]
+        )
+        printed += capsys.readouterr().out
+        assert status == 0, printed[-2000:]
+    assert "note: pixelstream:cluster.existing.kubeconfig is encrypted" in printed
+    assert "note: pixelstream:network.onPremises.sharedSecrets[1] is encrypted" in printed
+    written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file() and "Pulumi." not in p.name)
+    for placeholder in (OFFLINE_KUBECONFIG, "offline-secret.invalid", OFFLINE_SHARED_SECRET, SECRET_PLACEHOLDER):
+        assert placeholder not in written and placeholder not in printed, placeholder
+    resources = json.loads((tmp_path / "hybrid" / "resources.json").read_text())["resources"]
+    tunnels = [r for r in resources if r["type"].endswith("IpsecConnectionTunnelManagement")]
+    assert [t["inputs"]["sharedSecret"] for t in tunnels] == ["[secret]", "[secret]"]
+    assert not [r for r in resources if r["name"].endswith("-secret") and "tunnel" in r["name"]], "given, not made"
+    assert json.loads((tmp_path / "hybrid" / "outputs.json").read_text())["vpnSharedSecrets"] == "[secret]"
 
 
 def test_make_check_uses_each_stacks_own_settings(tmp_path: Path, capsys) -> None:

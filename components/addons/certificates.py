@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ..constants import DEFAULT_POOL, INGRESS_CLASS, POOL_LABEL_KEY
+from ..constants import INGRESS_CLASS
 from .charts import CHARTS, PART_OF, Chart, ReleaseArgs, namespace, release
 
 ACME_SERVERS = {
@@ -44,7 +44,7 @@ class CertManager(pulumi.ComponentResource):
     def __init__(self, name: str, args: CertManagerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pixelstream:index:CertManager", name, None, opts)
         ns = namespace("cert-manager", self)
-        on_default_pool = {"nodeSelector": {POOL_LABEL_KEY: DEFAULT_POOL}}
+        on_default_pool = {"nodeSelector": args.nodes.node_selector()}
         values = {
             "crds": {"enabled": True, "keep": True},
             "global": on_default_pool,

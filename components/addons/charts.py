@@ -9,6 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ..placement import SYSTEM_NODES, NodePlacement
+
 PART_OF = {"app.kubernetes.io/part-of": "pixelstream"}
 
 
@@ -34,6 +36,9 @@ CHARTS: dict[str, Chart] = {
         Chart("prometheus-adapter", "5.3.0", "https://prometheus-community.github.io/helm-charts"),
         Chart("dcgm-exporter", "4.8.2", "https://nvidia.github.io/dcgm-exporter/helm-charts"),
         Chart("nvidia-device-plugin", "0.20.0", "https://nvidia.github.io/k8s-device-plugin"),
+        # The queue-driven GPU jobs' engines (workloads/gpu_jobs): Kafka through its operator, and KEDA.
+        Chart("strimzi-kafka-operator", "1.2.0", "https://strimzi.io/charts/"),
+        Chart("keda", "2.20.2", "https://kedacore.github.io/charts"),
     )
 }
 
@@ -48,6 +53,9 @@ ADDON_NAMESPACES: dict[str, str] = {
     "dcgm-exporter": "dcgm-exporter",
     "nvidia-device-plugin": "nvidia-device-plugin",
 }
+# The namespaces of the engines a workload installs from the chart table (the GPU jobs' Kafka operator and KEDA):
+# reserved like the add-ons' (no workload may take one).
+ENGINE_NAMESPACES: dict[str, str] = {"strimzi-kafka-operator": "strimzi", "keda": "keda"}
 
 
 @dataclass(kw_only=True)
@@ -59,6 +67,8 @@ class ReleaseArgs:
     """Deep-merged over the component's own chart values."""
     depends_on: Sequence[pulumi.Resource] = ()
     """Resources the release needs first, e.g. the node pool its pods run on."""
+    nodes: NodePlacement = SYSTEM_NODES
+    """The nodes its pods run on (the system nodes, or the GPU nodes for the GPU add-ons)."""
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

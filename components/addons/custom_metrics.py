@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 import pulumi
 
-from ..constants import DEFAULT_POOL, POOL_LABEL_KEY
 from .charts import CHARTS, Chart, ReleaseArgs, namespace, release
 
 # The metric the streamer HPA scales on: players per ready stream, read from the matchmaker Service.
@@ -92,7 +91,7 @@ class CustomMetricsAdapter(pulumi.ComponentResource):
         values = {
             "prometheus": {"url": args.prometheus_url, "port": args.prometheus_port},
             "rules": {"default": False, "custom": [rule.to_values() for rule in args.rules]},
-            "nodeSelector": {POOL_LABEL_KEY: DEFAULT_POOL},
+            "nodeSelector": args.nodes.node_selector(),
             "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         }
         release(self, args, ns, values)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from ..constants import GPU_NODE_LABEL, GPU_TAINT
+from ..placement import GPU_NODES, NodePlacement
 from .charts import CHARTS, Chart, ReleaseArgs, namespace, release
 
 
@@ -16,6 +16,7 @@ class DcgmExporterArgs(ReleaseArgs):
     """Its ServiceMonitor needs the Prometheus operator's CRDs: put the Monitoring release in depends_on."""
 
     chart: Chart = CHARTS["dcgm-exporter"]
+    nodes: NodePlacement = GPU_NODES
 
 
 class DcgmExporter(pulumi.ComponentResource):
@@ -25,8 +26,8 @@ class DcgmExporter(pulumi.ComponentResource):
         super().__init__("pixelstream:index:DcgmExporter", name, None, opts)
         ns = namespace("dcgm-exporter", self)
         values = {
-            "nodeSelector": dict([GPU_NODE_LABEL]),
-            "tolerations": [GPU_TAINT.toleration()],
+            "nodeSelector": args.nodes.node_selector(),
+            "tolerations": args.nodes.tolerations(),
             "serviceMonitor": {"enabled": True, "interval": "15s"},
         }
         release(self, args, ns, values)

@@ -1,7 +1,8 @@
 """GpuDevicePlugin: the one component that advertises GPUs to Kubernetes, on GPU nodes only.
 
 Exactly one owner: either NVIDIA's device-plugin chart (time-slicing available), with OKE's own
-NvidiaGpuPlugin add-on parked on a node label no node has, or the OKE add-on itself.
+NvidiaGpuPlugin add-on parked on a node label no node has, or the OKE add-on itself. On a cluster that is not
+OKE there is no add-on to park: the chart is the only owner.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import pulumi
 import pulumi_oci as oci
 import yaml
 
-from ..constants import GPU_NODE_LABEL, GPU_RESOURCE, GPU_TAINT, SHARED_GPU_RESOURCE
+from ..constants import GPU_RESOURCE, SHARED_GPU_RESOURCE
+from ..placement import GPU_NODES, NodePlacement
 from .charts import CHARTS, Chart, ReleaseArgs, namespace, release
 
 OKE_ADDON = "NvidiaGpuPlugin"
@@ -44,13 +46,15 @@ def time_slicing_config(streams_per_gpu: int) -> str:
 
 @dataclass(kw_only=True)
 class GpuDevicePluginArgs(ReleaseArgs):
-    cluster_id: pulumi.Input[str]
+    cluster_id: pulumi.Input[str] | None
+    """The OKE cluster, whose NvidiaGpuPlugin add-on this component owns or parks; None off OKE."""
     owner: Owner = "chart"
     streams_per_gpu: int = 1
     """Time-slicing replicas per GPU (chart only); 1 gives each pod a whole GPU."""
     addon_version: str | None = None
     """OKE add-on version when the add-on owns the plugin; None lets OKE choose."""
     chart: Chart = CHARTS["nvidia-device-plugin"]
+    nodes: NodePlacement = GPU_NODES
 
 
 class GpuDevicePlugin(pulumi.ComponentResource):
@@ -62,31 +66,20 @@ class GpuDevicePlugin(pulumi.ComponentResource):
     def __init__(self, name: str, args: GpuDevicePluginArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if args.owner not in ("chart", "okeAddon"):
             raise ValueError(f"owner {args.owner!r} is not chart or okeAddon")
+        if args.owner == "okeAddon" and args.cluster_id is None:
+            raise ValueError("owner okeAddon needs an OKE cluster (cluster_id)")
         if args.streams_per_gpu < 1 or (args.owner == "okeAddon" and args.streams_per_gpu != 1):
             raise ValueError("time-slicing (streams_per_gpu > 1) needs owner='chart'; streams_per_gpu must be >= 1")
         super().__init__("pixelstream:index:GpuDevicePlugin", name, None, opts)
-        gpu_nodes = dict([GPU_NODE_LABEL])
-        toleration = GPU_TAINT.toleration()
+        gpu_nodes = args.nodes.node_selector()
         if args.owner == "chart":
             addon_nodes = PARKED_NODE_SELECTOR
             ns = namespace("nvidia-device-plugin", self)
             values = {
                 "nodeSelector": gpu_nodes,
-                # Replaces the chart's NFD-label affinity: our GPU nodes are known by their pool label.
-                "affinity": {
-                    "nodeAffinity": {
-                        "requiredDuringSchedulingIgnoredDuringExecution": {
-                            "nodeSelectorTerms": [
-                                {
-                                    "matchExpressions": [
-                                        {"key": GPU_NODE_LABEL[0], "operator": "In", "values": [GPU_NODE_LABEL[1]]}
-                                    ]
-                                }
-                            ]
-                        }
-                    }
-                },
-                "tolerations": [toleration],
+                # Replaces the chart's NFD-label affinity: our GPU nodes are known by their labels.
+                "affinity": args.nodes.required_affinity(),
+                "tolerations": args.nodes.tolerations(),
                 "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
             }
             if args.streams_per_gpu > 1:
@@ -94,6 +87,13 @@ class GpuDevicePlugin(pulumi.ComponentResource):
             release(self, args, ns, values)
         else:
             addon_nodes = gpu_nodes
+        if args.cluster_id is not None:
+            self._oke_addon(name, args, addon_nodes)
+        self.gpu_resource = SHARED_GPU_RESOURCE if args.streams_per_gpu > 1 else GPU_RESOURCE
+        self.register_outputs({"gpu_resource": self.gpu_resource})
+
+    def _oke_addon(self, name: str, args: GpuDevicePluginArgs, addon_nodes: dict[str, str]) -> None:
+        """OKE's NvidiaGpuPlugin add-on: the owner, or parked where no node matches."""
         oci.containerengine.Addon(
             f"{name}-oke-addon",
             addon_name=OKE_ADDON,
@@ -103,9 +103,9 @@ class GpuDevicePlugin(pulumi.ComponentResource):
             remove_addon_resources_on_delete=True,
             configurations=[
                 oci.containerengine.AddonConfigurationArgs(key="nodeSelectors", value=json.dumps(addon_nodes)),
-                oci.containerengine.AddonConfigurationArgs(key="tolerations", value=json.dumps([toleration])),
+                oci.containerengine.AddonConfigurationArgs(
+                    key="tolerations", value=json.dumps(args.nodes.tolerations())
+                ),
             ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
-        self.gpu_resource = SHARED_GPU_RESOURCE if args.streams_per_gpu > 1 else GPU_RESOURCE
-        self.register_outputs({"gpu_resource": self.gpu_resource})

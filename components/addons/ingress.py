@@ -7,7 +7,7 @@ from typing import Literal
 
 import pulumi
 
-from ..constants import DEFAULT_POOL, INGRESS_CLASS, POOL_LABEL_KEY
+from ..constants import INGRESS_CLASS
 from .charts import CHARTS, Chart, ReleaseArgs, namespace, release
 
 LoadBalancerKind = Literal["flexible", "network"]
@@ -17,8 +17,9 @@ EXTERNAL_TRAFFIC_POLICY = "Cluster"
 
 @dataclass(kw_only=True)
 class IngressControllerArgs(ReleaseArgs):
-    load_balancer_nsg_id: pulumi.Input[str]
-    """NSG of the load balancer: it alone opens the listeners (80/443) to the players' networks."""
+    load_balancer_nsg_id: pulumi.Input[str] | None
+    """NSG of the OCI load balancer: it alone opens the listeners (80/443) to the players' networks. None off
+    OCI: the Service gets no OCI annotations, and the cluster's own load-balancer implementation serves it."""
     load_balancer: LoadBalancerKind = "flexible"
     """`flexible`: OCI flexible load balancer; `network`: OCI network load balancer."""
     min_bandwidth_mbps: int = 10
@@ -37,7 +38,9 @@ def load_balancer_annotations(args: IngressControllerArgs) -> dict[str, pulumi.I
     client's address, and the CCM rejects the Service if `is-preserve-source` is set at all
     (`getPreserveSource`): backends see the load balancer's address, which the workers' NSG rules admit.
     """
-    node_filter = f"{POOL_LABEL_KEY}={DEFAULT_POOL}"
+    if args.load_balancer_nsg_id is None:
+        return {}
+    node_filter = args.nodes.label_selector()
     common = {"oci.oraclecloud.com/security-rule-management-mode": "None"}
     if args.load_balancer == "network":
         return {
@@ -71,9 +74,9 @@ class IngressController(pulumi.ComponentResource):
                 "replicaCount": args.replicas,
                 "ingressClassResource": {"name": INGRESS_CLASS, "enabled": True, "default": False},
                 "ingressClass": INGRESS_CLASS,
-                "nodeSelector": {POOL_LABEL_KEY: DEFAULT_POOL},
+                "nodeSelector": args.nodes.node_selector(),
                 # The Jobs that create and patch the admission webhook's certificate, too.
-                "admissionWebhooks": {"patch": {"nodeSelector": {POOL_LABEL_KEY: DEFAULT_POOL}}},
+                "admissionWebhooks": {"patch": {"nodeSelector": args.nodes.node_selector()}},
                 "service": {
                     "annotations": load_balancer_annotations(args),
                     "externalTrafficPolicy": EXTERNAL_TRAFFIC_POLICY,

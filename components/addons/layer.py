@@ -38,8 +38,8 @@ def declare_addons(
 ) -> AddonLayer:
     """`alerts_namespace`: the streaming workload's namespace, whose alerts the monitoring installs (or None)."""
     addons = config.addons
-    in_cluster = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.cluster.provider]))
-    system_nodes = [infra.pools["default"]]
+    in_cluster = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider]))
+    system_nodes = infra.nodes("default")
     layer = AddonLayer()
     # Node capacity: OKE's Cluster Autoscaler add-on resizes every autoscaled pool, running on the default pool.
     autoscaled = [p.autoscaler_nodes for p in infra.pools.values() if p.autoscaler_nodes]
@@ -58,7 +58,7 @@ def declare_addons(
         )
     _traffic(config, infra, in_cluster, system_nodes, layer)
     if addons.monitoring.enabled:
-        _telemetry(config, in_cluster, system_nodes, alerts_namespace, layer)
+        _telemetry(config, infra, in_cluster, system_nodes, alerts_namespace, layer)
     if addons.gpu_plugin.enabled:
         plugin = GpuDevicePlugin(
             "gpu-device-plugin",
@@ -67,6 +67,7 @@ def declare_addons(
                 owner=addons.gpu_plugin.owner,
                 streams_per_gpu=addons.gpu_plugin.streams_per_gpu,
                 addon_version=addons.gpu_plugin.addon_version,
+                nodes=config.cluster.placement().gpu,
                 **addons.release_args("gpuPlugin"),
             ),
             opts=in_cluster,
@@ -85,17 +86,19 @@ def _traffic(
 ) -> None:
     """Ingress, certificates and resource metrics."""
     addons = config.addons
+    system = config.cluster.placement().system
     if addons.ingress_nginx.enabled:
         settings = addons.ingress_nginx
         ingress = IngressController(
             "ingress-nginx",
             IngressControllerArgs(
-                load_balancer_nsg_id=infra.network.nsg_ids["lb"],
+                load_balancer_nsg_id=infra.network.nsg_ids["lb"] if infra.network else None,
                 load_balancer=settings.load_balancer,
                 min_bandwidth_mbps=settings.min_bandwidth_mbps,
                 max_bandwidth_mbps=settings.max_bandwidth_mbps,
                 replicas=settings.replicas,
                 depends_on=system_nodes,
+                nodes=system,
                 **addons.release_args("ingressNginx"),
             ),
             opts=opts,
@@ -106,7 +109,10 @@ def _traffic(
         certificates = CertManager(
             "cert-manager",
             CertManagerArgs(
-                email=addons.cert_manager.email, depends_on=system_nodes, **addons.release_args("certManager")
+                email=addons.cert_manager.email,
+                depends_on=system_nodes,
+                nodes=system,
+                **addons.release_args("certManager"),
             ),
             opts=opts,
         )
@@ -115,13 +121,14 @@ def _traffic(
     if addons.metrics_server.enabled:
         MetricsServer(
             "metrics-server",
-            MetricsServerArgs(depends_on=system_nodes, **addons.release_args("metricsServer")),
+            MetricsServerArgs(depends_on=system_nodes, nodes=system, **addons.release_args("metricsServer")),
             opts=opts,
         )
 
 
 def _telemetry(
     config: StackConfig,
+    infra: OciLayer,
     opts: pulumi.ResourceOptions,
     system_nodes: list[pulumi.Resource],
     alerts_namespace: str | None,
@@ -129,16 +136,19 @@ def _telemetry(
 ) -> None:
     """Prometheus and Grafana, GPU metrics, and the custom-metrics adapter the stream autoscaler reads."""
     addons = config.addons
+    placement = config.cluster.placement()
     receiver = addons.monitoring.alert_receiver
     monitoring = Monitoring(
         "monitoring",
         MonitoringArgs(
             retention=addons.monitoring.retention,
             storage_gbs=addons.monitoring.storage_gbs,
+            storage_class=infra.storage_class,
             alerts_namespace=alerts_namespace,
             alert_thresholds=addons.monitoring.alerts.thresholds(),
             alert_receiver=receiver.receiver() if receiver else None,
             depends_on=system_nodes,
+            nodes=placement.system,
             **addons.release_args("monitoring"),
         ),
         opts=opts,
@@ -148,7 +158,9 @@ def _telemetry(
     if addons.dcgm_exporter.enabled:
         DcgmExporter(
             "dcgm-exporter",
-            DcgmExporterArgs(depends_on=[monitoring.release], **addons.release_args("dcgmExporter")),
+            DcgmExporterArgs(
+                depends_on=[monitoring.release], nodes=placement.gpu, **addons.release_args("dcgmExporter")
+            ),
             opts=opts,
         )
     if addons.prometheus_adapter.enabled:
@@ -158,6 +170,7 @@ def _telemetry(
                 prometheus_url=monitoring.prometheus_url,
                 prometheus_port=monitoring.prometheus_port,
                 depends_on=system_nodes,
+                nodes=placement.system,
                 **addons.release_args("prometheusAdapter"),
             ),
             opts=opts,

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import pulumi
 
-from ..constants import DEFAULT_POOL, POOL_LABEL_KEY
 from .charts import CHARTS, Chart, ReleaseArgs, namespace, release
 
 
@@ -22,7 +21,7 @@ class MetricsServer(pulumi.ComponentResource):
         super().__init__("pixelstream:index:MetricsServer", name, None, opts)
         ns = namespace("metrics-server", self)
         values = {
-            "nodeSelector": {POOL_LABEL_KEY: DEFAULT_POOL},
+            "nodeSelector": args.nodes.node_selector(),
             "resources": {"requests": {"cpu": "100m", "memory": "200Mi"}, "limits": {"memory": "400Mi"}},
         }
         release(self, args, ns, values)

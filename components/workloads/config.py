@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic.alias_generators import to_camel
 
-from ..addons.charts import ADDON_NAMESPACES
+from ..addons.charts import ADDON_NAMESPACES, ENGINE_NAMESPACES
 from ..config_base import ConfigError, ConfigModel
 from ..quantities import quantity
 from .images import image_problem, version_problem
@@ -16,8 +16,12 @@ from .images import image_problem, version_problem
 if TYPE_CHECKING:
     from ..config import StackConfig
 
-# Namespaces a workload must not take: Kubernetes' own, and the add-ons'.
-RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", *ADDON_NAMESPACES.values())
+# Namespaces a workload must not take: Kubernetes' own, the add-ons' and the workloads' engines'.
+RESERVED_NAMESPACES = (
+    *("default", "kube-system", "kube-public", "kube-node-lease"),
+    *ADDON_NAMESPACES.values(),
+    *ENGINE_NAMESPACES.values(),
+)
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -103,6 +107,21 @@ class Sized(Protocol):
     cpu_limit: str
     memory: str
     memory_limit: str
+
+
+class ContainerResourcesConfig(ConfigModel):
+    """A container's CPU and memory requests and limits (subclasses give their own defaults)."""
+
+    cpu: str = "1"
+    memory: str = "1Gi"
+    cpu_limit: str = "1"
+    memory_limit: str = "1Gi"
+
+    def resources(self) -> dict[str, dict[str, str]]:
+        return {
+            "requests": {"cpu": self.cpu, "memory": self.memory},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+        }
 
 
 _QUANTITY_KINDS = {"cpu": "a CPU quantity such as 3750m or 4", "memory": "a memory quantity such as 8Gi"}

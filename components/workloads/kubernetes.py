@@ -13,7 +13,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from ..addons.charts import PART_OF
-from ..constants import GPU_NODE_LABEL, INGRESS_CLASS
+from ..constants import INGRESS_CLASS
+from ..placement import GPU_NODES, NodePlacement
 from ..quantities import quantity
 
 # Helper programs every workload's own programs may import (the Kubernetes API client).
@@ -60,10 +61,9 @@ def memory_bytes(text: str) -> int:
     return math.ceil(quantity(text))
 
 
-def gpu_node_affinity() -> dict[str, Any]:
-    """Required node affinity for the GPU pool's nodes (their label), as every GPU workload here uses."""
-    term = {"matchExpressions": [{"key": GPU_NODE_LABEL[0], "operator": "In", "values": [GPU_NODE_LABEL[1]]}]}
-    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+def gpu_node_affinity(nodes: NodePlacement = GPU_NODES) -> dict[str, Any]:
+    """Required node affinity for the GPU nodes (their labels), as every GPU workload here uses."""
+    return nodes.required_affinity()
 
 
 def http_probe(

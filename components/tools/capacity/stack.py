@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...addons.cluster_autoscaler import AutoscalerTimings
-from ...config import StackConfig
+from ...config import ConfigError, StackConfig
 from ...oci.shapes import GPU_SHAPES
 from ...workloads.kubernetes import cpu_millis, memory_bytes
 from ...workloads.pixel_streaming.streaming import AutoscalingSettings, StreamerSettings, stream_requests
@@ -67,6 +67,12 @@ def stack_name(path: Path) -> str:
 def load_stack(path: Path) -> SimulatedStack:
     """Read and validate a stack file (ConfigError names the bad key)."""
     config = StackConfig.from_stack_file(path)
+    if not config.cluster.oke:
+        raise ConfigError(
+            "cluster.target",
+            "existing: the simulator models the stack's own OKE GPU pool and its autoscaler; an existing cluster's "
+            "nodes are not in the stack file",
+        )
     spec = config.node_pools.gpu
     streamer = config.streaming.streamer.settings()
     autoscaler = config.addons.cluster_autoscaler

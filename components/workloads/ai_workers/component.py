@@ -11,6 +11,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from ...addons.charts import PART_OF, namespace
+from ...constants import OKE_STORAGE_CLASS
+from ...placement import GPU_NODES, NodePlacement
 from ..images import AI_WORKER_IMAGES
 from .livepeer import SECRET_KEY
 from .orchestrator import AiOrchestrator, AiOrchestratorArgs, in_cluster_address
@@ -53,6 +55,10 @@ class AiWorkersArgs:
     gpu_nodes: Sequence[pulumi.Resource] = ()
     """What the workers wait for: the GPU pool and the device plugin."""
     ingress_controller: Sequence[pulumi.Resource] = ()
+    gpu_placement: NodePlacement = GPU_NODES
+    """Where the workers run: the GPU nodes' labels and taints (OKE's pool unless given)."""
+    storage_class: str | None = OKE_STORAGE_CLASS
+    """The block volume's storage class (`weights.volume: blockVolume`); None: the cluster's default."""
 
 
 def resolve_models(models: Sequence[ModelSpec], images: Mapping[str, str]) -> list[RunnerModel]:
@@ -130,6 +136,8 @@ class AiWorkers(pulumi.ComponentResource):
                 weights=args.weights,
                 image_pull_secrets=args.image_pull_secrets,
                 depends_on=args.gpu_nodes,
+                nodes=args.gpu_placement,
+                storage_class=args.storage_class,
             ),
             opts=child,
         )

@@ -203,7 +203,8 @@ def _check_models(config: StackConfig) -> None:
         if model.gpus < 1:
             raise ConfigError(f"{path}.gpus", f"{model.gpus} is below 1: a runner holds at least one GPU")
         total += model.gpus
-        if total > gpus_per_node:
+        # An existing cluster's GPU nodes are its own: the stack does not know how many GPUs each has.
+        if config.cluster.oke and total > gpus_per_node:
             raise ConfigError(
                 f"{path}.gpus",
                 f"{model.gpus} makes {total} GPUs in one worker pod; a {shape} node (nodePools.gpu.shape) has "

@@ -35,11 +35,13 @@ def declare_ai_workers(
             image_pull_secrets=workers.image_pull_secrets,
             runner=workers.runner.settings(),
             weights=workers.weights.settings(),
-            system_nodes=[infra.pools["default"]],
-            gpu_nodes=[infra.pools["gpu"], *addons.gpu_plugin],
+            system_nodes=infra.nodes("default"),
+            gpu_nodes=[*infra.nodes("gpu"), *addons.gpu_plugin],
             ingress_controller=addons.ingress_controller,
+            gpu_placement=config.cluster.placement().gpu,
+            storage_class=infra.storage_class,
         ),
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.cluster.provider])),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider])),
     )
     outputs: dict[str, Any] = {
         "aiWorkersNamespace": pool.namespace,

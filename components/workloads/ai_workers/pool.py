@@ -28,7 +28,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ...addons.charts import PART_OF
-from ...constants import GPU_RESOURCE, GPU_TAINT
+from ...constants import GPU_RESOURCE, OKE_STORAGE_CLASS
+from ...placement import GPU_NODES, NodePlacement
 from ..kubernetes import (
     disruption_budget,
     gpu_node_affinity,
@@ -103,8 +104,8 @@ class RunnerSettings:
 
 @dataclass
 class WeightsSettings:
-    """Where runners keep model weights: one OCI block volume (a PVC of the `oci-bv` class, one node at a time)
-    or a directory on each GPU node. With `download` off, runners load only what is already there."""
+    """Where runners keep model weights: one block volume (a PVC, on OKE of the `oci-bv` class; one node at a
+    time) or a directory on each GPU node. With `download` off, runners load only what is already there."""
 
     volume: Literal["blockVolume", "hostPath"] = "blockVolume"
     size_gbs: int = 200
@@ -145,6 +146,10 @@ class AiWorkerPoolArgs:
     image_pull_secrets: Sequence[str] = ()
     depends_on: Sequence[pulumi.Resource] = ()
     """What the Deployment waits for: the GPU pool and the device plugin."""
+    nodes: NodePlacement = GPU_NODES
+    """The GPU nodes: their labels and taints."""
+    storage_class: str | None = OKE_STORAGE_CLASS
+    """The weights volume's storage class; None: the cluster's default."""
 
 
 class AiWorkerPool(pulumi.ComponentResource):
@@ -207,11 +212,11 @@ class AiWorkerPool(pulumi.ComponentResource):
                 "namespace": args.namespace,
                 "labels": PART_OF,
                 # It binds when the first worker is scheduled (oci-bv waits for its consumer), on a GPU node the
-                # autoscaler may still be adding: `pulumi up` does not wait for it.
+                # autoscaler may still be adding: `pulumi up` does not wait for it (nor on another cluster's class).
                 "annotations": {"pulumi.com/skipAwait": "true"},
             },
             spec={
-                "storageClassName": "oci-bv",
+                **({"storageClassName": args.storage_class} if args.storage_class else {}),
                 "accessModes": ["ReadWriteOnce"],
                 "resources": {"requests": {"storage": f"{weights.size_gbs}Gi"}},
             },
@@ -224,8 +229,8 @@ def _pod_spec(args: AiWorkerPoolArgs, volumes: list[dict[str, Any]]) -> dict[str
     # Runners run as root (see runner_container): the pod cannot demand non-root, each other container does.
     context = {**pod_security_context(fs_group=LIVEPEER_UID, non_root=False), "fsGroupChangePolicy": "OnRootMismatch"}
     return {
-        "affinity": gpu_node_affinity(),
-        "tolerations": [GPU_TAINT.toleration()],
+        "affinity": gpu_node_affinity(args.nodes),
+        "tolerations": args.nodes.tolerations(),
         # Nothing in the pod calls the Kubernetes API.
         "automountServiceAccountToken": False,
         "imagePullSecrets": image_pull_secrets(args.image_pull_secrets),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 
 from ...addons.charts import namespace
+from ...placement import OKE_PLACEMENT, Placement
 from ..images import IMAGES, STREAMING_IMAGES, floating
 from .gpu_capacity import GpuCapacity, GpuCapacityArgs
 from .routing import Routing, RoutingArgs
@@ -44,6 +45,8 @@ class PixelStreamingArgs:
     """What the stream Deployment waits for: the GPU pool and the device plugin."""
     ingress_controller: Sequence[pulumi.Resource] = ()
     """What the Ingress waits for: the controller whose admission webhook validates it."""
+    placement: Placement = OKE_PLACEMENT
+    """Which nodes are the TURN and GPU nodes (their labels and taints)."""
 
 
 class PixelStreaming(pulumi.ComponentResource):
@@ -80,6 +83,7 @@ class PixelStreaming(pulumi.ComponentResource):
                 credentials_per_minute=args.credentials_per_minute,
                 image_pull_secrets=pull_secrets,
                 depends_on=args.turn_nodes,
+                nodes=args.placement.turn,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -93,6 +97,7 @@ class PixelStreaming(pulumi.ComponentResource):
                 pre_pull=args.pre_pull,
                 image_pull_secrets=pull_secrets,
                 depends_on=args.gpu_nodes,
+                nodes=args.placement.gpu,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -107,6 +112,7 @@ class PixelStreaming(pulumi.ComponentResource):
                 image_pull_secrets=pull_secrets,
                 priority_class=capacity.stream_priority_class,
                 depends_on=args.gpu_nodes,
+                nodes=args.placement.gpu,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -18,7 +18,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ...addons.charts import PART_OF
-from ...constants import GPU_TAINT, STREAM_PRIORITY, WARM_CAPACITY_PRIORITY
+from ...constants import STREAM_PRIORITY, WARM_CAPACITY_PRIORITY
+from ...placement import GPU_NODES, NodePlacement
 from ..kubernetes import (
     gpu_node_affinity,
     image_pull_secrets,
@@ -48,13 +49,15 @@ class GpuCapacityArgs:
     image_pull_secrets: Sequence[str] = ()
     depends_on: Sequence[pulumi.Resource] = ()
     """What the placeholders and the pre-pull wait for: the GPU pool and the device plugin."""
+    nodes: NodePlacement = GPU_NODES
+    """The GPU nodes the streams run on, where the placeholders hold capacity and the images are pulled."""
 
 
-def gpu_pod(spec: dict[str, Any], pull_secrets: Sequence[str]) -> dict[str, Any]:
+def gpu_pod(spec: dict[str, Any], pull_secrets: Sequence[str], nodes: NodePlacement = GPU_NODES) -> dict[str, Any]:
     """A pod spec placed as the streams are: GPU nodes only, GPU taint tolerated, no API token, non-root."""
     return {
-        "affinity": gpu_node_affinity(),
-        "tolerations": [GPU_TAINT.toleration()],
+        "affinity": gpu_node_affinity(nodes),
+        "tolerations": nodes.tolerations(),
         "automountServiceAccountToken": False,
         "imagePullSecrets": image_pull_secrets(pull_secrets),
         "securityContext": pod_security_context(),
@@ -78,6 +81,7 @@ def placeholder_pod(args: GpuCapacityArgs, priority_class: pulumi.Input[str]) ->
             "containers": [container],
         },
         args.image_pull_secrets,
+        args.nodes,
     )
 
 
@@ -101,7 +105,7 @@ def prepull_pod(args: GpuCapacityArgs) -> dict[str, Any]:
         "securityContext": security_context(PAUSE_UID),
         "resources": PREPULL_RESOURCES,
     }
-    return gpu_pod({"initContainers": pulls, "containers": [hold]}, args.image_pull_secrets)
+    return gpu_pod({"initContainers": pulls, "containers": [hold]}, args.image_pull_secrets, args.nodes)
 
 
 class GpuCapacity(pulumi.ComponentResource):

@@ -37,12 +37,13 @@ def declare_pixel_streaming(
             path_prefix=streaming.ingress.path_prefix,
             cluster_issuer=streaming.ingress.issuer if addons.cluster_issuers else None,
             pod_proxy_prefix=streaming.pod_proxy.path_prefix if streaming.pod_proxy.enabled else None,
-            system_nodes=[infra.pools["default"]],
-            turn_nodes=[infra.pools["turn"]],
-            gpu_nodes=[infra.pools["gpu"], *addons.gpu_plugin],
+            system_nodes=infra.nodes("default"),
+            turn_nodes=infra.nodes("turn"),
+            gpu_nodes=[*infra.nodes("gpu"), *addons.gpu_plugin],
             ingress_controller=addons.ingress_controller,
+            placement=config.cluster.placement(),
         ),
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.cluster.provider])),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider])),
     )
     outputs: dict[str, Any] = {
         "url": workload.url,

@@ -15,7 +15,8 @@ import pulumi_kubernetes as k8s
 
 from ...addons.charts import PART_OF
 from ...addons.custom_metrics import POOL_RATIO_METRIC
-from ...constants import GPU_RESOURCE, GPU_TAINT, SHARED_GPU_RESOURCE, STREAM_AUTOSCALER, STREAM_DEPLOYMENT
+from ...constants import GPU_RESOURCE, SHARED_GPU_RESOURCE, STREAM_AUTOSCALER, STREAM_DEPLOYMENT
+from ...placement import GPU_NODES, NodePlacement
 from ..kubernetes import (
     account_with_role,
     api_access_mount,
@@ -181,6 +182,8 @@ class StreamingArgs:
     """PriorityClass of the stream pods (above the warm-capacity placeholders, which they preempt)."""
     depends_on: Sequence[pulumi.Resource] = ()
     """What the stream Deployment waits for: the GPU pool and the device plugin."""
+    nodes: NodePlacement = GPU_NODES
+    """The GPU nodes the streams run on."""
 
 
 class Streaming(pulumi.ComponentResource):
@@ -242,8 +245,8 @@ class Streaming(pulumi.ComponentResource):
                         # Only the deletion-cost agent gets the token; the Unreal app and the signalling server don't.
                         "automountServiceAccountToken": False,
                         "imagePullSecrets": pull_secrets,
-                        "affinity": gpu_node_affinity(),
-                        "tolerations": [GPU_TAINT.toleration()],
+                        "affinity": gpu_node_affinity(args.nodes),
+                        "tolerations": args.nodes.tolerations(),
                         **({"priorityClassName": args.priority_class} if args.priority_class else {}),
                         "terminationGracePeriodSeconds": settings.drain_seconds + 30,
                         "securityContext": pod_security_context(fs_group=1000),

@@ -20,9 +20,8 @@ from ...constants import (
     TURN_DAEMONSET,
     TURN_LISTENING_PORT,
     TURN_METRICS_PORT,
-    TURN_NODE_LABEL,
-    TURN_TAINT,
 )
+from ...placement import TURN_NODES, NodePlacement
 from ..kubernetes import (
     api_access_mount,
     api_access_volume,
@@ -167,6 +166,8 @@ class TurnArgs:
     image_pull_secrets: Sequence[str] = field(default_factory=list)
     depends_on: Sequence[pulumi.Resource] = ()
     """What the DaemonSet waits for: the TURN node pool."""
+    nodes: NodePlacement = TURN_NODES
+    """The TURN nodes (public IPs): coturn runs on each, the ICE config service hands out their addresses."""
 
 
 class Turn(pulumi.ComponentResource):
@@ -225,8 +226,8 @@ class Turn(pulumi.ComponentResource):
                         # Only the bootstrap reads the API; coturn, facing the internet, holds no token.
                         "automountServiceAccountToken": False,
                         "imagePullSecrets": image_pull_secrets(args.image_pull_secrets),
-                        "affinity": {"nodeAffinity": _turn_node_affinity()},
-                        "tolerations": [TURN_TAINT.toleration()],
+                        "affinity": args.nodes.required_affinity(),
+                        "tolerations": args.nodes.tolerations(),
                         "terminationGracePeriodSeconds": 30,
                         "securityContext": pod_security_context(fs_group=NOBODY),
                         "initContainers": [_bootstrap_container(args.python_image)],
@@ -332,13 +333,6 @@ def _pull_secrets(args: TurnArgs) -> list[dict[str, str]]:
     return image_pull_secrets(args.image_pull_secrets)
 
 
-def _turn_node_affinity() -> dict[str, Any]:
-    expression = {"key": TURN_NODE_LABEL[0], "operator": "In", "values": [TURN_NODE_LABEL[1]]}
-    return {
-        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [expression]}]}
-    }
-
-
 def _bootstrap_container(python_image: str) -> dict[str, Any]:
     return {
         "name": "bootstrap",
@@ -398,7 +392,7 @@ def _ice_config_container(args: TurnArgs) -> dict[str, Any]:
             {"name": "TURN_PORT", "value": str(TURN_LISTENING_PORT)},
             {"name": "TTL_SECONDS", "value": str(args.credential_ttl_seconds)},
             {"name": "CREDENTIALS_PER_MINUTE", "value": str(args.credentials_per_minute)},
-            {"name": "NODE_SELECTOR", "value": f"{TURN_NODE_LABEL[0]}={TURN_NODE_LABEL[1]}"},
+            {"name": "NODE_SELECTOR", "value": args.nodes.label_selector()},
             {"name": "PORT", "value": str(ICE_CONFIG_PORT)},
         ],
         "ports": [{"name": "http", "containerPort": ICE_CONFIG_PORT}],

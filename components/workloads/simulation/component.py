@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ...addons.charts import PART_OF, namespace
+from ...placement import GPU_NODES, NodePlacement
 from ..kubernetes import basic_auth, regex_ingress
 from .fleet import InstanceSettings, SimulationFleet, SimulationFleetArgs, docker_config, fleet_config, instance_name
 from .orchestrator import FleetOrchestrator, FleetOrchestratorArgs
@@ -41,6 +42,8 @@ class SimulationArgs:
     """What the instances wait for: the GPU pool and the device plugin."""
     ingress_controller: Sequence[pulumi.Resource] = ()
     """What the Ingress waits for: the controller whose admission webhook validates it."""
+    gpu_placement: NodePlacement = GPU_NODES
+    """Where the instances run: the GPU nodes' labels and taints (OKE's pool unless given)."""
 
 
 class Simulation(pulumi.ComponentResource):
@@ -66,6 +69,7 @@ class Simulation(pulumi.ComponentResource):
                 settings=args.settings,
                 image_pull_secrets=pull_secrets,
                 depends_on=args.gpu_nodes,
+                nodes=args.gpu_placement,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

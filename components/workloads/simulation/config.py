@@ -139,6 +139,8 @@ def _check_instances(config: StackConfig) -> None:
             f"{per_gpu} cannot be kept: the device plugin offers each GPU only as {shares} shares "
             f"(addons.gpuPlugin.streamsPerGpu), so up to {shares} instances land on one GPU; set {shares}",
         )
+    if not config.cluster.oke:
+        return  # an existing cluster's GPU nodes are its own: the stack knows their labels, not their number
     pool = config.node_pools.gpu
     nodes = pool.max_size if pool.max_size is not None else pool.size
     gpus = GPU_SHAPES[pool.shape].gpus

@@ -22,7 +22,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ...constants import GPU_RESOURCE, GPU_TAINT, SHARED_GPU_RESOURCE
+from ...constants import GPU_RESOURCE, SHARED_GPU_RESOURCE
+from ...placement import GPU_NODES, NodePlacement
 from ..kubernetes import (
     gpu_node_affinity,
     image_pull_secrets,
@@ -91,6 +92,8 @@ class SimulationFleetArgs:
     image_pull_secrets: Sequence[pulumi.Input[str]] = ()
     depends_on: Sequence[pulumi.Resource] = ()
     """What the instances wait for: the GPU pool and the device plugin."""
+    nodes: NodePlacement = GPU_NODES
+    """The GPU nodes: their labels and taints."""
 
 
 class SimulationFleet(pulumi.ComponentResource):
@@ -167,8 +170,8 @@ def _pod_spec(args: SimulationFleetArgs) -> dict[str, Any]:
         "imagePullSecrets": image_pull_secrets(args.image_pull_secrets),
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "affinity": gpu_node_affinity(),
-        "tolerations": [GPU_TAINT.toleration()],
+        "affinity": gpu_node_affinity(args.nodes),
+        "tolerations": args.nodes.tolerations(),
         "securityContext": pod_security_context(fs_group=ISAAC_UID),
         "containers": [_isaac_sim_container(args.image, args.settings)],
         "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": args.settings.shm_size}}],

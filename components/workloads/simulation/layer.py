@@ -34,11 +34,12 @@ def declare_simulation(
             host=simulation.ingress.host,
             path_prefix=simulation.ingress.path_prefix,
             cluster_issuer=simulation.ingress.issuer if addons.cluster_issuers else None,
-            system_nodes=[infra.pools["default"]],
-            gpu_nodes=[infra.pools["gpu"], *addons.gpu_plugin],
+            system_nodes=infra.nodes("default"),
+            gpu_nodes=[*infra.nodes("gpu"), *addons.gpu_plugin],
             ingress_controller=addons.ingress_controller,
+            gpu_placement=config.cluster.placement().gpu,
         ),
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.cluster.provider])),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider])),
     )
     return {
         "simulationUrl": workload.url,

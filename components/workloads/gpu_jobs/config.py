@@ -1,0 +1,327 @@
+"""The queue-driven GPU jobs' configuration (`jobs.*`) and its checks."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Literal
+
+from pydantic.alias_generators import to_camel
+
+from ...config_base import ConfigError, ConfigModel
+from ..config import (
+    ContainerResourcesConfig,
+    WorkloadConfig,
+    check_namespace,
+    check_pull_secrets,
+    check_requests_and_limits,
+)
+from ..images import image_problem
+from .kafka import KafkaPool
+from .scaled_jobs import Display, JobType
+
+if TYPE_CHECKING:
+    from ...config import StackConfig
+
+# Kubernetes names the Job after the ScaledJob plus a suffix, and the pods after the Job plus another.
+_JOB_TYPE = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+# A Kafka topic that is also a KafkaTopic resource's name (a DNS subdomain).
+_TOPIC = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,198}[a-z0-9])?$")
+_GROUP = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_BOOTSTRAP = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}(,[A-Za-z0-9.-]+:\d{1,5})*$")
+_BUCKET = re.compile(r"^[A-Za-z0-9._-]{1,256}$")
+_PREFIX = re.compile(r"^([A-Za-z0-9._-]+/)*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# The environment the stack gives every job (the job contract, README): a job type's `env` may not replace it.
+CONTRACT_ENV = (
+    "JOB_TYPE",
+    "POD_NAME",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_TOPIC",
+    "KAFKA_CONSUMER_GROUP",
+    "KAFKA_RESULTS_TOPIC",
+    "RESULTS_ACCESS",
+    "RESULTS_BUCKET",
+    "RESULTS_NAMESPACE",
+    "RESULTS_PREFIX",
+    "OCI_REGION",
+    "NVIDIA_DRIVER_CAPABILITIES",
+    "DISPLAY",
+)
+ResultsAccess = Literal["workloadIdentity", "preAuthenticatedRequest"]
+
+
+class KafkaPoolConfig(ContainerResourcesConfig):
+    """One KRaft node pool: its nodes, their volumes and their containers' resources."""
+
+    replicas: int = 3
+    storage_gbs: int = 100
+    cpu: str = "500m"
+    memory: str = "2Gi"
+    cpu_limit: str = "2"
+    memory_limit: str = "4Gi"
+
+    def pool(self) -> KafkaPool:
+        return KafkaPool(
+            replicas=self.replicas,
+            storage_gbs=self.storage_gbs,
+            resources=self.resources(),
+        )
+
+
+class ControllerPoolConfig(KafkaPoolConfig):
+    """KRaft controllers keep only the cluster's metadata: small volumes and memory."""
+
+    storage_gbs: int = 10
+    memory: str = "1Gi"
+    memory_limit: str = "2Gi"
+
+
+class StrimziConfig(ConfigModel):
+    controllers: ControllerPoolConfig = ControllerPoolConfig()
+    brokers: KafkaPoolConfig = KafkaPoolConfig()
+    client_namespaces: list[str] = []
+    """Namespaces besides the jobs' (and KEDA's) whose pods may reach the brokers (the producers')."""
+
+
+class KafkaConfig(ConfigModel):
+    mode: Literal["strimzi", "external"] = "strimzi"
+    """`strimzi`: a Kafka cluster run by the Strimzi operator in the jobs' namespace; `external`: one you run."""
+    bootstrap_servers: str | None = None
+    """`external` only: `host:port[,host:port...]`, plain listener."""
+    strimzi: StrimziConfig = StrimziConfig()
+
+
+class ResultsConfig(ConfigModel):
+    bucket: str | None = None
+    """The OCI Object Storage bucket the stack declares; default `<cluster name>-job-results`."""
+    prefix: str = "results/"
+    retention_days: int = 30
+    """Results older than this are deleted by the bucket's lifecycle rule."""
+    access: ResultsAccess | None = None
+    """How a job writes: OKE workload identity (OKE only; the default there), or a pre-authenticated request the
+    producer puts in each message (the default elsewhere)."""
+
+
+class DisplayConfig(ConfigModel):
+    mode: Literal["offscreen", "virtual"] = "offscreen"
+    """`offscreen`: the app renders without a display (`offscreenArgs`); `virtual`: an X server sidecar."""
+    offscreen_args: list[str] = ["-RenderOffScreen"]
+    image: str | None = None
+    """`virtual`: the sidecar's image with an X server (Xvfb); default the job's own image."""
+    resolution_width: int = 1920
+    resolution_height: int = 1080
+
+
+class JobTypeConfig(ContainerResourcesConfig):
+    image: str = ""
+    """The job's container image (yours), pinned by tag or digest."""
+    args: list[str] = []
+    env: dict[str, str] = {}
+    topic: str | None = None
+    """Where its tasks arrive; default `<type>-tasks`."""
+    results_topic: str | None = None
+    """Where it reports; default `<type>-results`."""
+    consumer_group: str | None = None
+    """Default `<type>-jobs`."""
+    partitions: int = 6
+    """The task topic's partitions (declared with Strimzi; what the external topic has otherwise)."""
+    lag_threshold: int = 1
+    """Pending messages per Job: 1 starts one Job per message."""
+    max_replicas: int = 4
+    """Jobs at once, at most; no more than partitions (a consumer beyond them would get no message)."""
+    polling_interval_seconds: int = 10
+    active_deadline_seconds: int = 3600
+    backoff_limit: int = 0
+    gpus: int = 1
+    cpu: str = "2"
+    memory: str = "8Gi"
+    cpu_limit: str = "4"
+    memory_limit: str = "16Gi"
+    run_as_user: int = 1000
+    display: DisplayConfig = DisplayConfig()
+
+    def topics(self, name: str) -> tuple[str, str]:
+        return (self.topic or f"{name}-tasks", self.results_topic or f"{name}-results")
+
+    def group(self, name: str) -> str:
+        return self.consumer_group or f"{name}-jobs"
+
+    def settings(self, name: str) -> JobType:
+        topic, results_topic = self.topics(name)
+        display = self.display
+        return JobType(
+            name=name,
+            image=self.image,
+            topic=topic,
+            results_topic=results_topic,
+            consumer_group=self.group(name),
+            args=tuple(self.args),
+            env=dict(self.env),
+            partitions=self.partitions,
+            lag_threshold=self.lag_threshold,
+            max_replicas=self.max_replicas,
+            polling_interval_seconds=self.polling_interval_seconds,
+            active_deadline_seconds=self.active_deadline_seconds,
+            backoff_limit=self.backoff_limit,
+            gpus=self.gpus,
+            resources=self.resources(),
+            run_as_user=self.run_as_user,
+            display=Display(
+                mode=display.mode,
+                offscreen_args=tuple(display.offscreen_args),
+                image=display.image,
+                resolution=(display.resolution_width, display.resolution_height),
+            ),
+        )
+
+
+class JobsConfig(WorkloadConfig):
+    enabled: bool = False
+    namespace: str = "gpu-jobs"
+    kafka: KafkaConfig = KafkaConfig()
+    results: ResultsConfig = ResultsConfig()
+    image_pull_secrets: list[str] = []
+    types: dict[str, JobTypeConfig] = {}
+    """The job types by name: each a ScaledJob with its topics and consumer group."""
+
+    def check(self, config: StackConfig) -> None:
+        check_jobs(config)
+
+    def results_access(self, config: StackConfig) -> ResultsAccess:
+        if self.results.access is not None:
+            return self.results.access
+        return "workloadIdentity" if config.cluster.oke else "preAuthenticatedRequest"
+
+
+def check_jobs(config: StackConfig) -> None:
+    jobs = config.jobs
+    check_namespace(config, "jobs")
+    check_pull_secrets("jobs", jobs.image_pull_secrets)
+    _check_kafka(jobs)
+    _check_results(config)
+    if not jobs.types:
+        raise ConfigError("jobs.types", "{} has no job type; add one (jobs.types.<name>.image) or disable jobs")
+    plugin = config.addons.gpu_plugin
+    if not plugin.enabled:
+        raise ConfigError(
+            "addons.gpuPlugin.enabled", "false leaves the GPU jobs no GPU to request; enable it or disable jobs"
+        )
+    seen: dict[str, str] = {}
+    for name, job in jobs.types.items():
+        _check_job_type(config, name, job)
+        for key, topic in zip(("topic", "resultsTopic"), job.topics(name), strict=True):
+            if topic in seen:
+                raise ConfigError(f"jobs.types.{name}.{key}", f"{topic} is already {seen[topic]}'s topic")
+            seen[topic] = f"jobs.types.{name}.{key}"
+
+
+def _check_kafka(jobs: JobsConfig) -> None:
+    kafka = jobs.kafka
+    if kafka.mode == "external":
+        if kafka.bootstrap_servers is None or not _BOOTSTRAP.match(kafka.bootstrap_servers):
+            raise ConfigError(
+                "jobs.kafka.bootstrapServers",
+                f"{kafka.bootstrap_servers} is not host:port[,host:port] (required with mode: external)",
+            )
+        if "strimzi" in kafka.model_fields_set:
+            raise ConfigError("jobs.kafka.strimzi", "is only used with mode: strimzi")
+        return
+    if kafka.bootstrap_servers is not None:
+        raise ConfigError("jobs.kafka.bootstrapServers", "is only used with mode: external (Strimzi's is known)")
+    strimzi = kafka.strimzi
+    if strimzi.controllers.replicas not in (1, 3, 5):
+        raise ConfigError(
+            "jobs.kafka.strimzi.controllers.replicas",
+            f"{strimzi.controllers.replicas} is not 1, 3 or 5 (a KRaft quorum of an odd size; 3 survives one loss)",
+        )
+    if not 1 <= strimzi.brokers.replicas <= 100:
+        raise ConfigError("jobs.kafka.strimzi.brokers.replicas", f"{strimzi.brokers.replicas} is outside 1-100")
+    for pool in ("controllers", "brokers"):
+        spec: KafkaPoolConfig = getattr(strimzi, pool)
+        if not 1 <= spec.storage_gbs <= 32768:
+            raise ConfigError(f"jobs.kafka.strimzi.{pool}.storageGbs", f"{spec.storage_gbs} is outside 1-32768")
+        check_requests_and_limits(f"jobs.kafka.strimzi.{pool}", spec)
+    for index, namespace in enumerate(strimzi.client_namespaces):
+        if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", namespace):
+            raise ConfigError(f"jobs.kafka.strimzi.clientNamespaces[{index}]", f"{namespace} is not a namespace name")
+
+
+def _check_results(config: StackConfig) -> None:
+    results = config.jobs.results
+    if results.bucket is not None and not _BUCKET.match(results.bucket):
+        raise ConfigError(
+            "jobs.results.bucket", f"{results.bucket} is not a bucket name (letters, digits, '-', '_', '.')"
+        )
+    if not _PREFIX.match(results.prefix) or len(results.prefix) > 512:
+        raise ConfigError("jobs.results.prefix", f"{results.prefix!r} is not a prefix such as results/ (ending in /)")
+    if not 1 <= results.retention_days <= 3650:
+        raise ConfigError("jobs.results.retentionDays", f"{results.retention_days} is outside 1-3650")
+    if results.access == "workloadIdentity" and not (config.cluster.oke and config.cluster.type == "ENHANCED"):
+        raise ConfigError(
+            "jobs.results.access",
+            "workloadIdentity needs an OKE ENHANCED cluster (OKE's workload identity); use preAuthenticatedRequest",
+        )
+
+
+def _check_job_type(config: StackConfig, name: str, job: JobTypeConfig) -> None:
+    path = f"jobs.types.{name}"
+    if not _JOB_TYPE.match(name):
+        raise ConfigError(path, f"{name!r} is not a job type name (1-40 lowercase letters, digits, dashes)")
+    problem = image_problem(job.image) if job.image else "is required: your job's image, by tag or digest"
+    if problem:
+        raise ConfigError(f"{path}.image", problem)
+    for key, topic in zip(("topic", "resultsTopic"), job.topics(name), strict=True):
+        if not _TOPIC.match(topic):
+            raise ConfigError(f"{path}.{key}", f"{topic} is not a topic name (lowercase letters, digits, '-', '.')")
+    if not _GROUP.match(job.group(name)):
+        raise ConfigError(f"{path}.consumerGroup", f"{job.group(name)} is not a consumer group name")
+    for key, low, high in (
+        ("partitions", 1, 1000),
+        ("lag_threshold", 1, 1000),
+        ("max_replicas", 1, 1000),
+        ("polling_interval_seconds", 1, 3600),
+        ("active_deadline_seconds", 60, 7 * 86400),
+        ("backoff_limit", 0, 10),
+        ("gpus", 1, 8),
+        ("run_as_user", 1, 2**31 - 1),
+    ):
+        value = getattr(job, key)
+        if not low <= value <= high:
+            raise ConfigError(f"{path}.{to_camel(key)}", f"{value} is outside {low}-{high}")
+    if job.max_replicas > job.partitions:
+        raise ConfigError(
+            f"{path}.maxReplicas",
+            f"{job.max_replicas} is above partitions ({job.partitions}): consumers beyond the topic's partitions "
+            "get no message (KEDA stops at the partitions)",
+        )
+    if job.gpus > 1 and config.addons.gpu_plugin.streams_per_gpu > 1:
+        raise ConfigError(
+            f"{path}.gpus", f"{job.gpus} cannot be scheduled while GPUs are time-sliced (one share per pod at most)"
+        )
+    check_requests_and_limits(path, job)
+    _check_job_arguments(path, job)
+
+
+def _check_job_arguments(path: str, job: JobTypeConfig) -> None:
+    for key, values in (("args", job.args), ("display.offscreenArgs", job.display.offscreen_args)):
+        for index, argument in enumerate(values):
+            if not argument or any(c in argument for c in "\n\r\0"):
+                raise ConfigError(f"{path}.{key}[{index}]", f"{argument!r} is not a command-line argument")
+    for variable in job.env:
+        if not _ENV_NAME.match(variable) or variable in CONTRACT_ENV:
+            raise ConfigError(
+                f"{path}.env.{variable}",
+                "is not an environment variable name of your own (the stack sets " + ", ".join(CONTRACT_ENV) + ")",
+            )
+    display = job.display
+    if display.image is not None:
+        problem = image_problem(display.image)
+        if problem:
+            raise ConfigError(f"{path}.display.image", problem)
+    for key, value, low, high in (
+        ("resolutionWidth", display.resolution_width, 320, 7680),
+        ("resolutionHeight", display.resolution_height, 240, 4320),
+    ):
+        if not low <= value <= high:
+            raise ConfigError(f"{path}.display.{key}", f"{value} is outside {low}-{high}")

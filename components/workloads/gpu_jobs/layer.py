@@ -1,0 +1,57 @@
+"""The queue-driven GPU jobs declared from the stack config, on the platform below them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+
+from .component import GpuJobs, GpuJobsArgs, StrimziKafka
+
+if TYPE_CHECKING:
+    from ...addons.layer import AddonLayer
+    from ...config import StackConfig
+    from ...oci.layer import OciLayer
+
+
+def declare_gpu_jobs(
+    config: StackConfig, name: str, infra: OciLayer, addons: AddonLayer, opts: pulumi.ResourceOptions
+) -> dict[str, Any]:
+    """The workload and the stack outputs it adds. `name`: the cluster's, the default bucket's prefix."""
+    jobs = config.jobs
+    kafka = jobs.kafka
+    engine: StrimziKafka | str = kafka.bootstrap_servers or ""
+    if kafka.mode == "strimzi":
+        strimzi = kafka.strimzi
+        engine = StrimziKafka(strimzi.controllers.pool(), strimzi.brokers.pool(), tuple(strimzi.client_namespaces))
+    access = jobs.results_access(config)
+    workload = GpuJobs(
+        "gpu-jobs",
+        GpuJobsArgs(
+            namespace=jobs.namespace,
+            job_types=[job.settings(job_name) for job_name, job in jobs.types.items()],
+            kafka=engine,
+            compartment_id=config.compartment_id,
+            region=pulumi.Config("oci").require("region"),
+            results_bucket=jobs.results.bucket or f"{name}-job-results",
+            results_prefix=jobs.results.prefix,
+            results_retention_days=jobs.results.retention_days,
+            results_access=access,
+            cluster_id=infra.cluster.cluster_id if access == "workloadIdentity" else None,
+            gpu_resource=addons.outputs.get("gpuResource", "nvidia.com/gpu"),
+            placement=config.cluster.placement(),
+            storage_class=infra.storage_class,
+            image_pull_secrets=jobs.image_pull_secrets,
+            policy_name=f"{name}-gpu-job-results",
+            system_nodes=infra.nodes("default"),
+            gpu_nodes=[*infra.nodes("gpu"), *addons.gpu_plugin],
+        ),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider])),
+    )
+    return {
+        "jobsNamespace": workload.namespace,
+        "jobsBootstrapServers": workload.bootstrap_servers,
+        "jobsTopics": workload.topics,
+        "jobsResultsBucket": workload.results_bucket,
+        "jobsResultsNamespace": workload.results_namespace,
+    }

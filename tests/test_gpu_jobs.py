@@ -1,0 +1,234 @@
+"""Queue-driven GPU jobs in the offline plan: the engines (Strimzi's Kafka, KEDA) pinned from the chart table, the
+Kafka custom resources sized from config, one ScaledJob per job type with its trigger from config, GPU placement,
+the job contract's environment, minimal RBAC, and the results bucket with its access."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT
+from test_addons import plan_with, releases
+
+from pixelstream.addons.charts import CHARTS
+from pixelstream.config import ConfigError
+from pixelstream.tools.offline import Plan, plan_stack, run_offline
+from pixelstream.workloads.gpu_jobs.config import CONTRACT_ENV
+
+JOBS_ON_OKE = {
+    "enabled": True,
+    "namespace": "render-jobs",
+    "kafka": {"strimzi": {"controllers": {"replicas": 1}, "brokers": {"replicas": 1, "storageGbs": 20}}},
+    "results": {"bucket": "render-results", "retentionDays": 7},
+    "types": {
+        "render": {
+            "image": "registry.example/render:2.1.0",
+            "topic": "render.requests",
+            "resultsTopic": "render.done",
+            "consumerGroup": "render-workers",
+            "lagThreshold": 2,
+            "partitions": 12,
+            "maxReplicas": 8,
+            "args": ["-batch"],
+            "env": {"QUALITY": "high"},
+        }
+    },
+}
+IAM_POLICY = "oci:Identity/policy:Policy"
+
+
+@pytest.fixture(scope="module")
+def onprem() -> Plan:
+    return plan_stack("onprem", ROOT)[0]
+
+
+@pytest.fixture(scope="module")
+def oke(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    """prod (time-sliced GPUs) with jobs: workload identity, an offscreen job type."""
+    return plan_with(tmp_path_factory.mktemp("oke-jobs"), "prod", jobs=JOBS_ON_OKE)
+
+
+def custom(plan: Plan, kind: str) -> dict[str, dict]:
+    return {m["metadata"]["name"]: m for m in plan.manifests().values() if m["kind"] == kind}
+
+
+def test_the_engines_come_pinned_from_the_chart_table(onprem: Plan) -> None:
+    installed = releases(onprem)
+    for chart, namespace in (("strimzi-kafka-operator", "strimzi"), ("keda", "keda")):
+        release = installed[chart]
+        assert (release["version"], release["repository"]) == (CHARTS[chart].version, CHARTS[chart].repository)
+        assert release["namespace"] == namespace
+    assert installed["strimzi-kafka-operator"]["values"]["watchNamespaces"] == ["gpu-jobs"]
+    keda = installed["keda"]["values"]
+    assert keda["watchNamespace"] == "gpu-jobs" and keda["metricsServer"] == {"enabled": False}
+    assert keda["permissions"]["operator"]["restrict"]["secret"] is True
+
+
+def test_jobs_are_off_unless_enabled() -> None:
+    dev = plan_stack("dev", ROOT)[0]
+    assert not {"keda", "strimzi-kafka-operator"} & set(releases(dev))
+    assert not [r for r in dev.resources if r.type.startswith("oci:ObjectStorage")]
+
+
+def test_kafka_runs_in_kraft_node_pools_sized_from_config(onprem: Plan, oke: Plan) -> None:
+    pools = custom(onprem, "KafkaNodePool")
+    assert {name: (p["spec"]["roles"], p["spec"]["replicas"]) for name, p in pools.items()} == {
+        "controllers": (["controller"], 3),
+        "brokers": (["broker"], 3),
+    }
+    [volume] = pools["brokers"]["spec"]["storage"]["volumes"]
+    assert (volume["size"], volume["class"], volume["type"]) == ("50Gi", "local-path", "persistent-claim")
+    assert pools["controllers"]["spec"]["storage"]["volumes"][0]["size"] == "5Gi"
+    for pool in pools.values():
+        assert pool["metadata"]["labels"]["strimzi.io/cluster"] == "jobs"
+    kafka = custom(onprem, "Kafka")["jobs"]["spec"]["kafka"]
+    assert kafka["config"]["min.insync.replicas"] == 2 and kafka["config"]["default.replication.factor"] == 3
+    assert kafka["config"]["auto.create.topics.enable"] is False
+    [listener] = kafka["listeners"]
+    assert (listener["port"], listener["type"], listener["tls"]) == (9092, "internal", False)
+    single = custom(oke, "Kafka")["jobs"]["spec"]["kafka"]["config"]
+    assert (single["default.replication.factor"], single["min.insync.replicas"]) == (1, 1)
+    assert custom(oke, "KafkaNodePool")["brokers"]["spec"]["storage"]["volumes"][0]["class"] == "oci-bv"
+
+
+def test_topics_come_from_the_job_types(onprem: Plan, oke: Plan) -> None:
+    assert {name: t["spec"]["partitions"] for name, t in custom(onprem, "KafkaTopic").items()} == {
+        "kart3d-tasks": 6,
+        "kart3d-results": 6,
+    }
+    assert set(custom(oke, "KafkaTopic")) == {"render.requests", "render.done"}
+    assert onprem.outputs["jobsTopics"] == {
+        "kart3d": {"tasks": "kart3d-tasks", "results": "kart3d-results", "consumerGroup": "kart3d-jobs"}
+    }
+
+
+def test_the_trigger_metadata_comes_from_config(onprem: Plan, oke: Plan) -> None:
+    job = custom(oke, "ScaledJob")["render"]["spec"]
+    assert job["triggers"] == [
+        {
+            "type": "kafka",
+            "metadata": {
+                "bootstrapServers": "jobs-kafka-bootstrap.render-jobs.svc:9092",
+                "consumerGroup": "render-workers",
+                "topic": "render.requests",
+                "lagThreshold": "2",
+                "offsetResetPolicy": "earliest",
+                "allowIdleConsumers": "false",
+            },
+        }
+    ]
+    assert (job["maxReplicaCount"], job["scalingStrategy"]) == (8, {"strategy": "default"})
+    onprem_job = custom(onprem, "ScaledJob")["kart3d"]["spec"]
+    assert onprem_job["triggers"][0]["metadata"]["lagThreshold"] == "1", "one Job per pending message"
+    assert (onprem_job["maxReplicaCount"], onprem_job["jobTargetRef"]["activeDeadlineSeconds"]) == (2, 1800)
+
+
+def _pod(plan: Plan, job: str) -> dict:
+    return custom(plan, "ScaledJob")[job]["spec"]["jobTargetRef"]["template"]["spec"]
+
+
+def test_a_job_runs_on_a_gpu_with_graphics_and_video(onprem: Plan, oke: Plan) -> None:
+    for plan, job, resource in ((onprem, "kart3d", "nvidia.com/gpu"), (oke, "render", "nvidia.com/gpu.shared")):
+        pod = _pod(plan, job)
+        [container] = pod["containers"]
+        assert container["resources"]["requests"][resource] == container["resources"]["limits"][resource] == "1"
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["NVIDIA_DRIVER_CAPABILITIES"] == "graphics,video,compute,utility"
+        assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        assert pod["restartPolicy"] == "Never"
+    terms = _pod(oke, "render")["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"][0]["matchExpressions"][0]["key"] == "app.pixel/gpu"
+
+
+def test_a_virtual_display_is_a_native_sidecar_and_offscreen_is_a_flag(onprem: Plan, oke: Plan) -> None:
+    pod = _pod(onprem, "kart3d")
+    [display] = pod["initContainers"]
+    assert display["restartPolicy"] == "Always" and display["command"][:2] == ["Xvfb", ":99"]
+    assert display["image"] == pod["containers"][0]["image"], "the job's own image by default"
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["DISPLAY"] == ":99" and "args" not in pod["containers"][0]
+    offscreen = _pod(oke, "render")
+    assert offscreen["initContainers"] == []
+    assert offscreen["containers"][0]["args"] == ["-batch", "-RenderOffScreen"]
+    assert "DISPLAY" not in {e["name"] for e in offscreen["containers"][0]["env"]}
+
+
+def test_the_job_contract_environment(onprem: Plan, oke: Plan) -> None:
+    env = {e["name"]: e for e in _pod(oke, "render")["containers"][0]["env"]}
+    assert set(CONTRACT_ENV) - {"DISPLAY"} <= set(env) and env["QUALITY"]["value"] == "high"
+    assert env["RESULTS_ACCESS"]["value"] == "workloadIdentity"
+    assert (env["RESULTS_BUCKET"]["value"], env["RESULTS_PREFIX"]["value"]) == ("render-results", "results/render/")
+    assert env["RESULTS_NAMESPACE"]["value"] == "offlinenamespace" and env["OCI_REGION"]["value"] == "us-ashburn-1"
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    par = {e["name"]: e.get("value") for e in _pod(onprem, "kart3d")["containers"][0]["env"]}
+    assert par["RESULTS_ACCESS"] == "preAuthenticatedRequest"
+
+
+def test_rbac_is_namespaced_and_minimal(onprem: Plan, oke: Plan) -> None:
+    for plan, namespace in ((onprem, "gpu-jobs"), (oke, "render-jobs")):
+        jobs = plan.named("pixelstream:index:GpuJobs", "gpu-jobs")
+        below = _descendants(plan, jobs.urn)
+        kinds = {r.type.rsplit(":", 1)[-1] for r in below if r.type.startswith("kubernetes:")}
+        assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}, kinds
+        account = plan.manifests()[f"{namespace}.serviceaccount.gpu-job.yaml"]
+        assert account["automountServiceAccountToken"] is False
+    # No token in a pod unless the job writes through workload identity, and then only in the job's container.
+    assert "kube-api-access" not in {v["name"] for v in _pod(onprem, "kart3d")["volumes"]}
+    pod = _pod(oke, "render")
+    assert pod["automountServiceAccountToken"] is False
+    assert "kube-api-access" in {v["name"] for v in pod["volumes"]}
+    assert "kube-api-access" in {m["name"] for m in pod["containers"][0]["volumeMounts"]}
+
+
+def _descendants(plan: Plan, urn: str) -> list:
+    children = [r for r in plan.resources if r.parent == urn]
+    return children + [d for c in children for d in _descendants(plan, c.urn)]
+
+
+def test_results_bucket_expires_results_and_grants_only_object_creation(onprem: Plan, oke: Plan) -> None:
+    bucket = onprem.named("oci:ObjectStorage/bucket:Bucket", "gpu-jobs-results-bucket").inputs
+    assert (bucket["name"], bucket["accessType"]) == ("pixelstream-onprem-job-results", "NoPublicAccess")
+    lifecycle = onprem.named(
+        "oci:ObjectStorage/objectLifecyclePolicy:ObjectLifecyclePolicy", "gpu-jobs-results-lifecycle"
+    ).inputs
+    expire = lifecycle["rules"][0]
+    assert (expire["action"], expire["timeAmount"], expire["timeUnit"]) == ("DELETE", "14", "DAYS")
+    assert expire["objectNameFilter"]["inclusionPrefixes"] == ["results/"]
+    [policy] = [p.inputs for p in onprem.of_type(IAM_POLICY)]
+    assert policy["statements"] == [
+        "Allow service objectstorage-us-ashburn-1 to manage object-family in compartment id "
+        "ocid1.compartment.oc1..offlineplan where target.bucket.name = 'pixelstream-onprem-job-results'"
+    ]
+    [policy] = [p.inputs for p in oke.of_type(IAM_POLICY) if p.name == "gpu-jobs-results-policy"]
+    assert policy["statements"][1] == (
+        "Allow any-user to manage objects in compartment id ocid1.compartment.oc1..offlineplan where ALL "
+        "{request.principal.type = 'workload', request.principal.namespace = 'render-jobs', "
+        "request.principal.service_account = 'gpu-job', "
+        "request.principal.cluster_id = 'ocid1.cluster.offline..pixelstream-prod', "
+        "target.bucket.name = 'render-results', request.permission = 'OBJECT_CREATE'}"
+    )
+
+
+def test_an_external_kafka_replaces_strimzi(tmp_path: Path) -> None:
+    servers = "kafka-1.corp.example:9092,kafka-2.corp.example:9092"
+    document = yaml.safe_load((ROOT / "stacks" / "Pulumi.onprem.yaml").read_text())
+    document["config"]["pixelstream:jobs"]["kafka"] = {"mode": "external", "bootstrapServers": servers}
+    stack_file = tmp_path / "Pulumi.onprem.yaml"
+    stack_file.write_text(yaml.safe_dump(document))
+    plan = plan_stack("onprem", ROOT, stack_file)[0]
+    assert "strimzi-kafka-operator" not in releases(plan) and "keda" in releases(plan)
+    assert not custom(plan, "Kafka") and not custom(plan, "KafkaTopic")
+    assert custom(plan, "ScaledJob")["kart3d"]["spec"]["triggers"][0]["metadata"]["bootstrapServers"] == servers
+    assert plan.outputs["jobsBootstrapServers"] == servers
+
+
+def test_jobs_need_a_region_for_their_bucket() -> None:
+    program = ROOT / "infra" / "__main__.py"
+    config = {
+        "pixelstream:compartmentId": "ocid1.compartment.oc1..aaaa",
+        "pixelstream:jobs": '{"enabled": true, "types": {"render": {"image": "r.example/render:1"}}}',
+    }
+    with pytest.raises(ConfigError, match=r"^oci:region: is required with jobs"):
+        run_offline(lambda: runpy.run_path(str(program)), project="pixelstream", config=config)
