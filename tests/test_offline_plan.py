@@ -266,6 +266,7 @@ def make(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["make", "-s", "-C", str(ROOT), *args], capture_output=True, text=True, env=env, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stack", ["dev", "prod", "sim"])
 def test_make_plan(stack: str, tmp_path: Path) -> None:
     result = make("plan", f"STACK={stack}")
@@ -289,6 +290,7 @@ def test_make_plan(stack: str, tmp_path: Path) -> None:
 SHIPPED = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stack", SHIPPED)
 def test_every_shipped_stack_plans_and_passes_the_policy_pack(stack: str, tmp_path: Path, capsys) -> None:
     from pixelstream.tools.checks import main as checks

@@ -25,6 +25,8 @@ from tools import require
 from pixelstream.addons.custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, expand_metrics_query
 from pixelstream.tools.offline import plan_stack
 
+pytestmark = pytest.mark.slow
+
 MATCHMAKER = (
     "matchmaker_streamer_demand_ratio 0.75\nmatchmaker_player_queue_count 0\nmatchmaker_streamer_available_count 1\n"
 )

@@ -627,6 +627,7 @@ def _valid_stack(changes: dict[str, Any]) -> str:
     return yaml.safe_dump(document)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("case", "changes"), VALID, ids=[c[0] for c in VALID])
 def test_an_unusual_but_valid_stack_plans(case, changes, tmp_path, capsys) -> None:
     status, lines, everything, _ = run_plan(_valid_stack(changes), tmp_path, capsys)
@@ -639,6 +640,7 @@ def _tree(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stack", ["dev", "prod", "onprem", "hybrid", "custom"])
 def test_two_plans_of_a_stack_are_byte_identical(stack: str, tmp_path: Path) -> None:
     stack_file = None
