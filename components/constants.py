@@ -114,6 +114,8 @@ AUTOSCALER_EXPENDABLE_CUTOFF = -10
 INGRESS_CLASS = "nginx"
 # OKE's block-volume storage class: persistent volumes on OKE (an existing cluster names its own in config).
 OKE_STORAGE_CLASS = "oci-bv"
+# An OCI block volume's size in GB, smallest to largest.
+BLOCK_VOLUME_GBS = (50, 32768)
 # ConfigMaps with this label are loaded by Grafana's dashboard sidecar.
 GRAFANA_DASHBOARD_LABEL = ("grafana_dashboard", "1")
 

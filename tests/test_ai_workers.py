@@ -481,6 +481,22 @@ INVALID: list[tuple[str, dict[str, Any], dict[str, Any], str, list[str]]] = [
         ["60-7200"],
     ),
     ("a bad pull secret", {"imagePullSecrets": ["Not A Secret"]}, {}, "aiWorkers.imagePullSecrets[0]", []),
+    (
+        "more workers than the GPU pool holds",
+        {"replicas": 4, "weights": {"volume": "hostPath"}},
+        {"nodePools": {"gpu": {"size": 1, "maxSize": 3, "minSize": 1}}},
+        "aiWorkers.replicas",
+        ["4 do not fit the GPU pool, which holds at most 3", "VM.GPU.A10.1"],
+    ),
+    (
+        "two-GPU workers, one per two-GPU node",
+        {"replicas": 3, "weights": {"volume": "hostPath"}, "models": [{**MODEL, "gpus": 2}]},
+        {"nodePools": {"gpu": {"shape": "VM.GPU.A10.2", "size": 2}}},
+        "aiWorkers.replicas",
+        ["holds at most 2"],
+    ),
+    ("an empty weights path", {"weights": {"volume": "hostPath", "path": ""}}, {}, "aiWorkers.weights.path", []),
+    ("no weights volume", {"weights": {"sizeGbs": 0}}, {}, "aiWorkers.weights.sizeGbs", ["0 is outside 50-32768"]),
 ]
 
 
@@ -503,7 +519,12 @@ def test_each_valid_variant_of_the_invalid_ones_parses() -> None:
     """The cases above fail for the reason they name: the same stack without it is valid."""
     StackConfig.parse(ai_raw({}, {}))
     StackConfig.parse(ai_raw({"orchestrator": EXTERNAL}, {}))
-    StackConfig.parse(ai_raw({"replicas": 3, "weights": {"volume": "hostPath"}}, {}))
+    three_nodes = {"nodePools": {"gpu": {"size": 1, "maxSize": 3, "minSize": 1}}}
+    StackConfig.parse(ai_raw({"replicas": 3, "weights": {"volume": "hostPath"}}, three_nodes))
+    two_gpu_nodes = {"nodePools": {"gpu": {"shape": "VM.GPU.A10.2", "size": 2}}}
+    StackConfig.parse(
+        ai_raw({"replicas": 2, "weights": {"volume": "hostPath"}, "models": [{**MODEL, "gpus": 2}]}, two_gpu_nodes)
+    )
     StackConfig.parse(ai_raw({"models": [{**MODEL, "gpus": 2}]}, {"nodePools": {"gpu": {"shape": "VM.GPU.A10.2"}}}))
     StackConfig.parse(ai_raw({"orchestrator": {"host": "ai.example.com"}}, {}))
 

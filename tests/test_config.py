@@ -949,6 +949,37 @@ INVALID += [
         "jobs.results.prefix",
         ["'results'", "ending in /"],
     ),
+    ("an empty topic", jobs(types={"render": {**JOB, "topic": ""}}), "jobs.types.render.topic", ["'' is not a topic"]),
+    (
+        "an empty consumer group",
+        jobs(types={"render": {**JOB, "consumerGroup": ""}}),
+        "jobs.types.render.consumerGroup",
+        ["'' is not a consumer group"],
+    ),
+    (
+        "cluster name on an existing cluster",
+        _merge(existing(), {"cluster": {"name": "a:b"}}),
+        "cluster.name",
+        ["'a:b'", "1-32 lowercase letters"],
+    ),
+    (
+        "HPA step past int32",
+        {"streaming": {"autoscaling": {"scaleUp": {"pods": 2**31}}}},
+        "streaming.autoscaling.scaleUp",
+        ["pods 2147483648", "at most 2147483647"],
+    ),
+    (
+        "coturn quota past a C int",
+        {"streaming": {"turn": {"totalQuota": 2**31}}},
+        "streaming.turn.totalQuota",
+        ["2147483648 is outside 1-2147483647"],
+    ),
+    (
+        "prometheus volume past the largest block volume",
+        {"addons": {"monitoring": {"storageGbs": 40000}}},
+        "addons.monitoring.storageGbs",
+        ["40000 is outside 50-32768"],
+    ),
 ]
 
 

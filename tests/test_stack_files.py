@@ -29,7 +29,7 @@ from pixelstream.tools.offline import main, plan_stack
 
 STACKS = {
     name: yaml.safe_load((ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text())
-    for name in ("dev", "prod", "onprem", "hybrid")
+    for name in ("dev", "prod", "onprem", "hybrid", "sim", "ai")
 }
 # A mapping of named entries (jobs.types.<name>): the walk descends into one entry, named like this.
 ANY_KEY = "*"
@@ -476,6 +476,56 @@ def test_a_wrong_type_anywhere_is_one_line_naming_the_key(case, text, path, stac
     assert status == 2, everything[-2000:]
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}: "), lines
     assert "Traceback" not in everything and elapsed < 5
+
+
+# The stack that turns on the part of the config a key belongs to, so that its checks run.
+STACK_OF = {"simulation": "sim", "aiWorkers": "ai", "jobs": "onprem", "network.onPremises": "hybrid"}
+# Numbers whose range is wider than a Kubernetes int32: an ASN is 32-bit unsigned, bandwidth budgets are bytes.
+WIDER_THAN_INT32 = {"network.onPremises.customerBgpAsn", "streaming.turn.capacityBytesPerSecond"}
+
+
+def _stack_for(path: tuple[str, ...]) -> str:
+    dotted = ".".join(path)
+    if dotted.startswith("cluster.existing"):
+        return "onprem"
+    return next((stack for prefix, stack in STACK_OF.items() if dotted.startswith(prefix)), "prod")
+
+
+def bound_cases() -> list[tuple[str, str, int, str]]:
+    """(id, stack file text, value, key) for -1 and 2**31 at every integer key, in a stack where it is in use."""
+    cases = []
+    for wildcard, annotation in _leaves(StackConfig):
+        if int not in (annotation, *typing.get_args(annotation)) or bool in typing.get_args(annotation):
+            continue
+        stack = _stack_for(wildcard)
+        path = _named_entry(STACKS[stack], wildcard)
+        dotted = ".".join(path)
+        for value in (-1, 2**31):
+            cases.append((f"{dotted}={value}", yaml.safe_dump(_set(STACKS[stack], path, value)), value, dotted))
+    return cases
+
+
+BOUND_CASES = bound_cases()
+
+
+@pytest.mark.parametrize(("case", "text", "value", "key"), BOUND_CASES, ids=[c[0] for c in BOUND_CASES])
+def test_a_number_out_of_range_is_one_line_or_a_wide_key(case, text, value, key, tmp_path, capsys) -> None:
+    """Every integer key at -1 and just past int32: refused in one line (a negative count or a value Kubernetes,
+    coturn or OCI cannot hold), planned only where the key's range is wider, never a traceback or a hang."""
+    status, lines, everything, elapsed = run_plan(text, tmp_path, capsys)
+    assert "Traceback" not in everything and elapsed < 10
+    if status == 0:
+        assert value > 0 and key in WIDER_THAN_INT32, f"{case} was planned"
+        return
+    # The line names the key or one it depends on (minSize without maxSize...), in the same part of the config.
+    assert status == 2 and len(lines) == 1 and lines[0].startswith(f"error: pixelstream:{key.split('.')[0]}"), lines
+
+
+def test_every_integer_key_is_tried_at_its_bounds() -> None:
+    assert len(BOUND_CASES) >= 150
+    assert {"simulation.instances=-1", "aiWorkers.replicas=2147483648", "jobs.types.kart3d.gpus=-1"} <= {
+        case[0] for case in BOUND_CASES
+    }
 
 
 @pytest.mark.parametrize(("case", "text", "expected"), SEMANTIC_CASES, ids=[c[0] for c in SEMANTIC_CASES])

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic.alias_generators import to_camel, to_snake
 
 from ..config_base import ConfigError, ConfigModel
+from ..constants import BLOCK_VOLUME_GBS
 from .alerts import AlertReceiver, AlertThresholds, ReceiverKind
 from .charts import CHARTS
 from .cluster_autoscaler import AutoscalerTimings
@@ -177,10 +178,11 @@ def _check_charts_and_settings(config: StackConfig) -> None:
         raise ConfigError("addons.certManager.email", f"{email} is not an email address")
     if not _DURATION.match(addons.monitoring.retention):
         raise ConfigError("addons.monitoring.retention", f"{addons.monitoring.retention} is not a duration such as 15d")
-    if addons.monitoring.storage_gbs < 50:
+    smallest, largest = BLOCK_VOLUME_GBS
+    if not smallest <= addons.monitoring.storage_gbs <= largest:
         raise ConfigError(
             "addons.monitoring.storageGbs",
-            f"{addons.monitoring.storage_gbs} is below 50 GB, the smallest OCI block volume",
+            f"{addons.monitoring.storage_gbs} is outside {smallest}-{largest} GB, the sizes of an OCI block volume",
         )
     _check_alerts(addons.monitoring)
     for key in ("dcgmExporter", "prometheusAdapter"):

@@ -208,6 +208,7 @@ def check_oci(config: StackConfig) -> None:
     """The network, cluster and node pools, and how they fit together (pod subnets hold the pools' pods); or,
     with an existing cluster, what the stack needs to know about it."""
     _check_relay_and_clients(config)
+    _check_cluster_name(config)
     if not config.cluster.oke:
         check_existing_cluster(config)
         return
@@ -282,14 +283,18 @@ def _check_relay_and_clients(config: StackConfig) -> None:
     check_unique("network.clientCidrs", network.client_cidrs)
 
 
-def _check_cluster(config: StackConfig) -> None:
-    cluster = config.cluster
-    if cluster.name is not None and not _CLUSTER_NAME.match(cluster.name):
+def _check_cluster_name(config: StackConfig) -> None:
+    name = config.cluster.name
+    if name is not None and not _CLUSTER_NAME.match(name):
         raise ConfigError(
             "cluster.name",
-            f"{cluster.name!r} is not a cluster name: 1-32 lowercase letters, digits and dashes, starting with a "
-            "letter (it prefixes every network resource's name)",
+            f"{name!r} is not a cluster name: 1-32 lowercase letters, digits and dashes, starting with a letter (it "
+            "prefixes the names of the stack's resources)",
         )
+
+
+def _check_cluster(config: StackConfig) -> None:
+    cluster = config.cluster
     if cluster.kubernetes_version not in KUBERNETES_VERSIONS:
         raise ConfigError(
             "cluster.kubernetesVersion",

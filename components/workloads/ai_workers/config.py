@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING, Literal
 
 from ...config_base import INT32_MAX, ConfigError, ConfigModel
-from ...constants import GPU_RESOURCE
+from ...constants import BLOCK_VOLUME_GBS, GPU_RESOURCE
 from ...oci.shapes import GPU_SHAPES
 from ..config import WorkloadConfig, check_host, check_namespace, check_pull_secrets, check_requests_and_limits
 from ..images import AI_WORKER_IMAGES, image_problem
@@ -27,7 +27,6 @@ MIN_SECRET_LENGTH = 16
 _SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/root", "/run", "/sbin", "/sys", "/usr")
 _SYSTEM_DIRS += ("/var/lib/kubelet", "/var/lib/containerd", "/var/lib/crio", "/var/log", "/var/run")
 # OCI block volumes: 50 GB to 32 TB.
-BLOCK_VOLUME_GBS = (50, 32768)
 
 
 class OrchestratorConfig(ConfigModel):
@@ -75,8 +74,8 @@ class WeightsConfig(ConfigModel):
         defaults = WeightsSettings()
         return WeightsSettings(
             volume=self.volume,
-            size_gbs=self.size_gbs or defaults.size_gbs,
-            path=self.path or defaults.path,
+            size_gbs=defaults.size_gbs if self.size_gbs is None else self.size_gbs,
+            path=defaults.path if self.path is None else self.path,
             download=self.download,
         )
 
@@ -105,6 +104,7 @@ class AiWorkersConfig(WorkloadConfig):
                 "aiWorkers.runner.startupTimeoutSeconds", f"{self.runner.startup_timeout_seconds} is outside 60-7200"
             )
         _check_weights(self)
+        _check_pool_fit(config)
 
 
 def _check_orchestrator(config: StackConfig) -> None:
@@ -216,6 +216,23 @@ def _check_models(config: StackConfig) -> None:
             "aiWorkers.enabled",
             f"true needs whole GPUs ({GPU_RESOURCE}), which the device plugin does not offer while "
             f"addons.gpuPlugin.streamsPerGpu is {plugin.streams_per_gpu}: set it to 1, or aiWorkers.enabled: false",
+        )
+
+
+def _check_pool_fit(config: StackConfig) -> None:
+    """On OKE, no more workers than the GPU pool holds at its largest (an existing cluster's nodes are its own)."""
+    workers, pool = config.ai_workers, config.node_pools.gpu
+    per_worker = sum(model.gpus for model in workers.models)
+    if not config.cluster.oke or per_worker < 1:
+        return
+    nodes = pool.max_size if pool.max_size is not None else pool.size
+    gpus = GPU_SHAPES[pool.shape].gpus
+    most = nodes * (gpus // per_worker)
+    if workers.replicas > most:
+        raise ConfigError(
+            "aiWorkers.replicas",
+            f"{workers.replicas} do not fit the GPU pool, which holds at most {most}: {nodes} node(s) of {pool.shape} "
+            f"({gpus} GPU(s) each) at {per_worker} GPU(s) per worker (nodePools.gpu, aiWorkers.models)",
         )
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic.alias_generators import to_camel
 
-from ...config_base import ConfigError, ConfigModel
+from ...config_base import INT32_MAX, ConfigError, ConfigModel
 from ..config import (
     ContainerResourcesConfig,
     WorkloadConfig,
@@ -142,10 +142,11 @@ class JobTypeConfig(ContainerResourcesConfig):
     display: DisplayConfig = DisplayConfig()
 
     def topics(self, name: str) -> tuple[str, str]:
-        return (self.topic or f"{name}-tasks", self.results_topic or f"{name}-results")
+        topic = f"{name}-tasks" if self.topic is None else self.topic
+        return (topic, f"{name}-results" if self.results_topic is None else self.results_topic)
 
     def group(self, name: str) -> str:
-        return self.consumer_group or f"{name}-jobs"
+        return f"{name}-jobs" if self.consumer_group is None else self.consumer_group
 
     def settings(self, name: str) -> JobType:
         topic, results_topic = self.topics(name)
@@ -273,9 +274,9 @@ def _check_job_type(config: StackConfig, name: str, job: JobTypeConfig) -> None:
         raise ConfigError(f"{path}.image", problem)
     for key, topic in zip(("topic", "resultsTopic"), job.topics(name), strict=True):
         if not _TOPIC.match(topic):
-            raise ConfigError(f"{path}.{key}", f"{topic} is not a topic name (lowercase letters, digits, '-', '.')")
+            raise ConfigError(f"{path}.{key}", f"{topic!r} is not a topic name (lowercase letters, digits, '-', '.')")
     if not _GROUP.match(job.group(name)):
-        raise ConfigError(f"{path}.consumerGroup", f"{job.group(name)} is not a consumer group name")
+        raise ConfigError(f"{path}.consumerGroup", f"{job.group(name)!r} is not a consumer group name")
     for key, low, high in (
         ("partitions", 1, 1000),
         ("lag_threshold", 1, 1000),
@@ -284,7 +285,7 @@ def _check_job_type(config: StackConfig, name: str, job: JobTypeConfig) -> None:
         ("active_deadline_seconds", 60, 7 * 86400),
         ("backoff_limit", 0, 10),
         ("gpus", 1, 8),
-        ("run_as_user", 1, 2**31 - 1),
+        ("run_as_user", 1, INT32_MAX),
     ):
         value = getattr(job, key)
         if not low <= value <= high:

@@ -160,9 +160,11 @@ def _check_turn(turn: TurnConfig) -> None:
         raise ConfigError(
             "streaming.turn.credentialTtlSeconds", f"{turn.credential_ttl_seconds} is outside 60-86400 seconds"
         )
-    for key in ("user_quota", "total_quota", "max_bytes_per_second"):
-        if getattr(turn, key) < 1:
-            raise ConfigError(f"streaming.turn.{to_camel(key)}", f"{getattr(turn, key)} is below 1")
+    # coturn reads the quotas as C ints.
+    for key, high in (("user_quota", INT32_MAX), ("total_quota", INT32_MAX), ("max_bytes_per_second", None)):
+        value = getattr(turn, key)
+        if value < 1 or (high is not None and value > high):
+            raise ConfigError(f"streaming.turn.{to_camel(key)}", f"{value} is outside 1-{high or 'any'}")
     if turn.capacity_bytes_per_second < turn.max_bytes_per_second:
         raise ConfigError(
             "streaming.turn.capacityBytesPerSecond",
@@ -221,11 +223,11 @@ def _check_autoscaling(streaming: StreamingConfig) -> None:
     if not 0 < scaling.target_pool_ratio <= 10:
         raise ConfigError("streaming.autoscaling.targetPoolRatio", f"{scaling.target_pool_ratio} is outside (0, 10]")
     up = scaling.scale_up
-    if up.pods < 1 or up.percent < 1 or not 1 <= up.period_seconds <= 1800:
+    if not (1 <= up.pods <= INT32_MAX and 1 <= up.percent <= INT32_MAX and 1 <= up.period_seconds <= 1800):
         raise ConfigError(
             "streaming.autoscaling.scaleUp",
             f"pods {up.pods}, percent {up.percent} and periodSeconds {up.period_seconds} must be positive "
-            "(period at most 1800)",
+            f"(pods and percent at most {INT32_MAX}, period at most 1800)",
         )
     for path, seconds in (
         ("scaleUp", up.stabilization_seconds),
