@@ -155,6 +155,11 @@ class NodePoolConfig(ConfigModel):
     fault_domains: list[str] = []
     image_id: str | None = None
 
+    @property
+    def largest_size(self) -> int:
+        """The most nodes the pool ever has: maxSize when autoscaled, else size."""
+        return self.size if self.max_size is None else self.max_size
+
     @model_validator(mode="before")
     @classmethod
     def _no_flex_defaults_on_fixed_shapes(cls, data: Any) -> Any:
@@ -386,7 +391,7 @@ def _check_node_pools(config: StackConfig) -> None:
 
 
 def _check_cluster_size(config: StackConfig) -> None:
-    most = sum(spec.max_size if spec.max_size is not None else spec.size for _, spec in config.node_pools.items())
+    most = sum(spec.largest_size for _, spec in config.node_pools.items())
     limit = MAX_NODES_PER_CLUSTER[config.cluster.type]
     if most > limit:
         raise ConfigError(
@@ -406,7 +411,7 @@ def _check_pod_subnets(config: StackConfig) -> None:
         ("pods", subnets.pods, ("default", "turn")),
         ("streamPods", subnets.stream_pods, ("gpu",)),
     ):
-        nodes = sum(pools[p].max_size if pools[p].max_size is not None else pools[p].size for p in users)
+        nodes = sum(pools[p].largest_size for p in users)
         usable = ipaddress.IPv4Network(cidr).num_addresses - 3
         if nodes * PODS_PER_NODE > usable:
             raise ConfigError(

@@ -225,7 +225,7 @@ def _check_pool_fit(config: StackConfig) -> None:
     per_worker = sum(model.gpus for model in workers.models)
     if not config.cluster.oke or per_worker < 1:
         return
-    nodes = pool.max_size if pool.max_size is not None else pool.size
+    nodes = pool.largest_size
     gpus = GPU_SHAPES[pool.shape].gpus
     most = nodes * (gpus // per_worker)
     if workers.replicas > most:

@@ -161,10 +161,11 @@ def _check_turn(turn: TurnConfig) -> None:
             "streaming.turn.credentialTtlSeconds", f"{turn.credential_ttl_seconds} is outside 60-86400 seconds"
         )
     # coturn reads the quotas as C ints.
-    for key, high in (("user_quota", INT32_MAX), ("total_quota", INT32_MAX), ("max_bytes_per_second", None)):
-        value = getattr(turn, key)
-        if value < 1 or (high is not None and value > high):
-            raise ConfigError(f"streaming.turn.{to_camel(key)}", f"{value} is outside 1-{high or 'any'}")
+    for key in ("user_quota", "total_quota"):
+        if not 1 <= getattr(turn, key) <= INT32_MAX:
+            raise ConfigError(f"streaming.turn.{to_camel(key)}", f"{getattr(turn, key)} is outside 1-{INT32_MAX}")
+    if turn.max_bytes_per_second < 1:
+        raise ConfigError("streaming.turn.maxBytesPerSecond", f"{turn.max_bytes_per_second} is below 1")
     if turn.capacity_bytes_per_second < turn.max_bytes_per_second:
         raise ConfigError(
             "streaming.turn.capacityBytesPerSecond",

@@ -142,7 +142,7 @@ def _check_instances(config: StackConfig) -> None:
     if not config.cluster.oke:
         return  # an existing cluster's GPU nodes are its own: the stack knows their labels, not their number
     pool = config.node_pools.gpu
-    nodes = pool.max_size if pool.max_size is not None else pool.size
+    nodes = pool.largest_size
     gpus = GPU_SHAPES[pool.shape].gpus
     slots = nodes * gpus * per_gpu
     if simulation.instances > slots:
