@@ -1,0 +1,459 @@
+"""The session service: the only way a player reaches a stream.
+
+    GET    /               the player page (Epic's frontend library for the stack's UE version)
+    POST   /api/session    join: authenticate (per AUTH_MODE), then the identity's one session; sets its cookie
+    GET    /api/session    the session's state: queued (position, estimated wait), assigned, connected, ended
+    DELETE /api/session    leave
+    GET    /ws             the session's signalling, relayed to its stream only (signalling.py checks each message)
+    GET    /healthz        200 while the stream list is fresh (readiness); /livez 200 while serving
+    :METRICS_PORT /metrics queue, players, streams, the demand ratio the stream autoscaler reads
+
+A session is a random id in an HttpOnly, SameSite=Strict cookie; a request without one, or with one the broker
+does not know, gets nothing. No request parameter names a stream or an address: the broker picks the stream.
+
+Environment (every value has a default but the secrets):
+  PORT 8080, METRICS_PORT 9000, NAMESPACE, STREAM_SELECTOR, SIGNALLING_PORT 8080, STREAM_REFRESH_SECONDS 2
+  TURN_SECRET_FILE, TURN_PORT 3478, TURN_TTL_SECONDS 300, TURN_NODE_SELECTOR, TURN_TLS_URL, TURN_REFRESH_SECONDS 15
+  AUTH_MODE none|signedLinks|oidc
+    signedLinks: LINK_AUDIENCE, LINK_MAX_LIFETIME_SECONDS 300, LINK_SECRET_FILE or LINK_JWKS_URL, LINK_ISSUER
+    oidc: OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_JWKS_URL (else the issuer's discovery document's jwks_uri)
+  CLAIM_SECONDS 30, RECONNECT_SECONDS 20, MAX_SESSION_SECONDS 0, MAX_QUEUE 500, COLD_START_SECONDS 120
+  COOKIE_SECURE true, COOKIE_PATH /, PLAYER_DIR (the built page)
+  Kubernetes access as in kube.py (the pod's service account).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from . import streams as kube_streams
+from .auth import OpenIdConnect, Refused, SignedLinks
+from .broker import HOLDING, Broker, BrokerSettings, NotAssigned, QueueFull, State
+from .metrics import Metrics
+from .signalling import MAX_MESSAGE_BYTES, Relay, encode, streamer_ids
+from .turn import TurnPool, TurnSettings, turn_addresses
+
+log = logging.getLogger("session")
+COOKIE = "pxsession"
+STREAMER_LIST_TIMEOUT = 10
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@dataclass
+class Settings:
+    namespace: str = "pixel"
+    stream_selector: str = "app.kubernetes.io/name=stream"
+    signalling_port: int = 8080
+    stream_refresh_seconds: float = 2
+    turn_node_selector: str = "app.pixel/turn=true"
+    turn_refresh_seconds: float = 15
+    cookie_secure: bool = True
+    cookie_path: str = "/"
+    player_dir: Path | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        player_dir = os.environ.get("PLAYER_DIR")
+        return cls(
+            namespace=os.environ.get("NAMESPACE", "pixel"),
+            stream_selector=os.environ.get("STREAM_SELECTOR", cls.stream_selector),
+            signalling_port=_env_int("SIGNALLING_PORT", 8080),
+            stream_refresh_seconds=float(os.environ.get("STREAM_REFRESH_SECONDS", "2")),
+            turn_node_selector=os.environ.get("TURN_NODE_SELECTOR", cls.turn_node_selector),
+            turn_refresh_seconds=float(os.environ.get("TURN_REFRESH_SECONDS", "15")),
+            cookie_secure=os.environ.get("COOKIE_SECURE", "true") == "true",
+            cookie_path=os.environ.get("COOKIE_PATH", "/"),
+            player_dir=Path(player_dir) if player_dir else None,
+        )
+
+
+def broker_settings_from_env() -> BrokerSettings:
+    return BrokerSettings(
+        claim_seconds=_env_int("CLAIM_SECONDS", 30),
+        reconnect_seconds=_env_int("RECONNECT_SECONDS", 20),
+        max_session_seconds=_env_int("MAX_SESSION_SECONDS", 0),
+        max_queue=_env_int("MAX_QUEUE", 500),
+        cold_start_seconds=_env_int("COLD_START_SECONDS", 120),
+    )
+
+
+def _read(path: str) -> str:
+    return Path(path).read_text().strip()
+
+
+def _discover_jwks(issuer: str) -> str:
+    url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)["jwks_uri"]
+
+
+def verifier_from_env() -> SignedLinks | OpenIdConnect | None:
+    """The verifier of AUTH_MODE; None for `none`."""
+    mode = os.environ.get("AUTH_MODE", "none")
+    if mode == "none":
+        return None
+    if mode == "signedLinks":
+        secret_file, jwks_url = os.environ.get("LINK_SECRET_FILE"), os.environ.get("LINK_JWKS_URL")
+        return SignedLinks(
+            audience=os.environ["LINK_AUDIENCE"],
+            max_lifetime_seconds=_env_int("LINK_MAX_LIFETIME_SECONDS", 300),
+            secret=_read(secret_file) if secret_file else None,
+            jwks_url=jwks_url or None,
+            issuer=os.environ.get("LINK_ISSUER") or None,
+        )
+    if mode == "oidc":
+        issuer = os.environ["OIDC_ISSUER"]
+        return OpenIdConnect(
+            issuer, os.environ["OIDC_CLIENT_ID"], os.environ.get("OIDC_JWKS_URL") or _discover_jwks(issuer)
+        )
+    raise ValueError(f"AUTH_MODE {mode!r} is not one of none, signedLinks, oidc")
+
+
+@dataclass
+class SessionService:
+    settings: Settings
+    broker: Broker
+    turn: TurnPool
+    verifier: SignedLinks | OpenIdConnect | None
+    list_streams: Callable[[], Awaitable[dict[str, str]]]
+    list_turn_nodes: Callable[[], Awaitable[list[str]]]
+    set_deletion_cost: Callable[[str, bool], Awaitable[None]]
+    clock: Callable[[], float] = time.time
+    metrics: Metrics = field(default_factory=Metrics)
+    connections: dict[str, web.WebSocketResponse] = field(default_factory=dict)
+    streams_fresh_at: float = 0.0
+
+    # -- HTTP ----------------------------------------------------------------------------------------------
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[_security_headers], client_max_size=64 * 1024)
+        app.router.add_post("/api/session", self.join)
+        app.router.add_get("/api/session", self.status)
+        app.router.add_delete("/api/session", self.leave)
+        app.router.add_get("/ws", self.signalling)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/livez", lambda _: web.json_response({"status": "ok"}))
+        if self.settings.player_dir:
+            app.router.add_get("/", lambda _: web.FileResponse(self.settings.player_dir / "index.html"))
+            app.router.add_static("/assets", self.settings.player_dir / "assets")
+        app.on_startup.append(self._start_background)
+        app.on_cleanup.append(self._stop_background)
+        return app
+
+    def metrics_application(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    async def join(self, request: web.Request) -> web.Response:
+        if request.content_type != "application/json":
+            return _error(415, "send JSON")
+        try:
+            identity = await self._identity(request)
+        except Refused as refusal:
+            self.metrics.count("refused", "auth")
+            return _error(401, str(refusal))
+        known = len(self.broker.sessions)
+        try:
+            session = self.broker.join(identity, self.clock())
+        except QueueFull:
+            self.metrics.count("refused", "queue-full")
+            return _error(503, "the waiting room is full; try again in a minute", retry_after=60)
+        self.metrics.count("joined", "new" if len(self.broker.sessions) > known else "existing")
+        response = self._status_response(session.id)
+        response.set_cookie(
+            COOKIE,
+            session.id,
+            httponly=True,
+            secure=self.settings.cookie_secure,
+            samesite="Strict",
+            path=self.settings.cookie_path,
+        )
+        return response
+
+    async def status(self, request: web.Request) -> web.Response:
+        session_id = request.cookies.get(COOKIE, "")
+        if self.broker.status(session_id, self.clock()) is None:
+            return _error(404, "no session: join first")
+        return self._status_response(session_id)
+
+    async def leave(self, request: web.Request) -> web.Response:
+        session_id = request.cookies.get(COOKIE, "")
+        self.broker.leave(session_id, self.clock())
+        await self._settle()
+        return web.json_response({"state": State.ENDED.value})
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        fresh = self.clock() - self.streams_fresh_at < 3 * self.settings.stream_refresh_seconds + 5
+        return web.json_response({"streamsListed": fresh}, status=200 if fresh else 503)
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        text = self.metrics.render(self.broker.counts(), self.broker.demand_ratio())
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+    async def _identity(self, request: web.Request) -> str:
+        if self.verifier is None:
+            # `none`: a browser's own session, or a new anonymous player.
+            known = self.broker.sessions.get(request.cookies.get(COOKIE, ""))
+            return known.identity if known else f"anonymous:{os.urandom(16).hex()}"
+        if isinstance(self.verifier, OpenIdConnect):
+            return await asyncio.to_thread(self.verifier.identity, request.headers.get("Authorization"))
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        token = body.get("launch") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise Refused("no launch link: open the link your portal gave you")
+        return await asyncio.to_thread(self.verifier.identity, token)
+
+    def _status_response(self, session_id: str) -> web.Response:
+        status = self.broker.status(session_id, self.clock())
+        assert status is not None
+        body: dict[str, Any] = {"state": status.state.value}
+        if status.position is not None:
+            body |= {"position": status.position, "estimatedWaitSeconds": status.estimated_wait_seconds}
+        if status.reason:
+            body["reason"] = status.reason
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+    # -- signalling ----------------------------------------------------------------------------------------
+
+    async def signalling(self, request: web.Request) -> web.StreamResponse:
+        session_id = request.cookies.get(COOKIE, "")
+        origin = request.headers.get("Origin")
+        if origin and urllib.parse.urlsplit(origin).netloc != request.host:
+            return _error(403, "cross-site signalling is refused")
+        session = self.broker.sessions.get(session_id)
+        if session is None:
+            return _error(401, "no session: join first")
+        if isinstance(self.verifier, OpenIdConnect):
+            try:
+                identity = await asyncio.to_thread(self.verifier.identity, request.headers.get("Authorization"))
+            except Refused as refusal:
+                return _error(401, str(refusal))
+            if identity != session.identity:
+                return _error(403, "this session belongs to another player")
+        try:
+            stream = self.broker.connect(session_id, self.clock())
+        except NotAssigned:
+            return _error(409, "no stream for this session yet: wait for your turn")
+        player = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_MESSAGE_BYTES)
+        await player.prepare(request)
+        previous = self.connections.get(session_id)
+        self.connections[session_id] = player
+        if previous is not None:
+            await previous.close(code=4000, message=b"replaced by a newer connection")
+        try:
+            await self._relay(session_id, stream.address, player)
+        finally:
+            if self.connections.get(session_id) is player:
+                del self.connections[session_id]
+                self.broker.disconnect(session_id, self.clock())
+            await self._settle()
+        return player
+
+    async def _relay(self, session_id: str, address: str, player: web.WebSocketResponse) -> None:
+        url = f"http://{address}:{self.settings.signalling_port}/"
+        relay = Relay("", self.turn.peer_options(session_id, self.clock()))
+        try:
+            async with (
+                aiohttp.ClientSession() as client,
+                client.ws_connect(
+                    url, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30, timeout=aiohttp.ClientWSTimeout(ws_close=5)
+                ) as upstream,
+            ):
+                await upstream.send_str(encode({"type": "listStreamers"}))
+                ids = await asyncio.wait_for(self._streamer_list(upstream, player, relay), STREAMER_LIST_TIMEOUT)
+                if len(ids) != 1:
+                    log.warning("stream at %s offered %d streamers, not one: skipping it", address, len(ids))
+                    raise ConnectionError("not exactly one streamer")
+                relay.streamer_id = ids[0]
+                await self._pump(upstream, player, relay)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ConnectionError):
+            self.metrics.count("refused", "stream-unavailable")
+            self.broker.refused(session_id, self.clock())
+            await player.close(code=4001, message=b"the stream was not ready; you keep your place in the queue")
+        finally:
+            for kind, count in relay.dropped.items():
+                self.metrics.count("dropped", kind, count)
+
+    @staticmethod
+    async def _streamer_list(
+        upstream: aiohttp.ClientWebSocketResponse, player: web.WebSocketResponse, relay: Relay
+    ) -> list[str]:
+        """Reads the signalling server until it answers our `listStreamers`, passing on what the player may
+        see meanwhile (its `config`, rewritten)."""
+        async for message in upstream:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                break
+            ids = streamer_ids(message.data)
+            if ids is not None:
+                return ids
+            forward = relay.from_stream(message.data)
+            if forward is not None:
+                await player.send_str(forward)
+        raise ConnectionError("the signalling server closed before listing its streamers")
+
+    @staticmethod
+    async def _pump(upstream: aiohttp.ClientWebSocketResponse, player: web.WebSocketResponse, relay: Relay) -> None:
+        async def player_to_stream() -> None:
+            async for message in player:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                to_stream, to_player = relay.from_player(message.data)
+                if to_stream is not None:
+                    await upstream.send_str(to_stream)
+                if to_player is not None:
+                    await player.send_str(to_player)
+
+        async def stream_to_player() -> None:
+            async for message in upstream:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    forward = relay.from_stream(message.data)
+                    if forward is not None:
+                        await player.send_str(forward)
+
+        tasks = [asyncio.create_task(player_to_stream()), asyncio.create_task(stream_to_player())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        await upstream.close()
+        await player.close(code=4002, message=b"the stream ended")
+
+    # -- background ----------------------------------------------------------------------------------------
+
+    async def _start_background(self, app: web.Application) -> None:
+        app["tasks"] = [
+            asyncio.create_task(self._every(self.settings.stream_refresh_seconds, self._refresh_streams)),
+            asyncio.create_task(self._every(self.settings.turn_refresh_seconds, self._refresh_turn)),
+            asyncio.create_task(self._every(1, self._settle)),
+        ]
+
+    @staticmethod
+    async def _stop_background(app: web.Application) -> None:
+        for task in app["tasks"]:
+            task.cancel()
+
+    @staticmethod
+    async def _every(seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await work()
+            except Exception as error:  # one failed round must not stop the loop
+                log.warning("%s failed: %s", work.__name__, error)
+            await asyncio.sleep(seconds)
+
+    async def _refresh_streams(self) -> None:
+        ready = await self.list_streams()
+        self.streams_fresh_at = self.clock()
+        self.broker.set_streams(ready, self.clock())
+        await self._settle()
+
+    async def _refresh_turn(self) -> None:
+        self.turn.set_addresses(await self.list_turn_nodes())
+
+    async def _settle(self) -> None:
+        """Applies the clock, closes the signalling of sessions that ended, writes deletion costs."""
+        self.broker.tick(self.clock())
+        self.turn.retain({s.id for s in self.broker.sessions.values() if s.state in HOLDING})
+        for session_id, player in list(self.connections.items()):
+            session = self.broker.sessions.get(session_id)
+            if session is None or session.state not in HOLDING:
+                self.connections.pop(session_id, None)
+                reason = session.ended_reason if session else "ended"
+                await player.close(code=4003, message=f"session ended: {reason}".encode())
+        for stream, busy in self.broker.cost_changes().items():
+            try:
+                await self.set_deletion_cost(stream, busy)
+            except Exception as error:
+                log.warning("deletion cost of %s not written: %s", stream, error)
+
+
+@web.middleware
+async def _security_headers(request: web.Request, handler: Callable) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; connect-src 'self'; media-src 'self' blob:; img-src 'self' data: blob:; "
+        "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+    )
+    return response
+
+
+def _error(status: int, message: str, retry_after: int | None = None) -> web.Response:
+    headers = {"Cache-Control": "no-store"}
+    if retry_after:
+        headers["Retry-After"] = str(retry_after)
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def service_from_env() -> SessionService:
+    settings = Settings.from_env()
+    turn_settings = TurnSettings(
+        secret=_read(os.environ["TURN_SECRET_FILE"]),
+        port=_env_int("TURN_PORT", 3478),
+        ttl_seconds=_env_int("TURN_TTL_SECONDS", 300),
+        tls_url=os.environ.get("TURN_TLS_URL") or None,
+    )
+    namespace = settings.namespace
+
+    async def list_streams() -> dict[str, str]:
+        return await asyncio.to_thread(kube_streams.list_streams, namespace, settings.stream_selector)
+
+    async def list_turn_nodes() -> list[str]:
+        import kube
+
+        query = urllib.parse.urlencode({"labelSelector": settings.turn_node_selector})
+        return turn_addresses(await asyncio.to_thread(kube.call, "GET", f"/api/v1/nodes?{query}"))
+
+    async def set_cost(pod: str, busy: bool) -> None:
+        await asyncio.to_thread(kube_streams.set_deletion_cost, namespace, pod, busy)
+
+    return SessionService(
+        settings=settings,
+        broker=Broker(broker_settings_from_env()),
+        turn=TurnPool(turn_settings),
+        verifier=verifier_from_env(),
+        list_streams=list_streams,
+        list_turn_nodes=list_turn_nodes,
+        set_deletion_cost=set_cost,
+    )
+
+
+async def serve(service: SessionService, port: int, metrics_port: int) -> None:
+    runners = []
+    for app, listen_port in ((service.application(), port), (service.metrics_application(), metrics_port)):
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "0.0.0.0", listen_port).start()
+        runners.append(runner)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(service_from_env(), _env_int("PORT", 8080), _env_int("METRICS_PORT", 9000)))

@@ -1,0 +1,27 @@
+// Builds the player page once per supported Unreal Engine version into dist/ue<version>/: the same page, bundled
+// with the frontend library of that version (package.json names each as frontend-ue<version>).
+import { build } from 'esbuild';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
+
+const versions = Object.keys(JSON.parse(await readFile('package.json', 'utf8')).dependencies)
+  .filter((name) => name.startsWith('frontend-ue'))
+  .map((name) => name.slice('frontend-ue'.length));
+
+for (const version of versions) {
+  const out = `dist/ue${version}`;
+  await mkdir(`${out}/assets`, { recursive: true });
+  await build({
+    entryPoints: ['src/player.js'],
+    bundle: true,
+    format: 'esm',
+    target: 'es2020',
+    minify: true,
+    legalComments: 'linked',
+    alias: { '@pixelstream/frontend': `frontend-ue${version}` },
+    outfile: `${out}/assets/player.js`,
+    logLevel: 'warning'
+  });
+  await copyFile('src/player.css', `${out}/assets/player.css`);
+  await copyFile('index.html', `${out}/index.html`);
+  console.log(`built ${out}`);
+}

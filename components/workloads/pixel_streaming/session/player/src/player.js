@@ -1,0 +1,138 @@
+// The player page: join the session service's queue, show the place and the expected wait, then play the
+// stream the service assigned, through Epic's frontend library. Nothing here chooses a stream: the page knows
+// only its own session (an HttpOnly cookie) and the service's relative paths, and the library is told to
+// ignore the page's URL parameters (useUrlParams: false), so `?ss=`, `?StreamerId=` and the like do nothing.
+import { Config, PixelStreaming } from '@pixelstream/frontend';
+
+const POLL_MS = 2000;
+const statusLine = document.getElementById('status');
+const actionButton = document.getElementById('action');
+const videoParent = document.getElementById('video');
+const sessionUrl = new URL('api/session', document.baseURI);
+const ENDED = {
+  'stream-ended': 'The stream ended.',
+  'claim-expired': 'Your turn passed before the stream connected.',
+  disconnected: 'You were disconnected for too long.',
+  'time-limit': 'Your session reached its time limit.',
+  left: 'You left.'
+};
+let stream = null;
+
+function show(state, text, data = {}) {
+  document.body.dataset.state = state;
+  for (const [key, value] of Object.entries(data)) document.body.dataset[key] = String(value);
+  statusLine.textContent = text;
+}
+
+function offer(label, action) {
+  actionButton.textContent = label;
+  actionButton.hidden = false;
+  actionButton.onclick = () => {
+    actionButton.hidden = true;
+    action();
+  };
+}
+
+function roughly(seconds) {
+  if (seconds < 60) return 'less than a minute';
+  const minutes = Math.round(seconds / 60);
+  return minutes === 1 ? 'about a minute' : `about ${minutes} minutes`;
+}
+
+// A signed launch link carries its token in the URL fragment (never sent to a server or written to a log);
+// it is taken once and removed from the address bar.
+function takeLaunchToken() {
+  const token = new URLSearchParams(location.hash.slice(1)).get('launch');
+  if (token) history.replaceState(null, '', location.pathname + location.search);
+  return token;
+}
+
+async function call(method, body) {
+  const init = { method, credentials: 'same-origin', cache: 'no-store' };
+  if (body) {
+    init.headers = { 'Content-Type': 'application/json' };
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(sessionUrl, init);
+  let data = {};
+  try {
+    data = await response.json();
+  } catch {
+    data = {};
+  }
+  return { ok: response.ok, data };
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function join() {
+  show('joining', 'Joining…');
+  const token = takeLaunchToken();
+  const { ok, data } = await call('POST', token ? { launch: token } : {});
+  if (!ok) {
+    show('refused', data.error || 'You could not join.');
+    offer('Try again', join);
+    return;
+  }
+  follow(data);
+}
+
+async function follow(session) {
+  for (;;) {
+    if (session.state === 'queued') {
+      show('queued', `You are number ${session.position} in the queue. Wait: ${roughly(session.estimatedWaitSeconds)}.`, {
+        position: session.position,
+        wait: session.estimatedWaitSeconds
+      });
+    } else if (session.state === 'ended') {
+      show('ended', ENDED[session.reason] || 'Your session ended.', { reason: session.reason || '' });
+      offer('Play again', join);
+      return;
+    } else {
+      connect();
+      return;
+    }
+    await sleep(POLL_MS);
+    const { ok, data } = await call('GET');
+    if (!ok) {
+      show('ended', data.error || 'Your session ended.');
+      offer('Play again', join);
+      return;
+    }
+    session = data;
+  }
+}
+
+function connect() {
+  show('connecting', 'Your stream is ready. Connecting…');
+  const signalling = new URL('ws', document.baseURI);
+  signalling.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const config = new Config({
+    useUrlParams: false,
+    initialSettings: {
+      ss: signalling.href,
+      AutoConnect: true,
+      AutoPlayVideo: true,
+      StartVideoMuted: true,
+      MaxReconnectAttempts: 0,
+      WaitForStreamer: false
+    }
+  });
+  videoParent.replaceChildren();
+  const current = new PixelStreaming(config, { videoElementParent: videoParent });
+  stream = current;
+  current.addEventListener('webRtcConnected', () => show('connected', 'Connected.'));
+  current.addEventListener('playStream', () => show('playing', 'Playing.'));
+  current.addEventListener('playStreamRejected', () => offer('Play', () => current.play()));
+  current.addEventListener('webRtcDisconnected', async () => {
+    if (stream !== current) return;
+    stream = null;
+    show('disconnected', 'Disconnected.');
+    await sleep(1000);
+    const { ok, data } = await call('GET');
+    if (ok) follow(data);
+    else offer('Play again', join);
+  });
+}
+
+join();

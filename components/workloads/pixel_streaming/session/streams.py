@@ -1,0 +1,42 @@
+"""The streams, as the Kubernetes API lists them: nothing registers itself with the session service.
+
+A stream may take a player when its pod carries the stream labels, was created by a ReplicaSet (the stream
+Deployment's; a pod made by hand has no controller), is Ready (its signalling server has a streamer: the
+readiness probe asks it), is not terminating, and has an address. The session service marks the busy ones with
+a pod deletion cost so that a scale-in removes idle streams first (the ReplicaSet controller deletes the pods
+with the lowest `controller.kubernetes.io/pod-deletion-cost` first).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import kube
+
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+
+
+def ready_streams(pod_list: dict) -> dict[str, str]:
+    """Pod name -> pod IP of the streams that may take a player."""
+    streams = {}
+    for pod in pod_list.get("items", []):
+        metadata, status = pod.get("metadata", {}), pod.get("status", {})
+        owners = metadata.get("ownerReferences", [])
+        if metadata.get("deletionTimestamp") or not status.get("podIP"):
+            continue
+        if not any(o.get("controller") and o.get("kind") == "ReplicaSet" for o in owners):
+            continue
+        conditions = status.get("conditions", [])
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            streams[metadata["name"]] = status["podIP"]
+    return streams
+
+
+def list_streams(namespace: str, selector: str) -> dict[str, str]:
+    query = urllib.parse.urlencode({"labelSelector": selector})
+    return ready_streams(kube.call("GET", f"/api/v1/namespaces/{namespace}/pods?{query}"))
+
+
+def set_deletion_cost(namespace: str, pod: str, busy: bool) -> None:
+    patch = {"metadata": {"annotations": {DELETION_COST: "1" if busy else "0"}}}
+    kube.call("PATCH", f"/api/v1/namespaces/{namespace}/pods/{pod}", patch, "application/merge-patch+json")

@@ -1,0 +1,257 @@
+"""The player edge on loopback for tests: the real session service (its own process, as its image runs it),
+a fake Kubernetes API that lists the stream pods and TURN nodes and records deletion-cost patches, and one
+stand-in signalling server (with a streamer) per stream pod, each on an address of its own (127.0.0.N)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Coroutine, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp import web
+from conftest import ROOT, SHARED_APP, free_port
+from fake_kube import FakeKube, node, serve
+from signalling_stand_in import FakeStreamer, SignallingServer
+from tools import require
+
+SESSION = ROOT / "components" / "workloads" / "pixel_streaming" / "session"
+PLAYER = SESSION / "player"
+NAMESPACE = "pixel"
+LINK_SECRET = "edge-test-launch-link-secret-0123456789abcdef"
+TURN_SECRET = "edge-test-turn-secret"
+AUDIENCE = "pixelstream"
+
+
+def built_player(version: str = "5.7") -> Path:
+    """The player page bundled for `version` (npm ci and the build, once): what the image serves."""
+    out = PLAYER / "dist" / f"ue{version}"
+    if not (out / "assets" / "player.js").exists():
+        npm = require("npm", "npm")
+        for command in ([npm, "ci", "--no-audit", "--no-fund"], [npm, "run", "build"]):
+            subprocess.run(command, cwd=PLAYER, check=True, capture_output=True, timeout=600)
+    return out
+
+
+def launch_link(subject: str, lifetime: int = 120, **claims: Any) -> str:
+    now = int(time.time())
+    body = {"sub": subject, "aud": AUDIENCE, "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex, **claims}
+    return jwt.encode(body, LINK_SECRET, algorithm="HS256")
+
+
+class Loop:
+    """An asyncio loop on a thread of its own, for the stand-ins."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=20)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+@dataclass
+class StreamPod:
+    name: str
+    address: str
+    server: SignallingServer
+    streamer: FakeStreamer
+    runners: list[web.AppRunner]
+
+
+@dataclass
+class Edge:
+    url: str
+    metrics_url: str
+    kube: FakeKube
+    loop: Loop
+    signalling_port: int
+    process: subprocess.Popen
+    pods: dict[str, StreamPod] = field(default_factory=dict)
+    _next_address: int = 2
+
+    def add_stream(self, name: str, streamer_id: str = "DefaultStreamer", streamers: int = 1) -> StreamPod:
+        """A stream pod at the next loopback address: its signalling server, its streamer(s), listed as Ready."""
+        address = f"127.0.0.{self._next_address}"
+        self._next_address += 1
+        server = SignallingServer()
+
+        async def start() -> tuple[list[web.AppRunner], list[FakeStreamer]]:
+            runners = []
+            streamer_port = free_port()
+            for app, port in ((server.player_app(), self.signalling_port), (server.streamer_app(), streamer_port)):
+                runner = web.AppRunner(app, shutdown_timeout=1)
+                await runner.setup()
+                await web.TCPSite(runner, address, port).start()
+                runners.append(runner)
+            fakes = [FakeStreamer(f"ws://{address}:{streamer_port}/", streamer_id) for _ in range(streamers)]
+            for fake in fakes:
+                await fake.start()
+            return runners, fakes
+
+        runners, fakes = self.loop.run(start())
+        pod = StreamPod(name, address, server, fakes[0], runners)
+        self.pods[name] = pod
+        self.kube.routes[("PATCH", f"/api/v1/namespaces/{NAMESPACE}/pods/{name}")] = lambda call: (200, {})
+        return pod
+
+    def remove_stream(self, name: str) -> None:
+        self.loop.run(_stop_pod(self.pods.pop(name)))
+
+    def deletion_costs(self, name: str) -> list[str]:
+        path = f"/api/v1/namespaces/{NAMESPACE}/pods/{name}"
+        return [
+            c.body["metadata"]["annotations"]["controller.kubernetes.io/pod-deletion-cost"]
+            for c in self.kube.calls
+            if c.method == "PATCH" and c.path == path
+        ]
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"{self.metrics_url}/metrics", timeout=5) as response:
+            return response.read().decode()
+
+
+async def _stop_pod(pod: StreamPod) -> None:
+    await pod.streamer.stop()
+    for runner in pod.runners:
+        await runner.cleanup()
+
+
+def _stop_pods(loop: Loop, pods: dict[str, StreamPod]) -> None:
+    for name in list(pods):
+        loop.run(_stop_pod(pods.pop(name)))
+
+
+def _pod_list(edge_pods: dict[str, StreamPod]) -> dict:
+    items = []
+    for pod in edge_pods.values():
+        items.append(
+            {
+                "metadata": {
+                    "name": pod.name,
+                    "labels": {"app.kubernetes.io/name": "stream"},
+                    "ownerReferences": [{"kind": "ReplicaSet", "name": "stream-abc", "controller": True}],
+                },
+                "status": {"podIP": pod.address, "conditions": [{"type": "Ready", "status": "True"}]},
+            }
+        )
+    return {"items": items}
+
+
+@contextmanager
+def running_edge(tmp_path: Path, **env: str) -> Iterator[Edge]:
+    """The session service with signed launch links (or the auth mode `env` names) and no stream yet."""
+    (tmp_path / "link-secret").write_text(LINK_SECRET)
+    (tmp_path / "turn-secret").write_text(TURN_SECRET)
+    pods: dict[str, StreamPod] = {}
+    routes = {
+        ("GET", f"/api/v1/namespaces/{NAMESPACE}/pods"): lambda call: (200, _pod_list(pods)),
+        ("GET", "/api/v1/nodes"): lambda call: (200, {"items": [node("turn-a", "203.0.113.10")]}),
+    }
+    with ExitStack() as stack:
+        kube = stack.enter_context(serve(routes))
+        loop = Loop()
+        stack.callback(loop.stop)
+        stack.callback(_stop_pods, loop, pods)
+        port, metrics_port, signalling_port = free_port(), free_port(), free_port()
+        variables = {
+            **os.environ,
+            **kube.env(tmp_path),
+            "PYTHONPATH": os.pathsep.join([str(SESSION.parent), str(SHARED_APP)]),
+            "PORT": str(port),
+            "METRICS_PORT": str(metrics_port),
+            "NAMESPACE": NAMESPACE,
+            "SIGNALLING_PORT": str(signalling_port),
+            "STREAM_REFRESH_SECONDS": "0.2",
+            "TURN_REFRESH_SECONDS": "0.2",
+            "TURN_SECRET_FILE": str(tmp_path / "turn-secret"),
+            "AUTH_MODE": "signedLinks",
+            "LINK_AUDIENCE": AUDIENCE,
+            "LINK_SECRET_FILE": str(tmp_path / "link-secret"),
+            "COOKIE_SECURE": "false",
+            "COLD_START_SECONDS": "120",
+            **env,
+        }
+        log = (tmp_path / "session.log").open("w")
+        stack.callback(log.close)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "session"], env=variables, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path
+        )
+        stack.callback(_stop, process)
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_ready(url, process, tmp_path / "session.log")
+        yield Edge(url, f"http://127.0.0.1:{metrics_port}", kube, loop, signalling_port, process, pods)
+
+
+def _wait_until_ready(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the session service exited:\n{log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=2).close()
+            return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    pytest.fail(f"the session service did not become ready:\n{log.read_text()[-3000:]}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wait_for(condition: Any, what: str, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {seconds} s")
+        time.sleep(0.05)
+
+
+def chromium_driver(profile: Path) -> Any:
+    """Debian's chromium through its chromedriver, headless, with nothing fetched in the background."""
+    chromium = require("chromium", "chromium")
+    driver_path = require("chromedriver", "chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    flags = (
+        *("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"),
+        *("--disable-background-networking", "--disable-component-update", "--disable-sync"),
+        *("--autoplay-policy=no-user-gesture-required", "--window-size=1280,720", f"--user-data-dir={profile}"),
+    )
+    for flag in flags:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=DriverService(executable_path=driver_path), options=options)
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+def quit_driver(driver: Any, profile: Path) -> None:
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)

@@ -1,0 +1,446 @@
+"""The session service's rules one at a time: the broker (queue, one stream per player, timeouts), the
+signalling relay (what crosses between a player and its stream), launch links and sign-in tokens, TURN
+credentials per session. The service as a whole, with a browser, is in test_session_service.py."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from pixelstream.workloads.pixel_streaming.session.auth import OpenIdConnect, Refused, SignedLinks
+from pixelstream.workloads.pixel_streaming.session.broker import Broker, BrokerSettings, QueueFull, State
+from pixelstream.workloads.pixel_streaming.session.metrics import Metrics
+from pixelstream.workloads.pixel_streaming.session.signalling import PUBLIC_STREAMER_ID, Relay, streamer_ids
+from pixelstream.workloads.pixel_streaming.session.turn import TurnPool, TurnSettings, credentials, turn_identity
+
+T0 = 1_000_000.0
+STREAMS = {"stream-a": "10.0.192.10", "stream-b": "10.0.192.11"}
+
+
+def broker(**settings: float) -> Broker:
+    return Broker(BrokerSettings(**settings))  # type: ignore[arg-type]
+
+
+# -- the broker -----------------------------------------------------------------------------------------------
+
+
+def test_an_identity_holds_one_session_and_joining_again_returns_it() -> None:
+    b = broker()
+    first = b.join("link:alice", T0)
+    assert b.join("link:alice", T0 + 5) is first
+    assert len(b.sessions) == 1 and list(b.queue) == [first.id]
+
+
+def test_each_stream_goes_to_exactly_one_player_in_arrival_order() -> None:
+    b = broker()
+    players = [b.join(f"link:p{i}", T0 + i) for i in range(3)]
+    b.set_streams(STREAMS, T0 + 10)
+    holders = {s.name: s.session for s in b.streams.values()}
+    assert holders == {"stream-a": players[0].id, "stream-b": players[1].id}
+    assert players[2].state == State.QUEUED and b.status(players[2].id, T0 + 10).position == 1
+    # A third stream goes to the one still waiting, not to anyone twice.
+    b.set_streams({**STREAMS, "stream-c": "10.0.192.12"}, T0 + 11)
+    assert b.streams["stream-c"].session == players[2].id
+    assert len({s.session for s in b.streams.values()}) == 3
+
+
+def test_a_player_reaches_only_its_own_stream() -> None:
+    b = broker()
+    alice, bob = b.join("link:alice", T0), b.join("link:bob", T0)
+    b.set_streams(STREAMS, T0)
+    assert b.connect(alice.id, T0).address == STREAMS["stream-a"]
+    assert b.connect(bob.id, T0).address == STREAMS["stream-b"]
+
+
+def test_a_queued_or_unknown_session_reaches_no_stream() -> None:
+    from pixelstream.workloads.pixel_streaming.session.broker import NotAssigned
+
+    b = broker()
+    queued = b.join("link:alice", T0)
+    for session_id in (queued.id, "made-up", ""):
+        with pytest.raises(NotAssigned):
+            b.connect(session_id, T0)
+
+
+def test_an_unclaimed_stream_goes_to_the_next_player_after_the_claim_time() -> None:
+    b = broker(claim_seconds=30)
+    alice, bob = b.join("link:alice", T0), b.join("link:bob", T0)
+    b.set_streams({"stream-a": STREAMS["stream-a"]}, T0)
+    b.tick(T0 + 29)
+    assert alice.state == State.ASSIGNED
+    b.tick(T0 + 30)
+    assert alice.state == State.ENDED and alice.ended_reason == "claim-expired"
+    assert bob.state == State.ASSIGNED and bob.stream == "stream-a"
+
+
+def test_a_disconnected_player_gets_its_stream_back_within_the_reconnect_time_and_loses_it_after() -> None:
+    b = broker(reconnect_seconds=20)
+    alice = b.join("link:alice", T0)
+    b.set_streams({"stream-a": STREAMS["stream-a"]}, T0)
+    b.connect(alice.id, T0)
+    b.disconnect(alice.id, T0 + 100)
+    b.tick(T0 + 119)
+    assert b.connect(alice.id, T0 + 119).name == "stream-a"
+    b.disconnect(alice.id, T0 + 200)
+    b.tick(T0 + 220)
+    assert alice.state == State.ENDED and alice.ended_reason == "disconnected"
+    assert b.streams["stream-a"].session is None
+
+
+def test_a_stream_that_goes_away_ends_its_session_and_the_player_can_join_again() -> None:
+    b = broker()
+    alice = b.join("link:alice", T0)
+    b.set_streams(STREAMS, T0)
+    b.set_streams({"stream-b": STREAMS["stream-b"]}, T0 + 1)
+    assert b.status(alice.id, T0 + 1).state == State.ENDED and alice.ended_reason == "stream-ended"
+    again = b.join("link:alice", T0 + 2)
+    assert again.id != alice.id and again.stream == "stream-b"
+
+
+def test_a_stream_whose_address_changes_is_a_new_stream() -> None:
+    b = broker()
+    alice = b.join("link:alice", T0)
+    b.set_streams({"stream-a": "10.0.192.10"}, T0)
+    b.set_streams({"stream-a": "10.0.192.99"}, T0 + 1)
+    assert alice.state == State.ENDED
+
+
+def test_a_refused_player_keeps_the_head_of_the_queue_and_the_stream_is_skipped_for_a_while() -> None:
+    b = broker(quarantine_seconds=30)
+    alice, bob = b.join("link:alice", T0), b.join("link:bob", T0)
+    b.set_streams({"stream-a": STREAMS["stream-a"]}, T0)
+    b.refused(alice.id, T0 + 1)
+    assert list(b.queue) == [alice.id, bob.id] and b.streams["stream-a"].session is None
+    b.set_streams(STREAMS, T0 + 2)
+    assert alice.stream == "stream-b" and bob.state == State.QUEUED
+    b.tick(T0 + 31)
+    assert bob.stream == "stream-a"
+
+
+def test_the_session_time_limit_ends_a_session() -> None:
+    b = broker(max_session_seconds=600)
+    alice = b.join("link:alice", T0)
+    b.set_streams({"stream-a": STREAMS["stream-a"]}, T0)
+    b.connect(alice.id, T0)
+    b.tick(T0 + 599)
+    assert alice.state == State.CONNECTED
+    b.tick(T0 + 600)
+    assert alice.ended_reason == "time-limit"
+
+
+def test_the_waiting_room_has_a_size() -> None:
+    b = broker(max_queue=2)
+    b.join("link:a", T0), b.join("link:b", T0)
+    with pytest.raises(QueueFull):
+        b.join("link:c", T0)
+
+
+def test_demand_ratio_counts_holding_and_waiting_players_per_ready_stream() -> None:
+    b = broker()
+    assert b.demand_ratio() == 0
+    b.join("link:a", T0)
+    assert b.demand_ratio() == 2  # no stream: players + 1, so the autoscaler asks for more
+    b.set_streams(STREAMS, T0)
+    b.join("link:b", T0)
+    b.join("link:c", T0)
+    assert b.counts() == {"queued": 1, "playing": 2, "streams": 2, "free": 0}
+    assert b.demand_ratio() == 1.5
+
+
+def test_the_estimated_wait_follows_recent_assignments_and_falls_back_to_one_stream_start() -> None:
+    b = broker(cold_start_seconds=120, claim_seconds=1000)
+    waiting = [b.join(f"link:{i}", T0) for i in range(6)]
+    assert b.status(waiting[0].id, T0).estimated_wait_seconds == 120
+    streams: dict[str, str] = {}
+    for i in range(3):  # a stream every 40 s
+        streams[f"s{i}"] = f"10.0.192.{i}"
+        b.set_streams(dict(streams), T0 + 40 * i)
+    status = b.status(waiting[4].id, T0 + 80)
+    assert status.position == 2 and status.estimated_wait_seconds == 80
+
+
+def test_deletion_cost_changes_follow_who_holds_a_stream() -> None:
+    b = broker()
+    alice = b.join("link:alice", T0)
+    b.set_streams({"stream-a": STREAMS["stream-a"]}, T0)
+    assert b.cost_changes() == {"stream-a": True}
+    assert b.cost_changes() == {}
+    b.leave(alice.id, T0 + 1)
+    assert b.cost_changes() == {"stream-a": False}
+
+
+def test_ended_sessions_are_forgotten_after_a_while() -> None:
+    b = broker(ended_memory_seconds=60)
+    alice = b.join("link:alice", T0)
+    b.leave(alice.id, T0)
+    assert b.status(alice.id, T0 + 59).state == State.ENDED
+    b.tick(T0 + 60)
+    assert b.status(alice.id, T0 + 60) is None and not b._by_identity
+
+
+# -- the signalling relay -------------------------------------------------------------------------------------
+
+OPTIONS = {"iceServers": [{"urls": ["turn:203.0.113.10:3478?transport=udp"]}], "iceTransportPolicy": "relay"}
+
+
+def relay() -> Relay:
+    return Relay("DefaultStreamer", OPTIONS)
+
+
+def test_the_player_sees_one_streamer_by_a_name_that_is_not_the_real_one() -> None:
+    to_stream, to_player = relay().from_player('{"type":"listStreamers"}')
+    assert to_stream is None and json.loads(to_player) == {"type": "streamerList", "ids": [PUBLIC_STREAMER_ID]}
+    to_stream, to_player = relay().from_player(json.dumps({"type": "subscribe", "streamerId": PUBLIC_STREAMER_ID}))
+    assert json.loads(to_stream) == {"type": "subscribe", "streamerId": "DefaultStreamer"} and to_player is None
+
+
+@pytest.mark.parametrize("wanted", ["DefaultStreamer", "DefaultStreamer1", "*", "", None, 7])
+def test_subscribing_to_any_other_name_reaches_nothing(wanted: object) -> None:
+    r = relay()
+    to_stream, to_player = r.from_player(json.dumps({"type": "subscribe", "streamerId": wanted}))
+    assert to_stream is None and json.loads(to_player)["type"] == "subscribeFailed"
+    assert r.dropped == {"subscribe": 1}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "disconnectPlayer", "playerId": "Player0"},
+        {"type": "endpointId", "id": "DefaultStreamer"},
+        {"type": "playerConnected", "playerId": "Player0"},
+        {"type": "kick"},
+        {"type": "startStreaming"},
+        {"type": "identify"},
+        {"type": "config", "peerConnectionOptions": {}},
+        ["offer"],
+        {"sdp": "no type"},
+    ],
+)
+def test_messages_a_player_has_no_business_sending_are_dropped(message: object) -> None:
+    r = relay()
+    assert r.from_player(json.dumps(message)) == (None, None)
+    assert sum(r.dropped.values()) == 1
+
+
+def test_garbage_binary_and_oversized_messages_are_dropped() -> None:
+    r = relay()
+    assert r.from_player("not json") == (None, None)
+    assert r.from_player(b'{"type":"offer"}') == (None, None)
+    assert r.from_player(json.dumps({"type": "offer", "sdp": "x" * 300_000})) == (None, None)
+    assert r.dropped == {"invalid": 3}
+
+
+def test_webrtc_negotiation_passes_both_ways() -> None:
+    r = relay()
+    for kind in ("offer", "answer", "iceCandidate", "ping", "pong", "unsubscribe", "layerPreference"):
+        message = {"type": kind, "sdp": "v=0"}
+        assert json.loads(r.from_player(json.dumps(message))[0]) == message
+    for kind in ("offer", "answer", "iceCandidate", "subscribeFailed"):
+        message = {"type": kind, "playerId": "Player0", "sdp": "v=0"}
+        assert json.loads(r.from_stream(json.dumps(message))) == message
+
+
+def test_the_config_message_carries_the_sessions_turn_servers_only() -> None:
+    own = {"type": "config", "protocolVersion": "1.3.0", "peerConnectionOptions": {"iceServers": [{"urls": ["x"]}]}}
+    forwarded = json.loads(relay().from_stream(json.dumps(own)))
+    assert forwarded == {"type": "config", "protocolVersion": "1.3.0", "peerConnectionOptions": OPTIONS}
+
+
+@pytest.mark.parametrize("kind", ["streamerList", "playerCount", "streamerIdChanged", "identify", "endpointIdConfirm"])
+def test_the_signalling_servers_own_view_never_reaches_the_player(kind: str) -> None:
+    assert relay().from_stream(json.dumps({"type": kind, "ids": ["DefaultStreamer", "Other"], "count": 3})) is None
+
+
+def test_the_streamer_list_answer_is_recognised() -> None:
+    assert streamer_ids('{"type":"streamerList","ids":["DefaultStreamer"]}') == ["DefaultStreamer"]
+    assert streamer_ids('{"type":"config"}') is None
+
+
+# -- launch links (signedLinks) -------------------------------------------------------------------------------
+
+SECRET = "launch-link-test-secret-with-enough-length-0123456789"
+
+
+def link(now: float | None = None, **claims: object) -> str:
+    now = time.time() if now is None else now
+    body = {"sub": "player-1", "aud": "pixelstream", "iat": int(now), "exp": int(now) + 120, "jti": "j-1", **claims}
+    body = {k: v for k, v in body.items() if v is not None}
+    return jwt.encode(body, SECRET, algorithm="HS256")
+
+
+def links(**kw: object) -> SignedLinks:
+    return SignedLinks(audience="pixelstream", max_lifetime_seconds=300, secret=SECRET, **kw)
+
+
+def test_a_valid_link_gives_its_subject_once() -> None:
+    verifier = links()
+    assert verifier.identity(link()) == "link:player-1"
+    with pytest.raises(Refused, match="used already"):
+        verifier.identity(link())
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (lambda: link(exp=int(time.time()) - 60, iat=int(time.time()) - 120), "expired"),
+        (lambda: link(aud="another-game"), "InvalidAudience"),
+        (lambda: link(jti=None), "MissingRequiredClaim"),
+        (lambda: link(sub=None), "MissingRequiredClaim"),
+        (lambda: link(exp=int(time.time()) + 3600), "longer than 300"),
+        (lambda: link(iat=int(time.time()) + 600, exp=int(time.time()) + 700), "ImmatureSignature|future"),
+        (
+            lambda: jwt.encode({"sub": "x", "aud": "pixelstream"}, "another-secret-of-enough-length-0123456789"),
+            "Invalid",
+        ),
+        (lambda: link() + "x", "Invalid"),
+        (lambda: "not-a-token", "DecodeError"),
+    ],
+)
+def test_a_bad_link_is_refused_with_a_reason_that_does_not_echo_it(token, reason: str) -> None:
+    value = token()
+    with pytest.raises(Refused, match=reason) as refusal:
+        links().identity(value)
+    assert value not in str(refusal.value)
+
+
+def test_an_unsigned_link_is_refused() -> None:
+    header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    now = int(time.time())
+    claims = {"sub": "x", "aud": "pixelstream", "iat": now, "exp": now + 60, "jti": "n"}
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    with pytest.raises(Refused):
+        links().identity(f"{header}.{payload}.")
+
+
+@pytest.fixture(scope="module")
+def key_set() -> Iterator[tuple[rsa.RSAPrivateKey, str]]:
+    """An RSA key and a JWKS URL on loopback that serves its public half, as a portal or an IdP would."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    document = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield key, f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    server.shutdown()
+
+
+def rs256(key: rsa.RSAPrivateKey, **claims: object) -> str:
+    now = int(time.time())
+    body = {"sub": "player-2", "aud": "pixelstream", "iat": now, "exp": now + 60, "jti": "r-1", **claims}
+    return jwt.encode(body, key, algorithm="RS256", headers={"kid": "k1"})
+
+
+def test_a_link_signed_by_the_portals_key_is_accepted(key_set) -> None:
+    key, url = key_set
+    assert SignedLinks(audience="pixelstream", max_lifetime_seconds=300, jwks_url=url).identity(rs256(key)) == (
+        "link:player-2"
+    )
+
+
+def test_a_link_signed_with_the_public_key_as_an_hmac_secret_is_refused(key_set) -> None:
+    key, url = key_set
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    now = int(time.time())
+    claims = {"sub": "x", "aud": "pixelstream", "iat": now, "exp": now + 60, "jti": "c"}
+
+    # PyJWT will not sign this itself; an attacker would, by hand.
+    def part(document: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(document).encode()).rstrip(b"=").decode()
+
+    signing_input = f"{part({'alg': 'HS256', 'typ': 'JWT', 'kid': 'k1'})}.{part(claims)}"
+    signature = hmac.new(public, signing_input.encode(), hashlib.sha256).digest()
+    forged = f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    with pytest.raises(Refused):
+        SignedLinks(audience="pixelstream", max_lifetime_seconds=300, jwks_url=url).identity(forged)
+
+
+def test_a_link_signed_by_another_key_is_refused(key_set) -> None:
+    _, url = key_set
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with pytest.raises(Refused):
+        SignedLinks(audience="pixelstream", max_lifetime_seconds=300, jwks_url=url).identity(rs256(other))
+
+
+def test_a_sign_in_token_gives_its_subject_and_a_bare_header_gives_nothing(key_set) -> None:
+    key, url = key_set
+    now = int(time.time())
+    idp = OpenIdConnect("https://idp.example", "game-client", url)
+    token = jwt.encode(
+        {"sub": "u-9", "aud": "game-client", "iss": "https://idp.example", "iat": now, "exp": now + 300},
+        key,
+        algorithm="RS256",
+        headers={"kid": "k1"},
+    )
+    assert idp.identity(f"Bearer {token}") == "oidc:u-9"
+    for header in (None, "", "Bearer", "Basic dXNlcjpwYXNz", f"Bearer {token}x"):
+        with pytest.raises(Refused):
+            idp.identity(header)
+    wrong_issuer = jwt.encode(
+        {"sub": "u-9", "aud": "game-client", "iss": "https://evil.example", "iat": now, "exp": now + 300},
+        key,
+        algorithm="RS256",
+        headers={"kid": "k1"},
+    )
+    with pytest.raises(Refused, match="InvalidIssuer"):
+        idp.identity(f"Bearer {wrong_issuer}")
+
+
+# -- TURN for a session ---------------------------------------------------------------------------------------
+
+
+def test_a_session_gets_one_turn_node_relay_only_with_credentials_that_name_it_and_expire() -> None:
+    pool = TurnPool(TurnSettings(secret="s", ttl_seconds=300, tls_url="turns:turn.play.example:443?transport=tcp"))
+    pool.set_addresses(["203.0.113.10", "203.0.113.11"])
+    options = pool.peer_options("session-1", T0)
+    assert options["iceTransportPolicy"] == "relay"
+    (server,) = options["iceServers"]
+    assert server["urls"] == [
+        "turn:203.0.113.10:3478?transport=udp",
+        "turn:203.0.113.10:3478?transport=tcp",
+        "turns:turn.play.example:443?transport=tcp",
+    ]
+    expiry, identity = server["username"].split(":")
+    assert int(expiry) == T0 + 300 and identity == turn_identity("s", "session-1") and "session-1" not in identity
+    assert (server["username"], server["credential"]) == credentials("s", 300, T0, identity)
+    # The next session goes to the other node; a session keeps its node.
+    assert pool.peer_options("session-2", T0)["iceServers"][0]["urls"][0].startswith("turn:203.0.113.11")
+    assert pool.peer_options("session-1", T0 + 60)["iceServers"][0]["urls"][0].startswith("turn:203.0.113.10")
+
+
+def test_without_turn_nodes_a_session_gets_no_servers() -> None:
+    assert TurnPool(TurnSettings(secret="s")).peer_options("x", T0)["iceServers"] == []
+
+
+# -- metrics --------------------------------------------------------------------------------------------------
+
+
+def test_metrics_render_the_broker_counts_and_counters() -> None:
+    metrics = Metrics()
+    metrics.count("refused", "auth")
+    metrics.count("dropped", 'sub"scribe', 2)
+    text = metrics.render({"queued": 3, "playing": 2, "streams": 4, "free": 2}, 1.25)
+    assert "pixelstream_session_queue 3\n" in text and "pixelstream_session_demand_ratio 1.25\n" in text
+    assert 'pixelstream_session_refused_total{reason="auth"} 1' in text
+    assert 'pixelstream_session_dropped_total{type="sub\\"scribe"} 2' in text

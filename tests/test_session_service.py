@@ -1,0 +1,268 @@
+"""The session service as its image runs it (its own process), with players speaking HTTP and websockets to it,
+stream pods standing in with Wilbur's behaviour (signalling_stand_in.py) and a fake Kubernetes API.
+
+What a player may do (join with a valid launch link, get exactly one free stream, negotiate with it) and what
+no player can do (join without a link or with a used one, choose a stream with ?id= or ?address=, reach
+another player's stream with a forged message, learn another stream's name or a pod address from the service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from session_edge import TURN_SECRET, Edge, launch_link, running_edge, wait_for
+from signalling_stand_in import OWN_PEER_OPTIONS
+
+from pixelstream.workloads.pixel_streaming.session.turn import turn_identity
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def edge(tmp_path: Path) -> Iterator[Edge]:
+    with running_edge(tmp_path) as running:
+        yield running
+
+
+class Player:
+    """One browser's worth of HTTP: its own cookie jar."""
+
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def join(self, link: str | None = None, query: str = "") -> tuple[int, dict[str, Any]]:
+        body = {"launch": link} if link else {}
+        async with self.http.post(f"{self.edge.url}/api/session{query}", json=body) as response:
+            return response.status, await response.json()
+
+    async def status(self) -> tuple[int, dict[str, Any]]:
+        async with self.http.get(f"{self.edge.url}/api/session") as response:
+            return response.status, await response.json()
+
+    async def signalling(self, query: str = "", **kw: Any) -> aiohttp.ClientWebSocketResponse:
+        return await self.http.ws_connect(f"{self.edge.url.replace('http', 'ws')}/ws{query}", **kw)
+
+    async def close(self) -> None:
+        await self.http.close()
+
+
+async def receive(socket: aiohttp.ClientWebSocketResponse, kind: str, seconds: float = 5) -> dict[str, Any]:
+    async def next_of_kind() -> dict[str, Any]:
+        async for frame in socket:
+            message = json.loads(frame.data)
+            if message["type"] == kind:
+                return message
+        raise AssertionError(f"the connection closed before a {kind} message ({socket.close_code})")
+
+    return await asyncio.wait_for(next_of_kind(), seconds)
+
+
+async def until(ask: Any, expected: dict[str, Any], what: str, seconds: float = 10) -> None:
+    """Polls `ask()` (a player's status) until it answers (200, expected)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while await ask() != (200, expected):
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"{what}: no {expected} within {seconds} s")
+        await asyncio.sleep(0.1)
+
+
+async def refused_status(player: Player, query: str = "", **kw: Any) -> int:
+    try:
+        socket = await player.signalling(query, **kw)
+    except aiohttp.WSServerHandshakeError as refusal:
+        return refusal.status
+    await socket.close()
+    return 101
+
+
+def test_no_link_no_session_no_stream(edge: Edge) -> None:
+    pod = edge.add_stream("stream-a")
+
+    async def scenario() -> None:
+        player = Player(edge)
+        try:
+            assert (await player.join())[0] == 401
+            assert (await player.join("not-a-token"))[0] == 401
+            assert (await player.status())[0] == 404
+            assert await refused_status(player) == 401
+        finally:
+            await player.close()
+
+    asyncio.run(scenario())
+    assert pod.server.from_players() == [] and pod.streamer.players_connected() == []
+    assert 'pixelstream_session_refused_total{reason="auth"} 2' in edge.metrics()
+
+
+def test_a_player_with_a_link_gets_exactly_one_free_stream_and_the_sessions_turn_servers(edge: Edge) -> None:
+    pods = [edge.add_stream("stream-a"), edge.add_stream("stream-b")]
+    wait_for(lambda: "pixelstream_session_streams_ready 2" in edge.metrics(), "both streams listed")
+
+    async def scenario() -> dict[str, Any]:
+        player = Player(edge)
+        try:
+            status, body = await player.join(launch_link("alice"))
+            assert (status, body) == (200, {"state": "assigned"})
+            socket = await player.signalling()
+            config = await receive(socket, "config")
+            await socket.send_str(json.dumps({"type": "listStreamers"}))
+            assert (await receive(socket, "streamerList"))["ids"] == ["stream"]
+            await socket.send_str(json.dumps({"type": "subscribe", "streamerId": "stream"}))
+            wait_for(lambda: sum(len(p.streamer.players_connected()) for p in pods) == 1, "the stream's player")
+            await socket.close()
+            return config
+        finally:
+            await player.close()
+
+    config = asyncio.run(scenario())
+    options = config["peerConnectionOptions"]
+    assert options != OWN_PEER_OPTIONS and options["iceTransportPolicy"] == "relay"
+    (server,) = options["iceServers"]
+    assert server["urls"] == ["turn:203.0.113.10:3478?transport=udp", "turn:203.0.113.10:3478?transport=tcp"]
+    expiry, identity = server["username"].split(":")
+    assert len(identity) == 20 and identity != turn_identity(TURN_SECRET, "")
+    # One stream got the player, the other nothing; the busy one was given a deletion cost.
+    served = [p for p in pods if p.streamer.players_connected()]
+    assert len(served) == 1 and all(not p.server.from_players() for p in pods if p is not served[0])
+    wait_for(lambda: edge.deletion_costs(served[0].name)[:1] == ["1"], "the busy stream's deletion cost")
+    # Nothing the service sent names a pod address.
+    assert not any(p.address in json.dumps(config) for p in pods)
+
+
+def test_a_second_player_never_reaches_the_first_players_stream(edge: Edge) -> None:
+    first_pod = edge.add_stream("stream-a")
+    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+
+    async def scenario() -> None:
+        alice, mallory = Player(edge), Player(edge)
+        try:
+            await alice.join(launch_link("alice"))
+            alice_socket = await alice.signalling()
+            await alice_socket.send_str(json.dumps({"type": "subscribe", "streamerId": "stream"}))
+            wait_for(lambda: first_pod.streamer.players_connected() == ["Player0"], "alice on her stream")
+
+            # Mallory asks for alice's stream by id and by address: she is queued like anyone.
+            choose = f"?id=DefaultStreamer&address={first_pod.address}&StreamerId=DefaultStreamer"
+            status, body = await mallory.join(launch_link("mallory"), query=choose)
+            assert status == 200 and body["state"] == "queued" and body["position"] == 1
+            assert await refused_status(mallory, choose) == 409
+            # A session id someone makes up is nothing.
+            stranger = Player(edge)
+            assert await refused_status(stranger, headers={"Cookie": "pxsession=guessed"}) == 401
+            await stranger.close()
+
+            # A stream of her own: whatever she sends, only that stream hears it.
+            second_pod = edge.add_stream("stream-b")
+            await until(lambda: mallory.status(), {"state": "assigned"}, "mallory's own stream")
+            socket = await mallory.signalling(choose)
+            await receive(socket, "config")
+            forged = [
+                {"type": "subscribe", "streamerId": "DefaultStreamer"},
+                {"type": "subscribe", "streamerId": "*"},
+                {"type": "disconnectPlayer", "playerId": "Player0"},
+                {"type": "offer", "sdp": "v=0", "playerId": "Player0"},
+                {"type": "listStreamers"},
+            ]
+            for message in forged:
+                await socket.send_str(json.dumps(message))
+            await receive(socket, "streamerList")
+            wait_for(lambda: second_pod.server.from_players(), "mallory's offer at her own stream")
+            await socket.close()
+            await alice_socket.close()
+        finally:
+            await alice.close()
+            await mallory.close()
+
+    asyncio.run(scenario())
+    # Alice's stream heard only alice's connection (the service's own listStreamers, then her subscribe);
+    # mallory's stream only her offer: the subscribes, the kick and her listStreamers went nowhere.
+    assert {who for who, _ in first_pod.server.from_players()} == {"Player0"}
+    assert [m["type"] for _, m in first_pod.server.from_players()] == ["listStreamers", "subscribe"]
+    second = edge.pods["stream-b"].server.from_players()
+    assert [m["type"] for _, m in second] == ["listStreamers", "offer"]
+    assert 'pixelstream_session_dropped_total{type="disconnectPlayer"} 1' in edge.metrics()
+    assert 'pixelstream_session_dropped_total{type="subscribe"} 2' in edge.metrics()
+
+
+def test_a_launch_link_is_taken_once(edge: Edge) -> None:
+    link = launch_link("alice")
+
+    async def scenario() -> None:
+        first, replay = Player(edge), Player(edge)
+        try:
+            assert (await first.join(link))[0] == 200
+            status, body = await replay.join(link)
+            assert status == 401 and body == {"error": "the launch link was used already"}
+        finally:
+            await first.close()
+            await replay.close()
+
+    asyncio.run(scenario())
+
+
+def test_waiting_players_learn_their_place_and_the_expected_wait(edge: Edge) -> None:
+    async def scenario() -> list[dict[str, Any]]:
+        players = [Player(edge) for _ in range(3)]
+        try:
+            return [(await p.join(launch_link(f"p{i}")))[1] for i, p in enumerate(players)]
+        finally:
+            for p in players:
+                await p.close()
+
+    answers = asyncio.run(scenario())
+    assert answers == [
+        {"state": "queued", "position": i, "estimatedWaitSeconds": 120} for i in (1, 2, 3)
+    ]  # no history yet: one stream start (COLD_START_SECONDS)
+    metrics = edge.metrics()
+    assert "pixelstream_session_queue 3\n" in metrics and "pixelstream_session_demand_ratio 4\n" in metrics
+
+
+def test_a_signalling_server_with_two_streamers_is_skipped_and_the_player_keeps_its_place(edge: Edge) -> None:
+    crowded = edge.add_stream("stream-a", streamers=2)
+    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+
+    async def scenario() -> tuple[int | None, dict[str, Any]]:
+        player = Player(edge)
+        try:
+            await player.join(launch_link("alice"))
+            socket = await player.signalling()
+            async for _ in socket:
+                pass
+            return socket.close_code, (await player.status())[1]
+        finally:
+            await player.close()
+
+    code, status = asyncio.run(scenario())
+    assert code == 4001 and status == {"state": "queued", "position": 1, "estimatedWaitSeconds": 120}
+    assert crowded.streamer.players_connected() == []
+
+
+def test_cross_site_signalling_is_refused(edge: Edge) -> None:
+    edge.add_stream("stream-a")
+    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+
+    async def scenario() -> int:
+        player = Player(edge)
+        try:
+            await player.join(launch_link("alice"))
+            return await refused_status(player, headers={"Origin": "https://attacker.example"})
+        finally:
+            await player.close()
+
+    assert asyncio.run(scenario()) == 403
+
+
+def test_a_join_must_be_json_so_a_cross_site_form_cannot_make_one(edge: Edge) -> None:
+    async def scenario() -> int:
+        async with aiohttp.ClientSession() as http:
+            form = {"launch": launch_link("alice")}
+            async with http.post(f"{edge.url}/api/session", data=form) as response:
+                return response.status
+
+    assert asyncio.run(scenario()) == 415
