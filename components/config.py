@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 from pydantic import (
@@ -42,6 +42,8 @@ _COMPARTMENT = re.compile(r"^ocid1\.(compartment|tenancy)\.oc\d+\.[a-z0-9-]*\.[a
 class StackConfig(ConfigModel):
     compartment_id: str
     _secrets: frozenset[str] = PrivateAttr(default=frozenset())
+    environment: Literal["development", "staging", "production"] = "development"
+    """What the stack is for; the policy pack refuses anonymous players in production."""
     network: NetworkConfig = NetworkConfig()
     cluster: ClusterConfig = ClusterConfig()
     node_pools: NodePoolsConfig = NodePoolsConfig()
@@ -92,8 +94,8 @@ class StackConfig(ConfigModel):
         for full_key, value in read_stack_config(path, namespace).values.items():
             key_namespace, _, key = full_key.partition(":")
             if key_namespace == namespace:
-                # As load_stack_config reads them: compartmentId a string, every other key structured config.
-                raw[key] = value if key == "compartmentId" else json.loads(value)
+                # As load_stack_config reads them: the string keys as they are, every other key structured config.
+                raw[key] = value if key in STRING_KEYS else json.loads(value)
         for key, placeholder in OFFLINE_PLACEHOLDERS.items():
             raw.setdefault(key, placeholder)
         return cls.parse(raw)
@@ -148,8 +150,10 @@ class StackConfig(ConfigModel):
         return [region_domains[i - 1] for i in indexes]
 
 
-# The stack file's keys in this namespace, as the stack config's fields name them.
+# The stack file's keys in this namespace, as the stack config's fields name them; the ones that are plain strings
+# (every other key holds structured config, read as JSON).
 TOP_LEVEL_KEYS = tuple(field.alias or name for name, field in StackConfig.model_fields.items())
+STRING_KEYS = ("compartmentId", "environment")
 
 
 def _configured_keys(namespace: str) -> set[str]:
@@ -170,7 +174,7 @@ def load_stack_config(namespace: str = NAMESPACE) -> StackConfig:
     raw: dict[str, Any] = {}
     for key in TOP_LEVEL_KEYS:
         try:
-            value = config.get(key) if key == "compartmentId" else config.get_object(key)
+            value = config.get(key) if key in STRING_KEYS else config.get_object(key)
         except pulumi.ConfigTypeError:
             raise ConfigError(key, "is not valid YAML/JSON for a structured value", namespace) from None
         if value is not None:

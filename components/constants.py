@@ -47,10 +47,11 @@ TURN_NODE_LABEL = ("app.pixel/turn", "true")
 # The TURN DaemonSet and its coturn container (components/turn.py), as alerts and dashboard queries name them.
 TURN_DAEMONSET = "turn"
 COTURN_CONTAINER = "coturn"
-# The stream Deployment, its autoscaler and the ICE config service, as the alerts name them.
+# The stream Deployment, its autoscaler and the session service (Deployment and Service), as the alerts and the
+# autoscaler's custom metric name them.
 STREAM_DEPLOYMENT = "stream"
 STREAM_AUTOSCALER = "stream-autoscaler"
-ICE_CONFIG_SERVICE = "ice-config"
+SESSION_SERVICE = "session"
 GPU_NODE_LABEL = ("app.pixel/gpu", "true")
 AUTOSCALER_NODE_LABEL = ("oke.oraclecloud.com/cluster_autoscaler", "managed")
 
@@ -110,6 +111,9 @@ SHARED_GPU_RESOURCE = "nvidia.com/gpu.shared"
 STREAM_PRIORITY = ("pixelstream-stream", 0)
 WARM_CAPACITY_PRIORITY = ("pixelstream-warm-capacity", -5)
 AUTOSCALER_EXPENDABLE_CUTOFF = -10
+
+# What a stack declares itself (pixelstream:environment): the policy pack is strictest with production.
+ENVIRONMENTS = ("development", "staging", "production")
 
 INGRESS_CLASS = "nginx"
 # OKE's block-volume storage class: persistent volumes on OKE (an existing cluster names its own in config).

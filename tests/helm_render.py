@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -205,6 +206,18 @@ def chart_defaults(package: Path) -> dict[str, Any]:
             if sub is not None:
                 values[key] = deep_merge(sub, values.get(key) or {})
     return values
+
+
+def template_references(package: Path) -> set[str]:
+    """The value paths a packaged chart's own templates read (`.Values.config.existingSecret`): keys a chart
+    documents only in a comment of its values.yaml are real when a template reads them."""
+    with tarfile.open(package) as archive:
+        texts = [
+            archive.extractfile(m).read().decode(errors="replace")
+            for m in archive.getmembers()
+            if m.isfile() and "/templates/" in m.name and m.name.count("/charts/") == 0
+        ]
+    return {match for text in texts for match in re.findall(r"\.Values\.([A-Za-z0-9_.]+)", text)}
 
 
 # Values that charts hand to Kubernetes as they are, whatever their defaults hold: the API server's schema, not

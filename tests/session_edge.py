@@ -37,9 +37,12 @@ AUDIENCE = "pixelstream"
 
 
 def built_player(version: str = "5.7") -> Path:
-    """The player page bundled for `version` (npm ci and the build, once): what the image serves."""
+    """The player page bundled for `version` (npm ci and the build, again whenever a source is newer than the
+    bundle): what the image serves."""
     out = PLAYER / "dist" / f"ue{version}"
-    if not (out / "assets" / "player.js").exists():
+    bundle = out / "assets" / "player.js"
+    sources = [*PLAYER.glob("src/*"), PLAYER / "index.html", PLAYER / "build.mjs", PLAYER / "package-lock.json"]
+    if not bundle.exists() or max(p.stat().st_mtime for p in sources) > bundle.stat().st_mtime:
         npm = require("npm", "npm")
         for command in ([npm, "ci", "--no-audit", "--no-fund"], [npm, "run", "build"]):
             subprocess.run(command, cwd=PLAYER, check=True, capture_output=True, timeout=600)

@@ -14,9 +14,9 @@ import zlib
 from dataclasses import dataclass, field
 
 MAGIC_COOKIE = 0x2112A442
-ALLOCATE, CREATE_PERMISSION = 0x003, 0x008
+ALLOCATE, REFRESH, CREATE_PERMISSION = 0x003, 0x004, 0x008
 SUCCESS, ERROR = 0x100, 0x110
-USERNAME, MESSAGE_INTEGRITY, ERROR_CODE, XOR_PEER_ADDRESS = 0x0006, 0x0008, 0x0009, 0x0012
+USERNAME, MESSAGE_INTEGRITY, ERROR_CODE, LIFETIME, XOR_PEER_ADDRESS = 0x0006, 0x0008, 0x0009, 0x000D, 0x0012
 REALM, NONCE, XOR_RELAYED_ADDRESS, REQUESTED_TRANSPORT = 0x0014, 0x0015, 0x0016, 0x0019
 SOFTWARE, FINGERPRINT = 0x8022, 0x8028
 UDP_TRANSPORT, TCP_TRANSPORT = 17, 6
@@ -152,6 +152,10 @@ class TurnClient:
 
     def allocate(self, transport: int = UDP_TRANSPORT) -> Response:
         return self._request(ALLOCATE, [(REQUESTED_TRANSPORT, struct.pack("!B3x", transport))])
+
+    def refresh(self, lifetime: int = 600) -> Response:
+        """Keeps the allocation of this 5-tuple for `lifetime` more seconds (0 releases it), as browsers do."""
+        return self._request(REFRESH, [(LIFETIME, struct.pack("!I", lifetime))])
 
     def create_permission(self, peer: str) -> Response:
         return self._request(CREATE_PERMISSION, [(XOR_PEER_ADDRESS, xor_address(peer, 0))])

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from pixelstream.addons.charts import CHARTS, ENGINE_NAMESPACES, deep_merge
+from pixelstream.addons.charts import CHARTS, ENGINE_NAMESPACES, WORKLOAD_CHARTS, deep_merge
 from pixelstream.addons.gpu_device_plugin import (
     GpuDevicePlugin,
     GpuDevicePluginArgs,
@@ -19,7 +19,7 @@ from pixelstream.tools.offline import OFFLINE_PASSWORD_PREFIX, Plan, plan_stack
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 # The add-ons' charts; the workloads' engines (the GPU jobs' Kafka operator and KEDA) come with their workload.
-ADDON_CHARTS = set(CHARTS) - set(ENGINE_NAMESPACES)
+ADDON_CHARTS = set(CHARTS) - set(ENGINE_NAMESPACES) - set(WORKLOAD_CHARTS)
 ADDON = "oci:ContainerEngine/addon:Addon"
 GPU_SELECTOR = {"app.pixel/gpu": "true"}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -103,6 +103,8 @@ def test_ingress_load_balancer_uses_the_platform_nsg_and_default_pool(dev: Plan)
         "oci.oraclecloud.com/oci-network-security-groups": "ocid1.networksecuritygroup.offline..pixelstream-dev-lb-nsg",
         "service.beta.kubernetes.io/oci-load-balancer-shape": "flexible",
         "service.beta.kubernetes.io/oci-load-balancer-shape-flex-min": "10",
+        "service.beta.kubernetes.io/oci-load-balancer-connection-proxy-protocol-version": "2",
+        "oci.oraclecloud.com/ingress-ip-mode": "proxy",
         "service.beta.kubernetes.io/oci-load-balancer-shape-flex-max": "100",
     }
 
@@ -116,6 +118,22 @@ def test_network_load_balancer_option(tmp_path: Path) -> None:
     assert "oci.oraclecloud.com/node-label-selector" not in annotations, "a network LB does not read it"
     assert "oci-network-load-balancer.oraclecloud.com/is-preserve-source" not in annotations
     assert not [k for k in annotations if "shape" in k]
+    # The client's address travels in a PROXY v2 header from this kind too, and in-cluster traffic to it as well.
+    assert annotations["oci-network-load-balancer.oraclecloud.com/is-ppv2-enabled"] == "true"
+    assert annotations["oci.oraclecloud.com/ingress-ip-mode"] == "proxy"
+    assert "service.beta.kubernetes.io/oci-load-balancer-connection-proxy-protocol-version" not in annotations
+
+
+def test_the_controller_counts_clients_by_the_load_balancers_proxy_header_never_by_a_header_they_set(
+    dev: Plan,
+) -> None:
+    config = releases(dev)["ingress-nginx"]["values"]["controller"]["config"]
+    assert config == {
+        "use-proxy-protocol": "true",
+        "use-forwarded-headers": "false",
+        "limit-req-status-code": "429",
+        "limit-conn-status-code": "429",
+    }
 
 
 def test_cert_manager_crds_then_acme_cluster_issuers(dev: Plan) -> None:

@@ -13,15 +13,14 @@ from conftest import ROOT
 from promtool import run
 from test_addons import plan_with
 
-from pixelstream.constants import COTURN_CONTAINER, TURN_DAEMONSET
+from pixelstream.constants import COTURN_CONTAINER, SESSION_SERVICE, TURN_DAEMONSET
 from pixelstream.tools.offline import Plan, plan_stack
 from pixelstream.workloads.pixel_streaming.streaming import AUTOSCALER, STREAM
-from pixelstream.workloads.pixel_streaming.turn import ICE_CONFIG_SERVICE
 
 pytestmark = pytest.mark.slow
 
 KSM = 'job="kube-state-metrics",namespace="pixel"'
-MATCHMAKER = 'job="kubernetes-service-endpoints",namespace="pixel",service="matchmaker"'
+SESSIONS = 'job="kubernetes-service-endpoints",namespace="pixel",service="session"'
 HPA = f'{KSM},horizontalpodautoscaler="{AUTOSCALER}"'
 TURN = f'{KSM},daemonset="{TURN_DAEMONSET}"'
 GPU_A = 'gpu="0",UUID="GPU-a",pci_bus_id="00000000:00:04.0",device="nvidia0",modelName="NVIDIA A10",Hostname="gpu-a"'
@@ -82,7 +81,7 @@ def alert_test(
 # (alert, series, evaluation time, what must fire) for the default thresholds.
 FIRES = {
     "PixelStreamPlayersQueued": (
-        {f"matchmaker_player_queue_count{{{MATCHMAKER}}}": "3x20"},
+        {f"pixelstream_session_queue{{{SESSIONS}}}": "3x20"},
         "12m",
         [({"namespace": "pixel"}, 3)],
     ),
@@ -107,8 +106,8 @@ FIRES = {
         "6m",
         [({"namespace": "pixel", "daemonset": TURN_DAEMONSET}, 1)],
     ),
-    "PixelStreamIceConfigDown": (
-        {f'kube_deployment_status_replicas_available{{{KSM},deployment="{ICE_CONFIG_SERVICE}"}}': "0x5"},
+    "PixelStreamSessionServiceDown": (
+        {f'kube_deployment_status_replicas_available{{{KSM},deployment="{SESSION_SERVICE}"}}': "0x5"},
         "3m",
         [({"namespace": "pixel"}, 0)],
     ),
@@ -128,8 +127,8 @@ FIRES = {
 QUIET = {
     "PixelStreamPlayersQueued": (
         {
-            f"matchmaker_player_queue_count{{{MATCHMAKER}}}": "3x7 0x13",
-            f"matchmaker_player_queue_count{{{MATCHMAKER.replace('pixel', 'staging')}}}": "5x20",
+            f"pixelstream_session_queue{{{SESSIONS}}}": "3x7 0x13",
+            f"pixelstream_session_queue{{{SESSIONS.replace('pixel', 'staging')}}}": "5x20",
         },
         "12m",
     ),
@@ -156,8 +155,8 @@ QUIET = {
         },
         "6m",
     ),
-    "PixelStreamIceConfigDown": (
-        {f'kube_deployment_status_replicas_available{{{KSM},deployment="{ICE_CONFIG_SERVICE}"}}': "0 0 1 1 1 1"},
+    "PixelStreamSessionServiceDown": (
+        {f'kube_deployment_status_replicas_available{{{KSM},deployment="{SESSION_SERVICE}"}}': "0 0 1 1 1 1"},
         "3m",
     ),
     "PixelStreamGpuXidError": (
@@ -208,7 +207,7 @@ def test_thresholds_come_from_the_stack_config(tmp_path: Path) -> None:
     assert rules["PixelStreamPlayersQueued"]["for"] == "3m"
     hot, at, _ = FIRES["PixelStreamGpuTemperatureHigh"]
     assert alert_test(groups, tmp_path, "PixelStreamGpuTemperatureHigh", hot, at, []) == "SUCCESS", "90 < 95 °C"
-    queue = {f"matchmaker_player_queue_count{{{MATCHMAKER}}}": "3x5 6x5"}
+    queue = {f"pixelstream_session_queue{{{SESSIONS}}}": "3x5 6x5"}
     assert alert_test(groups, tmp_path, "PixelStreamPlayersQueued", queue, "5m", []) == "SUCCESS", "3 <= 5 players"
     fired = [({"namespace": "pixel"}, 6)]
     assert alert_test(groups, tmp_path, "PixelStreamPlayersQueued", queue, "9m", fired) == "SUCCESS", "6 for 3 min"
@@ -217,7 +216,7 @@ def test_thresholds_come_from_the_stack_config(tmp_path: Path) -> None:
 def test_the_alerts_name_the_workloads_objects(dev: Plan) -> None:
     manifests = dev.manifests()
     assert f"pixel.deployment.{STREAM}.yaml" in manifests
-    assert f"pixel.deployment.{ICE_CONFIG_SERVICE}.yaml" in manifests
+    assert f"pixel.deployment.{SESSION_SERVICE}.yaml" in manifests
     assert f"pixel.horizontalpodautoscaler.{AUTOSCALER}.yaml" in manifests
     daemonset = manifests[f"pixel.daemonset.{TURN_DAEMONSET}.yaml"]
     assert COTURN_CONTAINER in [c["name"] for c in daemonset["spec"]["template"]["spec"]["containers"]]

@@ -22,6 +22,7 @@ from helm_render import (
     pod_specs,
     render_plan,
     schema_problems,
+    template_references,
     unknown_keys,
 )
 from test_addons import ADDONS, plan_with
@@ -34,6 +35,7 @@ from pixelstream.addons.dashboard import queries
 from pixelstream.constants import GPU_NODE_LABEL, GPU_TAINT, GRAFANA_DASHBOARD_LABEL
 from pixelstream.tools.chart_packages import package_path
 from pixelstream.tools.offline import SECRET_PLACEHOLDER, Plan
+from pixelstream.workloads.images import IMAGES
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +49,23 @@ WITH_IT = {
     "prometheusAdapter": {"streaming": {"enabled": False}},
 }
 SECURE_URL = {"secure": "v1:offline-alert-receiver-url"}
+# Players signing in with an OpenID Connect provider (oauth2-proxy), the site under a path prefix.
+SIGN_IN = {
+    "streaming": {
+        "ingress": {"host": "play.example.com", "pathPrefix": "/pixel"},
+        "players": {
+            "auth": {
+                "mode": "oidc",
+                "oidc": {
+                    "issuerUrl": "https://idcs-0123456789abcdef.identity.oraclecloud.com",
+                    "clientId": "pixelstream-players",
+                    "clientSecret": {"secure": "v1:offline-client-secret"},
+                    "allowedGroups": ["players"],
+                },
+            }
+        },
+    }
+}
 ONPREM_STREAMING = {
     "cluster": {"existing": {"streamPodCidrs": ["10.244.128.0/20"]}},
     "addons": {
@@ -85,6 +104,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "onprem-streaming": ("onprem", ONPREM_STREAMING),
     "hybrid": ("hybrid", {}),
     "prod-jobs": ("prod", {"jobs": JOBS_ON_OKE}),
+    "players-sign-in": ("prod", SIGN_IN),
 }
 
 
@@ -170,8 +190,9 @@ def test_every_object_passes_strict_and_crd_schemas(checked: dict[str, list[str]
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_values_key_is_known_to_its_chart(variants: dict[str, Variant], variant: str) -> None:
     for render in variants[variant].renders.values():
-        chart = Chart(render.release["chart"], render.release["version"], "")
-        unknown = list(unknown_keys(render.release["values"], chart_defaults(package_path(chart))))
+        package = package_path(Chart(render.release["chart"], render.release["version"], ""))
+        read = template_references(package)
+        unknown = [k for k in unknown_keys(render.release["values"], chart_defaults(package)) if k not in read]
         assert not unknown, f"{render.name}: values keys the chart does not have: {unknown}"
 
 
@@ -533,6 +554,68 @@ def test_the_engines_run_on_the_system_nodes(variants: dict[str, Variant], varia
         assert specs, name
         for what, spec in specs:
             assert selector.items() <= (spec.get("nodeSelector") or {}).items(), (name, what, spec.get("nodeSelector"))
+
+
+# --- the players' sign-in ----------------------------------------------------------------------------------
+
+
+def test_oauth2_proxy_runs_as_the_sign_in_needs(variants: dict[str, Variant]) -> None:
+    """oauth2-proxy 10.7.0 renders with our flags (pkg/apis/options at v7.15.3), its secrets from our Secret, on the
+    default pool, the pinned image, no Redis and no init container pulling alpine:latest."""
+    built = variants["players-sign-in"]
+    render = built.renders["oauth2-proxy"]
+    assert render.release["namespace"] == "pixel"
+    deployment = render.app("Deployment", "oauth2-proxy")
+    spec = deployment["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    assert container["image"] == IMAGES["oauth2-proxy"]
+    assert not spec.get("initContainers"), "no wait-for-redis"
+    args = set(container["args"])
+    assert {
+        "--provider=oidc",
+        "--oidc-issuer-url=https://idcs-0123456789abcdef.identity.oraclecloud.com",
+        "--set-authorization-header=true",
+        "--proxy-prefix=/pixel/oauth2",
+        "--redirect-url=https://play.example.com/pixel/oauth2/callback",
+        "--code-challenge-method=S256",
+        "--cookie-secure=true",
+        "--allowed-group=players",
+        "--config=/etc/oauth2_proxy/oauth2_proxy.cfg",
+    } <= args, sorted(args)
+    [config] = [c for c in render.of_kind("ConfigMap") if "oauth2_proxy.cfg" in c.get("data", {})]
+    assert 'upstreams = ["static://202"]' in config["data"]["oauth2_proxy.cfg"], "authentication only"
+    secrets = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert {ref["name"] for ref in secrets.values()} == {"oauth2-proxy-credentials"}
+    assert {ref["key"] for ref in secrets.values()} == {"client-id", "client-secret", "cookie-secret"}
+    assert not render.of_kind("Secret"), "the chart makes no Secret of its own: no secret in its values"
+    assert spec["nodeSelector"] == {"app.pixel/pool": "default"}
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert not [o for o in render.objects if "redis" in o["metadata"]["name"]]
+
+
+def test_every_player_route_asks_the_sign_in_and_the_sign_in_pages_do_not(variants: dict[str, Variant]) -> None:
+    manifests = variants["players-sign-in"].plan.manifests()
+    for name in ("pixelstream", "pixelstream-join", "pixelstream-signalling"):
+        annotations = manifests[f"pixel.ingress.{name}.yaml"]["metadata"]["annotations"]
+        assert annotations["nginx.ingress.kubernetes.io/auth-url"] == (
+            "http://oauth2-proxy.pixel.svc.cluster.local/pixel/oauth2/auth"
+        )
+        assert annotations["nginx.ingress.kubernetes.io/auth-signin"] == (
+            "https://$host/pixel/oauth2/start?rd=$escaped_request_uri"
+        )
+        assert annotations["nginx.ingress.kubernetes.io/auth-response-headers"] == "Authorization"
+    sign_in = manifests["pixel.ingress.pixelstream-sign-in.yaml"]
+    assert "nginx.ingress.kubernetes.io/auth-url" not in sign_in["metadata"]["annotations"]
+    [path] = sign_in["spec"]["rules"][0]["http"]["paths"]
+    assert path["path"] == "/pixel/(oauth2/.*)"
+    assert sign_in["metadata"]["annotations"]["nginx.ingress.kubernetes.io/rewrite-target"] == "/pixel/$1"
+    assert path["backend"] == {"service": {"name": "oauth2-proxy", "port": {"number": 80}}}
+    session = manifests["pixel.deployment.session.yaml"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in session["env"]}
+    assert env["AUTH_MODE"] == "oidc" and env["OIDC_CLIENT_ID"] == "pixelstream-players"
 
 
 def test_on_an_existing_cluster_no_oci_annotation_reaches_the_controller(variants: dict[str, Variant]) -> None:

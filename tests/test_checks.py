@@ -47,13 +47,13 @@ def test_every_manifest_is_valid_in_strict_mode(dev_build: Path) -> None:
 
 def test_an_unknown_field_fails_validation(dev_build: Path, tmp_path: Path) -> None:
     build = copy_build(dev_build, tmp_path / "dev")
-    path = build / "manifests" / "pixel.deployment.player.yaml"
+    path = build / "manifests" / "pixel.deployment.session.yaml"
     deployment = yaml.safe_load(path.read_text())
     deployment["spec"]["template"]["spec"]["containers"][0]["resource"] = {"limits": {"cpu": "1"}}  # typo of resources
     path.write_text(yaml.safe_dump(deployment))
     problems, _ = validate_manifests(build, "1.34.2")
     assert problems == [
-        "pixel.deployment.player.yaml: spec.template.spec.containers.0: "
+        "pixel.deployment.session.yaml: spec.template.spec.containers.0: "
         "Additional properties are not allowed ('resource' was unexpected)"
     ]
 
@@ -79,17 +79,17 @@ def test_make_check_command_fails_on_a_container_without_limits(dev_build: Path,
 
     build = copy_build(dev_build, tmp_path / "dev")
     document = json.loads((build / "resources.json").read_text())
-    router = next(
-        r for r in document["resources"] if r["type"] == "kubernetes:apps/v1:Deployment" and r["name"] == "router"
+    sessions = next(
+        r for r in document["resources"] if r["type"] == "kubernetes:apps/v1:Deployment" and r["name"] == "session"
     )
-    del router["inputs"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    del sessions["inputs"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     (build / "resources.json").write_text(json.dumps(document))
     result = subprocess.run(
         [sys.executable, "-m", "pixelstream.tools.checks", "policies", str(build)], capture_output=True, text=True
     )
     assert result.returncode == 1
     assert (
-        "[containers-have-requests-and-limits] kubernetes:apps/v1:Deployment::router: container traefik has no limits"
+        "[containers-have-requests-and-limits] kubernetes:apps/v1:Deployment::session: container session has no limits"
         in result.stderr
     )
     clean = subprocess.run(
@@ -114,14 +114,14 @@ def test_checkov_findings_outside_the_allowlist_fail() -> None:
         "results": {
             "failed_checks": [
                 {"check_id": "CKV_K8S_19", "resource": "DaemonSet.pixel.turn", "check_name": "host network"},
-                {"check_id": "CKV_K8S_19", "resource": "Deployment.pixel.router", "check_name": "host network"},
-                {"check_id": "CKV_K8S_20", "resource": "Deployment.pixel.player", "check_name": "privilege escalation"},
+                {"check_id": "CKV_K8S_19", "resource": "Deployment.pixel.session", "check_name": "host network"},
+                {"check_id": "CKV_K8S_20", "resource": "Deployment.pixel.stream", "check_name": "privilege escalation"},
             ]
         },
     }
     assert unexpected_findings(checkov_findings(report), allowlist) == [
-        "CKV_K8S_19 (host network) fails for Deployment.pixel.router",
-        "CKV_K8S_20 (privilege escalation) fails for Deployment.pixel.player",
+        "CKV_K8S_19 (host network) fails for Deployment.pixel.session",
+        "CKV_K8S_20 (privilege escalation) fails for Deployment.pixel.stream",
     ]
 
 

@@ -36,7 +36,13 @@ def test_committed_stacks_are_valid(stack: str) -> None:
     values = read_stack_config(ROOT / "stacks" / f"Pulumi.{stack}.yaml", "pixelstream").values
     import json
 
-    raw = {key.split(":", 1)[1]: json.loads(v) for key, v in values.items() if key.startswith("pixelstream:")}
+    from pixelstream.config import STRING_KEYS
+
+    raw = {
+        key.split(":", 1)[1]: v if key.split(":", 1)[1] in STRING_KEYS else json.loads(v)
+        for key, v in values.items()
+        if key.startswith("pixelstream:")
+    }
     config = parse(**raw)
     if stack == "dev":
         assert config.cluster.endpoint.public and config.cluster.endpoint.allowed_cidrs == ["198.51.100.0/24"]
@@ -48,6 +54,7 @@ def test_committed_stacks_are_valid(stack: str) -> None:
         assert config.node_pools.turn.size == 2
         assert (config.node_pools.gpu.min_size, config.node_pools.gpu.max_size) == (1, 5)
         assert config.streaming.capacity.warm_streams >= 1 and config.streaming.streamer.gpu_mode == "timeSliced"
+        assert config.environment == "production" and config.streaming.players.auth.mode == "signedLinks"
 
 
 GPU = {"gpu": {"shape": "BM.GPU.H100.8"}}
@@ -167,11 +174,123 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
         ["4.7.0-r2", "older than coturn 4.9"],
     ),
     (
-        "credentials per minute",
-        {"streaming": {"turn": {"credentialsPerMinute": 0}}},
+        "a key the ICE config service had",
+        {"streaming": {"turn": {"credentialsPerMinute": 30}}},
         "streaming.turn.credentialsPerMinute",
-        ["0", "1-600"],
+        ["unknown key", "credentialTtlSeconds"],
     ),
+    ("unreal version", {"streaming": {"unrealVersion": "4.27"}}, "streaming.unrealVersion", ["4.27", "5.6, 5.7"]),
+    ("environment", {"environment": "prod"}, "environment", ["prod", "production"]),
+    (
+        "auth mode",
+        {"streaming": {"players": {"auth": {"mode": "password"}}}},
+        "streaming.players.auth.mode",
+        ["password"],
+    ),
+    (
+        "oidc without its settings",
+        {"streaming": {"players": {"auth": {"mode": "oidc"}}}},
+        "streaming.players.auth.oidc",
+        ["issuerUrl", "clientId", "clientSecret"],
+    ),
+    (
+        "oidc without a host",
+        {
+            "streaming": {
+                "players": {
+                    "auth": {
+                        "mode": "oidc",
+                        "oidc": {"issuerUrl": "https://idp.example", "clientId": "game", "clientSecret": "s"},
+                    }
+                }
+            }
+        },
+        "streaming.ingress.host",
+        ["required", "https://<host>/oauth2/callback"],
+    ),
+    (
+        "oidc issuer without TLS",
+        {
+            "streaming": {
+                "ingress": {"host": "play.example.com"},
+                "players": {
+                    "auth": {
+                        "mode": "oidc",
+                        "oidc": {"issuerUrl": "http://idp.example", "clientId": "game", "clientSecret": "s"},
+                    }
+                },
+            }
+        },
+        "streaming.players.auth.oidc.issuerUrl",
+        ["http://idp.example", "https://"],
+    ),
+    (
+        "oidc without the openid scope",
+        {
+            "streaming": {
+                "ingress": {"host": "play.example.com"},
+                "players": {
+                    "auth": {
+                        "mode": "oidc",
+                        "oidc": {
+                            "issuerUrl": "https://idp.example",
+                            "clientId": "game",
+                            "clientSecret": "s",
+                            "scopes": ["email"],
+                        },
+                    }
+                },
+            }
+        },
+        "streaming.players.auth.oidc.scopes",
+        ["email", "openid"],
+    ),
+    (
+        "oidc settings without oidc",
+        {
+            "streaming": {
+                "players": {
+                    "auth": {
+                        "mode": "signedLinks",
+                        "oidc": {"issuerUrl": "https://i.example", "clientId": "g", "clientSecret": "s"},
+                    }
+                }
+            }
+        },
+        "streaming.players.auth.oidc",
+        ["signedLinks", "mode: oidc"],
+    ),
+    (
+        "launch links living a day",
+        {"streaming": {"players": {"auth": {"signedLinks": {"maxLifetimeSeconds": 86400}}}}},
+        "streaming.players.auth.signedLinks.maxLifetimeSeconds",
+        ["86400", "30-3600"],
+    ),
+    (
+        "launch link keys over plain HTTP",
+        {"streaming": {"players": {"auth": {"signedLinks": {"jwksUrl": "http://portal.example/jwks"}}}}},
+        "streaming.players.auth.signedLinks.jwksUrl",
+        ["http://portal.example/jwks", "https://"],
+    ),
+    (
+        "empty waiting room",
+        {"streaming": {"players": {"queue": {"maxPlayers": 0}}}},
+        "streaming.players.queue.maxPlayers",
+        ["0", "1-100000"],
+    ),
+    (
+        "no joins",
+        {"streaming": {"players": {"rateLimits": {"joinsPerMinute": 0}}}},
+        "streaming.players.rateLimits.joinsPerMinute",
+        ["0", "1-10000"],
+    ),
+    (
+        "more sessions than a TURN node holds",
+        {"streaming": {"autoscaling": {"maxReplicas": 40}}},
+        "streaming.turn.capacityBytesPerSecond",
+        ["250000000", "40 allocations", "160", "maxReplicas (40)", "userQuota 4"],
+    ),
+    ("turn quota of a crowd", {"streaming": {"turn": {"userQuota": 100}}}, "streaming.turn.userQuota", ["100", "3-16"]),
     (
         "services overlap vcn",
         {"cluster": {"servicesCidr": "10.0.0.0/12"}},
@@ -483,9 +602,9 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
     ),
     (
         "credential ttl",
-        {"streaming": {"turn": {"credentialTtlSeconds": 10}}},
+        {"streaming": {"turn": {"credentialTtlSeconds": 86400}}},
         "streaming.turn.credentialTtlSeconds",
-        ["10", "60-86400"],
+        ["86400", "60-3600"],
     ),
     ("realm", {"streaming": {"turn": {"realm": "my realm"}}}, "streaming.turn.realm", ["my realm"]),
     ("cpu quantity", {"streaming": {"streamer": {"cpu": "four"}}}, "streaming.streamer.cpu", ["four", "3750m"]),
@@ -1086,7 +1205,9 @@ def test_load_reads_the_namespace_and_its_objects() -> None:
 
 
 def test_load_rejects_an_unknown_top_level_key() -> None:
-    with pytest.raises(ConfigError, match=r"^pixelstream:nodepools: unknown key; allowed: compartmentId, network"):
+    with pytest.raises(
+        ConfigError, match=r"^pixelstream:nodepools: unknown key; allowed: compartmentId, environment, network"
+    ):
         _load({"pixelstream:compartmentId": COMPARTMENT, "pixelstream:nodepools": "{}"})
 
 

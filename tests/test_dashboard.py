@@ -34,8 +34,11 @@ EXPORTED = {
     "DCGM_FI_": {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"} | SERVICE_MONITOR,
     "turn_total_allocations": {"type"} | PODS,
     "turn_total_traffic_": PODS,
-    "matchmaker_": SERVICES,
-    "signalserver_": PODS,
+    # The session service's (session/metrics.py), scraped through its Service; the counters' own labels.
+    "pixelstream_session_refused_total": {"reason"} | SERVICES,
+    "pixelstream_session_dropped_total": {"type"} | SERVICES,
+    "pixelstream_session_joined_total": {"kind"} | SERVICES,
+    "pixelstream_session_": SERVICES,
     "kube_daemonset_status_": {"namespace", "daemonset"} | SERVICE_MONITOR,
     "up": PODS | SERVICES | SERVICE_MONITOR,
 }

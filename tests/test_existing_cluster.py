@@ -150,8 +150,8 @@ def test_turn_nodes_are_found_by_their_configured_labels(streaming: Plan) -> Non
     terms = turn["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms == [{"matchExpressions": [{"key": "edge.example.com/turn", "operator": "In", "values": ["yes"]}]}]
     assert turn["tolerations"] == []
-    ice = manifests["pixel.deployment.ice-config.yaml"]["spec"]["template"]["spec"]["containers"][0]
-    assert {"name": "NODE_SELECTOR", "value": "edge.example.com/turn=yes"} in ice["env"]
+    sessions = manifests["pixel.deployment.session.yaml"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "TURN_NODE_SELECTOR", "value": "edge.example.com/turn=yes"} in sessions["env"]
 
 
 def _turn_conf(plan: Plan) -> str:

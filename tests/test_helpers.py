@@ -1,7 +1,8 @@
-"""The TURN bootstrap, the pod-deletion-cost agent and the stream drain hook, run for real against fakes."""
+"""The TURN bootstrap, and the stream pod's readiness probe and drain hook, run for real (bash) against fakes."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,12 @@ import pytest
 from conftest import APP
 from fake_kube import node, secret_file, serve
 
-from pixelstream.workloads.pixel_streaming.streaming import StreamerSettings, drain_hook
+from pixelstream.workloads.pixel_streaming.streaming import (
+    SIGNALLING_PLAYER_PORT,
+    StreamerSettings,
+    drain_hook,
+    streamer_connected_probe,
+)
 
 
 def run_bootstrap(tmp_path: Path, node_object: dict) -> subprocess.CompletedProcess:
@@ -54,20 +60,23 @@ def test_bootstrap_refuses_a_node_without_public_ip(tmp_path: Path) -> None:
     assert not (tmp_path / "out.conf").exists()
 
 
-class Gauge:
-    """A signalling server's /custom metrics endpoint with a settable player count."""
+class Status:
+    """A signalling server's /api/status (Wilbur, SignallingWebServer/src/paths/status.ts: compact JSON from
+    express) with settable streamer and player counts."""
 
     def __init__(self) -> None:
+        self.streamers = 1
         self.players = 0
         self.requests = 0
-        gauge = self
+        status = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                gauge.requests += 1
-                metric = "signalserver_player_socket_connections"
-                body = f"# TYPE {metric} gauge\n{metric} {gauge.players}\n".encode()
-                self.send_response(200)
+                status.requests += 1
+                counts = {"uptime": 5, "streamer_count": status.streamers, "player_count": status.players}
+                body = json.dumps({**counts, "version": "3.1.0"}, separators=(",", ":")).encode()
+                self.send_response(200 if self.path == "/api/status" else 404)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -81,79 +90,56 @@ class Gauge:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture
-def gauge():
-    g = Gauge()
-    yield g
-    g.close()
+def status():
+    s = Status()
+    yield s
+    s.close()
 
 
-def run_agent(tmp_path: Path, monkeypatch, annotations: dict, gauge: Gauge, players: list[int]):
-    """Start the agent on a pod with `annotations`, step once per player count; the PATCH calls sent."""
-    import deletion_cost
+def test_a_stream_pod_is_ready_exactly_while_its_streamer_is_connected(status: Status) -> None:
+    probe = streamer_connected_probe(period=5)["exec"]["command"]
+    assert probe[:2] == ["bash", "-c"] and probe[4:] == [str(SIGNALLING_PLAYER_PORT), "streamer_count"]
 
-    pod = {"metadata": {"name": "stream-a", "annotations": annotations}}
-    path = "/api/v1/namespaces/pixel/pods/stream-a"
-    with serve({("GET", path): lambda call: (200, pod), ("PATCH", path): lambda call: (200, pod)}) as kube:
-        for key, value in kube.env(tmp_path).items():
-            monkeypatch.setenv(key, value)
-        agent = deletion_cost.Agent("pixel", "stream-a", f"http://127.0.0.1:{gauge.port}/custom")
-        agent.start()
-        sent = []
-        for count in players:
-            gauge.players = count
-            sent.append(agent.step())
-        assert {c.path for c in kube.calls} == {path}, "only its own pod"
-        patches = [c for c in kube.calls if c.method == "PATCH"]
-        assert {c.content_type for c in patches} in ({"application/merge-patch+json"}, set())
-        return sent, [c.body["metadata"]["annotations"] for c in patches]
+    def ready(port: int) -> bool:
+        return subprocess.run([*probe[:4], str(port), "streamer_count"], timeout=10).returncode == 0
+
+    assert ready(status.port)
+    status.streamers = 0
+    assert not ready(status.port), "the Unreal app has not connected (or has gone)"
+    status.streamers = 12
+    assert ready(status.port)
+    status.server.shutdown()  # still accepting connections, no longer answering them
+    start = time.monotonic()
+    assert not ready(status.port) and time.monotonic() - start < 5, "a hung signalling server"
+    status.server.server_close()
+    assert not ready(status.port), "no signalling server at all"
 
 
-def test_deletion_cost_follows_players_and_patches_only_on_change(tmp_path: Path, gauge: Gauge, monkeypatch) -> None:
-    import deletion_cost
-
-    cost, evict = deletion_cost.ANNOTATION, deletion_cost.SAFE_TO_EVICT
-    sent, patches = run_agent(tmp_path, monkeypatch, {cost: "0"}, gauge, [0, 2, 2, 3, 0, 0])
-    assert sent == [False, True, False, True, True, False], "0 players and cost 0 already: nothing to send"
-    assert patches == [
-        {cost: "2", evict: "false"},
-        {cost: "3", evict: "false"},
-        {cost: "0", evict: None},
-    ], "not evictable while players are connected; the annotation is removed (null) once drained"
-
-
-def test_deletion_cost_agent_repairs_annotations_after_a_restart(tmp_path: Path, gauge: Gauge, monkeypatch) -> None:
-    import deletion_cost
-
-    cost, evict = deletion_cost.ANNOTATION, deletion_cost.SAFE_TO_EVICT
-    _, patches = run_agent(tmp_path, monkeypatch, {cost: "2"}, gauge, [2])
-    assert patches == [{cost: "2", evict: "false"}], "the cost was right, the eviction guard missing"
-    sent, patches = run_agent(tmp_path, monkeypatch, {cost: "0", evict: "false"}, gauge, [0])
-    assert sent == [True] and patches == [{cost: "0", evict: None}], "a stale guard from before the restart goes"
-
-
-def test_drain_hook_keeps_unreal_alive_while_players_remain(gauge: Gauge) -> None:
+def test_drain_hook_keeps_unreal_alive_while_its_player_remains(status: Status) -> None:
     command = drain_hook(StreamerSettings(drain_seconds=120))["preStop"]["exec"]["command"]
-    assert command[:2] == ["bash", "-c"] and command[4:] == ["24", "9000", "5"]
+    assert command[:2] == ["bash", "-c"] and command[4:] == [str(SIGNALLING_PLAYER_PORT), "player_count", "24", "5"]
     script = command[2]
 
     def drain(checks: int) -> tuple[int, float]:
         start = time.monotonic()
-        result = subprocess.run(["bash", "-c", script, "drain", str(checks), str(gauge.port), "0.2"], timeout=30)
+        arguments = [str(status.port), "player_count", str(checks), "0.2"]
+        result = subprocess.run(["bash", "-c", script, "drain", *arguments], timeout=30)
         return result.returncode, time.monotonic() - start
 
-    gauge.players = 0
+    status.players = 0
     code, elapsed = drain(50)
-    assert code == 0 and elapsed < 1.5, "no players: the app stops at once"
+    assert code == 0 and elapsed < 1.5, "no player: the app stops at once"
 
-    gauge.players = 1
-    threading.Timer(1.0, lambda: setattr(gauge, "players", 0)).start()
+    status.players = 1
+    threading.Timer(1.0, lambda: setattr(status, "players", 0)).start()
     code, elapsed = drain(50)
-    assert code == 0 and 0.9 <= elapsed < 5, "waits until the last player leaves"
+    assert code == 0 and 0.9 <= elapsed < 5, "waits until the player leaves"
 
-    gauge.players = 3
-    requests = gauge.requests
+    status.players = 1
+    requests = status.requests
     code, elapsed = drain(4)
-    assert elapsed >= 0.6 and gauge.requests - requests == 4, "gives up after its checks; Kubernetes then stops the app"
+    assert elapsed >= 0.6 and status.requests - requests == 4, "gives up after its checks; Kubernetes then stops it"

@@ -40,7 +40,8 @@ def browsers(tmp_path: Path) -> Iterator[Any]:
 
 
 def page_state(driver: Any) -> dict[str, str]:
-    return driver.execute_script("return Object.assign({text: document.getElementById('status').textContent}, document.body.dataset)")
+    script = "return Object.assign({text: document.getElementById('status').textContent}, document.body.dataset)"
+    return driver.execute_script(script)
 
 
 def hostile_url(edge: Edge, link: str) -> str:

@@ -4,10 +4,12 @@ real stacks passing them all."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pulumi_policy
 import pytest
+import yaml
 from conftest import ROOT
 
 from pixelstream.tools.offline import plan_stack
@@ -321,6 +323,44 @@ def test_the_stacks_pass_every_policy(stack: str) -> None:
     assert [v.policy for v in run_policies(relayed, plan.outputs)] == [RELAY_POLICY, RELAY_POLICY]
 
 
+def session_deployment(mode: str) -> dict:
+    return deployment({**LIMITED, "name": "session", "env": [{"name": "AUTH_MODE", "value": mode}]})
+
+
+def test_production_refuses_anonymous_players_and_other_environments_only_warn_in_the_plan() -> None:
+    production = {"players-authenticated-in-production": {"environment": "production"}}
+    assert violations(session_deployment("none"), config=production) == [
+        "players-authenticated-in-production: Deployment r container session gives GPUs to anonymous players "
+        "(AUTH_MODE none) in a production stack: set streaming.players.auth.mode to oidc or signedLinks"
+    ]
+    for mode in ("signedLinks", "oidc"):
+        assert violations(session_deployment(mode), config=production) == []
+    for environment in ("development", "staging"):
+        config = {"players-authenticated-in-production": {"environment": environment}}
+        assert violations(session_deployment("none"), config=config) == []
+    assert violations(session_deployment("none")) == [], "development unless a stack says otherwise"
+
+
+def test_the_committed_production_stack_authenticates_and_would_fail_anonymous(tmp_path: Path) -> None:
+    """prod declares itself production: its own settings pass; the same stack with `auth: none` fails."""
+    from pixelstream.config import StackConfig
+    from pixelstream.tools.policies import policy_config
+
+    stack_file = ROOT / "stacks" / "Pulumi.prod.yaml"
+    config = policy_config(StackConfig.from_stack_file(stack_file))
+    assert config["players-authenticated-in-production"] == {"environment": "production"}
+    plan, _ = plan_stack("prod", ROOT)
+    resources = [{"type": r.type, "name": r.name, "inputs": r.inputs} for r in plan.resources]
+    assert run_policies(resources, plan.outputs, config) == []
+    document = yaml.safe_load(stack_file.read_text())
+    document["config"]["pixelstream:streaming"]["players"]["auth"]["mode"] = "none"
+    anonymous = tmp_path / "Pulumi.prod.yaml"
+    anonymous.write_text(yaml.safe_dump(document))
+    plan, _ = plan_stack("prod", ROOT, anonymous)
+    resources = [{"type": r.type, "name": r.name, "inputs": r.inputs} for r in plan.resources]
+    assert [v.policy for v in run_policies(resources, plan.outputs, config)] == ["players-authenticated-in-production"]
+
+
 def test_live_props_keep_secret_markers(monkeypatch) -> None:
     """Under the Pulumi CLI, props arrive through pulumi-policy's deserializer and read-only proxies."""
     from pulumi_policy import deserialize, policy
@@ -349,6 +389,7 @@ def test_the_pack_is_mandatory_and_complete() -> None:
         "turn-denies-private-peers",
         "no-plaintext-secret-outputs",
         "turn-relays-only-to-stream-pods",
+        "players-authenticated-in-production",
     }
     main = (ROOT / "policy" / "__main__.py").read_text()
     assert "PolicyPack(" in main and "preserve_secret_markers()" in main

@@ -19,25 +19,20 @@ from pixelstream.addons.dashboard import queries
 from pixelstream.tools.offline import plan_stack
 
 SERVICE = 'job="kubernetes-service-endpoints",instance="10.244.1.5:9000",node="10.0.64.10"'
-PODS = 'job="kubernetes-pods",container="signaler"'
-STREAM_PODS = ["stream-6c9f-a", "stream-6c9f-b", "stream-6c9f-c", "stream-6c9f-d"]
+SESSION = 'namespace="pixel",service="session"'
 
-# One matchmaker Service with 4 ready streams, 3 of them playing (1 idle), nobody queued; four signalling
-# pods with 1, 1, 1 and 0 players. Look-alikes in another namespace and another Service must not leak in.
+# The session service with 4 ready streams, 3 held by players (1 free), 2 players queued: a ratio of 5/4.
+# Look-alikes in another namespace and another Service must not leak in.
 INPUT_SERIES = {
-    f'matchmaker_player_socket_connections{{{SERVICE},namespace="pixel",service="matchmaker"}}': "3x5",
-    f'matchmaker_player_queue_count{{{SERVICE},namespace="pixel",service="matchmaker"}}': "0x5",
-    f'matchmaker_streamer_available_count{{{SERVICE},namespace="pixel",service="matchmaker"}}': "1x5",
-    f'matchmaker_streamer_connections{{{SERVICE},namespace="pixel",service="matchmaker"}}': "4x5",
-    f'matchmaker_streamer_demand_ratio{{{SERVICE},namespace="pixel",service="matchmaker"}}': "0.75x5",
-    f'matchmaker_streamer_demand_ratio{{{SERVICE},namespace="staging",service="matchmaker"}}': "2x5",
-    f'matchmaker_player_queue_count{{{SERVICE},namespace="staging",service="matchmaker"}}': "5x5",
-    f'matchmaker_streamer_demand_ratio{{{SERVICE},namespace="pixel",service="matchmaker-canary"}}': "0.1x5",
-    **{
-        f'signalserver_player_socket_connections{{{PODS},namespace="pixel",pod="{pod}"}}': f"{players}x5"
-        for pod, players in zip(STREAM_PODS, (1, 1, 1, 0), strict=True)
-    },
-    f'signalserver_player_socket_connections{{{PODS},namespace="staging",pod="{STREAM_PODS[0]}"}}': "7x5",
+    f"pixelstream_session_players{{{SERVICE},{SESSION}}}": "3x5",
+    f"pixelstream_session_queue{{{SERVICE},{SESSION}}}": "2x5",
+    f"pixelstream_session_streams_ready{{{SERVICE},{SESSION}}}": "4x5",
+    f"pixelstream_session_streams_free{{{SERVICE},{SESSION}}}": "1x5",
+    f"pixelstream_session_demand_ratio{{{SERVICE},{SESSION}}}": "1.25x5",
+    f'pixelstream_session_demand_ratio{{{SERVICE},namespace="staging",service="session"}}': "2x5",
+    f'pixelstream_session_queue{{{SERVICE},namespace="staging",service="session"}}': "5x5",
+    f'pixelstream_session_demand_ratio{{{SERVICE},namespace="pixel",service="session-canary"}}': "0.1x5",
+    f'pixelstream_session_streams_free{{{SERVICE},namespace="pixel",service="session-canary"}}': "9x5",
 }
 
 
@@ -55,47 +50,34 @@ def rules(dev_releases: dict[str, dict]) -> dict[str, dict]:
 
 
 def test_the_deployed_rules_are_the_reference_metrics(rules: dict[str, dict]) -> None:
-    assert set(rules) == {
-        "stream_player_connections",
-        "pixelstream_player_queue_count",
-        "pixelstream_available_count",
-        POOL_RATIO_METRIC,
-    }
+    assert set(rules) == {"pixelstream_player_queue_count", "pixelstream_available_count", POOL_RATIO_METRIC}
     assert rules == {r.metric: r.to_values() for r in ADAPTER_RULES}
 
 
 def test_expansion_follows_prometheus_adapter(rules: dict[str, dict]) -> None:
-    assert expand_metrics_query(rules[POOL_RATIO_METRIC], "service", "pixel", ["matchmaker"]) == (
-        'avg(matchmaker_streamer_demand_ratio{namespace="pixel",service="matchmaker"}) by (service)'
+    assert expand_metrics_query(rules[POOL_RATIO_METRIC], "service", "pixel", ["session"]) == (
+        'avg(pixelstream_session_demand_ratio{namespace="pixel",service="session"}) by (service)'
     )
-    assert expand_metrics_query(rules["stream_player_connections"], "pod", "pixel", ["a", "b"]) == (
-        'avg(signalserver_player_socket_connections{namespace="pixel",pod=~"a|b"}) by (pod)'
+    assert expand_metrics_query(rules["pixelstream_available_count"], "service", "pixel", ["a", "b"]) == (
+        'sum(pixelstream_session_streams_free{namespace="pixel",service=~"a|b"}) by (service)'
     )
 
 
 def hpa_reads(rules: dict[str, dict]) -> list[tuple[str, list[tuple[str, float]]]]:
     """What the autoscaler would read, and the values it must get."""
-    service = ["matchmaker"]
+    service = ["session"]
     return [
         (
             expand_metrics_query(rules[POOL_RATIO_METRIC], "service", "pixel", service),
-            [('{service="matchmaker"}', 0.75)],
+            [('{service="session"}', 1.25)],
         ),
         (
             expand_metrics_query(rules["pixelstream_available_count"], "service", "pixel", service),
-            [('{service="matchmaker"}', 1)],
+            [('{service="session"}', 1)],
         ),
         (
             expand_metrics_query(rules["pixelstream_player_queue_count"], "service", "pixel", service),
-            [('{service="matchmaker"}', 0)],
-        ),
-        (
-            expand_metrics_query(rules["stream_player_connections"], "pod", "pixel", STREAM_PODS),
-            [(f'{{pod="{pod}"}}', players) for pod, players in zip(STREAM_PODS, (1, 1, 1, 0), strict=True)],
-        ),
-        (
-            expand_metrics_query(rules["stream_player_connections"], "pod", "pixel", [STREAM_PODS[3]]),
-            [(f'{{pod="{STREAM_PODS[3]}"}}', 0)],
+            [('{service="session"}', 2)],
         ),
     ]
 
@@ -115,7 +97,7 @@ def broken(rules: dict[str, dict], metric: str, change) -> dict[str, dict]:
 @pytest.mark.parametrize(
     ("metric", "change"),
     [
-        # the matchmaker's `service` label mapped under another name
+        # the session service's `service` label mapped under another name
         (
             POOL_RATIO_METRIC,
             lambda r: r["resources"].update(
@@ -131,18 +113,18 @@ def broken(rules: dict[str, dict], metric: str, change) -> dict[str, dict]:
         ),
         # grouped by pod instead of the Service the HPA describes
         (POOL_RATIO_METRIC, lambda r: r.update(metricsQuery="avg(<<.Series>>{<<.LabelMatchers>>}) by (pod)")),
-        # summed over pods: no longer a per-pod metric
-        (
-            "stream_player_connections",
-            lambda r: r.update(metricsQuery="sum(<<.Series>>{<<.LabelMatchers>>}) by (namespace)"),
-        ),
-        # the wrong source series
+        # summed over the namespace: the canary Service's free streams would count too
         (
             "pixelstream_available_count",
-            lambda r: r.update(seriesQuery='{__name__=~"^matchmaker_streamer_connections$"}'),
+            lambda r: r.update(metricsQuery='sum(<<.Series>>{namespace="pixel"}) by (namespace)'),
+        ),
+        # the wrong source series: every ready stream, not the free ones
+        (
+            "pixelstream_available_count",
+            lambda r: r.update(seriesQuery='{__name__=~"^pixelstream_session_streams_ready$"}'),
         ),
     ],
-    ids=["service-label-renamed", "labels-swapped", "group-by-pod", "pod-metric-summed", "wrong-series"],
+    ids=["service-label-renamed", "labels-swapped", "group-by-pod", "namespace-summed", "wrong-series"],
 )
 def test_a_broken_rule_fails_on_prometheus(rules: dict[str, dict], metric: str, change, tmp_path: Path) -> None:
     result = expr_tests(tmp_path, INPUT_SERIES, hpa_reads(broken(rules, metric, change)))
@@ -203,8 +185,4 @@ def test_every_pod_annotated_for_scraping_declares_its_metrics_port() -> None:
         if annotations.get("prometheus.io/scrape") == "true":
             declared = {p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
             annotated[name] = int(annotations["prometheus.io/port"]) in declared
-    assert annotated == {
-        "pixel.daemonset.turn.yaml": True,
-        "pixel.deployment.stream.yaml": True,
-        "pixel.deployment.router.yaml": True,
-    }
+    assert annotated == {"pixel.daemonset.turn.yaml": True}

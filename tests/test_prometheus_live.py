@@ -24,16 +24,18 @@ from tools import require
 
 from pixelstream.addons.custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, expand_metrics_query
 from pixelstream.tools.offline import plan_stack
+from pixelstream.workloads.pixel_streaming.session.metrics import Metrics
 
 pytestmark = pytest.mark.slow
 
-MATCHMAKER = (
-    "matchmaker_streamer_demand_ratio 0.75\nmatchmaker_player_queue_count 0\nmatchmaker_streamer_available_count 1\n"
-)
+# What the session service itself renders (session/metrics.py): 3 players on 4 ready streams, 1 free.
+SESSION = Metrics().render({"queued": 0, "playing": 3, "streams": 4, "free": 1}, 0.75)
+# What coturn's exporter writes on two TURN nodes (coturn src/apps/relay/prom_server.c).
+TURN_A, TURN_B = 'turn_total_allocations{type="UDP"} 3\n', 'turn_total_allocations{type="UDP"} 0\n'
 
 
 def serve(body: str) -> ThreadingHTTPServer:
-    class Metrics(BaseHTTPRequestHandler):
+    class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             payload = body.encode()
             self.send_response(200)
@@ -45,7 +47,7 @@ def serve(body: str) -> ThreadingHTTPServer:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -64,7 +66,7 @@ def service_target(name: str, port: int, annotated: bool) -> dict:
     return {"targets": ["127.0.0.1:3000"], "labels": labels}
 
 
-def pod_target(name: str, port: int, phase: str, container: str = "signaler", declared: int | None = None) -> dict:
+def pod_target(name: str, port: int, phase: str, container: str = "coturn", declared: int | None = None) -> dict:
     """A pod discovery target: one per declared container port (`declared`, the metrics port by default)."""
     labels = {
         "__meta_kubernetes_namespace": "pixel",
@@ -92,26 +94,22 @@ def init_container(target: dict) -> dict:
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = require("prometheus", "prometheus")
     directory = tmp_path_factory.mktemp("prometheus")
-    servers = [
-        serve(MATCHMAKER),
-        serve("signalserver_player_socket_connections 1\n"),
-        serve("signalserver_player_socket_connections 0\n"),
-    ]
-    ignored = serve("matchmaker_streamer_demand_ratio 9\n")
+    servers = [serve(SESSION), serve(TURN_A), serve(TURN_B)]
+    ignored = serve("pixelstream_session_demand_ratio 9\n")
     ports = [s.server_address[1] for s in (*servers, ignored)]
     targets = {
         "kubernetes-service-endpoints": [
-            service_target("matchmaker", ports[0], annotated=True),
+            service_target("session", ports[0], annotated=True),
             service_target("not-annotated", ports[3], annotated=False),
         ],
         "kubernetes-pods": [
-            pod_target("stream-a", ports[1], "Running"),
+            pod_target("turn-a", ports[1], "Running"),
             # The same pods' other containers and ports: rewritten to the metrics port, they must not be scraped.
-            pod_target("stream-a", ports[1], "Running", declared=3000),
-            pod_target("stream-a", ports[1], "Running", container="streamer", declared=8111),
-            pod_target("stream-b", ports[2], "Running"),
-            init_container(pod_target("stream-b", ports[2], "Running")),
-            pod_target("stream-pending", ports[3], "Pending"),
+            pod_target("turn-a", ports[1], "Running", declared=3478),
+            pod_target("turn-a", ports[1], "Running", container="exporter", declared=9100),
+            pod_target("turn-b", ports[2], "Running"),
+            init_container(pod_target("turn-b", ports[2], "Running")),
+            pod_target("turn-pending", ports[3], "Pending"),
         ],
     }
     plan, _ = plan_stack("dev", ROOT)
@@ -170,10 +168,10 @@ def samples(url: str, promql: str) -> dict[str, float]:
 
 
 def test_service_scrape_carries_namespace_and_service(prometheus: str) -> None:
-    [series] = query(prometheus, "matchmaker_streamer_demand_ratio")
+    [series] = query(prometheus, "pixelstream_session_demand_ratio")
     labels = series["metric"]
-    assert labels["namespace"] == "pixel" and labels["service"] == "matchmaker"
-    assert labels["node"] == "node-a" and labels["app"] == "matchmaker"
+    assert labels["namespace"] == "pixel" and labels["service"] == "session"
+    assert labels["node"] == "node-a" and labels["app"] == "session"
     assert labels["job"] == "kubernetes-service-endpoints"
     assert not labels["instance"].endswith(":3000"), "scraped on the annotated metrics port"
 
@@ -183,26 +181,26 @@ def test_only_annotated_running_targets_are_scraped(prometheus: str) -> None:
         (r["metric"]["job"], r["metric"].get("service", r["metric"].get("pod"))) for r in query(prometheus, "up == 1")
     }
     assert up == {
-        ("kubernetes-service-endpoints", "matchmaker"),
-        ("kubernetes-pods", "stream-a"),
-        ("kubernetes-pods", "stream-b"),
+        ("kubernetes-service-endpoints", "session"),
+        ("kubernetes-pods", "turn-a"),
+        ("kubernetes-pods", "turn-b"),
     }
 
 
 def test_each_pod_is_scraped_once_on_its_metrics_port(prometheus: str) -> None:
-    series = query(prometheus, "signalserver_player_socket_connections")
+    series = query(prometheus, "turn_total_allocations")
     assert sorted((s["metric"]["pod"], s["metric"]["container"], s["metric"]["node"]) for s in series) == [
-        ("stream-a", "signaler", "node-of-stream-a"),
-        ("stream-b", "signaler", "node-of-stream-b"),
+        ("turn-a", "coturn", "node-of-turn-a"),
+        ("turn-b", "coturn", "node-of-turn-b"),
     ]
-    assert samples(prometheus, "sum(signalserver_player_socket_connections)") == {"{}": 1.0}
+    assert samples(prometheus, "sum(turn_total_allocations)") == {"{}": 3.0}
 
 
 def test_adapter_queries_on_the_scraped_series(prometheus: str) -> None:
     rules = {rule.metric: rule.to_values() for rule in ADAPTER_RULES}
-    ratio = expand_metrics_query(rules[POOL_RATIO_METRIC], "service", "pixel", ["matchmaker"])
-    assert samples(prometheus, ratio) == {'{"service": "matchmaker"}': 0.75}
-    available = expand_metrics_query(rules["pixelstream_available_count"], "service", "pixel", ["matchmaker"])
-    assert samples(prometheus, available) == {'{"service": "matchmaker"}': 1.0}
-    players = expand_metrics_query(rules["stream_player_connections"], "pod", "pixel", ["stream-a", "stream-b"])
-    assert samples(prometheus, players) == {'{"pod": "stream-a"}': 1.0, '{"pod": "stream-b"}': 0.0}
+    ratio = expand_metrics_query(rules[POOL_RATIO_METRIC], "service", "pixel", ["session"])
+    assert samples(prometheus, ratio) == {'{"service": "session"}': 0.75}
+    available = expand_metrics_query(rules["pixelstream_available_count"], "service", "pixel", ["session"])
+    assert samples(prometheus, available) == {'{"service": "session"}': 1.0}
+    queued = expand_metrics_query(rules["pixelstream_player_queue_count"], "service", "pixel", ["session"])
+    assert samples(prometheus, queued) == {'{"service": "session"}': 0.0}

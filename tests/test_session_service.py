@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ class Player:
             return response.status, await response.json()
 
     async def status(self) -> tuple[int, dict[str, Any]]:
-        async with self.http.get(f"{self.edge.url}/api/session") as response:
+        async with self.http.get(f"{self.edge.url}/api/status") as response:
             return response.status, await response.json()
 
     async def signalling(self, query: str = "", **kw: Any) -> aiohttp.ClientWebSocketResponse:
@@ -126,6 +127,7 @@ def test_a_player_with_a_link_gets_exactly_one_free_stream_and_the_sessions_turn
     (server,) = options["iceServers"]
     assert server["urls"] == ["turn:203.0.113.10:3478?transport=udp", "turn:203.0.113.10:3478?transport=tcp"]
     expiry, identity = server["username"].split(":")
+    assert 290 <= int(expiry) - time.time() <= 300, "credentials for minutes (TURN_TTL_SECONDS, 300 by default)"
     assert len(identity) == 20 and identity != turn_identity(TURN_SECRET, "")
     # One stream got the player, the other nothing; the busy one was given a deletion cost.
     served = [p for p in pods if p.streamer.players_connected()]

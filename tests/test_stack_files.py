@@ -547,7 +547,12 @@ def test_structured_config_from_the_engine_is_bounded_too() -> None:
 
 
 DIGEST = "@sha256:" + "ab" * 32
-REFERENCE_IMAGES = ("signalserver", "matchmaker", "player", "podproxy", "unreal")
+REFERENCE_IMAGES = ("session", "signalling-ue5.7", "oauth2-proxy", "podproxy", "unreal")
+OIDC = {
+    "issuerUrl": "https://idcs-0123456789abcdef.identity.oraclecloud.com",
+    "clientId": "pixelstream-players",
+    "clientSecret": {"secure": "v1:oidc"},
+}
 ENDPOINT = {"public": True, "allowedCidrs": ["198.51.100.0/24"]}
 
 # (id, the dev stack's pixelstream: keys replaced by these; None removes a key)
@@ -602,6 +607,39 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("pinned node image", {"nodePools": {"turn": {"imageId": "ocid1.image.oc1.iad.aaaaexample"}}}),
     ("a region newer than the table", {"extraRegions": ["xx-newcity-1"], "oci:region": "xx-newcity-1"}),
     ("own namespace and realm", {"streaming": {"namespace": "games", "turn": {"realm": "games.example.com"}}}),
+    (
+        "players signing in with an identity domain, in production",
+        {
+            "environment": "production",
+            "streaming": {
+                "ingress": {"host": "play.example.com", "pathPrefix": "/pixel"},
+                "players": {"auth": {"mode": "oidc", "oidc": {**OIDC, "allowedGroups": ["players", "testers"]}}},
+            },
+        },
+    ),
+    (
+        "launch links from a portal's keys, Unreal 5.6, a long queue",
+        {
+            "streaming": {
+                "unrealVersion": "5.6",
+                "images": {"unreal": f"registry.example/game{DIGEST}"},
+                "players": {
+                    "auth": {
+                        "mode": "signedLinks",
+                        "signedLinks": {
+                            "jwksUrl": "https://portal.example.com/.well-known/jwks.json",
+                            "audience": "my-game",
+                            "issuer": "https://portal.example.com",
+                            "maxLifetimeSeconds": 60,
+                        },
+                    },
+                    "queue": {"maxPlayers": 5000, "maxSessionMinutes": 90, "reconnectSeconds": 0},
+                    "rateLimits": {"joinsPerMinute": 2, "signallingConnections": 1},
+                },
+                "streamer": {"allowConsoleCommands": True},
+            }
+        },
+    ),
     ("older Kubernetes", {"cluster": {"kubernetesVersion": "v1.33.1", "endpoint": ENDPOINT}}),
     (
         "a large E5 pool",

@@ -3,8 +3,8 @@ completes; only the listening addresses and ports are moved to loopback test val
 
 Every stack (dev, prod, and one with its own address plan) gets its own server. The addresses the relay is
 asked to reach are taken from that stack's plan (subnets, services CIDR), so the coturn configuration and the
-network are checked against each other. Credentials come from the ICE config service's own code; a small TURN
-client (tests/stun.py) speaks to it.
+network are checked against each other. Credentials come from the session service's own code (one identity per
+player session); a small TURN client (tests/stun.py) speaks to it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -27,6 +28,7 @@ from stun import SOFTWARE, TCP_TRANSPORT, XOR_RELAYED_ADDRESS, TurnClient
 from tools import require
 
 from pixelstream.tools.offline import Plan, plan_stack
+from pixelstream.workloads.pixel_streaming.session.turn import credentials, turn_identity
 
 SECRET = "coturn-test-static-auth-secret"
 SUBNET = "oci:Core/subnet:Subnet"
@@ -35,11 +37,14 @@ CLUSTER = "oci:ContainerEngine/cluster:Cluster"
 # A stack with an address plan of its own; its services CIDR lies outside every private range, so only the
 # explicit denial of the stack's own networks keeps the relay away from it.
 CUSTOM = {"pixelstream:network": OTHER_ADDRESS_PLAN, "pixelstream:cluster": {"servicesCidr": "11.200.0.0/16"}}
-# A TURN node with room for exactly two sessions.
-TWO_SESSIONS = {
-    "pixelstream:streaming": {"turn": {"maxBytesPerSecond": 1_000_000, "capacityBytesPerSecond": 2_000_000}},
+# A TURN node with room for exactly three allocations: one stream's session at its quota.
+THREE_ALLOCATIONS = {
+    "pixelstream:streaming": {
+        "autoscaling": {"minReplicas": 1, "maxReplicas": 1},
+        "turn": {"maxBytesPerSecond": 1_000_000, "capacityBytesPerSecond": 3_000_000, "userQuota": 3},
+    },
 }
-STACK_CHANGES = {"custom": CUSTOM, "two-sessions": TWO_SESSIONS}
+STACK_CHANGES = {"custom": CUSTOM, "three-allocations": THREE_ALLOCATIONS}
 
 
 @dataclass
@@ -177,11 +182,13 @@ def coturn(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         process.wait(timeout=10)
 
 
-def client(server: tuple[str, int], ttl: int = 600, secret: str = SECRET, now: float | None = None, **kw) -> TurnClient:
-    import ice_config
-
-    identity = kw.pop("identity", "test-session")
-    username, password = ice_config.turn_credentials(secret, ttl, time.time() if now is None else now, identity)
+def client(
+    server: tuple[str, int], ttl: int = 300, secret: str = SECRET, now: float | None = None, **kw: Any
+) -> TurnClient:
+    """A TURN client with the credentials the session service gives the player of session `session`."""
+    session = kw.pop("session", "session-1")
+    identity = turn_identity(secret, session)
+    username, password = credentials(secret, ttl, time.time() if now is None else now, identity)
     return TurnClient(server, username, password, **kw)
 
 
@@ -211,7 +218,7 @@ def test_turn_over_tcp_works_but_a_tcp_relay_is_refused(coturn: Server) -> None:
         assert turn.allocate().success, "TURN over TCP to the server (UDP relay) stays available"
     finally:
         turn.close()
-    turn = client(coturn.address, tcp=True, identity="tcp-relay")
+    turn = client(coturn.address, tcp=True, session="tcp-relay")
     try:
         response = turn.allocate(TCP_TRANSPORT)
         assert not response.success and response.error == 442, response
@@ -276,31 +283,72 @@ def test_relay_reaches_only_the_stream_pods(coturn: Server) -> None:
             assert not response.success and response.error == 403, (what, address, response)
 
 
-def test_one_identity_holds_at_most_user_quota_allocations(coturn: Server) -> None:
+def test_one_session_holds_at_most_user_quota_allocations(coturn: Server) -> None:
     quota = int(re.search(r"^user-quota=(\d+)$", coturn.config, re.M)[1])
-    identity = f"quota-{time.monotonic_ns()}"
-    turns = [client(coturn.address, identity=identity) for _ in range(quota + 1)]
+    assert 3 <= quota <= 4, "a few: one per TURN URL of a browser (UDP, TCP, TLS), and one spare"
+    session = f"quota-{time.monotonic_ns()}"
+    turns = [client(coturn.address, session=session) for _ in range(quota + 1)]
     try:
         results = [t.allocate() for t in turns]
         assert all(r.success for r in results[:quota]), results
         assert results[quota].error == 486, results[quota]
-        other = client(coturn.address, identity=f"{identity}-other")
-        assert other.allocate().success, "another stream's identity has its own quota"
+        other = client(coturn.address, session=f"{session}-other")
+        assert other.allocate().success, "another session has its own quota"
         other.close()
     finally:
         for t in turns:
             t.close()
 
 
-def test_a_turn_node_admits_sessions_only_up_to_its_bandwidth(started, tmp_path: Path) -> None:
-    config, _ = node_config(plan_of("two-sessions", tmp_path), tmp_path)
-    assert "max-bps=1000000" in config and "bps-capacity=2000000" in config
+def test_every_other_session_at_its_quota_leaves_a_player_its_allocations(started, tmp_path: Path) -> None:
+    """The worst the prod stack allows on one TURN node: every stream's session (maxReplicas of them, the only
+    holders of credentials) but one takes its whole quota on that node; the last player still gets its own."""
+    plan = plan_of("prod", tmp_path)
+    config, _ = node_config(plan, tmp_path)
+    quota = int(re.search(r"^user-quota=(\d+)$", config, re.M)[1])
+    sessions = plan.manifests()["pixel.horizontalpodautoscaler.stream-autoscaler.yaml"]["spec"]["maxReplicas"]
     server, _ = started(config)
-    turns = [client(server, identity=f"stream-{i}") for i in range(3)]
+    greedy = [client(server, session=f"greedy-{s}") for s in range(sessions - 1) for _ in range(quota)]
+    player = [client(server, session="the-player") for _ in range(quota)]
+    try:
+        assert all(t.allocate().success for t in greedy)
+        assert all(t.allocate().success for t in player), "the node had room for the last session"
+    finally:
+        for t in greedy + player:
+            t.close()
+
+
+@pytest.mark.slow
+def test_a_sessions_credential_opens_allocations_for_minutes_and_a_running_one_outlives_it(coturn: Server) -> None:
+    """A new allocation needs a credential that has not expired; the allocation made with it keeps refreshing and
+    taking permissions after it expires (coturn keeps the key it authenticated: `hmackey_set`), so a session is
+    never cut by its credential's lifetime, and a leaked credential opens nothing new after it."""
+    session = f"ttl-{time.monotonic_ns()}"
+    running = client(coturn.address, ttl=2, session=session)
+    try:
+        assert running.allocate().success
+        time.sleep(3.5)
+        late = client(coturn.address, ttl=2, now=time.time() - 3.5, session=session)
+        try:
+            assert late.allocate().error == 401, "the expired credential opens no new allocation"
+        finally:
+            late.close()
+        assert running.refresh(600).success, "the running allocation refreshes"
+        stream_pod = str(coturn.subnet("streams")[37])
+        assert running.create_permission(stream_pod).success, "and still reaches its stream"
+    finally:
+        running.close()
+
+
+def test_a_turn_node_admits_sessions_only_up_to_its_bandwidth(started, tmp_path: Path) -> None:
+    config, _ = node_config(plan_of("three-allocations", tmp_path), tmp_path)
+    assert "max-bps=1000000" in config and "bps-capacity=3000000" in config
+    server, _ = started(config)
+    turns = [client(server, session=f"session-{i}") for i in range(4)]
     try:
         results = [t.allocate() for t in turns]
-        assert [r.success for r in results] == [True, True, False], results
-        assert results[2].error == 486, results[2]
+        assert [r.success for r in results] == [True, True, True, False], results
+        assert results[3].error == 486, results[3]
     finally:
         for t in turns:
             t.close()

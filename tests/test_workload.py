@@ -1,4 +1,5 @@
-"""The streaming workload's manifests: placement, autoscaling, probes, least privilege, secrets, images."""
+"""The streaming workload's manifests: placement, autoscaling, probes, least privilege, secrets, images, and the
+player edge (the session service, its auth modes, the routes and their limits)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def containers(spec: dict) -> list[dict]:
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
-def test_hpa_scales_streams_on_the_matchmaker_pool_ratio(dev: Plan) -> None:
+def test_hpa_scales_streams_on_the_session_services_pool_ratio(dev: Plan) -> None:
     hpa = manifest(dev, "horizontalpodautoscaler", "stream-autoscaler")["spec"]
     assert hpa["scaleTargetRef"] == {"kind": "Deployment", "name": "stream", "apiVersion": "apps/v1"}
     assert hpa["metrics"] == [
@@ -45,7 +46,7 @@ def test_hpa_scales_streams_on_the_matchmaker_pool_ratio(dev: Plan) -> None:
             "type": "Object",
             "object": {
                 "metric": {"name": "player_stream_pool_ratio"},
-                "describedObject": {"apiVersion": "v1", "kind": "Service", "name": "matchmaker"},
+                "describedObject": {"apiVersion": "v1", "kind": "Service", "name": "session"},
                 "target": {"type": "Value", "value": "0.9"},
             },
         }
@@ -68,7 +69,9 @@ def test_autoscaling_from_config(tmp_path: Path) -> None:
                 "maxReplicas": 40,
                 "targetPoolRatio": 0.75,
                 "scaleDown": {"stabilizationSeconds": 300},
-            }
+            },
+            # 40 sessions at 4 allocations each on one TURN node
+            "turn": {"capacityBytesPerSecond": 1_000_000_000},
         },
     )
     hpa = manifest(plan, "horizontalpodautoscaler", "stream-autoscaler")["spec"]
@@ -77,11 +80,12 @@ def test_autoscaling_from_config(tmp_path: Path) -> None:
     assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
 
 
-def test_matchmaker_service_is_scraped_for_the_service_label(dev: Plan) -> None:
-    service = manifest(dev, "service", "matchmaker")
+def test_the_session_service_is_scraped_for_the_service_label_and_runs_once(dev: Plan) -> None:
+    service = manifest(dev, "service", "session")
     assert service["metadata"]["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": "9000"}
-    matchmaker = manifest(dev, "deployment", "matchmaker")["spec"]
-    assert matchmaker["replicas"] == 1 and matchmaker["strategy"] == {"type": "Recreate"}
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"http": 80, "metrics": 9000}
+    sessions = manifest(dev, "deployment", "session")["spec"]
+    assert sessions["replicas"] == 1 and sessions["strategy"] == {"type": "Recreate"}, "one queue, one owner"
 
 
 def test_every_container_has_requests_and_limits(dev: Plan) -> None:
@@ -111,8 +115,8 @@ def test_every_pod_runs_non_root_where_the_image_allows(dev: Plan, tmp_path: Pat
     assert {
         "DaemonSet/turn/coturn",
         "DaemonSet/turn/bootstrap",
-        "Deployment/ice-config/ice-config",
-        "Deployment/router/traefik",
+        "Deployment/session/session",
+        "Deployment/stream/signalling",
     } <= read_only
 
 
@@ -124,11 +128,7 @@ def test_only_the_containers_that_call_the_api_hold_a_token(dev: Plan) -> None:
             mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
             if automount or "/var/run/secrets/kubernetes.io/serviceaccount" in mounts:
                 holders.add(f"{workload}/{container['name']}")
-    assert holders == {
-        "DaemonSet/turn/bootstrap",
-        "Deployment/stream/deletion-cost",
-        "Deployment/ice-config/ice-config",
-    }
+    assert holders == {"DaemonSet/turn/bootstrap", "Deployment/session/session"}, "no stream pod holds one"
 
 
 def test_no_cluster_role_can_patch_nodes_or_pods(dev: Plan) -> None:
@@ -138,8 +138,14 @@ def test_no_cluster_role_can_patch_nodes_or_pods(dev: Plan) -> None:
         for rule in role["rules"]:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, role["metadata"]["name"]
             assert rule["resources"] == ["nodes"]
-    role = manifest(dev, "role", "stream-deletion-cost")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}]
+    role = manifest(dev, "role", "session-streams")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]}]
+    verbs = {
+        obj["metadata"]["name"]: obj["rules"][0]["verbs"]
+        for obj in dev.manifests().values()
+        if obj["kind"] == "ClusterRole"
+    }
+    assert verbs == {"pixelstream-pixel-session-nodes": ["list"], "pixelstream-pixel-turn-nodes": ["get"]}
     for binding in (obj for obj in dev.manifests().values() if obj["kind"] in ("RoleBinding", "ClusterRoleBinding")):
         assert all(subject["namespace"] == NS for subject in binding["subjects"]), (
             "service accounts live in the app namespace"
@@ -245,7 +251,7 @@ def test_turn_denies_metadata_private_and_the_platforms_own_networks(dev: Plan) 
     } <= denied
     assert peers(conf, "allowed-peer-ip") == ["10.0.192.0-10.0.223.255"], "exactly the stream pod subnet"
     assert {"use-auth-secret", "fingerprint", "prometheus", "no-tcp-relay", "unauthorized-ratelimit"} <= set(conf)
-    assert "bps-capacity=250000000" in conf and "user-quota=20" in conf
+    assert "bps-capacity=250000000" in conf and "user-quota=4" in conf
     assert not [line for line in conf if line.startswith(("user=", "lt-cred-mech"))], "no static users"
 
 
@@ -259,23 +265,61 @@ def test_stream_pod_placement_probes_and_drain(dev: Plan) -> None:
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms == [{"matchExpressions": [{"key": "app.pixel/gpu", "operator": "In", "values": ["true"]}]}]
     assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert spec["automountServiceAccountToken"] is False and "serviceAccountName" not in spec
     by_name = {c["name"]: c for c in spec["containers"]}
-    assert set(by_name) == {"signaler", "streamer", "deletion-cost"}
-    signaler = by_name["signaler"]
-    startup = signaler["startupProbe"]
-    assert startup["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert set(by_name) == {"signalling", "streamer"}
+    signalling = by_name["signalling"]
+    assert signalling["image"] == IMAGES["signalling-ue5.7"]
+    # Wilbur's own options (SignallingWebServer/src/index.ts at signalling-webserver-UE5.7-3.1.0), no config file.
+    assert signalling["workingDir"] == "/SignallingWebServer/SignallingWebServer"
+    assert signalling["command"] == ["node", "dist/index.js"]
+    assert signalling["args"] == [
+        "--no_config",
+        "--player_port=8080",
+        "--streamer_port=8888",
+        "--sfu_port=8889",
+        "--max_players=1",
+        "--rest_api",
+        "--log_folder=/tmp/logs",
+        "--log_level_console=info",
+    ]
+    startup = signalling["startupProbe"]
+    assert startup["exec"]["command"][-2:] == ["8080", "streamer_count"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 600, "a slow Unreal start is not killed"
-    assert "httpGet" not in signaler["livenessProbe"], "liveness does not depend on the Unreal app"
-    assert "--rtcConfigSvc=http://ice-config" in signaler["args"]
-    assert "--MatchmakerAddress=matchmaker" in signaler["args"]
+    assert signalling["readinessProbe"]["exec"] == startup["exec"], "ready while the streamer is connected"
+    assert "exec" not in signalling["livenessProbe"], "liveness does not depend on the Unreal app"
     assert spec["terminationGracePeriodSeconds"] >= 120
     assert by_name["streamer"]["lifecycle"]["preStop"]["exec"]["command"][0] == "bash"
     env = {e["name"]: e.get("value") for e in by_name["streamer"]["env"]}
     capabilities = set(env["NVIDIA_DRIVER_CAPABILITIES"].split(","))
     assert {"video", "graphics"} <= capabilities
     assert (env["RES_X"], env["RES_Y"]) == ("1920", "1080")
+    assert env["SIGNAL_URL"] == "ws://localhost:8888"
+    assert "-PixelStreamingSignallingURL=ws://localhost:8888" in env["EXTRA_ARGS"]
     assert "-PixelStreamingWebRTCMaxFps=30" in env["EXTRA_ARGS"]
-    assert template["metadata"]["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": "9000"}
+    assert "annotations" not in template["metadata"], "nothing in a stream pod to scrape"
+
+
+def test_console_commands_only_when_a_stack_opts_in_and_then_every_plan_warns(dev: Plan, tmp_path: Path) -> None:
+    def extra_args(plan: Plan) -> str:
+        streamer = next(c for c in stream_pod(plan)["spec"]["containers"] if c["name"] == "streamer")
+        return next(e["value"] for e in streamer["env"] if e["name"] == "EXTRA_ARGS")
+
+    assert "-AllowPixelStreamingCommands" not in extra_args(dev)
+    assert not [w for w in dev.warnings if "console commands" in w]
+    plan = plan_with(tmp_path, streaming={"streamer": {"allowConsoleCommands": True}})
+    assert "-AllowPixelStreamingCommands" in extra_args(plan).split()
+    assert [w for w in plan.warnings if "allowConsoleCommands: true" in w and "Epic's security" in w]
+
+
+def test_the_unreal_version_picks_the_signalling_server_and_the_player_page(tmp_path: Path) -> None:
+    plan = plan_with(tmp_path, streaming={"unrealVersion": "5.6"})
+    images = {c["image"] for c in stream_pod(plan)["spec"]["containers"]}
+    assert IMAGES["signalling-ue5.6"] in images and IMAGES["signalling-ue5.7"] not in images
+    session = manifest(plan, "deployment", "session")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "PLAYER_DIR", "value": "/app/player/ue5.6"} in session["env"]
+    prepull = manifest(plan, "daemonset", "stream-image-prepull")["spec"]["template"]["spec"]
+    assert IMAGES["signalling-ue5.6"] in {c["image"] for c in prepull["initContainers"]}, "the pre-pull follows"
 
 
 @pytest.mark.parametrize(
@@ -323,54 +367,57 @@ def test_streamer_settings_from_config(tmp_path: Path) -> None:
         "-PixelStreamingEncoderMaxQP=30"
     )
     assert spec["terminationGracePeriodSeconds"] == 330
-    assert streamer["lifecycle"]["preStop"]["exec"]["command"][4] == "60"
+    assert streamer["lifecycle"]["preStop"]["exec"]["command"][-2:] == ["60", "5"], "300 s in checks of 5 s"
 
 
-def test_ingress_with_host_tls_issuer_and_prefix(tmp_path: Path) -> None:
+def test_every_player_route_goes_to_the_session_service_with_tls_and_its_limits(tmp_path: Path) -> None:
     plan = plan_with(
         tmp_path,
         addons={"certManager": {"email": "ops@pixel.example.org"}},
         streaming={
-            "ingress": {"host": "play.pixel.example.org", "pathPrefix": "/demo", "issuer": "letsencrypt-staging"}
+            "ingress": {"host": "play.pixel.example.org", "pathPrefix": "/demo", "issuer": "letsencrypt-staging"},
+            "players": {"rateLimits": {"joinsPerMinute": 6, "signallingConnections": 2}},
         },
     )
-    ingress = manifest(plan, "ingress", "pixelstream")
-    assert ingress["spec"]["ingressClassName"] == "nginx"
-    assert ingress["spec"]["tls"] == [{"hosts": ["play.pixel.example.org"], "secretName": "pixelstream-tls"}]
-    [rule] = ingress["spec"]["rules"]
-    assert rule["host"] == "play.pixel.example.org"
-    assert rule["http"]["paths"][0]["path"] == "/demo/(.*)"
-    annotations = ingress["metadata"]["annotations"]
-    assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-staging"
-    assert annotations["nginx.ingress.kubernetes.io/affinity"] == "cookie"
+    routes = {}
+    for name in ("pixelstream", "pixelstream-join", "pixelstream-signalling"):
+        ingress = manifest(plan, "ingress", name)
+        assert ingress["spec"]["ingressClassName"] == "nginx"
+        assert ingress["spec"]["tls"] == [{"hosts": ["play.pixel.example.org"], "secretName": f"{name}-tls"}]
+        [rule] = ingress["spec"]["rules"]
+        assert rule["host"] == "play.pixel.example.org"
+        [path] = rule["http"]["paths"]
+        assert path["backend"] == {"service": {"name": "session", "port": {"number": 80}}}
+        annotations = ingress["metadata"]["annotations"]
+        assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-staging"
+        assert not [a for a in annotations if "auth-url" in a], "without sign-in nothing asks oauth2-proxy"
+        routes[path["path"]] = {k.removeprefix("nginx.ingress.kubernetes.io/"): v for k, v in annotations.items()}
+    assert set(routes) == {"/demo/(.*)", "/demo/(api/session)$", "/demo/(ws)$"}
+    assert routes["/demo/(.*)"]["limit-rps"] == "20"
+    assert routes["/demo/(api/session)$"]["limit-rpm"] == "6" and "limit-rps" not in routes["/demo/(api/session)$"]
+    signalling = routes["/demo/(ws)$"]
+    assert (signalling["limit-connections"], signalling["limit-rpm"]) == ("2", "20")
+    assert signalling["proxy-read-timeout"] == "3600", "a websocket lives as long as its session"
+    assert {r["limit-burst-multiplier"] for r in routes.values()} == {"3"}
     assert plan.outputs["url"] == "https://play.pixel.example.org/demo/"
     controller = plan.named("kubernetes:helm.sh/v3:Release", "ingress-nginx").urn
     assert controller in plan.named("kubernetes:networking.k8s.io/v1:Ingress", "pixelstream").dependencies
+    session = manifest(plan, "deployment", "session")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in session["env"]}
+    assert (env["COOKIE_SECURE"], env["COOKIE_PATH"]) == ("true", "/demo/")
 
 
 def test_pod_proxy_behind_generated_basic_auth(tmp_path: Path) -> None:
     plan = plan_with(tmp_path, streaming={"podProxy": {"enabled": True}})
-    routes = manifest(plan, "configmap", "router-config")["data"]["routes.yml"]
-    assert "basicAuth" in routes and "PathPrefix(`/proxy/`)" in routes
-    assert manifest(plan, "secret", "pod-proxy-auth")["stringData"] == {"users": "[secret]"}
+    ingress = manifest(plan, "ingress", "pixelstream-pod-proxy")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/auth-type"] == "basic"
+    assert annotations["nginx.ingress.kubernetes.io/auth-secret"] == "pod-proxy-auth"
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/proxy/(.*)"
+    # ingress-nginx reads the htpasswd lines under the key `auth` (auth-secret-type auth-file, its default).
+    assert manifest(plan, "secret", "pod-proxy-auth")["stringData"] == {"auth": "[secret]"}
     assert plan.outputs["podProxyPassword"] == "[secret]" and plan.outputs["podProxyUsername"] == "[secret]"
-    assert "horizontalpodautoscaler.podproxy-autoscaler.yaml" in " ".join(plan.manifests())
     assert "podProxyPassword" not in plan_stack("dev", ROOT)[0].outputs, "off by default"
-
-
-def test_router_routes_as_the_reference(dev: Plan) -> None:
-    import yaml
-
-    routes = yaml.safe_load(manifest(dev, "configmap", "router-config")["data"]["routes.yml"])["http"]
-    assert routes["routers"]["client"]["rule"] == "Method(`GET`) && PathPrefix(`/`)"
-    assert routes["routers"]["matchmaker"]["rule"] == "PathPrefix(`/ws`) || PathPrefix(`/matchmaker`)"
-    assert routes["services"]["matchmaker"]["loadBalancer"]["servers"] == [{"url": "http://matchmaker:3000"}]
-    assert routes["services"]["client"]["loadBalancer"]["servers"] == [{"url": "http://player:80"}]
-    assert "pod-proxy" not in routes["routers"]
-    cpu_hpa = manifest(dev, "horizontalpodautoscaler", "router-autoscaler")["spec"]["metrics"]
-    assert cpu_hpa == [
-        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}
-    ]
 
 
 def test_images_are_pinned_and_overridable(tmp_path: Path) -> None:
@@ -380,18 +427,30 @@ def test_images_are_pinned_and_overridable(tmp_path: Path) -> None:
     )
     used = {c["image"] for spec in pod_specs(plan).values() for c in containers(spec)}
     assert f"registry.example/game@{digest}" in used
-    assert {IMAGES["coturn"], IMAGES["python"], IMAGES["traefik"]} <= used
+    assert {IMAGES["coturn"], IMAGES["python"], IMAGES["session"], IMAGES["signalling-ue5.7"]} <= used
     for workload, spec in pod_specs(plan).items():
         assert spec["imagePullSecrets"] == [{"name": "ocir"}], workload
     assert not [w for w in plan.warnings if w.startswith("image unreal ")], "a digest is pinned"
-    assert [w for w in plan.warnings if w.startswith("image signalserver ")], (
-        "the reference's `latest` tags are called out"
+    assert [w for w in plan.warnings if w.startswith("image signalling-ue5.7 ") and "moving tag" in w], (
+        "Epic's per-branch tag is called out"
     )
+    assert [w for w in plan.warnings if w.startswith("image session ") and "no node can pull" in w], (
+        "until a stack pins the published session service, the plan says which image it would use"
+    )
+
+
+def test_a_pinned_session_image_and_unreal_build_quiet_their_warnings(tmp_path: Path) -> None:
+    digest = "sha256:" + "b" * 64
+    images = {"session": f"ghcr.io/acme/pixelstream/session@{digest}", "unreal": f"registry.example/game@{digest}"}
+    plan = plan_with(tmp_path, streaming={"images": images})
+    assert not [w for w in plan.warnings if w.startswith(("image session ", "image unreal "))]
+    containers_of_sessions = manifest(plan, "deployment", "session")["spec"]["template"]["spec"]["containers"]
+    assert containers_of_sessions[0]["image"] == images["session"]
 
 
 def test_disruption_budgets_protect_sessions_without_blocking_drains(dev: Plan) -> None:
     budgets = {
         obj["metadata"]["name"]: obj["spec"] for obj in dev.manifests().values() if obj["kind"] == "PodDisruptionBudget"
     }
-    assert set(budgets) == {"stream", "player", "router", "ice-config"}
+    assert set(budgets) == {"stream", "session"}
     assert all(spec == {"maxUnavailable": 1, "selector": spec["selector"]} for spec in budgets.values())

@@ -1,8 +1,8 @@
 """The platform's own alerts (a PrometheusRule through kube-prometheus-stack) and the optional Alertmanager
 receiver they are sent to.
 
-Sources of the series: the matchmaker's metrics (scraped through its Service), kube-state-metrics (stream
-Deployment, its HPA, the TURN DaemonSet, the ICE config Deployment) and dcgm-exporter (GPU XID errors and
+Sources of the series: the session service's metrics (scraped through its Service), kube-state-metrics (stream
+Deployment, its HPA, the TURN DaemonSet, the session service's Deployment) and dcgm-exporter (GPU XID errors and
 temperature, labelled `Hostname` and `gpu`).
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import pulumi
 
-from ..constants import ICE_CONFIG_SERVICE, STREAM_AUTOSCALER, STREAM_DEPLOYMENT, TURN_DAEMONSET
+from ..constants import SESSION_SERVICE, STREAM_AUTOSCALER, STREAM_DEPLOYMENT, TURN_DAEMONSET
 
 RULE_GROUP = "pixelstream"
 RECEIVER_SECRET = "alertmanager-receiver"
@@ -34,7 +34,7 @@ class AlertThresholds:
     no_ready_stream_minutes: int = 5
     autoscaler_at_max_minutes: int = 15
     turn_not_ready_minutes: int = 5
-    ice_config_down_minutes: int = 2
+    session_service_down_minutes: int = 2
     gpu_temperature_celsius: int = 85
     gpu_temperature_minutes: int = 5
 
@@ -60,7 +60,7 @@ def _workload_alerts(namespace: str, limits: AlertThresholds) -> list[dict[str, 
     return [
         _alert(
             "PixelStreamPlayersQueued",
-            f"sum by (namespace) (matchmaker_player_queue_count{{{ns}}}) > {limits.queued_players}",
+            f"sum by (namespace) (pixelstream_session_queue{{{ns}}}) > {limits.queued_players}",
             limits.queued_minutes,
             "warning",
             "Players are waiting for a stream",
@@ -101,14 +101,14 @@ def _workload_alerts(namespace: str, limits: AlertThresholds) -> list[dict[str, 
             f"{limits.turn_not_ready_minutes} minutes: players behind strict NATs lose their relay.",
         ),
         _alert(
-            "PixelStreamIceConfigDown",
+            "PixelStreamSessionServiceDown",
             "sum by (namespace) (kube_deployment_status_replicas_available"
-            f'{{{ns},deployment="{ICE_CONFIG_SERVICE}"}}) < 1',
-            limits.ice_config_down_minutes,
+            f'{{{ns},deployment="{SESSION_SERVICE}"}}) < 1',
+            limits.session_service_down_minutes,
             "critical",
-            "The ICE config service is down",
-            f"{ICE_CONFIG_SERVICE} in {{{{ $labels.namespace }}}} has had no available pod for "
-            f"{limits.ice_config_down_minutes} minutes: new sessions get no TURN servers.",
+            "The session service is down",
+            f"{SESSION_SERVICE} in {{{{ $labels.namespace }}}} has had no available pod for "
+            f"{limits.session_service_down_minutes} minutes: no player can join, and no stream is handed out.",
         ),
     ]
 

@@ -39,6 +39,8 @@ CHARTS: dict[str, Chart] = {
         # The queue-driven GPU jobs' engines (workloads/gpu_jobs): Kafka through its operator, and KEDA.
         Chart("strimzi-kafka-operator", "1.2.0", "https://strimzi.io/charts/"),
         Chart("keda", "2.20.2", "https://kedacore.github.io/charts"),
+        # Players' sign-in with an OpenID Connect provider (workloads/pixel_streaming/sign_in.py).
+        Chart("oauth2-proxy", "10.7.0", "https://oauth2-proxy.github.io/manifests"),
     )
 }
 
@@ -56,6 +58,8 @@ ADDON_NAMESPACES: dict[str, str] = {
 # The namespaces of the engines a workload installs from the chart table (the GPU jobs' Kafka operator and KEDA):
 # reserved like the add-ons' (no workload may take one).
 ENGINE_NAMESPACES: dict[str, str] = {"strimzi-kafka-operator": "strimzi", "keda": "keda"}
+# The charts a workload installs into its own namespace (the streaming workload's players' sign-in).
+WORKLOAD_CHARTS = ("oauth2-proxy",)
 
 
 @dataclass(kw_only=True)

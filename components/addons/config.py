@@ -51,7 +51,7 @@ class AlertsConfig(ConfigModel):
     no_ready_stream_minutes: int = AlertThresholds.no_ready_stream_minutes
     autoscaler_at_max_minutes: int = AlertThresholds.autoscaler_at_max_minutes
     turn_not_ready_minutes: int = AlertThresholds.turn_not_ready_minutes
-    ice_config_down_minutes: int = AlertThresholds.ice_config_down_minutes
+    session_service_down_minutes: int = AlertThresholds.session_service_down_minutes
     gpu_temperature_celsius: int = AlertThresholds.gpu_temperature_celsius
     gpu_temperature_minutes: int = AlertThresholds.gpu_temperature_minutes
 

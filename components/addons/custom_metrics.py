@@ -15,7 +15,7 @@ import pulumi
 
 from .charts import CHARTS, Chart, ReleaseArgs, namespace, release
 
-# The metric the streamer HPA scales on: players per ready stream, read from the matchmaker Service.
+# The metric the streamer HPA scales on: players per ready stream, read from the session service's Service.
 POOL_RATIO_METRIC = "player_stream_pool_ratio"
 
 
@@ -41,12 +41,10 @@ class AdapterRule:
 
 
 ADAPTER_RULES: tuple[AdapterRule, ...] = (
-    # Signalling server, scraped per pod: players connected to each stream.
-    AdapterRule("signalserver_player_socket_connections", "stream_player_connections", "pod", "avg"),
-    # Matchmaker, scraped through its Service so that series carry the `service` label.
-    AdapterRule("matchmaker_player_queue_count", "pixelstream_player_queue_count", "service", "sum"),
-    AdapterRule("matchmaker_streamer_available_count", "pixelstream_available_count", "service", "sum"),
-    AdapterRule("matchmaker_streamer_demand_ratio", POOL_RATIO_METRIC, "service", "avg"),
+    # The session service, scraped through its Service so that series carry the `service` label.
+    AdapterRule("pixelstream_session_queue", "pixelstream_player_queue_count", "service", "sum"),
+    AdapterRule("pixelstream_session_streams_free", "pixelstream_available_count", "service", "sum"),
+    AdapterRule("pixelstream_session_demand_ratio", POOL_RATIO_METRIC, "service", "avg"),
 )
 
 _SERIES = re.compile(r'__name__=~"\^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)\$"')
@@ -76,7 +74,7 @@ def expand_metrics_query(rule: Mapping[str, Any], resource: str, namespace: str,
 @dataclass(kw_only=True)
 class CustomMetricsAdapterArgs(ReleaseArgs):
     prometheus_url: pulumi.Input[str]
-    """Base URL of the Prometheus that scrapes the matchmaker and signalling servers (without the port)."""
+    """Base URL of the Prometheus that scrapes the session service (without the port)."""
     prometheus_port: int = 9090
     rules: Sequence[AdapterRule] = ADAPTER_RULES
     chart: Chart = CHARTS["prometheus-adapter"]

@@ -14,31 +14,34 @@ GPU_LEGEND = "{{Hostname}} GPU {{gpu}}"
 
 # (title, kind, unit, [(PromQL, legend)]) in reading order: the HPA's inputs first, then the hardware.
 PANELS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
-    ("Players connected", "stat", "short", (("sum(matchmaker_player_socket_connections)", "players"),)),
-    ("Players queued", "stat", "short", (("sum(matchmaker_player_queue_count)", "queued"),)),
-    ("Ready streams", "stat", "short", (("sum(matchmaker_streamer_available_count)", "ready, idle"),)),
-    ("Streams registered", "stat", "short", (("sum(matchmaker_streamer_connections)", "streams"),)),
+    ("Players playing", "stat", "short", (("sum(pixelstream_session_players)", "players"),)),
+    ("Players queued", "stat", "short", (("sum(pixelstream_session_queue)", "queued"),)),
+    ("Free streams", "stat", "short", (("sum(pixelstream_session_streams_free)", "ready, free"),)),
+    ("Ready streams", "stat", "short", (("sum(pixelstream_session_streams_ready)", "streams"),)),
     (
         "Pool ratio (players per ready stream, the autoscaler's metric)",
         "timeseries",
         "short",
-        (("max(matchmaker_streamer_demand_ratio)", "ratio"),),
+        (("max(pixelstream_session_demand_ratio)", "ratio"),),
     ),
     (
         "Players and queue over time",
         "timeseries",
         "short",
         (
-            ("sum(matchmaker_player_socket_connections)", "players"),
-            ("sum(matchmaker_player_queue_count)", "queued"),
-            ("sum(matchmaker_streamer_available_count)", "ready streams"),
+            ("sum(pixelstream_session_players)", "players"),
+            ("sum(pixelstream_session_queue)", "queued"),
+            ("sum(pixelstream_session_streams_free)", "free streams"),
         ),
     ),
     (
-        "Players per stream pod",
+        "Refused joins and dropped player messages (5 min)",
         "timeseries",
         "short",
-        (("max by (pod) (signalserver_player_socket_connections)", "{{pod}}"),),
+        (
+            ("sum by (reason) (increase(pixelstream_session_refused_total[5m]))", "refused: {{reason}}"),
+            ("sum by (type) (increase(pixelstream_session_dropped_total[5m]))", "dropped: {{type}}"),
+        ),
     ),
     (
         "GPU utilisation",

@@ -37,15 +37,26 @@ def load_balancer_annotations(args: IngressControllerArgs) -> dict[str, pulumi.I
     `getNodeFilter`). A network load balancer with `externalTrafficPolicy: Cluster` does not preserve the
     client's address, and the CCM rejects the Service if `is-preserve-source` is set at all
     (`getPreserveSource`): backends see the load balancer's address, which the workers' NSG rules admit.
+
+    The client's address reaches ingress-nginx in a PROXY protocol v2 header instead, which both kinds prepend
+    (load_balancer_spec.go: `oci-load-balancer-connection-proxy-protocol-version` for the flexible load
+    balancer's listeners, `is-ppv2-enabled` for the network load balancer's), so the edge's limits count per
+    player. `ingress-ip-mode: proxy` sets the Service's `status.loadBalancer.ingress[].ipMode` to Proxy
+    (`getIngressIpMode`): kube-proxy then sends in-cluster traffic for the load balancer's address through the
+    load balancer too (cert-manager's self-check of an HTTP-01 challenge), where it gets its header.
     """
     if args.load_balancer_nsg_id is None:
         return {}
     node_filter = args.nodes.label_selector()
-    common = {"oci.oraclecloud.com/security-rule-management-mode": "None"}
+    common = {
+        "oci.oraclecloud.com/security-rule-management-mode": "None",
+        "oci.oraclecloud.com/ingress-ip-mode": "proxy",
+    }
     if args.load_balancer == "network":
         return {
             **common,
             "oci.oraclecloud.com/load-balancer-type": "nlb",
+            "oci-network-load-balancer.oraclecloud.com/is-ppv2-enabled": "true",
             "oci-network-load-balancer.oraclecloud.com/node-label-selector": node_filter,
             "oci-network-load-balancer.oraclecloud.com/oci-network-security-groups": args.load_balancer_nsg_id,
         }
@@ -57,7 +68,18 @@ def load_balancer_annotations(args: IngressControllerArgs) -> dict[str, pulumi.I
         "service.beta.kubernetes.io/oci-load-balancer-shape": "flexible",
         "service.beta.kubernetes.io/oci-load-balancer-shape-flex-min": str(args.min_bandwidth_mbps),
         "service.beta.kubernetes.io/oci-load-balancer-shape-flex-max": str(args.max_bandwidth_mbps),
+        "service.beta.kubernetes.io/oci-load-balancer-connection-proxy-protocol-version": "2",
     }
+
+
+def controller_config(proxy_protocol: bool) -> dict[str, str]:
+    """ingress-nginx's ConfigMap (internal/ingress/controller/config/config.go at controller v1.15.1): the client's
+    address from the load balancer's PROXY header (never from X-Forwarded-For, which a client can set:
+    `use-forwarded-headers` stays off), and 429 for what the edge's limits refuse."""
+    config = {"use-forwarded-headers": "false", "limit-req-status-code": "429", "limit-conn-status-code": "429"}
+    if proxy_protocol:
+        config["use-proxy-protocol"] = "true"
+    return config
 
 
 class IngressController(pulumi.ComponentResource):
@@ -81,6 +103,9 @@ class IngressController(pulumi.ComponentResource):
                     "annotations": load_balancer_annotations(args),
                     "externalTrafficPolicy": EXTERNAL_TRAFFIC_POLICY,
                 },
+                # The OCI load balancers send the PROXY header; another cluster's may not (then the edge's
+                # limits count whatever address reaches the controller).
+                "config": controller_config(proxy_protocol=args.load_balancer_nsg_id is not None),
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
             }
         }

@@ -196,13 +196,15 @@ def _overlay_rules() -> list[SecurityRule]:
 
 def _vcn_native_pod_rules(vcn_cidr: str, on_premises: OnPremisesFlows | None) -> list[SecurityRule]:
     """VCN-native pods: system pods talk freely among themselves and with the nodes; stream pods accept only
-    the relay's UDP from the TURN nodes, and HTTP from the system pods (router, Prometheus)."""
+    the relay's UDP from the TURN nodes, and TCP from the system pods (the session service, Prometheus)."""
     rules = _flow(PODS, PODS, "all", "pod to pod")
     rules += _flow(WORKERS, PODS, "all", "nodes to pods (probes, host-network pods)")
     rules += _flow(PODS, WORKERS, "all", "pods to nodes (metrics, host-network pods)")
     rules += _flow(WORKERS, STREAM_PODS, "all", "nodes to stream pods (probes)")
-    rules += _flow(PODS, STREAM_PODS, "tcp", "system pods to stream pods (signalling, metrics)")
-    rules += _flow(STREAM_PODS, PODS, "tcp", "stream pods to system pods (ICE config, matchmaker, DNS)")
+    rules += _flow(PODS, STREAM_PODS, "tcp", "system pods to stream pods (the session service's signalling, metrics)")
+    rules += _flow(
+        STREAM_PODS, PODS, "tcp", "stream pods to system pods (DNS, and the engines of the GPU jobs and AI workers)"
+    )
     rules += _flow(STREAM_PODS, PODS, "udp", "stream pods to cluster DNS", DNS_PORT)
     rules += _flow(TURN, STREAM_PODS, "udp", "relayed media to the stream pods")
     for protocol in ("udp", "tcp"):

@@ -35,6 +35,7 @@ from pulumi_policy import (
 
 from ..constants import (
     DEFAULT_RELAY_PORT_RANGE,
+    ENVIRONMENTS,
     GPU_NODE_LABEL,
     LOAD_BALANCER_LISTENER_PORTS,
     PATH_DISCOVERY_ICMP,
@@ -371,6 +372,35 @@ def _turn_relays_only_to_stream_pods(args: StackValidationArgs, report: ReportVi
                 report(f"{resource.name} {key}: {problem}", resource.urn)
 
 
+# -- players authenticate in production ---------------------------------------------------------------
+
+SESSION_AUTH_ENV = "AUTH_MODE"
+
+
+def anonymous_player_containers(kind: str, spec: Mapping[str, Any]) -> list[str]:
+    """The containers of a workload that hand GPUs to anonymous players: a session service (a container with
+    an AUTH_MODE variable) whose AUTH_MODE is `none`."""
+    pod = _pod_spec(kind, spec)
+    found = []
+    for container in (pod or {}).get("containers", []):
+        env = {e.get("name"): e.get("value") for e in container.get("env", []) if isinstance(e, Mapping)}
+        if env.get(SESSION_AUTH_ENV) == "none":
+            found.append(container.get("name", "?"))
+    return found
+
+
+def _players_authenticated_in_production(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    config = args.get_config() or {}
+    if config.get("environment") != "production" or not args.resource_type.startswith("kubernetes:"):
+        return
+    kind = args.resource_type.rsplit(":", 1)[-1]
+    for container in anonymous_player_containers(kind, plain(args.props.get("spec")) or {}):
+        report(
+            f"{kind} {args.name} container {container} gives GPUs to anonymous players (AUTH_MODE none) in a "
+            "production stack: set streaming.players.auth.mode to oidc or signedLinks"
+        )
+
+
 # -- a stack's own settings ---------------------------------------------------------------------------
 
 
@@ -396,6 +426,7 @@ def policy_config(config: StackConfig) -> dict[str, dict[str, Any]]:
             "allowWorldApi": config.cluster.endpoint.allow_world_access,
         },
         "turn-relays-only-to-stream-pods": relay,
+        "players-authenticated-in-production": {"environment": config.environment},
     }
 
 
@@ -440,6 +471,14 @@ RESOURCE_POLICIES = [
         name="turn-denies-private-peers",
         description="coturn's configuration denies private, link-local and loopback peers.",
         validate=_turn_denies_private_peers,
+    ),
+    ResourceValidationPolicy(
+        name="players-authenticated-in-production",
+        description="In a stack that declares itself production, the session service authenticates players.",
+        validate=_players_authenticated_in_production,
+        config_schema=PolicyConfigSchema(
+            {"environment": {"type": "string", "enum": list(ENVIRONMENTS), "default": "development"}}
+        ),
     ),
 ]
 STACK_POLICIES = [

@@ -95,6 +95,19 @@ def check_host(path: str, host: str | None) -> None:
         raise ConfigError(path, f"{host} is not a DNS host name")
 
 
+def check_range(path: str, value: int | float, low: int | float, high: int | float) -> None:
+    if not low <= value <= high:
+        raise ConfigError(path, f"{value} is outside {low}-{high}")
+
+
+_HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[^\s]*)?$")
+
+
+def check_https_url(path: str, url: str | None) -> None:
+    if url is not None and not _HTTPS_URL.match(url):
+        raise ConfigError(path, f"{url} is not an https:// URL")
+
+
 def check_path_prefix(path: str, prefix: str, example: str) -> None:
     if prefix and not _PATH_PREFIX.match(prefix):
         raise ConfigError(path, f"{prefix} is not a path prefix such as {example} (no trailing slash)")

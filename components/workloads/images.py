@@ -5,18 +5,31 @@ from __future__ import annotations
 import re
 
 REFERENCE = "ghcr.io/oracle-quickstart/oke-unreal-pixel-streaming"
+# Epic's signalling server (Wilbur) images: one tag per Unreal Engine branch, pushed again on every release of
+# the branch (EpicGamesExt/PixelStreamingInfrastructure .github/workflows/publish-container-images.yml).
+EPIC_SIGNALLING = "docker.io/pixelstreamingunofficial/pixel-streaming-signalling-server"
+# The Unreal Engine versions the streaming workload supports: each names the signalling server it runs beside the
+# streamer and the frontend library the player page is built with (session/player/package.json), which must
+# match (Epic: the signalling protocol follows the engine's Pixel Streaming plugin).
+UNREAL_VERSIONS = ("5.6", "5.7")
+# The session service's image: built from components/workloads/pixel_streaming/session/ by the repository's
+# workflow (.github/workflows/images.yml), which publishes it and prints its digest. `localhost/` names the local
+# build, which no node can pull: until a stack pins the published digest in images.session, its plan says so.
+SESSION_VERSION = "0.1.0"
 
 IMAGES: dict[str, str] = {
     "coturn": "docker.io/coturn/coturn:4.17.2-r0",
     "python": "docker.io/library/python:3.13.9-slim-bookworm",
-    "traefik": "docker.io/library/traefik:v3.7.13",
     # Holds GPU capacity for the warm placeholders and ends the image pre-pull pods; runs as 65535.
     "pause": "registry.k8s.io/pause:3.10",
-    # The reference system publishes its images only as `latest`; pin them per stack (images.<name>) to a
-    # digest or to your own build. The plan warns while they float.
-    "signalserver": f"{REFERENCE}/signalserver:latest",
-    "matchmaker": f"{REFERENCE}/matchmaker:latest",
-    "player": f"{REFERENCE}/player:latest",
+    "session": f"localhost/pixelstream/session:{SESSION_VERSION}",
+    **{f"signalling-ue{version}": f"{EPIC_SIGNALLING}:{version}" for version in UNREAL_VERSIONS},
+    # Players' sign-in (streaming.players.auth.mode: oidc): the release the pinned chart (oauth2-proxy 10.7.0)
+    # names as its appVersion.
+    "oauth2-proxy": "quay.io/oauth2-proxy/oauth2-proxy:v7.15.3",
+    # The reference system publishes these only as `latest`; pin them per stack (images.<name>) to a digest or to
+    # your own build. The plan warns while they float. `pxdemo` is the reference's Unreal Engine 4.27 demo: it does
+    # not speak the signalling protocol of the supported versions, so a stack names its own Unreal build.
     "podproxy": f"{REFERENCE}/podproxy:latest",
     "unreal": f"{REFERENCE}/pxdemo:latest",
     # The simulation fleet's instances: NVIDIA's image on NGC (a login is needed to pull it), the tag the Isaac Sim
@@ -36,8 +49,8 @@ IMAGES: dict[str, str] = {
 }
 # The images each workload runs (and lets a stack override), by name in the table.
 STREAMING_IMAGES = (
-    *("coturn", "python", "traefik", "pause"),
-    *("signalserver", "matchmaker", "player", "podproxy", "unreal"),
+    *("coturn", "python", "pause", "session", "oauth2-proxy", "podproxy", "unreal"),
+    *(f"signalling-ue{version}" for version in UNREAL_VERSIONS),
 )
 SIMULATION_IMAGES = ("isaacsim", "python")
 _AI_WORKER_NAMES = ("livepeer", "ai-runner", "ai-runner-audio-to-text", "ai-runner-llm")
@@ -79,7 +92,16 @@ def version_problem(name: str, reference: str) -> str | None:
     return None
 
 
+# Tags their publisher moves to new builds (besides the usual names), so two pulls may run different code.
+MOVING_TAGS = frozenset(f"{EPIC_SIGNALLING}:{version}" for version in UNREAL_VERSIONS)
+
+
 def floating(reference: str) -> bool:
     """A tag that moves on its own, so two pulls may run different code."""
     match = _REFERENCE.match(reference)
-    return bool(match and match["tag"] in ("latest", "edge", "main", "master"))
+    return reference in MOVING_TAGS or bool(match and match["tag"] in ("latest", "edge", "main", "master"))
+
+
+def unpublished(reference: str) -> bool:
+    """A name only a local build answers to (`localhost/...`): no node can pull it."""
+    return reference.startswith("localhost/")

@@ -172,6 +172,39 @@ def account_with_role(
     return service_account.metadata["name"]
 
 
+def node_reader(
+    name: str,
+    namespace: pulumi.Input[str],
+    verbs: list[str],
+    why: str,
+    parent: pulumi.Resource,
+    account: pulumi.Input[str] | None = None,
+) -> pulumi.Input[str]:
+    """Read-only access to Node objects (cluster-scoped, hence a ClusterRole) for a service account of the app
+    namespace: `account`, or a new one named `name`. Returns the account's name."""
+    child = pulumi.ResourceOptions(parent=parent)
+    if account is None:
+        created = k8s.core.v1.ServiceAccount(
+            name, metadata={"name": name, "namespace": namespace, "labels": PART_OF}, opts=child
+        )
+        account = created.metadata["name"]
+    role_name = pulumi.Output.concat("pixelstream-", namespace, f"-{name}-nodes")
+    role = k8s.rbac.v1.ClusterRole(
+        f"{name}-nodes",
+        metadata={"name": role_name, "labels": PART_OF, "annotations": {"pixelstream/why": why}},
+        rules=[{"apiGroups": [""], "resources": ["nodes"], "verbs": verbs}],
+        opts=child,
+    )
+    k8s.rbac.v1.ClusterRoleBinding(
+        f"{name}-nodes",
+        metadata={"name": role_name, "labels": PART_OF},
+        role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.metadata["name"]},
+        subjects=[{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        opts=child,
+    )
+    return account
+
+
 def regex_ingress(
     name: str,
     namespace: pulumi.Input[str],

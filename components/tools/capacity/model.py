@@ -1,7 +1,7 @@
 """The simulation: one second at a time, the platform as deployed by a stack, fed a player trace.
 
 - Matchmaker: players queue in arrival order and get the first ready stream without a player (one player per
-  stream, as the reference's matchmaker hands them out); a queued player leaves after `playerPatienceSeconds`.
+  stream, as the session service hands them out); a queued player leaves after `playerPatienceSeconds`.
   Its ratio, players (queued and playing) over ready streams (players + 1 when none is ready), is scraped every
   `metricsScrapeSeconds`.
 - Stream autoscaler: `Hpa` (Kubernetes' algorithm) every `hpaSyncSeconds` on the last scraped ratio and the

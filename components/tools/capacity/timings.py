@@ -62,7 +62,7 @@ SOURCES: dict[str, str] = {
     "hpaSyncSeconds": "Kubernetes: kube-controller-manager --horizontal-pod-autoscaler-sync-period, 15 s by default "
     "(Horizontal Pod Autoscaling, 'How does a HorizontalPodAutoscaler work?')",
     "metricsScrapeSeconds": "this project: scrape_interval of the annotation-driven Prometheus jobs that collect the "
-    "matchmaker's ratio (components/monitoring.py)",
+    "session service's ratio (components/monitoring.py)",
     "hpaTolerance": "Kubernetes: the HPA skips scaling within 0.1 of the target ratio (Horizontal Pod Autoscaling, "
     "'Algorithm details')",
     "nodeProvisionSeconds": "estimate: launch of a GPU VM, OKE bootstrap, kubelet registration and the device plugin "
@@ -71,8 +71,8 @@ SOURCES: dict[str, str] = {
     "imagePullSeconds": "estimate: a multi-GB Unreal runtime image (the reference builds on Epic's "
     "runtime-pixel-streaming image) from a remote registry; measure with the kubelet's 'Successfully pulled image' "
     "event",
-    "unrealStartSeconds": "estimate: container start to the signalling server's /healthz (Unreal connected); the "
-    "stack's startupTimeoutSeconds is only the upper bound",
+    "unrealStartSeconds": "estimate: container start to the stream pod being ready (the Unreal app connected to its "
+    "signalling server); the stack's startupTimeoutSeconds is only the upper bound",
     "playerPatienceSeconds": "assumption: how long a queued player waits before leaving; no published figure",
     "jitter": "assumption: node, pull and start times vary uniformly by this fraction either way",
     "sampleSeconds": "resolution of timeline.png",

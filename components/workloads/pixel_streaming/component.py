@@ -1,5 +1,6 @@
-"""PixelStreaming: the streaming workload in its namespace: TURN and ICE config, streams and matchmaker, their
-GPU capacity (priorities, warm placeholders, image pre-pull), player, router and Ingress."""
+"""PixelStreaming: the streaming workload in its namespace: TURN, the session service (players' sign-in or signed
+links, the queue, one stream per player), the streams and their GPU capacity (priorities, warm placeholders,
+image pre-pull), and the routes players reach."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
+from pulumi_kubernetes.core.v1 import Namespace
 
 from ...addons.charts import namespace
 from ...placement import OKE_PLACEMENT, Placement
-from ..images import IMAGES, STREAMING_IMAGES, floating
+from ..images import IMAGES, STREAMING_IMAGES, floating, unpublished
 from .gpu_capacity import GpuCapacity, GpuCapacityArgs
-from .routing import Routing, RoutingArgs
+from .routing import EdgeLimits, Routing, RoutingArgs
+from .sessions import PlayerAuth, QueueSettings, Sessions, SessionsArgs
+from .sign_in import SignIn, SignInArgs
 from .streaming import AutoscalingSettings, StreamerSettings, Streaming, StreamingArgs
 from .turn import Turn, TurnArgs, TurnServerSettings
 
@@ -25,9 +29,13 @@ class PixelStreamingArgs:
     """Overrides of the image table (`pixelstream.workloads.images.IMAGES`) by name."""
     image_pull_secrets: Sequence[str] = ()
     """Existing docker-registry Secrets in the namespace, used by every pod."""
-    credential_ttl_seconds: int = 3600
-    credentials_per_minute: int = 30
-    """TURN credentials one signalling server may obtain per minute (a flood of player connections gets 429)."""
+    unreal_version: str = "5.7"
+    """The streamer's Unreal Engine version: picks the signalling server and the player page's library."""
+    credential_ttl_seconds: int = 300
+    """Lifetime of a session's TURN credentials (a new signalling connection of the session gets fresh ones)."""
+    auth: PlayerAuth = field(default_factory=PlayerAuth)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    limits: EdgeLimits = field(default_factory=EdgeLimits)
     streamer: StreamerSettings = field(default_factory=StreamerSettings)
     autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
     warm_streams: int = 0
@@ -39,23 +47,25 @@ class PixelStreamingArgs:
     cluster_issuer: str | None = None
     pod_proxy_prefix: str | None = None
     system_nodes: Sequence[pulumi.Resource] = ()
-    """What the namespace waits for: the pool that runs the matchmaker, player and router."""
+    """What the namespace waits for: the pool that runs the session service."""
     turn_nodes: Sequence[pulumi.Resource] = ()
     gpu_nodes: Sequence[pulumi.Resource] = ()
     """What the stream Deployment waits for: the GPU pool and the device plugin."""
     ingress_controller: Sequence[pulumi.Resource] = ()
-    """What the Ingress waits for: the controller whose admission webhook validates it."""
+    """What the Ingresses wait for: the controller whose admission webhook validates them."""
     placement: Placement = OKE_PLACEMENT
-    """Which nodes are the TURN and GPU nodes (their labels and taints)."""
+    """Which nodes are the system, TURN and GPU nodes (their labels and taints)."""
 
 
 class PixelStreaming(pulumi.ComponentResource):
-    """Outputs: `url`, `namespace`, `images` (what runs), and `pod_proxy_username`/`pod_proxy_password`
-    (secrets) when the pod proxy is on."""
+    """Outputs: `url`, `namespace`, `images` (what runs), `launch_link_secret` (secret; signed links with a
+    generated HS256 key: what the operator's portal signs launch links with), and `pod_proxy_username` /
+    `pod_proxy_password` (secrets) when the pod proxy is on."""
 
     url: str
     namespace: str
     images: dict[str, str]
+    launch_link_secret: pulumi.Output[str] | None
     pod_proxy_username: pulumi.Output[str] | None
     pod_proxy_password: pulumi.Output[str] | None
 
@@ -65,12 +75,11 @@ class PixelStreaming(pulumi.ComponentResource):
             raise ValueError(f"unknown images {', '.join(unknown)}; known: {', '.join(STREAMING_IMAGES)}")
         super().__init__("pixelstream:index:PixelStreaming", name, None, opts)
         images = {**{name: IMAGES[name] for name in STREAMING_IMAGES}, **args.images}
-        for image_name, reference in images.items():
-            if floating(reference) and (image_name != "podproxy" or args.pod_proxy_prefix):
-                pulumi.log.warn(f"image {image_name} is {reference}, a moving tag; pin it (images.{image_name})", self)
+        self._warn(args, images)
         ns = namespace(args.namespace, self, depends_on=args.system_nodes)
         ns_name = ns.metadata["name"]
         pull_secrets = list(args.image_pull_secrets)
+        child = pulumi.ResourceOptions(parent=self)
 
         turn = Turn(
             f"{name}-turn",
@@ -79,19 +88,36 @@ class PixelStreaming(pulumi.ComponentResource):
                 server=args.turn,
                 coturn_image=images["coturn"],
                 python_image=images["python"],
-                credential_ttl_seconds=args.credential_ttl_seconds,
-                credentials_per_minute=args.credentials_per_minute,
                 image_pull_secrets=pull_secrets,
                 depends_on=args.turn_nodes,
                 nodes=args.placement.turn,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child,
+        )
+        sessions = Sessions(
+            f"{name}-sessions",
+            SessionsArgs(
+                namespace=ns_name,
+                image=images["session"],
+                unreal_version=args.unreal_version,
+                auth=args.auth,
+                queue=args.queue,
+                turn_secret_name=turn.secret_name,
+                turn_secret_key=turn.secret_key,
+                turn_ttl_seconds=args.credential_ttl_seconds,
+                cookie_secure=bool(args.host and args.cluster_issuer),
+                path_prefix=args.path_prefix,
+                image_pull_secrets=pull_secrets,
+                turn_nodes=args.placement.turn,
+            ),
+            opts=child,
         )
         capacity = GpuCapacity(
             f"{name}-capacity",
             GpuCapacityArgs(
                 namespace=ns_name,
                 images=images,
+                unreal_version=args.unreal_version,
                 streamer=args.streamer,
                 warm_streams=args.warm_streams,
                 pre_pull=args.pre_pull,
@@ -99,14 +125,14 @@ class PixelStreaming(pulumi.ComponentResource):
                 depends_on=args.gpu_nodes,
                 nodes=args.placement.gpu,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child,
         )
         Streaming(
             f"{name}-streaming",
             StreamingArgs(
                 namespace=ns_name,
                 images=images,
-                ice_config_url=turn.ice_config_url,
+                unreal_version=args.unreal_version,
                 streamer=args.streamer,
                 autoscaling=args.autoscaling,
                 image_pull_secrets=pull_secrets,
@@ -114,8 +140,9 @@ class PixelStreaming(pulumi.ComponentResource):
                 depends_on=args.gpu_nodes,
                 nodes=args.placement.gpu,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child,
         )
+        sign_in = self._sign_in(name, args, ns, images) if args.auth.mode == "oidc" else None
         routing = Routing(
             f"{name}-routing",
             RoutingArgs(
@@ -124,15 +151,71 @@ class PixelStreaming(pulumi.ComponentResource):
                 host=args.host,
                 path_prefix=args.path_prefix,
                 cluster_issuer=args.cluster_issuer,
+                limits=args.limits,
+                sign_in=sign_in.annotations if sign_in else None,
+                sign_in_service=sign_in.service if sign_in else None,
                 pod_proxy_prefix=args.pod_proxy_prefix,
                 image_pull_secrets=pull_secrets,
                 depends_on=args.ingress_controller,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child,
         )
         self.url = routing.url
         self.namespace = args.namespace
         self.images = images
+        self.launch_link_secret = sessions.launch_link_secret
         self.pod_proxy_username = routing.pod_proxy_username
         self.pod_proxy_password = routing.pod_proxy_password
         self.register_outputs({"url": self.url, "namespace": self.namespace, "images": self.images})
+
+    def _sign_in(self, name: str, args: PixelStreamingArgs, ns: Namespace, images: dict[str, str]) -> SignIn:
+        if args.auth.oidc is None or not args.host:
+            raise ValueError("oidc sign-in needs the OpenID Connect settings and a host name")
+        return SignIn(
+            f"{name}-sign-in",
+            SignInArgs(
+                nodes=args.placement.system,
+                namespace=ns,
+                oidc=args.auth.oidc,
+                host=args.host,
+                path_prefix=args.path_prefix,
+                image=images["oauth2-proxy"],
+                image_pull_secrets=list(args.image_pull_secrets),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _warn(self, args: PixelStreamingArgs, images: dict[str, str]) -> None:
+        """What every plan of this workload says until the stack settles it."""
+        in_use = {"session", f"signalling-ue{args.unreal_version}", "unreal", "coturn", "python", "pause"}
+        in_use |= {"oauth2-proxy"} if args.auth.mode == "oidc" else set()
+        in_use |= {"podproxy"} if args.pod_proxy_prefix else set()
+        for image_name in sorted(in_use):
+            reference = images[image_name]
+            if floating(reference):
+                pulumi.log.warn(f"image {image_name} is {reference}, a moving tag; pin it (images.{image_name})", self)
+            if unpublished(reference):
+                pulumi.log.warn(
+                    f"image {image_name} is {reference}, the name of a local build that no node can pull: publish it "
+                    f"with .github/workflows/images.yml and pin its digest (streaming.images.{image_name})",
+                    self,
+                )
+        if "unreal" not in args.images:
+            pulumi.log.warn(
+                f"image unreal is the reference's Unreal Engine 4.27 demo ({images['unreal']}), which does not speak "
+                f"the signalling protocol of Unreal Engine {args.unreal_version}: set streaming.images.unreal to your "
+                "Pixel Streaming build",
+                self,
+            )
+        if args.auth.mode == "none":
+            pulumi.log.warn(
+                "players are anonymous (streaming.players.auth.mode: none): anyone who reaches the site can take a "
+                "GPU; use oidc or signedLinks before players arrive",
+                self,
+            )
+        if args.streamer.allow_console_commands:
+            pulumi.log.warn(
+                "players may run Unreal console commands (streaming.streamer.allowConsoleCommands: true); Epic's "
+                "security guidelines say to launch without -AllowPixelStreamingCommands",
+                self,
+            )

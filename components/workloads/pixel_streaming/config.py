@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Literal
 
 from pydantic.alias_generators import to_camel, to_snake
@@ -12,13 +13,17 @@ from ..config import (
     IngressConfig,
     WorkloadConfig,
     check_host,
+    check_https_url,
     check_images,
     check_namespace,
     check_path_prefix,
     check_pull_secrets,
+    check_range,
     check_requests_and_limits,
 )
-from ..images import STREAMING_IMAGES
+from ..images import STREAMING_IMAGES, UNREAL_VERSIONS
+from .routing import EdgeLimits
+from .sessions import OidcSettings, PlayerAuth, QueueSettings, SignedLinkSettings
 from .streaming import AutoscalingSettings, StreamerSettings
 from .turn import TurnServerSettings
 
@@ -29,13 +34,12 @@ if TYPE_CHECKING:
 
 class TurnConfig(ConfigModel):
     realm: str = "pixelstream"
-    credential_ttl_seconds: int = 3600
-    """Lifetime of the TURN credentials the ICE config service hands out."""
-    credentials_per_minute: int = 30
-    """Credentials the ICE config service hands one signalling server per minute."""
-    user_quota: int = 20
-    """Allocations per TURN user (one stream pod) per TURN node: its streamer and player hold about four per
-    connection (UDP and TCP to the server), so 20 leaves room for reconnects within an allocation's lifetime."""
+    credential_ttl_seconds: int = 300
+    """Lifetime of a session's TURN credentials: new allocations need a fresh one (every signalling connection of
+    the session gets one); a running allocation outlives it."""
+    user_quota: int = 4
+    """Allocations per player session per TURN node: a browser opens one per TURN URL it is given (UDP, TCP, and
+    TLS when on), and releases them when it closes the connection; one spare."""
     total_quota: int = 1000
     max_bytes_per_second: int = 6_250_000
     capacity_bytes_per_second: int = 250_000_000
@@ -67,6 +71,8 @@ class StreamerConfig(ConfigModel):
     extra_args: list[str] = []
     startup_timeout_seconds: int = 600
     drain_seconds: int = 120
+    allow_console_commands: bool = False
+    """Let players run Unreal console commands (-AllowPixelStreamingCommands); every plan warns while on."""
 
     def settings(self) -> StreamerSettings:
         return StreamerSettings(
@@ -80,6 +86,7 @@ class StreamerConfig(ConfigModel):
             extra_args=self.extra_args,
             startup_timeout_seconds=self.startup_timeout_seconds,
             drain_seconds=self.drain_seconds,
+            allow_console_commands=self.allow_console_commands,
         )
 
 
@@ -121,6 +128,97 @@ class CapacityConfig(ConfigModel):
     """Pull the stream images on every GPU node as it joins."""
 
 
+class SignedLinksConfig(ConfigModel):
+    """Launch links the operator's portal signs (a JWT in the link's fragment: `<site>/#launch=<token>`)."""
+
+    audience: str = "pixelstream"
+    max_lifetime_seconds: int = 300
+    jwks_url: str | None = None
+    """RS256/ES256 links checked against the portal's keys at this URL; unset: HS256 with a secret this stack
+    generates (stack output `launchLinkSecret`)."""
+    issuer: str | None = None
+    """The `iss` every link must carry, when set."""
+
+    def settings(self) -> SignedLinkSettings:
+        return SignedLinkSettings(self.audience, self.max_lifetime_seconds, self.jwks_url, self.issuer)
+
+
+class OidcConfig(ConfigModel):
+    """Players sign in with the operator's OpenID Connect provider (through oauth2-proxy)."""
+
+    issuer_url: str
+    client_id: str
+    client_secret: str
+    """Secret config: `pulumi config set --secret --path streaming.players.auth.oidc.clientSecret <secret>`."""
+    scopes: list[str] = ["openid", "email", "profile"]
+    email_domains: list[str] = ["*"]
+    allowed_groups: list[str] = []
+    jwks_url: str | None = None
+
+    def settings(self) -> OidcSettings:
+        return OidcSettings(
+            self.issuer_url,
+            self.client_id,
+            self.client_secret,
+            self.scopes,
+            self.email_domains,
+            self.allowed_groups,
+            self.jwks_url,
+        )
+
+
+class PlayerAuthConfig(ConfigModel):
+    mode: Literal["oidc", "signedLinks", "none"] = "none"
+    signed_links: SignedLinksConfig = SignedLinksConfig()
+    oidc: OidcConfig | None = None
+
+    def settings(self) -> PlayerAuth:
+        oidc = self.oidc.settings() if self.mode == "oidc" and self.oidc else None
+        return PlayerAuth(self.mode, self.signed_links.settings(), oidc)
+
+
+class QueueConfig(ConfigModel):
+    max_players: int = 500
+    """Players the waiting room holds; the next one is told to come back later."""
+    claim_seconds: int = 30
+    """How long a player given a stream has to connect before the stream goes to the next one."""
+    reconnect_seconds: int = 20
+    """How long a disconnected player's stream waits for it."""
+    max_session_minutes: int = 0
+    """A session ends after this long; 0: when the player leaves."""
+    cold_start_seconds: int = 120
+    """The wait a player is told when there is no history: one new stream's start."""
+
+    def settings(self) -> QueueSettings:
+        return QueueSettings(
+            self.max_players,
+            self.claim_seconds,
+            self.reconnect_seconds,
+            self.max_session_minutes * 60,
+            self.cold_start_seconds,
+        )
+
+
+class RateLimitsConfig(ConfigModel):
+    """Per client address, as the load balancer saw it."""
+
+    requests_per_second: int = 20
+    joins_per_minute: int = 10
+    signalling_per_minute: int = 20
+    signalling_connections: int = 10
+
+    def settings(self) -> EdgeLimits:
+        return EdgeLimits(
+            self.requests_per_second, self.joins_per_minute, self.signalling_per_minute, self.signalling_connections
+        )
+
+
+class PlayersConfig(ConfigModel):
+    auth: PlayerAuthConfig = PlayerAuthConfig()
+    queue: QueueConfig = QueueConfig()
+    rate_limits: RateLimitsConfig = RateLimitsConfig()
+
+
 class PodProxyConfig(ConfigModel):
     enabled: bool = False
     path_prefix: str = "/proxy"
@@ -128,8 +226,11 @@ class PodProxyConfig(ConfigModel):
 
 class StreamingConfig(WorkloadConfig):
     namespace: str = "pixel"
+    unreal_version: str = "5.7"
+    """The streamer's Unreal Engine version: the signalling server and the player page's library match it."""
     images: dict[str, str] = {}
     image_pull_secrets: list[str] = []
+    players: PlayersConfig = PlayersConfig()
     turn: TurnConfig = TurnConfig()
     streamer: StreamerConfig = StreamerConfig()
     autoscaling: AutoscalingConfig = AutoscalingConfig()
@@ -140,30 +241,45 @@ class StreamingConfig(WorkloadConfig):
     def check(self, config: StackConfig) -> None:
         check_streaming(config)
 
+    def check_secrets(self, secrets: Collection[str]) -> None:
+        oidc = self.players.auth.oidc
+        if self.players.auth.mode == "oidc" and oidc and oidc.client_secret not in secrets:
+            raise ConfigError(
+                "streaming.players.auth.oidc.clientSecret",
+                "is in plain text in the stack file: pulumi config set --secret --path "
+                "streaming.players.auth.oidc.clientSecret <secret>",
+            )
+
 
 def check_streaming(config: StackConfig) -> None:
     """The workload's keys, when it is enabled."""
     streaming = config.streaming
     check_namespace(config, "streaming")
+    if streaming.unreal_version not in UNREAL_VERSIONS:
+        raise ConfigError(
+            "streaming.unrealVersion",
+            f"{streaming.unreal_version} is not a supported Unreal Engine version: {', '.join(UNREAL_VERSIONS)} "
+            "(each has its signalling server and player library)",
+        )
     check_images("streaming", streaming.images, STREAMING_IMAGES)
     check_pull_secrets("streaming", streaming.image_pull_secrets)
     _check_turn(streaming.turn)
+    _check_players(config)
     _check_streamer(config)
     _check_autoscaling(streaming)
+    _check_turn_capacity(streaming)
     _check_routing(config)
 
 
 def _check_turn(turn: TurnConfig) -> None:
     if not re.match(r"^[A-Za-z0-9.-]{1,63}$", turn.realm):
         raise ConfigError("streaming.turn.realm", f"{turn.realm} is not a realm (letters, digits, dots, dashes)")
-    if not 60 <= turn.credential_ttl_seconds <= 86400:
-        raise ConfigError(
-            "streaming.turn.credentialTtlSeconds", f"{turn.credential_ttl_seconds} is outside 60-86400 seconds"
-        )
-    # coturn reads the quotas as C ints.
-    for key in ("user_quota", "total_quota"):
-        if not 1 <= getattr(turn, key) <= INT32_MAX:
-            raise ConfigError(f"streaming.turn.{to_camel(key)}", f"{getattr(turn, key)} is outside 1-{INT32_MAX}")
+    # Minutes: a credential only opens allocations, so a short one cuts no running session.
+    check_range("streaming.turn.credentialTtlSeconds", turn.credential_ttl_seconds, 60, 3600)
+    # A few allocations per session: what one browser opens, and a spare.
+    check_range("streaming.turn.userQuota", turn.user_quota, 3, 16)
+    # coturn reads the quota as a C int.
+    check_range("streaming.turn.totalQuota", turn.total_quota, 1, INT32_MAX)
     if turn.max_bytes_per_second < 1:
         raise ConfigError("streaming.turn.maxBytesPerSecond", f"{turn.max_bytes_per_second} is below 1")
     if turn.capacity_bytes_per_second < turn.max_bytes_per_second:
@@ -172,8 +288,72 @@ def _check_turn(turn: TurnConfig) -> None:
             f"{turn.capacity_bytes_per_second} is below maxBytesPerSecond ({turn.max_bytes_per_second}): no session "
             "would fit on a TURN node",
         )
-    if not 1 <= turn.credentials_per_minute <= 600:
-        raise ConfigError("streaming.turn.credentialsPerMinute", f"{turn.credentials_per_minute} is outside 1-600")
+
+
+def _check_turn_capacity(streaming: StreamingConfig) -> None:
+    """No set of sessions can fill a TURN node: only a player holding a stream gets credentials, so at most
+    maxReplicas sessions, each at most userQuota allocations on a node (a misbehaving client may use every node,
+    not only the one it was given), and each allocation reserves maxBytesPerSecond of the node's capacity."""
+    turn, streams = streaming.turn, streaming.autoscaling.max_replicas
+    held = turn.capacity_bytes_per_second // turn.max_bytes_per_second
+    needed = streams * turn.user_quota
+    if held < needed:
+        raise ConfigError(
+            "streaming.turn.capacityBytesPerSecond",
+            f"{turn.capacity_bytes_per_second} holds {held} allocations of maxBytesPerSecond "
+            f"({turn.max_bytes_per_second}) per TURN node, fewer than the {needed} that the sessions of "
+            f"autoscaling.maxReplicas ({streams}) streams may hold with userQuota {turn.user_quota}: raise it (a "
+            "TURN shape with more bandwidth), or lower maxBytesPerSecond or userQuota",
+        )
+
+
+def _check_players(config: StackConfig) -> None:
+    players = config.streaming.players
+    auth = players.auth
+    links = auth.signed_links
+    if not links.audience.strip() or len(links.audience) > 256:
+        raise ConfigError("streaming.players.auth.signedLinks.audience", "must be a non-empty string")
+    check_range("streaming.players.auth.signedLinks.maxLifetimeSeconds", links.max_lifetime_seconds, 30, 3600)
+    check_https_url("streaming.players.auth.signedLinks.jwksUrl", links.jwks_url)
+    if auth.mode == "oidc":
+        _check_oidc(config)
+    elif auth.oidc is not None:
+        raise ConfigError("streaming.players.auth.oidc", f"is set but players.auth.mode is {auth.mode}; set mode: oidc")
+    queue, limits = players.queue, players.rate_limits
+    check_range("streaming.players.queue.maxPlayers", queue.max_players, 1, 100_000)
+    check_range("streaming.players.queue.claimSeconds", queue.claim_seconds, 5, 600)
+    check_range("streaming.players.queue.reconnectSeconds", queue.reconnect_seconds, 0, 600)
+    check_range("streaming.players.queue.maxSessionMinutes", queue.max_session_minutes, 0, 10_080)
+    check_range("streaming.players.queue.coldStartSeconds", queue.cold_start_seconds, 1, 3600)
+    for key in ("requests_per_second", "joins_per_minute", "signalling_per_minute", "signalling_connections"):
+        check_range(f"streaming.players.rateLimits.{to_camel(key)}", getattr(limits, key), 1, 10_000)
+
+
+def _check_oidc(config: StackConfig) -> None:
+    oidc, ingress = config.streaming.players.auth.oidc, config.streaming.ingress
+    key = "streaming.players.auth.oidc"
+    if oidc is None:
+        raise ConfigError(key, "is required with players.auth.mode: oidc (issuerUrl, clientId, clientSecret)")
+    if not (ingress.host and config.addons.cert_manager.enabled):
+        raise ConfigError(
+            "streaming.ingress.host",
+            "is required with players.auth.mode: oidc, with certificates on (addons.certManager): the provider "
+            "sends players back to https://<host>/oauth2/callback",
+        )
+    check_https_url(f"{key}.issuerUrl", oidc.issuer_url)
+    check_https_url(f"{key}.jwksUrl", oidc.jwks_url)
+    if not re.match(r"^[\x21-\x7e]{1,256}$", oidc.client_id):
+        raise ConfigError(f"{key}.clientId", "must be 1-256 printable characters without spaces")
+    if not oidc.client_secret.strip():
+        raise ConfigError(f"{key}.clientSecret", "is empty")
+    if "openid" not in oidc.scopes:
+        raise ConfigError(f"{key}.scopes", f"{' '.join(oidc.scopes)} lacks openid, without which there is no ID token")
+    for path, values in (("emailDomains", oidc.email_domains), ("allowedGroups", oidc.allowed_groups)):
+        for index, value in enumerate(values):
+            if not re.match(r"^[^\s,]{1,256}$", value):
+                raise ConfigError(f"{key}.{path}[{index}]", f"{value!r} is not one value (no spaces or commas)")
+    if not oidc.email_domains:
+        raise ConfigError(f"{key}.emailDomains", 'is empty: nobody could sign in; use ["*"] for any domain')
 
 
 def _check_streamer(config: StackConfig) -> None:

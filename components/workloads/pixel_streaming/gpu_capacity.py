@@ -28,7 +28,7 @@ from ..kubernetes import (
     resources,
     security_context,
 )
-from .streaming import STREAM_IMAGE_USERS, StreamerSettings, stream_requests
+from .streaming import StreamerSettings, stream_image_users, stream_requests
 
 WARM_CAPACITY = "warm-capacity"
 PREPULL = "stream-image-prepull"
@@ -42,6 +42,7 @@ class GpuCapacityArgs:
     namespace: pulumi.Input[str]
     images: Mapping[str, str]
     """The image table with the stack's overrides: the stream images and `pause`."""
+    unreal_version: str = "5.7"
     streamer: StreamerSettings = field(default_factory=StreamerSettings)
     warm_streams: int = 0
     """Streams' worth of GPU kept ready by placeholders; 0 declares none."""
@@ -90,14 +91,14 @@ def prepull_pod(args: GpuCapacityArgs) -> dict[str, Any]:
     replaces the image's entrypoint, which would start the app), then a pause container holding the pod."""
     pulls = [
         {
-            "name": f"pull-{name}",
+            "name": f"pull-{name.replace('.', '-')}",
             "image": args.images[name],
             "imagePullPolicy": "IfNotPresent",
             "command": ["sh", "-c", "true"],
             "securityContext": security_context(user),
             "resources": PREPULL_RESOURCES,
         }
-        for name, user in STREAM_IMAGE_USERS.items()
+        for name, user in stream_image_users(args.unreal_version).items()
     ]
     hold = {
         "name": "hold",

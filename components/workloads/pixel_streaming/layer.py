@@ -26,9 +26,12 @@ def declare_pixel_streaming(
             namespace=streaming.namespace,
             images=streaming.images,
             image_pull_secrets=streaming.image_pull_secrets,
+            unreal_version=streaming.unreal_version,
             turn=streaming.turn.server_settings(config.network.relay_ports.bounds, media_path(config)),
             credential_ttl_seconds=streaming.turn.credential_ttl_seconds,
-            credentials_per_minute=streaming.turn.credentials_per_minute,
+            auth=streaming.players.auth.settings(),
+            queue=streaming.players.queue.settings(),
+            limits=streaming.players.rate_limits.settings(),
             streamer=streaming.streamer.settings(),
             autoscaling=streaming.autoscaling.settings(),
             warm_streams=streaming.capacity.warm_streams,
@@ -50,6 +53,8 @@ def declare_pixel_streaming(
         "streamingNamespace": workload.namespace,
         "images": workload.images,
     }
+    if workload.launch_link_secret is not None:
+        outputs["launchLinkSecret"] = workload.launch_link_secret
     if workload.pod_proxy_password is not None:
         outputs |= {"podProxyUsername": workload.pod_proxy_username, "podProxyPassword": workload.pod_proxy_password}
     return outputs

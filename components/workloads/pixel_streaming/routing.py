@@ -1,17 +1,30 @@
-"""Routing: the Ingress players reach, the Traefik router behind it (player pages, matchmaker websocket) and
-the optional pod proxy behind generated basic-auth credentials."""
+"""Routing: what players reach through the ingress controller, all of it the session service's, each route with
+the edge's limits per client address (the address the load balancer saw: its PROXY protocol header, which
+ingress-nginx reads with `use-proxy-protocol`, never a header a client can set), behind the sign-in when
+players sign in with OpenID Connect. The optional pod proxy sits behind basic auth on a route of its own.
+
+| route | what | limits per client address |
+|---|---|---|
+| `<prefix>/` | the player page, its assets, `api/status` | requestsPerSecond |
+| `<prefix>/api/session` | joining and leaving (a session is a claim on a GPU) | joinsPerMinute |
+| `<prefix>/ws` | signalling, relayed to the player's stream | signallingPerMinute, signallingConnections |
+| `<prefix>/oauth2/` | the sign-in pages (oidc only) | requestsPerSecond |
+
+ingress-nginx annotations as its controller v1.15.1 parses them (internal/ingress/annotations/ratelimit,
+authreq, auth): limit-rps, limit-rpm, limit-connections, limit-burst-multiplier; auth-url, auth-signin,
+auth-response-headers; auth-type, auth-secret, auth-realm.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
 
-from ...addons.charts import PART_OF
+from ...constants import SESSION_SERVICE
 from ..kubernetes import (
     basic_auth,
     disruption_budget,
@@ -21,78 +34,66 @@ from ..kubernetes import (
     pod_security_context,
     regex_ingress,
     resources,
-    security_context,
 )
-from .streaming import MATCHMAKER, PLAYER, SIGNAL_HTTP_PORT
 
-ROUTER = "router"
 POD_PROXY = "podproxy"
-ROUTER_HTTP_PORT = 8888
-ROUTER_ADMIN_PORT = 8080
 POD_PROXY_PORT = 8080
 POD_PROXY_USER = "operator"
+# A websocket lives as long as its session; a session's page requests are small.
+SIGNALLING_TIMEOUT_SECONDS = 3600
+MAX_REQUEST_BODY = "64k"
 
 
-def router_rules(proxy_prefix: str | None) -> dict[str, Any]:
-    """Traefik's dynamic configuration: pages to the player, the websocket to the matchmaker with a sticky
-    cookie, and (when enabled) the pod proxy behind basic auth."""
-    config: dict[str, Any] = {
-        "http": {
-            "middlewares": {"strip-matchmaker": {"stripPrefix": {"prefixes": ["/ws", "/matchmaker"]}}},
-            "routers": {
-                "client": {
-                    "rule": "Method(`GET`) && PathPrefix(`/`)",
-                    "service": "client",
-                    "entryPoints": ["http"],
-                    "priority": 1,
-                },
-                "matchmaker": {
-                    "rule": "PathPrefix(`/ws`) || PathPrefix(`/matchmaker`)",
-                    "service": "matchmaker",
-                    "middlewares": ["strip-matchmaker"],
-                    "entryPoints": ["http"],
-                },
-            },
-            "services": {
-                "client": {"loadBalancer": {"servers": [{"url": f"http://{PLAYER}:80"}]}},
-                "matchmaker": {
-                    "loadBalancer": {
-                        "sticky": {"cookie": {"secure": True, "httpOnly": True}},
-                        "servers": [{"url": f"http://{MATCHMAKER}:{SIGNAL_HTTP_PORT}"}],
-                    }
-                },
-            },
-        }
-    }
-    if proxy_prefix:
-        http = config["http"]
-        http["middlewares"]["strip-proxy"] = {"stripPrefix": {"prefixes": [proxy_prefix]}}
-        http["middlewares"]["proxy-auth"] = {"basicAuth": {"usersFile": "/auth/users"}}
-        http["routers"]["pod-proxy"] = {
-            "rule": f"PathPrefix(`{proxy_prefix}/`)",
-            "service": "pod-proxy",
-            "middlewares": ["proxy-auth", "strip-proxy"],
-            "entryPoints": ["http"],
-        }
-        http["services"]["pod-proxy"] = {"loadBalancer": {"servers": [{"url": f"http://{POD_PROXY}:{POD_PROXY_PORT}"}]}}
-    return config
+@dataclass
+class EdgeLimits:
+    requests_per_second: int = 20
+    joins_per_minute: int = 10
+    signalling_per_minute: int = 20
+    signalling_connections: int = 10
+    burst_multiplier: int = 3
 
 
 @dataclass(kw_only=True)
 class RoutingArgs:
     namespace: pulumi.Input[str]
-    images: dict[str, str]
-    """Image references by name: traefik, and podproxy when the pod proxy is on."""
+    images: Mapping[str, str]
+    """Image references by name: podproxy, when the pod proxy is on."""
     host: str | None = None
-    """Public host name; with an issuer the Ingress gets a TLS certificate for it."""
+    """Public host name; with an issuer the Ingresses get a TLS certificate for it."""
     path_prefix: str = ""
     """Serve under this path (e.g. `/pixel`) to share a host with other apps."""
     cluster_issuer: str | None = None
+    limits: EdgeLimits = field(default_factory=EdgeLimits)
+    sign_in: Mapping[str, pulumi.Input[str]] | None = None
+    """The sign-in's ingress annotations (SignIn.annotations) when players sign in with OpenID Connect."""
+    sign_in_service: str | None = None
     pod_proxy_prefix: str | None = None
     """Enable the pod proxy under this path (e.g. `/proxy`), behind generated basic-auth credentials."""
     image_pull_secrets: Sequence[str] = field(default_factory=list)
     depends_on: Sequence[pulumi.Resource] = ()
-    """What the Ingress waits for: the ingress controller, whose admission webhook validates it."""
+    """What the Ingresses wait for: the ingress controller, whose admission webhook validates them."""
+
+
+def _limits(*, rps: int = 0, rpm: int = 0, connections: int = 0, burst: int = 1) -> dict[str, str]:
+    values = {"limit-rps": rps, "limit-rpm": rpm, "limit-connections": connections}
+    annotations = {f"nginx.ingress.kubernetes.io/{k}": str(v) for k, v in values.items() if v}
+    return {**annotations, "nginx.ingress.kubernetes.io/limit-burst-multiplier": str(burst)}
+
+
+def route_annotations(limits: EdgeLimits) -> dict[str, dict[str, str]]:
+    """Each player route's ingress-nginx annotations (without the sign-in's)."""
+    burst = limits.burst_multiplier
+    body = {"nginx.ingress.kubernetes.io/proxy-body-size": MAX_REQUEST_BODY}
+    return {
+        "page": {**body, **_limits(rps=limits.requests_per_second, burst=burst)},
+        "join": {**body, **_limits(rpm=limits.joins_per_minute, burst=burst)},
+        "signalling": {
+            **body,
+            **_limits(rpm=limits.signalling_per_minute, connections=limits.signalling_connections, burst=burst),
+            "nginx.ingress.kubernetes.io/proxy-read-timeout": str(SIGNALLING_TIMEOUT_SECONDS),
+            "nginx.ingress.kubernetes.io/proxy-send-timeout": str(SIGNALLING_TIMEOUT_SECONDS),
+        },
+    }
 
 
 class Routing(pulumi.ComponentResource):
@@ -104,88 +105,51 @@ class Routing(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RoutingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pixelstream:index:Routing", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        ns = args.namespace
-        pull_secrets = image_pull_secrets(args.image_pull_secrets)
-        router_config = k8s.core.v1.ConfigMap(
-            "router-config",
-            metadata={"name": "router-config", "namespace": ns, "labels": PART_OF},
-            data={"routes.yml": yaml.safe_dump(router_rules(args.pod_proxy_prefix), sort_keys=False)},
-            opts=child,
-        )
-        volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": router_config.metadata["name"]}}]
-        mounts: list[dict[str, Any]] = [{"name": "config", "mountPath": "/config", "readOnly": True}]
+        prefix = args.path_prefix
+        sign_in = dict(args.sign_in or {})
+        routes = {
+            "pixelstream": ("page", f"{prefix}/(.*)"),
+            "pixelstream-join": ("join", f"{prefix}/(api/session)$"),
+            "pixelstream-signalling": ("signalling", f"{prefix}/(ws)$"),
+        }
+        annotations = route_annotations(args.limits)
+        url = ""
+        for ingress, (route, path) in routes.items():
+            url = self._ingress(args, ingress, [(path, SESSION_SERVICE, 80)], {**annotations[route], **sign_in})
+        if args.sign_in_service:
+            # The sign-in pages, outside the sign-in, their path kept whole: oauth2-proxy serves them under its
+            # proxy prefix (<prefix>/oauth2).
+            keep_path = {"nginx.ingress.kubernetes.io/rewrite-target": f"{prefix}/$1"}
+            route = [(f"{prefix}/(oauth2/.*)", args.sign_in_service, 80)]
+            self._ingress(args, "pixelstream-sign-in", route, {**annotations["page"], **keep_path})
         self.pod_proxy_username = self.pod_proxy_password = None
         if args.pod_proxy_prefix:
-            auth = basic_auth(f"{name}-pod-proxy", "pod-proxy-auth", ns, POD_PROXY_USER, "users", self)
-            volumes.append({"name": "auth", "secret": {"secretName": auth.secret_name}})
-            mounts.append({"name": "auth", "mountPath": "/auth", "readOnly": True})
-            self.pod_proxy_username = auth.username
-            self.pod_proxy_password = auth.password
-            self._pod_proxy(args, pull_secrets)
-        self._router(args, pull_secrets, volumes, mounts)
-        self.url = f"{self._ingress(args)}{args.path_prefix}/"
+            self._pod_proxy(args)
+        self.url = f"{url}{prefix}/"
         self.register_outputs({"url": self.url})
 
-    def _router(self, args: RoutingArgs, pull_secrets: list, volumes: list, mounts: list) -> None:
-        """Traefik with the routes, behind a Service, scaled on CPU."""
-        child = pulumi.ResourceOptions(parent=self)
-        ns = args.namespace
-        router_labels = labels(ROUTER)
-        router = k8s.apps.v1.Deployment(
-            ROUTER,
-            metadata={"name": ROUTER, "namespace": ns, "labels": router_labels},
-            spec={
-                "selector": {"matchLabels": router_labels},
-                "template": {
-                    "metadata": {
-                        "labels": router_labels,
-                        "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(ROUTER_ADMIN_PORT)},
-                    },
-                    "spec": {
-                        "imagePullSecrets": pull_secrets,
-                        "automountServiceAccountToken": False,
-                        "securityContext": pod_security_context(),
-                        "containers": [_traefik_container(args.images["traefik"], mounts)],
-                        "volumes": volumes,
-                    },
-                },
-            },
-            opts=child,
-        )
-        k8s.core.v1.Service(
-            ROUTER,
-            metadata={"name": ROUTER, "namespace": ns, "labels": router_labels},
-            spec={"selector": router_labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
-            opts=child,
-        )
-        self._cpu_autoscaler(ROUTER, router.metadata["name"], ns)
-        disruption_budget(ROUTER, ns, router_labels, self)
-
-    def _ingress(self, args: RoutingArgs) -> str:
-        """The Ingress players reach: everything under the prefix to the router, TLS when there is a host."""
-        annotations = {
-            # Players keep the ingress replica that holds their websocket.
-            "nginx.ingress.kubernetes.io/affinity": "cookie",
-            "nginx.ingress.kubernetes.io/session-cookie-name": "pxstream-ingress",
-            "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
-            "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
-        }
+    def _ingress(
+        self, args: RoutingArgs, name: str, routes: list[tuple[str, str, int]], annotations: Mapping[str, Any]
+    ) -> str:
         return regex_ingress(
-            "pixelstream",
+            name,
             args.namespace,
-            [(f"{args.path_prefix}/(.*)", ROUTER, 80)],
+            routes,
             annotations,
             args.host,
             args.cluster_issuer,
             pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
 
-    def _pod_proxy(self, args: RoutingArgs, pull_secrets: list) -> None:
+    def _pod_proxy(self, args: RoutingArgs) -> None:
+        """The reference's pod proxy (an operator's way to a pod's HTTP port, e.g. Unreal's REST API), behind
+        ingress-nginx basic auth with a generated password."""
         child = pulumi.ResourceOptions(parent=self)
         ns = args.namespace
+        auth = basic_auth(f"{self._name}-pod-proxy", "pod-proxy-auth", ns, POD_PROXY_USER, "auth", self)
+        self.pod_proxy_username, self.pod_proxy_password = auth.username, auth.password
         proxy_labels = labels(POD_PROXY)
-        proxy = k8s.apps.v1.Deployment(
+        k8s.apps.v1.Deployment(
             POD_PROXY,
             metadata={"name": POD_PROXY, "namespace": ns, "labels": proxy_labels},
             spec={
@@ -193,7 +157,7 @@ class Routing(pulumi.ComponentResource):
                 "template": {
                     "metadata": {"labels": proxy_labels},
                     "spec": {
-                        "imagePullSecrets": pull_secrets,
+                        "imagePullSecrets": image_pull_secrets(args.image_pull_secrets),
                         "automountServiceAccountToken": False,
                         "securityContext": pod_security_context(non_root=False),
                         "containers": [
@@ -225,52 +189,14 @@ class Routing(pulumi.ComponentResource):
             spec={"selector": proxy_labels, "ports": [{"name": "http", "port": POD_PROXY_PORT, "targetPort": "http"}]},
             opts=child,
         )
-        self._cpu_autoscaler(POD_PROXY, proxy.metadata["name"], ns)
-
-    def _cpu_autoscaler(self, name: str, deployment: pulumi.Input[str], namespace: pulumi.Input[str]) -> None:
-        k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-autoscaler",
-            metadata={"name": f"{name}-autoscaler", "namespace": namespace, "labels": labels(f"{name}-autoscaler")},
-            spec={
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
-                "minReplicas": 1,
-                "maxReplicas": 10,
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}},
-                    }
-                ],
+        disruption_budget(POD_PROXY, ns, proxy_labels, self)
+        self._ingress(
+            args,
+            "pixelstream-pod-proxy",
+            [(f"{args.pod_proxy_prefix}/(.*)", POD_PROXY, POD_PROXY_PORT)],
+            {
+                "nginx.ingress.kubernetes.io/auth-type": "basic",
+                "nginx.ingress.kubernetes.io/auth-secret": auth.secret_name,
+                "nginx.ingress.kubernetes.io/auth-realm": "pixelstream pod proxy",
             },
-            opts=pulumi.ResourceOptions(parent=self),
         )
-
-
-def _traefik_container(image: str, mounts: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "name": "traefik",
-        "image": image,
-        "args": [
-            f"--entrypoints.http.address=:{ROUTER_HTTP_PORT}",
-            f"--entrypoints.traefik.address=:{ROUTER_ADMIN_PORT}",
-            "--ping=true",
-            # Dashboard and metrics only on the internal entrypoint (port-forward to see it).
-            "--api.dashboard=true",
-            "--api.insecure=true",
-            "--metrics.prometheus=true",
-            "--metrics.prometheus.entrypoint=traefik",
-            "--providers.file.directory=/config",
-            "--accesslog=true",
-            "--global.checknewversion=false",
-            "--global.sendanonymoususage=false",
-        ],
-        "ports": [
-            {"name": "http", "containerPort": ROUTER_HTTP_PORT},
-            {"name": "admin", "containerPort": ROUTER_ADMIN_PORT},
-        ],
-        "readinessProbe": http_probe("/ping", "admin", period=10),
-        "livenessProbe": http_probe("/ping", "admin", period=20),
-        "volumeMounts": mounts,
-        "securityContext": security_context(65532),
-        "resources": resources("100m", "64Mi", "1", "256Mi"),
-    }

@@ -1,34 +1,35 @@
-"""Streaming: the stream pods (signalling server + Unreal app + deletion-cost agent) and their autoscaler,
-the matchmaker that queues players and hands them a free stream, and the player web app."""
+"""Streaming: the stream pods and their autoscaler.
+
+A stream pod is Epic's signalling server (Wilbur, of the stack's Unreal Engine version) beside the Unreal app,
+which connects to it on the pod's loopback. Players never reach a stream pod themselves: the session service
+relays their signalling to the pod's player port, one player per stream. The pods hold no API token (the
+session service writes their deletion cost) and take no traffic but the session service's and the relayed media.
+The autoscaler scales them on the session service's players-per-ready-stream ratio.
+"""
 
 from __future__ import annotations
 
-import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ...addons.charts import PART_OF
 from ...addons.custom_metrics import POOL_RATIO_METRIC
-from ...constants import GPU_RESOURCE, SHARED_GPU_RESOURCE, STREAM_AUTOSCALER, STREAM_DEPLOYMENT
+from ...constants import (
+    GPU_RESOURCE,
+    SESSION_SERVICE,
+    SHARED_GPU_RESOURCE,
+    STREAM_AUTOSCALER,
+    STREAM_DEPLOYMENT,
+)
 from ...placement import GPU_NODES, NodePlacement
 from ..kubernetes import (
-    account_with_role,
-    api_access_mount,
-    api_access_volume,
     cpu_millis,
     disruption_budget,
     gpu_node_affinity,
-    helper_command,
-    helpers_config_map,
-    helpers_mount,
-    helpers_volume,
-    http_probe,
     image_pull_secrets,
     labels,
     memory_bytes,
@@ -37,53 +38,34 @@ from ..kubernetes import (
     security_context,
 )
 
-MATCHMAKER = "matchmaker"
-PLAYER = "player"
 STREAM = STREAM_DEPLOYMENT
 AUTOSCALER = STREAM_AUTOSCALER
-SIGNAL_HTTP_PORT = 3000
+# Wilbur's ports (SignallingWebServer/src/index.ts, --player_port and --streamer_port): players (the session
+# service) and its REST API on one, the Unreal app on the other, over the pod's loopback.
+SIGNALLING_PLAYER_PORT = 8080
 STREAMER_PORT = 8888
-SIGNAL_METRICS_PORT = 9000
-MATCHMAKER_SOCKET_PORT = 9999
+# Wilbur listens for an SFU on --sfu_port whatever it is given (SignallingServer.ts starts that server for any
+# non-empty value): named here so that nothing else takes it.
+SFU_PORT = 8889
 UNREAL_REST_PORT = 8111
-PLAYER_PORT = 8080
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
+# Where Epic's image has Wilbur (SignallingWebServer/Dockerfile: WORKDIR /SignallingWebServer, the server built
+# into SignallingWebServer/dist by platform_scripts/bash/setup.sh --build); its REST API reads
+# ./apidoc/api-definition-base.yml relative to this directory.
+WILBUR_DIR = "/SignallingWebServer/SignallingWebServer"
 
-# The stream pod's containers besides Unreal: their users and resources. Unreal runs as 1000, the owner of the
-# game files in the reference's runtime images.
-SIGNALER_UID = 10001
+# The stream pod's users and the signalling server's resources. Unreal runs as 1000, the owner of the game files
+# in the reference's runtime images; Wilbur as 1000, the `node` user of its node:lts base.
+SIGNALLING_UID = 1000
 UNREAL_UID = 1000
-AGENT_UID = 65534
-SIGNALER_RESOURCES = resources("250m", "256Mi", "1", "512Mi")
-AGENT_RESOURCES = resources("5m", "24Mi", "50m", "64Mi")
-# The images of a stream pod by image-table name, with the user each runs as.
-STREAM_IMAGE_USERS = {"signalserver": SIGNALER_UID, "unreal": UNREAL_UID, "python": AGENT_UID}
+SIGNALLING_RESOURCES = resources("250m", "256Mi", "1", "512Mi")
 
 GpuMode = Literal["whole", "timeSliced", "cpuPacked"]
 
-# The reference's signalling and matchmaker settings (cirrus.json, matchmaker.json); flags override them.
-CIRRUS = {
-    "UseFrontend": False,
-    "UseMatchmaker": False,
-    "UseHTTPS": False,
-    "UseAuthentication": False,
-    "LogToFile": False,
-    "EnableWebserver": False,
-    "HomepageFile": None,
-    "HttpPort": SIGNAL_HTTP_PORT,
-    "StreamerPort": STREAMER_PORT,
-}
-MATCHMAKER_CONFIG = {
-    "HttpPort": SIGNAL_HTTP_PORT,
-    "UseHTTPS": False,
-    "MatchmakerPort": MATCHMAKER_SOCKET_PORT,
-    "LogToFile": False,
-    "enableRedirectionLinks": False,
-    "enableRESTAPI": True,
-}
 
-# This workload's helper programs (run by the pinned Python image from a ConfigMap).
-HELPERS = Path(__file__).parent / "app"
+def stream_image_users(unreal_version: str) -> dict[str, int]:
+    """The images of a stream pod by image-table name, with the user each runs as."""
+    return {f"signalling-ue{unreal_version}": SIGNALLING_UID, "unreal": UNREAL_UID}
 
 
 @dataclass
@@ -102,7 +84,10 @@ class StreamerSettings:
     startup_timeout_seconds: int = 600
     """How long the Unreal app may take to connect to its signalling server before the pod is restarted."""
     drain_seconds: int = 120
-    """How long a stopping stream waits for its players to leave."""
+    """How long a stopping stream waits for its player to leave."""
+    allow_console_commands: bool = False
+    """Let the player run engine console commands (-AllowPixelStreamingCommands): Epic's security guidelines
+    say to launch without it."""
 
 
 @dataclass
@@ -119,10 +104,12 @@ class AutoscalingSettings:
 
 
 def unreal_arguments(settings: StreamerSettings) -> str:
-    """EXTRA_ARGS of the reference Unreal image's launch script."""
+    """EXTRA_ARGS of the Unreal image's launch script. The signalling URL is given in Pixel Streaming 2's form
+    (-PixelStreamingSignallingURL, Epic's pixel-streaming-2-migration-guide.md) besides the image's SIGNAL_URL."""
     arguments = [
+        f"-PixelStreamingSignallingURL=ws://localhost:{STREAMER_PORT}",
         f"-RestApiPort={UNREAL_REST_PORT}",
-        "-AllowPixelStreamingCommands",
+        *(["-AllowPixelStreamingCommands"] if settings.allow_console_commands else []),
         "-PixelStreamingHideCursor",
         f"-PixelStreamingWebRTCMaxFps={settings.max_fps}",
         "-PixelStreamingWebRTCDisableReceiveAudio",
@@ -137,10 +124,10 @@ def gpu_resources(mode: GpuMode) -> dict[str, str]:
 
 
 def stream_requests(settings: StreamerSettings) -> dict[str, str]:
-    """What one stream pod requests in all (its three containers): what the scheduler and the cluster
-    autoscaler fit onto a node, and what a warm-capacity placeholder holds for it."""
-    cpus = [SIGNALER_RESOURCES["requests"]["cpu"], settings.cpu, AGENT_RESOURCES["requests"]["cpu"]]
-    memories = [SIGNALER_RESOURCES["requests"]["memory"], settings.memory, AGENT_RESOURCES["requests"]["memory"]]
+    """What one stream pod requests in all (its containers): what the scheduler and the cluster autoscaler fit
+    onto a node, and what a warm-capacity placeholder holds for it."""
+    cpus = [SIGNALLING_RESOURCES["requests"]["cpu"], settings.cpu]
+    memories = [SIGNALLING_RESOURCES["requests"]["memory"], settings.memory]
     memory_mi = -(-sum(memory_bytes(m) for m in memories) // 2**20)
     return {
         "cpu": f"{sum(cpu_millis(c) for c in cpus)}m",
@@ -149,22 +136,34 @@ def stream_requests(settings: StreamerSettings) -> dict[str, str]:
     }
 
 
-# Keeps the Unreal app alive while its signalling server still has players (it tells them the stream is
-# ending and waits for them to leave); reads the signalling server's own player gauge with bash only.
-# Arguments: number of checks, metrics port, seconds between checks.
-_DRAIN_SCRIPT = """for i in $(seq 1 $1); do
-  players=$( (exec 3<>/dev/tcp/127.0.0.1/$2 \\
-      && printf 'GET /custom HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3) 2>/dev/null \\
-    | awk '/^signalserver_player_socket_connections /{print int($2)}')
-  [ "${players:-0}" = "0" ] && exit 0
-  sleep $3
+# Reads `key` of the signalling server's /api/status (SignallingWebServer/src/paths/status.ts: streamer_count,
+# player_count) into $n, over the pod's loopback with bash and coreutils alone (the Unreal and node:lts images
+# have both, neither needs curl); a server that accepts but does not answer is given 3 seconds.
+# Arguments: $1 the port, $2 the key.
+_STATUS_SCRIPT = """s=$( (exec 3<>/dev/tcp/127.0.0.1/$1 \\
+    && printf 'GET /api/status HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && timeout 3 cat <&3) 2>/dev/null)
+n=
+[[ $s =~ \\"$2\\":([0-9]+) ]] && n=${BASH_REMATCH[1]}"""
+# Succeeds while a streamer (the Unreal app) is connected.
+_READY_SCRIPT = _STATUS_SCRIPT + '\n[ "${n:-0}" -ge 1 ]'
+# Keeps the Unreal app alive while its signalling server still has a player (an unreadable status: nothing to
+# wait for). Arguments after the port and key: the number of checks, the seconds between them.
+_DRAIN_SCRIPT = f"""for i in $(seq 1 $3); do
+{_STATUS_SCRIPT}
+  [ "${{n:-0}}" = "0" ] && exit 0
+  sleep $4
 done"""
 DRAIN_CHECK_SECONDS = 5
 
 
+def streamer_connected_probe(period: int, failures: int = 3) -> dict[str, Any]:
+    command = ["bash", "-c", _READY_SCRIPT, "ready", str(SIGNALLING_PLAYER_PORT), "streamer_count"]
+    return {"exec": {"command": command}, "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": 3}
+
+
 def drain_hook(settings: StreamerSettings) -> dict:
     checks = max(settings.drain_seconds // DRAIN_CHECK_SECONDS, 1)
-    arguments = [str(checks), str(SIGNAL_METRICS_PORT), str(DRAIN_CHECK_SECONDS)]
+    arguments = [str(SIGNALLING_PLAYER_PORT), "player_count", str(checks), str(DRAIN_CHECK_SECONDS)]
     return {"preStop": {"exec": {"command": ["bash", "-c", _DRAIN_SCRIPT, "drain", *arguments]}}}
 
 
@@ -172,11 +171,10 @@ def drain_hook(settings: StreamerSettings) -> dict:
 class StreamingArgs:
     namespace: pulumi.Input[str]
     images: dict[str, str]
-    """Image references by name: signalserver, matchmaker, player, unreal, python."""
-    ice_config_url: str
+    """Image references by name: signalling-ue<version>, unreal."""
+    unreal_version: str = "5.7"
     streamer: StreamerSettings = field(default_factory=StreamerSettings)
     autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
-    player_replicas: int = 2
     image_pull_secrets: Sequence[str] = field(default_factory=list)
     priority_class: pulumi.Input[str] | None = None
     """PriorityClass of the stream pods (above the warm-capacity placeholders, which they preempt)."""
@@ -187,40 +185,13 @@ class StreamingArgs:
 
 
 class Streaming(pulumi.ComponentResource):
-    """Outputs: `matchmaker_service`, `player_service` (names, port 80 for the player, 3000 for the matchmaker)."""
+    """The stream Deployment, its autoscaler and disruption budget. Outputs: `deployment` (its name)."""
 
-    matchmaker_service: str
-    player_service: str
+    deployment: str
 
     def __init__(self, name: str, args: StreamingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pixelstream:index:Streaming", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        ns = args.namespace
-        pull_secrets = image_pull_secrets(args.image_pull_secrets)
-        app_config = k8s.core.v1.ConfigMap(
-            "pixel-app-configs",
-            metadata={"name": "pixel-app-configs", "namespace": ns, "labels": PART_OF},
-            data={
-                "cirrus.json": json.dumps(CIRRUS, indent=2),
-                "matchmaker.json": json.dumps(MATCHMAKER_CONFIG, indent=2),
-            },
-            opts=child,
-        )
-        config_volume = {"name": "config", "configMap": {"name": app_config.metadata["name"]}}
-        helpers = helpers_config_map("stream-helpers", ns, [HELPERS / "deletion_cost.py"], self)
-
-        self._stream(args, helpers, config_volume, pull_secrets)
-        self._matchmaker(args, config_volume, pull_secrets)
-        self._player(args, pull_secrets)
-        self.matchmaker_service = MATCHMAKER
-        self.player_service = PLAYER
-        self.register_outputs({"matchmaker_service": MATCHMAKER, "player_service": PLAYER})
-
-    def _stream(
-        self, args: StreamingArgs, helpers: k8s.core.v1.ConfigMap, config_volume: dict, pull_secrets: list
-    ) -> None:
         ns, settings = args.namespace, args.streamer
-        account = self._stream_account(ns)
         stream_labels = labels(STREAM)
         deployment = k8s.apps.v1.Deployment(
             STREAM,
@@ -236,31 +207,21 @@ class Streaming(pulumi.ComponentResource):
                 "selector": {"matchLabels": stream_labels},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": {
-                    "metadata": {
-                        "labels": stream_labels,
-                        "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(SIGNAL_METRICS_PORT)},
-                    },
+                    "metadata": {"labels": stream_labels},
                     "spec": {
-                        "serviceAccountName": account,
-                        # Only the deletion-cost agent gets the token; the Unreal app and the signalling server don't.
+                        # Nothing in a stream pod calls the Kubernetes API.
                         "automountServiceAccountToken": False,
-                        "imagePullSecrets": pull_secrets,
+                        "imagePullSecrets": image_pull_secrets(args.image_pull_secrets),
                         "affinity": gpu_node_affinity(args.nodes),
                         "tolerations": args.nodes.tolerations(),
                         **({"priorityClassName": args.priority_class} if args.priority_class else {}),
                         "terminationGracePeriodSeconds": settings.drain_seconds + 30,
                         "securityContext": pod_security_context(fs_group=1000),
                         "containers": [
-                            _signaller_container(args),
+                            _signalling_container(args.images[f"signalling-ue{args.unreal_version}"], settings),
                             _unreal_container(args.images["unreal"], settings),
-                            _deletion_cost_container(args.images["python"]),
                         ],
-                        "volumes": [
-                            config_volume,
-                            helpers_volume(helpers),
-                            api_access_volume(),
-                            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
-                        ],
+                        "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
                     },
                 },
             },
@@ -274,162 +235,38 @@ class Streaming(pulumi.ComponentResource):
         )
         # One stream at a time during node drains: sessions end gradually, drains never block.
         disruption_budget(STREAM, ns, stream_labels, self)
-
-    def _stream_account(self, ns: pulumi.Input[str]) -> pulumi.Output[str]:
-        """The streams' service account; the deletion-cost agent patches its own pod through a namespaced Role,
-        pods only, get and patch only."""
-        rules = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}]
-        return account_with_role(STREAM, "stream-deletion-cost", ns, rules, self)
-
-    def _matchmaker(self, args: StreamingArgs, config_volume: dict, pull_secrets: list) -> None:
-        child = pulumi.ResourceOptions(parent=self)
-        ns = args.namespace
-        matchmaker_labels = labels(MATCHMAKER)
-        k8s.apps.v1.Deployment(
-            MATCHMAKER,
-            metadata={"name": MATCHMAKER, "namespace": ns, "labels": matchmaker_labels},
-            spec={
-                # The matchmaker keeps the stream pool in memory: exactly one, replaced rather than doubled.
-                "replicas": 1,
-                "strategy": {"type": "Recreate"},
-                "selector": {"matchLabels": matchmaker_labels},
-                "template": {
-                    "metadata": {"labels": matchmaker_labels},
-                    "spec": {
-                        "imagePullSecrets": pull_secrets,
-                        "automountServiceAccountToken": False,
-                        "securityContext": pod_security_context(),
-                        "containers": [
-                            {
-                                "name": MATCHMAKER,
-                                "image": args.images["matchmaker"],
-                                "command": ["node", "wrapper.js"],
-                                "args": [
-                                    "--configFile=/config/matchmaker.json",
-                                    f"--HttpPort={SIGNAL_HTTP_PORT}",
-                                    f"--httpPort={SIGNAL_HTTP_PORT}",
-                                    f"--MatchmakerPort={MATCHMAKER_SOCKET_PORT}",
-                                    f"--matchmakerPort={MATCHMAKER_SOCKET_PORT}",
-                                ],
-                                "ports": [
-                                    {"name": "http", "containerPort": SIGNAL_HTTP_PORT},
-                                    {"name": "socket", "containerPort": MATCHMAKER_SOCKET_PORT},
-                                    {"name": "metrics", "containerPort": SIGNAL_METRICS_PORT},
-                                ],
-                                "readinessProbe": http_probe("/healthz", "http", period=10),
-                                "livenessProbe": http_probe("/healthz", "http", period=20),
-                                "volumeMounts": [{"name": "config", "mountPath": "/config", "readOnly": True}],
-                                "securityContext": security_context(10001),
-                                "resources": resources("100m", "128Mi", "500m", "256Mi"),
-                            }
-                        ],
-                        "volumes": [config_volume],
-                    },
-                },
-            },
-            opts=child,
-        )
-        k8s.core.v1.Service(
-            MATCHMAKER,
-            metadata={
-                "name": MATCHMAKER,
-                "namespace": ns,
-                "labels": matchmaker_labels,
-                # Scraped through the Service, so its series carry the `service` label the HPA's metric needs.
-                "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(SIGNAL_METRICS_PORT)},
-            },
-            spec={
-                "selector": matchmaker_labels,
-                "sessionAffinity": "ClientIP",
-                "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10}},
-                "ports": [
-                    {"name": "http", "port": SIGNAL_HTTP_PORT, "targetPort": "http"},
-                    {"name": "socket", "port": MATCHMAKER_SOCKET_PORT, "targetPort": "socket"},
-                    {"name": "metrics", "port": SIGNAL_METRICS_PORT, "targetPort": "metrics"},
-                ],
-            },
-            opts=child,
-        )
-
-    def _player(self, args: StreamingArgs, pull_secrets: list) -> None:
-        child = pulumi.ResourceOptions(parent=self)
-        ns = args.namespace
-        player_labels = labels(PLAYER)
-        k8s.apps.v1.Deployment(
-            PLAYER,
-            metadata={"name": PLAYER, "namespace": ns, "labels": player_labels},
-            spec={
-                "replicas": args.player_replicas,
-                "selector": {"matchLabels": player_labels},
-                "template": {
-                    "metadata": {"labels": player_labels},
-                    "spec": {
-                        "imagePullSecrets": pull_secrets,
-                        "automountServiceAccountToken": False,
-                        "securityContext": pod_security_context(),
-                        "containers": [
-                            {
-                                "name": PLAYER,
-                                "image": args.images["player"],
-                                "ports": [{"name": "http", "containerPort": PLAYER_PORT}],
-                                "readinessProbe": http_probe("/healthz", "http", period=10),
-                                "livenessProbe": http_probe("/healthz", "http", period=20),
-                                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                                "securityContext": security_context(10001),
-                                "resources": resources("50m", "64Mi", "200m", "128Mi"),
-                            }
-                        ],
-                        "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
-                    },
-                },
-            },
-            opts=child,
-        )
-        k8s.core.v1.Service(
-            PLAYER,
-            metadata={"name": PLAYER, "namespace": ns, "labels": player_labels},
-            spec={"selector": player_labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
-            opts=child,
-        )
-        disruption_budget(PLAYER, ns, player_labels, self)
+        self.deployment = STREAM
+        self.register_outputs({"deployment": STREAM})
 
 
-def _signaller_container(args: StreamingArgs) -> dict[str, Any]:
-    periods = -(-args.streamer.startup_timeout_seconds // 10)
+def _signalling_container(image: str, settings: StreamerSettings) -> dict[str, Any]:
+    """Wilbur with its command-line options only (--no_config: the image's config.json serves the stock
+    frontend and redirects to HTTPS), one player per streamer, its REST API for the probes and the drain."""
+    periods = -(-settings.startup_timeout_seconds // 10)
     return {
-        "name": "signaler",
-        "image": args.images["signalserver"],
-        "command": ["node", "wrapper.js"],
+        "name": "signalling",
+        "image": image,
+        "workingDir": WILBUR_DIR,
+        "command": ["node", "dist/index.js"],
         "args": [
-            "--configFile=/config/cirrus.json",
-            f"--httpPort={SIGNAL_HTTP_PORT}",
-            f"--streamerPort={STREAMER_PORT}",
-            "--UseMatchmaker=true",
-            f"--MatchmakerAddress={MATCHMAKER}",
-            f"--MatchmakerPort={MATCHMAKER_SOCKET_PORT}",
-            "--useMatchmaker=true",
-            f"--matchmakerAddress={MATCHMAKER}",
-            f"--matchmakerPort={MATCHMAKER_SOCKET_PORT}",
-            f"--ueRestEndpoint=http://localhost:{UNREAL_REST_PORT}",
-            f"--rtcConfigSvc={args.ice_config_url}",
-            f"--metricsPort={SIGNAL_METRICS_PORT}",
+            "--no_config",
+            f"--player_port={SIGNALLING_PLAYER_PORT}",
+            f"--streamer_port={STREAMER_PORT}",
+            f"--sfu_port={SFU_PORT}",
+            "--max_players=1",
+            "--rest_api",
+            "--log_folder=/tmp/logs",
+            "--log_level_console=info",
         ],
-        "ports": [
-            {"name": "http", "containerPort": SIGNAL_HTTP_PORT},
-            {"name": "stream", "containerPort": STREAMER_PORT},
-            {"name": "metrics", "containerPort": SIGNAL_METRICS_PORT},
-        ],
-        # /healthz answers 200 once the Unreal app has connected: a slow start gets startup_timeout_seconds,
-        # then readiness follows the stream; liveness only asks whether the server itself answers.
-        "startupProbe": http_probe("/healthz", "http", period=10, failures=periods),
-        "readinessProbe": http_probe("/healthz", "http", period=5),
-        "livenessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 20, "failureThreshold": 3},
-        "volumeMounts": [
-            {"name": "config", "mountPath": "/config", "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-        "securityContext": security_context(SIGNALER_UID),
-        "resources": SIGNALER_RESOURCES,
+        "ports": [{"name": "signalling", "containerPort": SIGNALLING_PLAYER_PORT}],
+        # Ready once the Unreal app has connected as a streamer: a slow start gets startup_timeout_seconds, then
+        # readiness follows the streamer; liveness only asks whether the server itself answers.
+        "startupProbe": streamer_connected_probe(period=10, failures=periods),
+        "readinessProbe": streamer_connected_probe(period=5),
+        "livenessProbe": {"tcpSocket": {"port": "signalling"}, "periodSeconds": 20, "failureThreshold": 3},
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": security_context(SIGNALLING_UID),
+        "resources": SIGNALLING_RESOURCES,
     }
 
 
@@ -448,7 +285,6 @@ def _unreal_container(image: str, settings: StreamerSettings) -> dict[str, Any]:
             {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "graphics,video,compute,utility"},
             *([{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}] if settings.gpu_mode == "cpuPacked" else []),
         ],
-        "ports": [{"name": "rest", "containerPort": UNREAL_REST_PORT}],
         "lifecycle": drain_hook(settings),
         # Unreal writes its Saved/ tree next to the game: the root filesystem stays writable.
         "securityContext": security_context(UNREAL_UID, read_only=False),
@@ -459,24 +295,8 @@ def _unreal_container(image: str, settings: StreamerSettings) -> dict[str, Any]:
     }
 
 
-def _deletion_cost_container(image: str) -> dict[str, Any]:
-    return {
-        "name": "deletion-cost",
-        "image": image,
-        "command": helper_command("deletion_cost.py"),
-        "env": [
-            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-            {"name": "METRICS_URL", "value": f"http://localhost:{SIGNAL_METRICS_PORT}/custom"},
-        ],
-        "volumeMounts": [helpers_mount(), api_access_mount()],
-        "securityContext": security_context(AGENT_UID),
-        "resources": AGENT_RESOURCES,
-    }
-
-
 def _autoscaler_spec(deployment: pulumi.Input[str], scaling: AutoscalingSettings) -> dict[str, Any]:
-    """Streams scale on the matchmaker's players-per-ready-stream ratio, with the configured behaviour."""
+    """Streams scale on the session service's players-per-ready-stream ratio, with the configured behaviour."""
     period = scaling.scale_up_period_seconds
     return {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
@@ -487,7 +307,7 @@ def _autoscaler_spec(deployment: pulumi.Input[str], scaling: AutoscalingSettings
                 "type": "Object",
                 "object": {
                     "metric": {"name": POOL_RATIO_METRIC},
-                    "describedObject": {"apiVersion": "v1", "kind": "Service", "name": MATCHMAKER},
+                    "describedObject": {"apiVersion": "v1", "kind": "Service", "name": SESSION_SERVICE},
                     "target": {"type": "Value", "value": f"{scaling.target_pool_ratio:g}"},
                 },
             }

@@ -1,5 +1,6 @@
-"""Turn: coturn on every TURN node (host network, per-session credentials, no relaying into private
-networks) and the ICE config service that hands browsers and streamers their TURN servers."""
+"""Turn: coturn on every TURN node (host network, credentials per player session, no relaying into private
+networks but the stream pods). The session service mints the credentials with the shared secret this
+component generates (session/turn.py), one session at a time, for the players it gave a stream."""
 
 from __future__ import annotations
 
@@ -14,31 +15,23 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from ...addons.charts import PART_OF
-from ...constants import (
-    COTURN_CONTAINER,
-    ICE_CONFIG_SERVICE,
-    TURN_DAEMONSET,
-    TURN_LISTENING_PORT,
-    TURN_METRICS_PORT,
-)
+from ...constants import COTURN_CONTAINER, TURN_DAEMONSET, TURN_LISTENING_PORT, TURN_METRICS_PORT
 from ...placement import TURN_NODES, NodePlacement
 from ..kubernetes import (
     api_access_mount,
     api_access_volume,
-    disruption_budget,
     helper_command,
     helpers_config_map,
     helpers_mount,
     helpers_volume,
-    http_probe,
     image_pull_secrets,
     labels,
+    node_reader,
     pod_security_context,
     resources,
     security_context,
 )
 
-ICE_CONFIG_PORT = 8080
 NOBODY = 65534
 
 # Special-purpose and private IPv4/IPv6 ranges a relay must never reach (streaming-peers §3.1): cloud
@@ -96,8 +89,8 @@ class TurnServerSettings:
     private_cidrs: Sequence[str] = ()
     """The platform's own networks (VCN, services CIDR, pod overlay), denied even where they are not private."""
     realm: str = "pixelstream"
-    user_quota: int = 10
-    """Allocations per TURN user; the ICE config service makes that one stream pod (or one player connection)."""
+    user_quota: int = 4
+    """Allocations per TURN user on one node; the session service makes a user one player session."""
     total_quota: int = 1000
     """Allocations per TURN server."""
     max_bytes_per_second: int = 6_250_000
@@ -159,22 +152,19 @@ class TurnArgs:
     server: TurnServerSettings
     coturn_image: str
     python_image: str
-    credential_ttl_seconds: int = 3600
-    credentials_per_minute: int = 30
-    """TURN credentials the ICE config service hands one caller (a signalling server) per minute."""
-    ice_config_replicas: int = 2
     image_pull_secrets: Sequence[str] = field(default_factory=list)
     depends_on: Sequence[pulumi.Resource] = ()
     """What the DaemonSet waits for: the TURN node pool."""
     nodes: NodePlacement = TURN_NODES
-    """The TURN nodes (public IPs): coturn runs on each, the ICE config service hands out their addresses."""
+    """The TURN nodes (public IPs): coturn runs on each, the session service hands out their addresses."""
 
 
 class Turn(pulumi.ComponentResource):
-    """Outputs: `ice_config_url` (what the signalling server fetches), `secret_name`."""
+    """Outputs: `secret_name` and `secret_key`: the Secret holding the shared secret of the TURN REST API
+    credentials, for the session service."""
 
-    ice_config_url: str
-    secret_name: str
+    secret_name: pulumi.Output[str]
+    secret_key: str
 
     def __init__(self, name: str, args: TurnArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pixelstream:index:Turn", name, None, opts)
@@ -193,19 +183,19 @@ class Turn(pulumi.ComponentResource):
             data={"turnserver.conf": turnserver_conf(args.server)},
             opts=child,
         )
-        programs = [HELPERS / "turn_bootstrap.py", HELPERS / "ice_config.py"]
-        helpers = helpers_config_map("turn-helpers", ns, programs, self)
-        volumes = _Volumes(helpers_volume(helpers), _secret_volume(secret), config.metadata["name"])
-        self._daemonset(args, volumes)
-        self._ice_config(args, volumes)
-        self.ice_config_url = f"http://{ICE_CONFIG_SERVICE}"
-        self.secret_name = AUTH_SECRET
-        self.register_outputs({"ice_config_url": self.ice_config_url})
+        helpers = helpers_config_map("turn-helpers", ns, [HELPERS / "turn_bootstrap.py"], self)
+        self._daemonset(args, helpers_volume(helpers), _secret_volume(secret), config.metadata["name"])
+        self.secret_name = secret.metadata["name"]
+        self.secret_key = AUTH_SECRET_KEY
+        self.register_outputs({"secret_name": self.secret_name})
 
-    def _daemonset(self, args: TurnArgs, volumes: _Volumes) -> None:
+    def _daemonset(
+        self, args: TurnArgs, helpers: dict[str, Any], secret: dict[str, Any], template: pulumi.Input[str]
+    ) -> None:
         """coturn on every TURN node, on the host network, its config completed by the bootstrap."""
         ns = args.namespace
-        account = self._node_reader("turn", ns, ["get"], "the TURN bootstrap reads its own node's addresses")
+        why = "the TURN bootstrap reads its own node's addresses"
+        account = node_reader(TURN_DAEMONSET, ns, ["get"], why, self)
         turn_labels = labels(TURN_DAEMONSET)
         k8s.apps.v1.DaemonSet(
             TURN_DAEMONSET,
@@ -233,10 +223,10 @@ class Turn(pulumi.ComponentResource):
                         "initContainers": [_bootstrap_container(args.python_image)],
                         "containers": [_coturn_container(args.coturn_image)],
                         "volumes": [
-                            volumes.helpers,
+                            helpers,
                             api_access_volume(),
-                            volumes.secret,
-                            {"name": "template", "configMap": {"name": volumes.template}},
+                            secret,
+                            {"name": "template", "configMap": {"name": template}},
                             # Holds the rendered config with the shared secret: memory only.
                             {"name": "runtime", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
                             {"name": "state", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
@@ -248,65 +238,6 @@ class Turn(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
 
-    def _ice_config(self, args: TurnArgs, volumes: _Volumes) -> None:
-        """The ICE config service: a Deployment behind a Service, with a disruption budget."""
-        child = pulumi.ResourceOptions(parent=self)
-        ns = args.namespace
-        account = self._node_reader(
-            ICE_CONFIG_SERVICE, ns, ["list"], "the ICE config service lists the TURN nodes and their public IPs"
-        )
-        ice_labels = labels(ICE_CONFIG_SERVICE)
-        k8s.apps.v1.Deployment(
-            ICE_CONFIG_SERVICE,
-            metadata={"name": ICE_CONFIG_SERVICE, "namespace": ns, "labels": ice_labels},
-            spec={
-                "replicas": args.ice_config_replicas,
-                "selector": {"matchLabels": ice_labels},
-                "template": {
-                    "metadata": {"labels": ice_labels},
-                    "spec": {
-                        "serviceAccountName": account,
-                        "automountServiceAccountToken": False,
-                        "securityContext": pod_security_context(fs_group=NOBODY),
-                        "imagePullSecrets": image_pull_secrets(args.image_pull_secrets),
-                        "containers": [_ice_config_container(args)],
-                        "volumes": [volumes.helpers, volumes.secret, api_access_volume()],
-                    },
-                },
-            },
-            opts=child,
-        )
-        k8s.core.v1.Service(
-            ICE_CONFIG_SERVICE,
-            metadata={"name": ICE_CONFIG_SERVICE, "namespace": ns, "labels": ice_labels},
-            spec={"selector": ice_labels, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
-            opts=child,
-        )
-        disruption_budget(ICE_CONFIG_SERVICE, ns, ice_labels, self)
-
-    def _node_reader(self, name: str, namespace: pulumi.Input[str], verbs: list[str], why: str) -> pulumi.Output[str]:
-        """A service account in the app namespace with read-only access to Node objects (nodes are cluster-scoped,
-        hence a ClusterRole); returns the account's name."""
-        child = pulumi.ResourceOptions(parent=self)
-        account = k8s.core.v1.ServiceAccount(
-            name, metadata={"name": name, "namespace": namespace, "labels": PART_OF}, opts=child
-        )
-        role_name = pulumi.Output.concat("pixelstream-", namespace, f"-{name}-nodes")
-        role = k8s.rbac.v1.ClusterRole(
-            f"{name}-nodes",
-            metadata={"name": role_name, "labels": PART_OF, "annotations": {"pixelstream/why": why}},
-            rules=[{"apiGroups": [""], "resources": ["nodes"], "verbs": verbs}],
-            opts=child,
-        )
-        k8s.rbac.v1.ClusterRoleBinding(
-            f"{name}-nodes",
-            metadata={"name": role_name, "labels": PART_OF},
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.metadata["name"]},
-            subjects=[{"kind": "ServiceAccount", "name": account.metadata["name"], "namespace": namespace}],
-            opts=child,
-        )
-        return account.metadata["name"]
-
 
 # The shared secret reaches the programs as a file (not an environment variable, which /proc shows).
 AUTH_SECRET = "turn-auth"
@@ -316,21 +247,8 @@ _SECRET_ENV = {"name": "TURN_SECRET_FILE", "value": f"{_SECRET_DIR}/{AUTH_SECRET
 _SECRET_MOUNT = {"name": AUTH_SECRET, "mountPath": _SECRET_DIR, "readOnly": True}
 
 
-@dataclass
-class _Volumes:
-    """The volumes the TURN pods share: the helper programs, the shared secret, coturn's config template."""
-
-    helpers: dict[str, Any]
-    secret: dict[str, Any]
-    template: pulumi.Input[str]
-
-
 def _secret_volume(secret: k8s.core.v1.Secret) -> dict[str, Any]:
     return {"name": AUTH_SECRET, "secret": {"secretName": secret.metadata["name"], "defaultMode": 0o440}}
-
-
-def _pull_secrets(args: TurnArgs) -> list[dict[str, str]]:
-    return image_pull_secrets(args.image_pull_secrets)
 
 
 def _bootstrap_container(python_image: str) -> dict[str, Any]:
@@ -379,26 +297,4 @@ def _coturn_container(image: str) -> dict[str, Any]:
         ],
         "securityContext": security_context(NOBODY),
         "resources": resources("500m", "256Mi", "4", "1Gi"),
-    }
-
-
-def _ice_config_container(args: TurnArgs) -> dict[str, Any]:
-    return {
-        "name": ICE_CONFIG_SERVICE,
-        "image": args.python_image,
-        "command": helper_command("ice_config.py"),
-        "env": [
-            _SECRET_ENV,
-            {"name": "TURN_PORT", "value": str(TURN_LISTENING_PORT)},
-            {"name": "TTL_SECONDS", "value": str(args.credential_ttl_seconds)},
-            {"name": "CREDENTIALS_PER_MINUTE", "value": str(args.credentials_per_minute)},
-            {"name": "NODE_SELECTOR", "value": args.nodes.label_selector()},
-            {"name": "PORT", "value": str(ICE_CONFIG_PORT)},
-        ],
-        "ports": [{"name": "http", "containerPort": ICE_CONFIG_PORT}],
-        "readinessProbe": http_probe("/healthz", "http", period=10),
-        "livenessProbe": http_probe("/livez", "http", period=20),
-        "volumeMounts": [helpers_mount(), _SECRET_MOUNT, api_access_mount()],
-        "securityContext": security_context(NOBODY),
-        "resources": resources("20m", "48Mi", "200m", "128Mi"),
     }

@@ -1,2 +1,2 @@
 """Small in-cluster helpers of this project (standard library only), shipped to pods in a ConfigMap and run
-on the pinned official Python image: the ICE config service, the TURN bootstrap and the deletion-cost agent."""
+on the pinned official Python image: the TURN bootstrap."""

@@ -2,8 +2,8 @@
 
     GET    /               the player page (Epic's frontend library for the stack's UE version)
     POST   /api/session    join: authenticate (per AUTH_MODE), then the identity's one session; sets its cookie
-    GET    /api/session    the session's state: queued (position, estimated wait), assigned, connected, ended
     DELETE /api/session    leave
+    GET    /api/status     the session's state: queued (position, estimated wait), assigned, connected, ended
     GET    /ws             the session's signalling, relayed to its stream only (signalling.py checks each message)
     GET    /healthz        200 while the stream list is fresh (readiness); /livez 200 while serving
     :METRICS_PORT /metrics queue, players, streams, the demand ratio the stream autoscaler reads
@@ -144,7 +144,7 @@ class SessionService:
     def application(self) -> web.Application:
         app = web.Application(middlewares=[_security_headers], client_max_size=64 * 1024)
         app.router.add_post("/api/session", self.join)
-        app.router.add_get("/api/session", self.status)
+        app.router.add_get("/api/status", self.status)
         app.router.add_delete("/api/session", self.leave)
         app.router.add_get("/ws", self.signalling)
         app.router.add_get("/healthz", self.healthz)

@@ -9,6 +9,7 @@ const statusLine = document.getElementById('status');
 const actionButton = document.getElementById('action');
 const videoParent = document.getElementById('video');
 const sessionUrl = new URL('api/session', document.baseURI);
+const statusUrl = new URL('api/status', document.baseURI);
 const ENDED = {
   'stream-ended': 'The stream ended.',
   'claim-expired': 'Your turn passed before the stream connected.',
@@ -53,7 +54,7 @@ async function call(method, body) {
     init.headers = { 'Content-Type': 'application/json' };
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(sessionUrl, init);
+  const response = await fetch(method === 'GET' ? statusUrl : sessionUrl, init);
   let data = {};
   try {
     data = await response.json();

@@ -1,0 +1,240 @@
+"""Sessions: the session service (session/app.py) in the workload's namespace: the player page, the queue, one
+stream per authenticated player, the signalling relay and each session's TURN credentials.
+
+It runs as one pod (the queue and the sessions are in its memory; a second replica would hand a stream out
+twice), replaced rather than doubled on an update. It may read the stream pods and write their deletion cost
+(a namespaced Role: pods, get/list/patch) and list the TURN nodes (nodes, list: they are cluster-scoped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from ...addons.charts import PART_OF
+from ...constants import SESSION_SERVICE, STREAM_DEPLOYMENT
+from ...placement import TURN_NODES, NodePlacement
+from ..kubernetes import (
+    account_with_role,
+    api_access_mount,
+    api_access_volume,
+    disruption_budget,
+    http_probe,
+    image_pull_secrets,
+    labels,
+    node_reader,
+    pod_security_context,
+    resources,
+    security_context,
+)
+from .streaming import SIGNALLING_PLAYER_PORT
+
+SESSION_HTTP_PORT = 8080
+SESSION_METRICS_PORT = 9000
+SESSION_UID = 10001
+# The player page bundles of the image (session/Dockerfile copies player/dist/ue<version> there).
+PLAYER_ROOT = "/app/player"
+LINK_SECRET = "launch-link-secret"
+LINK_SECRET_KEY = "hs256-secret"
+
+AuthMode = Literal["oidc", "signedLinks", "none"]
+
+
+@dataclass
+class SignedLinkSettings:
+    audience: str = "pixelstream"
+    max_lifetime_seconds: int = 300
+    jwks_url: str | None = None
+    """RS256/ES256 links signed by the portal's keys at this URL; None: HS256 with a secret this stack makes."""
+    issuer: str | None = None
+
+
+@dataclass
+class OidcSettings:
+    issuer_url: str
+    client_id: str
+    client_secret: pulumi.Input[str]
+    scopes: Sequence[str] = ("openid", "email", "profile")
+    email_domains: Sequence[str] = ("*",)
+    """Players whose (verified) e-mail address is in one of these domains may sign in; `*`: any."""
+    allowed_groups: Sequence[str] = ()
+    jwks_url: str | None = None
+    """Where the ID tokens' signing keys are; None: the issuer's discovery document says."""
+
+
+@dataclass
+class PlayerAuth:
+    mode: AuthMode = "none"
+    signed_links: SignedLinkSettings = field(default_factory=SignedLinkSettings)
+    oidc: OidcSettings | None = None
+
+
+@dataclass
+class QueueSettings:
+    max_players: int = 500
+    claim_seconds: int = 30
+    reconnect_seconds: int = 20
+    max_session_seconds: int = 0
+    cold_start_seconds: int = 120
+
+
+@dataclass(kw_only=True)
+class SessionsArgs:
+    namespace: pulumi.Input[str]
+    image: str
+    unreal_version: str
+    auth: PlayerAuth
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    turn_secret_name: pulumi.Input[str]
+    turn_secret_key: str
+    turn_ttl_seconds: int = 300
+    turn_tls_url: str | None = None
+    cookie_secure: bool = True
+    path_prefix: str = ""
+    image_pull_secrets: Sequence[str] = ()
+    turn_nodes: NodePlacement = TURN_NODES
+
+
+class Sessions(pulumi.ComponentResource):
+    """Outputs: `service` (its name), `launch_link_secret` (secret; HS256 signed links only) for the portal."""
+
+    service: str
+    launch_link_secret: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: SessionsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pixelstream:index:Sessions", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ns = args.namespace
+        rules = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]}]
+        account = account_with_role(SESSION_SERVICE, "session-streams", ns, rules, self)
+        node_reader(SESSION_SERVICE, ns, ["list"], "the session service lists the TURN nodes", self, account)
+        volumes = [
+            api_access_volume(),
+            _secret_volume("turn", args.turn_secret_name),
+            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+        ]
+        self.launch_link_secret = None
+        if args.auth.mode == "signedLinks" and args.auth.signed_links.jwks_url is None:
+            secret = random.RandomPassword(f"{name}-launch-link-secret", length=64, special=False, opts=child)
+            k8s.core.v1.Secret(
+                LINK_SECRET,
+                metadata={"name": LINK_SECRET, "namespace": ns, "labels": PART_OF},
+                string_data={LINK_SECRET_KEY: pulumi.Output.secret(secret.result)},
+                opts=child,
+            )
+            volumes.append(_secret_volume("link", LINK_SECRET))
+            self.launch_link_secret = pulumi.Output.secret(secret.result)
+        session_labels = labels(SESSION_SERVICE)
+        k8s.apps.v1.Deployment(
+            SESSION_SERVICE,
+            metadata={"name": SESSION_SERVICE, "namespace": ns, "labels": session_labels},
+            spec={
+                "replicas": 1,
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": session_labels},
+                "template": {
+                    "metadata": {"labels": session_labels},
+                    "spec": {
+                        "serviceAccountName": account,
+                        # The projected token volume below is the one way in: mounted into this container only.
+                        "automountServiceAccountToken": False,
+                        "imagePullSecrets": image_pull_secrets(args.image_pull_secrets),
+                        "securityContext": pod_security_context(fs_group=SESSION_UID),
+                        "containers": [_session_container(args, with_link_secret=self.launch_link_secret is not None)],
+                        "volumes": volumes,
+                    },
+                },
+            },
+            opts=child,
+        )
+        k8s.core.v1.Service(
+            SESSION_SERVICE,
+            metadata={
+                "name": SESSION_SERVICE,
+                "namespace": ns,
+                "labels": session_labels,
+                # Scraped through the Service, so its series carry the `service` label the autoscaler's metric needs.
+                "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(SESSION_METRICS_PORT)},
+            },
+            spec={
+                "selector": session_labels,
+                "ports": [
+                    {"name": "http", "port": 80, "targetPort": "http"},
+                    {"name": "metrics", "port": SESSION_METRICS_PORT, "targetPort": "metrics"},
+                ],
+            },
+            opts=child,
+        )
+        disruption_budget(SESSION_SERVICE, ns, session_labels, self)
+        self.service = SESSION_SERVICE
+        self.register_outputs({"service": SESSION_SERVICE})
+
+
+def _secret_volume(name: str, secret: pulumi.Input[str]) -> dict[str, Any]:
+    return {"name": f"{name}-secret", "secret": {"secretName": secret, "defaultMode": 0o440}}
+
+
+def session_environment(args: SessionsArgs, with_link_secret: bool) -> list[dict[str, str]]:
+    """The session service's settings (session/app.py reads each)."""
+    queue, links, oidc = args.queue, args.auth.signed_links, args.auth.oidc
+    values: dict[str, str | int | None] = {
+        "STREAM_SELECTOR": f"app.kubernetes.io/name={STREAM_DEPLOYMENT}",
+        "SIGNALLING_PORT": SIGNALLING_PLAYER_PORT,
+        "TURN_SECRET_FILE": f"/secrets/turn/{args.turn_secret_key}",
+        "TURN_TTL_SECONDS": args.turn_ttl_seconds,
+        "TURN_NODE_SELECTOR": args.turn_nodes.label_selector(),
+        "TURN_TLS_URL": args.turn_tls_url,
+        "AUTH_MODE": args.auth.mode,
+        "CLAIM_SECONDS": queue.claim_seconds,
+        "RECONNECT_SECONDS": queue.reconnect_seconds,
+        "MAX_SESSION_SECONDS": queue.max_session_seconds,
+        "MAX_QUEUE": queue.max_players,
+        "COLD_START_SECONDS": queue.cold_start_seconds,
+        "COOKIE_SECURE": "true" if args.cookie_secure else "false",
+        "COOKIE_PATH": f"{args.path_prefix}/",
+        "PLAYER_DIR": f"{PLAYER_ROOT}/ue{args.unreal_version}",
+        "PORT": SESSION_HTTP_PORT,
+        "METRICS_PORT": SESSION_METRICS_PORT,
+    }
+    if args.auth.mode == "signedLinks":
+        values |= {
+            "LINK_AUDIENCE": links.audience,
+            "LINK_MAX_LIFETIME_SECONDS": links.max_lifetime_seconds,
+            "LINK_ISSUER": links.issuer,
+            "LINK_JWKS_URL": links.jwks_url,
+            "LINK_SECRET_FILE": f"/secrets/link/{LINK_SECRET_KEY}" if with_link_secret else None,
+        }
+    if args.auth.mode == "oidc" and oidc is not None:
+        values |= {"OIDC_ISSUER": oidc.issuer_url, "OIDC_CLIENT_ID": oidc.client_id, "OIDC_JWKS_URL": oidc.jwks_url}
+    env = [{"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
+    env += [{"name": k, "value": str(v)} for k, v in values.items() if v is not None]
+    return env
+
+
+def _session_container(args: SessionsArgs, with_link_secret: bool) -> dict[str, Any]:
+    mounts = [
+        api_access_mount(),
+        {"name": "turn-secret", "mountPath": "/secrets/turn", "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if with_link_secret:
+        mounts.append({"name": "link-secret", "mountPath": "/secrets/link", "readOnly": True})
+    return {
+        "name": SESSION_SERVICE,
+        "image": args.image,
+        "env": session_environment(args, with_link_secret),
+        "ports": [
+            {"name": "http", "containerPort": SESSION_HTTP_PORT},
+            {"name": "metrics", "containerPort": SESSION_METRICS_PORT},
+        ],
+        "readinessProbe": http_probe("/healthz", "http", period=5),
+        "livenessProbe": http_probe("/livez", "http", period=20),
+        "volumeMounts": mounts,
+        "securityContext": security_context(SESSION_UID),
+        "resources": resources("100m", "128Mi", "1", "512Mi"),
+    }
