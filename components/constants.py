@@ -21,8 +21,11 @@ DNS_PORT = 53
 NODE_EXPORTER_PORT = 9100
 TURN_METRICS_PORT = 9641
 
-# Player-facing ports.
+# Player-facing ports. TURN over TLS reaches players on the load balancer's 443 (ingress-nginx passes it through by
+# server name to coturn's TLS listener on the TURN nodes, which only the system pods reach).
 TURN_LISTENING_PORT = 3478
+TURN_TLS_PORT = 5349
+TURNS_PUBLIC_PORT = 443
 DEFAULT_RELAY_PORT_RANGE = (49152, 65535)
 LOAD_BALANCER_LISTENER_PORTS = (80, 443)
 
@@ -31,6 +34,7 @@ LOAD_BALANCER_LISTENER_PORTS = (80, 443)
 TURN_NODE_HOST_PORTS: dict[str, tuple[int, int]] = {
     "sshd": (22, 22),
     "STUN/TURN": (TURN_LISTENING_PORT, TURN_LISTENING_PORT),
+    "TURN over TLS (from the ingress controller)": (TURN_TLS_PORT, TURN_TLS_PORT),
     "node exporter": (NODE_EXPORTER_PORT, NODE_EXPORTER_PORT),
     "coturn's exporter": (TURN_METRICS_PORT, TURN_METRICS_PORT),
     "kubelet health": (10248, 10248),

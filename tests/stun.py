@@ -9,6 +9,7 @@ import hmac
 import ipaddress
 import os
 import socket
+import ssl
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -76,17 +77,31 @@ class TurnClient:
     """One 5-tuple to a TURN server, as a browser would hold it: UDP, or TCP (`tcp=True`) as for
     `turn:...?transport=tcp` and RFC 6062 TCP allocations."""
 
-    def __init__(self, server: tuple[str, int], username: str, password: str, tcp: bool = False) -> None:
+    def __init__(
+        self,
+        server: tuple[str, int],
+        username: str,
+        password: str,
+        tcp: bool = False,
+        tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
+    ) -> None:
         self.server = server
         self.username = username
         self.password = password
         self.realm = b""
         self.nonce = b""
-        self.tcp = tcp
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
+        self.tcp = tcp or tls is not None
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM if self.tcp else socket.SOCK_DGRAM)
         self.socket.settimeout(3)
-        if tcp:
+        if self.tcp:
             self.socket.connect(server)
+        if tls is not None:
+            # TURN over TLS (`turns:`): the server's certificate checked for `server_name`, as a browser checks it.
+            self.socket = tls.wrap_socket(self.socket, server_hostname=server_name)
+
+    def peer_certificate(self) -> dict:
+        return self.socket.getpeercert()
 
     def close(self) -> None:
         self.socket.close()

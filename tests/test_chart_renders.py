@@ -105,6 +105,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "hybrid": ("hybrid", {}),
     "prod-jobs": ("prod", {"jobs": JOBS_ON_OKE}),
     "players-sign-in": ("prod", SIGN_IN),
+    "turn-over-tls": (
+        "prod",
+        {"streaming": {"ingress": {"host": "play.example.com"}, "turn": {"tls": {"host": "turn.play.example.com"}}}},
+    ),
 }
 
 
@@ -213,12 +217,14 @@ def test_custom_resources_are_checked_against_their_crds(variants: dict[str, Var
         assert problems and field in problems[0], problems
 
 
-@pytest.mark.parametrize("variant", ["dev", "prod"])
+@pytest.mark.parametrize("variant", ["dev", "prod", "turn-over-tls"])
 def test_the_plans_own_custom_resources_pass_the_rendered_crds(variants: dict[str, Variant], variant: str) -> None:
     built = variants[variant]
     crds = crd_schemas(built.renders.values())
     custom = [m for m in built.plan.manifests().values() if (m["apiVersion"], m["kind"]) in crds]
-    assert {m["metadata"]["name"] for m in custom} == {"letsencrypt-staging", "letsencrypt-prod"}
+    names = {"letsencrypt-staging", "letsencrypt-prod"} | ({"turn-tls"} if variant == "turn-over-tls" else set())
+    assert {m["metadata"]["name"] for m in custom} == names
+    custom.sort(key=lambda m: m["kind"] != "ClusterIssuer")
     assert not schema_problems(custom, built.kube_version, crds)
     custom[0]["spec"]["acme"]["solvers"][0]["http01"]["ingres"] = custom[0]["spec"]["acme"]["solvers"][0]["http01"].pop(
         "ingress"

@@ -290,6 +290,18 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
         "streaming.turn.capacityBytesPerSecond",
         ["250000000", "40 allocations", "160", "maxReplicas (40)", "userQuota 4"],
     ),
+    (
+        "TURN over TLS on the site's own name",
+        {"streaming": {"ingress": {"host": "play.example.com"}, "turn": {"tls": {"host": "play.example.com"}}}},
+        "streaming.turn.tls.host",
+        ["play.example.com", "turn.play.example.com"],
+    ),
+    (
+        "TURN over TLS without certificates",
+        {"addons": {"certManager": {"enabled": False}}, "streaming": {"turn": {"tls": {"host": "turn.example.com"}}}},
+        "streaming.turn.tls.host",
+        ["addons.certManager"],
+    ),
     ("turn quota of a crowd", {"streaming": {"turn": {"userQuota": 100}}}, "streaming.turn.userQuota", ["100", "3-16"]),
     (
         "services overlap vcn",

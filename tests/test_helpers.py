@@ -143,3 +143,39 @@ def test_drain_hook_keeps_unreal_alive_while_its_player_remains(status: Status) 
     requests = status.requests
     code, elapsed = drain(4)
     assert elapsed >= 0.6 and status.requests - requests == 4, "gives up after its checks; Kubernetes then stops it"
+
+
+def test_the_tls_reloader_signals_coturn_once_per_renewal_and_retries_a_signal_that_failed(tmp_path: Path) -> None:
+    import tls_reloader
+
+    certificate = tmp_path / "tls"
+    certificate.mkdir()
+    pid_file = tmp_path / "turnserver.pid"
+    received = tmp_path / "received"
+    # Stands in for coturn: counts the SIGUSR2 it gets.
+    program = (
+        "import signal, sys, time\n"
+        "def reload(*_):\n    open(sys.argv[1], 'a').write('reload\\n')\n"
+        "signal.signal(signal.SIGUSR2, reload)\nprint('ready', flush=True)\ntime.sleep(30)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", program, str(received)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        assert tls_reloader.step(certificate, pid_file, None) is None, "no certificate yet: nothing to do"
+        (certificate / "tls.crt").write_text("first")
+        (certificate / "tls.key").write_text("first key")
+        seen = tls_reloader.step(certificate, pid_file, None)
+        assert seen is not None and not received.exists(), "the first look is what coturn started with"
+        assert tls_reloader.step(certificate, pid_file, seen) == seen, "unchanged: no signal"
+        (certificate / "tls.crt").write_text("renewed")
+        assert tls_reloader.step(certificate, pid_file, seen) == seen, "no pidfile yet: kept to try again"
+        pid_file.write_text(f"{process.pid}\n")
+        renewed = tls_reloader.step(certificate, pid_file, seen)
+        assert renewed != seen
+        time.sleep(0.3)
+        assert received.read_text() == "reload\n"
+        assert tls_reloader.step(certificate, pid_file, renewed) == renewed
+        time.sleep(0.3)
+        assert received.read_text() == "reload\n", "one signal per renewal"
+    finally:
+        process.kill()

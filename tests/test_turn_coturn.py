@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
+from certificates import CertificateAuthority
 from conftest import APP, OTHER_ADDRESS_PLAN, ROOT, free_port
 from fake_kube import node, secret_file, serve
 from stun import SOFTWARE, TCP_TRANSPORT, XOR_RELAYED_ADDRESS, TurnClient
@@ -44,7 +46,10 @@ THREE_ALLOCATIONS = {
         "turn": {"maxBytesPerSecond": 1_000_000, "capacityBytesPerSecond": 3_000_000, "userQuota": 3},
     },
 }
-STACK_CHANGES = {"custom": CUSTOM, "three-allocations": THREE_ALLOCATIONS}
+# TURN over TLS: the player site and the TURN name beside it.
+TURN_HOST = "turn.play.example.com"
+TLS = {"pixelstream:streaming": {"ingress": {"host": "play.example.com"}, "turn": {"tls": {"host": TURN_HOST}}}}
+STACK_CHANGES = {"custom": CUSTOM, "three-allocations": THREE_ALLOCATIONS, "tls": TLS}
 
 
 @dataclass
@@ -101,10 +106,12 @@ def rendered_config(plan: Plan, directory: Path, node_ip: str) -> str:
     return output.read_text()
 
 
-def on_loopback(config: str, port: int, metrics_port: int) -> str:
+def on_loopback(config: str, port: int, metrics_port: int, directory: Path | None = None) -> str:
+    """The node's configuration moved to loopback ports; with `directory`, the TLS listener on a free port, the
+    certificate (tls.crt, tls.key) and the pidfile there."""
     moved = []
     for line in config.splitlines():
-        key = line.split("=", 1)[0]
+        key, _, value = line.partition("=")
         if key in ("listening-ip", "relay-ip", "prometheus-address"):
             line = f"{key}=127.0.0.1"
         elif key == "external-ip":
@@ -113,8 +120,16 @@ def on_loopback(config: str, port: int, metrics_port: int) -> str:
             line = f"listening-port={port}"
         elif key == "prometheus-port":
             line = f"prometheus-port={metrics_port}"
+        elif directory is not None and key == "tls-listening-port":
+            line = f"tls-listening-port={free_port()}"
+        elif directory is not None and key in ("cert", "pkey", "pidfile"):
+            line = f"{key}={directory / Path(value).name}"
         moved.append(line)
     return "\n".join(moved) + "\n"
+
+
+def option(config: str, key: str) -> str:
+    return re.search(rf"^{key}=(.*)$", config, re.M)[1]
 
 
 @pytest.fixture
@@ -123,12 +138,12 @@ def started(tmp_path: Path) -> Iterator:
     binary = require("turnserver", "coturn")
     processes: list[subprocess.Popen] = []
 
-    def start(config: str) -> tuple[tuple[str, int], Path]:
+    def start(config: str, tls_dir: Path | None = None) -> tuple[tuple[str, int], Path]:
         port = free_port()
         directory = tmp_path / f"coturn-{port}"
         directory.mkdir()
         path = directory / "loopback.conf"
-        path.write_text(on_loopback(config, port, free_port()))
+        path.write_text(on_loopback(config, port, free_port(), tls_dir))
         log = directory / "turnserver.log"
         with log.open("w") as output:
             processes.append(subprocess.Popen([binary, "-c", str(path)], stdout=output, stderr=subprocess.STDOUT))
@@ -363,3 +378,53 @@ def test_without_no_tcp_relay_a_tcp_relay_would_be_granted(started, tmp_path: Pa
         assert turn.allocate(TCP_TRANSPORT).success
     finally:
         turn.close()
+
+
+@pytest.mark.slow
+def test_turn_over_tls_checks_out_and_takes_a_renewed_certificate_without_dropping_a_session(
+    started, tmp_path: Path
+) -> None:
+    """The TLS stack's configuration on a real coturn: a player's client verifies the certificate for the TURN
+    name and allocates over TLS; cert-manager renews the certificate, the real reloader signals coturn, the next
+    connection gets the new certificate, and the allocation made before keeps refreshing."""
+    import tls_reloader
+
+    config, _ = node_config(plan_of("tls", tmp_path), tmp_path)
+    assert option(config, "tls-listening-port") == "5349" and "no-tls" not in config.splitlines()
+    assert {"no-tlsv1", "no-tlsv1_1", "no-dtls"} <= set(config.splitlines())
+    tls_dir = tmp_path / "turn-tls"
+    authority = CertificateAuthority(tmp_path / "ca")
+    first = authority.issue(tls_dir, TURN_HOST)
+    _, log = started(config, tls_dir)
+    loopback = (log.parent / "loopback.conf").read_text()
+    tls_server = ("127.0.0.1", int(option(loopback, "tls-listening-port")))
+    trust = ssl.create_default_context(cafile=str(authority.file))
+
+    def over_tls(session: str) -> TurnClient:
+        return client(tls_server, tls=trust, server_name=TURN_HOST, session=session)
+
+    running = over_tls("tls-player")
+    try:
+        assert running.allocate().success, "a TURNS allocation with the session's credentials"
+        assert int(running.peer_certificate()["serialNumber"], 16) == first
+        with pytest.raises(ssl.SSLCertVerificationError):
+            client(tls_server, tls=trust, server_name="play.example.com")
+        seen = tls_reloader.fingerprint(tls_dir)
+        renewed = authority.issue(tls_dir, TURN_HOST)
+        pid_file = Path(option(loopback, "pidfile"))
+        assert tls_reloader.step(tls_dir, pid_file, seen) != seen, "the reloader noticed and signalled"
+        deadline = time.monotonic() + 10
+        while True:
+            late = over_tls("tls-late")
+            try:
+                serial = int(late.peer_certificate()["serialNumber"], 16)
+                if serial == renewed:
+                    assert late.allocate().success
+                    break
+            finally:
+                late.close()
+            assert time.monotonic() < deadline, "coturn kept the old certificate"
+            time.sleep(0.2)
+        assert running.refresh(600).success, "the session made before the renewal goes on"
+    finally:
+        running.close()

@@ -454,3 +454,62 @@ def test_disruption_budgets_protect_sessions_without_blocking_drains(dev: Plan) 
     }
     assert set(budgets) == {"stream", "session"}
     assert all(spec == {"maxUnavailable": 1, "selector": spec["selector"]} for spec in budgets.values())
+
+
+TLS_STREAMING = {"ingress": {"host": "play.example.com"}, "turn": {"tls": {"host": "turn.play.example.com"}}}
+
+
+def test_turn_over_tls_on_443_is_passed_through_to_coturn_with_a_certificate_it_reloads(
+    dev: Plan, tmp_path: Path
+) -> None:
+    plan = plan_with(tmp_path, streaming=TLS_STREAMING)
+    certificate = manifest(plan, "certificate", "turn-tls")
+    assert certificate["spec"] == {
+        "secretName": "turn-tls",
+        "dnsNames": ["turn.play.example.com"],
+        "issuerRef": {"kind": "ClusterIssuer", "name": "letsencrypt-prod"},
+        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+    }
+    service = manifest(plan, "service", "turn-tls")["spec"]
+    assert service["selector"] == manifest(plan, "daemonset", "turn")["spec"]["selector"]["matchLabels"]
+    assert service["ports"] == [{"name": "turns", "port": 443, "targetPort": 5349}]
+    ingress = manifest(plan, "ingress", "turn-tls")
+    assert ingress["metadata"]["annotations"] == {"nginx.ingress.kubernetes.io/ssl-passthrough": "true"}
+    assert "tls" not in ingress["spec"], "the TLS is coturn's, not the controller's"
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == "turn.play.example.com"
+    assert rule["http"]["paths"][0]["backend"] == {"service": {"name": "turn-tls", "port": {"number": 443}}}
+    controller = plan.helm_releases()["ingress-nginx.yaml"]["values"]["controller"]
+    assert controller["extraArgs"] == {"enable-ssl-passthrough": "true"}
+    assert "extraArgs" not in dev.helm_releases()["ingress-nginx.yaml"]["values"]["controller"], "off without it"
+    pod = manifest(plan, "daemonset", "turn")["spec"]["template"]["spec"]
+    assert pod["shareProcessNamespace"] is True
+    by_name = {c["name"]: c for c in pod["containers"]}
+    assert set(by_name) == {"coturn", "tls-reloader"}
+    assert {"containerPort": 5349, "hostPort": 5349, "protocol": "TCP", "name": "turns"} in by_name["coturn"]["ports"]
+    reloader = by_name["tls-reloader"]
+    assert reloader["command"][-1].endswith("tls_reloader.py") and reloader["securityContext"]["runAsUser"] == 65534
+    assert {m["mountPath"] for m in reloader["volumeMounts"]} >= {"/etc/coturn/tls", "/var/tmp"}
+    conf = turn_conf(plan)
+    assert "tls-listening-port=5349" in conf and "no-tls" not in conf and "cert=/etc/coturn/tls/tls.crt" in conf
+    assert "pidfile=/var/tmp/turnserver.pid" in conf, "where the reloader reads coturn's process id"
+    session = manifest(plan, "deployment", "session")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "TURN_TLS_URL", "value": "turns:turn.play.example.com:443?transport=tcp"} in session["env"]
+    rules = {r.name: r.inputs for r in plan.of_type(NSG_RULE)}
+    tls_rules = [
+        i for i in rules.values() if i.get("tcpOptions", {}).get("destinationPortRange") == {"min": 5349, "max": 5349}
+    ]
+    assert [(i["direction"], i["description"]) for i in tls_rules] == [
+        ("EGRESS", "the ingress controller to coturn's TLS listener"),
+        ("INGRESS", "the ingress controller to coturn's TLS listener"),
+    ]
+    assert not [i for i in tls_rules if "0.0.0.0/0" in (i.get("source"), i.get("destination"))], "never the world"
+
+
+def test_without_turn_over_tls_coturn_listens_for_plain_turn_only(dev: Plan) -> None:
+    assert "no-tls" in turn_conf(dev)
+    pod = manifest(dev, "daemonset", "turn")["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["coturn"] and "shareProcessNamespace" not in pod
+    assert "pixel.certificate.turn-tls.yaml" not in dev.manifests()
+    rules = [r.inputs for r in dev.of_type(NSG_RULE)]
+    assert not [i for i in rules if i.get("tcpOptions", {}).get("destinationPortRange") == {"min": 5349, "max": 5349}]

@@ -26,6 +26,10 @@ class IngressControllerArgs(ReleaseArgs):
     max_bandwidth_mbps: int = 100
     """Flexible load balancer bandwidth range."""
     replicas: int = 2
+    ssl_passthrough: bool = False
+    """Pass TLS through by server name (for TURN over TLS on 443): every TLS connection then goes through the
+    controller's own proxy first (internal/ingress/controller/nginx.go `setupSSLProxy`, v1.15.1), which reads the
+    PROXY header and hands nginx the client's address in one of its own."""
     chart: Chart = CHARTS["ingress-nginx"]
 
 
@@ -107,6 +111,7 @@ class IngressController(pulumi.ComponentResource):
                 # limits count whatever address reaches the controller).
                 "config": controller_config(proxy_protocol=args.load_balancer_nsg_id is not None),
                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+                **({"extraArgs": {"enable-ssl-passthrough": "true"}} if args.ssl_passthrough else {}),
             }
         }
         release(self, args, ns, values)

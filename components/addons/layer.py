@@ -30,6 +30,8 @@ class AddonLayer:
     ingress_controller: list[pulumi.Resource] = field(default_factory=list)
     gpu_plugin: list[pulumi.Resource] = field(default_factory=list)
     cluster_issuers: bool = False
+    certificates: list[pulumi.Resource] = field(default_factory=list)
+    """cert-manager with its issuers: what a Certificate waits for."""
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -97,6 +99,8 @@ def _traffic(
                 min_bandwidth_mbps=settings.min_bandwidth_mbps,
                 max_bandwidth_mbps=settings.max_bandwidth_mbps,
                 replicas=settings.replicas,
+                # TURN over TLS shares the load balancer's 443, passed through by server name.
+                ssl_passthrough=config.streaming.enabled and config.streaming.turn.tls.host is not None,
                 depends_on=system_nodes,
                 nodes=system,
                 **addons.release_args("ingressNginx"),
@@ -117,6 +121,7 @@ def _traffic(
             opts=opts,
         )
         layer.cluster_issuers = True
+        layer.certificates.append(certificates)
         layer.outputs["clusterIssuers"] = certificates.issuers
     if addons.metrics_server.enabled:
         MetricsServer(

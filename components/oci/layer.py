@@ -202,6 +202,7 @@ def _network(config: StackConfig, name: str, vpn: SiteToSiteVpn | None, opts: pu
             pods_subnet_cidr=subnets.pods if vcn_native else None,
             stream_pods_subnet_cidr=subnets.stream_pods if vcn_native else None,
             on_premises=_on_premises_flows(config),
+            turn_tls=config.streaming.enabled and config.streaming.turn.tls.host is not None,
             drg_id=vpn.drg_id if vpn else None,
             on_premises_object_storage=config.network.on_premises.object_storage,
         ),

@@ -70,6 +70,8 @@ class NetworkArgs:
     freeform_tags: dict[str, str] = field(default_factory=dict)
     on_premises: OnPremisesFlows | None = None
     """Networks behind a site-to-site VPN, and what may cross to them."""
+    turn_tls: bool = False
+    """TURN over TLS: the ingress controller (a system pod) reaches coturn's TLS listener on the TURN nodes."""
     drg_id: pulumi.Input[str] | None = None
     """The VPN's dynamic routing gateway (with `on_premises`): attached to the VCN, the route to those networks."""
     on_premises_object_storage: bool = False
@@ -128,6 +130,7 @@ class Network(pulumi.ComponentResource):
             vcn_cidr=args.vcn_cidr,
             vcn_native_pods=args.vcn_native_pods,
             on_premises=args.on_premises,
+            turn_tls=args.turn_tls,
         )
         check_world_ingress(self.rules, relay_ports=args.relay_ports, allow_world_api=args.allow_world_api_access)
         crowded = {nsg: n for nsg, n in rule_counts(self.rules).items() if n > MAX_RULES_PER_NSG}

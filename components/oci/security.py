@@ -25,6 +25,7 @@ from ..constants import (
     PATH_DISCOVERY_ICMP,
     TURN_LISTENING_PORT,
     TURN_METRICS_PORT,
+    TURN_TLS_PORT,
 )
 
 # The network security groups of the platform: the Kubernetes API endpoint, the private workers (default and
@@ -194,7 +195,7 @@ def _overlay_rules() -> list[SecurityRule]:
     return rules
 
 
-def _vcn_native_pod_rules(vcn_cidr: str, on_premises: OnPremisesFlows | None) -> list[SecurityRule]:
+def _vcn_native_pod_rules(vcn_cidr: str, on_premises: OnPremisesFlows | None, turn_tls: bool) -> list[SecurityRule]:
     """VCN-native pods: system pods talk freely among themselves and with the nodes; stream pods accept only
     the relay's UDP from the TURN nodes, and TCP from the system pods (the session service, Prometheus)."""
     rules = _flow(PODS, PODS, "all", "pod to pod")
@@ -215,6 +216,8 @@ def _vcn_native_pod_rules(vcn_cidr: str, on_premises: OnPremisesFlows | None) ->
         (TURN_METRICS_PORT, "coturn exporter"),
     ):
         rules += _flow(PODS, TURN, "tcp", f"Prometheus to the TURN nodes' {what}", port)
+    if turn_tls:
+        rules += _flow(PODS, TURN, "tcp", "the ingress controller to coturn's TLS listener", TURN_TLS_PORT)
     for pods in POD_NSGS:
         rules += _flow(pods, API, "tcp", "pods to the Kubernetes API", KUBE_API_PORT)
         rules.append(SecurityRule(pods, "INGRESS", "icmp", WORLD, "path MTU discovery", icmp=PATH_DISCOVERY_ICMP))
@@ -235,6 +238,7 @@ def platform_security_rules(
     vcn_cidr: str,
     vcn_native_pods: bool,
     on_premises: OnPremisesFlows | None = None,
+    turn_tls: bool = False,
 ) -> list[SecurityRule]:
     """Every rule the platform needs: what OKE needs between its parts, plus the player-facing ports, plus what
     crosses the VPN to `on_premises`.
@@ -249,7 +253,7 @@ def platform_security_rules(
     rules += _world_egress(WORKERS, on_premises, "image pulls and outbound traffic")
     private = (vcn_cidr, *(on_premises.cidrs if on_premises else ()))
     rules += _internet_egress(TURN, private, "relayed media and image pulls, outside the VCN")
-    rules += _vcn_native_pod_rules(vcn_cidr, on_premises) if vcn_native_pods else _overlay_rules()
+    rules += _vcn_native_pod_rules(vcn_cidr, on_premises, turn_tls) if vcn_native_pods else _overlay_rules()
     if on_premises is not None:
         rules += _on_premises_rules(on_premises, vcn_native_pods)
     rules.append(SecurityRule(WORKERS, "EGRESS", "tcp", ORACLE_SERVICES, "OCI services through the service gateway"))

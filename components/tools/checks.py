@@ -29,7 +29,10 @@ from .policies import policy_config, run_policies_on_build
 # and cannot be fetched here: they are checked by this project's tests instead (the reason is printed).
 _RENDER_TESTS = "tests/test_chart_renders.py validates them against the CRD the vendored chart renders"
 CUSTOM_RESOURCE_SKIPS = {
-    ("cert-manager.io/v1", "ClusterIssuer"): f"CRD schema ships in the cert-manager chart; {_RENDER_TESTS}",
+    **{
+        ("cert-manager.io/v1", kind): f"CRD schema ships in the cert-manager chart; {_RENDER_TESTS}"
+        for kind in ("ClusterIssuer", "Certificate")
+    },
     **{
         ("kafka.strimzi.io/v1", kind): f"CRD schema ships in the strimzi-kafka-operator chart; {_RENDER_TESTS}"
         for kind in ("Kafka", "KafkaNodePool", "KafkaTopic")

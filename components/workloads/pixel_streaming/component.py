@@ -53,6 +53,10 @@ class PixelStreamingArgs:
     """What the stream Deployment waits for: the GPU pool and the device plugin."""
     ingress_controller: Sequence[pulumi.Resource] = ()
     """What the Ingresses wait for: the controller whose admission webhook validates them."""
+    turn_tls_host: str | None = None
+    """TURN over TLS on 443 under this name (with `turn.tls`)."""
+    certificates: Sequence[pulumi.Resource] = ()
+    """What a certificate waits for: cert-manager and its issuers."""
     placement: Placement = OKE_PLACEMENT
     """Which nodes are the system, TURN and GPU nodes (their labels and taints)."""
 
@@ -91,6 +95,10 @@ class PixelStreaming(pulumi.ComponentResource):
                 image_pull_secrets=pull_secrets,
                 depends_on=args.turn_nodes,
                 nodes=args.placement.turn,
+                tls_host=args.turn_tls_host,
+                cluster_issuer=args.cluster_issuer,
+                certificates_after=args.certificates,
+                ingress_controller=args.ingress_controller,
             ),
             opts=child,
         )
@@ -105,6 +113,7 @@ class PixelStreaming(pulumi.ComponentResource):
                 turn_secret_name=turn.secret_name,
                 turn_secret_key=turn.secret_key,
                 turn_ttl_seconds=args.credential_ttl_seconds,
+                turn_tls_url=turn.tls_url,
                 cookie_secure=bool(args.host and args.cluster_issuer),
                 path_prefix=args.path_prefix,
                 image_pull_secrets=pull_secrets,

@@ -32,6 +32,12 @@ if TYPE_CHECKING:
     from ...media_path import MediaPath
 
 
+class TurnTlsConfig(ConfigModel):
+    host: str | None = None
+    """TURN over TLS on 443 (`turns:<host>:443`) for players whose networks allow only HTTPS: a DNS name of its own
+    pointing at the ingress load balancer, which passes TLS for it through to coturn; unset: off."""
+
+
 class TurnConfig(ConfigModel):
     realm: str = "pixelstream"
     credential_ttl_seconds: int = 300
@@ -45,6 +51,7 @@ class TurnConfig(ConfigModel):
     capacity_bytes_per_second: int = 250_000_000
     allow_relay_to_all_pods: bool = False
     """The only way to stream on flannel, where the relay cannot be limited to the stream pods."""
+    tls: TurnTlsConfig = TurnTlsConfig()
 
     def server_settings(self, relay_ports: tuple[int, int], path: MediaPath) -> TurnServerSettings:
         return TurnServerSettings(
@@ -56,6 +63,7 @@ class TurnConfig(ConfigModel):
             total_quota=self.total_quota,
             max_bytes_per_second=self.max_bytes_per_second,
             capacity_bytes_per_second=self.capacity_bytes_per_second,
+            tls=self.tls.host is not None,
         )
 
 
@@ -264,6 +272,7 @@ def check_streaming(config: StackConfig) -> None:
     check_images("streaming", streaming.images, STREAMING_IMAGES)
     check_pull_secrets("streaming", streaming.image_pull_secrets)
     _check_turn(streaming.turn)
+    _check_turn_tls(config)
     _check_players(config)
     _check_streamer(config)
     _check_autoscaling(streaming)
@@ -287,6 +296,24 @@ def _check_turn(turn: TurnConfig) -> None:
             "streaming.turn.capacityBytesPerSecond",
             f"{turn.capacity_bytes_per_second} is below maxBytesPerSecond ({turn.max_bytes_per_second}): no session "
             "would fit on a TURN node",
+        )
+
+
+def _check_turn_tls(config: StackConfig) -> None:
+    host = config.streaming.turn.tls.host
+    if host is None:
+        return
+    check_host("streaming.turn.tls.host", host)
+    if host == config.streaming.ingress.host:
+        raise ConfigError(
+            "streaming.turn.tls.host",
+            f"{host} is the player site's host too; TURN over TLS needs a name of its own (e.g. turn.{host}), by "
+            "which the ingress controller tells it from the site",
+        )
+    if not (config.addons.cert_manager.enabled and config.addons.ingress_nginx.enabled):
+        raise ConfigError(
+            "streaming.turn.tls.host",
+            "needs addons.certManager (its certificate) and addons.ingressNginx (which passes it through on 443)",
         )
 
 

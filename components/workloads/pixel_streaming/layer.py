@@ -44,6 +44,8 @@ def declare_pixel_streaming(
             turn_nodes=infra.nodes("turn"),
             gpu_nodes=[*infra.nodes("gpu"), *addons.gpu_plugin],
             ingress_controller=addons.ingress_controller,
+            turn_tls_host=streaming.turn.tls.host,
+            certificates=addons.certificates,
             placement=config.cluster.placement(),
         ),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider])),

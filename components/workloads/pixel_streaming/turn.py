@@ -15,7 +15,15 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from ...addons.charts import PART_OF
-from ...constants import COTURN_CONTAINER, TURN_DAEMONSET, TURN_LISTENING_PORT, TURN_METRICS_PORT
+from ...constants import (
+    COTURN_CONTAINER,
+    INGRESS_CLASS,
+    TURN_DAEMONSET,
+    TURN_LISTENING_PORT,
+    TURN_METRICS_PORT,
+    TURN_TLS_PORT,
+    TURNS_PUBLIC_PORT,
+)
 from ...placement import TURN_NODES, NodePlacement
 from ..kubernetes import (
     api_access_mount,
@@ -98,6 +106,8 @@ class TurnServerSettings:
     capacity_bytes_per_second: int = 250_000_000
     """Per TURN server: 2 Gbit/s, the bandwidth of the default TURN shape; every session reserves its
     `max_bytes_per_second` from it, so it bounds concurrent sessions per node."""
+    tls: bool = False
+    """A TLS listener (TURN_TLS_PORT) with the certificate mounted at TLS_DIR, for TURN over TLS."""
 
     def __post_init__(self) -> None:
         for cidr in self.media_peer_cidrs:
@@ -118,8 +128,7 @@ def turnserver_conf(settings: TurnServerSettings) -> str:
         f"realm={settings.realm}",
         "use-auth-secret",
         "fingerprint",
-        # Plain TURN only (the CLI and DTLS are off unless asked for since coturn 4.9).
-        "no-tls",
+        *_tls_lines(settings.tls),
         # Media is UDP: no RFC 6062 TCP relay, which would let a player open TCP connections to the peers.
         "no-tcp-relay",
         "no-multicast-peers",
@@ -134,7 +143,7 @@ def turnserver_conf(settings: TurnServerSettings) -> str:
         f"max-bps={settings.max_bytes_per_second}",
         f"bps-capacity={settings.capacity_bytes_per_second}",
         "log-file=stdout",
-        "pidfile=/var/tmp/turnserver.pid",
+        f"pidfile={PID_FILE}",
         "userdb=/var/lib/coturn/turndb",
         "prometheus",
         f"prometheus-port={TURN_METRICS_PORT}",
@@ -144,6 +153,26 @@ def turnserver_conf(settings: TurnServerSettings) -> str:
     # An address both allowed and denied is allowed: this carves the media path out of the denied ranges.
     lines += [f"allowed-peer-ip={peer_range(cidr)}" for cidr in settings.media_peer_cidrs]
     return "\n".join(lines) + "\n"
+
+
+# Where coturn finds its TLS certificate (the cert-manager Secret, mounted) and its process id (for the reloader).
+TLS_DIR = "/etc/coturn/tls"
+PID_FILE = "/var/tmp/turnserver.pid"
+
+
+def _tls_lines(tls: bool) -> list[str]:
+    if not tls:
+        # Plain TURN only (the CLI and DTLS are off unless asked for since coturn 4.9).
+        return ["no-tls"]
+    # TLS 1.2 and later only; coturn re-reads the files on SIGUSR2 (mainrelay.c `reload_ssl_certs`, 4.17.1).
+    return [
+        f"tls-listening-port={TURN_TLS_PORT}",
+        f"cert={TLS_DIR}/tls.crt",
+        f"pkey={TLS_DIR}/tls.key",
+        "no-tlsv1",
+        "no-tlsv1_1",
+        "no-dtls",
+    ]
 
 
 @dataclass(kw_only=True)
@@ -157,14 +186,22 @@ class TurnArgs:
     """What the DaemonSet waits for: the TURN node pool."""
     nodes: NodePlacement = TURN_NODES
     """The TURN nodes (public IPs): coturn runs on each, the session service hands out their addresses."""
+    tls_host: str | None = None
+    """TURN over TLS under this name (with `server.tls`): a certificate for it from `cluster_issuer`, and ingress-nginx
+    passing TLS for it through to coturn (its controller runs with --enable-ssl-passthrough)."""
+    cluster_issuer: str | None = None
+    certificates_after: Sequence[pulumi.Resource] = ()
+    """What the certificate waits for: cert-manager and its issuers."""
+    ingress_controller: Sequence[pulumi.Resource] = ()
 
 
 class Turn(pulumi.ComponentResource):
     """Outputs: `secret_name` and `secret_key`: the Secret holding the shared secret of the TURN REST API
-    credentials, for the session service."""
+    credentials, for the session service; `tls_url`: the players' TURN-over-TLS URL, when it is on."""
 
     secret_name: pulumi.Output[str]
     secret_key: str
+    tls_url: str | None
 
     def __init__(self, name: str, args: TurnArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pixelstream:index:Turn", name, None, opts)
@@ -183,17 +220,79 @@ class Turn(pulumi.ComponentResource):
             data={"turnserver.conf": turnserver_conf(args.server)},
             opts=child,
         )
-        helpers = helpers_config_map("turn-helpers", ns, [HELPERS / "turn_bootstrap.py"], self)
+        programs = [HELPERS / "turn_bootstrap.py", HELPERS / "tls_reloader.py"]
+        helpers = helpers_config_map("turn-helpers", ns, programs, self)
+        self.tls_url = None
+        if args.server.tls:
+            if not (args.tls_host and args.cluster_issuer):
+                raise ValueError("TURN over TLS needs a host name and a cluster issuer for its certificate")
+            self._tls_route(args)
+            self.tls_url = f"turns:{args.tls_host}:{TURNS_PUBLIC_PORT}?transport=tcp"
         self._daemonset(args, helpers_volume(helpers), _secret_volume(secret), config.metadata["name"])
         self.secret_name = secret.metadata["name"]
         self.secret_key = AUTH_SECRET_KEY
-        self.register_outputs({"secret_name": self.secret_name})
+        self.register_outputs({"secret_name": self.secret_name, "tls_url": self.tls_url})
+
+    def _tls_route(self, args: TurnArgs) -> None:
+        """The certificate of the TURN-over-TLS name, a Service over every TURN node's TLS listener, and the Ingress
+        by which ingress-nginx passes TLS for that name through to it (annotation `ssl-passthrough`, controller
+        v1.15.1 internal/ingress/annotations/sslpassthrough; the controller dials the Service's cluster IP)."""
+        ns, child = args.namespace, pulumi.ResourceOptions(parent=self)
+        k8s.apiextensions.CustomResource(
+            TLS_SECRET,
+            api_version="cert-manager.io/v1",
+            kind="Certificate",
+            metadata={"name": TLS_SECRET, "namespace": ns, "labels": PART_OF},
+            spec={
+                "secretName": TLS_SECRET,
+                "dnsNames": [args.tls_host],
+                "issuerRef": {"kind": "ClusterIssuer", "name": args.cluster_issuer},
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.certificates_after)),
+        )
+        k8s.core.v1.Service(
+            TLS_SECRET,
+            metadata={"name": TLS_SECRET, "namespace": ns, "labels": labels(TLS_SECRET)},
+            spec={
+                "selector": labels(TURN_DAEMONSET),
+                "ports": [{"name": "turns", "port": TURNS_PUBLIC_PORT, "targetPort": TURN_TLS_PORT}],
+            },
+            opts=child,
+        )
+        k8s.networking.v1.Ingress(
+            TLS_SECRET,
+            metadata={
+                "name": TLS_SECRET,
+                "namespace": ns,
+                "labels": labels(TLS_SECRET),
+                "annotations": {"nginx.ingress.kubernetes.io/ssl-passthrough": "true"},
+            },
+            spec={
+                "ingressClassName": INGRESS_CLASS,
+                "rules": [
+                    {
+                        "host": args.tls_host,
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {"service": {"name": TLS_SECRET, "port": {"number": TURNS_PUBLIC_PORT}}},
+                                }
+                            ]
+                        },
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.ingress_controller)),
+        )
 
     def _daemonset(
         self, args: TurnArgs, helpers: dict[str, Any], secret: dict[str, Any], template: pulumi.Input[str]
     ) -> None:
         """coturn on every TURN node, on the host network, its config completed by the bootstrap."""
-        ns = args.namespace
+        ns, tls = args.namespace, args.server.tls
         why = "the TURN bootstrap reads its own node's addresses"
         account = node_reader(TURN_DAEMONSET, ns, ["get"], why, self)
         turn_labels = labels(TURN_DAEMONSET)
@@ -220,8 +319,13 @@ class Turn(pulumi.ComponentResource):
                         "tolerations": args.nodes.tolerations(),
                         "terminationGracePeriodSeconds": 30,
                         "securityContext": pod_security_context(fs_group=NOBODY),
+                        # The TLS reloader signals coturn when cert-manager renews the certificate.
+                        **({"shareProcessNamespace": True} if tls else {}),
                         "initContainers": [_bootstrap_container(args.python_image)],
-                        "containers": [_coturn_container(args.coturn_image)],
+                        "containers": [
+                            _coturn_container(args.coturn_image, tls),
+                            *([_reloader_container(args.python_image)] if tls else []),
+                        ],
                         "volumes": [
                             helpers,
                             api_access_volume(),
@@ -231,6 +335,7 @@ class Turn(pulumi.ComponentResource):
                             {"name": "runtime", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
                             {"name": "state", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
                             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+                            *([_tls_volume()] if tls else []),
                         ],
                     },
                 },
@@ -278,7 +383,31 @@ def _host_port(name: str, port: int, protocol: str) -> dict[str, Any]:
     return {"name": name, "containerPort": port, "hostPort": port, "protocol": protocol}
 
 
-def _coturn_container(image: str) -> dict[str, Any]:
+TLS_SECRET = "turn-tls"
+
+
+def _tls_volume() -> dict[str, Any]:
+    return {"name": TLS_SECRET, "secret": {"secretName": TLS_SECRET, "defaultMode": 0o440}}
+
+
+def _tls_mount() -> dict[str, Any]:
+    return {"name": TLS_SECRET, "mountPath": TLS_DIR, "readOnly": True}
+
+
+def _reloader_container(python_image: str) -> dict[str, Any]:
+    """Tells coturn (SIGUSR2) to read its certificate again whenever cert-manager renews it."""
+    return {
+        "name": "tls-reloader",
+        "image": python_image,
+        "command": helper_command("tls_reloader.py"),
+        "env": [{"name": "CERT_DIR", "value": TLS_DIR}, {"name": "PID_FILE", "value": PID_FILE}],
+        "volumeMounts": [helpers_mount(), _tls_mount(), {"name": "tmp", "mountPath": "/var/tmp", "readOnly": True}],
+        "securityContext": security_context(NOBODY),
+        "resources": resources("5m", "24Mi", "50m", "64Mi"),
+    }
+
+
+def _coturn_container(image: str, tls: bool) -> dict[str, Any]:
     return {
         "name": COTURN_CONTAINER,
         "image": image,
@@ -286,6 +415,7 @@ def _coturn_container(image: str) -> dict[str, Any]:
         "ports": [
             _host_port("turn-udp", TURN_LISTENING_PORT, "UDP"),
             _host_port("turn-tcp", TURN_LISTENING_PORT, "TCP"),
+            *([_host_port("turns", TURN_TLS_PORT, "TCP")] if tls else []),
             _host_port("metrics", TURN_METRICS_PORT, "TCP"),
         ],
         "readinessProbe": {"tcpSocket": {"port": TURN_LISTENING_PORT}, "periodSeconds": 10},
@@ -294,6 +424,7 @@ def _coturn_container(image: str) -> dict[str, Any]:
             {"name": "runtime", "mountPath": "/run/coturn", "readOnly": True},
             {"name": "state", "mountPath": "/var/lib/coturn"},
             {"name": "tmp", "mountPath": "/var/tmp"},
+            *([_tls_mount()] if tls else []),
         ],
         "securityContext": security_context(NOBODY),
         "resources": resources("500m", "256Mi", "4", "1Gi"),
