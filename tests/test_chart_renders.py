@@ -61,6 +61,8 @@ SIGN_IN = {
                     "clientId": "pixelstream-players",
                     "clientSecret": {"secure": "v1:offline-client-secret"},
                     "allowedGroups": ["players"],
+                    # OCI IAM identity domains name this issuer in their discovery document and ID tokens.
+                    "tokenIssuer": "https://identity.oraclecloud.com/",
                 },
             }
         },
@@ -586,6 +588,7 @@ def test_oauth2_proxy_runs_as_the_sign_in_needs(variants: dict[str, Variant]) ->
         "--code-challenge-method=S256",
         "--cookie-secure=true",
         "--allowed-group=players",
+        "--insecure-oidc-skip-issuer-verification=true",
         "--config=/etc/oauth2_proxy/oauth2_proxy.cfg",
     } <= args, sorted(args)
     [config] = [c for c in render.of_kind("ConfigMap") if "oauth2_proxy.cfg" in c.get("data", {})]
@@ -622,6 +625,9 @@ def test_every_player_route_asks_the_sign_in_and_the_sign_in_pages_do_not(varian
     session = manifests["pixel.deployment.session.yaml"]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in session["env"]}
     assert env["AUTH_MODE"] == "oidc" and env["OIDC_CLIENT_ID"] == "pixelstream-players"
+    # The session service checks the tokens' own issuer, and finds the keys through the domain's discovery.
+    assert env["OIDC_ISSUER"] == "https://identity.oraclecloud.com/"
+    assert env["OIDC_DISCOVERY_URL"] == "https://idcs-0123456789abcdef.identity.oraclecloud.com"
 
 
 def test_on_an_existing_cluster_no_oci_annotation_reaches_the_controller(variants: dict[str, Variant]) -> None:

@@ -407,6 +407,32 @@ def test_a_sign_in_token_gives_its_subject_and_a_bare_header_gives_nothing(key_s
         idp.identity(f"Bearer {wrong_issuer}")
 
 
+def test_the_service_finds_the_providers_keys_through_its_discovery_document(key_set, monkeypatch) -> None:
+    """As for an OCI IAM identity domain: discovery at the domain's URL, tokens issued as another issuer."""
+    from pixelstream.workloads.pixel_streaming.session import app
+
+    key, jwks_url = key_set
+    seen = []
+    monkeypatch.setattr(app, "_discover_jwks", lambda url: seen.append(url) or jwks_url)
+    monkeypatch.setenv("AUTH_MODE", "oidc")
+    monkeypatch.setenv("OIDC_ISSUER", "https://identity.oraclecloud.com/")
+    monkeypatch.setenv("OIDC_DISCOVERY_URL", "https://idcs-0123.identity.oraclecloud.com")
+    monkeypatch.setenv("OIDC_CLIENT_ID", "game")
+    verifier = app.verifier_from_env()
+    assert seen == ["https://idcs-0123.identity.oraclecloud.com"]
+    now = int(time.time())
+    claims = {"sub": "u", "aud": "game", "iat": now, "exp": now + 60}
+    signed = jwt.encode(
+        {**claims, "iss": "https://identity.oraclecloud.com/"}, key, algorithm="RS256", headers={"kid": "k1"}
+    )
+    assert verifier.identity(f"Bearer {signed}") == "oidc:u"
+    other = jwt.encode(
+        {**claims, "iss": "https://idcs-0123.identity.oraclecloud.com"}, key, algorithm="RS256", headers={"kid": "k1"}
+    )
+    with pytest.raises(Refused, match="InvalidIssuer"):
+        verifier.identity(f"Bearer {other}")
+
+
 # -- TURN for a session ---------------------------------------------------------------------------------------
 
 

@@ -162,6 +162,9 @@ class OidcConfig(ConfigModel):
     email_domains: list[str] = ["*"]
     allowed_groups: list[str] = []
     jwks_url: str | None = None
+    token_issuer: str | None = None
+    """The ID tokens' `iss` when the discovery document at issuerUrl names another (OCI IAM identity domains:
+    https://identity.oraclecloud.com/)."""
 
     def settings(self) -> OidcSettings:
         return OidcSettings(
@@ -172,6 +175,7 @@ class OidcConfig(ConfigModel):
             self.email_domains,
             self.allowed_groups,
             self.jwks_url,
+            self.token_issuer,
         )
 
 
@@ -369,6 +373,7 @@ def _check_oidc(config: StackConfig) -> None:
         )
     check_https_url(f"{key}.issuerUrl", oidc.issuer_url)
     check_https_url(f"{key}.jwksUrl", oidc.jwks_url)
+    check_https_url(f"{key}.tokenIssuer", oidc.token_issuer)
     if not re.match(r"^[\x21-\x7e]{1,256}$", oidc.client_id):
         raise ConfigError(f"{key}.clientId", "must be 1-256 printable characters without spaces")
     if not oidc.client_secret.strip():

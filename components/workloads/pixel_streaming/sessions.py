@@ -65,6 +65,9 @@ class OidcSettings:
     allowed_groups: Sequence[str] = ()
     jwks_url: str | None = None
     """Where the ID tokens' signing keys are; None: the issuer's discovery document says."""
+    token_issuer: str | None = None
+    """The ID tokens' `iss` when the provider's discovery document at `issuer_url` names another issuer than its
+    own URL (OCI IAM identity domains: `https://identity.oraclecloud.com/`)."""
 
 
 @dataclass
@@ -210,7 +213,12 @@ def session_environment(args: SessionsArgs, with_link_secret: bool) -> list[dict
             "LINK_SECRET_FILE": f"/secrets/link/{LINK_SECRET_KEY}" if with_link_secret else None,
         }
     if args.auth.mode == "oidc" and oidc is not None:
-        values |= {"OIDC_ISSUER": oidc.issuer_url, "OIDC_CLIENT_ID": oidc.client_id, "OIDC_JWKS_URL": oidc.jwks_url}
+        values |= {
+            "OIDC_ISSUER": oidc.token_issuer or oidc.issuer_url,
+            "OIDC_DISCOVERY_URL": oidc.issuer_url if oidc.token_issuer else None,
+            "OIDC_CLIENT_ID": oidc.client_id,
+            "OIDC_JWKS_URL": oidc.jwks_url,
+        }
     env = [{"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
     env += [{"name": k, "value": str(v)} for k, v in values.items() if v is not None]
     return env

@@ -16,7 +16,8 @@ Environment (every value has a default but the secrets):
   TURN_SECRET_FILE, TURN_PORT 3478, TURN_TTL_SECONDS 300, TURN_NODE_SELECTOR, TURN_TLS_URL, TURN_REFRESH_SECONDS 15
   AUTH_MODE none|signedLinks|oidc
     signedLinks: LINK_AUDIENCE, LINK_MAX_LIFETIME_SECONDS 300, LINK_SECRET_FILE or LINK_JWKS_URL, LINK_ISSUER
-    oidc: OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_JWKS_URL (else the issuer's discovery document's jwks_uri)
+    oidc: OIDC_ISSUER (the ID tokens' `iss`), OIDC_CLIENT_ID, OIDC_JWKS_URL (else the jwks_uri of the discovery
+      document at OIDC_DISCOVERY_URL, or at OIDC_ISSUER)
   CLAIM_SECONDS 30, RECONNECT_SECONDS 20, MAX_SESSION_SECONDS 0, MAX_QUEUE 500, COLD_START_SECONDS 120
   COOKIE_SECURE true, COOKIE_PATH /, PLAYER_DIR (the built page)
   Kubernetes access as in kube.py (the pod's service account).
@@ -119,9 +120,9 @@ def verifier_from_env() -> SignedLinks | OpenIdConnect | None:
         )
     if mode == "oidc":
         issuer = os.environ["OIDC_ISSUER"]
-        return OpenIdConnect(
-            issuer, os.environ["OIDC_CLIENT_ID"], os.environ.get("OIDC_JWKS_URL") or _discover_jwks(issuer)
-        )
+        discovery = os.environ.get("OIDC_DISCOVERY_URL") or issuer
+        jwks_url = os.environ.get("OIDC_JWKS_URL") or _discover_jwks(discovery)
+        return OpenIdConnect(issuer, os.environ["OIDC_CLIENT_ID"], jwks_url)
     raise ValueError(f"AUTH_MODE {mode!r} is not one of none, signedLinks, oidc")
 
 
