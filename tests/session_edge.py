@@ -119,12 +119,13 @@ class Edge:
     def remove_stream(self, name: str) -> None:
         self.loop.run(_stop_pod(self.pods.pop(name)))
 
-    def deletion_costs(self, name: str) -> list[str]:
+    def annotations_written(self, name: str) -> list[dict[str, str | None]]:
+        """The annotation patches the service sent for stream pod `name` (merge patches)."""
         path = f"/api/v1/namespaces/{NAMESPACE}/pods/{name}"
         return [
-            c.body["metadata"]["annotations"]["controller.kubernetes.io/pod-deletion-cost"]
+            c.body["metadata"]["annotations"]
             for c in self.kube.calls
-            if c.method == "PATCH" and c.path == path
+            if c.method == "PATCH" and c.path == path and c.content_type == "application/merge-patch+json"
         ]
 
     def metrics(self) -> str:
@@ -191,6 +192,7 @@ def running_edge(tmp_path: Path, **env: str) -> Iterator[Edge]:
             "LINK_SECRET_FILE": str(tmp_path / "link-secret"),
             "COOKIE_SECURE": "false",
             "COLD_START_SECONDS": "120",
+            "RECONNECT_SECONDS": "2",
             **env,
         }
         log = (tmp_path / "session.log").open("w")

@@ -132,7 +132,14 @@ def test_a_player_with_a_link_gets_exactly_one_free_stream_and_the_sessions_turn
     # One stream got the player, the other nothing; the busy one was given a deletion cost.
     served = [p for p in pods if p.streamer.players_connected()]
     assert len(served) == 1 and all(not p.server.from_players() for p in pods if p is not served[0])
-    wait_for(lambda: edge.deletion_costs(served[0].name)[:1] == ["1"], "the busy stream's deletion cost")
+    busy = {
+        "controller.kubernetes.io/pod-deletion-cost": "1",
+        "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
+    }
+    wait_for(lambda: edge.annotations_written(served[0].name)[:1] == [busy], "the busy stream's annotations")
+    # The player left: after the reconnect window the stream is free again, and marked so.
+    free = {"controller.kubernetes.io/pod-deletion-cost": "0", "cluster-autoscaler.kubernetes.io/safe-to-evict": None}
+    wait_for(lambda: edge.annotations_written(served[0].name)[1:] == [free], "the freed stream's annotations")
     # Nothing the service sent names a pod address.
     assert not any(p.address in json.dumps(config) for p in pods)
 

@@ -2,9 +2,11 @@
 
 A stream may take a player when its pod carries the stream labels, was created by a ReplicaSet (the stream
 Deployment's; a pod made by hand has no controller), is Ready (its signalling server has a streamer: the
-readiness probe asks it), is not terminating, and has an address. The session service marks the busy ones with
-a pod deletion cost so that a scale-in removes idle streams first (the ReplicaSet controller deletes the pods
-with the lowest `controller.kubernetes.io/pod-deletion-cost` first).
+readiness probe asks it), is not terminating, and has an address. The session service marks the busy ones so that capacity goes where
+nobody plays: a pod deletion cost, so that a scale-in removes idle streams first (the ReplicaSet controller
+deletes the pods with the lowest `controller.kubernetes.io/pod-deletion-cost` first), and
+`cluster-autoscaler.kubernetes.io/safe-to-evict: "false"`, so that the cluster autoscaler never takes the node
+of a stream with a player; both are lifted when the stream is free again.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import urllib.parse
 import kube
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 
 
 def ready_streams(pod_list: dict) -> dict[str, str]:
@@ -37,6 +40,11 @@ def list_streams(namespace: str, selector: str) -> dict[str, str]:
     return ready_streams(kube.call("GET", f"/api/v1/namespaces/{namespace}/pods?{query}"))
 
 
+def busy_annotations(busy: bool) -> dict[str, str | None]:
+    """The annotations of a stream with a player (or without: None removes one, as a merge patch does)."""
+    return {DELETION_COST: "1" if busy else "0", SAFE_TO_EVICT: "false" if busy else None}
+
+
 def set_deletion_cost(namespace: str, pod: str, busy: bool) -> None:
-    patch = {"metadata": {"annotations": {DELETION_COST: "1" if busy else "0"}}}
+    patch = {"metadata": {"annotations": busy_annotations(busy)}}
     kube.call("PATCH", f"/api/v1/namespaces/{namespace}/pods/{pod}", patch, "application/merge-patch+json")
