@@ -76,8 +76,11 @@ class StreamPod:
     name: str
     address: str
     server: SignallingServer
-    streamer: FakeStreamer
+    streamer: FakeStreamer | None
     runners: list[web.AppRunner]
+    listed: bool = True
+    """Listed by the fake Kubernetes API as a Ready stream pod."""
+    streamer_port: int = 0
 
 
 @dataclass
@@ -91,15 +94,19 @@ class Edge:
     pods: dict[str, StreamPod] = field(default_factory=dict)
     _next_address: int = 2
 
-    def add_stream(self, name: str, streamer_id: str = "DefaultStreamer", streamers: int = 1) -> StreamPod:
-        """A stream pod at the next loopback address: its signalling server, its streamer(s), listed as Ready."""
+    def add_stream(
+        self, name: str, streamer_id: str = "DefaultStreamer", streamers: int = 1, listed: bool = True
+    ) -> StreamPod:
+        """A stream pod at the next loopback address: its signalling server and its stand-in streamer(s) (none:
+        connect one yourself to `streamer_port`), listed as Ready unless `listed` is false (then `list_stream`)."""
         address = f"127.0.0.{self._next_address}"
         self._next_address += 1
         server = SignallingServer()
 
+        streamer_port = free_port()
+
         async def start() -> tuple[list[web.AppRunner], list[FakeStreamer]]:
             runners = []
-            streamer_port = free_port()
             for app, port in ((server.player_app(), self.signalling_port), (server.streamer_app(), streamer_port)):
                 runner = web.AppRunner(app, shutdown_timeout=1)
                 await runner.setup()
@@ -111,10 +118,13 @@ class Edge:
             return runners, fakes
 
         runners, fakes = self.loop.run(start())
-        pod = StreamPod(name, address, server, fakes[0], runners)
+        pod = StreamPod(name, address, server, fakes[0] if fakes else None, runners, listed, streamer_port)
         self.pods[name] = pod
         self.kube.routes[("PATCH", f"/api/v1/namespaces/{NAMESPACE}/pods/{name}")] = lambda call: (200, {})
         return pod
+
+    def list_stream(self, name: str) -> None:
+        self.pods[name].listed = True
 
     def remove_stream(self, name: str) -> None:
         self.loop.run(_stop_pod(self.pods.pop(name)))
@@ -134,7 +144,8 @@ class Edge:
 
 
 async def _stop_pod(pod: StreamPod) -> None:
-    await pod.streamer.stop()
+    if pod.streamer is not None:
+        await pod.streamer.stop()
     for runner in pod.runners:
         await runner.cleanup()
 
@@ -146,7 +157,7 @@ def _stop_pods(loop: Loop, pods: dict[str, StreamPod]) -> None:
 
 def _pod_list(edge_pods: dict[str, StreamPod]) -> dict:
     items = []
-    for pod in edge_pods.values():
+    for pod in (p for p in edge_pods.values() if p.listed):
         items.append(
             {
                 "metadata": {
@@ -161,14 +172,15 @@ def _pod_list(edge_pods: dict[str, StreamPod]) -> dict:
 
 
 @contextmanager
-def running_edge(tmp_path: Path, **env: str) -> Iterator[Edge]:
-    """The session service with signed launch links (or the auth mode `env` names) and no stream yet."""
+def running_edge(tmp_path: Path, turn_address: str = "203.0.113.10", **env: str) -> Iterator[Edge]:
+    """The session service with signed launch links (or the auth mode `env` names) and no stream yet; the TURN
+    node's public address is `turn_address`."""
     (tmp_path / "link-secret").write_text(LINK_SECRET)
     (tmp_path / "turn-secret").write_text(TURN_SECRET)
     pods: dict[str, StreamPod] = {}
     routes = {
         ("GET", f"/api/v1/namespaces/{NAMESPACE}/pods"): lambda call: (200, _pod_list(pods)),
-        ("GET", "/api/v1/nodes"): lambda call: (200, {"items": [node("turn-a", "203.0.113.10")]}),
+        ("GET", "/api/v1/nodes"): lambda call: (200, {"items": [node("turn-a", turn_address)]}),
     }
     with ExitStack() as stack:
         kube = stack.enter_context(serve(routes))
@@ -235,7 +247,7 @@ def wait_for(condition: Any, what: str, seconds: float = 10) -> None:
         time.sleep(0.05)
 
 
-def chromium_driver(profile: Path) -> Any:
+def chromium_driver(profile: Path, *extra_flags: str) -> Any:
     """Debian's chromium through its chromedriver, headless, with nothing fetched in the background."""
     chromium = require("chromium", "chromium")
     driver_path = require("chromedriver", "chromium-driver")
@@ -248,6 +260,7 @@ def chromium_driver(profile: Path) -> Any:
         *("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"),
         *("--disable-background-networking", "--disable-component-update", "--disable-sync"),
         *("--autoplay-policy=no-user-gesture-required", "--window-size=1280,720", f"--user-data-dir={profile}"),
+        *extra_flags,
     )
     for flag in flags:
         options.add_argument(flag)
