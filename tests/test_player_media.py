@@ -70,7 +70,9 @@ socket.onmessage = async (event) => {
     peers[message.playerId] = peer;
     video.getTracks().forEach((track) => peer.addTrack(track, video));
     peer.createDataChannel('datachannel');
-    peer.onicecandidate = (e) => { if (e.candidate) send({type: 'iceCandidate', playerId: message.playerId, candidate: e.candidate.toJSON()}); };
+    peer.onicecandidate = (e) => {
+      if (e.candidate) send({type: 'iceCandidate', playerId: message.playerId, candidate: e.candidate.toJSON()});
+    };
     const offer = await peer.createOffer();
     await peer.setLocalDescription(offer);
     send({type: 'offer', playerId: message.playerId, sdp: offer.sdp});
