@@ -81,6 +81,8 @@ class StreamPod:
     listed: bool = True
     """Listed by the fake Kubernetes API as a Ready stream pod."""
     streamer_port: int = 0
+    terminating: bool = False
+    """Listed with a deletion timestamp, as while its preStop hook runs."""
 
 
 @dataclass
@@ -158,15 +160,16 @@ def _stop_pods(loop: Loop, pods: dict[str, StreamPod]) -> None:
 def _pod_list(edge_pods: dict[str, StreamPod]) -> dict:
     items = []
     for pod in (p for p in edge_pods.values() if p.listed):
+        metadata = {
+            "name": pod.name,
+            "labels": {"app.kubernetes.io/name": "stream"},
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "stream-abc", "controller": True}],
+        }
+        if pod.terminating:
+            metadata["deletionTimestamp"] = "2026-12-03T00:00:00Z"
+        ready = "False" if pod.terminating else "True"
         items.append(
-            {
-                "metadata": {
-                    "name": pod.name,
-                    "labels": {"app.kubernetes.io/name": "stream"},
-                    "ownerReferences": [{"kind": "ReplicaSet", "name": "stream-abc", "controller": True}],
-                },
-                "status": {"podIP": pod.address, "conditions": [{"type": "Ready", "status": "True"}]},
-            }
+            {"metadata": metadata, "status": {"podIP": pod.address, "conditions": [{"type": "Ready", "status": ready}]}}
         )
     return {"items": items}
 

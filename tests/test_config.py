@@ -842,9 +842,9 @@ INVALID += [
     ),
     (
         "existing cluster too old",
-        _merge(existing(), {"cluster": {"kubernetesVersion": "v1.28.5"}}),
+        _merge(existing(), {"cluster": {"kubernetesVersion": "v1.29.9"}}),
         "cluster.kubernetesVersion",
-        ["v1.28.5", "v1.29.x to v1.34.x"],
+        ["v1.29.9", "v1.30.x to v1.34.x"],
     ),
     (
         "existing cluster without node networks",

@@ -1,6 +1,6 @@
 """The session service's rules one at a time: the broker (queue, one stream per player, timeouts), the
 signalling relay (what crosses between a player and its stream), launch links and sign-in tokens, TURN
-credentials per session. The service as a whole, with a browser, is in test_session_service.py."""
+credentials per player. The service as a whole, with a browser, is in test_session_service.py."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pixelstream.workloads.pixel_streaming.session.auth import OpenIdConnect, Re
 from pixelstream.workloads.pixel_streaming.session.broker import Broker, BrokerSettings, QueueFull, State
 from pixelstream.workloads.pixel_streaming.session.metrics import Metrics
 from pixelstream.workloads.pixel_streaming.session.signalling import PUBLIC_STREAMER_ID, Relay, streamer_ids
-from pixelstream.workloads.pixel_streaming.session.turn import TurnPool, TurnSettings, credentials, turn_identity
+from pixelstream.workloads.pixel_streaming.session.turn import TurnPool, TurnSettings, credentials, turn_name
 
 T0 = 1_000_000.0
 STREAMS = {"stream-a": "10.0.192.10", "stream-b": "10.0.192.11"}
@@ -89,10 +89,10 @@ def test_a_disconnected_player_gets_its_stream_back_within_the_reconnect_time_an
     alice = b.join("link:alice", T0)
     b.set_streams({"stream-a": STREAMS["stream-a"]}, T0)
     b.connect(alice.id, T0)
-    b.disconnect(alice.id, T0 + 100)
+    b.disconnect(alice.id, "stream-a", T0 + 100)
     b.tick(T0 + 119)
     assert b.connect(alice.id, T0 + 119).name == "stream-a"
-    b.disconnect(alice.id, T0 + 200)
+    b.disconnect(alice.id, "stream-a", T0 + 200)
     b.tick(T0 + 220)
     assert alice.state == State.ENDED and alice.ended_reason == "disconnected"
     assert b.streams["stream-a"].session is None
@@ -120,12 +120,54 @@ def test_a_refused_player_keeps_the_head_of_the_queue_and_the_stream_is_skipped_
     b = broker(quarantine_seconds=30)
     alice, bob = b.join("link:alice", T0), b.join("link:bob", T0)
     b.set_streams({"stream-a": STREAMS["stream-a"]}, T0)
-    b.refused(alice.id, T0 + 1)
+    b.refused(alice.id, "stream-a", T0 + 1)
     assert list(b.queue) == [alice.id, bob.id] and b.streams["stream-a"].session is None
     b.set_streams(STREAMS, T0 + 2)
     assert alice.stream == "stream-b" and bob.state == State.QUEUED
     b.tick(T0 + 31)
     assert bob.stream == "stream-a"
+
+
+def test_what_an_old_connection_reports_changes_nothing_for_the_session() -> None:
+    """A session requeued from stream-a and given stream-b: the late close or refusal of its connection to
+    stream-a neither requeues it again nor starts its reconnect clock."""
+    b = broker(quarantine_seconds=30)
+    alice = b.join("link:alice", T0)
+    b.set_streams({"stream-a": STREAMS["stream-a"]}, T0)
+    b.refused(alice.id, "stream-a", T0 + 1)
+    b.set_streams(STREAMS, T0 + 2)
+    b.connect(alice.id, T0 + 3)
+    b.refused(alice.id, "stream-a", T0 + 4)
+    b.disconnect(alice.id, "stream-a", T0 + 4)
+    assert alice.state == State.CONNECTED and alice.stream == "stream-b" and b.streams["stream-b"].session == alice.id
+
+
+def test_a_terminating_stream_keeps_its_player_takes_nobody_new_and_goes_when_the_session_ends() -> None:
+    b = broker()
+    alice, bob = b.join("link:alice", T0), b.join("link:bob", T0)
+    b.set_streams({"stream-a": STREAMS["stream-a"]}, T0)
+    b.connect(alice.id, T0)
+    b.set_streams({}, T0 + 1, draining={"stream-a": STREAMS["stream-a"]})
+    assert alice.state == State.CONNECTED and b.connect(alice.id, T0 + 1).name == "stream-a"
+    assert bob.state == State.QUEUED and b.counts()["streams"] == 0 and b.demand_ratio() == 3
+    b.cost_changes()
+    b.leave(alice.id, T0 + 2)
+    assert "stream-a" not in b.streams and bob.state == State.QUEUED and b.cost_changes() == {}
+    # A terminating pod nobody held is never a stream at all.
+    b.set_streams({}, T0 + 3, draining={"stream-b": STREAMS["stream-b"]})
+    assert "stream-b" not in b.streams
+
+
+def test_a_queued_player_who_stops_asking_leaves_the_queue_and_one_who_asks_stays() -> None:
+    b = broker(queue_idle_seconds=90)
+    gone, waiting = b.join("link:gone", T0), b.join("link:waiting", T0)
+    b.status(waiting.id, T0 + 60)
+    b.tick(T0 + 90)
+    assert gone.state == State.ENDED and gone.ended_reason == "left-queue"
+    assert waiting.state == State.QUEUED and list(b.queue) == [waiting.id]
+    b.join("link:waiting", T0 + 140)
+    b.tick(T0 + 200)
+    assert waiting.state == State.QUEUED
 
 
 def test_the_session_time_limit_ends_a_session() -> None:
@@ -139,11 +181,13 @@ def test_the_session_time_limit_ends_a_session() -> None:
     assert alice.ended_reason == "time-limit"
 
 
-def test_the_waiting_room_has_a_size() -> None:
+def test_the_waiting_room_has_a_size_and_a_player_in_it_may_still_ask_for_its_place() -> None:
     b = broker(max_queue=2)
     b.join("link:a", T0), b.join("link:b", T0)
+    assert b.full() and b.holds("link:a") and not b.holds("link:c")
     with pytest.raises(QueueFull):
         b.join("link:c", T0)
+    assert b.join("link:a", T0 + 1).identity == "link:a"
 
 
 def test_demand_ratio_counts_holding_and_waiting_players_per_ready_stream() -> None:
@@ -233,11 +277,20 @@ def test_messages_a_player_has_no_business_sending_are_dropped(message: object) 
     assert sum(r.dropped.values()) == 1
 
 
+def test_a_dropped_message_of_a_made_up_type_is_counted_as_other() -> None:
+    """The drop counter's label is the message type; a player inventing types must not invent series."""
+    r = relay()
+    for i in range(50):
+        r.from_player(json.dumps({"type": f"made-up-{i}"}))
+    r.from_player(json.dumps({"type": "disconnectPlayer"}))
+    assert r.dropped == {"other": 50, "disconnectPlayer": 1}
+
+
 def test_garbage_binary_and_oversized_messages_are_dropped() -> None:
     r = relay()
     assert r.from_player("not json") == (None, None)
     assert r.from_player(b'{"type":"offer"}') == (None, None)
-    assert r.from_player(json.dumps({"type": "offer", "sdp": "x" * 300_000})) == (None, None)
+    assert r.from_player(json.dumps({"type": "offer", "sdp": "x" * 70_000})) == (None, None)
     assert r.dropped == {"invalid": 3}
 
 
@@ -283,11 +336,27 @@ def links(**kw: object) -> SignedLinks:
     return SignedLinks(audience="pixelstream", max_lifetime_seconds=300, secret=SECRET, **kw)
 
 
+def admit(verifier: SignedLinks, token: str) -> str:
+    """What the service does for a player it lets in: check the link, then spend it."""
+    checked = verifier.check(token)
+    verifier.spend(checked, time.time())
+    return checked.identity
+
+
 def test_a_valid_link_gives_its_subject_once() -> None:
     verifier = links()
-    assert verifier.identity(link()) == "link:player-1"
+    assert admit(verifier, link()) == "link:player-1"
     with pytest.raises(Refused, match="used already"):
-        verifier.identity(link())
+        verifier.check(link())
+
+
+def test_a_link_only_checked_may_be_used_again_and_one_link_is_spent_once() -> None:
+    verifier = links()
+    first, again = verifier.check(link()), verifier.check(link())
+    assert first == again
+    verifier.spend(first, time.time())
+    with pytest.raises(Refused, match="used already"):
+        verifier.spend(again, time.time())
 
 
 @pytest.mark.parametrize(
@@ -310,7 +379,7 @@ def test_a_valid_link_gives_its_subject_once() -> None:
 def test_a_bad_link_is_refused_with_a_reason_that_does_not_echo_it(token, reason: str) -> None:
     value = token()
     with pytest.raises(Refused, match=reason) as refusal:
-        links().identity(value)
+        admit(links(), value)
     assert value not in str(refusal.value)
 
 
@@ -320,7 +389,7 @@ def test_an_unsigned_link_is_refused() -> None:
     claims = {"sub": "x", "aud": "pixelstream", "iat": now, "exp": now + 60, "jti": "n"}
     payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     with pytest.raises(Refused):
-        links().identity(f"{header}.{payload}.")
+        admit(links(), f"{header}.{payload}.")
 
 
 @pytest.fixture(scope="module")
@@ -354,7 +423,7 @@ def rs256(key: rsa.RSAPrivateKey, **claims: object) -> str:
 
 def test_a_link_signed_by_the_portals_key_is_accepted(key_set) -> None:
     key, url = key_set
-    assert SignedLinks(audience="pixelstream", max_lifetime_seconds=300, jwks_url=url).identity(rs256(key)) == (
+    assert admit(SignedLinks(audience="pixelstream", max_lifetime_seconds=300, jwks_url=url), rs256(key)) == (
         "link:player-2"
     )
 
@@ -373,14 +442,14 @@ def test_a_link_signed_with_the_public_key_as_an_hmac_secret_is_refused(key_set)
     signature = hmac.new(public, signing_input.encode(), hashlib.sha256).digest()
     forged = f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
     with pytest.raises(Refused):
-        SignedLinks(audience="pixelstream", max_lifetime_seconds=300, jwks_url=url).identity(forged)
+        admit(SignedLinks(audience="pixelstream", max_lifetime_seconds=300, jwks_url=url), forged)
 
 
 def test_a_link_signed_by_another_key_is_refused(key_set) -> None:
     _, url = key_set
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     with pytest.raises(Refused):
-        SignedLinks(audience="pixelstream", max_lifetime_seconds=300, jwks_url=url).identity(rs256(other))
+        admit(SignedLinks(audience="pixelstream", max_lifetime_seconds=300, jwks_url=url), rs256(other))
 
 
 def test_a_sign_in_token_gives_its_subject_and_a_bare_header_gives_nothing(key_set) -> None:
@@ -433,13 +502,13 @@ def test_the_service_finds_the_providers_keys_through_its_discovery_document(key
         verifier.identity(f"Bearer {other}")
 
 
-# -- TURN for a session ---------------------------------------------------------------------------------------
+# -- TURN for a player ----------------------------------------------------------------------------------------
 
 
-def test_a_session_gets_one_turn_node_relay_only_with_credentials_that_name_it_and_expire() -> None:
+def test_a_player_gets_one_turn_node_relay_only_with_credentials_that_name_it_and_expire() -> None:
     pool = TurnPool(TurnSettings(secret="s", ttl_seconds=300, tls_url="turns:turn.play.example:443?transport=tcp"))
     pool.set_addresses(["203.0.113.10", "203.0.113.11"])
-    options = pool.peer_options("session-1", T0)
+    options = pool.peer_options("link:player-1", T0)
     assert options["iceTransportPolicy"] == "relay"
     (server,) = options["iceServers"]
     assert server["urls"] == [
@@ -448,14 +517,15 @@ def test_a_session_gets_one_turn_node_relay_only_with_credentials_that_name_it_a
         "turns:turn.play.example:443?transport=tcp",
     ]
     expiry, identity = server["username"].split(":")
-    assert int(expiry) == T0 + 300 and identity == turn_identity("s", "session-1") and "session-1" not in identity
+    assert int(expiry) == T0 + 300 and identity == turn_name("s", "link:player-1") and "player-1" not in identity
     assert (server["username"], server["credential"]) == credentials("s", 300, T0, identity)
-    # The next session goes to the other node; a session keeps its node.
-    assert pool.peer_options("session-2", T0)["iceServers"][0]["urls"][0].startswith("turn:203.0.113.11")
-    assert pool.peer_options("session-1", T0 + 60)["iceServers"][0]["urls"][0].startswith("turn:203.0.113.10")
+    # The next player goes to the other node; a player keeps its node, and its name, in every session.
+    assert pool.peer_options("link:player-2", T0)["iceServers"][0]["urls"][0].startswith("turn:203.0.113.11")
+    again = pool.peer_options("link:player-1", T0 + 60)["iceServers"][0]
+    assert again["urls"][0].startswith("turn:203.0.113.10") and again["username"].endswith(f":{identity}")
 
 
-def test_without_turn_nodes_a_session_gets_no_servers() -> None:
+def test_without_turn_nodes_a_player_gets_no_servers() -> None:
     assert TurnPool(TurnSettings(secret="s")).peer_options("x", T0)["iceServers"] == []
 
 

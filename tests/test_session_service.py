@@ -9,6 +9,7 @@ another player's stream with a forged message, learn another stream's name or a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import pytest
 from session_edge import TURN_SECRET, Edge, launch_link, running_edge, wait_for
 from signalling_stand_in import OWN_PEER_OPTIONS
 
-from pixelstream.workloads.pixel_streaming.session.turn import turn_identity
+from pixelstream.workloads.pixel_streaming.session.turn import turn_name
 
 pytestmark = pytest.mark.slow
 
@@ -72,6 +73,17 @@ async def until(ask: Any, expected: dict[str, Any], what: str, seconds: float = 
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"{what}: no {expected} within {seconds} s")
         await asyncio.sleep(0.1)
+
+
+async def close_code(socket: aiohttp.ClientWebSocketResponse, seconds: float = 10) -> int | None:
+    """How the service closes `socket`, reading what comes until then."""
+
+    async def drain() -> None:
+        async for _ in socket:
+            pass
+
+    await asyncio.wait_for(drain(), seconds)
+    return socket.close_code
 
 
 async def refused_status(player: Player, query: str = "", **kw: Any) -> int:
@@ -128,7 +140,7 @@ def test_a_player_with_a_link_gets_exactly_one_free_stream_and_the_sessions_turn
     assert server["urls"] == ["turn:203.0.113.10:3478?transport=udp", "turn:203.0.113.10:3478?transport=tcp"]
     expiry, identity = server["username"].split(":")
     assert 290 <= int(expiry) - time.time() <= 300, "credentials for minutes (TURN_TTL_SECONDS, 300 by default)"
-    assert len(identity) == 20 and identity != turn_identity(TURN_SECRET, "")
+    assert len(identity) == 20 and identity != turn_name(TURN_SECRET, "")
     # One stream got the player, the other nothing; the busy one was given a deletion cost.
     served = [p for p in pods if p.streamer.players_connected()]
     assert len(served) == 1 and all(not p.server.from_players() for p in pods if p is not served[0])
@@ -140,7 +152,7 @@ def test_a_player_with_a_link_gets_exactly_one_free_stream_and_the_sessions_turn
     # The player left: after the reconnect window the stream is free again, and marked so.
     free = {"controller.kubernetes.io/pod-deletion-cost": "0", "cluster-autoscaler.kubernetes.io/safe-to-evict": None}
     wait_for(lambda: edge.annotations_written(served[0].name)[1:] == [free], "the freed stream's annotations")
-    # Nothing the service sent names a pod address.
+    # The configuration the service sent names no pod address (and its streamer list only "stream", above).
     assert not any(p.address in json.dumps(config) for p in pods)
 
 
@@ -241,9 +253,7 @@ def test_a_signalling_server_with_two_streamers_is_skipped_and_the_player_keeps_
         try:
             await player.join(launch_link("alice"))
             socket = await player.signalling()
-            async for _ in socket:
-                pass
-            return socket.close_code, (await player.status())[1]
+            return await close_code(socket), (await player.status())[1]
         finally:
             await player.close()
 
@@ -275,3 +285,114 @@ def test_a_join_must_be_json_so_a_cross_site_form_cannot_make_one(edge: Edge) ->
                 return response.status
 
     assert asyncio.run(scenario()) == 415
+
+
+def test_a_full_waiting_room_refuses_a_player_without_spending_the_launch_link(tmp_path: Path) -> None:
+    """MAX_QUEUE players wait already: the next link is refused with 503 and may be used once there is room."""
+    with running_edge(tmp_path, MAX_QUEUE="1") as small:
+
+        async def scenario() -> list[int]:
+            first, second = Player(small), Player(small)
+            link = launch_link("bob")
+            try:
+                statuses = [(await first.join(launch_link("alice")))[0], (await second.join(link))[0]]
+                async with first.http.delete(f"{small.url}/api/session") as response:
+                    statuses.append(response.status)
+                statuses.append((await second.join(link))[0])
+                statuses.append((await Player(small).join(link))[0])
+                return statuses
+            finally:
+                await first.close()
+                await second.close()
+
+        assert asyncio.run(scenario()) == [200, 503, 200, 200, 401]
+        assert 'pixelstream_session_refused_total{reason="queue-full"} 1' in small.metrics()
+
+
+def test_a_request_that_is_no_websocket_changes_nothing_about_the_session(edge: Edge) -> None:
+    edge.add_stream("stream-a")
+    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        player = Player(edge)
+        try:
+            await player.join(launch_link("alice"))
+            async with player.http.get(f"{edge.url}/ws") as response:
+                code = response.status
+            return code, (await player.status())[1]
+        finally:
+            await player.close()
+
+    assert asyncio.run(scenario()) == (400, {"state": "assigned"})
+
+
+def test_a_player_that_drops_its_connection_keeps_its_stream_and_the_stream_is_not_blamed(edge: Edge) -> None:
+    pod = edge.add_stream("stream-a")
+    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        player = Player(edge)
+        try:
+            await player.join(launch_link("alice"))
+            for _ in range(3):  # gone before, during and after the service asks the stream for its streamers
+                socket = await player.signalling()
+                await socket.close()
+            dropped = (await player.status())[1]
+            socket = await player.signalling()
+            await receive(socket, "config")
+            back = (await player.status())[1]
+            await socket.close()
+            return dropped, back
+        finally:
+            await player.close()
+
+    dropped, back = asyncio.run(scenario())
+    assert dropped["state"] in ("reconnecting", "connected") and back == {"state": "connected"}
+    assert 'reason="stream-unavailable"' not in edge.metrics() and pod.streamer.players_connected() == []
+
+
+def test_a_terminating_stream_keeps_its_player_and_takes_no_new_one(edge: Edge) -> None:
+    pod = edge.add_stream("stream-a")
+    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+
+    async def scenario() -> tuple[dict[str, Any], int | None]:
+        alice, bob = Player(edge), Player(edge)
+        try:
+            await alice.join(launch_link("alice"))
+            socket = await alice.signalling()
+            await receive(socket, "config")
+            pod.terminating = True
+            wait_for(lambda: "pixelstream_session_streams_ready 0" in edge.metrics(), "the stream draining")
+            assert (await bob.join(launch_link("bob")))[1]["state"] == "queued"
+            await socket.send_str(json.dumps({"type": "listStreamers"}))
+            assert (await receive(socket, "streamerList"))["ids"] == ["stream"]
+            playing = (await alice.status())[1]
+            pod.listed = False  # the pod is gone
+            return playing, await close_code(socket)
+        finally:
+            await alice.close()
+            await bob.close()
+
+    playing, code = asyncio.run(scenario())
+    assert playing == {"state": "connected"} and code == 4003
+
+
+def test_a_player_flooding_its_signalling_is_cut_off(edge: Edge) -> None:
+    pod = edge.add_stream("stream-a")
+    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+
+    async def scenario() -> int | None:
+        player = Player(edge)
+        try:
+            await player.join(launch_link("alice"))
+            socket = await player.signalling()
+            await receive(socket, "config")
+            with contextlib.suppress(ConnectionError):
+                for _ in range(300):
+                    await socket.send_str(json.dumps({"type": "ping", "time": 0}))
+            return await close_code(socket)
+        finally:
+            await player.close()
+
+    assert asyncio.run(scenario()) == 4008
+    assert len(pod.server.from_players()) <= 101  # the service's listStreamers and the burst, no more

@@ -30,7 +30,7 @@ from stun import SOFTWARE, TCP_TRANSPORT, XOR_RELAYED_ADDRESS, TurnClient
 from tools import require
 
 from pixelstream.tools.offline import Plan, plan_stack
-from pixelstream.workloads.pixel_streaming.session.turn import credentials, turn_identity
+from pixelstream.workloads.pixel_streaming.session.turn import credentials, turn_name
 
 SECRET = "coturn-test-static-auth-secret"
 SUBNET = "oci:Core/subnet:Subnet"
@@ -202,7 +202,7 @@ def client(
 ) -> TurnClient:
     """A TURN client with the credentials the session service gives the player of session `session`."""
     session = kw.pop("session", "session-1")
-    identity = turn_identity(secret, session)
+    identity = turn_name(secret, session)
     username, password = credentials(secret, ttl, time.time() if now is None else now, identity)
     return TurnClient(server, username, password, **kw)
 

@@ -277,11 +277,12 @@ def test_stream_pod_placement_probes_and_drain(dev: Plan) -> None:
         "--no_config",
         "--player_port=8080",
         "--streamer_port=8888",
-        "--sfu_port=8889",
+        "--sfu_port=",  # empty: no SFU listener (SignallingServer.ts starts one only for a truthy port)
         "--max_players=1",
         "--rest_api",
         "--log_folder=/tmp/logs",
         "--log_level_console=info",
+        "--log_level_file=error",
     ]
     startup = signalling["startupProbe"]
     assert startup["exec"]["command"][-2:] == ["8080", "streamer_count"]

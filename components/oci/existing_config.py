@@ -17,9 +17,10 @@ from ..placement import NodePlacement, parse_taint
 if TYPE_CHECKING:
     from ..config import StackConfig
 
-# Kubernetes minors an existing cluster may run: 1.29 is the first with sidecar containers on by default (the
-# jobs' virtual display); 1.34 the newest this program is rendered and validated against.
-EXISTING_MINORS = range(29, 35)
+# Kubernetes minors an existing cluster may run: 1.30 is the first that serves ValidatingAdmissionPolicy (GA; the
+# session service's pod patches are held by one) and has sidecar containers on by default (the jobs' virtual
+# display, since 1.29); 1.34 the newest this program is rendered and validated against.
+EXISTING_MINORS = range(30, 35)
 _VERSION = re.compile(r"^v1\.(\d+)\.\d+$")
 # A Pulumi stack name: `stack`, `project/stack` or `organization/project/stack`.
 _STACK_NAME = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")

@@ -2,8 +2,12 @@
 stream per authenticated player, the signalling relay and each session's TURN credentials.
 
 It runs as one pod (the queue and the sessions are in its memory; a second replica would hand a stream out
-twice), replaced rather than doubled on an update. It may read the stream pods and write their deletion cost
-(a namespaced Role: pods, get/list/patch) and list the TURN nodes (nodes, list: they are cluster-scoped).
+twice), replaced rather than doubled on an update. It may read the stream pods and mark the busy ones (a
+namespaced Role: pods, get/list/patch) and list the TURN nodes (nodes, list: they are cluster-scoped).
+
+RBAC cannot say which fields a patch may touch, and `patch` on pods could swap a container's image: an admission
+policy holds the service (the one workload the internet talks to) to the two annotations it writes, on stream
+pods only, so that a compromised session service cannot run code of its choice on a GPU node.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ LINK_SECRET = "launch-link-secret"
 LINK_SECRET_KEY = "hs256-secret"
 
 AuthMode = Literal["oidc", "signedLinks", "none"]
+
+# What the session service writes on a stream pod while a player holds it (session/streams.py busy_annotations).
+BUSY_ANNOTATIONS = ("controller.kubernetes.io/pod-deletion-cost", "cluster-autoscaler.kubernetes.io/safe-to-evict")
 
 
 @dataclass
@@ -115,6 +122,7 @@ class Sessions(pulumi.ComponentResource):
         ns = args.namespace
         rules = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]}]
         account = account_with_role(SESSION_SERVICE, "session-streams", ns, rules, self)
+        _pod_patch_policy(ns, self)
         node_reader(SESSION_SERVICE, ns, ["list"], "the session service lists the TURN nodes", self, account)
         volumes = [
             api_access_volume(),
@@ -176,6 +184,87 @@ class Sessions(pulumi.ComponentResource):
         disruption_budget(SESSION_SERVICE, ns, session_labels, self)
         self.service = SESSION_SERVICE
         self.register_outputs({"service": SESSION_SERVICE})
+
+
+def pod_patch_policy_rules() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(variables, validations) of the admission policy on the session service's pod updates: CEL, as the API
+    server evaluates it (ValidatingAdmissionPolicy, admissionregistration.k8s.io/v1, GA in Kubernetes 1.30)."""
+    allowed = "[" + ", ".join(f"'{a}'" for a in BUSY_ANNOTATIONS) + "]"
+    stream = f"'{STREAM_DEPLOYMENT}'"
+
+    def or_empty(path: str, empty: str) -> str:
+        return f"(has({path}) ? {path} : {empty})"
+
+    unchanged = [("labels", "{}"), ("ownerReferences", "[]"), ("finalizers", "[]")]
+    variables = [
+        {"name": "before", "expression": or_empty("oldObject.metadata.annotations", "{}")},
+        {"name": "after", "expression": or_empty("object.metadata.annotations", "{}")},
+        {"name": "allowed", "expression": allowed},
+    ]
+    validations = [
+        {
+            "expression": f"has(oldObject.metadata.labels) && 'app.kubernetes.io/name' in oldObject.metadata.labels "
+            f"&& oldObject.metadata.labels['app.kubernetes.io/name'] == {stream}",
+            "message": "the session service may change stream pods only",
+        },
+        {"expression": "object.spec == oldObject.spec", "message": "the session service may not change a pod's spec"},
+        *(
+            {
+                "expression": f"{or_empty(f'object.metadata.{name}', empty)} == "
+                f"{or_empty(f'oldObject.metadata.{name}', empty)}",
+                "message": f"the session service may not change a pod's {name}",
+            }
+            for name, empty in unchanged
+        ),
+        {
+            "expression": "variables.after.all(k, k in variables.allowed || (k in variables.before && "
+            "variables.before[k] == variables.after[k])) && "
+            "variables.before.all(k, k in variables.allowed || k in variables.after)",
+            "message": f"the session service may change only the annotations {', '.join(BUSY_ANNOTATIONS)}",
+        },
+    ]
+    return variables, validations
+
+
+def _pod_patch_policy(namespace: pulumi.Input[str], parent: pulumi.Resource) -> None:
+    child = pulumi.ResourceOptions(parent=parent)
+    variables, validations = pod_patch_policy_rules()
+    username = pulumi.Output.concat("system:serviceaccount:", namespace, f":{SESSION_SERVICE}")
+    # Cluster-scoped: named after the namespace, like the node readers, so that two workloads do not collide.
+    name = pulumi.Output.concat("pixelstream-", namespace, f"-{SESSION_SERVICE}-pod-patches")
+    policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+        f"{SESSION_SERVICE}-pod-patches",
+        metadata={"name": name, "labels": PART_OF},
+        spec={
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods"]}
+                ]
+            },
+            "matchConditions": [
+                {
+                    "name": "by-the-session-service",
+                    "expression": username.apply(lambda name: f"request.userInfo.username == '{name}'"),
+                }
+            ],
+            "variables": variables,
+            "validations": validations,
+        },
+        opts=child,
+    )
+    k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+        f"{SESSION_SERVICE}-pod-patches",
+        metadata={"name": name, "labels": PART_OF},
+        spec={
+            "policyName": policy.metadata["name"],
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            },
+        },
+        opts=child,
+    )
 
 
 def _secret_volume(name: str, secret: pulumi.Input[str]) -> dict[str, Any]:

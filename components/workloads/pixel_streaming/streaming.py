@@ -44,11 +44,10 @@ AUTOSCALER = STREAM_AUTOSCALER
 # service) and its REST API on one, the Unreal app on the other, over the pod's loopback.
 SIGNALLING_PLAYER_PORT = 8080
 STREAMER_PORT = 8888
-# Wilbur listens for an SFU on --sfu_port whatever it is given (SignallingServer.ts starts that server for any
-# non-empty value): named here so that nothing else takes it.
-SFU_PORT = 8889
+# Wilbur starts its SFU listener for any truthy --sfu_port (Signalling/src/SignallingServer.ts `if
+# (config.sfuPort)`, 8889 by default in SignallingWebServer/src/index.ts); commander parses `--sfu_port=` as "",
+# so none is opened: one player per stream needs no SFU, and a listener nobody uses is one more door.
 UNREAL_REST_PORT = 8111
-DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 # Where Epic's image has Wilbur (SignallingWebServer/Dockerfile: WORKDIR /SignallingWebServer, the server built
 # into SignallingWebServer/dist by platform_scripts/bash/setup.sh --build); its REST API reads
 # ./apidoc/api-definition-base.yml relative to this directory.
@@ -252,11 +251,13 @@ def _signalling_container(image: str, settings: StreamerSettings) -> dict[str, A
             "--no_config",
             f"--player_port={SIGNALLING_PLAYER_PORT}",
             f"--streamer_port={STREAMER_PORT}",
-            f"--sfu_port={SFU_PORT}",
+            "--sfu_port=",
             "--max_players=1",
             "--rest_api",
+            # Its console goes to the pod's log; its files (on the pod's /tmp) keep errors only.
             "--log_folder=/tmp/logs",
             "--log_level_console=info",
+            "--log_level_file=error",
         ],
         "ports": [{"name": "signalling", "containerPort": SIGNALLING_PLAYER_PORT}],
         # Ready once the Unreal app has connected as a streamer: a slow start gets startup_timeout_seconds, then

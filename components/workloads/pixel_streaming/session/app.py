@@ -42,7 +42,7 @@ from aiohttp import web
 
 from . import streams as kube_streams
 from .auth import OpenIdConnect, Refused, SignedLinks
-from .broker import HOLDING, Broker, BrokerSettings, NotAssigned, QueueFull, State
+from .broker import HOLDING, Broker, BrokerSettings, NotAssigned, State
 from .metrics import Metrics
 from .signalling import MAX_MESSAGE_BYTES, Relay, encode, streamer_ids
 from .turn import TurnPool, TurnSettings, turn_addresses
@@ -50,6 +50,45 @@ from .turn import TurnPool, TurnSettings, turn_addresses
 log = logging.getLogger("session")
 COOKIE = "pxsession"
 STREAMER_LIST_TIMEOUT = 10
+
+
+class PlayerGone(Exception):
+    """The player's own socket failed: its connection ends, its session does not."""
+
+
+async def _to_player(player: web.WebSocketResponse, text: str) -> None:
+    try:
+        await player.send_str(text)
+    except (ConnectionError, RuntimeError) as error:
+        raise PlayerGone() from error
+
+
+@dataclass
+class Connection:
+    """A player's signalling connection and the stream it was made to."""
+
+    socket: web.WebSocketResponse
+    stream: str
+
+
+@dataclass
+class MessageBudget:
+    """What one connection may send: `per_second` messages a second, `burst` at once. A negotiation is a few
+    dozen messages; a player's input travels on the WebRTC data channel, not here."""
+
+    per_second: float = 20
+    burst: float = 100
+    _tokens: float = 100
+    _then: float | None = None
+
+    def take(self, now: float) -> bool:
+        if self._then is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._then) * self.per_second)
+        self._then = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 def _env_int(name: str, default: int) -> int:
@@ -132,12 +171,12 @@ class SessionService:
     broker: Broker
     turn: TurnPool
     verifier: SignedLinks | OpenIdConnect | None
-    list_streams: Callable[[], Awaitable[dict[str, str]]]
+    list_streams: Callable[[], Awaitable[tuple[dict[str, str], dict[str, str]]]]
     list_turn_nodes: Callable[[], Awaitable[list[str]]]
     set_deletion_cost: Callable[[str, bool], Awaitable[None]]
     clock: Callable[[], float] = time.time
     metrics: Metrics = field(default_factory=Metrics)
-    connections: dict[str, web.WebSocketResponse] = field(default_factory=dict)
+    connections: dict[str, Connection] = field(default_factory=dict)
     streams_fresh_at: float = 0.0
 
     # -- HTTP ----------------------------------------------------------------------------------------------
@@ -166,16 +205,21 @@ class SessionService:
         if request.content_type != "application/json":
             return _error(415, "send JSON")
         try:
-            identity = await self._identity(request)
+            identity, spend = await self._identity(request)
+        except Refused as refusal:
+            self.metrics.count("refused", "auth")
+            return _error(401, str(refusal))
+        if self.broker.full() and not self.broker.holds(identity):
+            # Refused before the launch link is spent: the player may use it again in a minute.
+            self.metrics.count("refused", "queue-full")
+            return _error(503, "the waiting room is full; try again in a minute", retry_after=60)
+        try:
+            spend()
         except Refused as refusal:
             self.metrics.count("refused", "auth")
             return _error(401, str(refusal))
         known = len(self.broker.sessions)
-        try:
-            session = self.broker.join(identity, self.clock())
-        except QueueFull:
-            self.metrics.count("refused", "queue-full")
-            return _error(503, "the waiting room is full; try again in a minute", retry_after=60)
+        session = self.broker.join(identity, self.clock())
         self.metrics.count("joined", "new" if len(self.broker.sessions) > known else "existing")
         response = self._status_response(session.id)
         response.set_cookie(
@@ -208,13 +252,15 @@ class SessionService:
         text = self.metrics.render(self.broker.counts(), self.broker.demand_ratio())
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
-    async def _identity(self, request: web.Request) -> str:
+    async def _identity(self, request: web.Request) -> tuple[str, Callable[[], None]]:
+        """Who the request's player is, and what to do once it may join (spend its launch link)."""
         if self.verifier is None:
             # `none`: a browser's own session, or a new anonymous player.
             known = self.broker.sessions.get(request.cookies.get(COOKIE, ""))
-            return known.identity if known else f"anonymous:{os.urandom(16).hex()}"
+            return (known.identity if known else f"anonymous:{os.urandom(16).hex()}"), _nothing
         if isinstance(self.verifier, OpenIdConnect):
-            return await asyncio.to_thread(self.verifier.identity, request.headers.get("Authorization"))
+            header = request.headers.get("Authorization")
+            return await asyncio.to_thread(self.verifier.identity, header), _nothing
         try:
             body = await request.json()
         except ValueError:
@@ -222,7 +268,8 @@ class SessionService:
         token = body.get("launch") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise Refused("no launch link: open the link your portal gave you")
-        return await asyncio.to_thread(self.verifier.identity, token)
+        link = await asyncio.to_thread(self.verifier.check, token)
+        return link.identity, lambda: self.verifier.spend(link, self.clock())
 
     def _status_response(self, session_id: str) -> web.Response:
         status = self.broker.status(session_id, self.clock())
@@ -251,46 +298,62 @@ class SessionService:
                 return _error(401, str(refusal))
             if identity != session.identity:
                 return _error(403, "this session belongs to another player")
+        if session.state not in HOLDING:
+            return _error(409, "no stream for this session yet: wait for your turn")
+        player = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_MESSAGE_BYTES)
+        if not player.can_prepare(request).ok:
+            return _error(400, "a websocket upgrade is expected here")
+        # The handshake first: nothing about the session changes for a request that is no websocket.
+        await player.prepare(request)
         try:
             stream = self.broker.connect(session_id, self.clock())
         except NotAssigned:
-            return _error(409, "no stream for this session yet: wait for your turn")
-        player = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_MESSAGE_BYTES)
-        await player.prepare(request)
+            await player.close(code=4009, message=b"no stream for this session")
+            return player
+        connection = Connection(player, stream.name)
         previous = self.connections.get(session_id)
-        self.connections[session_id] = player
+        self.connections[session_id] = connection
         if previous is not None:
-            await previous.close(code=4000, message=b"replaced by a newer connection")
+            await previous.socket.close(code=4000, message=b"replaced by a newer connection")
         try:
-            await self._relay(session_id, stream.address, player)
+            await self._relay(session_id, stream.address, connection)
         finally:
-            if self.connections.get(session_id) is player:
+            if self.connections.get(session_id) is connection:
                 del self.connections[session_id]
-                self.broker.disconnect(session_id, self.clock())
+                self.broker.disconnect(session_id, stream.name, self.clock())
             await self._settle()
         return player
 
-    async def _relay(self, session_id: str, address: str, player: web.WebSocketResponse) -> None:
+    async def _relay(self, session_id: str, address: str, connection: Connection) -> None:
+        """Relays one player's signalling to its stream. Only a failure of the stream's signalling server before
+        it took the player requeues the session (and only for the connection still current); the player's own
+        socket failing, or either side closing later, ends this connection and nothing else."""
         url = f"http://{address}:{self.settings.signalling_port}/"
-        relay = Relay("", self.turn.peer_options(session_id, self.clock()))
+        player = connection.socket
+        identity = self.broker.sessions[session_id].identity
+        relay = Relay("", self.turn.peer_options(identity, self.clock()))
         try:
-            async with (
-                aiohttp.ClientSession() as client,
-                client.ws_connect(
-                    url, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30, timeout=aiohttp.ClientWSTimeout(ws_close=5)
-                ) as upstream,
-            ):
-                await upstream.send_str(encode({"type": "listStreamers"}))
-                ids = await asyncio.wait_for(self._streamer_list(upstream, player, relay), STREAMER_LIST_TIMEOUT)
-                if len(ids) != 1:
-                    log.warning("stream at %s offered %d streamers, not one: skipping it", address, len(ids))
-                    raise ConnectionError("not exactly one streamer")
+            async with aiohttp.ClientSession() as client:
+                try:
+                    upstream = await client.ws_connect(
+                        url, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30, timeout=aiohttp.ClientWSTimeout(ws_close=5)
+                    )
+                    await upstream.send_str(encode({"type": "listStreamers"}))
+                    ids = await asyncio.wait_for(self._streamer_list(upstream, player, relay), STREAMER_LIST_TIMEOUT)
+                    if len(ids) != 1:
+                        log.warning("stream at %s offered %d streamers, not one: skipping it", address, len(ids))
+                        raise ConnectionError("not exactly one streamer")
+                except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError, OSError):
+                    if self.connections.get(session_id) is connection:
+                        self.metrics.count("refused", "stream-unavailable")
+                        self.broker.refused(session_id, connection.stream, self.clock())
+                    await player.close(code=4001, message=b"the stream was not ready; you keep your place")
+                    return
                 relay.streamer_id = ids[0]
-                await self._pump(upstream, player, relay)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ConnectionError):
-            self.metrics.count("refused", "stream-unavailable")
-            self.broker.refused(session_id, self.clock())
-            await player.close(code=4001, message=b"the stream was not ready; you keep your place in the queue")
+                async with upstream:
+                    await self._pump(upstream, player, relay)
+        except PlayerGone:
+            pass
         finally:
             for kind, count in relay.dropped.items():
                 self.metrics.count("dropped", kind, count)
@@ -309,32 +372,40 @@ class SessionService:
                 return ids
             forward = relay.from_stream(message.data)
             if forward is not None:
-                await player.send_str(forward)
+                await _to_player(player, forward)
         raise ConnectionError("the signalling server closed before listing its streamers")
 
     @staticmethod
     async def _pump(upstream: aiohttp.ClientWebSocketResponse, player: web.WebSocketResponse, relay: Relay) -> None:
+        budget = MessageBudget()
+
         async def player_to_stream() -> None:
             async for message in player:
+                if not budget.take(asyncio.get_running_loop().time()):
+                    await player.close(code=4008, message=b"too many signalling messages")
+                    return
                 if message.type != aiohttp.WSMsgType.TEXT:
                     continue
                 to_stream, to_player = relay.from_player(message.data)
                 if to_stream is not None:
                     await upstream.send_str(to_stream)
                 if to_player is not None:
-                    await player.send_str(to_player)
+                    await _to_player(player, to_player)
 
         async def stream_to_player() -> None:
             async for message in upstream:
                 if message.type == aiohttp.WSMsgType.TEXT:
                     forward = relay.from_stream(message.data)
                     if forward is not None:
-                        await player.send_str(forward)
+                        await _to_player(player, forward)
 
         tasks = [asyncio.create_task(player_to_stream()), asyncio.create_task(stream_to_player())]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            task.cancel()
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         await upstream.close()
         await player.close(code=4002, message=b"the stream ended")
 
@@ -362,9 +433,9 @@ class SessionService:
             await asyncio.sleep(seconds)
 
     async def _refresh_streams(self) -> None:
-        ready = await self.list_streams()
+        ready, draining = await self.list_streams()
         self.streams_fresh_at = self.clock()
-        self.broker.set_streams(ready, self.clock())
+        self.broker.set_streams(ready, self.clock(), draining)
         await self._settle()
 
     async def _refresh_turn(self) -> None:
@@ -373,18 +444,23 @@ class SessionService:
     async def _settle(self) -> None:
         """Applies the clock, closes the signalling of sessions that ended, writes deletion costs."""
         self.broker.tick(self.clock())
-        self.turn.retain({s.id for s in self.broker.sessions.values() if s.state in HOLDING})
-        for session_id, player in list(self.connections.items()):
+        self.turn.retain({s.identity for s in self.broker.sessions.values() if s.state in HOLDING})
+        for session_id, connection in list(self.connections.items()):
             session = self.broker.sessions.get(session_id)
-            if session is None or session.state not in HOLDING:
+            if session is None or session.state not in HOLDING or session.stream != connection.stream:
+                # Ended, or moved to another stream: this connection's stream is not the session's any more.
                 self.connections.pop(session_id, None)
-                reason = session.ended_reason if session else "ended"
-                await player.close(code=4003, message=f"session ended: {reason}".encode())
+                reason = (session.ended_reason if session else None) or "ended"
+                await connection.socket.close(code=4003, message=f"session ended: {reason}".encode())
         for stream, busy in self.broker.cost_changes().items():
             try:
                 await self.set_deletion_cost(stream, busy)
             except Exception as error:
                 log.warning("deletion cost of %s not written: %s", stream, error)
+
+
+def _nothing() -> None:
+    pass
 
 
 @web.middleware
@@ -418,7 +494,7 @@ def service_from_env() -> SessionService:
     )
     namespace = settings.namespace
 
-    async def list_streams() -> dict[str, str]:
+    async def list_streams() -> tuple[dict[str, str], dict[str, str]]:
         return await asyncio.to_thread(kube_streams.list_streams, namespace, settings.stream_selector)
 
     async def list_turn_nodes() -> list[str]:

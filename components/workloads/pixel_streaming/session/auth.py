@@ -41,6 +41,10 @@ class ReplayCache:
     _seen: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def seen(self, token_id: str) -> bool:
+        with self._lock:
+            return token_id in self._seen
+
     def take(self, token_id: str, expires: float, now: float) -> bool:
         """True the first time `token_id` is presented, False on every replay."""
         with self._lock:
@@ -52,6 +56,15 @@ class ReplayCache:
                     raise Refused("too many launch links in flight; try again shortly")
             self._seen[token_id] = expires
             return True
+
+
+@dataclass(frozen=True)
+class Link:
+    """A launch link that checked out, not spent yet."""
+
+    identity: str
+    token_id: str
+    expires: float
 
 
 @dataclass
@@ -71,7 +84,13 @@ class SignedLinks:
             jwt.PyJWKClient(self.jwks_url, cache_keys=True, lifespan=300, timeout=10) if self.jwks_url else None
         )
 
-    def identity(self, token: str, now: float | None = None) -> str:
+    def spend(self, link: Link, now: float) -> None:
+        """Takes the link's token id, or refuses a link taken already."""
+        if not self.replays.take(link.token_id, link.expires, now):
+            raise Refused("the launch link was used already")
+
+    def check(self, token: str, now: float | None = None) -> Link:
+        """The player a link names, if the link is valid (its signature, audience, lifetime, not used yet)."""
         now = time.time() if now is None else now
         try:
             if self._jwks is not None:
@@ -97,9 +116,9 @@ class SignedLinks:
             raise Refused(f"the launch link lives longer than {self.max_lifetime_seconds} seconds")
         if claims["iat"] > now + LEEWAY_SECONDS:
             raise Refused("the launch link was issued in the future")
-        if not self.replays.take(claims["jti"], float(claims["exp"]), now):
+        if self.replays.seen(claims["jti"]):
             raise Refused("the launch link was used already")
-        return f"link:{claims['sub']}"
+        return Link(f"link:{claims['sub']}", claims["jti"], float(claims["exp"]))
 
 
 @dataclass

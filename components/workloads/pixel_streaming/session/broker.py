@@ -4,8 +4,12 @@ Pure state (no I/O, the clock is passed in), so that every rule is tested direct
 - an identity (an authenticated player) holds at most one session; joining again returns the same one;
 - players are served in arrival order; a stream is given to exactly one session at a time;
 - an assigned player must connect within `claim_seconds`, a disconnected one may come back within
-  `reconnect_seconds`; after that, or after `max_session_seconds`, the session ends and the stream is free;
-- a stream that goes away (not ready, terminating) ends the session that held it;
+  `reconnect_seconds`; after that, or after `max_session_seconds`, the session ends and the stream is free; a
+  queued player who stops asking for its place for `queue_idle_seconds` leaves the queue;
+- a stream that is terminating keeps its player until the session ends (the pod's preStop hook waits for it)
+  but takes no new one; a stream that goes away ends the session that held it;
+- what a signalling connection reports (it closed, its stream refused it) counts only for the stream that
+  connection was made to: a connection the session has since left behind changes nothing;
 - a stream whose signalling refused a player is skipped for `quarantine_seconds` and the player keeps its
   place at the head of the queue.
 """
@@ -45,6 +49,8 @@ class Session:
     id: str
     identity: str
     created: float
+    seen: float = 0.0
+    """When the player last asked for the session (joined, or polled its status)."""
     state: State = State.QUEUED
     stream: str | None = None
     deadline: float | None = None
@@ -59,6 +65,8 @@ class Stream:
     address: str
     session: str | None = None
     quarantined_until: float = 0.0
+    draining: bool = False
+    """Terminating: its player may stay, nobody new comes."""
 
 
 @dataclass
@@ -82,6 +90,9 @@ class BrokerSettings:
     """What a player at the head of the queue waits when there is no history to go by: one new stream's start."""
     ended_memory_seconds: float = 120
     """How long an ended session still answers its status (so the page can say why it ended)."""
+    queue_idle_seconds: float = 90
+    """A queued player who has not asked for its place this long has gone (a background tab's timers still run
+    at least once a minute)."""
 
 
 @dataclass
@@ -96,14 +107,23 @@ class Broker:
 
     # -- players -------------------------------------------------------------------------------------------
 
+    def holds(self, identity: str) -> bool:
+        """Whether `identity` has a session that has not ended."""
+        existing = self._by_identity.get(identity)
+        return bool(existing) and self.sessions[existing].state != State.ENDED
+
+    def full(self) -> bool:
+        return len(self.queue) >= self.settings.max_queue
+
     def join(self, identity: str, now: float) -> Session:
         """The identity's session: the one it holds, or a new one at the end of the queue."""
         existing = self._by_identity.get(identity)
         if existing and self.sessions[existing].state != State.ENDED:
+            self.sessions[existing].seen = now
             return self.sessions[existing]
-        if len(self.queue) >= self.settings.max_queue:
+        if self.full():
             raise QueueFull()
-        session = Session(secrets.token_urlsafe(24), identity, now)
+        session = Session(secrets.token_urlsafe(24), identity, now, seen=now)
         self.sessions[session.id] = session
         self._by_identity[identity] = session.id
         self.queue.append(session.id)
@@ -124,16 +144,16 @@ class Broker:
         session.state, session.deadline = State.CONNECTED, None
         return self.streams[session.stream]
 
-    def disconnect(self, session_id: str, now: float) -> None:
-        """The player's signalling connection closed: its stream waits `reconnect_seconds` for it."""
+    def disconnect(self, session_id: str, stream: str, now: float) -> None:
+        """The player's signalling connection to `stream` closed: the stream waits `reconnect_seconds` for it."""
         session = self.sessions.get(session_id)
-        if session and session.state == State.CONNECTED:
+        if session and session.state == State.CONNECTED and session.stream == stream:
             session.state, session.deadline = State.RECONNECTING, now + self.settings.reconnect_seconds
 
-    def refused(self, session_id: str, now: float) -> None:
-        """The stream's signalling could not take the player: quarantine the stream, requeue the player first."""
+    def refused(self, session_id: str, stream: str, now: float) -> None:
+        """`stream`'s signalling could not take the player: quarantine the stream, requeue the player first."""
         session = self.sessions.get(session_id)
-        if session is None or session.state not in HOLDING:
+        if session is None or session.state not in HOLDING or session.stream != stream:
             return
         stream = self.streams.get(session.stream or "")
         if stream:
@@ -147,6 +167,7 @@ class Broker:
         session = self.sessions.get(session_id)
         if session is None:
             return None
+        session.seen = now
         if session.state == State.ENDED:
             return Status(State.ENDED, reason=session.ended_reason)
         if session.state != State.QUEUED:
@@ -166,15 +187,21 @@ class Broker:
 
     # -- streams -------------------------------------------------------------------------------------------
 
-    def set_streams(self, ready: dict[str, str], now: float) -> None:
-        """The streams that may take players now (name -> address), as the Kubernetes API lists them."""
+    def set_streams(self, ready: dict[str, str], now: float, draining: dict[str, str] | None = None) -> None:
+        """The streams as the Kubernetes API lists them (name -> address): those that may take players, and those
+        terminating, which keep the player they have."""
+        draining = draining or {}
         for name in list(self.streams):
             stream = self.streams[name]
-            if ready.get(name) != stream.address:
-                del self.streams[name]
-                holder = self.sessions.get(stream.session or "")
-                if holder and holder.state in HOLDING:
-                    self._end(holder, now, "stream-ended")
+            if ready.get(name) == stream.address:
+                continue
+            if draining.get(name) == stream.address and stream.session is not None:
+                stream.draining = True
+                continue
+            del self.streams[name]
+            holder = self.sessions.get(stream.session or "")
+            if holder and holder.state in HOLDING:
+                self._end(holder, now, "stream-ended")
         for name, address in ready.items():
             self.streams.setdefault(name, Stream(name, address))
         self._assign(now)
@@ -190,6 +217,8 @@ class Broker:
                         del self._by_identity[session.identity]
             elif session.deadline is not None and now >= session.deadline:
                 self._end(session, now, "claim-expired" if session.state == State.ASSIGNED else "disconnected")
+            elif session.state == State.QUEUED and now - session.seen >= self.settings.queue_idle_seconds:
+                self._end(session, now, "left-queue")
             elif limit and session.assigned_at is not None and now - session.assigned_at >= limit:
                 self._end(session, now, "time-limit")
         self._assign(now)
@@ -203,8 +232,9 @@ class Broker:
 
     def counts(self) -> dict[str, int]:
         holding = sum(1 for s in self.sessions.values() if s.state in HOLDING)
-        free = sum(1 for s in self.streams.values() if s.session is None)
-        return {"queued": len(self.queue), "playing": holding, "streams": len(self.streams), "free": free}
+        ready = [s for s in self.streams.values() if not s.draining]
+        free = sum(1 for s in ready if s.session is None)
+        return {"queued": len(self.queue), "playing": holding, "streams": len(ready), "free": free}
 
     def demand_ratio(self) -> float:
         """Players (playing and queued) per ready stream; with no stream, players + 1 (or 0 without players),
@@ -220,7 +250,7 @@ class Broker:
     def _free_stream(self, now: float) -> Stream | None:
         for name in sorted(self.streams):
             stream = self.streams[name]
-            if stream.session is None and stream.quarantined_until <= now:
+            if stream.session is None and not stream.draining and stream.quarantined_until <= now:
                 return stream
         return None
 
@@ -242,6 +272,9 @@ class Broker:
         stream = self.streams.get(session.stream or "")
         if stream and stream.session == session.id:
             stream.session = None
-            self._cost_changes[stream.name] = False
+            if stream.draining:
+                del self.streams[stream.name]  # its pod is going; nothing to mark
+            else:
+                self._cost_changes[stream.name] = False
         session.state, session.stream, session.ended_reason = State.ENDED, None, reason
         session.deadline = now + self.settings.ended_memory_seconds

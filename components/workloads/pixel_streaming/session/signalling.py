@@ -22,7 +22,19 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_MESSAGE_BYTES = 256 * 1024
+# An Unreal offer is a few kilobytes; nothing a player sends is larger.
+MAX_MESSAGE_BYTES = 64 * 1024
+# The protocol's message names (lib-pixelstreamingcommon MessageRegistry): what a dropped message is counted as;
+# any other name counts as `other`, so a player cannot make up metric series.
+KNOWN_TYPES = frozenset(
+    {
+        *("answer", "config", "disconnectPlayer", "endpointId", "endpointIdConfirm", "iceCandidate", "identify"),
+        *("listStreamers", "offer", "ping", "playerConnected", "playerCount", "playerDisconnected", "pong"),
+        *("stats", "streamerDisconnected", "streamerList", "subscribe", "unsubscribe", "layerPreference"),
+        *("dataChannelRequest", "peerDataChannels", "peerDataChannelsReady", "streamerDataChannels"),
+        *("startStreaming", "stopStreaming", "subscribeFailed", "streamerIdChanged"),
+    }
+)
 # The only streamer name a player ever sees.
 PUBLIC_STREAMER_ID = "stream"
 
@@ -102,7 +114,8 @@ class Relay:
         return None
 
     def _drop(self, kind: str) -> tuple[None, None]:
-        self.dropped[kind] = self.dropped.get(kind, 0) + 1
+        label = kind if kind in KNOWN_TYPES or kind == "invalid" else "other"
+        self.dropped[label] = self.dropped.get(label, 0) + 1
         return None, None
 
 

@@ -2,8 +2,9 @@
 
 A stream may take a player when its pod carries the stream labels, was created by a ReplicaSet (the stream
 Deployment's; a pod made by hand has no controller), is Ready (its signalling server has a streamer: the
-readiness probe asks it), is not terminating, and has an address. The session service marks the busy ones so that capacity goes where
-nobody plays: a pod deletion cost, so that a scale-in removes idle streams first (the ReplicaSet controller
+readiness probe asks it), is not terminating, and has an address. A terminating pod's player keeps it until
+the pod is gone; nobody new is sent there. The session service marks the busy ones so that capacity goes
+where nobody plays: a pod deletion cost, so that a scale-in removes idle streams first (the ReplicaSet controller
 deletes the pods with the lowest `controller.kubernetes.io/pod-deletion-cost` first), and
 `cluster-autoscaler.kubernetes.io/safe-to-evict: "false"`, so that the cluster autoscaler never takes the node
 of a stream with a player; both are lifted when the stream is free again.
@@ -19,25 +20,29 @@ DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 
 
-def ready_streams(pod_list: dict) -> dict[str, str]:
-    """Pod name -> pod IP of the streams that may take a player."""
-    streams = {}
+def stream_pods(pod_list: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """Pod name -> pod IP of the streams that may take a player, and of those terminating (their player stays
+    while the pod's preStop hook waits for it; nobody new comes)."""
+    ready, draining = {}, {}
     for pod in pod_list.get("items", []):
         metadata, status = pod.get("metadata", {}), pod.get("status", {})
         owners = metadata.get("ownerReferences", [])
-        if metadata.get("deletionTimestamp") or not status.get("podIP"):
+        if not status.get("podIP"):
             continue
         if not any(o.get("controller") and o.get("kind") == "ReplicaSet" for o in owners):
             continue
+        if metadata.get("deletionTimestamp"):
+            draining[metadata["name"]] = status["podIP"]
+            continue
         conditions = status.get("conditions", [])
         if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
-            streams[metadata["name"]] = status["podIP"]
-    return streams
+            ready[metadata["name"]] = status["podIP"]
+    return ready, draining
 
 
-def list_streams(namespace: str, selector: str) -> dict[str, str]:
+def list_streams(namespace: str, selector: str) -> tuple[dict[str, str], dict[str, str]]:
     query = urllib.parse.urlencode({"labelSelector": selector})
-    return ready_streams(kube.call("GET", f"/api/v1/namespaces/{namespace}/pods?{query}"))
+    return stream_pods(kube.call("GET", f"/api/v1/namespaces/{namespace}/pods?{query}"))
 
 
 def busy_annotations(busy: bool) -> dict[str, str | None]:

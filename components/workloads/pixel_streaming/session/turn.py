@@ -1,13 +1,14 @@
-"""TURN for one session: which TURN node, and credentials that name the session and expire in minutes.
+"""TURN for one player: which TURN node, and credentials that name the player and expire in minutes.
 
-Credentials are coturn's TURN REST API ones (`use-auth-secret`): user `<expiry>:<identity>`, password
-base64(HMAC-SHA1(shared secret, user)). The identity is derived from the session (never its cookie value), so
-coturn's `user-quota` bounds the allocations of one session on a node. A credential only opens allocations
+Credentials are coturn's TURN REST API ones (`use-auth-secret`): user `<expiry>:<name>`, password
+base64(HMAC-SHA1(shared secret, user)). The name is derived from the player's identity (the launch link's
+subject, the ID token's, or the anonymous session's), never from a cookie, so coturn's `user-quota` bounds the
+allocations of one player on a node however many sessions it cycles through. A credential only opens allocations
 until it expires: coturn keeps the key of an allocation it has authenticated and refreshes it with that
 (ns_turn_server.c `check_stun_auth`, `hmackey_set`, coturn 4.17.1), so a running session outlives its
 credential, and every new signalling connection of the session (a reconnect) gets a fresh one.
 
-Each session is given one TURN node, the one holding the fewest sessions, so that its allocations (one per
+Each player is given one TURN node, the one holding the fewest players, so that its allocations (one per
 URL: UDP, TCP, and TLS when configured) sit on one node instead of one per node.
 """
 
@@ -28,9 +29,9 @@ def credentials(secret: str, ttl_seconds: int, now: float, identity: str) -> tup
     return username, base64.b64encode(digest).decode()
 
 
-def turn_identity(secret: str, session_id: str) -> str:
-    """A session's name on the TURN servers: stable for the session, and not the session's cookie."""
-    return hmac.new(secret.encode(), f"session:{session_id}".encode(), hashlib.sha256).hexdigest()[:20]
+def turn_name(secret: str, identity: str) -> str:
+    """A player's name on the TURN servers: stable for the player, and telling nothing about who it is."""
+    return hmac.new(secret.encode(), f"player:{identity}".encode(), hashlib.sha256).hexdigest()[:20]
 
 
 def turn_addresses(node_list: dict) -> list[str]:
@@ -56,33 +57,33 @@ class TurnSettings:
 class TurnPool:
     settings: TurnSettings
     addresses: list[str] = field(default_factory=list)
-    _by_session: dict[str, str] = field(default_factory=dict)
+    _by_identity: dict[str, str] = field(default_factory=dict)
 
     def set_addresses(self, addresses: list[str]) -> None:
         self.addresses = addresses
-        self._by_session = {s: a for s, a in self._by_session.items() if a in addresses}
+        self._by_identity = {i: a for i, a in self._by_identity.items() if a in addresses}
 
-    def retain(self, session_ids: set[str]) -> None:
-        """Forgets the TURN node of every session but `session_ids` (the ones holding a stream)."""
-        self._by_session = {s: a for s, a in self._by_session.items() if s in session_ids}
+    def retain(self, identities: set[str]) -> None:
+        """Forgets the TURN node of every player but `identities` (the ones holding a stream)."""
+        self._by_identity = {i: a for i, a in self._by_identity.items() if i in identities}
 
-    def node_for(self, session_id: str) -> str | None:
-        """The session's TURN node: kept while it stays ready, else the least loaded one."""
-        current = self._by_session.get(session_id)
+    def node_for(self, identity: str) -> str | None:
+        """The player's TURN node: kept while it stays ready, else the least loaded one."""
+        current = self._by_identity.get(identity)
         if current in self.addresses or not self.addresses:
             return current
         load = {address: 0 for address in self.addresses}
-        for address in self._by_session.values():
+        for address in self._by_identity.values():
             load[address] += 1
         chosen = min(self.addresses, key=lambda a: (load[a], a))
-        self._by_session[session_id] = chosen
+        self._by_identity[identity] = chosen
         return chosen
 
-    def peer_options(self, session_id: str, now: float) -> dict[str, Any]:
-        """The RTCConfiguration of the session's player: its TURN node only, relay only (the streams are
-        reachable through the relay alone, and the player's own addresses stay with the player)."""
+    def peer_options(self, identity: str, now: float) -> dict[str, Any]:
+        """The RTCConfiguration of a player: its TURN node only, relay only (the streams are reachable through
+        the relay alone, and the player's own addresses stay with the player)."""
         settings = self.settings
-        node = self.node_for(session_id)
+        node = self.node_for(identity)
         urls = []
         if node:
             urls = [f"turn:{node}:{settings.port}?transport=udp", f"turn:{node}:{settings.port}?transport=tcp"]
@@ -91,7 +92,7 @@ class TurnPool:
         servers = []
         if urls:
             username, credential = credentials(
-                settings.secret, settings.ttl_seconds, now, turn_identity(settings.secret, session_id)
+                settings.secret, settings.ttl_seconds, now, turn_name(settings.secret, identity)
             )
             servers = [{"urls": urls, "username": username, "credential": credential}]
         return {"iceServers": servers, "iceTransportPolicy": "relay"}
