@@ -4,6 +4,7 @@ credentials per player. The service as a whole, with a browser, is in test_sessi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -102,6 +103,7 @@ def test_a_stream_that_goes_away_ends_its_session_and_the_player_can_join_again(
     b = broker()
     alice = b.join("link:alice", T0)
     b.set_streams(STREAMS, T0)
+    b.connect(alice.id, T0)
     b.set_streams({"stream-b": STREAMS["stream-b"]}, T0 + 1)
     assert b.status(alice.id, T0 + 1).state == State.ENDED and alice.ended_reason == "stream-ended"
     again = b.join("link:alice", T0 + 2)
@@ -112,8 +114,20 @@ def test_a_stream_whose_address_changes_is_a_new_stream() -> None:
     b = broker()
     alice = b.join("link:alice", T0)
     b.set_streams({"stream-a": "10.0.192.10"}, T0)
+    b.connect(alice.id, T0)
     b.set_streams({"stream-a": "10.0.192.99"}, T0 + 1)
     assert alice.state == State.ENDED
+
+
+def test_players_whose_streams_go_before_they_connect_keep_their_places_at_the_head() -> None:
+    b = broker()
+    first, second, third = (b.join(f"link:{name}", T0 + i) for i, name in enumerate(("a", "b", "c")))
+    b.set_streams(STREAMS, T0 + 5)
+    assert (first.stream, second.stream) == ("stream-a", "stream-b")
+    # One pod is deleted, the other terminates: neither assigned player had connected.
+    b.set_streams({}, T0 + 6, draining={"stream-b": STREAMS["stream-b"]})
+    assert list(b.queue) == [first.id, second.id, third.id] and not b.streams
+    assert b.cost_changes() == {"stream-a": True, "stream-b": True}, "nothing written to pods that are going"
 
 
 def test_a_refused_player_keeps_the_head_of_the_queue_and_the_stream_is_skipped_for_a_while() -> None:
@@ -149,7 +163,8 @@ def test_a_terminating_stream_keeps_its_player_takes_nobody_new_and_goes_when_th
     b.connect(alice.id, T0)
     b.set_streams({}, T0 + 1, draining={"stream-a": STREAMS["stream-a"]})
     assert alice.state == State.CONNECTED and b.connect(alice.id, T0 + 1).name == "stream-a"
-    assert bob.state == State.QUEUED and b.counts()["streams"] == 0 and b.demand_ratio() == 3
+    # Bob needs a stream; alice does not need one of the ready ones: no ready stream, one player + 1.
+    assert bob.state == State.QUEUED and b.counts()["streams"] == 0 and b.demand_ratio() == 2
     b.cost_changes()
     b.leave(alice.id, T0 + 2)
     assert "stream-a" not in b.streams and bob.state == State.QUEUED and b.cost_changes() == {}
@@ -527,6 +542,51 @@ def test_a_player_gets_one_turn_node_relay_only_with_credentials_that_name_it_an
 
 def test_without_turn_nodes_a_player_gets_no_servers() -> None:
     assert TurnPool(TurnSettings(secret="s")).peer_options("x", T0)["iceServers"] == []
+
+
+# -- the service's own bookkeeping of signalling connections ------------------------------------------------
+
+
+class UnansweredSocket:
+    """A player's websocket whose player never answers the close frame (aiohttp would wait for it)."""
+
+    def __init__(self) -> None:
+        self.close_code: int | None = None
+
+    async def close(self, code: int, message: bytes) -> None:
+        self.close_code = code
+        await asyncio.Event().wait()
+
+
+def test_settling_closes_left_behind_connections_without_waiting_and_keeps_the_current_ones() -> None:
+    """A settle round decides and takes out in one step: nothing made while it would wait for a slow player is
+    closed for another connection's reasons, and no player that never answers holds it up."""
+    from pixelstream.workloads.pixel_streaming.session.app import Connection, SessionService, Settings
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    async def scenario() -> None:
+        b = broker()
+        service = SessionService(
+            Settings(), b, TurnPool(TurnSettings("s")), None, nothing, nothing, nothing, clock=lambda: T0
+        )
+        gone, moved, staying = (b.join(f"link:{name}", T0) for name in ("gone", "moved", "staying"))
+        b.set_streams({**STREAMS, "stream-c": "10.0.192.12", "stream-d": "10.0.192.13"}, T0)
+        sockets = {s.id: UnansweredSocket() for s in (gone, moved, staying)}
+        for session in (gone, moved, staying):
+            service.connections[session.id] = Connection(sockets[session.id], b.connect(session.id, T0).name)
+        b.leave(gone.id, T0)
+        b.refused(moved.id, "stream-b", T0)  # requeued, and at once given another stream
+        assert moved.state == State.ASSIGNED and moved.stream not in (None, "stream-b")
+        await asyncio.wait_for(service._settle(), 1)
+        await asyncio.sleep(0)
+        assert set(service.connections) == {staying.id}
+        assert [sockets[s.id].close_code for s in (gone, moved, staying)] == [4003, 4003, None]
+        for task in list(service._closing):
+            task.cancel()
+
+    asyncio.run(scenario())
 
 
 # -- metrics --------------------------------------------------------------------------------------------------

@@ -86,6 +86,19 @@ async def close_code(socket: aiohttp.ClientWebSocketResponse, seconds: float = 1
     return socket.close_code
 
 
+async def flood(socket: aiohttp.ClientWebSocketResponse, count: int) -> int | None:
+    """Sends `count` pings as fast as it can while reading, so the service's close frame is read when it comes
+    (a client that only writes may see its connection reset instead)."""
+    closed = asyncio.create_task(close_code(socket))
+    with contextlib.suppress(ConnectionError):
+        for _ in range(count):
+            if closed.done():
+                break
+            await socket.send_str(json.dumps({"type": "ping", "time": 0}))
+            await asyncio.sleep(0)
+    return await closed
+
+
 async def refused_status(player: Player, query: str = "", **kw: Any) -> int:
     try:
         socket = await player.signalling(query, **kw)
@@ -387,12 +400,31 @@ def test_a_player_flooding_its_signalling_is_cut_off(edge: Edge) -> None:
             await player.join(launch_link("alice"))
             socket = await player.signalling()
             await receive(socket, "config")
-            with contextlib.suppress(ConnectionError):
-                for _ in range(300):
-                    await socket.send_str(json.dumps({"type": "ping", "time": 0}))
-            return await close_code(socket)
+            return await flood(socket, 300)
         finally:
             await player.close()
 
     assert asyncio.run(scenario()) == 4008
     assert len(pod.server.from_players()) <= 101  # the service's listStreamers and the burst, no more
+
+
+def test_reconnecting_does_not_refill_a_sessions_signalling_budget(edge: Edge) -> None:
+    edge.add_stream("stream-a")
+    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+
+    async def scenario() -> int | None:
+        player = Player(edge)
+        try:
+            await player.join(launch_link("alice"))
+            socket = await player.signalling()
+            await receive(socket, "config")
+            for _ in range(80):  # within one burst
+                await socket.send_str(json.dumps({"type": "ping", "time": 0}))
+            await socket.close()
+            socket = await player.signalling()
+            await receive(socket, "config")
+            return await flood(socket, 80)  # another 80 at once: past what the session had left
+        finally:
+            await player.close()
+
+    assert asyncio.run(scenario()) == 4008

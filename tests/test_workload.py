@@ -291,6 +291,7 @@ def test_stream_pod_placement_probes_and_drain(dev: Plan) -> None:
     assert "exec" not in signalling["livenessProbe"], "liveness does not depend on the Unreal app"
     assert spec["terminationGracePeriodSeconds"] >= 120
     assert by_name["streamer"]["lifecycle"]["preStop"]["exec"]["command"][0] == "bash"
+    assert signalling["lifecycle"] == by_name["streamer"]["lifecycle"], "Wilbur outlives the drain too"
     env = {e["name"]: e.get("value") for e in by_name["streamer"]["env"]}
     capabilities = set(env["NVIDIA_DRIVER_CAPABILITIES"].split(","))
     assert {"video", "graphics"} <= capabilities

@@ -265,6 +265,9 @@ def _signalling_container(image: str, settings: StreamerSettings) -> dict[str, A
         "startupProbe": streamer_connected_probe(period=10, failures=periods),
         "readinessProbe": streamer_connected_probe(period=5),
         "livenessProbe": {"tcpSocket": {"port": "signalling"}, "periodSeconds": 20, "failureThreshold": 3},
+        # Wilbur must outlive the Unreal app's drain: as PID 1 without a SIGTERM handler it would, but only by
+        # accident; the same hook holds its SIGTERM while a player is connected.
+        "lifecycle": drain_hook(settings),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
         "securityContext": security_context(SIGNALLING_UID),
         "resources": SIGNALLING_RESOURCES,

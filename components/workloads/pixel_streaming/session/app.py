@@ -49,7 +49,8 @@ from .turn import TurnPool, TurnSettings, turn_addresses
 
 log = logging.getLogger("session")
 COOKIE = "pxsession"
-STREAMER_LIST_TIMEOUT = 10
+# How long a stream's signalling server has to accept the connection and list its streamer.
+STREAM_ANSWER_SECONDS = 10
 
 
 class PlayerGone(Exception):
@@ -73,8 +74,9 @@ class Connection:
 
 @dataclass
 class MessageBudget:
-    """What one connection may send: `per_second` messages a second, `burst` at once. A negotiation is a few
-    dozen messages; a player's input travels on the WebRTC data channel, not here."""
+    """What one session may send on its signalling, across its reconnects: `per_second` messages a second,
+    `burst` at once. A negotiation is a few dozen messages; a player's input travels on the WebRTC data channel,
+    not here."""
 
     per_second: float = 20
     burst: float = 100
@@ -177,7 +179,9 @@ class SessionService:
     clock: Callable[[], float] = time.time
     metrics: Metrics = field(default_factory=Metrics)
     connections: dict[str, Connection] = field(default_factory=dict)
+    budgets: dict[str, MessageBudget] = field(default_factory=dict)
     streams_fresh_at: float = 0.0
+    _closing: set[asyncio.Task] = field(default_factory=set)
 
     # -- HTTP ----------------------------------------------------------------------------------------------
 
@@ -314,7 +318,7 @@ class SessionService:
         previous = self.connections.get(session_id)
         self.connections[session_id] = connection
         if previous is not None:
-            await previous.socket.close(code=4000, message=b"replaced by a newer connection")
+            self._close_soon(previous.socket, 4000, "replaced by a newer connection")
         try:
             await self._relay(session_id, stream.address, connection)
         finally:
@@ -335,11 +339,9 @@ class SessionService:
         try:
             async with aiohttp.ClientSession() as client:
                 try:
-                    upstream = await client.ws_connect(
-                        url, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30, timeout=aiohttp.ClientWSTimeout(ws_close=5)
+                    upstream, ids = await asyncio.wait_for(
+                        self._open(client, url, player, relay), STREAM_ANSWER_SECONDS
                     )
-                    await upstream.send_str(encode({"type": "listStreamers"}))
-                    ids = await asyncio.wait_for(self._streamer_list(upstream, player, relay), STREAMER_LIST_TIMEOUT)
                     if len(ids) != 1:
                         log.warning("stream at %s offered %d streamers, not one: skipping it", address, len(ids))
                         raise ConnectionError("not exactly one streamer")
@@ -350,8 +352,9 @@ class SessionService:
                     await player.close(code=4001, message=b"the stream was not ready; you keep your place")
                     return
                 relay.streamer_id = ids[0]
+                budget = self.budgets.setdefault(session_id, MessageBudget())
                 async with upstream:
-                    await self._pump(upstream, player, relay)
+                    await self._pump(upstream, player, relay, budget)
         except PlayerGone:
             pass
         finally:
@@ -359,30 +362,39 @@ class SessionService:
                 self.metrics.count("dropped", kind, count)
 
     @staticmethod
-    async def _streamer_list(
-        upstream: aiohttp.ClientWebSocketResponse, player: web.WebSocketResponse, relay: Relay
-    ) -> list[str]:
-        """Reads the signalling server until it answers our `listStreamers`, passing on what the player may
-        see meanwhile (its `config`, rewritten)."""
+    async def _open(
+        client: aiohttp.ClientSession, url: str, player: web.WebSocketResponse, relay: Relay
+    ) -> tuple[aiohttp.ClientWebSocketResponse, list[str]]:
+        """Connects to the stream's signalling server and reads it until it answers our `listStreamers`,
+        passing on what the player may see meanwhile (its `config`, rewritten)."""
+        upstream = await client.ws_connect(
+            url, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30, timeout=aiohttp.ClientWSTimeout(ws_close=5)
+        )
+        await upstream.send_str(encode({"type": "listStreamers"}))
         async for message in upstream:
             if message.type != aiohttp.WSMsgType.TEXT:
                 break
             ids = streamer_ids(message.data)
             if ids is not None:
-                return ids
+                return upstream, ids
             forward = relay.from_stream(message.data)
             if forward is not None:
                 await _to_player(player, forward)
         raise ConnectionError("the signalling server closed before listing its streamers")
 
     @staticmethod
-    async def _pump(upstream: aiohttp.ClientWebSocketResponse, player: web.WebSocketResponse, relay: Relay) -> None:
-        budget = MessageBudget()
+    async def _pump(
+        upstream: aiohttp.ClientWebSocketResponse, player: web.WebSocketResponse, relay: Relay, budget: MessageBudget
+    ) -> None:
+        """Relays both ways until either side ends, then closes both: here, after both directions stopped, so
+        that no close is cut short by the other direction's end."""
+        ending = (4002, b"the stream ended")
 
         async def player_to_stream() -> None:
+            nonlocal ending
             async for message in player:
                 if not budget.take(asyncio.get_running_loop().time()):
-                    await player.close(code=4008, message=b"too many signalling messages")
+                    ending = (4008, b"too many signalling messages")
                     return
                 if message.type != aiohttp.WSMsgType.TEXT:
                     continue
@@ -407,7 +419,7 @@ class SessionService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         await upstream.close()
-        await player.close(code=4002, message=b"the stream ended")
+        await player.close(code=ending[0], message=ending[1])
 
     # -- background ----------------------------------------------------------------------------------------
 
@@ -444,19 +456,30 @@ class SessionService:
     async def _settle(self) -> None:
         """Applies the clock, closes the signalling of sessions that ended, writes deletion costs."""
         self.broker.tick(self.clock())
-        self.turn.retain({s.identity for s in self.broker.sessions.values() if s.state in HOLDING})
+        holding = {s.id: s for s in self.broker.sessions.values() if s.state in HOLDING}
+        self.turn.retain({s.identity for s in holding.values()})
+        self.budgets = {i: b for i, b in self.budgets.items() if i in holding}
+        # Decided and taken out in one step (no await in between): a connection made meanwhile is never the
+        # one closed for its predecessor's reasons.
         for session_id, connection in list(self.connections.items()):
-            session = self.broker.sessions.get(session_id)
-            if session is None or session.state not in HOLDING or session.stream != connection.stream:
+            session = holding.get(session_id)
+            if session is None or session.stream != connection.stream:
                 # Ended, or moved to another stream: this connection's stream is not the session's any more.
-                self.connections.pop(session_id, None)
-                reason = (session.ended_reason if session else None) or "ended"
-                await connection.socket.close(code=4003, message=f"session ended: {reason}".encode())
+                del self.connections[session_id]
+                ended = self.broker.sessions.get(session_id)
+                reason = (ended.ended_reason if ended else None) or "ended"
+                self._close_soon(connection.socket, 4003, f"session ended: {reason}")
         for stream, busy in self.broker.cost_changes().items():
             try:
                 await self.set_deletion_cost(stream, busy)
             except Exception as error:
                 log.warning("deletion cost of %s not written: %s", stream, error)
+
+    def _close_soon(self, socket: web.WebSocketResponse, code: int, message: str) -> None:
+        """Closes `socket` in the background: a player that never answers the close frame holds up nobody."""
+        task = asyncio.create_task(socket.close(code=code, message=message.encode()))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
 
 def _nothing() -> None:

@@ -6,8 +6,10 @@ Pure state (no I/O, the clock is passed in), so that every rule is tested direct
 - an assigned player must connect within `claim_seconds`, a disconnected one may come back within
   `reconnect_seconds`; after that, or after `max_session_seconds`, the session ends and the stream is free; a
   queued player who stops asking for its place for `queue_idle_seconds` leaves the queue;
-- a stream that is terminating keeps its player until the session ends (the pod's preStop hook waits for it)
-  but takes no new one; a stream that goes away ends the session that held it;
+- a stream that is terminating keeps a connected player until the session ends (the pod's preStop hooks wait
+  for it) but takes no new one; a player it was assigned who has not connected yet goes back to the head of the
+  queue (the hooks wait for connected players only), as it does when its stream goes away; a stream that goes
+  away ends the session of a player who had connected to it;
 - what a signalling connection reports (it closed, its stream refused it) counts only for the stream that
   connection was made to: a connection the session has since left behind changes nothing;
 - a stream whose signalling refused a player is skipped for `quarantine_seconds` and the player keeps its
@@ -141,7 +143,7 @@ class Broker:
         session = self.sessions.get(session_id)
         if session is None or session.state not in HOLDING or session.stream not in self.streams:
             raise NotAssigned()
-        session.state, session.deadline = State.CONNECTED, None
+        session.state, session.deadline, session.seen = State.CONNECTED, None, now
         return self.streams[session.stream]
 
     def disconnect(self, session_id: str, stream: str, now: float) -> None:
@@ -159,8 +161,7 @@ class Broker:
         if stream:
             stream.session, stream.quarantined_until = None, now + self.settings.quarantine_seconds
             self._cost_changes[stream.name] = False
-        session.state, session.stream, session.deadline, session.assigned_at = State.QUEUED, None, None, None
-        self.queue.appendleft(session.id)
+        self._requeue_first(session, now)
         self._assign(now)
 
     def status(self, session_id: str, now: float) -> Status | None:
@@ -191,17 +192,25 @@ class Broker:
         """The streams as the Kubernetes API lists them (name -> address): those that may take players, and those
         terminating, which keep the player they have."""
         draining = draining or {}
+        unclaimed: list[Session] = []
         for name in list(self.streams):
             stream = self.streams[name]
             if ready.get(name) == stream.address:
                 continue
-            if draining.get(name) == stream.address and stream.session is not None:
-                stream.draining = True
-                continue
-            del self.streams[name]
             holder = self.sessions.get(stream.session or "")
-            if holder and holder.state in HOLDING:
-                self._end(holder, now, "stream-ended")
+            if holder is None or holder.state not in HOLDING:
+                del self.streams[name]
+            elif holder.state != State.ASSIGNED and draining.get(name) == stream.address:
+                stream.draining = True  # its player stays until the session ends
+            else:
+                del self.streams[name]  # its pod is gone or going: nothing to mark
+                if holder.state == State.ASSIGNED:
+                    unclaimed.append(holder)  # never connected: back to the head of the queue
+                else:
+                    self._end(holder, now, "stream-ended")
+        # In the order they were served, the first served ending up first in the queue.
+        for session in reversed(sorted(unclaimed, key=lambda s: (s.assigned_at or 0, s.created))):
+            self._requeue_first(session, now)
         for name, address in ready.items():
             self.streams.setdefault(name, Stream(name, address))
         self._assign(now)
@@ -237,13 +246,14 @@ class Broker:
         return {"queued": len(self.queue), "playing": holding, "streams": len(ready), "free": free}
 
     def demand_ratio(self) -> float:
-        """Players (playing and queued) per ready stream; with no stream, players + 1 (or 0 without players),
-        so that the autoscaler always asks for more while anyone waits (the reference matchmaker's contract)."""
-        counts = self.counts()
-        players = counts["queued"] + counts["playing"]
-        if counts["streams"] == 0:
+        """Players (queued, and playing on a ready stream) per ready stream; with no ready stream, players + 1
+        (or 0 without players), so that the autoscaler always asks for more while anyone waits (the reference
+        matchmaker's contract). Players on terminating streams need no stream of the ready ones."""
+        ready = [s for s in self.streams.values() if not s.draining]
+        players = len(self.queue) + sum(1 for s in ready if s.session is not None)
+        if not ready:
             return float(players + 1 if players else 0)
-        return players / counts["streams"]
+        return players / len(ready)
 
     # -- internals -----------------------------------------------------------------------------------------
 
@@ -265,6 +275,12 @@ class Broker:
             session.deadline, session.assigned_at = now + self.settings.claim_seconds, now
             self._assignments.append(now)
             self._cost_changes[stream.name] = True
+
+    def _requeue_first(self, session: Session, now: float) -> None:
+        """Back to the head of the queue, as if the player had just asked for its place."""
+        session.state, session.stream, session.deadline, session.assigned_at = State.QUEUED, None, None, None
+        session.seen = now
+        self.queue.appendleft(session.id)
 
     def _end(self, session: Session, now: float, reason: str) -> None:
         if session.state == State.QUEUED:

@@ -15,6 +15,7 @@ const ENDED = {
   'claim-expired': 'Your turn passed before the stream connected.',
   disconnected: 'You were disconnected for too long.',
   'time-limit': 'Your session reached its time limit.',
+  'left-queue': 'You left the queue (the page stopped asking for your place).',
   left: 'You left.'
 };
 let stream = null;
