@@ -208,9 +208,10 @@ def test_a_player_plays_its_stream_through_the_relay_with_its_sessions_credentia
         )
         assert streamer.execute_script("return window.peerStates()") in (["connected"], ["completed"])
         # The streamer saw the player only as a relayed candidate: the player spoke through coturn.
-        assert streamer.execute_async_script("window.candidateTypes().then(arguments[arguments.length - 1])") == [
-            "relay"
-        ]
+        # (The nominated pair shows in the stats a moment after the connection state: asked until it does.)
+        candidates = "window.candidateTypes().then(arguments[arguments.length - 1])"
+        wait_for(lambda: streamer.execute_async_script(candidates) != [None], "the nominated candidate pair")
+        assert streamer.execute_async_script(candidates) == ["relay"]
         usernames = set(_usernames(coturn_log.read_text()))
         assert len(usernames) == 1, usernames
         [username] = usernames
