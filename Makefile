@@ -34,7 +34,8 @@ $(CHECKOV_VENV)/.installed:
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet "checkov>=3.3,<4"
 	touch $@
 
-## check: for every stack, the offline plan, then strict Kubernetes schemas, the policy pack and checkov
+## check: for every stack, the offline plan, then strict Kubernetes schemas, the policy pack and checkov; then the
+## workflows' trust rules
 check: $(INSTALLED) $(CHECKOV_VENV)/.installed
 	@set -e; for stack in $(STACKS); do \
 	  echo "== $$stack"; \
@@ -45,6 +46,7 @@ check: $(INSTALLED) $(CHECKOV_VENV)/.installed
 	  $(CHECKOV) -d build/$$stack/manifests --framework kubernetes --skip-download --quiet --compact -o json > build/$$stack/checkov.json || true; \
 	  $(PY) -m pixelstream.tools.checks checkov build/$$stack; \
 	done
+	@$(PY) -m pixelstream.tools.checks workflows .github
 
 ## simulate: the capacity simulator: the reference's settings, dev and prod side by side on one trace
 ## (TRACE=launch-burst|steady-day|flash-crowd|file.csv), written to build/simulate/ (summary.json, timeline.png)

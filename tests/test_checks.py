@@ -135,11 +135,15 @@ def test_the_workflow_and_its_action_pass_their_schemas(tmp_path: Path) -> None:
     assert schema_check("vendor.github-workflows", workflow).returncode == 0
     assert schema_check("vendor.github-actions", ROOT / ".github" / "actions" / "setup" / "action.yml").returncode == 0
     document = yaml.safe_load(workflow.read_text())
-    preview = document["jobs"]["preview"]
+    preview = document["jobs"]["preview-pull-request"]
     action = next(step for step in preview["steps"] if str(step.get("uses", "")).startswith("pulumi/actions@"))
     assert action["with"]["command"] == "preview" and action["with"]["comment-on-pr"] is True
     assert action["with"]["policyPacks"] == "policy"
     assert preview["permissions"]["pull-requests"] == "write"
+    main_preview = next(
+        step for step in document["jobs"]["preview"]["steps"] if str(step.get("uses", "")).startswith("pulumi/actions@")
+    )
+    assert main_preview["with"]["comment-on-summary"] is True, "prod's approvers read the preview in the summary"
     deploy = next(
         step for step in document["jobs"]["deploy"]["steps"] if str(step.get("uses", "")).startswith("pulumi/actions@")
     )

@@ -116,14 +116,18 @@ def test_the_images_workflow_builds_every_change_and_publishes_only_from_main(tm
     assert set(triggers) == {"pull_request", "push", "workflow_dispatch"}
     assert triggers["push"]["branches"] == ["main"]
     assert workflow["permissions"] == {"contents": "read"}
-    steps = workflow["jobs"]["session"]["steps"]
-    login = next(s for s in steps if s.get("uses", "").startswith("docker/login-action"))
-    build = next(s for s in steps if s.get("uses", "").startswith("docker/build-push-action"))
-    assert login["if"] == "github.event_name != 'pull_request'", "a pull request gets no registry login"
-    assert build["with"]["push"] == "${{ github.event_name != 'pull_request' }}"
-    assert build["with"]["context"] == "components/workloads"
-    assert build["with"]["file"] == str(DOCKERFILE.relative_to(ROOT))
-    assert build["with"]["platforms"] == "linux/amd64,linux/arm64"
+    jobs = workflow["jobs"]
+    assert jobs["build"]["if"] == "github.event_name == 'pull_request'" and "permissions" not in jobs["build"]
+    assert jobs["publish"]["if"] == "github.event_name != 'pull_request'", "a pull request publishes nothing"
+    assert jobs["publish"]["permissions"] == {"contents": "read", "packages": "write"}
+    assert not [s for s in jobs["build"]["steps"] if s.get("uses", "").startswith("docker/login-action")]
+    for name, push in (("build", False), ("publish", True)):
+        build = next(s for s in jobs[name]["steps"] if s.get("uses", "").startswith("docker/build-push-action"))
+        assert build["with"]["push"] is push
+        assert build["with"]["context"] == "components/workloads"
+        assert build["with"]["file"] == str(DOCKERFILE.relative_to(ROOT))
+        assert build["with"]["platforms"] == "linux/amd64,linux/arm64"
+    steps = jobs["publish"]["steps"]
     version_step = next(s for s in steps if s.get("id") == "image")
     assert "SESSION_VERSION" in version_step["run"] and SESSION_VERSION
     assert IMAGES["session"].endswith(f"/session:{SESSION_VERSION}")

@@ -6,6 +6,7 @@
     python -m pixelstream.tools.checks checkov build/dev     # checkov's JSON report against checkov-allowlist.yaml
     python -m pixelstream.tools.checks policy-config --stack-file stacks/Pulumi.prod.yaml
                                                        # that policy configuration, for --policy-pack-config
+    python -m pixelstream.tools.checks workflows .github    # the delivery trust model (tools/workflows.py)
 
 Each prints one line per problem and exits non-zero when there is any.
 """
@@ -24,6 +25,7 @@ import yaml
 
 from ..config import StackConfig
 from .policies import policy_config, run_policies_on_build
+from .workflows import check_directory
 
 # Custom resources whose schema comes with their chart's CRDs, which are installed by Helm at deploy time
 # and cannot be fetched here: they are checked by this project's tests instead (the reason is printed).
@@ -108,8 +110,10 @@ def unexpected_findings(findings: list[tuple[str, str, str]], allowlist: list[Al
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pixelstream.tools.checks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("check", choices=["manifests", "policies", "checkov", "policy-config"])
-    parser.add_argument("build", type=Path, nargs="?", help="a stack's build directory, e.g. build/dev")
+    parser.add_argument("check", choices=["manifests", "policies", "checkov", "policy-config", "workflows"])
+    parser.add_argument(
+        "build", type=Path, nargs="?", help="a stack's build directory, e.g. build/dev (workflows: .github)"
+    )
     parser.add_argument("--allowlist", type=Path, default=Path("checkov-allowlist.yaml"))
     parser.add_argument("--stack-file", type=Path, help="the stack's settings, for the policies' configuration")
     options = parser.parse_args(argv)
@@ -120,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if options.build is None:
         parser.error(f"{options.check} needs a build directory")
-    if options.check == "manifests":
+    if options.check == "workflows":
+        problems = check_directory(options.build)
+        print(f"{options.build}: {len(problems)} problems with the workflows' trust rules")
+    elif options.check == "manifests":
         version = kubernetes_version(options.build)
         problems, skipped = validate_manifests(options.build, version)
         for line in skipped:
