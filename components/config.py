@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,11 +23,11 @@ from pydantic import (
 )
 
 from .addons.config import AddonsConfig, check_addons
-from .config_base import NAMESPACE, ConfigError, ConfigModel, depth, translate
+from .config_base import NAMESPACE, ConfigError, ConfigModel, KeyPattern, depth, matches, translate, under
 from .media_path import check_media_path
-from .oci.config import ClusterConfig, NetworkConfig, NodePoolsConfig, check_oci
+from .oci.config import OCI_CREDENTIALS, ClusterConfig, NetworkConfig, NodePoolsConfig, check_oci
 from .oci.regions import OCI_REGIONS
-from .secrets import secret_paths, secret_values
+from .secrets import KeyPath, leaves, secret_paths, secret_values
 from .stack_file import MAX_DEPTH, OFFLINE_PLACEHOLDERS, read_stack_config
 from .workloads.ai_workers.config import AiWorkersConfig
 from .workloads.config import WorkloadConfig
@@ -63,15 +63,29 @@ class StackConfig(ConfigModel):
         return value
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> StackConfig:
-        """Validate raw config values (keys as in the stack file, without namespace) into a StackConfig."""
+    def parse(
+        cls, raw: Mapping[str, Any], secrets: Collection[str] = (), encrypted: Collection[KeyPath] | None = None
+    ) -> StackConfig:
+        """Validate raw config values (keys as in the stack file, without namespace) into a StackConfig. No
+        message repeats a value under a credential key, nor the text of `secrets` (the stack's secret values).
+        With `encrypted` (the paths the stack file encrypts), a credential outside them is refused first."""
         for key, value in raw.items():
             if depth(value) > MAX_DEPTH:
                 raise ConfigError(key, f"is nested deeper than {MAX_DEPTH} levels")
+        if encrypted is not None:
+            check_credentials_encrypted(raw, encrypted)
+        hidden = {*secrets, *secret_values(raw, credential_paths(raw))}
+        try:
+            return cls._parse(raw, hidden)
+        except ConfigError as error:
+            raise error.without(hidden) from None
+
+    @classmethod
+    def _parse(cls, raw: Mapping[str, Any], hidden: Collection[str]) -> StackConfig:
         try:
             config = cls.model_validate(dict(raw))
         except ValidationError as error:
-            raise translate(error, cls) from None
+            raise translate(error, cls, CREDENTIALS, hidden) from None
         # Each layer checks itself, the lower layers first: a workload may rely on a valid cluster.
         check_oci(config)
         check_addons(config)
@@ -179,12 +193,47 @@ def load_stack_config(namespace: str = NAMESPACE) -> StackConfig:
             raise ConfigError(key, "is not valid YAML/JSON for a structured value", namespace) from None
         if value is not None:
             raw[key] = value
-    stack_config = StackConfig.parse(raw)
-    stack_config.check_region(pulumi.Config("oci").get("region"))
     secret_keys = [key for key in raw if is_config_secret(f"{namespace}:{key}")]
     paths = secret_paths(namespace, secret_keys, raw, pulumi.get_stack())
-    stack_config._secrets = secret_values(raw, paths)
-    for workload in stack_config.workloads():
-        if workload.enabled:
-            workload.check_secrets(stack_config.secrets)
+    secrets = secret_values(raw, paths)
+    stack_config = StackConfig.parse(raw, secrets, encrypted=paths)
+    stack_config.check_region(pulumi.Config("oci").get("region"))
+    stack_config._secrets = secrets
     return stack_config
+
+
+def _workload_credentials() -> list[KeyPattern]:
+    found = []
+    for name, field in StackConfig.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, WorkloadConfig):
+            found += [(field.alias or name, *pattern) for pattern in annotation.CREDENTIALS]
+    return found
+
+
+# Every credential key of every layer (stack-file key paths; "*" any key or index).
+CREDENTIALS: tuple[KeyPattern, ...] = (*OCI_CREDENTIALS, *_workload_credentials())
+
+
+def credential_paths(raw: Mapping[str, Any]) -> list[KeyPath]:
+    """The leaves of `raw` at or under a credential key."""
+    return [path for path in leaves(dict(raw)) if any(under(path, pattern) for pattern in CREDENTIALS)]
+
+
+def _dotted(path: KeyPath) -> str:
+    return ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+
+
+def check_credentials_encrypted(raw: Mapping[str, Any], secret: Collection[KeyPath]) -> None:
+    """Every credential the stack sets must be a secret (`secure:` in the stack file): one line naming the first
+    one in plain text, without its value. A value of the wrong shape is left to the type check (which does not
+    show it either)."""
+    for path in credential_paths(raw):
+        if not any(matches(path, pattern) for pattern in CREDENTIALS):
+            continue
+        if not any(path[: len(s)] == tuple(s) for s in secret):
+            key = _dotted(path)
+            raise ConfigError(
+                key,
+                f"is plain text in the stack file; store it encrypted: pulumi config set --secret --path {key} <value>",
+            )

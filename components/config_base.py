@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 from typing import Annotated, Any
 
 import pulumi
@@ -28,8 +29,44 @@ class ConfigError(pulumi.RunError):
     """A stack config value is invalid. The message names the key path, the value and what is allowed."""
 
     def __init__(self, path: str, message: str, namespace: str = NAMESPACE) -> None:
-        self.path = path
+        self.path, self.message, self.namespace = path, message, namespace
         super().__init__(f"{namespace}:{path}: {message}")
+
+    def without(self, secrets: Collection[str]) -> ConfigError:
+        """The same error with every secret's text in its message replaced by a placeholder."""
+        message = redact(self.message, secrets)
+        return self if message == self.message else ConfigError(self.path, message, self.namespace)
+
+
+# What a message says in place of a value it must not repeat.
+NOT_SHOWN = "(secret, not shown)"
+# A secret shorter than this is replaced only where it stands as a whole word (so "7" spares "v1.27").
+_WHOLE_WORD_BELOW = 8
+# A key path pattern: its parts are keys, or "*" for any index of a list.
+KeyPattern = tuple[str, ...]
+
+
+def redact(text: str, secrets: Collection[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= _WHOLE_WORD_BELOW:
+            text = text.replace(secret, NOT_SHOWN)
+        elif secret:
+            text = re.sub(rf"(?<![\w.]){re.escape(secret)}(?![\w.])", NOT_SHOWN, text)
+    return text
+
+
+def matches(path: Sequence[str | int], pattern: KeyPattern) -> bool:
+    """Whether `path` is exactly a key `pattern` names."""
+    return len(path) == len(pattern) and all(
+        isinstance(k, int) if p == "*" else p == k for p, k in zip(pattern, path, strict=True)
+    )
+
+
+def under(path: Sequence[str | int], pattern: KeyPattern) -> bool:
+    """Whether `path` is at or inside the key `pattern` names (its list, for a pattern of the list's items)."""
+    while pattern and pattern[-1] == "*":
+        pattern = pattern[:-1]
+    return len(path) >= len(pattern) and all(p == "*" or p == k for p, k in zip(pattern, path, strict=False))
 
 
 def show(value: Any) -> str:
@@ -97,11 +134,20 @@ def _allowed_keys(root: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
 
-def translate(error: ValidationError, root: type[BaseModel]) -> ConfigError:
+def translate(
+    error: ValidationError,
+    root: type[BaseModel],
+    credentials: Collection[KeyPattern] = (),
+    secrets: Collection[str] = (),
+) -> ConfigError:
+    """One line for pydantic's first error; a value at or inside a `credentials` key, or holding one of
+    `secrets`, is never shown."""
     first = error.errors()[0]
     loc = [p for p in first["loc"]]
     path = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
     kind, value = first["type"], first.get("input")
+    if any(under(loc, pattern) for pattern in credentials) or redact(show(value), secrets) != show(value):
+        value = NOT_SHOWN
     if kind == "missing":
         hint = " (pulumi config set compartmentId <compartment OCID>)" if path == "compartmentId" else ""
         message = f"is required{hint}"
@@ -118,4 +164,4 @@ def translate(error: ValidationError, root: type[BaseModel]) -> ConfigError:
     more = len(error.errors()) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return ConfigError(path, message)
+    return ConfigError(path, message).without(secrets)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 from conftest import ROOT, free_port
-from test_addons import plan_with
+from test_addons import plan_with, stack_with
 from test_config import invalid_raw
 from tools import require
 
@@ -38,7 +38,9 @@ import docker_api_stand_in  # noqa: E402
 
 MODEL = {"pipeline": "text-to-image", "modelId": "ByteDance/SDXL-Lightning"}
 SECRET = "an-external-orchestrator-secret"
+# As the program reads it (decrypted), and as a stack file holds it (encrypted).
 EXTERNAL = {"mode": "external", "address": "orch.example.net:8935", "secret": SECRET}
+EXTERNAL_IN_FILE = {**EXTERNAL, "secret": {"secure": "v1:orchestrator-secret"}}
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +230,7 @@ def test_dev_and_prod_run_no_ai_workers() -> None:
 
 
 def test_an_external_orchestrator(tmp_path: Path) -> None:
-    plan = plan_with(tmp_path, "ai", aiWorkers={"orchestrator": {"mode": "external", "host": None, **EXTERNAL}})
+    plan = plan_with(tmp_path, "ai", aiWorkers={"orchestrator": {"host": None, **EXTERNAL_IN_FILE}})
     kinds = {(obj["kind"], obj["metadata"]["name"]) for obj in plan.manifests().values()}
     assert not [k for k in kinds if k[1].startswith("ai-orchestrator") and k[0] != "Secret"], kinds
     assert not [r for r in plan.of_type("random:index/randomPassword:RandomPassword") if "orchestrator" in r.name]
@@ -237,9 +239,18 @@ def test_an_external_orchestrator(tmp_path: Path) -> None:
     assert manifest(plan, "secret", "ai-orchestrator-secret")["stringData"] == {"secret": "[secret]"}
     assert plan.outputs["aiOrchestratorAddress"] == "orch.example.net:8935"
     assert "aiOrchestratorSecret" not in plan.outputs, "you hold that orchestrator's secret"
-    plan.write(tmp_path / "build")
-    written = "".join(p.read_text() for p in (tmp_path / "build").rglob("*") if p.is_file())
-    assert SECRET not in written
+
+
+def test_an_orchestrator_secret_in_plain_text_is_refused_without_repeating_it(tmp_path: Path, capsys) -> None:
+    stack_file = stack_with(tmp_path, "ai", aiWorkers={"orchestrator": {**EXTERNAL, "host": None}})
+    args = ["--stack", "ai", "--stack-file", str(stack_file), "--project-dir", str(ROOT), "--out", str(tmp_path)]
+    assert main(args) == 2
+    printed = capsys.readouterr()
+    assert printed.err.strip().splitlines() == [
+        "error: pixelstream:aiWorkers.orchestrator.secret: is plain text in the stack file; store it encrypted: "
+        "pulumi config set --secret --path aiWorkers.orchestrator.secret <value>"
+    ]
+    assert SECRET not in printed.out + printed.err
 
 
 def test_a_secure_secret_from_the_stack_file_never_reaches_the_build(tmp_path: Path, capsys) -> None:
@@ -540,6 +551,8 @@ def test_a_short_secret_is_refused_without_repeating_it() -> None:
 def test_the_plan_fails_with_that_one_line(case: str, tmp_path: Path, capsys) -> None:
     _, workers, _, path, _ = next(c for c in INVALID if c[0] == case)
     document = yaml.safe_load((ROOT / "stacks" / "Pulumi.ai.yaml").read_text())
+    if "secret" in workers.get("orchestrator", {}):  # as a stack file must hold it
+        workers = {**workers, "orchestrator": {**workers["orchestrator"], "secret": {"secure": "v1:secret"}}}
     document["config"]["pixelstream:aiWorkers"].update(workers)
     stack_file = tmp_path / "Pulumi.bad.yaml"
     stack_file.write_text(yaml.safe_dump(document))

@@ -166,6 +166,24 @@ def test_the_job_contract_environment(onprem: Plan, oke: Plan) -> None:
     assert par["RESULTS_ACCESS"] == "preAuthenticatedRequest"
 
 
+def test_a_secret_variable_reaches_the_job_by_reference_and_never_as_a_value(tmp_path: Path) -> None:
+    from pixelstream.tools.offline import SECRET_PLACEHOLDER
+
+    render = {**JOBS_ON_OKE["types"]["render"], "env": {"QUALITY": "high", "API_TOKEN": {"secure": "v1:token"}}}
+    plan = plan_with(tmp_path, "prod", jobs={**JOBS_ON_OKE, "types": {"render": render}})
+    env = {e["name"]: e for e in _pod(plan, "render")["containers"][0]["env"]}
+    assert env["API_TOKEN"] == {
+        "name": "API_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "render-env", "key": "API_TOKEN"}},
+    }
+    assert env["QUALITY"] == {"name": "QUALITY", "value": "high"}, "a plain variable stays a value"
+    secret = plan.manifests()["render-jobs.secret.render-env.yaml"]
+    assert secret["stringData"] == {"API_TOKEN": "[secret]"}
+    plan.write(tmp_path / "build")
+    written = "".join(p.read_text() for p in (tmp_path / "build").rglob("*") if p.is_file())
+    assert SECRET_PLACEHOLDER not in written
+
+
 def test_rbac_is_namespaced_and_minimal(onprem: Plan, oke: Plan) -> None:
     for plan, namespace in ((onprem, "gpu-jobs"), (oke, "render-jobs")):
         jobs = plan.named("pixelstream:index:GpuJobs", "gpu-jobs")

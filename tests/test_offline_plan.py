@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import runpy
@@ -236,11 +237,27 @@ def test_a_region_with_one_availability_domain_rejects_index_two(tmp_path: Path)
 PLANNABLE_INVALID = [case for case in INVALID if "compartmentId" in invalid_raw(case[1])]
 
 
+def encrypted_credentials(raw: dict, but: str) -> dict:
+    """`raw` as a stack file holds it: every credential `secure:` (the offline plan puts a valid stand-in in its
+    place), but the one the case is about, which stays as it is."""
+    from pixelstream.config import credential_paths
+
+    raw = copy.deepcopy(raw)
+    for key_path in credential_paths(raw):
+        dotted = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in key_path).replace(".[", "[")
+        if not dotted.startswith(but):
+            parent = raw
+            for part in key_path[:-1]:
+                parent = parent[part]
+            parent[key_path[-1]] = {"secure": "v1:offline"}
+    return raw
+
+
 @pytest.mark.parametrize(
     ("case", "overrides", "path", "words"), PLANNABLE_INVALID, ids=[c[0] for c in PLANNABLE_INVALID]
 )
 def test_every_invalid_config_fails_the_plan_with_one_line(case, overrides, path, words, tmp_path, capsys) -> None:
-    raw = invalid_raw(overrides)
+    raw = encrypted_credentials(invalid_raw(overrides), but=path)
     config = {f"pixelstream:{key}": value for key, value in raw.items()}
     stack_file = tmp_path / "Pulumi.bad.yaml"
     stack_file.write_text(yaml.safe_dump({"config": config}))

@@ -118,7 +118,7 @@ def test_a_plain_text_ngc_key_is_refused_without_showing_it(tmp_path: Path, caps
     status, lines, everything, _ = run_plan(_dev(simulation={**FLEET, "ngcApiKey": "nvapi-leaky"}), tmp_path, capsys)
     assert status == 2 and lines == [
         "error: pixelstream:simulation.ngcApiKey: is plain text in the stack file; store it encrypted: "
-        "pulumi config set --secret --path simulation.ngcApiKey <key>"
+        "pulumi config set --secret --path simulation.ngcApiKey <value>"
     ]
     assert "nvapi-leaky" not in everything and not (tmp_path / "fuzz").exists(), "refused before anything"
 

@@ -834,3 +834,84 @@ def test_the_readme_lists_every_turn_node_host_port() -> None:
     for what, (first, last) in TURN_NODE_HOST_PORTS.items():
         ports = str(first) if first == last else f"{first}-{last}"
         assert f"| {ports} | {what} |" in readme, what
+
+
+# -- credentials: every key that holds one ---------------------------------------------------------------------
+
+# A value a message could repeat: long enough that it cannot appear by chance, numeric as a VPN key may be.
+LEAKY = "98765432101234567"
+
+
+def _credential_stack(key: str, value: Any) -> str:
+    """A stack file that sets credential `key` (dotted) to `value` and is otherwise valid."""
+    documents = {
+        "cluster.existing.kubeconfig": ("onprem", {}),
+        "network.onPremises.sharedSecrets[0]": ("hybrid", {}),
+        "simulation.ngcApiKey": ("dev", {"simulation": FLEET}),
+        "aiWorkers.orchestrator.secret": (
+            "ai",
+            {
+                "aiWorkers": {
+                    **STACKS["ai"]["config"]["pixelstream:aiWorkers"],
+                    "orchestrator": {"mode": "external", "address": "orch.example.net:8935"},
+                }
+            },
+        ),
+        "streaming.players.auth.oidc.clientSecret": (
+            "dev",
+            {
+                "streaming": {
+                    "ingress": {"host": "play.example.com"},
+                    "players": {
+                        "auth": {"mode": "oidc", "oidc": {"issuerUrl": "https://idp.example", "clientId": "game"}}
+                    },
+                }
+            },
+        ),
+    }
+    stack, overrides = documents[key]
+    document = copy.deepcopy(STACKS[stack])
+    document["config"].update({f"pixelstream:{k}": v for k, v in overrides.items()})
+    parts = tuple(key.replace("[0]", "").split("."))
+    if key.endswith("[0]"):
+        return yaml.safe_dump(_set(document, parts, [value, {"secure": "v1:second"}]))
+    return yaml.safe_dump(_set(document, parts, value))
+
+
+CREDENTIAL_KEYS = (
+    "cluster.existing.kubeconfig",
+    "network.onPremises.sharedSecrets[0]",
+    "simulation.ngcApiKey",
+    "aiWorkers.orchestrator.secret",
+    "streaming.players.auth.oidc.clientSecret",
+)
+
+
+def test_the_credential_cases_cover_every_credential_key() -> None:
+    from pixelstream.config import CREDENTIALS
+
+    assert {".".join(p).removesuffix(".*") for p in CREDENTIALS} == {k.replace("[0]", "") for k in CREDENTIAL_KEYS}
+
+
+@pytest.mark.parametrize("key", CREDENTIAL_KEYS)
+def test_a_credential_in_plain_text_is_refused_in_one_line_without_its_value(key, tmp_path, capsys) -> None:
+    status, lines, everything, _ = run_plan(_credential_stack(key, LEAKY), tmp_path, capsys)
+    assert status == 2 and lines == [
+        f"error: pixelstream:{key}: is plain text in the stack file; store it encrypted: "
+        f"pulumi config set --secret --path {key} <value>"
+    ]
+    assert LEAKY not in everything
+
+
+@pytest.mark.parametrize("key", CREDENTIAL_KEYS)
+@pytest.mark.parametrize("value", [int(LEAKY), {"key": LEAKY}, [LEAKY]], ids=["number", "mapping", "list"])
+def test_a_credential_of_the_wrong_type_is_named_without_its_value(key, value, tmp_path, capsys) -> None:
+    status, lines, everything, _ = run_plan(_credential_stack(key, value), tmp_path, capsys)
+    assert status == 2 and len(lines) == 1 and lines[0].startswith(f"error: pixelstream:{key}"), lines
+    assert LEAKY not in everything and "Traceback" not in everything
+
+
+def test_a_credential_encrypted_in_the_stack_file_plans(tmp_path, capsys) -> None:
+    for key in CREDENTIAL_KEYS:
+        status, lines, _, _ = run_plan(_credential_stack(key, {"secure": "v1:ciphertext"}), tmp_path, capsys)
+        assert status == 0, (key, lines)

@@ -30,10 +30,13 @@ from ..constants import (
 )
 from ..placement import OKE_PLACEMENT, Placement
 from .cluster import KUBERNETES_VERSIONS
-from .existing_config import ExistingClusterConfig, check_existing_cluster
+from .existing_config import EXISTING_CLUSTER_CREDENTIALS, ExistingClusterConfig, check_existing_cluster
 from .security import WORLD
 from .shapes import FLEX_SHAPES, GPU_SHAPES, KNOWN_SHAPES, STREAMING_GPU_SHAPES, is_gpu, shape_sizing_problem
-from .vpn_config import OnPremisesConfig, check_on_premises
+from .vpn_config import VPN_CREDENTIALS, OnPremisesConfig, check_on_premises
+
+# The network and cluster layers' credentials (stack-file key paths).
+OCI_CREDENTIALS = (*EXISTING_CLUSTER_CREDENTIALS, *VPN_CREDENTIALS)
 
 if TYPE_CHECKING:
     from ..config import StackConfig

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic.alias_generators import to_camel, to_snake
 
-from ..config_base import Cidr, ConfigError, ConfigModel, check_unique
+from ..config_base import Cidr, ConfigError, ConfigModel, KeyPattern, check_unique
 from ..constants import GPU_NODE_LABEL, GPU_TAINT, TURN_NODE_LABEL, TURN_TAINT, label_problem
 from ..placement import NodePlacement, parse_taint
 
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 # session service's pod patches are held by one) and has sidecar containers on by default (the jobs' virtual
 # display, since 1.29); 1.34 the newest this program is rendered and validated against.
 EXISTING_MINORS = range(30, 35)
+# The existing cluster's credentials: `secure:` in the stack file, never repeated in a message.
+EXISTING_CLUSTER_CREDENTIALS: tuple[KeyPattern, ...] = (("cluster", "existing", "kubeconfig"),)
 _VERSION = re.compile(r"^v1\.(\d+)\.\d+$")
 # A Pulumi stack name: `stack`, `project/stack` or `organization/project/stack`.
 _STACK_NAME = re.compile(r"^([A-Za-z0-9_.-]+/){0,2}[A-Za-z0-9_.-]+$")

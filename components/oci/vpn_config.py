@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic.alias_generators import to_camel
 
-from ..config_base import Cidr, ConfigError, ConfigModel, check_unique
+from ..config_base import Cidr, ConfigError, ConfigModel, KeyPattern, check_unique
 
 if TYPE_CHECKING:
     from ..config import StackConfig
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 # Oracle's own BGP ASN in the commercial cloud: the on-premises side cannot use it.
 ORACLE_BGP_ASN = 31898
 TUNNELS = 2
+# The tunnels' pre-shared keys: `secure:` in the stack file, never repeated in a message.
+VPN_CREDENTIALS: tuple[KeyPattern, ...] = (("network", "onPremises", "sharedSecrets", "*"),)
 # OCI: a shared secret of at most 255 letters, digits and spaces.
 _SHARED_SECRET = re.compile(r"^[A-Za-z0-9 ]{1,255}$")
 # Addresses a VPN device on the internet cannot have.

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, Protocol
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 from pydantic.alias_generators import to_camel
 
 from ..addons.charts import ADDON_NAMESPACES, ENGINE_NAMESPACES
-from ..config_base import ConfigError, ConfigModel
+from ..config_base import ConfigError, ConfigModel, KeyPattern
 from ..quantities import quantity
 from .images import image_problem, version_problem
 
@@ -41,15 +41,14 @@ class WorkloadConfig(ConfigModel):
 
     enabled: bool = True
     namespace: str
+    CREDENTIALS: ClassVar[tuple[KeyPattern, ...]] = ()
+    """Key paths (below the workload's own key) that hold credentials: each must be `secure:` in the stack file,
+    and no message repeats its value."""
 
     def check(self, config: StackConfig) -> None:
         """Raise ConfigError for a bad value of this workload's keys (`config`: the whole stack's, for what the
         workload needs of the layers below)."""
         raise NotImplementedError
-
-    def check_secrets(self, secrets: Collection[str]) -> None:
-        """Raise ConfigError for a credential of this workload that the stack file holds in plain text
-        (`secrets`: the plain text of the stack's secret values). Nothing to check by default."""
 
 
 def check_namespace(config: StackConfig, key: str) -> None:

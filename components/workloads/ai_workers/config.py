@@ -90,6 +90,7 @@ class AiWorkersConfig(WorkloadConfig):
     models: list[ModelConfig] = []
     runner: RunnerConfig = RunnerConfig()
     weights: WeightsConfig = WeightsConfig()
+    CREDENTIALS = (("orchestrator", "secret"),)
 
     def check(self, config: StackConfig) -> None:
         check_namespace(config, "aiWorkers")

@@ -14,7 +14,7 @@ from ...placement import OKE_PLACEMENT, Placement
 from ..images import floating
 from .kafka import KafkaCluster, KafkaClusterArgs, KafkaPool, Topic
 from .results import Access, JobResults, JobResultsArgs
-from .scaled_jobs import JobContext, JobType, scaled_job_spec
+from .scaled_jobs import JobContext, JobType, env_secret_name, scaled_job_spec
 
 SERVICE_ACCOUNT = "gpu-job"
 KEDA_API_VERSION = "keda.sh/v1alpha1"
@@ -115,13 +115,14 @@ class GpuJobs(pulumi.ComponentResource):
             image_pull_secrets=args.image_pull_secrets,
         )
         for job in args.job_types:
+            secrets = [self._env_secret(job, args.namespace)] if job.secret_env else []
             k8s.apiextensions.CustomResource(
                 job.name,
                 api_version=KEDA_API_VERSION,
                 kind="ScaledJob",
                 metadata={"name": job.name, "namespace": args.namespace, "labels": PART_OF},
                 spec=scaled_job_spec(job, context),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[keda, *engines, *args.gpu_nodes]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[keda, *engines, *args.gpu_nodes, *secrets]),
             )
         self.namespace = args.namespace
         self.bootstrap_servers = bootstrap
@@ -153,6 +154,17 @@ class GpuJobs(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         return kafka.bootstrap_servers, [kafka]
+
+    def _env_secret(self, job: JobType, namespace: pulumi.Input[str]) -> k8s.core.v1.Secret:
+        """The job type's secret variables, which its pods read by reference."""
+        name = env_secret_name(job)
+        values = {key: pulumi.Output.secret(job.env[key]) for key in sorted(job.secret_env)}
+        return k8s.core.v1.Secret(
+            name,
+            metadata={"name": name, "namespace": namespace, "labels": PART_OF},
+            string_data=values,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _keda(self, args: GpuJobsArgs, ns: k8s.core.v1.Namespace) -> k8s.helm.v3.Release:
         """KEDA, watching the jobs' namespace only; ScaledJobs need neither its metrics server (that serves

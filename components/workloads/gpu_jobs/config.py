@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Literal
 
 from pydantic.alias_generators import to_camel
@@ -148,7 +149,8 @@ class JobTypeConfig(ContainerResourcesConfig):
     def group(self, name: str) -> str:
         return f"{name}-jobs" if self.consumer_group is None else self.consumer_group
 
-    def settings(self, name: str) -> JobType:
+    def settings(self, name: str, secrets: Collection[str] = ()) -> JobType:
+        """The job type `name`; `secrets`: the stack's secret values (an `env` value among them stays secret)."""
         topic, results_topic = self.topics(name)
         display = self.display
         return JobType(
@@ -159,6 +161,7 @@ class JobTypeConfig(ContainerResourcesConfig):
             consumer_group=self.group(name),
             args=tuple(self.args),
             env=dict(self.env),
+            secret_env=frozenset(key for key, value in self.env.items() if value in secrets),
             partitions=self.partitions,
             lag_threshold=self.lag_threshold,
             max_replicas=self.max_replicas,

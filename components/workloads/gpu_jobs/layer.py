@@ -29,7 +29,7 @@ def declare_gpu_jobs(
         "gpu-jobs",
         GpuJobsArgs(
             namespace=jobs.namespace,
-            job_types=[job.settings(job_name) for job_name, job in jobs.types.items()],
+            job_types=[job.settings(job_name, config.secrets) for job_name, job in jobs.types.items()],
             kafka=engine,
             compartment_id=config.compartment_id,
             region=pulumi.Config("oci").require("region"),

@@ -45,6 +45,9 @@ class JobType:
     consumer_group: str
     args: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: frozenset[str] = frozenset()
+    """The variables of `env` whose values are secrets: they reach the job from its Secret (`env_secret_name`),
+    never as a value in the ScaledJob, Job or pod spec."""
     partitions: int = 6
     """Of its topics (when the stack declares them)."""
     lag_threshold: int = 1
@@ -150,7 +153,16 @@ def job_env(job: JobType, context: JobContext) -> list[dict[str, Any]]:
     ]
     if job.display.mode == "virtual":
         env.append({"name": "DISPLAY", "value": DISPLAY})
-    return env + [{"name": key, "value": value} for key, value in sorted(job.env.items())]
+    for key, value in sorted(job.env.items()):
+        if key in job.secret_env:
+            env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": env_secret_name(job), "key": key}}})
+        else:
+            env.append({"name": key, "value": value})
+    return env
+
+
+def env_secret_name(job: JobType) -> str:
+    return f"{job.name}-env"
 
 
 def _job_container(job: JobType, context: JobContext, workload_identity: bool) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
 from typing import TYPE_CHECKING, Literal
 
 from pydantic.alias_generators import to_camel, to_snake
@@ -249,18 +248,10 @@ class StreamingConfig(WorkloadConfig):
     capacity: CapacityConfig = CapacityConfig()
     ingress: IngressConfig = IngressConfig()
     pod_proxy: PodProxyConfig = PodProxyConfig()
+    CREDENTIALS = (("players", "auth", "oidc", "clientSecret"),)
 
     def check(self, config: StackConfig) -> None:
         check_streaming(config)
-
-    def check_secrets(self, secrets: Collection[str]) -> None:
-        oidc = self.players.auth.oidc
-        if self.players.auth.mode == "oidc" and oidc and oidc.client_secret not in secrets:
-            raise ConfigError(
-                "streaming.players.auth.oidc.clientSecret",
-                "is in plain text in the stack file: pulumi config set --secret --path "
-                "streaming.players.auth.oidc.clientSecret <secret>",
-            )
 
 
 def check_streaming(config: StackConfig) -> None:

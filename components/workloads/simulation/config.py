@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from ...config_base import ConfigError
@@ -56,17 +55,10 @@ class SimulationConfig(WorkloadConfig):
     """NGC API key for nvcr.io, from secret config; becomes the instances' image pull Secret."""
     image_pull_secrets: list[str] = []
     ingress: SimulationIngressConfig = SimulationIngressConfig()
+    CREDENTIALS = (("ngcApiKey",),)
 
     def check(self, config: StackConfig) -> None:
         check_simulation(config)
-
-    def check_secrets(self, secrets: Collection[str]) -> None:
-        if self.ngc_api_key is not None and self.ngc_api_key not in secrets:
-            raise ConfigError(
-                "simulation.ngcApiKey",
-                "is plain text in the stack file; store it encrypted: "
-                "pulumi config set --secret --path simulation.ngcApiKey <key>",
-            )
 
     def image(self, name: str) -> str:
         return self.images.get(name, IMAGES[name])
