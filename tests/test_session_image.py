@@ -118,7 +118,9 @@ def test_the_images_workflow_builds_every_change_and_publishes_only_from_main(tm
     assert workflow["permissions"] == {"contents": "read"}
     jobs = workflow["jobs"]
     assert jobs["build"]["if"] == "github.event_name == 'pull_request'" and "permissions" not in jobs["build"]
-    assert jobs["publish"]["if"] == "github.event_name != 'pull_request'", "a pull request publishes nothing"
+    assert jobs["publish"]["if"] == "github.event_name != 'pull_request' && github.ref == 'refs/heads/main'", (
+        "a pull request, or a run of another branch, publishes nothing"
+    )
     assert jobs["publish"]["permissions"] == {"contents": "read", "packages": "write"}
     assert not [s for s in jobs["build"]["steps"] if s.get("uses", "").startswith("docker/login-action")]
     for name, push in (("build", False), ("publish", True)):
