@@ -84,6 +84,13 @@ def valid_cidr(value: str) -> str:
 
 
 Cidr = Annotated[str, AfterValidator(valid_cidr)]
+# An allow-list entry wider than a /8 (16.7 million addresses) lets in the internet in all but name.
+WIDEST_ALLOW_LIST_PREFIX = 8
+
+
+def world_wide(cidr: str) -> bool:
+    """Whether an allow-list entry is wider than any network a person would name (a /8)."""
+    return ipaddress.ip_network(cidr, strict=False).prefixlen < WIDEST_ALLOW_LIST_PREFIX
 
 
 class ConfigModel(BaseModel):

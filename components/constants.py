@@ -120,6 +120,10 @@ AUTOSCALER_EXPENDABLE_CUTOFF = -10
 ENVIRONMENTS = ("development", "staging", "production")
 
 INGRESS_CLASS = "nginx"
+# The AI orchestrator's Service, and its one path the world may reach: the memory storage's randomly named files
+# (workloads/ai_workers/orchestrator.py says why).
+AI_ORCHESTRATOR = "ai-orchestrator"
+AI_ORCHESTRATOR_FILES = "/stream"
 # OKE's block-volume storage class: persistent volumes on OKE (an existing cluster names its own in config).
 OKE_STORAGE_CLASS = "oci-bv"
 # An OCI block volume's size in GB, smallest to largest.

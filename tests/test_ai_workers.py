@@ -41,6 +41,15 @@ SECRET = "an-external-orchestrator-secret"
 # As the program reads it (decrypted), and as a stack file holds it (encrypted).
 EXTERNAL = {"mode": "external", "address": "orch.example.net:8935", "secret": SECRET}
 EXTERNAL_IN_FILE = {**EXTERNAL, "secret": {"secure": "v1:orchestrator-secret"}}
+PUBLISHED = {"host": "ai.example.com", "gatewayCidrs": ["203.0.113.0/24"]}
+# The orchestrator's Ingresses: each one path and its backend protocol.
+ROUTES = {
+    "ai-orchestrator-gateways-grpc": ("/net.Orchestrator", "GRPCS"),
+    "ai-orchestrator-gateways": ("/", "HTTPS"),
+    "ai-orchestrator-workers-grpc": ("/net.AIWorker", "GRPCS"),
+    "ai-orchestrator-workers": ("/aiResults", "HTTPS"),
+    "ai-orchestrator-files": ("/stream", "HTTPS"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +86,17 @@ def test_workers_run_on_gpu_nodes_with_their_runners_holding_the_gpus(ai: Plan) 
     assert terms == [{"matchExpressions": [{"key": "app.pixel/gpu", "operator": "In", "values": ["true"]}]}]
     assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert manifest(ai, "deployment", "ai-worker")["spec"]["replicas"] == 2
-    sidecars = by_name(spec["initContainers"])
-    assert list(sidecars) == ["docker-api-stand-in", "runner-0"], "the stand-in first: the worker calls it at start"
+    init = by_name(spec["initContainers"])
+    assert list(init) == ["docker-api-stand-in", "weights-0", "runner-0"], "the stand-in first: the worker calls it"
+    sidecars = {name: c for name, c in init.items() if name != "weights-0"}
     assert all(c["restartPolicy"] == "Always" for c in sidecars.values()), "sidecars, running beside the worker"
+    assert "restartPolicy" not in init["weights-0"], "done before the runners start"
     runner = sidecars["runner-0"]
     assert runner["image"] == AI_WORKER_IMAGES["ai-runner"]
     assert runner["resources"]["requests"]["nvidia.com/gpu"] == runner["resources"]["limits"]["nvidia.com/gpu"] == "1"
     [worker] = spec["containers"]
     gpu_holders = [c["name"] for c in [*spec["initContainers"], worker] if "nvidia.com/gpu" in c["resources"]["limits"]]
-    assert gpu_holders == ["runner-0"], "only the runner holds a GPU"
+    assert gpu_holders == ["weights-0", "runner-0"], "only the runner, and before it its download, hold a GPU"
     assert worker["image"] == AI_WORKER_IMAGES["livepeer"]
     env = {e["name"]: e["value"] for e in runner["env"]}
     assert (env["PIPELINE"], env["MODEL_ID"]) == ("text-to-image", "ByteDance/SDXL-Lightning")
@@ -148,7 +159,7 @@ def test_no_docker_socket_no_privilege_no_token(ai: Plan) -> None:
         context = container["securityContext"]
         assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {"drop": ["ALL"]}, name
         assert "privileged" not in context, name
-        if not name.startswith("runner-"):  # the runner image runs its Python from /root
+        if not name.startswith(("runner-", "weights-")):  # the runner image runs its Python from /root
             assert context["runAsNonRoot"] is True and context["readOnlyRootFilesystem"] is True, name
     # The worker's Docker API is the stand-in's socket, on a volume only the two share.
     env = {e["name"]: e["value"] for e in containers["worker"]["env"]}
@@ -188,17 +199,17 @@ def test_the_in_cluster_orchestrator_behind_the_ingress_with_tls(ai: Plan) -> No
     service = manifest(ai, "service", "ai-orchestrator")["spec"]
     assert service["ports"] == [{"name": "https", "port": 8935, "targetPort": "https"}]
     assert "type" not in service, "no load balancer of its own: the ingress publishes it"
-    grpc, rest = manifest(ai, "ingress", "ai-orchestrator-grpc"), manifest(ai, "ingress", "ai-orchestrator")
-    assert grpc["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == "GRPCS"
-    assert rest["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == "HTTPS"
-    assert [p["path"] for p in grpc["spec"]["rules"][0]["http"]["paths"]] == ["/net.Orchestrator", "/net.AIWorker"]
-    assert rest["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
-    assert "cert-manager.io/cluster-issuer" not in grpc["metadata"]["annotations"], "one certificate request"
-    for ingress in (grpc, rest):
+    ingresses = {name: manifest(ai, "ingress", name) for name in ROUTES}
+    for name, ingress in ingresses.items():
+        annotations = ingress["metadata"]["annotations"]
+        [path] = ingress["spec"]["rules"][0]["http"]["paths"]
+        assert (path["path"], annotations["nginx.ingress.kubernetes.io/backend-protocol"]) == ROUTES[name]
         assert ingress["spec"]["tls"] == [{"hosts": ["ai.example.com"], "secretName": "ai-orchestrator-tls"}]
         assert ingress["spec"]["rules"][0]["host"] == "ai.example.com"
+    issuers = {n: i["metadata"]["annotations"].get("cert-manager.io/cluster-issuer") for n, i in ingresses.items()}
+    assert issuers == {n: "letsencrypt-prod" if n == "ai-orchestrator-files" else None for n in ROUTES}, "one request"
     controller = ai.named("kubernetes:helm.sh/v3:Release", "ingress-nginx").urn
-    assert controller in ai.named("kubernetes:networking.k8s.io/v1:Ingress", "ai-orchestrator").dependencies
+    assert controller in ai.named("kubernetes:networking.k8s.io/v1:Ingress", "ai-orchestrator-files").dependencies
     assert ai.outputs["aiOrchestratorAddress"] == "ai.example.com:443"
 
 
@@ -230,7 +241,7 @@ def test_dev_and_prod_run_no_ai_workers() -> None:
 
 
 def test_an_external_orchestrator(tmp_path: Path) -> None:
-    plan = plan_with(tmp_path, "ai", aiWorkers={"orchestrator": {"host": None, **EXTERNAL_IN_FILE}})
+    plan = plan_with(tmp_path, "ai", aiWorkers={"orchestrator": {"host": None, "gatewayCidrs": [], **EXTERNAL_IN_FILE}})
     kinds = {(obj["kind"], obj["metadata"]["name"]) for obj in plan.manifests().values()}
     assert not [k for k in kinds if k[1].startswith("ai-orchestrator") and k[0] != "Secret"], kinds
     assert not [r for r in plan.of_type("random:index/randomPassword:RandomPassword") if "orchestrator" in r.name]
@@ -242,7 +253,7 @@ def test_an_external_orchestrator(tmp_path: Path) -> None:
 
 
 def test_an_orchestrator_secret_in_plain_text_is_refused_without_repeating_it(tmp_path: Path, capsys) -> None:
-    stack_file = stack_with(tmp_path, "ai", aiWorkers={"orchestrator": {**EXTERNAL, "host": None}})
+    stack_file = stack_with(tmp_path, "ai", aiWorkers={"orchestrator": {**EXTERNAL, "host": None, "gatewayCidrs": []}})
     args = ["--stack", "ai", "--stack-file", str(stack_file), "--project-dir", str(ROOT), "--out", str(tmp_path)]
     assert main(args) == 2
     printed = capsys.readouterr()
@@ -273,7 +284,7 @@ def test_a_secure_secret_from_the_stack_file_never_reaches_the_build(tmp_path: P
 
 
 def test_an_orchestrator_kept_inside_the_cluster(tmp_path: Path) -> None:
-    plan = plan_with(tmp_path, "ai", aiWorkers={"orchestrator": {"host": None}})
+    plan = plan_with(tmp_path, "ai", aiWorkers={"orchestrator": {"host": None, "gatewayCidrs": []}})
     assert not [name for name in plan.manifests() if ".ingress." in name and name.startswith("ai.")]
     [container] = manifest(plan, "deployment", "ai-orchestrator")["spec"]["template"]["spec"]["containers"]
     assert "-serviceAddr=ai-orchestrator.ai.svc.cluster.local:8935" in container["args"]
@@ -303,6 +314,7 @@ def test_two_models_on_a_two_gpu_shape_with_a_block_volume_and_no_downloads(tmp_
     models = json.loads(manifest(plan, "configmap", "ai-worker-models")["data"]["aiModels.json"])
     assert [m["url"] for m in models] == ["http://127.0.0.1:8000", "http://127.0.0.1:8001"]
     assert all({"name": "HF_HUB_OFFLINE", "value": "1"} in r["env"] for r in runners)
+    assert not [c for c in spec["initContainers"] if c["name"].startswith("weights-")], "nothing downloads"
     claim = manifest(plan, "persistentvolumeclaim", "ai-worker-weights")["spec"]
     assert claim == {
         "storageClassName": "oci-bv",
@@ -417,17 +429,66 @@ INVALID: list[tuple[str, dict[str, Any], dict[str, Any], str, list[str]]] = [
     ),
     (
         "a host without cert-manager",
-        {"orchestrator": {"host": "ai.example.com"}},
+        {"orchestrator": PUBLISHED},
         {"addons": {"certManager": {"enabled": False}}},
         "aiWorkers.orchestrator.host",
         ["addons.certManager"],
     ),
     (
         "the streaming host",
-        {"orchestrator": {"host": "play.example.com"}},
+        {"orchestrator": {**PUBLISHED, "host": "play.example.com"}},
         {"streaming": {"ingress": {"host": "play.example.com"}}},
         "aiWorkers.orchestrator.host",
         ["streaming.ingress.host"],
+    ),
+    (
+        "a published orchestrator without gateways",
+        {"orchestrator": {"host": "ai.example.com"}},
+        {},
+        "aiWorkers.orchestrator.gatewayCidrs",
+        ["is empty", "without payment"],
+    ),
+    (
+        "gateways from the whole internet",
+        {"orchestrator": {**PUBLISHED, "gatewayCidrs": ["0.0.0.0/0"]}},
+        {},
+        "aiWorkers.orchestrator.gatewayCidrs[0]",
+        ["wider than a /8", "allowWorldAccess: true"],
+    ),
+    (
+        "workers from half the internet",
+        {"orchestrator": {**PUBLISHED, "workerCidrs": ["192.0.2.0/24", "0.0.0.0/1"]}},
+        {},
+        "aiWorkers.orchestrator.workerCidrs[1]",
+        ["0.0.0.0/1 is wider than a /8"],
+    ),
+    (
+        "a gateway network listed twice",
+        {"orchestrator": {**PUBLISHED, "gatewayCidrs": ["203.0.113.0/24", "203.0.113.0/24"]}},
+        {},
+        "aiWorkers.orchestrator.gatewayCidrs[1]",
+        ["listed twice"],
+    ),
+    (
+        "a gateway address with host bits",
+        {"orchestrator": {**PUBLISHED, "gatewayCidrs": ["203.0.113.7/24"]}},
+        {},
+        "aiWorkers.orchestrator.gatewayCidrs[0]",
+        ["host bits set"],
+    ),
+    (
+        "gateways without a host",
+        {"orchestrator": {"gatewayCidrs": ["203.0.113.0/24"]}},
+        {},
+        "aiWorkers.orchestrator.gatewayCidrs",
+        ["needs aiWorkers.orchestrator.host"],
+    ),
+    (
+        "workers for an external orchestrator",
+        {"orchestrator": {**EXTERNAL, "workerCidrs": ["192.0.2.0/24"]}},
+        {},
+        "aiWorkers.orchestrator.workerCidrs",
+        ["mode: inCluster"],
     ),
     ("a bad host", {"orchestrator": {"host": "AI Host"}}, {}, "aiWorkers.orchestrator.host", ["not a DNS host"]),
     (
@@ -460,14 +521,42 @@ INVALID: list[tuple[str, dict[str, Any], dict[str, Any], str, list[str]]] = [
         {"weights": {"volume": "hostPath", "path": "/etc/models"}},
         {},
         "aiWorkers.weights.path",
-        ["system directory"],
+        ["/etc/models is not a directory under /var/lib/pixelstream/", "such as /var/lib/pixelstream/ai-models"],
+    ),
+    (
+        "weights in the kubelet's directory",
+        {"weights": {"volume": "hostPath", "path": "/var/lib/kubelet/pods"}},
+        {},
+        "aiWorkers.weights.path",
+        ["not a directory under /var/lib/pixelstream/"],
+    ),
+    (
+        "weights climbing out of the prefix",
+        {"weights": {"volume": "hostPath", "path": "/var/lib/pixelstream/../kubelet"}},
+        {},
+        "aiWorkers.weights.path",
+        ["not a directory under"],
+    ),
+    (
+        "weights beside the prefix",
+        {"weights": {"volume": "hostPath", "path": "/var/lib/pixelstream-other/models"}},
+        {},
+        "aiWorkers.weights.path",
+        ["not a directory under"],
+    ),
+    (
+        "weights in the prefix itself",
+        {"weights": {"volume": "hostPath", "path": "/var/lib/pixelstream/"}},
+        {},
+        "aiWorkers.weights.path",
+        ["not a directory under"],
     ),
     (
         "weights in a relative path",
         {"weights": {"volume": "hostPath", "path": "models/here"}},
         {},
         "aiWorkers.weights.path",
-        ["absolute"],
+        ["not a directory under"],
     ),
     (
         "an image nobody uses",
@@ -537,7 +626,12 @@ def test_each_valid_variant_of_the_invalid_ones_parses() -> None:
         ai_raw({"replicas": 2, "weights": {"volume": "hostPath"}, "models": [{**MODEL, "gpus": 2}]}, two_gpu_nodes)
     )
     StackConfig.parse(ai_raw({"models": [{**MODEL, "gpus": 2}]}, {"nodePools": {"gpu": {"shape": "VM.GPU.A10.2"}}}))
-    StackConfig.parse(ai_raw({"orchestrator": {"host": "ai.example.com"}}, {}))
+    StackConfig.parse(ai_raw({"orchestrator": PUBLISHED}, {}))
+    deep = {"weights": {"volume": "hostPath", "path": "/var/lib/pixelstream/models/sdxl"}}
+    StackConfig.parse(ai_raw(deep, {}))
+    StackConfig.parse(ai_raw({"orchestrator": {**PUBLISHED, "gatewayCidrs": ["10.0.0.0/8"]}}, {}))
+    world = {**PUBLISHED, "workerCidrs": ["0.0.0.0/0"], "allowWorldAccess": True}
+    StackConfig.parse(ai_raw({"orchestrator": world}, {}))
 
 
 def test_a_short_secret_is_refused_without_repeating_it() -> None:
@@ -616,6 +710,68 @@ def test_the_runner_probe_passes_unless_the_runner_reports_an_error(http_server,
     probe = runner_health_probe(port, period=10)
     probe["exec"]["command"][0] = sys.executable  # the runner image's python
     assert (run_probe(probe) == 0) is healthy
+
+
+def test_runners_read_the_weights_and_only_the_download_before_them_writes(ai: Plan) -> None:
+    spec = worker_pod(ai)["spec"]
+    init = by_name(spec["initContainers"])
+    runner, download = init["runner-0"], init["weights-0"]
+    assert runner["volumeMounts"] == [{"name": "weights", "mountPath": "/models", "readOnly": True}]
+    assert {"name": "HF_HUB_OFFLINE", "value": "1"} in runner["env"], "a runner fetches nothing"
+    writers = [
+        c["name"]
+        for c in [*spec["initContainers"], *spec["containers"]]
+        for m in c["volumeMounts"]
+        if m["name"] == "weights" and not m.get("readOnly")
+    ]
+    assert writers == ["weights-0"]
+    # The download runs the runner's own server, with its image, model and GPUs, on the runner's port.
+    assert (download["image"], download["resources"]) == (runner["image"], runner["resources"])
+    assert [e for e in download["env"] if e["name"] != "HF_HUB_OFFLINE"] == download["env"]
+    assert download["env"] == [e for e in runner["env"] if e["name"] != "HF_HUB_OFFLINE"]
+    assert download["command"][1:] == ["/helpers/weights_preload.py", "8000", "1800", "--", *runner["args"]]
+    assert download["securityContext"] == runner["securityContext"]
+
+
+def _fake_runner(tmp_path: Path, port: int, behaviour: str) -> list[str]:
+    """A stand-in runner server: answers /health after a second (`status` given), or exits, or never answers."""
+    script = tmp_path / "runner.py"
+    script.write_text(
+        "import http.server, json, sys, time\n"
+        f"behaviour = {behaviour!r}\n"
+        "if behaviour == 'exit': sys.exit(3)\n"
+        "time.sleep(1)\n"
+        "if behaviour == 'silent': time.sleep(3600)\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        body = json.dumps({'status': behaviour}).encode()\n"
+        "        self.send_response(200); self.end_headers(); self.wfile.write(body)\n"
+        f"http.server.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
+    )
+    return [sys.executable, str(script)]
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "timeout", "code", "said"),
+    [
+        ("IDLE", 30, 0, "the model is loaded (runner status IDLE)"),
+        ("OK", 30, 0, "the model is loaded (runner status OK)"),
+        ("ERROR", 30, 1, "reports ERROR"),
+        ("exit", 30, 1, "exited with 3 before its model loaded"),
+        ("silent", 3, 1, "did not load its model within 3 s"),
+    ],
+)
+def test_the_weights_download_ends_once_the_runner_has_loaded_its_model(
+    tmp_path: Path, behaviour: str, timeout: int, code: int, said: str
+) -> None:
+    port = free_port()
+    command = [sys.executable, str(APP / "weights_preload.py"), str(port), str(timeout), "--"]
+    done = subprocess.run(
+        [*command, *_fake_runner(tmp_path, port, behaviour)], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, said in done.stdout) == (code, True), done.stdout + done.stderr
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "the runner's server is stopped either way"
 
 
 def test_the_runner_probe_fails_while_the_runner_does_not_answer() -> None:

@@ -53,6 +53,7 @@ WORKLOADS = {
         "acceptEula": True,
         "instances": 8,
         "imagePullSecrets": ["ngc"],
+        "ingress": {"allowPlainHttp": True},  # this cluster has no cert-manager
     },
     "aiWorkers": {
         "enabled": True,

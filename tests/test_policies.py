@@ -390,9 +390,74 @@ def test_the_pack_is_mandatory_and_complete() -> None:
         "no-plaintext-secret-outputs",
         "turn-relays-only-to-stream-pods",
         "players-authenticated-in-production",
+        "ai-orchestrator-answers-its-callers",
     }
     main = (ROOT / "policy" / "__main__.py").read_text()
     assert "PolicyPack(" in main and "preserve_secret_markers()" in main
     from pixelstream.tools.policies import ENFORCEMENT
 
     assert ENFORCEMENT == pulumi_policy.EnforcementLevel.MANDATORY
+
+
+# -- the AI orchestrator answers only its gateways and workers ----------------------------------------------
+
+ORCHESTRATOR_POLICY = "ai-orchestrator-answers-its-callers"
+ALLOW = "nginx.ingress.kubernetes.io/allowlist-source-range"
+DENY = "nginx.ingress.kubernetes.io/denylist-source-range"
+
+
+def orchestrator_ingress(path: str, annotations: dict[str, str], service: str = "ai-orchestrator") -> dict:
+    backend = {"service": {"name": service, "port": {"number": 8935}}}
+    rule = {"host": "ai.example.com", "http": {"paths": [{"path": path, "pathType": "Prefix", "backend": backend}]}}
+    return resource(
+        "kubernetes:networking.k8s.io/v1:Ingress",
+        {"metadata": {"name": "ai", "annotations": annotations}, "spec": {"rules": [rule]}},
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "annotations", "open_to"),
+    [
+        ("/", {}, "anyone on the internet"),
+        ("/net.Orchestrator", {ALLOW: ""}, "anyone on the internet"),
+        ("/aiResults", {DENY: "10.0.0.0/8"}, "anyone on the internet"),
+        ("/", {ALLOW: "203.0.113.0/24,0.0.0.0/0"}, "wider than any network"),
+        ("/net.AIWorker", {ALLOW: "0.0.0.0/1"}, "wider than any network"),
+        ("/", {ALLOW: "not-a-network"}, "wider than any network"),
+    ],
+)
+def test_orchestrator_paths_open_to_the_internet_are_refused(path: str, annotations: dict, open_to: str) -> None:
+    [found] = violations(orchestrator_ingress(path, annotations))
+    assert found.startswith(f"{ORCHESTRATOR_POLICY}: Ingress r: the AI orchestrator's {path} "), found
+    assert open_to in found
+
+
+@pytest.mark.parametrize(
+    ("path", "annotations", "service"),
+    [
+        ("/", {ALLOW: "203.0.113.0/24"}, "ai-orchestrator"),
+        ("/net.Orchestrator", {ALLOW: "10.0.0.0/8, 192.0.2.0/24"}, "ai-orchestrator"),
+        ("/aiResults", {DENY: "0.0.0.0/0"}, "ai-orchestrator"),
+        ("/stream", {}, "ai-orchestrator"),
+        ("/", {}, "player"),
+    ],
+)
+def test_orchestrator_paths_for_listed_networks_pass(path: str, annotations: dict, service: str) -> None:
+    assert violations(orchestrator_ingress(path, annotations, service)) == []
+
+
+def test_the_stack_may_allow_the_world_for_the_orchestrator() -> None:
+    wide = orchestrator_ingress("/", {ALLOW: "0.0.0.0/0"})
+    config = {ORCHESTRATOR_POLICY: {"allowWorldAccess": True}}
+    assert violations(wide, config=config) == []
+    assert violations(orchestrator_ingress("/", {}), config=config), "a missing list is never allowed"
+
+
+def test_the_ai_stack_passes_and_fails_once_its_gateway_list_is_dropped() -> None:
+    plan, _ = plan_stack("ai", ROOT)
+    resources = [{"type": r.type, "name": r.name, "inputs": r.inputs} for r in plan.resources]
+    assert [v for v in run_policies(resources, plan.outputs) if v.policy == ORCHESTRATOR_POLICY] == []
+    tampered = copy.deepcopy(resources)
+    gateways = next(r for r in tampered if r["name"] == "ai-orchestrator-gateways")
+    del gateways["inputs"]["metadata"]["annotations"][ALLOW]
+    assert [v.policy for v in run_policies(tampered, plan.outputs)] == [ORCHESTRATOR_POLICY]

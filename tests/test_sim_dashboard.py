@@ -43,12 +43,15 @@ IDLE_SCREEN = (0x10, 0x18, 0x28)
 STREAM_PAGE = (0x2E, 0x90, 0xFA)
 
 
-def _stream_server() -> tuple[ThreadingHTTPServer, str]:
-    """Stands in for the instances' pages behind /sim/<i>/: a coloured page naming the instance."""
+def _stream_server(framed: str = "") -> tuple[ThreadingHTTPServer, str]:
+    """Stands in for the instances' pages behind /sim/<i>/: a coloured page naming the instance. At /framing, a page
+    of this (other) origin that frames `framed` and, as a control, its own /sim/0/."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             body = f"<body style='margin:0;background:#2e90fa;color:#fff;font:32px sans-serif'>stream {self.path}"
+            if self.path == "/framing":
+                body = f"<iframe id='framed' src='{framed}'></iframe><iframe id='control' src='/sim/0/'></iframe>"
             payload = body.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
@@ -135,6 +138,10 @@ def test_the_dashboard_lists_the_fleet_and_starts_and_stops_instances(browser, t
             ]
             frame = browser.find_element(By.CSS_SELECTOR, "section.card[data-instance='1'] iframe")
             assert frame.get_attribute("src") == stream_url + "/sim/1/"
+            assert frame.get_attribute("sandbox") == "allow-scripts"
+            browser.switch_to.frame(frame)
+            assert browser.execute_script("return self.origin") == "null", "sandboxed: an origin of its own"
+            browser.switch_to.default_content()
             wait_for(lambda: browser.find_element(By.ID, "summary").text == "1 of 3 running", "the summary")
             fleet.set(2, running=True, ready=False)  # started elsewhere; the app not ready yet
             wait_for(lambda: states(browser)["sim-2"] == "starting", "sim-2 starting from the next refresh")
@@ -144,6 +151,32 @@ def test_the_dashboard_lists_the_fleet_and_starts_and_stops_instances(browser, t
             process.terminate()
             process.wait(timeout=5)
             stream.shutdown()
+
+
+def test_no_page_elsewhere_can_frame_the_dashboard(browser, tmp_path: Path) -> None:
+    """A page of another origin frames the dashboard and, as a control, a page that allows it: the control loads,
+    the dashboard does not (frame-ancestors 'none', X-Frame-Options DENY), so no page can overlay its buttons."""
+    from selenium.webdriver.common.by import By
+
+    with serve(FakeFleet(instances=3).routes()) as kube:
+        process, url = start_program(SIM_APP / "sim_orchestrator.py", environment(kube.env(tmp_path)), "/healthz")
+        other, other_url = _stream_server(framed=url + "/")
+        try:
+            browser.get(other_url + "/framing")
+
+            def loaded(frame: str) -> str:
+                """The URL of the document in `frame` once it has loaded, else ""."""
+                browser.switch_to.default_content()
+                browser.switch_to.frame(browser.find_element(By.ID, frame))
+                return browser.execute_script("return document.readyState === 'complete' ? document.URL : ''")
+
+            wait_for(lambda: loaded("control") == other_url + "/sim/0/", "the control frame loaded")
+            wait_for(lambda: loaded("framed") not in ("", "about:blank"), "the framed dashboard's answer")
+            assert loaded("framed") != url + "/" and not browser.find_elements(By.ID, "instances")
+        finally:
+            process.terminate()
+            process.wait(timeout=5)
+            other.shutdown()
 
 
 def _check_screenshot(browser) -> None:

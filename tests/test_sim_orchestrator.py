@@ -1,9 +1,12 @@
 """The simulation fleet's orchestration service as a real HTTP server against a fake Kubernetes API: every
-endpoint, and the errors (unknown instance, already running, malformed requests, API errors, API down)."""
+endpoint, the errors (unknown instance, already running, malformed requests, API errors, API down), and the
+headers that keep other pages from framing it."""
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -26,6 +29,7 @@ class Service:
     url: str
     fleet: FakeFleet
     calls: list[Call]
+    process: subprocess.Popen | None = None
 
     def request(self, method: str, path: str, body: object = None, content_type: str = "application/json"):
         """(status, Content-Type, body: JSON decoded, else text)."""
@@ -38,6 +42,20 @@ class Service:
         except urllib.error.HTTPError as error:
             status, kind, raw = error.code, error.headers["Content-Type"], error.read()
         return status, kind, json.loads(raw) if kind == "application/json" else raw.decode()
+
+    def raw(self, request: bytes) -> tuple[int, dict[str, str], str]:
+        """(status, headers, body) of a request sent as these bytes, which urllib would not send."""
+        host, port = self.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as connection:
+            connection.sendall(request)
+            connection.shutdown(socket.SHUT_WR)  # the request ends here, whatever its Content-Length says
+            answer = b""
+            while chunk := connection.recv(65536):
+                answer += chunk
+        head, _, body = answer.decode().partition("\r\n\r\n")
+        status_line, *header_lines = head.split("\r\n")
+        headers = dict(line.split(": ", 1) for line in header_lines)
+        return int(status_line.split()[1]), headers, body
 
     def changes(self) -> list[tuple[str, str, object]]:
         """What the service asked the API to change."""
@@ -60,7 +78,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
     with serve(fleet.routes()) as kube:
         process, url = start_program(SIM_APP / "sim_orchestrator.py", environment(kube.env(tmp_path)), "/healthz")
         try:
-            yield Service(url, fleet, kube.calls)
+            yield Service(url, fleet, kube.calls, process)
         finally:
             process.terminate()
             process.wait(timeout=5)
@@ -192,8 +210,20 @@ def test_malformed_requests_change_nothing(service: Service) -> None:
         (("POST", "/api/instances/start", b"{not json"), 400),
         (("POST", "/api/instances/start", {"id": 1}), 400),
         (("POST", "/api/instances/start", [1]), 400),
-        (("POST", "/api/instances/start", {"instance_id": True}), 404),
+        (("POST", "/api/instances/start", {"instance_id": True}), 400),
+        (("POST", "/api/instances/start", {"instance_id": 1.0}), 400),
+        (("POST", "/api/instances/start", {"instance_id": None}), 400),
+        (("POST", "/api/instances/start", {"instance_id": [1]}), 400),
+        (("POST", "/api/instances/start", {"instance_id": {"id": 1}}), 400),
+        (("POST", "/api/instances/start", b"[" * 4000), 400),
+        (("POST", "/api/instances/start", b'{"instance_id": "\xff"}'), 400),
         (("POST", "/api/instances/start", {"instance_id": 3}), 404),
+        (("POST", "/api/instances/start", {"instance_id": "sim-1"}), 404),
+        (("POST", "/api/instances/start", {"instance_id": 10**30}), 404),
+        (("POST", "/api/instances/stop", {"instance_id": "x", "padding": "x" * 5000}), 413),
+        (("PUT", "/api/instances/start", {"instance_id": 1}), 405),
+        (("PATCH", "/api/instances/1", {"instance_id": 1}), 405),
+        (("OPTIONS", "/api/instances/start", None), 405),
         (("POST", "/api/instances/start", b"instance_id=1", "application/x-www-form-urlencoded"), 415),
         (("POST", "/api/cleanup", b"", "text/plain"), 415),
         (("POST", "/api/instances/0/logs", {}), 405),
@@ -204,6 +234,41 @@ def test_malformed_requests_change_nothing(service: Service) -> None:
         status, content, answer = service.request(method, path, body, *kind)
         assert status == expected and content == "application/json" and answer["error"], (method, path, body)
     assert service.changes() == []
+
+
+# A request http.server refuses itself (it takes at most 100 header lines).
+TOO_MANY_HEADERS = b"GET / HTTP/1.0\r\n" + b"X-Filler: x\r\n" * 101 + b"\r\n"
+
+
+def test_a_malformed_length_or_header_is_a_client_error_never_a_traceback(service: Service) -> None:
+    post = "POST /api/instances/start HTTP/1.0\r\nContent-Type: application/json\r\n"
+    for length, expected in (("-5", 400), ("abc", 400), ("1e3", 400), ("99999999", 413), ("10" * 20, 400)):
+        status, _, body = service.raw(f"{post}Content-Length: {length}\r\n\r\n".encode())
+        assert status == expected and json.loads(body)["error"], length
+    status, _, body = service.raw(f'{post}Content-Length: 20\r\n\r\n{{"instance_id": 1}}'.encode())
+    assert status == 400 and "ended before its Content-Length" in body, "JSON, but not the whole body announced"
+    assert service.raw(TOO_MANY_HEADERS)[0] == 431, "http.server's own answer"
+    assert service.raw(b"HEAD / HTTP/1.0\r\n\r\n")[:3:2] == (200, ""), "the page's headers, no body"
+    assert service.changes() == []
+    assert service.process is not None
+    service.process.terminate()
+    _, errors = service.process.communicate(timeout=5)
+    assert b"Traceback" not in errors, errors.decode()[-2000:]
+
+
+def test_no_page_may_frame_any_answer(service: Service) -> None:
+    requests = [
+        b"GET / HTTP/1.0\r\n\r\n",
+        b"GET /api/instances HTTP/1.0\r\n\r\n",
+        b"GET /api/instances/7 HTTP/1.0\r\n\r\n",
+        b"POST /api/cleanup HTTP/1.0\r\nContent-Type: text/plain\r\n\r\n",
+        TOO_MANY_HEADERS,
+    ]
+    for request in requests:
+        _, headers, _ = service.raw(request)
+        policy = [d.strip() for d in headers["Content-Security-Policy"].split(";")]
+        assert "frame-ancestors 'none'" in policy, request
+        assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff", request
 
 
 def test_an_api_error_is_a_bad_gateway(tmp_path: Path) -> None:

@@ -92,6 +92,7 @@ def test_whole_gpus_and_sizes_from_config(tmp_path: Path) -> None:
             "startupTimeoutSeconds": 600,
             "imagePullSecrets": ["my-registry"],
             "images": {"isaacsim": "registry.example/isaac-sim:6.0.1"},
+            "ingress": {"host": "sim.example.com"},
         },
     )
     pod = statefulset(plan, 1)["spec"]["template"]["spec"]
@@ -167,9 +168,11 @@ def test_orchestrator_runs_this_projects_program_with_only_its_container_holding
     assert service["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
 
 
-def test_ingress_serves_the_dashboard_and_each_instance_behind_basic_auth(sim: Plan, tmp_path: Path) -> None:
+def test_ingress_serves_the_dashboard_and_each_instance_behind_basic_auth_over_https(sim: Plan, tmp_path: Path) -> None:
     ingress = manifest(sim, "ingress", "simulation", NS)
     annotations = ingress["metadata"]["annotations"]
+    assert ingress["spec"]["tls"] == [{"hosts": ["sim.example.com"], "secretName": "simulation-tls"}]
+    assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
     assert annotations["nginx.ingress.kubernetes.io/auth-type"] == "basic"
     assert annotations["nginx.ingress.kubernetes.io/auth-secret"] == "sim-basic-auth"
     routes = {p["path"]: p["backend"]["service"]["name"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
@@ -185,7 +188,7 @@ def test_ingress_serves_the_dashboard_and_each_instance_behind_basic_auth(sim: P
     assert auth["stringData"] == {"auth": "[secret]"}
     sim.write(tmp_path / "sim")
     outputs = json.loads((tmp_path / "sim" / "outputs.json").read_text())
-    assert outputs["simulationUrl"] == "http://<ingress-load-balancer-ip>/sim/"
+    assert outputs["simulationUrl"] == "https://sim.example.com/sim/"
     assert outputs["simulationUsername"] == outputs["simulationPassword"] == "[secret]"
 
 
@@ -209,6 +212,30 @@ async def test_the_generated_credentials_and_the_ngc_login_are_secrets(pulumi_ru
     assert await workload.username.is_secret() and await workload.password.is_secret()
     assert await workload.username.future() == "operator"
     assert workload.url == "http://<ingress-load-balancer-ip>/sim/"
+
+
+def test_basic_auth_without_tls_is_refused_in_one_line_naming_the_key(tmp_path: Path, capsys) -> None:
+    without_host = {**FLEET, "ingress": {"pathPrefix": "/fleet"}}
+    status, lines, everything, _ = run_plan(_dev(simulation=without_host), tmp_path, capsys)
+    assert status == 2 and lines == [
+        "error: pixelstream:simulation.ingress.host: is not set, so the fleet's dashboard and instance pages would "
+        "take the basic-auth password over plain HTTP; set a host with addons.certManager on (TLS), or on a "
+        "development stack accept plain HTTP with simulation.ingress.allowPlainHttp: true"
+    ], everything[-2000:]
+    assert not (tmp_path / "fuzz").exists(), "refused before anything"
+
+
+def test_plain_http_only_by_choice_and_every_plan_says_so(tmp_path: Path, capsys) -> None:
+    plain = {**FLEET, "ingress": {"allowPlainHttp": True}}
+    status, _, everything, _ = run_plan(_dev(simulation=plain), tmp_path, capsys)
+    assert status == 0, everything[-2000:]
+    assert "warning: the simulation dashboard and instance pages take the basic-auth password over plain HTTP" in (
+        everything
+    )
+    outputs = json.loads((tmp_path / "fuzz" / "outputs.json").read_text())
+    assert outputs["simulationUrl"] == "http://<ingress-load-balancer-ip>/sim/"
+    status, _, everything, _ = run_plan(_dev(simulation=FLEET), tmp_path, capsys)
+    assert status == 0 and "over plain HTTP" not in everything, everything[-2000:]
 
 
 def test_a_fleet_without_the_streaming_workload_is_told_it_has_no_relay(tmp_path: Path, capsys) -> None:

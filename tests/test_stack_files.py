@@ -142,8 +142,15 @@ def _dev_with(path: str, value: Any) -> str:
     return yaml.safe_dump(_set(STACKS["dev"], tuple(path.split(".")), value))
 
 
-# A valid one-instance fleet on the dev stack's single A10 (its NGC key encrypted, as it must be).
-FLEET = {"enabled": True, "acceptEula": True, "instances": 1, "ngcApiKey": {"secure": "v1:ngc"}}
+# A valid one-instance fleet on the dev stack's single A10 (its NGC key encrypted and its basic auth over HTTPS, as
+# they must be).
+FLEET = {
+    "enabled": True,
+    "acceptEula": True,
+    "instances": 1,
+    "ngcApiKey": {"secure": "v1:ngc"},
+    "ingress": {"host": "sim.example.com"},
+}
 
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
@@ -390,8 +397,37 @@ SEMANTIC_CASES: list[tuple[str, str, str]] = [
     ),
     (
         "simulation: the streaming path",
-        _dev(simulation=FLEET, streaming={"ingress": {"pathPrefix": "/sim"}}),
+        _dev(simulation=FLEET, streaming={"ingress": {"host": "sim.example.com", "pathPrefix": "/sim"}}),
         "pixelstream:simulation.ingress.pathPrefix: /sim is streaming.ingress.pathPrefix on the same host too",
+    ),
+    (
+        "simulation: basic auth without a host",
+        _dev(simulation={**FLEET, "ingress": {}}),
+        "pixelstream:simulation.ingress.host: is not set, so the fleet's dashboard and instance pages would take "
+        "the basic-auth password over plain HTTP; set a host with addons.certManager on (TLS), or on a development "
+        "stack accept plain HTTP with simulation.ingress.allowPlainHttp: true",
+    ),
+    (
+        "simulation: basic auth on a host without a certificate",
+        _dev(simulation=FLEET, addons={"certManager": {"enabled": False}}),
+        "pixelstream:simulation.ingress.host: sim.example.com gets no certificate with addons.certManager off",
+    ),
+    (
+        "simulation: plain HTTP opted into in production",
+        _dev(environment="production", simulation={**FLEET, "ingress": {"allowPlainHttp": True}}),
+        "pixelstream:simulation.ingress.allowPlainHttp: true is for development stacks only (environment: production)",
+    ),
+    (
+        "simulation: plain HTTP opted into with TLS on",
+        _dev(simulation={**FLEET, "ingress": {"host": "sim.example.com", "allowPlainHttp": True}}),
+        "pixelstream:simulation.ingress.allowPlainHttp: true only applies without TLS; sim.example.com gets a "
+        "certificate here",
+    ),
+    (
+        "pod proxy: basic auth without a host",
+        _dev(streaming={"podProxy": {"enabled": True}}),
+        "pixelstream:streaming.ingress.host: is not set, so the pod proxy would take the basic-auth password over "
+        "plain HTTP",
     ),
     (
         "simulation: shm not a quantity",

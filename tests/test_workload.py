@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import OTHER_ADDRESS_PLAN, ROOT
 from test_addons import plan_with
+from test_stack_files import _dev, run_plan
 
 from pixelstream.tools.offline import OFFLINE_PASSWORD_PREFIX, Plan, plan_stack
 from pixelstream.workloads.images import IMAGES
@@ -97,8 +98,12 @@ def test_every_container_has_requests_and_limits(dev: Plan) -> None:
                 )
 
 
+# The pod proxy on, its basic auth over HTTPS (a host, with the dev stack's cert-manager).
+POD_PROXY = {"ingress": {"host": "play.example.com"}, "podProxy": {"enabled": True}}
+
+
 def test_every_pod_runs_non_root_where_the_image_allows(dev: Plan, tmp_path: Path) -> None:
-    plan = plan_with(tmp_path, streaming={"podProxy": {"enabled": True}})
+    plan = plan_with(tmp_path, streaming=POD_PROXY)
     for workload, spec in pod_specs(plan).items():
         for container in containers(spec):
             context = container["securityContext"]
@@ -410,7 +415,7 @@ def test_every_player_route_goes_to_the_session_service_with_tls_and_its_limits(
 
 
 def test_pod_proxy_behind_generated_basic_auth(tmp_path: Path) -> None:
-    plan = plan_with(tmp_path, streaming={"podProxy": {"enabled": True}})
+    plan = plan_with(tmp_path, streaming=POD_PROXY)
     ingress = manifest(plan, "ingress", "pixelstream-pod-proxy")
     annotations = ingress["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/auth-type"] == "basic"
@@ -420,6 +425,16 @@ def test_pod_proxy_behind_generated_basic_auth(tmp_path: Path) -> None:
     assert manifest(plan, "secret", "pod-proxy-auth")["stringData"] == {"auth": "[secret]"}
     assert plan.outputs["podProxyPassword"] == "[secret]" and plan.outputs["podProxyUsername"] == "[secret]"
     assert "podProxyPassword" not in plan_stack("dev", ROOT)[0].outputs, "off by default"
+    assert ingress["spec"]["tls"] == [{"hosts": ["play.example.com"], "secretName": "pixelstream-pod-proxy-tls"}]
+
+
+def test_the_pod_proxy_over_plain_http_only_by_choice_and_every_plan_says_so(tmp_path: Path, capsys) -> None:
+    plain = {"podProxy": {"enabled": True, "allowPlainHttp": True}}
+    status, _, everything, _ = run_plan(_dev(streaming=plain), tmp_path, capsys)
+    assert status == 0, everything[-2000:]
+    assert "warning: the pod proxy takes the basic-auth password over plain HTTP" in everything
+    status, _, everything, _ = run_plan(_dev(streaming=POD_PROXY), tmp_path, capsys)
+    assert status == 0 and "over plain HTTP" not in everything, everything[-2000:]
 
 
 def test_images_are_pinned_and_overridable(tmp_path: Path) -> None:

@@ -89,7 +89,10 @@ def target_warnings(config: StackConfig) -> list[str]:
     replaced = []
     if addons.ingress_nginx.enabled:
         off.append("OCI load-balancer annotations")
-        replaced.append("the cluster's own load-balancer implementation serves the ingress controller's Service")
+        replaced.append(
+            "the cluster's own load-balancer implementation serves the ingress controller's Service, with no PROXY "
+            "protocol: the edge's per-client limits and source allow-lists judge the address it hands the controller"
+        )
     if addons.gpu_plugin.enabled:
         replaced.append("NVIDIA's device-plugin chart alone advertises GPUs")
     if addons.monitoring.enabled or (config.jobs.enabled and config.jobs.kafka.mode == "strimzi"):

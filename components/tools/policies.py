@@ -33,7 +33,10 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from ..config_base import world_wide
 from ..constants import (
+    AI_ORCHESTRATOR,
+    AI_ORCHESTRATOR_FILES,
     DEFAULT_RELAY_PORT_RANGE,
     ENVIRONMENTS,
     GPU_NODE_LABEL,
@@ -401,6 +404,55 @@ def _players_authenticated_in_production(args: ResourceValidationArgs, report: R
         )
 
 
+# -- the AI orchestrator answers only its gateways and workers -------------------------------------------
+
+NGINX_ALLOWLIST = "nginx.ingress.kubernetes.io/allowlist-source-range"
+NGINX_DENYLIST = "nginx.ingress.kubernetes.io/denylist-source-range"
+
+
+def _cidr_list(value: Any) -> list[str]:
+    return [cidr.strip() for cidr in str(plain(value) or "").split(",") if cidr.strip()]
+
+
+def orchestrator_route_problems(metadata: Mapping[str, Any], spec: Mapping[str, Any], allow_world: bool) -> list[str]:
+    """Paths to the AI orchestrator, other than its randomly named files, that the internet reaches: no source
+    allow-list (nor a denylist of everyone), or an allow-list wider than a /8."""
+    annotations = metadata.get("annotations") or {}
+    closed = any(_world(cidr) for cidr in _cidr_list(annotations.get(NGINX_DENYLIST)))
+    allowed = _cidr_list(annotations.get(NGINX_ALLOWLIST))
+    problems = []
+    for rule in spec.get("rules") or []:
+        for path in (rule.get("http") or {}).get("paths") or []:
+            service = ((path.get("backend") or {}).get("service") or {}).get("name")
+            route = path.get("path", "/")
+            if service != AI_ORCHESTRATOR or route == AI_ORCHESTRATOR_FILES or closed:
+                continue
+            if not allowed:
+                problems.append(f"{route} has no source allow-list: anyone on the internet reaches it")
+            elif not allow_world and any(_invalid_or_world_wide(cidr) for cidr in allowed):
+                problems.append(f"{route} is open to {', '.join(allowed)}, wider than any network a person names")
+    return problems
+
+
+def _invalid_or_world_wide(cidr: str) -> bool:
+    try:
+        return world_wide(cidr)
+    except ValueError:
+        return True
+
+
+def _orchestrator_answers_its_callers(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != "kubernetes:networking.k8s.io/v1:Ingress":
+        return
+    allow_world = bool((args.get_config() or {}).get("allowWorldAccess"))
+    metadata, spec = plain(args.props.get("metadata")) or {}, plain(args.props.get("spec")) or {}
+    for problem in orchestrator_route_problems(metadata, spec, allow_world):
+        report(
+            f"Ingress {args.name}: the AI orchestrator's {problem}; gateway and worker paths need "
+            "aiWorkers.orchestrator.gatewayCidrs / workerCidrs"
+        )
+
+
 # -- a stack's own settings ---------------------------------------------------------------------------
 
 
@@ -427,6 +479,7 @@ def policy_config(config: StackConfig) -> dict[str, dict[str, Any]]:
         },
         "turn-relays-only-to-stream-pods": relay,
         "players-authenticated-in-production": {"environment": config.environment},
+        "ai-orchestrator-answers-its-callers": {"allowWorldAccess": config.ai_workers.orchestrator.allow_world_access},
     }
 
 
@@ -479,6 +532,12 @@ RESOURCE_POLICIES = [
         config_schema=PolicyConfigSchema(
             {"environment": {"type": "string", "enum": list(ENVIRONMENTS), "default": "development"}}
         ),
+    ),
+    ResourceValidationPolicy(
+        name="ai-orchestrator-answers-its-callers",
+        description="Every path to the AI orchestrator but its randomly named files answers only listed networks.",
+        validate=_orchestrator_answers_its_callers,
+        config_schema=PolicyConfigSchema({"allowWorldAccess": {"type": "boolean", "default": False}}),
     ),
 ]
 STACK_POLICIES = [

@@ -94,6 +94,31 @@ def check_host(path: str, host: str | None) -> None:
         raise ConfigError(path, f"{host} is not a DNS host name")
 
 
+def check_basic_auth_over_tls(
+    config: StackConfig, route: str, host_key: str, host: str | None, opt_out_key: str, opted_out: bool
+) -> None:
+    """A route behind basic auth (`route`: what it serves) only over HTTPS, where the password is not sent in clear:
+    a host with a certificate from cert-manager. A development stack may take plain HTTP with the opt-out
+    `opt_out_key` (every plan then warns), and only where it means something."""
+    tls = host is not None and config.addons.cert_manager.enabled
+    if opted_out and config.environment != "development":
+        raise ConfigError(
+            opt_out_key,
+            f"true is for development stacks only (environment: {config.environment}); serve {route} "
+            "over HTTPS: a host with addons.certManager on",
+        )
+    if opted_out and tls:
+        raise ConfigError(opt_out_key, f"true only applies without TLS; {host} gets a certificate here: remove it")
+    if tls or opted_out:
+        return
+    problem = "is not set" if host is None else f"{host} gets no certificate with addons.certManager off"
+    raise ConfigError(
+        host_key,
+        f"{problem}, so {route} would take the basic-auth password over plain HTTP; set a host with "
+        f"addons.certManager on (TLS), or on a development stack accept plain HTTP with {opt_out_key}: true",
+    )
+
+
 def check_range(path: str, value: int | float, low: int | float, high: int | float) -> None:
     if not low <= value <= high:
         raise ConfigError(path, f"{value} is outside {low}-{high}")

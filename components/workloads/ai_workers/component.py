@@ -15,7 +15,7 @@ from ...constants import OKE_STORAGE_CLASS
 from ...placement import GPU_NODES, NodePlacement
 from ..images import AI_WORKER_IMAGES
 from .livepeer import SECRET_KEY
-from .orchestrator import AiOrchestrator, AiOrchestratorArgs, in_cluster_address
+from .orchestrator import AiOrchestrator, AiOrchestratorArgs, check_published, in_cluster_address
 from .pool import PIPELINE_RUNNERS, AiWorkerPool, AiWorkerPoolArgs, RunnerModel, RunnerSettings, WeightsSettings
 
 SECRET = "ai-orchestrator-secret"
@@ -44,6 +44,10 @@ class AiWorkersArgs:
     host: str | None = None
     """The in-cluster orchestrator's public host name, published through the ingress."""
     cluster_issuer: str | None = None
+    gateway_cidrs: Sequence[str] = ()
+    """With a host: the networks whose gateways may send jobs (required); nobody else reaches the gateway paths."""
+    worker_cidrs: Sequence[str] = ()
+    """With a host: the networks of workers outside the cluster; none keeps the worker paths closed."""
     images: Mapping[str, str] = field(default_factory=dict)
     """Overrides of the image table (`pixelstream.workloads.images.AI_WORKER_IMAGES`), and runner images of
     your own that models name."""
@@ -86,6 +90,7 @@ class AiWorkers(pulumi.ComponentResource):
     def __init__(self, name: str, args: AiWorkersArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if args.external_orchestrator is not None and args.secret is None:
             raise ValueError("an orchestrator outside the cluster needs its secret")
+        check_published(args.host, args.gateway_cidrs)
         images = {**AI_WORKER_IMAGES, **args.images}
         models = resolve_models(args.models, images)
         super().__init__("pixelstream:index:AiWorkers", name, None, opts)
@@ -114,6 +119,8 @@ class AiWorkers(pulumi.ComponentResource):
                     secret_name=secret.metadata["name"],
                     host=args.host,
                     cluster_issuer=args.cluster_issuer,
+                    gateway_cidrs=args.gateway_cidrs,
+                    worker_cidrs=args.worker_cidrs,
                     image_pull_secrets=args.image_pull_secrets,
                     depends_on=args.system_nodes,
                     ingress_controller=args.ingress_controller,

@@ -6,13 +6,13 @@ import posixpath
 import re
 from typing import TYPE_CHECKING, Literal
 
-from ...config_base import INT32_MAX, ConfigError, ConfigModel
+from ...config_base import INT32_MAX, WIDEST_ALLOW_LIST_PREFIX, Cidr, ConfigError, ConfigModel, check_unique, world_wide
 from ...constants import BLOCK_VOLUME_GBS, GPU_RESOURCE
 from ...oci.shapes import GPU_SHAPES
 from ..config import WorkloadConfig, check_host, check_namespace, check_pull_secrets, check_requests_and_limits
 from ..images import AI_WORKER_IMAGES, image_problem
 from .component import ModelSpec
-from .pool import PIPELINE_RUNNERS, RunnerSettings, WeightsSettings
+from .pool import PIPELINE_RUNNERS, WEIGHTS_HOST_PREFIX, RunnerSettings, WeightsSettings
 
 if TYPE_CHECKING:
     from ...config import StackConfig
@@ -23,9 +23,6 @@ _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*
 _ADDRESS = re.compile(r"^(?P<host>[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?):(?P<port>\d{1,5})$")
 # The shared secret guards who may take jobs (and their data) from the orchestrator.
 MIN_SECRET_LENGTH = 16
-# Node directories the weights must not be written into.
-_SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/root", "/run", "/sbin", "/sys", "/usr")
-_SYSTEM_DIRS += ("/var/lib/kubelet", "/var/lib/containerd", "/var/lib/crio", "/var/log", "/var/run")
 # OCI block volumes: 50 GB to 32 TB.
 
 
@@ -38,6 +35,14 @@ class OrchestratorConfig(ConfigModel):
     host: str | None = None
     """inCluster: public DNS name, served by the ingress with a certificate."""
     issuer: Literal["letsencrypt-prod", "letsencrypt-staging"] = "letsencrypt-prod"
+    gateway_cidrs: list[Cidr] = []
+    """inCluster with a host (required): the networks whose gateways may send jobs; nobody else reaches the
+    gateway paths, as off-chain go-livepeer takes any gateway's jobs without payment."""
+    worker_cidrs: list[Cidr] = []
+    """inCluster with a host: the networks of workers outside the cluster (registration and results); none by
+    default, as the pool in the cluster dials the Service."""
+    allow_world_access: bool = False
+    """Must be true for gatewayCidrs or workerCidrs to hold a network wider than a /8."""
 
 
 class ModelConfig(ConfigModel):
@@ -126,6 +131,7 @@ def _check_orchestrator(config: StackConfig) -> None:
     if orchestrator.address is not None:
         raise ConfigError(f"{path}.address", "is for mode: external; an orchestrator in the cluster has its own")
     check_host(f"{path}.host", orchestrator.host)
+    _check_sources(orchestrator)
     if orchestrator.host is None:
         return
     if orchestrator.host == config.streaming.ingress.host and config.streaming.enabled:
@@ -159,8 +165,49 @@ def _check_external(orchestrator: OrchestratorConfig) -> None:
             "is required with mode: external (the orchestrator's -orchSecret): "
             "pulumi config set --secret --path aiWorkers.orchestrator.secret <secret>",
         )
-    if orchestrator.host is not None:
-        raise ConfigError(f"{path}.host", "is for mode: inCluster; an external orchestrator is published by its owner")
+    for key, value in _published(orchestrator).items():
+        if value:
+            raise ConfigError(
+                f"{path}.{key}", "is for mode: inCluster; an external orchestrator is published by its owner"
+            )
+
+
+def _published(orchestrator: OrchestratorConfig) -> dict[str, object]:
+    """The keys that publish an orchestrator in the cluster, by their names in the stack file."""
+    return {
+        "host": orchestrator.host,
+        "gatewayCidrs": orchestrator.gateway_cidrs,
+        "workerCidrs": orchestrator.worker_cidrs,
+        "allowWorldAccess": orchestrator.allow_world_access,
+    }
+
+
+def _check_sources(orchestrator: OrchestratorConfig) -> None:
+    """Who reaches a published orchestrator's gateway and worker paths: named networks, gateways required."""
+    path = "aiWorkers.orchestrator"
+    lists = {"gatewayCidrs": orchestrator.gateway_cidrs, "workerCidrs": orchestrator.worker_cidrs}
+    if orchestrator.host is None:
+        for key, cidrs in lists.items():
+            if cidrs:
+                raise ConfigError(
+                    f"{path}.{key}", "needs aiWorkers.orchestrator.host: without one nothing is published"
+                )
+        return
+    if not orchestrator.gateway_cidrs:
+        raise ConfigError(
+            f"{path}.gatewayCidrs",
+            "is empty: list the networks of the gateways that send jobs (off-chain, the orchestrator takes any "
+            "gateway's jobs without payment, so nobody else may reach the gateway paths)",
+        )
+    for key, cidrs in lists.items():
+        check_unique(f"{path}.{key}", cidrs)
+        for index, cidr in enumerate(cidrs):
+            if world_wide(cidr) and not orchestrator.allow_world_access:
+                raise ConfigError(
+                    f"{path}.{key}[{index}]",
+                    f"{cidr} is wider than a /{WIDEST_ALLOW_LIST_PREFIX}, the internet in all but name; list the "
+                    "networks you mean, or set aiWorkers.orchestrator.allowWorldAccess: true to accept that",
+                )
 
 
 def _check_models(config: StackConfig) -> None:
@@ -256,7 +303,12 @@ def _check_weights(workers: AiWorkersConfig) -> None:
     if weights.size_gbs is not None:
         raise ConfigError(f"{path}.sizeGbs", "is for volume: blockVolume")
     directory = weights.settings().path
-    if not directory.startswith("/") or posixpath.normpath(directory) != directory or directory.count("/") < 2:
-        raise ConfigError(f"{path}.path", f"{directory} is not a clean absolute path two levels deep or more")
-    if any(directory == d or directory.startswith(f"{d}/") for d in _SYSTEM_DIRS):
-        raise ConfigError(f"{path}.path", f"{directory} is inside a system directory ({', '.join(_SYSTEM_DIRS)})")
+    # Only a directory of the platform's own: a node's other directories hold what its kubelet, runtime and
+    # system trust, and a pod that writes there (the weights' download) would reach them.
+    clean = directory.startswith("/") and posixpath.normpath(directory) == directory
+    if not clean or not directory.startswith(WEIGHTS_HOST_PREFIX) or len(directory) <= len(WEIGHTS_HOST_PREFIX):
+        raise ConfigError(
+            f"{path}.path",
+            f"{directory} is not a directory under {WEIGHTS_HOST_PREFIX}, the only node directory the weights may "
+            f"use; such as {WeightsSettings.path}",
+        )

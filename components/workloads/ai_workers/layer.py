@@ -31,6 +31,8 @@ def declare_ai_workers(
             secret=orchestrator.secret,
             host=None if external else orchestrator.host,
             cluster_issuer=orchestrator.issuer if orchestrator.host and addons.cluster_issuers else None,
+            gateway_cidrs=orchestrator.gateway_cidrs,
+            worker_cidrs=orchestrator.worker_cidrs,
             images=workers.images,
             image_pull_secrets=workers.image_pull_secrets,
             runner=workers.runner.settings(),

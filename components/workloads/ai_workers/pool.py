@@ -10,7 +10,9 @@ worker starts no container and needs no Docker socket. go-livepeer still lists c
 stand-in for the Docker Engine API answers it with none (app/docker_api_stand_in.py).
 
 The runners and the stand-in are sidecars (init containers that keep running): the worker starts only once each
-has passed its startup probe. go-livepeer waits two minutes for an external runner's /health and exits if it has
+has passed its startup probe. Runners mount the weights read-only and never download: with downloads on, a
+`weights-<i>` init container of the runner's image fills the volume first (app/weights_preload.py), before any
+runner takes a job. go-livepeer waits two minutes for an external runner's /health and exits if it has
 not answered by then (ai/worker/docker.go, externalContainerTimeout), which a first model load from a cold volume
 outlasts.
 """
@@ -68,6 +70,8 @@ RUNNER_SERVER = (
 )
 # Where runners find model weights: the image's HUGGINGFACE_HUB_CACHE and MODEL_DIR, as go-livepeer mounts them.
 MODELS_DIR = "/models"
+# The only node directory the weights may live in (a hostPath volume): the platform's own, under /var/lib.
+WEIGHTS_HOST_PREFIX = "/var/lib/pixelstream/"
 MODELS_FILE = "/etc/livepeer/models/aiModels.json"
 DOCKER_API_DIR = "/run/docker-api"
 DOCKER_API_SOCKET = f"{DOCKER_API_DIR}/docker.sock"
@@ -167,7 +171,8 @@ class AiWorkerPool(pulumi.ComponentResource):
             data={"aiModels.json": models_file(args.models)},
             opts=child,
         )
-        helpers = helpers_config_map(f"{WORKER}-helpers", ns, [HELPERS / "docker_api_stand_in.py"], self)
+        scripts = [HELPERS / "docker_api_stand_in.py", HELPERS / "weights_preload.py"]
+        helpers = helpers_config_map(f"{WORKER}-helpers", ns, scripts, self)
         volumes = [
             *livepeer_volumes(args.secret_name),
             {"name": "models-config", "configMap": {"name": models.metadata["name"]}},
@@ -238,7 +243,10 @@ def _pod_spec(args: AiWorkerPoolArgs, volumes: list[dict[str, Any]]) -> dict[str
         "securityContext": context,
         "initContainers": [
             _stand_in_container(args.python_image),
-            *(runner_container(i, model, args.runner, args.weights) for i, model in enumerate(args.models)),
+            # One after another, each done before the next starts and before any runner: the pod needs no more
+            # GPUs than its runners do.
+            *(preload_container(i, model, args.runner) for i, model in enumerate(args.models) if args.weights.download),
+            *(runner_container(i, model, args.runner) for i, model in enumerate(args.models)),
         ],
         "containers": [_worker_container(args)],
         "volumes": volumes,
@@ -312,39 +320,66 @@ def runner_health_probe(port: int, period: int, failures: int = 3) -> dict[str, 
     }
 
 
-def runner_container(
-    index: int, model: RunnerModel, settings: RunnerSettings, weights: WeightsSettings
-) -> dict[str, Any]:
-    """Runner `index`: the image's own server on loopback only."""
-    port = RUNNER_FIRST_PORT + index
-    gpus = {GPU_RESOURCE: str(model.gpus)}
-    env = [
+def _runner_env(model: RunnerModel) -> list[dict[str, str]]:
+    return [
         {"name": "PIPELINE", "value": model.pipeline},
         {"name": "MODEL_ID", "value": model.model_id},
         {"name": "HUGGINGFACE_HUB_CACHE", "value": MODELS_DIR},
         {"name": "MODEL_DIR", "value": MODELS_DIR},
-        *([] if weights.download else [{"name": "HF_HUB_OFFLINE", "value": "1"}]),
     ]
+
+
+def _runner_resources(model: RunnerModel, settings: RunnerSettings) -> dict[str, Any]:
+    gpus = {GPU_RESOURCE: str(model.gpus)}
+    return {
+        "requests": {"cpu": settings.cpu, "memory": settings.memory, **gpus},
+        "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit, **gpus},
+    }
+
+
+# The image runs its Python from /root (uv python install under root's home, mode 0700): runners run as root,
+# with no privilege escalation and every capability dropped (so a read-only mount holds for them too).
+RUNNER_SECURITY_CONTEXT = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def runner_server(port: int) -> list[str]:
+    return [*RUNNER_SERVER, "--host", "127.0.0.1", "--port", str(port)]
+
+
+def preload_container(index: int, model: RunnerModel, settings: RunnerSettings) -> dict[str, Any]:
+    """Runner `index`'s server, started once with the weights writable to download its model, then stopped."""
+    port = RUNNER_FIRST_PORT + index
+    timeout = str(settings.startup_timeout_seconds)
+    return {
+        "name": f"weights-{index}",
+        "image": model.image,
+        "command": [*helper_command("weights_preload.py"), str(port), timeout, "--", *runner_server(port)],
+        "env": _runner_env(model),
+        "volumeMounts": [{"name": "weights", "mountPath": MODELS_DIR}, helpers_mount()],
+        "securityContext": RUNNER_SECURITY_CONTEXT,
+        "resources": _runner_resources(model, settings),
+    }
+
+
+def runner_container(index: int, model: RunnerModel, settings: RunnerSettings) -> dict[str, Any]:
+    """Runner `index`: the image's own server on loopback only, its weights read-only and downloads off
+    (huggingface_hub's HF_HUB_OFFLINE: load from the cache, fetch nothing)."""
+    port = RUNNER_FIRST_PORT + index
     return {
         "name": f"runner-{index}",
         "image": model.image,
         "restartPolicy": "Always",
-        "args": [*RUNNER_SERVER, "--host", "127.0.0.1", "--port", str(port)],
-        "env": env,
-        "volumeMounts": [{"name": "weights", "mountPath": MODELS_DIR}],
-        # The model loads before the server answers: the first load may download it.
+        "args": runner_server(port),
+        "env": [*_runner_env(model), {"name": "HF_HUB_OFFLINE", "value": "1"}],
+        "volumeMounts": [{"name": "weights", "mountPath": MODELS_DIR, "readOnly": True}],
+        # The model loads before the server answers.
         "startupProbe": runner_health_probe(port, 10, math.ceil(settings.startup_timeout_seconds / 10)),
         "readinessProbe": runner_health_probe(port, 10),
         "livenessProbe": runner_health_probe(port, 30),
-        # The image runs its Python from /root (uv python install under root's home, mode 0700): it runs as
-        # root, with no privilege escalation and every capability dropped.
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "resources": {
-            "requests": {"cpu": settings.cpu, "memory": settings.memory, **gpus},
-            "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit, **gpus},
-        },
+        "securityContext": RUNNER_SECURITY_CONTEXT,
+        "resources": _runner_resources(model, settings),
     }

@@ -222,6 +222,13 @@ class PixelStreaming(pulumi.ComponentResource):
                 "GPU; use oidc or signedLinks before players arrive",
                 self,
             )
+        if args.pod_proxy_prefix and not (args.host and args.cluster_issuer):
+            pulumi.log.warn(
+                "the pod proxy takes the basic-auth password over plain HTTP (streaming.podProxy.allowPlainHttp): "
+                "anyone on the path can read it and call the streams' REST APIs; set streaming.ingress.host with "
+                "addons.certManager on",
+                self,
+            )
         if args.streamer.allow_console_commands:
             pulumi.log.warn(
                 "players may run Unreal console commands (streaming.streamer.allowConsoleCommands: true); Epic's "

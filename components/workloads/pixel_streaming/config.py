@@ -11,6 +11,7 @@ from ...config_base import INT32_MAX, ConfigError, ConfigModel
 from ..config import (
     IngressConfig,
     WorkloadConfig,
+    check_basic_auth_over_tls,
     check_host,
     check_https_url,
     check_images,
@@ -233,6 +234,9 @@ class PlayersConfig(ConfigModel):
 class PodProxyConfig(ConfigModel):
     enabled: bool = False
     path_prefix: str = "/proxy"
+    allow_plain_http: bool = False
+    """Serve the pod proxy's basic auth over plain HTTP (no streaming.ingress.host with a certificate): development
+    stacks only, and every plan warns."""
 
 
 class StreamingConfig(WorkloadConfig):
@@ -456,6 +460,15 @@ def _check_routing(config: StackConfig) -> None:
     if streaming.pod_proxy.enabled and not streaming.pod_proxy.path_prefix:
         raise ConfigError(
             "streaming.podProxy.pathPrefix", '"" would serve the pod proxy over the players\' pages; use e.g. /proxy'
+        )
+    if streaming.pod_proxy.enabled:
+        check_basic_auth_over_tls(
+            config,
+            "the pod proxy",
+            "streaming.ingress.host",
+            ingress.host,
+            "streaming.podProxy.allowPlainHttp",
+            streaming.pod_proxy.allow_plain_http,
         )
     for needed in ("ingressNginx", "prometheusAdapter"):
         if not getattr(addons, to_snake(needed)).enabled:

@@ -1,5 +1,6 @@
 """Simulation: the simulation fleet in its namespace: the Isaac Sim instances, their NGC pull Secret, the
-orchestration service with its dashboard, and the Ingress that serves both behind generated basic auth."""
+orchestration service with its dashboard, and the Ingress that serves both behind generated basic auth (over HTTPS
+with a host and an issuer; without, every plan warns)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class SimulationArgs:
     image_pull_secrets: Sequence[str] = ()
     """Existing docker-registry Secrets in the namespace, used by every pod."""
     host: str | None = None
+    """With `cluster_issuer`, HTTPS with a certificate for it; without both, basic auth over plain HTTP (a warning)."""
     path_prefix: str = "/sim"
     """The dashboard and API at <prefix>/, instance i's page at <prefix>/<i>/."""
     cluster_issuer: str | None = None
@@ -87,6 +89,14 @@ class Simulation(pulumi.ComponentResource):
         )
         auth = basic_auth(f"{name}-operator", AUTH_SECRET, ns, OPERATOR, "auth", self)
         self.url = f"{self._ingress(args, ns, orchestrator.service, auth.secret_name)}{args.path_prefix}/"
+        if not (args.host and args.cluster_issuer):
+            # The stack's config allows this only with simulation.ingress.allowPlainHttp: every plan says so.
+            pulumi.log.warn(
+                "the simulation dashboard and instance pages take the basic-auth password over plain HTTP "
+                "(simulation.ingress.allowPlainHttp): anyone on the path can read it and drive the fleet; set "
+                "simulation.ingress.host with addons.certManager on",
+                self,
+            )
         self.namespace = args.namespace
         self.username, self.password = auth.username, auth.password
         self.register_outputs({"url": self.url, "namespace": self.namespace})

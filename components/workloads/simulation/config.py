@@ -11,6 +11,7 @@ from ...quantities import quantity
 from ..config import (
     IngressConfig,
     WorkloadConfig,
+    check_basic_auth_over_tls,
     check_host,
     check_images,
     check_namespace,
@@ -32,6 +33,9 @@ _API_KEY = re.compile(r"^\S{1,512}$")
 
 class SimulationIngressConfig(IngressConfig):
     path_prefix: str = "/sim"
+    allow_plain_http: bool = False
+    """Serve the basic-auth routes over plain HTTP (no host with a certificate): development stacks only, and every
+    plan warns."""
 
 
 class SimulationConfig(WorkloadConfig):
@@ -179,3 +183,11 @@ def _check_routing(config: StackConfig) -> None:
             "false leaves the simulation fleet without its ingress controller; enable it or set simulation.enabled: "
             "false",
         )
+    check_basic_auth_over_tls(
+        config,
+        "the fleet's dashboard and instance pages",
+        "simulation.ingress.host",
+        ingress.host,
+        "simulation.ingress.allowPlainHttp",
+        ingress.allow_plain_http,
+    )

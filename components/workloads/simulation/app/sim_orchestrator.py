@@ -16,9 +16,10 @@ deletes its pod (the StatefulSet makes a new one); state comes from the pods and
     POST   /api/cleanup                        stop every instance
     GET    /api/config                         the fleet as the stack declared it
 
-Errors are JSON {"error": ...}: 400 a malformed request, 404 an unknown instance or path, 409 a state that
-does not allow the action, 415 a POST that is not JSON (so no cross-site form can drive it), 502 an answer of
-the API that is an error, 503 no answer from the API.
+Errors are JSON {"error": ...}: 400 a malformed request, 404 an unknown instance or path, 405 a method the
+path does not take, 409 a state that does not allow the action, 413 a body over 4 KiB, 415 a POST that is not
+JSON (so no cross-site form can drive it), 502 an answer of the API that is an error, 503 no answer from the API.
+No page may frame the service's pages (Content-Security-Policy frame-ancestors 'none', X-Frame-Options DENY).
 
 Environment: NAMESPACE, INSTANCES, FLEET_CONFIG (JSON), STREAM_URL (a template with {index}), PORT (8080);
 Kubernetes access as in kube.py.
@@ -41,6 +42,13 @@ FLEET_SELECTOR = "app.kubernetes.io/name=isaac-sim"
 INSTANCE_LABEL = "pixelstream/instance"
 CONTAINER = "isaac-sim"
 MAX_TAIL = 10000
+MAX_BODY = 4096
+# Every answer: no page may frame the dashboard (clickjacking its buttons), or give it a base URL or a form target.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-src 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+}
 # Why a container cannot run, as the kubelet reports it while it waits.
 FAILED_REASONS = (
     "CrashLoopBackOff",
@@ -207,6 +215,9 @@ _LOGS = re.compile(r"^/api/instances/([^/]+)/logs$")
 
 def make_handler(fleet: Fleet, config: dict) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        # A client that stops sending holds its thread no longer than this.
+        timeout = 30
+
         def do_GET(self) -> None:
             self._answer("GET")
 
@@ -215,6 +226,15 @@ def make_handler(fleet: Fleet, config: dict) -> type[BaseHTTPRequestHandler]:
 
         def do_DELETE(self) -> None:
             self._answer("DELETE")
+
+        def do_HEAD(self) -> None:
+            self._answer("GET")
+
+        def do_PUT(self) -> None:
+            # No route takes PUT, PATCH or OPTIONS: 405 (or 404) as JSON rather than http.server's 501 page.
+            self._answer(self.command)
+
+        do_PATCH = do_OPTIONS = do_PUT
 
         def _answer(self, method: str) -> None:
             url = urllib.parse.urlparse(self.path)
@@ -230,12 +250,20 @@ def make_handler(fleet: Fleet, config: dict) -> type[BaseHTTPRequestHandler]:
             self._send(status, body)
 
         def _body(self) -> dict:
-            length = int(self.headers.get("Content-Length") or 0)
+            length = (self.headers.get("Content-Length") or "0").strip()
+            if not re.fullmatch(r"\d{1,12}", length):
+                raise Refused(400, "Content-Length is not a number of bytes")
+            if int(length) > MAX_BODY:
+                raise Refused(413, f"the body is larger than {MAX_BODY} bytes")
+            raw = self.rfile.read(int(length))
+            if len(raw) < int(length):
+                raise Refused(400, "the body ended before its Content-Length")
             try:
-                body = json.loads(self.rfile.read(min(length, 4096)) or b"null")
-            except ValueError:
+                body = json.loads(raw or b"null")
+            except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep to parse
                 raise Refused(400, "the body is not JSON") from None
-            if not isinstance(body, dict) or "instance_id" not in body:
+            instance = body.get("instance_id") if isinstance(body, dict) else None
+            if isinstance(instance, bool) or not isinstance(instance, (int, str)):
                 raise Refused(400, 'the body names no instance: {"instance_id": <number>}')
             return body
 
@@ -250,9 +278,15 @@ def make_handler(fleet: Fleet, config: dict) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("Cache-Control", "no-store")
-            self.send_header("X-Content-Type-Options", "nosniff")
             self.end_headers()
-            self.wfile.write(payload)
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+
+        def end_headers(self) -> None:
+            # Here, so that http.server's own error pages (a malformed request line) carry them too.
+            for name, value in SECURITY_HEADERS.items():
+                self.send_header(name, value)
+            super().end_headers()
 
         def log_message(self, *args: object) -> None:
             pass
