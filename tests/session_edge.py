@@ -5,10 +5,13 @@ stand-in signalling server (with a streamer) per stream pod, each on an address 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -38,14 +41,18 @@ AUDIENCE = "pixelstream"
 
 def built_player(version: str = "5.7") -> Path:
     """The player page bundled for `version` (npm ci and the build, again whenever a source is newer than the
-    bundle): what the image serves."""
+    bundle): what the image serves. Test workers (pytest-xdist) build one at a time: two `npm ci` in one directory
+    break each other."""
     out = PLAYER / "dist" / f"ue{version}"
     bundle = out / "assets" / "player.js"
     sources = [*PLAYER.glob("src/*"), PLAYER / "index.html", PLAYER / "build.mjs", PLAYER / "package-lock.json"]
-    if not bundle.exists() or max(p.stat().st_mtime for p in sources) > bundle.stat().st_mtime:
-        npm = require("npm", "npm")
-        for command in ([npm, "ci", "--no-audit", "--no-fund"], [npm, "run", "build"]):
-            subprocess.run(command, cwd=PLAYER, check=True, capture_output=True, timeout=600)
+    lock = Path(tempfile.gettempdir()) / f"pixelstream-player-{hashlib.sha256(bytes(PLAYER)).hexdigest()[:16]}.lock"
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if not bundle.exists() or max(p.stat().st_mtime for p in sources) > bundle.stat().st_mtime:
+            npm = require("npm", "npm")
+            for command in ([npm, "ci", "--no-audit", "--no-fund"], [npm, "run", "build"]):
+                subprocess.run(command, cwd=PLAYER, check=True, capture_output=True, timeout=600)
     return out
 
 
