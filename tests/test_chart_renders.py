@@ -77,7 +77,7 @@ ONPREM_STREAMING = {
     },
     "streaming": {"enabled": True},
 }
-JOB_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "ScaledJob"}
+JOB_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "ScaledJob", "ClusterTriggerAuthentication"}
 
 
 def _switched_off(addon: str) -> dict[str, Any]:
@@ -548,6 +548,12 @@ def test_the_crd_check_refuses_misspelled_and_mistyped_job_fields(variants: dict
     topic = _broken(manifests, "KafkaTopic")
     topic["spec"]["partitions"] = "six"
     cases.append((topic, "partitions"))
+    user = _broken(manifests, "KafkaUser")
+    user["spec"]["authorization"]["acls"][0]["operations"] = ["Reed"]
+    cases.append((user, "Reed"))
+    authentication = _broken(manifests, "ClusterTriggerAuthentication")
+    authentication["spec"]["secretTargetRef"][0]["secretKey"] = "password"
+    cases.append((authentication, "secretKey"))
     for broken, field in cases:
         problems = schema_problems([broken], built.kube_version, crds)
         assert problems and field in " ".join(problems), (field, problems)

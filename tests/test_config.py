@@ -778,6 +778,7 @@ BGP = {
         {"customerInterfaceIp": "169.254.10.6/30", "oracleInterfaceIp": "169.254.10.5/30"},
     ],
 }
+EXTERNAL_KAFKA = {"mode": "external", "bootstrapServers": "k.example:9093", "username": "jobs", "password": "pw-123"}
 JOB = {"image": "registry.example/render:1.0"}
 
 
@@ -1063,6 +1064,36 @@ INVALID += [
         ["host:port", "mode: external"],
     ),
     (
+        "external Kafka without a user",
+        jobs(kafka={"mode": "external", "bootstrapServers": "k.example:9093"}),
+        "jobs.kafka.username",
+        ["is required with mode: external"],
+    ),
+    (
+        "external Kafka without a password",
+        jobs(kafka={"mode": "external", "bootstrapServers": "k.example:9093", "username": "jobs"}),
+        "jobs.kafka.password",
+        ["is required with mode: external", "pulumi config set --secret"],
+    ),
+    (
+        "external Kafka with PLAIN in clear",
+        jobs(kafka={**EXTERNAL_KAFKA, "saslMechanism": "PLAIN", "tls": False}),
+        "jobs.kafka.saslMechanism",
+        ["PLAIN without TLS", "in clear"],
+    ),
+    (
+        "external Kafka CA that is no certificate",
+        jobs(kafka={**EXTERNAL_KAFKA, "caCertificate": "not a pem"}),
+        "jobs.kafka.caCertificate",
+        ["not a PEM certificate"],
+    ),
+    (
+        "a password for Strimzi's Kafka",
+        jobs(kafka={"password": "kafka-password-123"}),
+        "jobs.kafka.password",
+        ["only used with mode: external"],
+    ),
+    (
         "Strimzi quorum of two",
         jobs(kafka={"strimzi": {"controllers": {"replicas": 2}}}),
         "jobs.kafka.strimzi.controllers.replicas",
@@ -1248,3 +1279,10 @@ def test_coturn_must_be_4_9_or_newer_where_the_tag_says(reference: str, refused:
             parse(streaming=streaming)
     else:
         assert parse(streaming=streaming).streaming.images["coturn"] == reference
+
+
+def test_an_external_kafka_with_its_credentials_parses() -> None:
+    """The Kafka cases above fail for the reason they name: with every credential given, the stack is valid."""
+    StackConfig.parse(invalid_raw(jobs(kafka=EXTERNAL_KAFKA)))
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    StackConfig.parse(invalid_raw(jobs(kafka={**EXTERNAL_KAFKA, "saslMechanism": "PLAIN", "caCertificate": pem})))

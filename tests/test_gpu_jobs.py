@@ -86,8 +86,16 @@ def test_kafka_runs_in_kraft_node_pools_sized_from_config(onprem: Plan, oke: Pla
     kafka = custom(onprem, "Kafka")["jobs"]["spec"]["kafka"]
     assert kafka["config"]["min.insync.replicas"] == 2 and kafka["config"]["default.replication.factor"] == 3
     assert kafka["config"]["auto.create.topics.enable"] is False
-    [listener] = kafka["listeners"]
-    assert (listener["port"], listener["type"], listener["tls"]) == (9092, "internal", False)
+    listeners = {listener["name"]: listener for listener in kafka["listeners"]}
+    assert {n: (lst["port"], lst["type"], lst["tls"]) for n, lst in listeners.items()} == {
+        "tls": (9093, "internal", True),
+        "scaler": (9094, "internal", False),
+    }
+    assert all(lst["authentication"] == {"type": "scram-sha-512"} for lst in listeners.values()), "no anonymous client"
+    assert kafka["authorization"] == {"type": "simple"}
+    keda = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}}
+    assert listeners["scaler"]["networkPolicyPeers"] == [keda], "KEDA alone on the listener without TLS"
+    assert keda not in listeners["tls"]["networkPolicyPeers"]
     single = custom(oke, "Kafka")["jobs"]["spec"]["kafka"]["config"]
     assert (single["default.replication.factor"], single["min.insync.replicas"]) == (1, 1)
     assert custom(oke, "KafkaNodePool")["brokers"]["spec"]["storage"]["volumes"][0]["class"] == "oci-bv"
@@ -110,13 +118,16 @@ def test_the_trigger_metadata_comes_from_config(onprem: Plan, oke: Plan) -> None
         {
             "type": "kafka",
             "metadata": {
-                "bootstrapServers": "jobs-kafka-bootstrap.render-jobs.svc:9092",
+                "bootstrapServers": "jobs-kafka-bootstrap.render-jobs.svc:9094",
+                "sasl": "scram_sha512",
+                "tls": "disable",
                 "consumerGroup": "render-workers",
                 "topic": "render.requests",
                 "lagThreshold": "2",
                 "offsetResetPolicy": "earliest",
                 "allowIdleConsumers": "false",
             },
+            "authenticationRef": {"name": "render-jobs-kafka-scaler", "kind": "ClusterTriggerAuthentication"},
         }
     ]
     assert (job["maxReplicaCount"], job["scalingStrategy"]) == (8, {"strategy": "default"})
@@ -185,19 +196,27 @@ def test_a_secret_variable_reaches_the_job_by_reference_and_never_as_a_value(tmp
 
 
 def test_rbac_is_namespaced_and_minimal(onprem: Plan, oke: Plan) -> None:
-    for plan, namespace in ((onprem, "gpu-jobs"), (oke, "render-jobs")):
+    for plan in (onprem, oke):
         jobs = plan.named("pixelstream:index:GpuJobs", "gpu-jobs")
         below = _descendants(plan, jobs.urn)
         kinds = {r.type.rsplit(":", 1)[-1] for r in below if r.type.startswith("kubernetes:")}
         assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}, kinds
-        account = plan.manifests()[f"{namespace}.serviceaccount.gpu-job.yaml"]
-        assert account["automountServiceAccountToken"] is False
+        accounts = [m for m in plan.manifests().values() if m["kind"] == "ServiceAccount"]
+        accounts = [a for a in accounts if a["metadata"]["name"].startswith("gpu-job")]
+        assert [a["metadata"]["name"] for a in accounts] == [f"gpu-job-{_only_type(plan)}"], "one per job type"
+        assert accounts[0]["automountServiceAccountToken"] is False
+        assert _pod(plan, _only_type(plan))["serviceAccountName"] == f"gpu-job-{_only_type(plan)}"
     # No token in a pod unless the job writes through workload identity, and then only in the job's container.
     assert "kube-api-access" not in {v["name"] for v in _pod(onprem, "kart3d")["volumes"]}
     pod = _pod(oke, "render")
     assert pod["automountServiceAccountToken"] is False
     assert "kube-api-access" in {v["name"] for v in pod["volumes"]}
     assert "kube-api-access" in {m["name"] for m in pod["containers"][0]["volumeMounts"]}
+
+
+def _only_type(plan: Plan) -> str:
+    [name] = custom(plan, "ScaledJob")
+    return name
 
 
 def _descendants(plan: Plan, urn: str) -> list:
@@ -223,23 +242,106 @@ def test_results_bucket_expires_results_and_grants_only_object_creation(onprem: 
     assert policy["statements"][1] == (
         "Allow any-user to manage objects in compartment id ocid1.compartment.oc1..offlineplan where ALL "
         "{request.principal.type = 'workload', request.principal.namespace = 'render-jobs', "
-        "request.principal.service_account = 'gpu-job', "
+        "request.principal.service_account = 'gpu-job-render', "
         "request.principal.cluster_id = 'ocid1.cluster.offline..pixelstream-prod', "
-        "target.bucket.name = 'render-results', request.permission = 'OBJECT_CREATE'}"
+        "target.bucket.name = 'render-results', target.object.name = /results/render/*/, "
+        "request.permission = 'OBJECT_CREATE'}"
     )
+    assert len(policy["statements"]) == 2, "one statement per job type, each its own prefix"
 
 
-def test_an_external_kafka_replaces_strimzi(tmp_path: Path) -> None:
-    servers = "kafka-1.corp.example:9092,kafka-2.corp.example:9092"
+EXTERNAL_KAFKA = {
+    "mode": "external",
+    "bootstrapServers": "kafka-1.corp.example:9093,kafka-2.corp.example:9093",
+    "username": "gpu-jobs",
+    "password": {"secure": "v1:kafka-password"},
+    "caCertificate": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+}
+
+
+def test_an_external_kafka_replaces_strimzi_and_is_signed_in_to(tmp_path: Path) -> None:
     document = yaml.safe_load((ROOT / "stacks" / "Pulumi.onprem.yaml").read_text())
-    document["config"]["pixelstream:jobs"]["kafka"] = {"mode": "external", "bootstrapServers": servers}
+    document["config"]["pixelstream:jobs"]["kafka"] = EXTERNAL_KAFKA
     stack_file = tmp_path / "Pulumi.onprem.yaml"
     stack_file.write_text(yaml.safe_dump(document))
     plan = plan_stack("onprem", ROOT, stack_file)[0]
+    servers = EXTERNAL_KAFKA["bootstrapServers"]
     assert "strimzi-kafka-operator" not in releases(plan) and "keda" in releases(plan)
-    assert not custom(plan, "Kafka") and not custom(plan, "KafkaTopic")
-    assert custom(plan, "ScaledJob")["kart3d"]["spec"]["triggers"][0]["metadata"]["bootstrapServers"] == servers
+    assert not custom(plan, "Kafka") and not custom(plan, "KafkaTopic") and not custom(plan, "KafkaUser")
+    [trigger] = custom(plan, "ScaledJob")["kart3d"]["spec"]["triggers"]
+    assert (trigger["metadata"]["bootstrapServers"], trigger["metadata"]["tls"]) == (servers, "enable")
+    manifests = plan.manifests()
+    # A Secret with one secret value is secret whole in Pulumi's state: every value shows as [secret].
+    assert manifests["gpu-jobs.secret.kafka-credentials.yaml"]["stringData"] == {
+        "username": "[secret]",
+        "password": "[secret]",
+    }
+    scaler = manifests["keda.secret.gpu-jobs-kafka-scaler.yaml"]["stringData"]
+    assert set(scaler) == {"username", "password", "ca"} and scaler["password"] == "[secret]"
+    env = {e["name"]: e for e in _pod(plan, "kart3d")["containers"][0]["env"]}
+    assert env["KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+    assert env["KAFKA_PASSWORD"]["valueFrom"] == {"secretKeyRef": {"name": "kafka-credentials", "key": "password"}}
     assert plan.outputs["jobsBootstrapServers"] == servers
+    assert "jobsProducerPassword" not in plan.outputs, "you hold that Kafka's credentials"
+
+
+def test_every_client_signs_in_with_only_its_own_acls(oke: Plan) -> None:
+    users = {name: u["spec"] for name, u in custom(oke, "KafkaUser").items()}
+    assert set(users) == {"job-render", "producer", "keda"}
+
+    def acls(user: str) -> set[tuple[str, str, str, tuple[str, ...]]]:
+        return {
+            (a["resource"]["type"], a["resource"]["name"], a["resource"]["patternType"], tuple(a["operations"]))
+            for a in users[user]["authorization"]["acls"]
+        }
+
+    assert acls("job-render") == {
+        ("topic", "render.requests", "literal", ("Read", "Describe")),
+        ("group", "render-workers", "literal", ("Read", "Describe")),
+        ("topic", "render.done", "literal", ("Write", "Describe")),
+    }
+    assert acls("producer") == {
+        ("topic", "render.requests", "literal", ("Write", "Describe")),
+        ("topic", "render.done", "literal", ("Read", "Describe")),
+        ("group", "producer", "prefix", ("Read", "Describe")),
+    }
+    assert acls("keda") == {
+        ("topic", "render.requests", "literal", ("Describe",)),
+        ("group", "render-workers", "literal", ("Describe",)),
+    }
+    manifests = oke.manifests()
+    for user, spec in users.items():
+        secret = f"{user}-kafka-credentials"
+        assert spec["authentication"] == {
+            "type": "scram-sha-512",
+            "password": {"valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}},
+        }
+        data = manifests[f"render-jobs.secret.{secret}.yaml"]["stringData"]
+        assert data == {"username": "[secret]", "password": "[secret]"}
+    env = {e["name"]: e for e in _pod(oke, "render")["containers"][0]["env"]}
+    assert env["KAFKA_BOOTSTRAP_SERVERS"]["value"] == "jobs-kafka-bootstrap.render-jobs.svc:9093"
+    assert (env["KAFKA_SECURITY_PROTOCOL"]["value"], env["KAFKA_SASL_MECHANISM"]["value"]) == (
+        "SASL_SSL",
+        "SCRAM-SHA-512",
+    )
+    ref = {"secretKeyRef": {"name": "job-render-kafka-credentials", "key": "password"}}
+    assert env["KAFKA_PASSWORD"]["valueFrom"] == ref
+    assert env["KAFKA_CA_FILE"]["value"] == "/etc/kafka/ca/ca.crt"
+    [ca] = [v for v in _pod(oke, "render")["volumes"] if v["name"] == "kafka-ca"]
+    assert ca["secret"] == {"secretName": "jobs-cluster-ca-cert", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    # KEDA reads its credential from its own namespace, through the one ClusterTriggerAuthentication.
+    [auth] = custom(oke, "ClusterTriggerAuthentication").values()
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": key, "name": "render-jobs-kafka-scaler", "key": key} for key in ("password", "username")
+    ]
+    assert set(manifests["keda.secret.render-jobs-kafka-scaler.yaml"]["stringData"]) == {"username", "password"}
+    assert oke.outputs["jobsProducerPassword"] == "[secret]"
+    assert oke.outputs["jobsKafka"] == {
+        "bootstrapServers": "jobs-kafka-bootstrap.render-jobs.svc:9093",
+        "securityProtocol": "SASL_SSL",
+        "saslMechanism": "SCRAM-SHA-512",
+        "caSecret": "jobs-cluster-ca-cert",
+    }
 
 
 def test_jobs_need_a_region_for_their_bucket() -> None:

@@ -391,6 +391,7 @@ def test_the_pack_is_mandatory_and_complete() -> None:
         "turn-relays-only-to-stream-pods",
         "players-authenticated-in-production",
         "ai-orchestrator-answers-its-callers",
+        "kafka-clients-sign-in",
     }
     main = (ROOT / "policy" / "__main__.py").read_text()
     assert "PolicyPack(" in main and "preserve_secret_markers()" in main
@@ -461,3 +462,52 @@ def test_the_ai_stack_passes_and_fails_once_its_gateway_list_is_dropped() -> Non
     gateways = next(r for r in tampered if r["name"] == "ai-orchestrator-gateways")
     del gateways["inputs"]["metadata"]["annotations"][ALLOW]
     assert [v.policy for v in run_policies(tampered, plan.outputs)] == [ORCHESTRATOR_POLICY]
+
+
+# -- every Kafka client signs in --------------------------------------------------------------------------------
+
+KAFKA_POLICY = "kafka-clients-sign-in"
+SCRAM = {"type": "scram-sha-512"}
+
+
+def kafka_cluster(listeners: list[dict], authorization: dict | None = None) -> dict:
+    kafka: dict[str, Any] = {"listeners": listeners}
+    if authorization:
+        kafka["authorization"] = authorization
+    return resource("kubernetes:kafka.strimzi.io/v1:Kafka", {"spec": {"kafka": kafka}})
+
+
+def scaled_job(metadata: dict, authentication: dict | None = None) -> dict:
+    trigger: dict[str, Any] = {"type": "kafka", "metadata": {"topic": "tasks", **metadata}}
+    if authentication:
+        trigger["authenticationRef"] = authentication
+    return resource("kubernetes:keda.sh/v1alpha1:ScaledJob", {"spec": {"triggers": [trigger]}})
+
+
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [
+        (kafka_cluster([{"name": "plain", "port": 9092}], {"type": "simple"}), "plain (port 9092) takes clients"),
+        (kafka_cluster([{"name": "tls", "port": 9093, "authentication": {}}], {"type": "simple"}), "tls (port 9093)"),
+        (kafka_cluster([{"name": "tls", "port": 9093, "authentication": SCRAM}]), "no authorization"),
+        (scaled_job({"sasl": "none"}, {"name": "a"}), "signs in with nothing"),
+        (scaled_job({"sasl": "scram_sha512"}), "signs in with nothing"),
+        (scaled_job({}), "signs in with nothing"),
+    ],
+)
+def test_kafka_without_sign_in_is_refused(bad: dict, said: str) -> None:
+    [found] = violations(bad)
+    assert found.startswith(f"{KAFKA_POLICY}: ") and said in found, found
+
+
+def test_kafka_with_sign_in_passes_and_the_jobs_stacks_have_it(tmp_path: Path) -> None:
+    good = kafka_cluster([{"name": "tls", "port": 9093, "authentication": SCRAM}], {"type": "simple"})
+    auth = {"name": "k", "kind": "ClusterTriggerAuthentication"}
+    assert violations(good, scaled_job({"sasl": "scram_sha512"}, auth)) == []
+    plan, _ = plan_stack("onprem", ROOT)
+    resources = [{"type": r.type, "name": r.name, "inputs": r.inputs} for r in plan.resources]
+    assert [v for v in run_policies(resources, plan.outputs) if v.policy == KAFKA_POLICY] == []
+    tampered = copy.deepcopy(resources)
+    kafka = next(r for r in tampered if r["type"].endswith(":Kafka"))
+    del kafka["inputs"]["spec"]["kafka"]["listeners"][1]["authentication"]
+    assert [v.policy for v in run_policies(tampered, plan.outputs)] == [KAFKA_POLICY]

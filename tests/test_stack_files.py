@@ -732,7 +732,12 @@ VALID: list[tuple[str, dict[str, Any]]] = [
         {
             "jobs": {
                 "enabled": True,
-                "kafka": {"mode": "external", "bootstrapServers": "kafka-1.corp.example:9092,kafka-2.example:9092"},
+                "kafka": {
+                    "mode": "external",
+                    "bootstrapServers": "kafka-1.corp.example:9093,kafka-2.example:9093",
+                    "username": "render-jobs",
+                    "password": {"secure": "v1:kafka-password"},
+                },
                 "types": {"render": {"image": f"registry.example/render{DIGEST}", "gpus": 2}},
             }
         },
@@ -893,6 +898,15 @@ def _credential_stack(key: str, value: Any) -> str:
                 }
             },
         ),
+        "jobs.kafka.password": (
+            "onprem",
+            {
+                "jobs": {
+                    **STACKS["onprem"]["config"]["pixelstream:jobs"],
+                    "kafka": {"mode": "external", "bootstrapServers": "kafka.corp.example:9093", "username": "jobs"},
+                }
+            },
+        ),
         "streaming.players.auth.oidc.clientSecret": (
             "dev",
             {
@@ -919,6 +933,7 @@ CREDENTIAL_KEYS = (
     "network.onPremises.sharedSecrets[0]",
     "simulation.ngcApiKey",
     "aiWorkers.orchestrator.secret",
+    "jobs.kafka.password",
     "streaming.players.auth.oidc.clientSecret",
 )
 

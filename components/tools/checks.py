@@ -37,9 +37,12 @@ CUSTOM_RESOURCE_SKIPS = {
     },
     **{
         ("kafka.strimzi.io/v1", kind): f"CRD schema ships in the strimzi-kafka-operator chart; {_RENDER_TESTS}"
-        for kind in ("Kafka", "KafkaNodePool", "KafkaTopic")
+        for kind in ("Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser")
     },
-    ("keda.sh/v1alpha1", "ScaledJob"): f"CRD schema ships in the keda chart; {_RENDER_TESTS}",
+    **{
+        ("keda.sh/v1alpha1", kind): f"CRD schema ships in the keda chart; {_RENDER_TESTS}"
+        for kind in ("ScaledJob", "ClusterTriggerAuthentication")
+    },
 }
 
 

@@ -453,6 +453,41 @@ def _orchestrator_answers_its_callers(args: ResourceValidationArgs, report: Repo
         )
 
 
+# -- every Kafka client signs in ---------------------------------------------------------------------------
+
+
+def kafka_problems(kind: str, spec: Mapping[str, Any]) -> list[str]:
+    """What lets a client of a Kafka cluster in without signing in: a Strimzi listener without authentication, a
+    cluster without an authorizer, or a KEDA kafka trigger without SASL credentials."""
+    if kind == "Kafka":
+        kafka = spec.get("kafka") or {}
+        problems = [
+            f"listener {listener.get('name', '?')} (port {listener.get('port', '?')}) takes clients without "
+            "authentication"
+            for listener in kafka.get("listeners") or []
+            if not (listener.get("authentication") or {}).get("type")
+        ]
+        if not (kafka.get("authorization") or {}).get("type"):
+            problems.append("no authorization: every authenticated user may do anything")
+        return problems
+    if kind == "ScaledJob":
+        return [
+            f"kafka trigger on {(trigger.get('metadata') or {}).get('topic', '?')} signs in with nothing"
+            for trigger in spec.get("triggers") or []
+            if trigger.get("type") == "kafka"
+            and ((trigger.get("metadata") or {}).get("sasl", "none") == "none" or not trigger.get("authenticationRef"))
+        ]
+    return []
+
+
+def _kafka_clients_sign_in(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if not args.resource_type.startswith("kubernetes:"):
+        return
+    kind = args.resource_type.rsplit(":", 1)[-1]
+    for problem in kafka_problems(kind, plain(args.props.get("spec")) or {}):
+        report(f"{kind} {args.name}: {problem}")
+
+
 # -- a stack's own settings ---------------------------------------------------------------------------
 
 
@@ -538,6 +573,11 @@ RESOURCE_POLICIES = [
         description="Every path to the AI orchestrator but its randomly named files answers only listed networks.",
         validate=_orchestrator_answers_its_callers,
         config_schema=PolicyConfigSchema({"allowWorldAccess": {"type": "boolean", "default": False}}),
+    ),
+    ResourceValidationPolicy(
+        name="kafka-clients-sign-in",
+        description="Every Kafka listener authenticates its clients and authorizes them; KEDA's triggers sign in.",
+        validate=_kafka_clients_sign_in,
     ),
 ]
 STACK_POLICIES = [

@@ -6,7 +6,7 @@ import re
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Literal
 
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from ...config_base import INT32_MAX, ConfigError, ConfigModel
 from ..config import (
@@ -17,6 +17,7 @@ from ..config import (
     check_requests_and_limits,
 )
 from ..images import image_problem
+from .component import ExternalKafka
 from .kafka import KafkaPool
 from .scaled_jobs import Display, JobType
 
@@ -38,6 +39,11 @@ CONTRACT_ENV = (
     "JOB_TYPE",
     "POD_NAME",
     "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_USERNAME",
+    "KAFKA_PASSWORD",
+    "KAFKA_CA_FILE",
     "KAFKA_TOPIC",
     "KAFKA_CONSUMER_GROUP",
     "KAFKA_RESULTS_TOPIC",
@@ -89,8 +95,28 @@ class KafkaConfig(ConfigModel):
     mode: Literal["strimzi", "external"] = "strimzi"
     """`strimzi`: a Kafka cluster run by the Strimzi operator in the jobs' namespace; `external`: one you run."""
     bootstrap_servers: str | None = None
-    """`external` only: `host:port[,host:port...]`, plain listener."""
+    """`external` only (required): `host:port[,host:port...]`."""
+    username: str | None = None
+    """`external` only (required): the user the jobs and KEDA sign in as."""
+    password: str | None = None
+    """`external` only (required, secret config): that user's password."""
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    """`external` only: how they sign in."""
+    tls: bool = True
+    """`external` only: whether the listener is TLS (false: SASL_PLAINTEXT, SCRAM only)."""
+    ca_certificate: str | None = None
+    """`external` only: PEM of the CA that signs the brokers' certificates, when no public CA does."""
     strimzi: StrimziConfig = StrimziConfig()
+
+    def external(self) -> ExternalKafka:
+        return ExternalKafka(
+            bootstrap_servers=self.bootstrap_servers or "",
+            username=self.username or "",
+            password=self.password or "",
+            sasl_mechanism=self.sasl_mechanism,
+            tls=self.tls,
+            ca_certificate=self.ca_certificate,
+        )
 
 
 class ResultsConfig(ConfigModel):
@@ -188,6 +214,7 @@ class JobsConfig(WorkloadConfig):
     image_pull_secrets: list[str] = []
     types: dict[str, JobTypeConfig] = {}
     """The job types by name: each a ScaledJob with its topics and consumer group."""
+    CREDENTIALS = (("kafka", "password"),)
 
     def check(self, config: StackConfig) -> None:
         check_jobs(config)
@@ -230,9 +257,16 @@ def _check_kafka(jobs: JobsConfig) -> None:
             )
         if "strimzi" in kafka.model_fields_set:
             raise ConfigError("jobs.kafka.strimzi", "is only used with mode: strimzi")
+        _check_external_credentials(kafka)
         return
     if kafka.bootstrap_servers is not None:
         raise ConfigError("jobs.kafka.bootstrapServers", "is only used with mode: external (Strimzi's is known)")
+    for key in ("username", "password", "saslMechanism", "tls", "caCertificate"):
+        if to_snake(key) in kafka.model_fields_set:
+            raise ConfigError(
+                f"jobs.kafka.{key}",
+                "is only used with mode: external (Strimzi's users and their passwords are the stack's)",
+            )
     strimzi = kafka.strimzi
     if strimzi.controllers.replicas not in (1, 3, 5):
         raise ConfigError(
@@ -249,6 +283,28 @@ def _check_kafka(jobs: JobsConfig) -> None:
     for index, namespace in enumerate(strimzi.client_namespaces):
         if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", namespace):
             raise ConfigError(f"jobs.kafka.strimzi.clientNamespaces[{index}]", f"{namespace} is not a namespace name")
+
+
+def _check_external_credentials(kafka: KafkaConfig) -> None:
+    """An external Kafka is signed in to, never open; a password crosses the network only inside TLS."""
+    if not kafka.username:
+        raise ConfigError(
+            "jobs.kafka.username", "is required with mode: external: the user the jobs and KEDA sign in as"
+        )
+    if not kafka.password:
+        raise ConfigError(
+            "jobs.kafka.password",
+            "is required with mode: external: pulumi config set --secret --path jobs.kafka.password <password>",
+        )
+    if kafka.sasl_mechanism == "PLAIN" and not kafka.tls:
+        raise ConfigError(
+            "jobs.kafka.saslMechanism",
+            "PLAIN without TLS (jobs.kafka.tls: false) sends the password in clear; use TLS or a SCRAM mechanism",
+        )
+    if kafka.ca_certificate is not None and not kafka.ca_certificate.strip().startswith("-----BEGIN CERTIFICATE-----"):
+        raise ConfigError("jobs.kafka.caCertificate", "is not a PEM certificate (-----BEGIN CERTIFICATE----- ...)")
+    if kafka.ca_certificate is not None and not kafka.tls:
+        raise ConfigError("jobs.kafka.caCertificate", "is for a TLS listener; jobs.kafka.tls is false")
 
 
 def _check_results(config: StackConfig) -> None:

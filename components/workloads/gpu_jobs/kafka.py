@@ -1,19 +1,31 @@
 """KafkaCluster: the Strimzi operator (its chart, pinned) and the Kafka cluster it runs for the GPU jobs: a `Kafka`
-with two KRaft node pools (controllers, brokers) sized from config, and a `KafkaTopic` per topic.
+with two KRaft node pools (controllers, brokers) sized from config, a `KafkaTopic` per topic, and a `KafkaUser` per
+client with exactly its ACLs (Kafka's own authorizer, `authorization: simple`).
 
-The cluster listens inside the Kubernetes cluster only (plain, port 9092). Strimzi's generated NetworkPolicy
-admits the jobs' namespace, KEDA's and the producers' namespaces named in config, where the cluster's network
-plugin enforces NetworkPolicies.
+Every client authenticates with SCRAM-SHA-512 under a password the stack generates (pulumi_random), which reaches
+Kubernetes only in the client's Secret, and the KafkaUser reads it from there. Two listeners, inside the
+Kubernetes cluster only:
+
+- `tls` (9093): TLS with Strimzi's cluster CA (Secret `<cluster>-cluster-ca-cert`, `ca.crt`), for the jobs and
+  the producers;
+- `scaler` (9094): no TLS, for KEDA alone. KEDA, restricted to the Secrets of its own namespace (the resolver reads
+  them there, pkg/scaling/resolver at v2.20.2), cannot read the cluster CA Strimzi writes into the jobs'
+  namespace. SCRAM never sends the password, and KEDA's user may only describe the task topics and the jobs'
+  groups: what crosses this listener in clear is topic offsets.
+
+Strimzi's generated NetworkPolicy admits the jobs' namespace and the producers' namespaces named in config to
+`tls`, KEDA's to `scaler`, where the cluster's network plugin enforces NetworkPolicies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from ...addons.charts import CHARTS, ENGINE_NAMESPACES, PART_OF, Chart, ReleaseArgs, namespace, release
 from ...placement import NodePlacement
@@ -23,8 +35,41 @@ CLUSTER_LABEL = "strimzi.io/cluster"
 # The Kafka version Strimzi 1.2.0 runs by default (its kafka-versions.yaml), stated so an operator upgrade does not
 # change it unnoticed.
 KAFKA_VERSION = "4.3.1"
-PLAIN_PORT = 9092
+TLS_PORT = 9093
+SCALER_PORT = 9094
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
+# Where Strimzi keeps the cluster CA's certificate, in the cluster's namespace (the key is in `<cluster>-cluster-ca`).
+CA_SECRET_SUFFIX = "-cluster-ca-cert"
+CA_KEY = "ca.crt"
+
+
+@dataclass(frozen=True)
+class Acl:
+    """Operations allowed on one topic or group (KafkaUser `spec.authorization.acls`)."""
+
+    resource: Literal["topic", "group"]
+    name: str
+    operations: tuple[str, ...]
+    pattern: Literal["literal", "prefix"] = "literal"
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "resource": {"type": self.resource, "name": self.name, "patternType": self.pattern},
+            "operations": list(self.operations),
+        }
+
+
+@dataclass(frozen=True)
+class KafkaClient:
+    """A client of the cluster: its KafkaUser (and user name) and what it may do."""
+
+    name: str
+    acls: tuple[Acl, ...]
+
+
+def credentials_secret(client: str) -> str:
+    """The Secret holding a client's `username` and `password`, in the cluster's namespace."""
+    return f"{client}-kafka-credentials"
 
 
 @dataclass(frozen=True)
@@ -56,7 +101,9 @@ class KafkaClusterArgs(ReleaseArgs):
     storage_class: str | None = None
     """Of the pools' volumes; None: the cluster's default class."""
     client_namespaces: Sequence[str] = ()
-    """Namespaces whose pods may connect, besides the cluster's own and KEDA's."""
+    """Namespaces whose pods may connect to the TLS listener, besides the cluster's own."""
+    clients: Sequence[KafkaClient] = ()
+    """Every client: a KafkaUser each, with a generated password."""
     chart: Chart = CHARTS["strimzi-kafka-operator"]
 
 
@@ -86,22 +133,35 @@ def pool_spec(role: str, pool: KafkaPool, storage_class: str | None, nodes: Node
     }
 
 
-def kafka_spec(args: KafkaClusterArgs, peer_namespaces: Sequence[str]) -> dict[str, Any]:
+def kafka_spec(args: KafkaClusterArgs, client_namespaces: Sequence[str]) -> dict[str, Any]:
     factor, min_isr = replication(args.brokers.replicas)
-    peers = [{"namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: ns}}} for ns in peer_namespaces]
+    clients = [{"namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: ns}}} for ns in client_namespaces]
+    keda = {"namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: ENGINE_NAMESPACES["keda"]}}}
+    scram = {"type": "scram-sha-512"}
     return {
         "kafka": {
             "version": KAFKA_VERSION,
             "listeners": [
+                # The jobs' own namespace (an empty pod selector there) and the producers'.
                 {
-                    "name": "plain",
-                    "port": PLAIN_PORT,
+                    "name": "tls",
+                    "port": TLS_PORT,
+                    "type": "internal",
+                    "tls": True,
+                    "authentication": scram,
+                    "networkPolicyPeers": [{"podSelector": {}}, *clients],
+                },
+                {
+                    "name": "scaler",
+                    "port": SCALER_PORT,
                     "type": "internal",
                     "tls": False,
-                    # The jobs' own namespace (an empty pod selector there), KEDA's and the producers'.
-                    "networkPolicyPeers": [{"podSelector": {}}, *peers],
-                }
+                    "authentication": scram,
+                    "networkPolicyPeers": [keda],
+                },
             ],
+            # Kafka's StandardAuthorizer: a user may do what its KafkaUser's ACLs allow, and nothing else.
+            "authorization": {"type": "simple"},
             "config": {
                 "offsets.topic.replication.factor": factor,
                 "transaction.state.log.replication.factor": factor,
@@ -114,8 +174,18 @@ def kafka_spec(args: KafkaClusterArgs, peer_namespaces: Sequence[str]) -> dict[s
         },
         "entityOperator": {
             "topicOperator": {"resources": _small_resources()},
+            "userOperator": {"resources": _small_resources()},
             "template": {"pod": _pod_template(args.nodes)},
         },
+    }
+
+
+def user_spec(client: KafkaClient) -> dict[str, Any]:
+    """The KafkaUser: SCRAM-SHA-512 with the password from the client's Secret, and its ACLs."""
+    password = {"valueFrom": {"secretKeyRef": {"name": credentials_secret(client.name), "key": "password"}}}
+    return {
+        "authentication": {"type": "scram-sha-512", "password": password},
+        "authorization": {"type": "simple", "acls": [acl.spec() for acl in client.acls]},
     }
 
 
@@ -133,9 +203,14 @@ def _small_resources() -> dict[str, Any]:
 
 
 class KafkaCluster(pulumi.ComponentResource):
-    """Outputs: `bootstrap_servers` (`host:port` of the plain listener), `release` (the operator's)."""
+    """Outputs: `bootstrap_servers` (`host:port` of the TLS listener), `scaler_bootstrap_servers` (KEDA's),
+    `ca_secret` (the Secret with the cluster CA's `ca.crt`), `passwords` (by client, secrets), `release` (the
+    operator's)."""
 
     bootstrap_servers: str
+    scaler_bootstrap_servers: str
+    ca_secret: str
+    passwords: dict[str, pulumi.Output[str]]
     release: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: KafkaClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -159,15 +234,15 @@ class KafkaCluster(pulumi.ComponentResource):
                 spec=pool_spec(role, pool, args.storage_class, args.nodes),
                 opts=after_operator,
             )
-        peers = [ENGINE_NAMESPACES["keda"], *args.client_namespaces]
         kafka = k8s.apiextensions.CustomResource(
             args.cluster_name,
             api_version=API_VERSION,
             kind="Kafka",
             metadata={"name": args.cluster_name, "namespace": args.namespace, "labels": PART_OF},
-            spec=kafka_spec(args, peers),
+            spec=kafka_spec(args, args.client_namespaces),
             opts=after_operator,
         )
+        after_kafka = pulumi.ResourceOptions(parent=self, depends_on=[kafka])
         factor, _ = replication(args.brokers.replicas)
         for topic in args.topics:
             k8s.apiextensions.CustomResource(
@@ -180,7 +255,33 @@ class KafkaCluster(pulumi.ComponentResource):
                     "replicas": factor,
                     "config": {"retention.ms": topic.retention_hours * 3_600_000},
                 },
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[kafka]),
+                opts=after_kafka,
             )
-        self.bootstrap_servers = f"{args.cluster_name}-kafka-bootstrap.{args.namespace}.svc:{PLAIN_PORT}"
+        self.passwords = {client.name: self._user(args, client, labels, kafka) for client in args.clients}
+        service = f"{args.cluster_name}-kafka-bootstrap.{args.namespace}.svc"
+        self.bootstrap_servers = f"{service}:{TLS_PORT}"
+        self.scaler_bootstrap_servers = f"{service}:{SCALER_PORT}"
+        self.ca_secret = f"{args.cluster_name}{CA_SECRET_SUFFIX}"
         self.register_outputs({"bootstrap_servers": self.bootstrap_servers})
+
+    def _user(
+        self, args: KafkaClusterArgs, client: KafkaClient, labels: dict[str, str], kafka: pulumi.Resource
+    ) -> pulumi.Output[str]:
+        """The client's generated password, its Secret, and its KafkaUser."""
+        child = pulumi.ResourceOptions(parent=self)
+        password = random.RandomPassword(f"{client.name}-kafka-password", length=40, special=False, opts=child)
+        secret = k8s.core.v1.Secret(
+            credentials_secret(client.name),
+            metadata={"name": credentials_secret(client.name), "namespace": args.namespace, "labels": PART_OF},
+            string_data={"username": client.name, "password": password.result},
+            opts=child,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{client.name}-kafka-user",
+            api_version=API_VERSION,
+            kind="KafkaUser",
+            metadata={"name": client.name, "namespace": args.namespace, "labels": labels},
+            spec=user_spec(client),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[kafka, secret]),
+        )
+        return pulumi.Output.secret(password.result)

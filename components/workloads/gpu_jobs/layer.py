@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
-from .component import GpuJobs, GpuJobsArgs, StrimziKafka
+from .component import ExternalKafka, GpuJobs, GpuJobsArgs, StrimziKafka
 
 if TYPE_CHECKING:
     from ...addons.layer import AddonLayer
@@ -20,7 +20,7 @@ def declare_gpu_jobs(
     """The workload and the stack outputs it adds. `name`: the cluster's, the default bucket's prefix."""
     jobs = config.jobs
     kafka = jobs.kafka
-    engine: StrimziKafka | str = kafka.bootstrap_servers or ""
+    engine: StrimziKafka | ExternalKafka = kafka.external()
     if kafka.mode == "strimzi":
         strimzi = kafka.strimzi
         engine = StrimziKafka(strimzi.controllers.pool(), strimzi.brokers.pool(), tuple(strimzi.client_namespaces))
@@ -48,10 +48,15 @@ def declare_gpu_jobs(
         ),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider])),
     )
-    return {
+    outputs: dict[str, Any] = {
         "jobsNamespace": workload.namespace,
         "jobsBootstrapServers": workload.bootstrap_servers,
+        "jobsKafka": workload.kafka,
         "jobsTopics": workload.topics,
         "jobsResultsBucket": workload.results_bucket,
         "jobsResultsNamespace": workload.results_namespace,
     }
+    if workload.producer_password is not None:
+        # Your producer signs in as `producer` (jobsKafka says where and how); the password stays a secret.
+        outputs["jobsProducerPassword"] = workload.producer_password
+    return outputs

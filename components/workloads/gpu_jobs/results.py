@@ -1,15 +1,17 @@
 """JobResults: the OCI Object Storage bucket the GPU jobs write their results to, private, with a lifecycle rule
 that deletes results after their retention, and the access the jobs get to it.
 
-Access is never a long-lived key in a pod. With OKE workload identity, an IAM policy lets exactly the jobs'
-service account in this cluster's jobs namespace create objects in this bucket (no read, overwrite or delete).
+Access is never a long-lived key in a pod. With OKE workload identity, an IAM policy lets each job type's service
+account in this cluster's jobs namespace create objects in this bucket under that type's own prefix
+(`<prefix><type>/`), and nothing else: no read, overwrite or delete, and no other type's results.
 With pre-authenticated requests, the stack grants the pods nothing: the producer of each task creates a
 write-only, expiring request for that task's results and sends it in the message (the job contract, README).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pulumi
@@ -27,12 +29,15 @@ def lifecycle_statement(region: str, compartment_id: str, bucket: str) -> str:
     )
 
 
-def workload_statement(compartment_id: str, cluster_id: str, namespace: str, account: str, bucket: str) -> str:
-    """The jobs' service account, in this cluster's namespace, may create objects in the bucket: nothing else."""
+def workload_statement(
+    compartment_id: str, cluster_id: str, namespace: str, account: str, bucket: str, prefix: str
+) -> str:
+    """A job type's service account, in this cluster's namespace, may create objects in the bucket under its
+    `prefix`: nothing else (Object Storage's `target.object.name` takes patterns, IAM's `/.../` with `*`)."""
     condition = (
         f"request.principal.type = 'workload', request.principal.namespace = '{namespace}', "
         f"request.principal.service_account = '{account}', request.principal.cluster_id = '{cluster_id}', "
-        f"target.bucket.name = '{bucket}', request.permission = 'OBJECT_CREATE'"
+        f"target.bucket.name = '{bucket}', target.object.name = /{prefix}*/, request.permission = 'OBJECT_CREATE'"
     )
     return f"Allow any-user to manage objects in compartment id {compartment_id} where ALL {{{condition}}}"
 
@@ -49,7 +54,8 @@ class JobResultsArgs:
     cluster_id: pulumi.Input[str] | None = None
     """Workload identity: the OKE cluster whose jobs may write."""
     namespace: str = "gpu-jobs"
-    service_account: str = "gpu-job"
+    service_accounts: Mapping[str, str] = field(default_factory=dict)
+    """Workload identity: by job type, its service account; each writes under `<prefix><type>/`."""
     policy_name: str = "gpu-job-results"
 
     def validate(self) -> None:
@@ -88,7 +94,12 @@ class JobResults(pulumi.ComponentResource):
             statements = pulumi.Output.all(args.compartment_id, args.cluster_id).apply(
                 lambda ids: [
                     lifecycle_statement(args.region, ids[0], args.bucket),
-                    workload_statement(ids[0], ids[1], args.namespace, args.service_account, args.bucket),
+                    *(
+                        workload_statement(
+                            ids[0], ids[1], args.namespace, account, args.bucket, f"{args.prefix}{job_type}/"
+                        )
+                        for job_type, account in sorted(args.service_accounts.items())
+                    ),
                 ]
             )
         policy = oci.identity.Policy(

@@ -23,6 +23,32 @@ X11_SOCKETS = "/tmp/.X11-unix"
 # NVENC needs `video`, OpenGL/Vulkan rendering `graphics`; without them the runtime injects neither library.
 DRIVER_CAPABILITIES = "graphics,video,compute,utility"
 JOB_LABEL = "pixelstream.dev/job-type"
+KAFKA_CA_DIR = "/etc/kafka/ca"
+# KEDA's names for the SASL mechanisms (kafka_scaler.go `sasl`, v2.20.2) by their names in Kafka clients.
+KEDA_SASL = {"SCRAM-SHA-512": "scram_sha512", "SCRAM-SHA-256": "scram_sha256", "PLAIN": "plaintext"}
+
+
+@dataclass(frozen=True)
+class KafkaAccess:
+    """How the jobs and KEDA reach Kafka: where, how it authenticates them, and where their credentials are."""
+
+    bootstrap_servers: str
+    """The jobs' (and the producers') listener."""
+    scaler_bootstrap_servers: str
+    """KEDA's listener."""
+    credentials: Mapping[str, str]
+    """By job type: the Secret (in the jobs' namespace) with its `username` and `password`."""
+    scaler_authentication: str
+    """The ClusterTriggerAuthentication KEDA's triggers use."""
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    tls: bool = True
+    scaler_tls: bool = False
+    ca_secret: str | None = None
+    """The Secret (in the jobs' namespace) whose `ca.crt` signs the brokers' certificates; None: public CAs."""
+
+    @property
+    def security_protocol(self) -> str:
+        return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
 
 
 @dataclass(frozen=True)
@@ -67,13 +93,14 @@ class JobType:
 class JobContext:
     """What every job of the stack shares: where tasks come from and results go, and how it writes them."""
 
-    bootstrap_servers: str
+    kafka: KafkaAccess
     results_access: str
     results_bucket: pulumi.Input[str]
     results_namespace: pulumi.Input[str]
     results_prefix: str
     region: str
-    service_account: pulumi.Input[str]
+    service_accounts: Mapping[str, str]
+    """By job type: its service account (its identity towards OCI, no Kubernetes role)."""
     gpu_resource: str = "nvidia.com/gpu"
     nodes: NodePlacement = GPU_NODES
     image_pull_secrets: Sequence[str] = ()
@@ -81,9 +108,13 @@ class JobContext:
 
 def trigger_metadata(job: JobType, context: JobContext) -> dict[str, str]:
     """KEDA's kafka scaler: lag of the job type's consumer group on its topic; one Job per `lagThreshold` pending
-    messages. New groups start at the earliest offset, so no task that arrived first is skipped."""
+    messages. New groups start at the earliest offset, so no task that arrived first is skipped. Its credentials
+    come from the ClusterTriggerAuthentication (authParams `username`, `password`, `ca`)."""
+    kafka = context.kafka
     return {
-        "bootstrapServers": context.bootstrap_servers,
+        "bootstrapServers": kafka.scaler_bootstrap_servers,
+        "sasl": KEDA_SASL[kafka.sasl_mechanism],
+        "tls": "enable" if kafka.scaler_tls else "disable",
         "consumerGroup": job.consumer_group,
         "topic": job.topic,
         "lagThreshold": str(job.lag_threshold),
@@ -107,13 +138,25 @@ def scaled_job_spec(job: JobType, context: JobContext) -> dict[str, Any]:
         "failedJobsHistoryLimit": 5,
         # Running Jobs still hold their (uncommitted) messages in the lag: `default` subtracts them.
         "scalingStrategy": {"strategy": "default"},
-        "triggers": [{"type": "kafka", "metadata": trigger_metadata(job, context)}],
+        "triggers": [
+            {
+                "type": "kafka",
+                "metadata": trigger_metadata(job, context),
+                "authenticationRef": {
+                    "name": context.kafka.scaler_authentication,
+                    "kind": "ClusterTriggerAuthentication",
+                },
+            }
+        ],
     }
 
 
 def job_pod(job: JobType, context: JobContext) -> dict[str, Any]:
     workload_identity = context.results_access == "workloadIdentity"
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "10Gi"}}]
+    if context.kafka.ca_secret:
+        ca = {"secretName": context.kafka.ca_secret, "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+        volumes.append({"name": "kafka-ca", "secret": ca})
     init_containers = []
     if job.display.mode == "virtual":
         volumes.append({"name": "x11", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}})
@@ -122,7 +165,7 @@ def job_pod(job: JobType, context: JobContext) -> dict[str, Any]:
         volumes.append(api_access_volume())
     return {
         "restartPolicy": "Never",
-        "serviceAccountName": context.service_account,
+        "serviceAccountName": context.service_accounts[job.name],
         # Only a job writing through workload identity mounts the token OKE exchanges; no pod holds one otherwise.
         "automountServiceAccountToken": False,
         "affinity": context.nodes.required_affinity(),
@@ -140,7 +183,7 @@ def job_env(job: JobType, context: JobContext) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "JOB_TYPE", "value": job.name},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": context.bootstrap_servers},
+        *kafka_env(job, context.kafka),
         {"name": "KAFKA_TOPIC", "value": job.topic},
         {"name": "KAFKA_CONSUMER_GROUP", "value": job.consumer_group},
         {"name": "KAFKA_RESULTS_TOPIC", "value": job.results_topic},
@@ -161,6 +204,21 @@ def job_env(job: JobType, context: JobContext) -> list[dict[str, Any]]:
     return env
 
 
+def kafka_env(job: JobType, kafka: KafkaAccess) -> list[dict[str, Any]]:
+    """Where the job's Kafka is and how it signs in (the job contract, README)."""
+    credentials = kafka.credentials[job.name]
+    env: list[dict[str, Any]] = [
+        {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": kafka.bootstrap_servers},
+        {"name": "KAFKA_SECURITY_PROTOCOL", "value": kafka.security_protocol},
+        {"name": "KAFKA_SASL_MECHANISM", "value": kafka.sasl_mechanism},
+        {"name": "KAFKA_USERNAME", "valueFrom": {"secretKeyRef": {"name": credentials, "key": "username"}}},
+        {"name": "KAFKA_PASSWORD", "valueFrom": {"secretKeyRef": {"name": credentials, "key": "password"}}},
+    ]
+    if kafka.ca_secret:
+        env.append({"name": "KAFKA_CA_FILE", "value": f"{KAFKA_CA_DIR}/ca.crt"})
+    return env
+
+
 def env_secret_name(job: JobType) -> str:
     return f"{job.name}-env"
 
@@ -169,6 +227,8 @@ def _job_container(job: JobType, context: JobContext, workload_identity: bool) -
     gpu = {context.gpu_resource: str(job.gpus)}
     args = [*job.args, *(job.display.offscreen_args if job.display.mode == "offscreen" else ())]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
+    if context.kafka.ca_secret:
+        mounts.append({"name": "kafka-ca", "mountPath": KAFKA_CA_DIR, "readOnly": True})
     if job.display.mode == "virtual":
         mounts.append({"name": "x11", "mountPath": X11_SOCKETS})
     if workload_identity:
