@@ -43,6 +43,12 @@ PATHS = {
     "/net.AIWorker/RegisterAIWorker": "ai-orchestrator-workers-grpc",
     "/aiResults": "ai-orchestrator-workers",
     "/stream/3f9a2c1d/8b7e6f5a.tempfile": "ai-orchestrator-files",
+    # Registration of kinds of worker the platform does not run: closed to everyone.
+    "/capability/register": "ai-orchestrator-unused",
+    "/capability/unregister": "ai-orchestrator-unused",
+    "/transcodeResults": "ai-orchestrator-unused",
+    "/runners/heartbeat": "ai-orchestrator-unused",
+    "/runner/r1/session/s1/channels": "ai-orchestrator-unused",
     # Near misses: a prefix is a path segment, not a string.
     "/streamX": "ai-orchestrator-gateways",
     "/aiResultsX": "ai-orchestrator-gateways",
@@ -141,7 +147,7 @@ def test_worker_networks_reach_the_worker_paths_and_nothing_of_the_gateways(edge
     _, port = edge
     for path, route in PATHS.items():
         is_worker, is_files = "workers" in route, route.endswith("files")
-        gateway = DENIED if is_worker else route
+        gateway = DENIED if is_worker or route.endswith("unused") else route
         worker = route if is_worker or is_files else DENIED
         stranger = route if is_files else DENIED
         assert (ask(port, path, GATEWAY), ask(port, path, WORKER), ask(port, path, STRANGER)) == (

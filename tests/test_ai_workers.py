@@ -206,6 +206,10 @@ def test_the_in_cluster_orchestrator_behind_the_ingress_with_tls(ai: Plan) -> No
         assert (path["path"], annotations["nginx.ingress.kubernetes.io/backend-protocol"]) == ROUTES[name]
         assert ingress["spec"]["tls"] == [{"hosts": ["ai.example.com"], "secretName": "ai-orchestrator-tls"}]
         assert ingress["spec"]["rules"][0]["host"] == "ai.example.com"
+    unused = manifest(ai, "ingress", "ai-orchestrator-unused")
+    paths = [p["path"] for p in unused["spec"]["rules"][0]["http"]["paths"]]
+    assert paths == ["/capability", "/transcodeResults", "/runners", "/runner"]
+    assert unused["metadata"]["annotations"]["nginx.ingress.kubernetes.io/denylist-source-range"] == "0.0.0.0/0,::/0"
     issuers = {n: i["metadata"]["annotations"].get("cert-manager.io/cluster-issuer") for n, i in ingresses.items()}
     assert issuers == {n: "letsencrypt-prod" if n == "ai-orchestrator-files" else None for n in ROUTES}, "one request"
     controller = ai.named("kubernetes:helm.sh/v3:Release", "ingress-nginx").urn

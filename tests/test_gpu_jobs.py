@@ -304,6 +304,7 @@ def test_every_client_signs_in_with_only_its_own_acls(oke: Plan) -> None:
         ("topic", "render.requests", "literal", ("Write", "Describe")),
         ("topic", "render.done", "literal", ("Read", "Describe")),
         ("group", "producer", "prefix", ("Read", "Describe")),
+        ("transactionalId", "producer", "prefix", ("Write", "Describe")),
     }
     assert acls("keda") == {
         ("topic", "render.requests", "literal", ("Describe",)),

@@ -425,6 +425,9 @@ def orchestrator_ingress(path: str, annotations: dict[str, str], service: str = 
         ("/", {ALLOW: "203.0.113.0/24,0.0.0.0/0"}, "wider than any network"),
         ("/net.AIWorker", {ALLOW: "0.0.0.0/1"}, "wider than any network"),
         ("/", {ALLOW: "not-a-network"}, "wider than any network"),
+        ("/aiResults", {DENY: "::/0"}, "anyone on the internet"),
+        ("/aiResults", {DENY: "0.0.0.0/0"}, "anyone on the internet"),
+        ("/stream", {"nginx.ingress.kubernetes.io/rewrite-target": "/aiResults"}, "anyone on the internet"),
     ],
 )
 def test_orchestrator_paths_open_to_the_internet_are_refused(path: str, annotations: dict, open_to: str) -> None:
@@ -438,13 +441,20 @@ def test_orchestrator_paths_open_to_the_internet_are_refused(path: str, annotati
     [
         ("/", {ALLOW: "203.0.113.0/24"}, "ai-orchestrator"),
         ("/net.Orchestrator", {ALLOW: "10.0.0.0/8, 192.0.2.0/24"}, "ai-orchestrator"),
-        ("/aiResults", {DENY: "0.0.0.0/0"}, "ai-orchestrator"),
+        ("/aiResults", {DENY: "0.0.0.0/0,::/0"}, "ai-orchestrator"),
         ("/stream", {}, "ai-orchestrator"),
         ("/", {}, "player"),
     ],
 )
 def test_orchestrator_paths_for_listed_networks_pass(path: str, annotations: dict, service: str) -> None:
     assert violations(orchestrator_ingress(path, annotations, service)) == []
+
+
+def test_a_default_backend_to_the_orchestrator_counts_as_its_root() -> None:
+    ingress = orchestrator_ingress("/stream", {})
+    ingress["inputs"]["spec"]["defaultBackend"] = {"service": {"name": "ai-orchestrator", "port": {"number": 8935}}}
+    [found] = violations(ingress)
+    assert "the AI orchestrator's / has no source allow-list" in found
 
 
 def test_the_stack_may_allow_the_world_for_the_orchestrator() -> None:

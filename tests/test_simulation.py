@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pulumi
 import pytest
+import yaml
 from conftest import ROOT
 from test_addons import plan_with
 from test_stack_files import FLEET, _dev, run_plan
@@ -175,6 +176,8 @@ def test_ingress_serves_the_dashboard_and_each_instance_behind_basic_auth_over_h
     assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
     assert annotations["nginx.ingress.kubernetes.io/auth-type"] == "basic"
     assert annotations["nginx.ingress.kubernetes.io/auth-secret"] == "sim-basic-auth"
+    # Plain HTTP is redirected even before the certificate exists, so no password crosses it.
+    assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
     routes = {p["path"]: p["backend"]["service"]["name"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
     assert routes == {"/sim/(.*)": "sim-orchestrator", **{f"/sim/{i}/(.*)": f"sim-{i}" for i in range(3)}}
     for index in range(3):
@@ -234,6 +237,8 @@ def test_plain_http_only_by_choice_and_every_plan_says_so(tmp_path: Path, capsys
     )
     outputs = json.loads((tmp_path / "fuzz" / "outputs.json").read_text())
     assert outputs["simulationUrl"] == "http://<ingress-load-balancer-ip>/sim/"
+    ingress = yaml.safe_load((tmp_path / "fuzz" / "manifests" / "sim.ingress.simulation.yaml").read_text())
+    assert "nginx.ingress.kubernetes.io/force-ssl-redirect" not in ingress["metadata"]["annotations"]
     status, _, everything, _ = run_plan(_dev(simulation=FLEET), tmp_path, capsys)
     assert status == 0 and "over plain HTTP" not in everything, everything[-2000:]
 

@@ -416,22 +416,37 @@ def _cidr_list(value: Any) -> list[str]:
 
 def orchestrator_route_problems(metadata: Mapping[str, Any], spec: Mapping[str, Any], allow_world: bool) -> list[str]:
     """Paths to the AI orchestrator, other than its randomly named files, that the internet reaches: no source
-    allow-list (nor a denylist of everyone), or an allow-list wider than a /8."""
+    allow-list (nor a denylist of everyone, IPv4 and IPv6), or an allow-list wider than a /8. A default backend
+    counts as the path `/`; a files path that regexes or rewrites counts as any other."""
     annotations = metadata.get("annotations") or {}
-    closed = any(_world(cidr) for cidr in _cidr_list(annotations.get(NGINX_DENYLIST)))
+    denied = {ipaddress.ip_network(c, strict=False) for c in _cidr_list(annotations.get(NGINX_DENYLIST)) if _parses(c)}
+    closed = {ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")} <= denied
     allowed = _cidr_list(annotations.get(NGINX_ALLOWLIST))
+    rewrites = any(annotations.get(f"nginx.ingress.kubernetes.io/{key}") for key in ("use-regex", "rewrite-target"))
+    routes = [
+        (path.get("path", "/"), path.get("backend"))
+        for rule in spec.get("rules") or []
+        for path in (rule.get("http") or {}).get("paths") or []
+    ]
+    routes.append(("/", spec.get("defaultBackend")))
     problems = []
-    for rule in spec.get("rules") or []:
-        for path in (rule.get("http") or {}).get("paths") or []:
-            service = ((path.get("backend") or {}).get("service") or {}).get("name")
-            route = path.get("path", "/")
-            if service != AI_ORCHESTRATOR or route == AI_ORCHESTRATOR_FILES or closed:
-                continue
-            if not allowed:
-                problems.append(f"{route} has no source allow-list: anyone on the internet reaches it")
-            elif not allow_world and any(_invalid_or_world_wide(cidr) for cidr in allowed):
-                problems.append(f"{route} is open to {', '.join(allowed)}, wider than any network a person names")
+    for route, backend in routes:
+        service = ((backend or {}).get("service") or {}).get("name")
+        if service != AI_ORCHESTRATOR or (route == AI_ORCHESTRATOR_FILES and not rewrites) or closed:
+            continue
+        if not allowed:
+            problems.append(f"{route} has no source allow-list: anyone on the internet reaches it")
+        elif not allow_world and any(_invalid_or_world_wide(cidr) for cidr in allowed):
+            problems.append(f"{route} is open to {', '.join(allowed)}, wider than any network a person names")
     return problems
+
+
+def _parses(cidr: str) -> bool:
+    try:
+        ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _invalid_or_world_wide(cidr: str) -> bool:

@@ -216,7 +216,8 @@ def regex_ingress(
 ) -> str:
     """An Ingress of class nginx: each route (a path regex with one group, a Service, its port) rewritten to `/`
     plus the group; on `host` (every host without one), with a certificate from `cluster_issuer` (Secret
-    `<name>-tls`) when both are set. Returns the base URL players or operators use."""
+    `<name>-tls`) and HTTP always redirected to HTTPS when both are set. Returns the base URL players or operators
+    use."""
     annotations = {
         "nginx.ingress.kubernetes.io/use-regex": "true",
         "nginx.ingress.kubernetes.io/rewrite-target": "/$1",
@@ -233,6 +234,9 @@ def regex_ingress(
         if cluster_issuer:
             annotations["cert-manager.io/cluster-issuer"] = cluster_issuer
             spec["tls"] = [{"hosts": [host], "secretName": f"{name}-tls"}]
+            # ingress-nginx redirects to HTTPS only once the certificate exists (lua_ingress.lua, v1.15.1); until
+            # cert-manager has it, a route behind basic auth would ask for the password over plain HTTP.
+            annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] = "true"
     k8s.networking.v1.Ingress(
         name,
         metadata={"name": name, "namespace": namespace, "labels": labels("ingress"), "annotations": annotations},

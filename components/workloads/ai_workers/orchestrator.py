@@ -45,10 +45,13 @@ GATEWAY_GRPC = "/net.Orchestrator"
 WORKER_GRPC = "/net.AIWorker"
 # Where workers post results (server/rpc.go, with -orchestrator and remote AI workers accepted).
 WORKER_RESULTS = "/aiResults"
+# Registration and result paths of kinds of worker this platform does not run (BYOC capabilities, remote
+# transcoders, live runners: byoc/byoc.go, server/rpc.go, server/ai_http.go), each guarded by the secret alone.
+UNUSED_WORKER_PATHS = ("/capability", "/transcodeResults", "/runners", "/runner")
 # The memory storage's files (lpms HandleHLSPlay on the same mux): named at random, fetched by gateways and workers.
 FILES = AI_ORCHESTRATOR_FILES
-# What a denylist holds to refuse everyone.
-EVERYONE = "0.0.0.0/0"
+# What a denylist holds to refuse everyone, of either address family (an existing cluster may be dual-stack).
+EVERYONE = "0.0.0.0/0,::/0"
 # Inputs to image-to-video or audio-to-text exceed nginx's default 1 MiB body.
 MAX_BODY = "256m"
 # A worker's job stream stays open for as long as the worker runs; it reconnects when it is cut.
@@ -184,20 +187,21 @@ class AiOrchestrator(pulumi.ComponentResource):
         tls = [{"hosts": [host], "secretName": f"{ORCHESTRATOR}-tls"}] if args.cluster_issuer else []
         grpc = {"backend-protocol": "GRPCS"}
         https = {"backend-protocol": "HTTPS", "proxy-body-size": MAX_BODY}
-        routes: list[tuple[str, str, dict[str, str]]] = [
-            (f"{ORCHESTRATOR}-gateways-grpc", GATEWAY_GRPC, {**grpc, **_only(args.gateway_cidrs)}),
-            (f"{ORCHESTRATOR}-gateways", "/", {**https, **_only(args.gateway_cidrs)}),
-            (f"{ORCHESTRATOR}-workers-grpc", WORKER_GRPC, {**grpc, **_only(args.worker_cidrs)}),
-            (f"{ORCHESTRATOR}-workers", WORKER_RESULTS, {**https, **_only(args.worker_cidrs)}),
-            (f"{ORCHESTRATOR}-files", FILES, {"backend-protocol": "HTTPS"}),
+        routes: list[tuple[str, tuple[str, ...], dict[str, str]]] = [
+            (f"{ORCHESTRATOR}-gateways-grpc", (GATEWAY_GRPC,), {**grpc, **_only(args.gateway_cidrs)}),
+            (f"{ORCHESTRATOR}-gateways", ("/",), {**https, **_only(args.gateway_cidrs)}),
+            (f"{ORCHESTRATOR}-workers-grpc", (WORKER_GRPC,), {**grpc, **_only(args.worker_cidrs)}),
+            (f"{ORCHESTRATOR}-workers", (WORKER_RESULTS,), {**https, **_only(args.worker_cidrs)}),
+            (f"{ORCHESTRATOR}-unused", UNUSED_WORKER_PATHS, {**https, **_only(())}),
+            (f"{ORCHESTRATOR}-files", (FILES,), {"backend-protocol": "HTTPS"}),
         ]
-        for name, path, settings in routes:
+        for name, paths, settings in routes:
             annotations = {
                 "nginx.ingress.kubernetes.io/proxy-read-timeout": STREAM_TIMEOUT_SECONDS,
                 "nginx.ingress.kubernetes.io/proxy-send-timeout": STREAM_TIMEOUT_SECONDS,
                 **{f"nginx.ingress.kubernetes.io/{k}": v for k, v in settings.items()},
             }
-            if path == FILES and args.cluster_issuer:
+            if paths == (FILES,) and args.cluster_issuer:
                 annotations["cert-manager.io/cluster-issuer"] = args.cluster_issuer
             k8s.networking.v1.Ingress(
                 name,
@@ -207,7 +211,7 @@ class AiOrchestrator(pulumi.ComponentResource):
                     "labels": labels(name),
                     "annotations": annotations,
                 },
-                spec=_ingress_spec(host, path, tls),
+                spec=_ingress_spec(host, paths, tls),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.ingress_controller)),
             )
 
@@ -220,7 +224,7 @@ def _only(cidrs: Sequence[str]) -> dict[str, str]:
     return {"denylist-source-range": EVERYONE}
 
 
-def _ingress_spec(host: str, path: str, tls: list[dict[str, Any]]) -> dict[str, Any]:
+def _ingress_spec(host: str, paths: Sequence[str], tls: list[dict[str, Any]]) -> dict[str, Any]:
     backend = {"service": {"name": ORCHESTRATOR, "port": {"number": SERVICE_PORT}}}
-    rule = {"host": host, "http": {"paths": [{"path": path, "pathType": "Prefix", "backend": backend}]}}
+    rule = {"host": host, "http": {"paths": [{"path": p, "pathType": "Prefix", "backend": backend} for p in paths]}}
     return {"ingressClassName": INGRESS_CLASS, "rules": [rule], **({"tls": tls} if tls else {})}

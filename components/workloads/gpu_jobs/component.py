@@ -3,8 +3,9 @@ pinned) with a ScaledJob per job type, a service account per job type, and the r
 
 Every Kafka client signs in. With Strimzi's Kafka, each job type, the producer and KEDA are users of their own
 (kafka.py): a job type reads its task topic, commits its group and writes its results topic; the producer writes
-the task topics and reads the results topics (and its own groups, `producer*`); KEDA only describes the task
-topics and the jobs' groups. With an external Kafka, the jobs and KEDA use the one credential given."""
+the task topics and reads the results topics (its own groups and transactional IDs start with `producer`); KEDA
+only describes the task topics and the jobs' groups. With an external Kafka, the jobs and KEDA use the one
+credential given."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ def kafka_clients(job_types: Sequence[JobType]) -> list[KafkaClient]:
             *(Acl("topic", job.topic, ("Write", "Describe")) for job in job_types),
             *(Acl("topic", job.results_topic, ("Read", "Describe")) for job in job_types),
             Acl("group", PRODUCER, ("Read", "Describe"), pattern="prefix"),
+            # A transactional producer (PAIA's is) names its transactions; ours start with `producer`.
+            Acl("transactionalId", PRODUCER, ("Write", "Describe"), pattern="prefix"),
         ),
     )
     # What KEDA's kafka scaler calls (DescribeTopics, ListConsumerGroupOffsets, ListOffsets) needs Describe only.

@@ -47,7 +47,7 @@ CA_KEY = "ca.crt"
 class Acl:
     """Operations allowed on one topic or group (KafkaUser `spec.authorization.acls`)."""
 
-    resource: Literal["topic", "group"]
+    resource: Literal["topic", "group", "transactionalId"]
     name: str
     operations: tuple[str, ...]
     pattern: Literal["literal", "prefix"] = "literal"
