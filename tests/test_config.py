@@ -1076,10 +1076,16 @@ INVALID += [
         ["is required with mode: external", "pulumi config set --secret"],
     ),
     (
-        "external Kafka with PLAIN in clear",
-        jobs(kafka={**EXTERNAL_KAFKA, "saslMechanism": "PLAIN", "tls": False}),
-        "jobs.kafka.saslMechanism",
-        ["PLAIN without TLS", "in clear"],
+        "external Kafka without TLS",
+        jobs(kafka={**EXTERNAL_KAFKA, "tls": False}),
+        "jobs.kafka.tls",
+        [],
+    ),
+    (
+        "a job group inside the producer's",
+        jobs(types={"producer": JOB}),
+        "jobs.types.producer.consumerGroup",
+        ["producer-jobs starts with 'producer'"],
     ),
     (
         "external Kafka CA that is no certificate",

@@ -311,6 +311,16 @@ def test_every_client_signs_in_with_only_its_own_acls(oke: Plan) -> None:
         ("group", "render-workers", "literal", ("Describe",)),
     }
     manifests = oke.manifests()
+    # No client can fill the brokers for the others; the operator's own copies of the passwords get a prefix.
+    quotas = {"producerByteRate": 1_048_576, "consumerByteRate": 4_194_304, "requestPercentage": 25}
+    assert all(spec["quotas"] == quotas for spec in users.values())
+    operator = custom(oke, "Kafka")["jobs"]["spec"]["entityOperator"]["userOperator"]
+    assert operator["secretPrefix"] == "kafka-user-"
+    for topic in custom(oke, "KafkaTopic").values():
+        assert (topic["spec"]["config"]["retention.bytes"], topic["spec"]["config"]["max.message.bytes"]) == (
+            1_073_741_824,
+            1_048_576,
+        )
     for user, spec in users.items():
         secret = f"{user}-kafka-credentials"
         assert spec["authentication"] == {

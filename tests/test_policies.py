@@ -503,6 +503,7 @@ def scaled_job(metadata: dict, authentication: dict | None = None) -> dict:
         (scaled_job({"sasl": "none"}, {"name": "a"}), "signs in with nothing"),
         (scaled_job({"sasl": "scram_sha512"}), "signs in with nothing"),
         (scaled_job({}), "signs in with nothing"),
+        (scaled_job({"sasl": "plaintext"}, {"name": "a"}), "PLAIN password without TLS"),
     ],
 )
 def test_kafka_without_sign_in_is_refused(bad: dict, said: str) -> None:
@@ -514,6 +515,7 @@ def test_kafka_with_sign_in_passes_and_the_jobs_stacks_have_it(tmp_path: Path) -
     good = kafka_cluster([{"name": "tls", "port": 9093, "authentication": SCRAM}], {"type": "simple"})
     auth = {"name": "k", "kind": "ClusterTriggerAuthentication"}
     assert violations(good, scaled_job({"sasl": "scram_sha512"}, auth)) == []
+    assert violations(scaled_job({}, auth), scaled_job({"sasl": "plaintext", "tls": "enable"}, auth)) == []
     plan, _ = plan_stack("onprem", ROOT)
     resources = [{"type": r.type, "name": r.name, "inputs": r.inputs} for r in plan.resources]
     assert [v for v in run_policies(resources, plan.outputs) if v.policy == KAFKA_POLICY] == []

@@ -486,12 +486,21 @@ def kafka_problems(kind: str, spec: Mapping[str, Any]) -> list[str]:
             problems.append("no authorization: every authenticated user may do anything")
         return problems
     if kind == "ScaledJob":
-        return [
-            f"kafka trigger on {(trigger.get('metadata') or {}).get('topic', '?')} signs in with nothing"
-            for trigger in spec.get("triggers") or []
-            if trigger.get("type") == "kafka"
-            and ((trigger.get("metadata") or {}).get("sasl", "none") == "none" or not trigger.get("authenticationRef"))
-        ]
+        return [problem for trigger in spec.get("triggers") or [] for problem in _trigger_problems(trigger)]
+    return []
+
+
+def _trigger_problems(trigger: Mapping[str, Any]) -> list[str]:
+    """A KEDA kafka trigger signs in through its authentication (which may also carry `sasl`), never with
+    `sasl: none`, and never sends a PLAIN password without TLS (kafka_scaler.go, v2.20.2)."""
+    if trigger.get("type") != "kafka":
+        return []
+    metadata = trigger.get("metadata") or {}
+    topic = metadata.get("topic", "?")
+    if not trigger.get("authenticationRef") or metadata.get("sasl") == "none":
+        return [f"kafka trigger on {topic} signs in with nothing"]
+    if metadata.get("sasl") == "plaintext" and metadata.get("tls", "disable") != "enable":
+        return [f"kafka trigger on {topic} sends a PLAIN password without TLS"]
     return []
 
 

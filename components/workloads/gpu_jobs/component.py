@@ -20,7 +20,7 @@ from ...placement import OKE_PLACEMENT, Placement
 from ..images import floating
 from .kafka import Acl, KafkaClient, KafkaCluster, KafkaClusterArgs, KafkaPool, Topic, credentials_secret
 from .results import Access, JobResults, JobResultsArgs
-from .scaled_jobs import JobContext, JobType, KafkaAccess, env_secret_name, scaled_job_spec
+from .scaled_jobs import SECURITY_PROTOCOL, JobContext, JobType, KafkaAccess, env_secret_name, scaled_job_spec
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
 PRODUCER = "producer"
@@ -81,13 +81,13 @@ class StrimziKafka:
 
 @dataclass(frozen=True)
 class ExternalKafka:
-    """A Kafka you run: where it is and the one credential the jobs and KEDA sign in with."""
+    """A Kafka you run, over TLS (its messages carry the tasks' pre-authenticated requests): where it is and the one
+    credential the jobs and KEDA sign in with."""
 
     bootstrap_servers: str
     username: str
     password: pulumi.Input[str]
     sasl_mechanism: str = "SCRAM-SHA-512"
-    tls: bool = True
     ca_certificate: str | None = None
     """PEM of the CA that signs its brokers' certificates; None: a public CA does."""
 
@@ -185,7 +185,7 @@ class GpuJobs(pulumi.ComponentResource):
         self.bootstrap_servers = access.bootstrap_servers
         self.kafka = {
             "bootstrapServers": access.bootstrap_servers,
-            "securityProtocol": access.security_protocol,
+            "securityProtocol": SECURITY_PROTOCOL,
             "saslMechanism": access.sasl_mechanism,
             "caSecret": access.ca_secret,
         }
@@ -273,8 +273,7 @@ class GpuJobs(pulumi.ComponentResource):
             credentials={job.name: secret for job in args.job_types},
             scaler_authentication=scaler,
             sasl_mechanism=kafka.sasl_mechanism,
-            tls=kafka.tls,
-            scaler_tls=kafka.tls,
+            scaler_tls=True,
             ca_secret=ca_secret,
         )
 

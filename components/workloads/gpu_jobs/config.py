@@ -17,7 +17,7 @@ from ..config import (
     check_requests_and_limits,
 )
 from ..images import image_problem
-from .component import ExternalKafka
+from .component import PRODUCER, ExternalKafka
 from .kafka import KafkaPool
 from .scaled_jobs import Display, JobType
 
@@ -102,8 +102,6 @@ class KafkaConfig(ConfigModel):
     """`external` only (required, secret config): that user's password."""
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
     """`external` only: how they sign in."""
-    tls: bool = True
-    """`external` only: whether the listener is TLS (false: SASL_PLAINTEXT, SCRAM only)."""
     ca_certificate: str | None = None
     """`external` only: PEM of the CA that signs the brokers' certificates, when no public CA does."""
     strimzi: StrimziConfig = StrimziConfig()
@@ -114,7 +112,6 @@ class KafkaConfig(ConfigModel):
             username=self.username or "",
             password=self.password or "",
             sasl_mechanism=self.sasl_mechanism,
-            tls=self.tls,
             ca_certificate=self.ca_certificate,
         )
 
@@ -261,7 +258,7 @@ def _check_kafka(jobs: JobsConfig) -> None:
         return
     if kafka.bootstrap_servers is not None:
         raise ConfigError("jobs.kafka.bootstrapServers", "is only used with mode: external (Strimzi's is known)")
-    for key in ("username", "password", "saslMechanism", "tls", "caCertificate"):
+    for key in ("username", "password", "saslMechanism", "caCertificate"):
         if to_snake(key) in kafka.model_fields_set:
             raise ConfigError(
                 f"jobs.kafka.{key}",
@@ -286,7 +283,8 @@ def _check_kafka(jobs: JobsConfig) -> None:
 
 
 def _check_external_credentials(kafka: KafkaConfig) -> None:
-    """An external Kafka is signed in to, never open; a password crosses the network only inside TLS."""
+    """An external Kafka is signed in to, never open, and always over TLS (SASL_SSL): a task's message carries its
+    pre-authenticated request, a write credential."""
     if not kafka.username:
         raise ConfigError(
             "jobs.kafka.username", "is required with mode: external: the user the jobs and KEDA sign in as"
@@ -296,15 +294,8 @@ def _check_external_credentials(kafka: KafkaConfig) -> None:
             "jobs.kafka.password",
             "is required with mode: external: pulumi config set --secret --path jobs.kafka.password <password>",
         )
-    if kafka.sasl_mechanism == "PLAIN" and not kafka.tls:
-        raise ConfigError(
-            "jobs.kafka.saslMechanism",
-            "PLAIN without TLS (jobs.kafka.tls: false) sends the password in clear; use TLS or a SCRAM mechanism",
-        )
     if kafka.ca_certificate is not None and not kafka.ca_certificate.strip().startswith("-----BEGIN CERTIFICATE-----"):
         raise ConfigError("jobs.kafka.caCertificate", "is not a PEM certificate (-----BEGIN CERTIFICATE----- ...)")
-    if kafka.ca_certificate is not None and not kafka.tls:
-        raise ConfigError("jobs.kafka.caCertificate", "is for a TLS listener; jobs.kafka.tls is false")
 
 
 def _check_results(config: StackConfig) -> None:
@@ -336,6 +327,12 @@ def _check_job_type(config: StackConfig, name: str, job: JobTypeConfig) -> None:
             raise ConfigError(f"{path}.{key}", f"{topic!r} is not a topic name (lowercase letters, digits, '-', '.')")
     if not _GROUP.match(job.group(name)):
         raise ConfigError(f"{path}.consumerGroup", f"{job.group(name)!r} is not a consumer group name")
+    if job.group(name).startswith(PRODUCER):
+        # The producer's ACL covers groups starting with its name: it could consume this group and swallow tasks.
+        raise ConfigError(
+            f"{path}.consumerGroup",
+            f"{job.group(name)} starts with {PRODUCER!r}, the producer's own groups; give the job type another group",
+        )
     for key, low, high in (
         ("partitions", 1, 1000),
         ("lag_threshold", 1, 1000),

@@ -8,10 +8,12 @@ Kubernetes cluster only:
 
 - `tls` (9093): TLS with Strimzi's cluster CA (Secret `<cluster>-cluster-ca-cert`, `ca.crt`), for the jobs and
   the producers;
-- `scaler` (9094): no TLS, for KEDA alone. KEDA, restricted to the Secrets of its own namespace (the resolver reads
+- `scaler` (9094): no TLS, for KEDA. KEDA, restricted to the Secrets of its own namespace (the resolver reads
   them there, pkg/scaling/resolver at v2.20.2), cannot read the cluster CA Strimzi writes into the jobs'
   namespace. SCRAM never sends the password, and KEDA's user may only describe the task topics and the jobs'
-  groups: what crosses this listener in clear is topic offsets.
+  groups: what KEDA sends across it in clear is topic offsets. Kafka's ACLs cannot name a listener, so any user
+  could sign in here too; only the NetworkPolicy below keeps other namespaces off it (open until the cluster
+  enforces NetworkPolicies, and until the stack brings its own cluster CA that KEDA can read).
 
 Strimzi's generated NetworkPolicy admits the jobs' namespace and the producers' namespaces named in config to
 `tls`, KEDA's to `scaler`, where the cluster's network plugin enforces NetworkPolicies.
@@ -65,6 +67,17 @@ class KafkaClient:
 
     name: str
     acls: tuple[Acl, ...]
+
+
+# The User Operator writes a Secret of its own per KafkaUser (`<secretPrefix><user>`); the prefix keeps those
+# apart from the stack's Secrets (`<user>-kafka-credentials`, `<type>-env`) whatever the names.
+USER_SECRET_PREFIX = "kafka-user-"
+# What one client may take of the brokers (KafkaUser `spec.quotas`, per broker): tasks and results are small
+# messages, so a client that floods is a broken or hostile one, and it must not fill the disks of every type.
+CLIENT_QUOTAS = {"producerByteRate": 1_048_576, "consumerByteRate": 4_194_304, "requestPercentage": 25}
+# A topic holds at most this much per partition, and no message larger than a task or result needs.
+TOPIC_RETENTION_BYTES = 1_073_741_824
+MAX_MESSAGE_BYTES = 1_048_576
 
 
 def credentials_secret(client: str) -> str:
@@ -174,7 +187,7 @@ def kafka_spec(args: KafkaClusterArgs, client_namespaces: Sequence[str]) -> dict
         },
         "entityOperator": {
             "topicOperator": {"resources": _small_resources()},
-            "userOperator": {"resources": _small_resources()},
+            "userOperator": {"resources": _small_resources(), "secretPrefix": USER_SECRET_PREFIX},
             "template": {"pod": _pod_template(args.nodes)},
         },
     }
@@ -186,6 +199,7 @@ def user_spec(client: KafkaClient) -> dict[str, Any]:
     return {
         "authentication": {"type": "scram-sha-512", "password": password},
         "authorization": {"type": "simple", "acls": [acl.spec() for acl in client.acls]},
+        "quotas": CLIENT_QUOTAS,
     }
 
 
@@ -253,7 +267,11 @@ class KafkaCluster(pulumi.ComponentResource):
                 spec={
                     "partitions": topic.partitions,
                     "replicas": factor,
-                    "config": {"retention.ms": topic.retention_hours * 3_600_000},
+                    "config": {
+                        "retention.ms": topic.retention_hours * 3_600_000,
+                        "retention.bytes": TOPIC_RETENTION_BYTES,
+                        "max.message.bytes": MAX_MESSAGE_BYTES,
+                    },
                 },
                 opts=after_kafka,
             )

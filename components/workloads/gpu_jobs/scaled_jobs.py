@@ -24,6 +24,8 @@ X11_SOCKETS = "/tmp/.X11-unix"
 DRIVER_CAPABILITIES = "graphics,video,compute,utility"
 JOB_LABEL = "pixelstream.dev/job-type"
 KAFKA_CA_DIR = "/etc/kafka/ca"
+# The jobs' listener is always TLS: their messages carry pre-authenticated requests (write credentials).
+SECURITY_PROTOCOL = "SASL_SSL"
 # KEDA's names for the SASL mechanisms (kafka_scaler.go `sasl`, v2.20.2) by their names in Kafka clients.
 KEDA_SASL = {"SCRAM-SHA-512": "scram_sha512", "SCRAM-SHA-256": "scram_sha256", "PLAIN": "plaintext"}
 
@@ -41,14 +43,9 @@ class KafkaAccess:
     scaler_authentication: str
     """The ClusterTriggerAuthentication KEDA's triggers use."""
     sasl_mechanism: str = "SCRAM-SHA-512"
-    tls: bool = True
     scaler_tls: bool = False
     ca_secret: str | None = None
     """The Secret (in the jobs' namespace) whose `ca.crt` signs the brokers' certificates; None: public CAs."""
-
-    @property
-    def security_protocol(self) -> str:
-        return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
 
 
 @dataclass(frozen=True)
@@ -209,7 +206,7 @@ def kafka_env(job: JobType, kafka: KafkaAccess) -> list[dict[str, Any]]:
     credentials = kafka.credentials[job.name]
     env: list[dict[str, Any]] = [
         {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": kafka.bootstrap_servers},
-        {"name": "KAFKA_SECURITY_PROTOCOL", "value": kafka.security_protocol},
+        {"name": "KAFKA_SECURITY_PROTOCOL", "value": SECURITY_PROTOCOL},
         {"name": "KAFKA_SASL_MECHANISM", "value": kafka.sasl_mechanism},
         {"name": "KAFKA_USERNAME", "valueFrom": {"secretKeyRef": {"name": credentials, "key": "username"}}},
         {"name": "KAFKA_PASSWORD", "valueFrom": {"secretKeyRef": {"name": credentials, "key": "password"}}},
