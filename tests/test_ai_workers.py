@@ -217,6 +217,42 @@ def test_the_in_cluster_orchestrator_behind_the_ingress_with_tls(ai: Plan) -> No
     assert ai.outputs["aiOrchestratorAddress"] == "ai.example.com:443"
 
 
+def test_only_the_ingress_and_the_workers_reach_the_orchestrator_and_workers_reach_no_private_network(
+    ai: Plan,
+) -> None:
+    policies = {m["metadata"]["name"]: m["spec"] for m in ai.manifests().values() if m["kind"] == "NetworkPolicy"}
+    policies = {name: spec for name, spec in policies.items() if name.startswith(("default-deny", "ai-"))}
+    assert set(policies) == {"default-deny-ingress", "ai-orchestrator-callers", "ai-worker-egress"}
+    assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    callers = policies["ai-orchestrator-callers"]
+    orchestrator_pod = manifest(ai, "deployment", "ai-orchestrator")["spec"]["template"]
+    assert callers["podSelector"] == {"matchLabels": orchestrator_pod["metadata"]["labels"]}
+    [rule] = callers["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8935}]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
+        {"podSelector": {"matchLabels": worker_pod(ai)["metadata"]["labels"]}},
+    ]
+    egress = policies["ai-worker-egress"]
+    assert egress["podSelector"] == {"matchLabels": worker_pod(ai)["metadata"]["labels"]}
+    dns, orchestrator, internet = egress["egress"]
+    assert dns["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    assert orchestrator["ports"] == [{"protocol": "TCP", "port": 8935}]
+    block = internet["to"][0]["ipBlock"]
+    assert block["cidr"] == "0.0.0.0/0"
+    assert "169.254.0.0/16" in block["except"], "not the node's metadata service"
+    assert "10.0.0.0/16" in block["except"], "not the VCN (nodes, pods, the API endpoint)"
+    assert "ports" not in internet, "any port outside: Hugging Face, the orchestrator's public host"
+
+
+def test_workers_of_an_orchestrator_elsewhere_reach_any_address_but_the_metadata_service(tmp_path: Path) -> None:
+    plan = plan_with(tmp_path, "ai", aiWorkers={"orchestrator": {"host": None, "gatewayCidrs": [], **EXTERNAL_IN_FILE}})
+    policies = {m["metadata"]["name"]: m["spec"] for m in plan.manifests().values() if m["kind"] == "NetworkPolicy"}
+    assert "ai-orchestrator-callers" not in policies
+    _dns, internet = policies["ai-worker-egress"]["egress"]
+    assert internet["to"][0]["ipBlock"]["except"] == ["169.254.0.0/16"]
+
+
 def test_the_gpu_pool_follows_the_workers(ai: Plan) -> None:
     assert ai.outputs["autoscalerNodes"] == {"gpu": "1:3:ocid1.nodepool.offline..gpu"}
     addons = [r.inputs["addonName"] for r in ai.of_type("oci:ContainerEngine/addon:Addon")]

@@ -10,13 +10,22 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from ...addons.charts import PART_OF, namespace
+from ...addons.charts import ADDON_NAMESPACES, PART_OF, namespace
 from ...constants import OKE_STORAGE_CLASS
 from ...placement import GPU_NODES, NodePlacement
 from ..images import AI_WORKER_IMAGES
+from ..kubernetes import labels
+from ..network_policies import allow_ingress, deny_ingress, in_namespace, internet_egress, pods, tcp
 from .livepeer import SECRET_KEY
-from .orchestrator import AiOrchestrator, AiOrchestratorArgs, check_published, in_cluster_address
-from .pool import PIPELINE_RUNNERS, AiWorkerPool, AiWorkerPoolArgs, RunnerModel, RunnerSettings, WeightsSettings
+from .orchestrator import (
+    ORCHESTRATOR,
+    SERVICE_PORT,
+    AiOrchestrator,
+    AiOrchestratorArgs,
+    check_published,
+    in_cluster_address,
+)
+from .pool import PIPELINE_RUNNERS, WORKER, AiWorkerPool, AiWorkerPoolArgs, RunnerModel, RunnerSettings, WeightsSettings
 
 SECRET = "ai-orchestrator-secret"
 
@@ -63,6 +72,9 @@ class AiWorkersArgs:
     """Where the workers run: the GPU nodes' labels and taints (OKE's pool unless given)."""
     storage_class: str | None = OKE_STORAGE_CLASS
     """The block volume's storage class (`weights.volume: blockVolume`); None: the cluster's default."""
+    private_cidrs: Sequence[str] = ()
+    """The cluster's own networks (the VCN or node networks, pods, services, on-premises): with an orchestrator in
+    the cluster, the workers reach none of them but the orchestrator (NetworkPolicy)."""
 
 
 def resolve_models(models: Sequence[ModelSpec], images: Mapping[str, str]) -> list[RunnerModel]:
@@ -148,5 +160,32 @@ class AiWorkers(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self._network_policies(args, ns.metadata["name"])
         self.namespace = args.namespace
         self.register_outputs({"namespace": self.namespace, "orchestrator_address": self.orchestrator_address})
+
+    def _network_policies(self, args: AiWorkersArgs, namespace: pulumi.Input[str]) -> None:
+        """Nothing in the namespace takes a connection but the orchestrator, from the ingress controller and the
+        workers (so no other pod can post forged results to it); the workers, which run what gateways send,
+        reach DNS, their orchestrator and the internet, not the cluster's networks nor the node's metadata. With
+        an orchestrator elsewhere (perhaps across the VPN), they reach any address but the metadata service."""
+        deny_ingress(namespace, self)
+        in_cluster = args.external_orchestrator is None
+        if in_cluster:
+            allow_ingress(
+                f"{ORCHESTRATOR}-callers",
+                namespace,
+                labels(ORCHESTRATOR),
+                tcp(SERVICE_PORT),
+                [in_namespace(ADDON_NAMESPACES["ingress-nginx"]), pods(labels(WORKER))],
+                self,
+            )
+        to_orchestrator = [{"to": [pods(labels(ORCHESTRATOR))], "ports": tcp(SERVICE_PORT)}] if in_cluster else []
+        internet_egress(
+            f"{WORKER}-egress",
+            namespace,
+            labels(WORKER),
+            args.private_cidrs if in_cluster else (),
+            to_orchestrator,
+            self,
+        )

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
+from ...media_path import media_path
 from .component import AiWorkers, AiWorkersArgs
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ def declare_ai_workers(
             ingress_controller=addons.ingress_controller,
             gpu_placement=config.cluster.placement().gpu,
             storage_class=infra.storage_class,
+            private_cidrs=media_path(config).private_cidrs,
         ),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider])),
     )
