@@ -419,7 +419,7 @@ def orchestrator_route_problems(metadata: Mapping[str, Any], spec: Mapping[str, 
     allow-list (nor a denylist of everyone, IPv4 and IPv6), or an allow-list wider than a /8. A default backend
     counts as the path `/`; a files path that regexes or rewrites counts as any other."""
     annotations = metadata.get("annotations") or {}
-    denied = {ipaddress.ip_network(c, strict=False) for c in _cidr_list(annotations.get(NGINX_DENYLIST)) if _parses(c)}
+    denied = {_network(cidr) for cidr in _cidr_list(annotations.get(NGINX_DENYLIST))}
     closed = {ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")} <= denied
     allowed = _cidr_list(annotations.get(NGINX_ALLOWLIST))
     rewrites = any(annotations.get(f"nginx.ingress.kubernetes.io/{key}") for key in ("use-regex", "rewrite-target"))
@@ -436,24 +436,17 @@ def orchestrator_route_problems(metadata: Mapping[str, Any], spec: Mapping[str, 
             continue
         if not allowed:
             problems.append(f"{route} has no source allow-list: anyone on the internet reaches it")
-        elif not allow_world and any(_invalid_or_world_wide(cidr) for cidr in allowed):
+        elif not allow_world and any(_network(cidr) is None or world_wide(cidr) for cidr in allowed):
             problems.append(f"{route} is open to {', '.join(allowed)}, wider than any network a person names")
     return problems
 
 
-def _parses(cidr: str) -> bool:
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """The network an nginx source list names, or None for what nginx would not take."""
     try:
-        ipaddress.ip_network(cidr, strict=False)
+        return ipaddress.ip_network(cidr, strict=False)
     except ValueError:
-        return False
-    return True
-
-
-def _invalid_or_world_wide(cidr: str) -> bool:
-    try:
-        return world_wide(cidr)
-    except ValueError:
-        return True
+        return None
 
 
 def _orchestrator_answers_its_callers(args: ResourceValidationArgs, report: ReportViolation) -> None:
