@@ -20,6 +20,12 @@ DNS_PORT = 53
 # network) and coturn's exporter on the TURN nodes.
 NODE_EXPORTER_PORT = 9100
 TURN_METRICS_PORT = 9641
+# The system pods' ports the GPU pods may reach (the NSG rules between the pod subnets name exactly these): the AI
+# orchestrator's service port (HTTPS and gRPC), and Kafka's TLS listener for the jobs. KEDA's listener (9094) is
+# for KEDA alone, a system pod.
+AI_ORCHESTRATOR_PORT = 8935
+KAFKA_TLS_PORT = 9093
+KAFKA_SCALER_PORT = 9094
 
 # Player-facing ports. TURN over TLS reaches players on the load balancer's 443 (ingress-nginx passes it through by
 # server name to coturn's TLS listener on the TURN nodes, which only the system pods reach).

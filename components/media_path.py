@@ -25,6 +25,9 @@ class MediaPath:
     private_cidrs: tuple[str, ...]
     """What coturn denies besides the special ranges: the VCN (or the existing cluster's node networks), the
     services CIDR, the pod range, the on-premises networks behind the VPN."""
+    turn_nodes: tuple[str, ...]
+    """Where the TURN servers' relay addresses are (host network): the TURN subnet, or the existing cluster's node
+    networks. The streams send their media there."""
 
     def forbidden_cidrs(self) -> tuple[str, ...]:
         """The private ranges that hold no stream pod: the relay must touch none of them."""
@@ -37,11 +40,12 @@ def media_path(config: StackConfig) -> MediaPath:
     if not cluster.oke:
         existing = cluster.existing
         private = (*existing.node_cidrs, cluster.services_cidr, cluster.pods_cidr)
-        return MediaPath(tuple(existing.stream_pod_cidrs) or (cluster.pods_cidr,), private)
+        return MediaPath(tuple(existing.stream_pod_cidrs) or (cluster.pods_cidr,), private, tuple(existing.node_cidrs))
     private = [network.vcn_cidr, cluster.services_cidr, *network.on_premises.cidrs]
+    turn = (network.subnets.turn,)
     if config.vcn_native_pods:
-        return MediaPath((network.subnets.stream_pods,), tuple(private))
-    return MediaPath((cluster.pods_cidr,), (*private, cluster.pods_cidr))
+        return MediaPath((network.subnets.stream_pods,), tuple(private), turn)
+    return MediaPath((cluster.pods_cidr,), (*private, cluster.pods_cidr), turn)
 
 
 def stream_pods_apart(config: StackConfig) -> bool:

@@ -378,14 +378,23 @@ RETIRED_BY_THE_PLAYER_EDGE = {
 }
 
 
+# What the pod-to-pod boundaries (issue 20) retired on purpose: the GPU pods' TCP to every port of the system pods,
+# now DNS and the named engines' ports only.
+RETIRED_BY_THE_POD_BOUNDARIES = {
+    f"oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule::pixelstream-{{stack}}-{rule}"
+    for rule in ("streams-out-tcp-to-pods", "pods-in-tcp-from-streams")
+}
+
+
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_existing_stacks_keep_every_resource_across_the_layout_change(stack: str) -> None:
     """Every URN a stack had before the Platform component (tests/data) is still a resource's URN or alias, but
-    for what the player edge retired on purpose."""
+    for what the player edge and the pod boundaries retired on purpose."""
     recorded = json.loads((ROOT / "tests" / "data" / "urns-before-layout.json").read_text())[stack]
     before = [engine_urn(urn) for urn in recorded]
     plan, _ = plan_stack(stack, ROOT)
     known = plan.known_urns()
-    assert {urn.rsplit("$", 1)[-1] for urn in before if urn not in known} == RETIRED_BY_THE_PLAYER_EDGE
+    retired = RETIRED_BY_THE_PLAYER_EDGE | {urn.format(stack=stack) for urn in RETIRED_BY_THE_POD_BOUNDARIES}
+    assert {urn.rsplit("$", 1)[-1] for urn in before if urn not in known} == retired
     # and the aliases are real: without the Platform's alias, nothing before would be found
     assert not {urn for urn in before if "pixelstream:index:Platform" in urn}

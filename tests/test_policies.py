@@ -392,6 +392,7 @@ def test_the_pack_is_mandatory_and_complete() -> None:
         "players-authenticated-in-production",
         "ai-orchestrator-answers-its-callers",
         "kafka-clients-sign-in",
+        "workload-namespaces-deny-by-default",
     }
     main = (ROOT / "policy" / "__main__.py").read_text()
     assert "PolicyPack(" in main and "preserve_secret_markers()" in main
@@ -523,3 +524,46 @@ def test_kafka_with_sign_in_passes_and_the_jobs_stacks_have_it(tmp_path: Path) -
     kafka = next(r for r in tampered if r["type"].endswith(":Kafka"))
     del kafka["inputs"]["spec"]["kafka"]["listeners"][1]["authentication"]
     assert [v.policy for v in run_policies(tampered, plan.outputs)] == [KAFKA_POLICY]
+
+
+DENY_POLICY = "workload-namespaces-deny-by-default"
+DENY_ALL = {"podSelector": {}, "policyTypes": ["Ingress"]}
+
+
+def pods_in(namespace: str, kind: str = "apps/v1:Deployment") -> dict[str, Any]:
+    return resource(f"kubernetes:{kind}", {"metadata": {"name": "w", "namespace": namespace}, "spec": {}})
+
+
+def network_policy(namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return resource(
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy", {"metadata": {"namespace": namespace}, "spec": spec}
+    )
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        None,
+        {"podSelector": {"matchLabels": {"app": "w"}}, "policyTypes": ["Ingress"]},
+        {"podSelector": {}, "policyTypes": ["Egress"]},
+        {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]},
+    ],
+)
+def test_a_namespace_running_pods_without_a_default_deny_is_refused(policy: dict | None) -> None:
+    """No policy, one that selects some pods only, one for egress only, one whose rule allows everyone."""
+    declared = [network_policy("pixel", policy)] if policy else []
+    for kind in ("apps/v1:Deployment", "apps/v1:StatefulSet", "apps/v1:DaemonSet", "keda.sh/v1alpha1:ScaledJob"):
+        [found] = violations(pods_in("pixel", kind), *declared)
+        assert found.startswith(f"{DENY_POLICY}: namespace pixel runs pods but no NetworkPolicy denies"), found
+    # The policy of another namespace does not count.
+    assert violations(pods_in("pixel"), network_policy("sim", DENY_ALL))
+
+
+def test_every_shipped_stack_denies_by_default_and_the_policy_sees_one_removed() -> None:
+    assert violations(pods_in("pixel"), network_policy("pixel", DENY_ALL)) == []
+    for stack in ("prod", "sim", "ai", "onprem"):
+        plan, _ = plan_stack(stack, ROOT)
+        resources = [{"type": r.type, "name": r.name, "inputs": r.inputs} for r in plan.resources]
+        assert [v for v in run_policies(resources, plan.outputs) if v.policy == DENY_POLICY] == [], stack
+        tampered = [r for r in resources if r["name"] != "default-deny-ingress"]
+        assert {v.policy for v in run_policies(tampered, plan.outputs)} == {DENY_POLICY}, stack

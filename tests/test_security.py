@@ -14,6 +14,7 @@ from pixelstream.oci.security import (
     TURN,
     WORKERS,
     WORLD,
+    GpuPodFlows,
     SecurityRule,
     UnsafeNetworkError,
     check_world_ingress,
@@ -101,10 +102,44 @@ def test_stream_pods_accept_only_udp_from_turn_and_tcp_from_the_system_pods() ->
     }
     egress = {r for r in streams if r[0] == "EGRESS" and not r[4][0].isdigit()}
     assert egress == {
-        ("EGRESS", "tcp", None, None, "nsg:pods"),
+        ("EGRESS", "tcp", (53, 53), None, "nsg:pods"),
         ("EGRESS", "udp", (53, 53), None, "nsg:pods"),
         ("EGRESS", "tcp", (6443, 6443), None, "nsg:api"),
     }
+
+
+def gpu_pod_reach(rule_list: list[SecurityRule]) -> set[tuple]:
+    """What the GPU pods reach in the system pods' and the control plane's groups, checked from both ends: the
+    egress rule on the stream pods' group and the ingress rule on the target's must both be there."""
+    out = {
+        (r.protocol, r.ports, r.peer.removeprefix("nsg:"))
+        for r in rule_list
+        if r.nsg == STREAM_PODS and r.direction == "EGRESS"
+    }
+    into = {
+        (r.protocol, r.ports, r.nsg) for r in rule_list if r.peer == f"nsg:{STREAM_PODS}" and r.direction == "INGRESS"
+    }
+    return {flow for flow in out & into if flow[2] in (PODS, API)}
+
+
+def test_gpu_pods_reach_only_the_engines_their_workloads_use() -> None:
+    flows = GpuPodFlows(
+        system_ports=(("the AI orchestrator", 8935), ("Kafka's TLS listener", 9093)), workload_identity=True
+    )
+    assert gpu_pod_reach(rules(gpu_flows=flows)) == {
+        ("udp", (53, 53), PODS),
+        ("tcp", (53, 53), PODS),
+        ("tcp", (8935, 8935), PODS),
+        ("tcp", (9093, 9093), PODS),
+        ("tcp", (6443, 6443), API),
+        ("tcp", (12250, 12250), API),
+    }
+    # Nothing else of the system pods: a stream or a job cannot call the simulation orchestrator (8080), Prometheus
+    # (9090), KEDA's Kafka listener (9094) or a webhook (443), and without jobs no workload identity either.
+    plain = gpu_pod_reach(rules())
+    assert plain == {("udp", (53, 53), PODS), ("tcp", (53, 53), PODS), ("tcp", (6443, 6443), API)}
+    for port in (8080, 9090, 9094, 443, 12250):
+        assert not [f for f in plain if f[0] in ("tcp", "all") and (f[1] is None or f[1][0] <= port <= f[1][1])]
 
 
 def test_turn_nodes_reach_neither_workers_nor_system_pods_beyond_dns() -> None:

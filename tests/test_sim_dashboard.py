@@ -19,7 +19,7 @@ import pytest
 from fake_fleet import FakeFleet
 from fake_kube import serve, start_program
 from PIL import Image
-from test_sim_orchestrator import SIM_APP, environment
+from test_sim_orchestrator import AUTHORIZATION, SIM_APP, environment
 from tools import require
 
 pytestmark = pytest.mark.slow
@@ -79,6 +79,9 @@ def browser(tmp_path: Path) -> Iterator[object]:
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=DriverService(executable_path=driver_path), options=options)
+    # The operator's credential on every request, as the browser sends it once signed in (headless, no prompt).
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": AUTHORIZATION}})
     try:
         yield driver
     finally:

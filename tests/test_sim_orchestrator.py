@@ -4,6 +4,8 @@ headers that keep other pages from framing it."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import socket
 import subprocess
@@ -21,6 +23,8 @@ from fake_kube import Call, serve, start_program
 
 SIM_APP = ROOT / "components" / "workloads" / "simulation" / "app"
 sys.path.insert(0, str(SIM_APP))
+OPERATOR, PASSWORD, REALM = "operator", "Zq3v8Lr2Xm5Tn7Wb1Kc4Hd6Jf9Gs0Pa2", "pixelstream simulation fleet"
+AUTHORIZATION = "Basic " + base64.b64encode(f"{OPERATOR}:{PASSWORD}".encode()).decode()
 CONFIG = {"instances": 3, "instancesPerGpu": 2, "image": "nvcr.io/nvidia/isaac-sim:6.0.1", "shmSize": "2Gi"}
 
 
@@ -31,10 +35,19 @@ class Service:
     calls: list[Call]
     process: subprocess.Popen | None = None
 
-    def request(self, method: str, path: str, body: object = None, content_type: str = "application/json"):
-        """(status, Content-Type, body: JSON decoded, else text)."""
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        content_type: str = "application/json",
+        authorization: str | None = AUTHORIZATION,
+    ):
+        """(status, Content-Type, body: JSON decoded, else text), signed in as the operator unless told otherwise."""
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
         headers = {"Content-Type": content_type} if data is not None else {}
+        if authorization is not None:
+            headers["Authorization"] = authorization
         request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
@@ -62,9 +75,21 @@ class Service:
         return [(c.method, c.path.rsplit("/", 2)[-2:][0], c.body) for c in self.calls if c.method != "GET"]
 
 
+def signed(request: bytes) -> bytes:
+    """A raw request with the operator's credential after its request line."""
+    line, _, rest = request.partition(b"\r\n")
+    return line + f"\r\nAuthorization: {AUTHORIZATION}".encode() + b"\r\n" + rest
+
+
 def environment(kube_env: dict[str, str]) -> dict[str, str]:
+    """The service's environment; the operator's password digest beside the fake service account's files."""
+    digest = Path(kube_env["SERVICE_ACCOUNT_DIR"]) / "operator-sha256"
+    digest.write_text(hashlib.sha256(PASSWORD.encode()).hexdigest() + "\n")
     return {
         **kube_env,
+        "AUTH_USER": OPERATOR,
+        "AUTH_SHA256_FILE": str(digest),
+        "AUTH_REALM": REALM,
         "NAMESPACE": NAMESPACE,
         "INSTANCES": "3",
         "STREAM_URL": "/sim/{index}/",
@@ -241,14 +266,14 @@ TOO_MANY_HEADERS = b"GET / HTTP/1.0\r\n" + b"X-Filler: x\r\n" * 101 + b"\r\n"
 
 
 def test_a_malformed_length_or_header_is_a_client_error_never_a_traceback(service: Service) -> None:
-    post = "POST /api/instances/start HTTP/1.0\r\nContent-Type: application/json\r\n"
+    post = f"POST /api/instances/start HTTP/1.0\r\nAuthorization: {AUTHORIZATION}\r\nContent-Type: application/json\r\n"
     for length, expected in (("-5", 400), ("abc", 400), ("1e3", 400), ("99999999", 413), ("10" * 20, 400)):
         status, _, body = service.raw(f"{post}Content-Length: {length}\r\n\r\n".encode())
         assert status == expected and json.loads(body)["error"], length
     status, _, body = service.raw(f'{post}Content-Length: 20\r\n\r\n{{"instance_id": 1}}'.encode())
     assert status == 400 and "ended before its Content-Length" in body, "JSON, but not the whole body announced"
     assert service.raw(TOO_MANY_HEADERS)[0] == 431, "http.server's own answer"
-    assert service.raw(b"HEAD / HTTP/1.0\r\n\r\n")[:3:2] == (200, ""), "the page's headers, no body"
+    assert service.raw(signed(b"HEAD / HTTP/1.0\r\n\r\n"))[:3:2] == (200, ""), "the page's headers, no body"
     assert service.changes() == []
     assert service.process is not None
     service.process.terminate()
@@ -264,7 +289,8 @@ def test_no_page_may_frame_any_answer(service: Service) -> None:
         b"POST /api/cleanup HTTP/1.0\r\nContent-Type: text/plain\r\n\r\n",
         TOO_MANY_HEADERS,
     ]
-    for request in requests:
+    # Signed in or not (a refusal is a page too), and http.server's own error page.
+    for request in [*requests, *map(signed, requests)]:
         _, headers, _ = service.raw(request)
         policy = [d.strip() for d in headers["Content-Security-Policy"].split(";")]
         assert "frame-ancestors 'none'" in policy, request
@@ -315,3 +341,53 @@ def test_without_the_api_it_says_so_and_still_serves_the_page(tmp_path: Path) ->
 
 def test_health_reports_the_api(service: Service) -> None:
     assert service.request("GET", "/health")[:3:2] == (200, {"kubernetes": "ok"})
+
+
+def test_every_path_but_the_probe_asks_for_the_operator(service: Service) -> None:
+    """Whoever calls (a pod of the cluster that reaches the Service directly included) signs in: no credential, a
+    wrong password or user, another scheme or a malformed header are all 401 with the realm's challenge, and
+    nothing changes; the kubelet's probe path alone answers without one."""
+    other = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    wrong = "Basic " + base64.b64encode(f"{OPERATOR}:{PASSWORD[:-1]}x".encode()).decode()
+    no_colon = "Basic " + base64.b64encode(f"{OPERATOR}{PASSWORD}".encode()).decode()
+    bearer = AUTHORIZATION.replace("Basic", "Bearer")
+    refused = [None, other, wrong, no_colon, bearer, "Basic !!!", "Basic", ""]
+    paths = [
+        ("GET", "/", None),
+        ("GET", "/health", None),
+        ("GET", "/api/instances", None),
+        ("GET", "/api/instances/0/logs", None),
+        ("GET", "/api/config", None),
+        ("POST", "/api/instances/start", {"instance_id": 1}),
+        ("POST", "/api/cleanup", {}),
+        ("DELETE", "/api/instances/0", None),
+    ]
+    for method, path, body in paths:
+        for authorization in refused:
+            status, _, answer = service.request(method, path, body, authorization=authorization)
+            assert status == 401 and answer == {"error": "sign in as the fleet's operator"}, (path, authorization)
+    _, headers, _ = service.raw(b"GET /api/instances HTTP/1.0\r\n\r\n")
+    assert headers["WWW-Authenticate"] == f'Basic realm="{REALM}"'
+    assert service.changes() == []
+    assert service.request("GET", "/healthz", authorization=None)[0] == 200
+    # The control: the operator's credential opens the same paths.
+    assert service.request("GET", "/api/instances")[0] == 200
+    assert service.request("POST", "/api/instances/start", {"instance_id": 1})[0] == 200
+
+
+def test_without_its_credential_it_does_not_start(tmp_path: Path) -> None:
+    """A service with no operator configured would answer everyone: it refuses to start, with one line."""
+    env = {
+        **environment({"SERVICE_ACCOUNT_DIR": str(tmp_path)}),
+        "PORT": str(free_port()),
+        "PYTHONPATH": str(ROOT / "components" / "workloads" / "app"),
+    }
+    for missing in ("AUTH_USER", "AUTH_SHA256_FILE", "AUTH_REALM"):
+        broken = {k: v for k, v in env.items() if k != missing}
+        result = subprocess.run(
+            [sys.executable, str(SIM_APP / "sim_orchestrator.py")], env=broken, capture_output=True, timeout=10
+        )
+        assert result.returncode != 0, missing
+        assert result.stderr.decode().strip().splitlines() == [
+            "AUTH_USER, AUTH_REALM and AUTH_SHA256_FILE (the password's SHA-256, hex) are required"
+        ], missing

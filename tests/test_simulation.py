@@ -170,16 +170,34 @@ def test_orchestrator_runs_this_projects_program_with_only_its_container_holding
 
 
 def test_ingress_serves_the_dashboard_and_each_instance_behind_basic_auth_over_https(sim: Plan, tmp_path: Path) -> None:
-    ingress = manifest(sim, "ingress", "simulation", NS)
-    annotations = ingress["metadata"]["annotations"]
-    assert ingress["spec"]["tls"] == [{"hosts": ["sim.example.com"], "secretName": "simulation-tls"}]
-    assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
-    assert annotations["nginx.ingress.kubernetes.io/auth-type"] == "basic"
-    assert annotations["nginx.ingress.kubernetes.io/auth-secret"] == "sim-basic-auth"
-    # Plain HTTP is redirected even before the certificate exists, so no password crosses it.
-    assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
-    routes = {p["path"]: p["backend"]["service"]["name"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
-    assert routes == {"/sim/(.*)": "sim-orchestrator", **{f"/sim/{i}/(.*)": f"sim-{i}" for i in range(3)}}
+    """The instance pages behind the controller's basic auth; the dashboard and API behind the service's own (the
+    controller strips the Authorization header after its basic auth: `proxy_set_header Authorization ""` in
+    rootfs/etc/nginx/template/nginx.tmpl at controller-v1.15.1), both with the same credential and realm."""
+    routes = {}
+    for name in ("simulation", "simulation-instances"):
+        ingress = manifest(sim, "ingress", name, NS)
+        annotations = ingress["metadata"]["annotations"]
+        assert ingress["spec"]["tls"] == [{"hosts": ["sim.example.com"], "secretName": f"{name}-tls"}]
+        assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+        # Plain HTTP is redirected even before the certificate exists, so no password crosses it.
+        assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+        paths = ingress["spec"]["rules"][0]["http"]["paths"]
+        routes[name] = {p["path"]: p["backend"]["service"]["name"] for p in paths}
+        basic = annotations.get("nginx.ingress.kubernetes.io/auth-type")
+        assert basic == ("basic" if name == "simulation-instances" else None), name
+    instances = manifest(sim, "ingress", "simulation-instances", NS)["metadata"]["annotations"]
+    assert instances["nginx.ingress.kubernetes.io/auth-secret"] == "sim-basic-auth"
+    assert instances["nginx.ingress.kubernetes.io/auth-realm"] == "pixelstream simulation fleet"
+    assert routes == {
+        "simulation": {"/sim/(.*)": "sim-orchestrator"},
+        "simulation-instances": {f"/sim/{i}/(.*)": f"sim-{i}" for i in range(3)},
+    }
+    [container] = containers(pod_specs(sim)["Deployment/sim-orchestrator"])
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["AUTH_USER"], env["AUTH_REALM"]) == ("operator", "pixelstream simulation fleet")
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert env["AUTH_SHA256_FILE"].rsplit("/", 1)[0] in mounts
+    assert manifest(sim, "secret", "sim-operator-digest", NS)["stringData"] == {"sha256": "[secret]"}
     for index in range(3):
         service = manifest(sim, "service", f"sim-{index}", NS)["spec"]
         assert service["selector"]["pixelstream/instance"] == str(index)
@@ -237,8 +255,9 @@ def test_plain_http_only_by_choice_and_every_plan_says_so(tmp_path: Path, capsys
     )
     outputs = json.loads((tmp_path / "fuzz" / "outputs.json").read_text())
     assert outputs["simulationUrl"] == "http://<ingress-load-balancer-ip>/sim/"
-    ingress = yaml.safe_load((tmp_path / "fuzz" / "manifests" / "sim.ingress.simulation.yaml").read_text())
-    assert "nginx.ingress.kubernetes.io/force-ssl-redirect" not in ingress["metadata"]["annotations"]
+    for name in ("simulation", "simulation-instances"):
+        ingress = yaml.safe_load((tmp_path / "fuzz" / "manifests" / f"sim.ingress.{name}.yaml").read_text())
+        assert "nginx.ingress.kubernetes.io/force-ssl-redirect" not in ingress["metadata"]["annotations"]
     status, _, everything, _ = run_plan(_dev(simulation=FLEET), tmp_path, capsys)
     assert status == 0 and "over plain HTTP" not in everything, everything[-2000:]
 

@@ -10,12 +10,20 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_oci as oci
 
-from ..constants import GPU_NODE_LABEL, GPU_TAINT, OKE_STORAGE_CLASS, TURN_NODE_LABEL, TURN_TAINT
+from ..constants import (
+    AI_ORCHESTRATOR_PORT,
+    GPU_NODE_LABEL,
+    GPU_TAINT,
+    KAFKA_TLS_PORT,
+    OKE_STORAGE_CLASS,
+    TURN_NODE_LABEL,
+    TURN_TAINT,
+)
 from .cluster import OkeCluster, OkeClusterArgs
 from .existing_cluster import ExistingCluster, ExistingClusterArgs
 from .network import Network, NetworkArgs
 from .node_pool import NodePool, NodePoolArgs
-from .security import PODS, STREAM_PODS, TURN, WORKERS, OnPremisesFlows
+from .security import PODS, STREAM_PODS, TURN, WORKERS, GpuPodFlows, OnPremisesFlows
 from .vpn import SiteToSiteVpn, SiteToSiteVpnArgs
 
 if TYPE_CHECKING:
@@ -208,9 +216,22 @@ def _network(config: StackConfig, name: str, vpn: SiteToSiteVpn | None, opts: pu
             turn_tls=config.streaming.enabled and config.streaming.turn.tls.host is not None,
             drg_id=vpn.drg_id if vpn else None,
             on_premises_object_storage=config.network.on_premises.object_storage,
+            gpu_flows=_gpu_pod_flows(config),
         ),
         opts=opts,
     )
+
+
+def _gpu_pod_flows(config: StackConfig) -> GpuPodFlows:
+    """The engines the stack's GPU workloads use on the system pods: the AI orchestrator the workers register
+    with, the Kafka brokers the jobs read, and the workload identity the jobs sign in to OCI with."""
+    ports = []
+    if config.ai_workers.enabled and config.ai_workers.orchestrator.mode != "external":
+        ports.append(("the AI orchestrator", AI_ORCHESTRATOR_PORT))
+    if config.jobs.enabled and config.jobs.kafka.mode == "strimzi":
+        ports.append(("Kafka's TLS listener", KAFKA_TLS_PORT))
+    identity = config.jobs.enabled and config.jobs.results_access(config) == "workloadIdentity"
+    return GpuPodFlows(system_ports=tuple(ports), workload_identity=identity)
 
 
 def _pools(

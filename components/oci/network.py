@@ -30,6 +30,7 @@ from .security import (
     TURN,
     WORKERS,
     WORLD,
+    GpuPodFlows,
     OnPremisesFlows,
     SecurityRule,
     check_world_ingress,
@@ -76,6 +77,8 @@ class NetworkArgs:
     """The VPN's dynamic routing gateway (with `on_premises`): attached to the VCN, the route to those networks."""
     on_premises_object_storage: bool = False
     """The on-premises networks reach Oracle services through the service gateway (transit routing)."""
+    gpu_flows: GpuPodFlows = field(default_factory=GpuPodFlows)
+    """What the GPU pods reach on the system pods and the control plane (VCN-native pods only)."""
 
     @property
     def vcn_native_pods(self) -> bool:
@@ -131,6 +134,7 @@ class Network(pulumi.ComponentResource):
             vcn_native_pods=args.vcn_native_pods,
             on_premises=args.on_premises,
             turn_tls=args.turn_tls,
+            gpu_flows=args.gpu_flows,
         )
         check_world_ingress(self.rules, relay_ports=args.relay_ports, allow_world_api=args.allow_world_api_access)
         crowded = {nsg: n for nsg, n in rule_counts(self.rules).items() if n > MAX_RULES_PER_NSG}

@@ -195,18 +195,43 @@ def _overlay_rules() -> list[SecurityRule]:
     return rules
 
 
-def _vcn_native_pod_rules(vcn_cidr: str, on_premises: OnPremisesFlows | None, turn_tls: bool) -> list[SecurityRule]:
+@dataclass(frozen=True)
+class GpuPodFlows:
+    """What the GPU pools' pods (streams, simulation instances, AI workers, jobs: the least trusted code, fed by
+    players, gateways and job producers) reach in the VCN besides cluster DNS and the Kubernetes API: each system
+    pod port named here, and OKE's workload identity endpoint when `workload_identity`."""
+
+    system_ports: tuple[tuple[str, int], ...] = ()
+    """(what, TCP port) on the system pods, e.g. the AI orchestrator's service port, Kafka's TLS listener."""
+    workload_identity: bool = False
+    """Pods sign in to OCI as their service account (the GPU jobs): the control plane's port 12250."""
+
+
+def _gpu_pod_rules(flows: GpuPodFlows) -> list[SecurityRule]:
+    """The GPU pods reach the system pods on DNS and the named ports only, so a compromised stream or job cannot
+    reach the simulation orchestrator, Prometheus, KEDA, Kafka's other listeners or any webhook."""
+    rules = []
+    for protocol in ("udp", "tcp"):
+        rules += _flow(STREAM_PODS, PODS, protocol, "stream pods to cluster DNS", DNS_PORT)
+    for what, port in flows.system_ports:
+        rules += _flow(STREAM_PODS, PODS, "tcp", f"GPU pods to {what}", port)
+    if flows.workload_identity:
+        rules += _flow(STREAM_PODS, API, "tcp", "GPU pods to OKE's workload identity", OKE_CONTROL_PLANE_PORT)
+    return rules
+
+
+def _vcn_native_pod_rules(
+    vcn_cidr: str, on_premises: OnPremisesFlows | None, turn_tls: bool, gpu_flows: GpuPodFlows
+) -> list[SecurityRule]:
     """VCN-native pods: system pods talk freely among themselves and with the nodes; stream pods accept only
-    the relay's UDP from the TURN nodes, and TCP from the system pods (the session service, Prometheus)."""
+    the relay's UDP from the TURN nodes, and TCP from the system pods (the session service, Prometheus), and
+    reach the system pods only as `gpu_flows` says."""
     rules = _flow(PODS, PODS, "all", "pod to pod")
     rules += _flow(WORKERS, PODS, "all", "nodes to pods (probes, host-network pods)")
     rules += _flow(PODS, WORKERS, "all", "pods to nodes (metrics, host-network pods)")
     rules += _flow(WORKERS, STREAM_PODS, "all", "nodes to stream pods (probes)")
     rules += _flow(PODS, STREAM_PODS, "tcp", "system pods to stream pods (the session service's signalling, metrics)")
-    rules += _flow(
-        STREAM_PODS, PODS, "tcp", "stream pods to system pods (DNS, and the engines of the GPU jobs and AI workers)"
-    )
-    rules += _flow(STREAM_PODS, PODS, "udp", "stream pods to cluster DNS", DNS_PORT)
+    rules += _gpu_pod_rules(gpu_flows)
     rules += _flow(TURN, STREAM_PODS, "udp", "relayed media to the stream pods")
     for protocol in ("udp", "tcp"):
         rules += _flow(TURN, PODS, protocol, "TURN host-network pods to cluster DNS", DNS_PORT)
@@ -239,6 +264,7 @@ def platform_security_rules(
     vcn_native_pods: bool,
     on_premises: OnPremisesFlows | None = None,
     turn_tls: bool = False,
+    gpu_flows: GpuPodFlows = GpuPodFlows(),
 ) -> list[SecurityRule]:
     """Every rule the platform needs: what OKE needs between its parts, plus the player-facing ports, plus what
     crosses the VPN to `on_premises`.
@@ -253,7 +279,10 @@ def platform_security_rules(
     rules += _world_egress(WORKERS, on_premises, "image pulls and outbound traffic")
     private = (vcn_cidr, *(on_premises.cidrs if on_premises else ()))
     rules += _internet_egress(TURN, private, "relayed media and image pulls, outside the VCN")
-    rules += _vcn_native_pod_rules(vcn_cidr, on_premises, turn_tls) if vcn_native_pods else _overlay_rules()
+    if vcn_native_pods:
+        rules += _vcn_native_pod_rules(vcn_cidr, on_premises, turn_tls, gpu_flows)
+    else:
+        rules += _overlay_rules()
     if on_premises is not None:
         rules += _on_premises_rules(on_premises, vcn_native_pods)
     rules.append(SecurityRule(WORKERS, "EGRESS", "tcp", ORACLE_SERVICES, "OCI services through the service gateway"))

@@ -505,6 +505,50 @@ def _kafka_clients_sign_in(args: ResourceValidationArgs, report: ReportViolation
         report(f"{kind} {args.name}: {problem}")
 
 
+# -- every workload namespace denies by default -----------------------------------------------------
+
+POD_WORKLOADS = (
+    "kubernetes:apps/v1:Deployment",
+    "kubernetes:apps/v1:StatefulSet",
+    "kubernetes:apps/v1:DaemonSet",
+    "kubernetes:keda.sh/v1alpha1:ScaledJob",
+)
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+
+
+def _denies_ingress(spec: Mapping[str, Any]) -> bool:
+    """A policy that selects every pod of its namespace for ingress and allows nothing."""
+    return (
+        spec.get("podSelector") in ({}, None)
+        and "Ingress" in (spec.get("policyTypes") or [])
+        and not spec.get("ingress")
+    )
+
+
+def undefended_namespaces(resources: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    """The namespaces where the stack runs pods and no NetworkPolicy denies what the others do not allow."""
+    running, denying = set(), set()
+    for resource_type, props in resources:
+        namespace = (props.get("metadata") or {}).get("namespace")
+        if not isinstance(namespace, str):
+            continue  # not known yet (a preview): nothing to judge
+        if resource_type in POD_WORKLOADS:
+            running.add(namespace)
+        elif resource_type == NETWORK_POLICY and _denies_ingress(props.get("spec") or {}):
+            denying.add(namespace)
+    return sorted(running - denying)
+
+
+def _workload_namespaces_deny_by_default(args: StackValidationArgs, report: ReportViolation) -> None:
+    resources = [(r.resource_type, plain(r.props) or {}) for r in args.resources]
+    for namespace in undefended_namespaces(resources):
+        report(
+            f"namespace {namespace} runs pods but no NetworkPolicy denies them every connection no other policy "
+            "allows (podSelector {}, policyTypes [Ingress], no rules): any pod of the cluster reaches them",
+            None,
+        )
+
+
 # -- a stack's own settings ---------------------------------------------------------------------------
 
 
@@ -615,6 +659,11 @@ STACK_POLICIES = [
                 "allowRelayToAllPods": {"type": "boolean", "default": False},
             }
         ),
+    ),
+    StackValidationPolicy(
+        name="workload-namespaces-deny-by-default",
+        description="Every namespace the stack runs pods in has a NetworkPolicy that denies what no other allows.",
+        validate=_workload_namespaces_deny_by_default,
     ),
 ]
 POLICIES = [*RESOURCE_POLICIES, *STACK_POLICIES]

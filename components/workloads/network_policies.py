@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ..addons.charts import PART_OF
+from ..addons.charts import ADDON_NAMESPACES, PART_OF
 
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 # OCI's instance metadata service (169.254.169.254) and every other link-local address.
@@ -28,13 +28,31 @@ def in_namespace(namespace: str) -> dict[str, Any]:
     return {"namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: namespace}}}
 
 
+# The callers every workload has: the ingress controller (players' and operators' routes) and Prometheus (scrapes).
+INGRESS_CONTROLLER = in_namespace(ADDON_NAMESPACES["ingress-nginx"])
+PROMETHEUS = in_namespace(ADDON_NAMESPACES["kube-prometheus-stack"])
+# Every port of a protocol (WebRTC's media ports are ephemeral).
+ANY_UDP = [{"protocol": "UDP"}]
+
+
+def addresses(cidrs: Sequence[str]) -> list[dict[str, Any]]:
+    """Peers: the addresses in `cidrs` (e.g. the TURN nodes, whose host-network pods no pod selector names)."""
+    return [{"ipBlock": {"cidr": cidr}} for cidr in cidrs]
+
+
 def pods(labels: Mapping[str, str]) -> dict[str, Any]:
     """A peer: the pods of the policy's namespace with `labels`."""
     return {"podSelector": {"matchLabels": dict(labels)}}
 
 
-def tcp(port: int) -> list[dict[str, Any]]:
-    return [{"protocol": "TCP", "port": port}]
+def tcp(*ports: int | str) -> list[dict[str, Any]]:
+    """TCP to each of `ports`: numbers, or the names of container ports (what the selected pods call them)."""
+    return [{"protocol": "TCP", "port": port} for port in ports]
+
+
+def reach(peers: Sequence[dict[str, Any]], ports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """An egress rule: to `peers` (any address when empty), on `ports` (every port without)."""
+    return {**({"to": list(peers)} if peers else {}), **({"ports": ports} if ports else {})}
 
 
 def deny_ingress(namespace: pulumi.Input[str], parent: pulumi.Resource) -> k8s.networking.v1.NetworkPolicy:
@@ -50,12 +68,11 @@ def allow_ingress(
     peers: Sequence[dict[str, Any]],
     parent: pulumi.Resource,
 ) -> k8s.networking.v1.NetworkPolicy:
-    """The pods with labels `selected` take `ports` from `peers`, and from nobody else."""
-    spec = {
-        "podSelector": {"matchLabels": dict(selected)},
-        "policyTypes": ["Ingress"],
-        "ingress": [{"from": list(peers), "ports": ports}],
-    }
+    """The pods with labels `selected` take `ports` from `peers` (from any address when `peers` is empty)."""
+    rule: dict[str, Any] = {"ports": ports}
+    if peers:
+        rule["from"] = list(peers)
+    spec = {"podSelector": {"matchLabels": dict(selected)}, "policyTypes": ["Ingress"], "ingress": [rule]}
     return _policy(name, namespace, spec, parent)
 
 

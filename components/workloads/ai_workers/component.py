@@ -10,16 +10,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from ...addons.charts import ADDON_NAMESPACES, PART_OF, namespace
-from ...constants import OKE_STORAGE_CLASS
+from ...addons.charts import PART_OF, namespace
+from ...constants import AI_ORCHESTRATOR_PORT, OKE_STORAGE_CLASS
 from ...placement import GPU_NODES, NodePlacement
 from ..images import AI_WORKER_IMAGES
 from ..kubernetes import labels
-from ..network_policies import allow_ingress, deny_ingress, in_namespace, internet_egress, pods, tcp
+from ..network_policies import INGRESS_CONTROLLER, allow_ingress, deny_ingress, internet_egress, pods, reach, tcp
 from .livepeer import SECRET_KEY
 from .orchestrator import (
     ORCHESTRATOR,
-    SERVICE_PORT,
     AiOrchestrator,
     AiOrchestratorArgs,
     check_published,
@@ -176,11 +175,11 @@ class AiWorkers(pulumi.ComponentResource):
                 f"{ORCHESTRATOR}-callers",
                 namespace,
                 labels(ORCHESTRATOR),
-                tcp(SERVICE_PORT),
-                [in_namespace(ADDON_NAMESPACES["ingress-nginx"]), pods(labels(WORKER))],
+                tcp(AI_ORCHESTRATOR_PORT),
+                [INGRESS_CONTROLLER, pods(labels(WORKER))],
                 self,
             )
-        to_orchestrator = [{"to": [pods(labels(ORCHESTRATOR))], "ports": tcp(SERVICE_PORT)}] if in_cluster else []
+        to_orchestrator = [reach([pods(labels(ORCHESTRATOR))], tcp(AI_ORCHESTRATOR_PORT))] if in_cluster else []
         internet_egress(
             f"{WORKER}-egress",
             namespace,

@@ -32,12 +32,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ...config_base import world_wide
-from ...constants import AI_ORCHESTRATOR, AI_ORCHESTRATOR_FILES, INGRESS_CLASS
+from ...constants import AI_ORCHESTRATOR, AI_ORCHESTRATOR_FILES, AI_ORCHESTRATOR_PORT, INGRESS_CLASS
 from ..kubernetes import image_pull_secrets, labels, pod_security_context, resources, security_context
 from .livepeer import DATA_DIR, LIVEPEER_UID, SECRET_FILE, livepeer_mounts, livepeer_status_probe, livepeer_volumes
 
 ORCHESTRATOR = AI_ORCHESTRATOR
-SERVICE_PORT = 8935
 CLI_PORT = 7935
 HTTPS_PORT = 443
 # The gRPC services (net/lp_rpc.proto: package net) gateways and workers call; everything else is HTTP.
@@ -62,7 +61,7 @@ ORCHESTRATOR_RESOURCES = resources("250m", "512Mi", "2", "4Gi")
 
 def in_cluster_address(namespace: str) -> str:
     """Where workers in the cluster dial the orchestrator: its Service."""
-    return f"{ORCHESTRATOR}.{namespace}.svc.cluster.local:{SERVICE_PORT}"
+    return f"{ORCHESTRATOR}.{namespace}.svc.cluster.local:{AI_ORCHESTRATOR_PORT}"
 
 
 def check_published(host: str | None, gateway_cidrs: Sequence[str]) -> None:
@@ -79,7 +78,7 @@ def orchestrator_arguments(service_address: str) -> list[str]:
         "-network=offchain",
         f"-orchSecret={SECRET_FILE}",
         f"-serviceAddr={service_address}",
-        f"-httpAddr=0.0.0.0:{SERVICE_PORT}",
+        f"-httpAddr=0.0.0.0:{AI_ORCHESTRATOR_PORT}",
         f"-cliAddr=127.0.0.1:{CLI_PORT}",
         f"-dataDir={DATA_DIR}",
     ]
@@ -125,7 +124,7 @@ class AiOrchestrator(pulumi.ComponentResource):
             metadata={"name": ORCHESTRATOR, "namespace": args.namespace, "labels": labels(ORCHESTRATOR)},
             spec={
                 "selector": labels(ORCHESTRATOR),
-                "ports": [{"name": "https", "port": SERVICE_PORT, "targetPort": "https"}],
+                "ports": [{"name": "https", "port": AI_ORCHESTRATOR_PORT, "targetPort": "https"}],
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -150,7 +149,7 @@ class AiOrchestrator(pulumi.ComponentResource):
             "name": "orchestrator",
             "image": args.image,
             "args": orchestrator_arguments(self.address),
-            "ports": [{"name": "https", "containerPort": SERVICE_PORT}],
+            "ports": [{"name": "https", "containerPort": AI_ORCHESTRATOR_PORT}],
             "volumeMounts": livepeer_mounts(),
             "readinessProbe": {"tcpSocket": {"port": "https"}, "periodSeconds": 10},
             "livenessProbe": livepeer_status_probe(CLI_PORT, period=30),
@@ -225,6 +224,6 @@ def _only(cidrs: Sequence[str]) -> dict[str, str]:
 
 
 def _ingress_spec(host: str, paths: Sequence[str], tls: list[dict[str, Any]]) -> dict[str, Any]:
-    backend = {"service": {"name": ORCHESTRATOR, "port": {"number": SERVICE_PORT}}}
+    backend = {"service": {"name": ORCHESTRATOR, "port": {"number": AI_ORCHESTRATOR_PORT}}}
     rule = {"host": host, "http": {"paths": [{"path": p, "pathType": "Prefix", "backend": backend} for p in paths]}}
     return {"ingressClassName": INGRESS_CLASS, "rules": [rule], **({"tls": tls} if tls else {})}

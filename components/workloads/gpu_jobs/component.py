@@ -16,11 +16,31 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ...addons.charts import CHARTS, ENGINE_NAMESPACES, PART_OF, Chart, ReleaseArgs, namespace, release
+from ...constants import KAFKA_TLS_PORT, OKE_CONTROL_PLANE_PORT
 from ...placement import OKE_PLACEMENT, Placement
 from ..images import floating
-from .kafka import Acl, KafkaClient, KafkaCluster, KafkaClusterArgs, KafkaPool, Topic, credentials_secret
+from ..network_policies import addresses, deny_ingress, internet_egress, pods, reach, tcp
+from .kafka import (
+    CLUSTER_LABEL,
+    CLUSTER_NAME,
+    Acl,
+    KafkaClient,
+    KafkaCluster,
+    KafkaClusterArgs,
+    KafkaPool,
+    Topic,
+    credentials_secret,
+)
 from .results import Access, JobResults, JobResultsArgs
-from .scaled_jobs import SECURITY_PROTOCOL, JobContext, JobType, KafkaAccess, env_secret_name, scaled_job_spec
+from .scaled_jobs import (
+    JOB_POD_LABELS,
+    SECURITY_PROTOCOL,
+    JobContext,
+    JobType,
+    KafkaAccess,
+    env_secret_name,
+    scaled_job_spec,
+)
 
 KEDA_API_VERSION = "keda.sh/v1alpha1"
 PRODUCER = "producer"
@@ -115,6 +135,10 @@ class GpuJobsArgs:
     gpu_nodes: Sequence[pulumi.Resource] = ()
     """What the ScaledJobs wait for: the GPU nodes' pool and the device plugin."""
     keda_chart: Chart = field(default_factory=lambda: CHARTS["keda"])
+    private_cidrs: Sequence[str] = ()
+    """The cluster's own networks (media_path): the jobs reach none of them but Kafka and OCI's sign-in."""
+    workload_identity_cidrs: Sequence[str] = ()
+    """Where OKE's workload identity endpoint is (the API endpoint's subnet), with workload identity."""
 
 
 class GpuJobs(pulumi.ComponentResource):
@@ -181,6 +205,7 @@ class GpuJobs(pulumi.ComponentResource):
                     parent=self, depends_on=[keda, *engines, *identities, *args.gpu_nodes, *secrets]
                 ),
             )
+        self._network_policies(args)
         self.namespace = args.namespace
         self.bootstrap_servers = access.bootstrap_servers
         self.kafka = {
@@ -196,6 +221,24 @@ class GpuJobs(pulumi.ComponentResource):
             for job in args.job_types
         }
         self.register_outputs({"namespace": self.namespace, "topics": self.topics})
+
+    def _network_policies(self, args: GpuJobsArgs) -> None:
+        """Nothing in the namespace takes a connection that no policy names: the jobs take none, and Strimzi's
+        own NetworkPolicies open each Kafka listener to its clients only (`networkPolicyPeers`). The jobs, which
+        run what producers send, reach DNS, Kafka's TLS listener (or the external Kafka's ports), OKE's workload
+        identity endpoint when they sign in with it, and the internet (Object Storage, models): never the
+        cluster's other networks nor the node's metadata service."""
+        deny_ingress(args.namespace, self)
+        if isinstance(args.kafka, ExternalKafka):
+            ports = sorted({int(server.rsplit(":", 1)[1]) for server in args.kafka.bootstrap_servers.split(",")})
+            kafka = reach([], tcp(*ports))
+        else:
+            brokers = {CLUSTER_LABEL: CLUSTER_NAME, "strimzi.io/kind": "Kafka"}
+            kafka = reach([pods(brokers)], tcp(KAFKA_TLS_PORT))
+        services = [kafka]
+        if args.workload_identity_cidrs:
+            services.append(reach(addresses(args.workload_identity_cidrs), tcp(OKE_CONTROL_PLANE_PORT)))
+        internet_egress("job-egress", args.namespace, JOB_POD_LABELS, args.private_cidrs, services, self)
 
     def _service_account(self, job: JobType, namespace: str, ns: k8s.core.v1.Namespace) -> k8s.core.v1.ServiceAccount:
         """The job type's identity towards OCI (workload identity): no Role or binding names it."""

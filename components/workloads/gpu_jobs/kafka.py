@@ -30,15 +30,16 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from ...addons.charts import CHARTS, ENGINE_NAMESPACES, PART_OF, Chart, ReleaseArgs, namespace, release
+from ...constants import KAFKA_SCALER_PORT, KAFKA_TLS_PORT
 from ...placement import NodePlacement
 
 API_VERSION = "kafka.strimzi.io/v1"
 CLUSTER_LABEL = "strimzi.io/cluster"
+# The Kafka cluster's name: its pods carry it in CLUSTER_LABEL.
+CLUSTER_NAME = "jobs"
 # The Kafka version Strimzi 1.2.0 runs by default (its kafka-versions.yaml), stated so an operator upgrade does not
 # change it unnoticed.
 KAFKA_VERSION = "4.3.1"
-TLS_PORT = 9093
-SCALER_PORT = 9094
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 # Where Strimzi keeps the cluster CA's certificate, in the cluster's namespace (the key is in `<cluster>-cluster-ca`).
 CA_SECRET_SUFFIX = "-cluster-ca-cert"
@@ -107,7 +108,7 @@ class KafkaClusterArgs(ReleaseArgs):
 
     namespace: str
     """Where the Kafka cluster and its topics live (the jobs' namespace, which the operator watches)."""
-    cluster_name: str = "jobs"
+    cluster_name: str = CLUSTER_NAME
     controllers: KafkaPool
     brokers: KafkaPool
     topics: Sequence[Topic] = ()
@@ -158,7 +159,7 @@ def kafka_spec(args: KafkaClusterArgs, client_namespaces: Sequence[str]) -> dict
                 # The jobs' own namespace (an empty pod selector there) and the producers'.
                 {
                     "name": "tls",
-                    "port": TLS_PORT,
+                    "port": KAFKA_TLS_PORT,
                     "type": "internal",
                     "tls": True,
                     "authentication": scram,
@@ -166,7 +167,7 @@ def kafka_spec(args: KafkaClusterArgs, client_namespaces: Sequence[str]) -> dict
                 },
                 {
                     "name": "scaler",
-                    "port": SCALER_PORT,
+                    "port": KAFKA_SCALER_PORT,
                     "type": "internal",
                     "tls": False,
                     "authentication": scram,
@@ -277,8 +278,8 @@ class KafkaCluster(pulumi.ComponentResource):
             )
         self.passwords = {client.name: self._user(args, client, labels, kafka) for client in args.clients}
         service = f"{args.cluster_name}-kafka-bootstrap.{args.namespace}.svc"
-        self.bootstrap_servers = f"{service}:{TLS_PORT}"
-        self.scaler_bootstrap_servers = f"{service}:{SCALER_PORT}"
+        self.bootstrap_servers = f"{service}:{KAFKA_TLS_PORT}"
+        self.scaler_bootstrap_servers = f"{service}:{KAFKA_SCALER_PORT}"
         self.ca_secret = f"{args.cluster_name}{CA_SECRET_SUFFIX}"
         self.register_outputs({"bootstrap_servers": self.bootstrap_servers})
 

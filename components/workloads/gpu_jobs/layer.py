@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
+from ...media_path import media_path
 from .component import ExternalKafka, GpuJobs, GpuJobsArgs, StrimziKafka
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ def declare_gpu_jobs(
             policy_name=f"{name}-gpu-job-results",
             system_nodes=infra.nodes("default"),
             gpu_nodes=[*infra.nodes("gpu"), *addons.gpu_plugin],
+            private_cidrs=media_path(config).private_cidrs,
+            workload_identity_cidrs=(config.network.subnets.api_endpoint,) if access == "workloadIdentity" else (),
         ),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider])),
     )

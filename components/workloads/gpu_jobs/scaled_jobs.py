@@ -16,13 +16,22 @@ from typing import Any, Literal
 import pulumi
 
 from ...placement import GPU_NODES, NodePlacement
-from ..kubernetes import api_access_mount, api_access_volume, image_pull_secrets, pod_security_context, security_context
+from ..kubernetes import (
+    api_access_mount,
+    api_access_volume,
+    image_pull_secrets,
+    labels,
+    pod_security_context,
+    security_context,
+)
 
 DISPLAY = ":99"
 X11_SOCKETS = "/tmp/.X11-unix"
 # NVENC needs `video`, OpenGL/Vulkan rendering `graphics`; without them the runtime injects neither library.
 DRIVER_CAPABILITIES = "graphics,video,compute,utility"
 JOB_LABEL = "pixelstream.dev/job-type"
+# Every job's pod, whatever its type (what the jobs' NetworkPolicy selects).
+JOB_POD_LABELS = labels("gpu-job")
 KAFKA_CA_DIR = "/etc/kafka/ca"
 # The jobs' listener is always TLS: their messages carry pre-authenticated requests (write credentials).
 SECURITY_PROTOCOL = "SASL_SSL"
@@ -127,7 +136,10 @@ def scaled_job_spec(job: JobType, context: JobContext) -> dict[str, Any]:
             "completions": 1,
             "activeDeadlineSeconds": job.active_deadline_seconds,
             "backoffLimit": job.backoff_limit,
-            "template": {"metadata": {"labels": {JOB_LABEL: job.name}}, "spec": job_pod(job, context)},
+            "template": {
+                "metadata": {"labels": {**JOB_POD_LABELS, JOB_LABEL: job.name}},
+                "spec": job_pod(job, context),
+            },
         },
         "pollingInterval": job.polling_interval_seconds,
         "maxReplicaCount": job.max_replicas,

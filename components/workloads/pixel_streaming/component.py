@@ -14,6 +14,7 @@ from ...addons.charts import namespace
 from ...placement import OKE_PLACEMENT, Placement
 from ..images import IMAGES, STREAMING_IMAGES, floating, unpublished
 from .gpu_capacity import GpuCapacity, GpuCapacityArgs
+from .policies import streaming_network_policies
 from .routing import EdgeLimits, Routing, RoutingArgs
 from .sessions import PlayerAuth, QueueSettings, Sessions, SessionsArgs
 from .sign_in import SignIn, SignInArgs
@@ -59,6 +60,10 @@ class PixelStreamingArgs:
     """What a certificate waits for: cert-manager and its issuers."""
     placement: Placement = OKE_PLACEMENT
     """Which nodes are the system, TURN and GPU nodes (their labels and taints)."""
+    private_cidrs: Sequence[str] = ()
+    """The cluster's own networks (media_path): the streams reach none of them but the TURN nodes."""
+    turn_node_cidrs: Sequence[str] = ()
+    """Where the TURN servers' relay addresses are: the streams send their media there."""
 
 
 class PixelStreaming(pulumi.ComponentResource):
@@ -168,6 +173,14 @@ class PixelStreaming(pulumi.ComponentResource):
                 depends_on=args.ingress_controller,
             ),
             opts=child,
+        )
+        streaming_network_policies(
+            ns_name,
+            private_cidrs=args.private_cidrs,
+            turn_nodes=args.turn_node_cidrs,
+            pod_proxy=args.pod_proxy_prefix is not None,
+            sign_in=sign_in is not None,
+            parent=self,
         )
         self.url = routing.url
         self.namespace = args.namespace

@@ -19,7 +19,7 @@ def declare_pixel_streaming(
     config: StackConfig, infra: OciLayer, addons: AddonLayer, opts: pulumi.ResourceOptions
 ) -> dict[str, Any]:
     """The workload and the stack outputs it adds. The relay may reach only the stream pods (media_path)."""
-    streaming = config.streaming
+    streaming, path = config.streaming, media_path(config)
     workload = PixelStreaming(
         "pixel-streaming",
         PixelStreamingArgs(
@@ -27,7 +27,7 @@ def declare_pixel_streaming(
             images=streaming.images,
             image_pull_secrets=streaming.image_pull_secrets,
             unreal_version=streaming.unreal_version,
-            turn=streaming.turn.server_settings(config.network.relay_ports.bounds, media_path(config)),
+            turn=streaming.turn.server_settings(config.network.relay_ports.bounds, path),
             credential_ttl_seconds=streaming.turn.credential_ttl_seconds,
             auth=streaming.players.auth.settings(),
             queue=streaming.players.queue.settings(),
@@ -47,6 +47,8 @@ def declare_pixel_streaming(
             turn_tls_host=streaming.turn.tls.host,
             certificates=addons.certificates,
             placement=config.cluster.placement(),
+            private_cidrs=path.private_cidrs,
+            turn_node_cidrs=path.turn_nodes,
         ),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider])),
     )

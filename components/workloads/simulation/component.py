@@ -12,9 +12,18 @@ import pulumi_kubernetes as k8s
 
 from ...addons.charts import PART_OF, namespace
 from ...placement import GPU_NODES, NodePlacement
-from ..kubernetes import basic_auth, regex_ingress
-from .fleet import InstanceSettings, SimulationFleet, SimulationFleetArgs, docker_config, fleet_config, instance_name
-from .orchestrator import FleetOrchestrator, FleetOrchestratorArgs
+from ..kubernetes import basic_auth, labels, regex_ingress
+from ..network_policies import ANY_UDP, INGRESS_CONTROLLER, allow_ingress, deny_ingress, internet_egress, tcp
+from .fleet import (
+    FLEET,
+    InstanceSettings,
+    SimulationFleet,
+    SimulationFleetArgs,
+    docker_config,
+    fleet_config,
+    instance_name,
+)
+from .orchestrator import ORCHESTRATOR, REALM, FleetOrchestrator, FleetOrchestratorArgs
 
 OPERATOR = "operator"
 PULL_SECRET = "ngc-registry"
@@ -46,6 +55,8 @@ class SimulationArgs:
     """What the Ingress waits for: the controller whose admission webhook validates it."""
     gpu_placement: NodePlacement = GPU_NODES
     """Where the instances run: the GPU nodes' labels and taints (OKE's pool unless given)."""
+    private_cidrs: Sequence[str] = ()
+    """The cluster's own networks (media_path): the instances reach none of them."""
 
 
 class Simulation(pulumi.ComponentResource):
@@ -75,6 +86,7 @@ class Simulation(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        auth = basic_auth(f"{name}-operator", AUTH_SECRET, ns, OPERATOR, "auth", self)
         orchestrator = FleetOrchestrator(
             f"{name}-orchestrator",
             FleetOrchestratorArgs(
@@ -83,11 +95,12 @@ class Simulation(pulumi.ComponentResource):
                 instances=args.instances,
                 stream_url=f"{args.path_prefix}/{{index}}/",
                 fleet_config=fleet_config(args.isaac_sim_image, args.instances, args.instances_per_gpu, args.settings),
+                operator=OPERATOR,
+                operator_password=auth.password,
                 image_pull_secrets=args.image_pull_secrets,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        auth = basic_auth(f"{name}-operator", AUTH_SECRET, ns, OPERATOR, "auth", self)
         self.url = f"{self._ingress(args, ns, orchestrator.service, auth.secret_name)}{args.path_prefix}/"
         if not (args.host and args.cluster_issuer):
             # The stack's config allows this only with simulation.ingress.allowPlainHttp: every plan says so.
@@ -97,9 +110,24 @@ class Simulation(pulumi.ComponentResource):
                 "simulation.ingress.host with addons.certManager on",
                 self,
             )
+        self._network_policies(ns, args.private_cidrs)
         self.namespace = args.namespace
         self.username, self.password = auth.username, auth.password
         self.register_outputs({"url": self.url, "namespace": self.namespace})
+
+    def _network_policies(self, namespace: pulumi.Input[str], private_cidrs: Sequence[str]) -> None:
+        """Nothing in the namespace takes a connection but the orchestrator and the instances' pages and
+        signalling, from the ingress controller, and the instances' WebRTC media (UDP, from anywhere: its
+        ports are WebRTC's). The instances, which run whatever scene they load, reach DNS and the internet (NGC,
+        asset servers), never the cluster's own networks nor the node's metadata service."""
+        deny_ingress(namespace, self)
+        instances = labels(FLEET)
+        allow_ingress(
+            "orchestrator-operators", namespace, labels(ORCHESTRATOR), tcp("http"), [INGRESS_CONTROLLER], self
+        )
+        allow_ingress("instance-operators", namespace, instances, tcp("http", "signal"), [INGRESS_CONTROLLER], self)
+        allow_ingress("instance-media", namespace, instances, ANY_UDP, [], self)
+        internet_egress("instance-egress", namespace, instances, private_cidrs, [], self)
 
     def _ngc_pull_secret(self, ns: pulumi.Input[str], api_key: pulumi.Input[str]) -> pulumi.Output[str]:
         secret = k8s.core.v1.Secret(
@@ -114,24 +142,25 @@ class Simulation(pulumi.ComponentResource):
     def _ingress(
         self, args: SimulationArgs, ns: pulumi.Input[str], orchestrator: str, auth_secret: pulumi.Input[str]
     ) -> str:
-        """Everything under the prefix behind basic auth: the dashboard and API, and each instance's page.
-        ingress-nginx orders regex paths longest first, so <prefix>/<i>/ wins over <prefix>/."""
-        annotations = {
-            "nginx.ingress.kubernetes.io/auth-type": "basic",
-            "nginx.ingress.kubernetes.io/auth-secret": auth_secret,
-            "nginx.ingress.kubernetes.io/auth-realm": "pixelstream simulation fleet",
-            # The instances' signalling is a websocket: keep it open as long as a session lasts.
+        """The dashboard and API at <prefix>/, which ask for the operator's credential themselves (ingress-nginx
+        strips the Authorization header after its own basic auth, so the service could not check it behind one),
+        and each instance's page at <prefix>/<i>/ behind the controller's basic auth with the same credential and
+        realm, so the browser signs in once. ingress-nginx merges both Ingresses into one server and orders regex
+        paths longest first, so <prefix>/<i>/ wins over <prefix>/."""
+        # The instances' signalling is a websocket: keep it open as long as a session lasts.
+        timeouts = {
             "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
             "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
         }
-        routes = [(f"{args.path_prefix}/(.*)", orchestrator, 80)]
-        routes += [(f"{args.path_prefix}/{i}/(.*)", instance_name(i), 80) for i in range(args.instances)]
-        return regex_ingress(
-            "simulation",
-            ns,
-            routes,
-            annotations,
-            args.host,
-            args.cluster_issuer,
-            pulumi.ResourceOptions(parent=self, depends_on=list(args.ingress_controller)),
+        instance_auth = {
+            "nginx.ingress.kubernetes.io/auth-type": "basic",
+            "nginx.ingress.kubernetes.io/auth-secret": auth_secret,
+            "nginx.ingress.kubernetes.io/auth-realm": REALM,
+        }
+        opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.ingress_controller))
+        instances = [(f"{args.path_prefix}/{i}/(.*)", instance_name(i), 80) for i in range(args.instances)]
+        regex_ingress(
+            "simulation-instances", ns, instances, {**instance_auth, **timeouts}, args.host, args.cluster_issuer, opts
         )
+        dashboard = [(f"{args.path_prefix}/(.*)", orchestrator, 80)]
+        return regex_ingress("simulation", ns, dashboard, {}, args.host, args.cluster_issuer, opts)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pulumi
 
+from ...media_path import media_path
 from .component import Simulation, SimulationArgs
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ def declare_simulation(
             gpu_nodes=[*infra.nodes("gpu"), *addons.gpu_plugin],
             ingress_controller=addons.ingress_controller,
             gpu_placement=config.cluster.placement().gpu,
+            private_cidrs=media_path(config).private_cidrs,
         ),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider])),
     )

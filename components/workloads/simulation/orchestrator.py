@@ -3,6 +3,7 @@ pinned Python image from a ConfigMap, with a namespaced Role that allows exactly
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ...addons.charts import PART_OF
 from ..kubernetes import (
     account_with_role,
     api_access_mount,
@@ -33,6 +35,11 @@ ORCHESTRATOR = "sim-orchestrator"
 ORCHESTRATOR_PORT = 8080
 ORCHESTRATOR_UID = 65534
 HELPERS = Path(__file__).parent / "app"
+# The operator's password as the service checks it: its SHA-256 only, in a Secret no other pod mounts.
+OPERATOR_DIGEST = "sim-operator-digest"
+DIGEST_DIR = "/var/run/pixelstream/operator"
+# The realm of the service's own basic auth and of the instance pages' at the ingress: one sign-in for both.
+REALM = "pixelstream simulation fleet"
 
 
 def orchestrator_rules(instances: int) -> list[dict[str, Any]]:
@@ -58,7 +65,15 @@ class FleetOrchestratorArgs:
     """Where the browser finds instance <i>'s page: a template with {index} (the ingress path)."""
     fleet_config: Mapping[str, Any]
     """What /api/config reports."""
+    operator: str
+    """The user name the service accepts (basic auth, checked by the service itself)."""
+    operator_password: pulumi.Input[str]
+    """That user's password (a Pulumi secret); the service gets only its SHA-256."""
     image_pull_secrets: Sequence[pulumi.Input[str]] = ()
+
+
+def password_digest(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
 
 
 class FleetOrchestrator(pulumi.ComponentResource):
@@ -73,6 +88,12 @@ class FleetOrchestrator(pulumi.ComponentResource):
         programs = [HELPERS / "sim_orchestrator.py", HELPERS / "dashboard.html"]
         helpers = helpers_config_map("sim-helpers", ns, programs, self)
         account = account_with_role(ORCHESTRATOR, ORCHESTRATOR, ns, orchestrator_rules(args.instances), self)
+        digest = k8s.core.v1.Secret(
+            OPERATOR_DIGEST,
+            metadata={"name": OPERATOR_DIGEST, "namespace": ns, "labels": PART_OF},
+            string_data={"sha256": pulumi.Output.secret(args.operator_password).apply(password_digest)},
+            opts=child,
+        )
         orchestrator_labels = labels(ORCHESTRATOR)
         k8s.apps.v1.Deployment(
             ORCHESTRATOR,
@@ -89,7 +110,14 @@ class FleetOrchestrator(pulumi.ComponentResource):
                         "imagePullSecrets": image_pull_secrets(args.image_pull_secrets),
                         "securityContext": pod_security_context(fs_group=ORCHESTRATOR_UID),
                         "containers": [_container(args)],
-                        "volumes": [helpers_volume(helpers), api_access_volume()],
+                        "volumes": [
+                            helpers_volume(helpers),
+                            api_access_volume(),
+                            {
+                                "name": "operator",
+                                "secret": {"secretName": digest.metadata["name"], "defaultMode": 0o440},
+                            },
+                        ],
                     },
                 },
             },
@@ -116,12 +144,19 @@ def _container(args: FleetOrchestratorArgs) -> dict[str, Any]:
             {"name": "STREAM_URL", "value": args.stream_url},
             {"name": "FLEET_CONFIG", "value": json.dumps(dict(args.fleet_config), sort_keys=True)},
             {"name": "PORT", "value": str(ORCHESTRATOR_PORT)},
+            {"name": "AUTH_USER", "value": args.operator},
+            {"name": "AUTH_SHA256_FILE", "value": f"{DIGEST_DIR}/sha256"},
+            {"name": "AUTH_REALM", "value": REALM},
         ],
         "ports": [{"name": "http", "containerPort": ORCHESTRATOR_PORT}],
         # Health of the process only: while the API is down the page still loads and says so.
         "readinessProbe": http_probe("/healthz", "http", period=10),
         "livenessProbe": http_probe("/healthz", "http", period=20),
-        "volumeMounts": [helpers_mount(), api_access_mount()],
+        "volumeMounts": [
+            helpers_mount(),
+            api_access_mount(),
+            {"name": "operator", "mountPath": DIGEST_DIR, "readOnly": True},
+        ],
         "securityContext": security_context(ORCHESTRATOR_UID),
         "resources": resources("20m", "48Mi", "200m", "128Mi"),
     }

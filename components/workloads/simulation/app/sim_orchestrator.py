@@ -16,17 +16,28 @@ deletes its pod (the StatefulSet makes a new one); state comes from the pods and
     POST   /api/cleanup                        stop every instance
     GET    /api/config                         the fleet as the stack declared it
 
+Every path but /healthz asks for the operator's credential itself (HTTP basic auth, realm AUTH_REALM, the realm
+of the instance pages' basic auth at the ingress too, so a browser signs in once), whoever calls:
+the ingress controller passes the browser's Authorization header through on this route, and a pod of the cluster
+that reaches the Service directly has to present it too. The service holds only the password's SHA-256 (the
+password is 32 random characters, so an unsalted digest is as strong as the password).
+
 Errors are JSON {"error": ...}: 400 a malformed request, 404 an unknown instance or path, 405 a method the
 path does not take, 409 a state that does not allow the action, 413 a body over 4 KiB, 415 a POST that is not
 JSON (so no cross-site form can drive it), 502 an answer of the API that is an error, 503 no answer from the API.
 No page may frame the service's pages (Content-Security-Policy frame-ancestors 'none', X-Frame-Options DENY).
 
-Environment: NAMESPACE, INSTANCES, FLEET_CONFIG (JSON), STREAM_URL (a template with {index}), PORT (8080);
-Kubernetes access as in kube.py.
+Environment: NAMESPACE, INSTANCES, FLEET_CONFIG (JSON), STREAM_URL (a template with {index}), PORT (8080),
+AUTH_USER, AUTH_SHA256_FILE (a file holding the password's SHA-256, hex), AUTH_REALM; Kubernetes access as in
+kube.py.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -43,6 +54,8 @@ INSTANCE_LABEL = "pixelstream/instance"
 CONTAINER = "isaac-sim"
 MAX_TAIL = 10000
 MAX_BODY = 4096
+# What the kubelet's probes ask, without a credential: whether the process serves, nothing about the fleet.
+OPEN_PATHS = ("/healthz",)
 # Every answer: no page may frame the dashboard (clickjacking its buttons), or give it a base URL or a form target.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; object-src 'none'",
@@ -67,6 +80,29 @@ class Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class Operator:
+    """The one credential the service accepts: a user name and the SHA-256 of the password."""
+
+    def __init__(self, user: str, password_sha256: str, realm: str) -> None:
+        if not user or not realm or not re.fullmatch(r"[0-9a-f]{64}", password_sha256):
+            raise SystemExit("AUTH_USER, AUTH_REALM and AUTH_SHA256_FILE (the password's SHA-256, hex) are required")
+        self.user, self.digest = user.encode(), bytes.fromhex(password_sha256)
+        self.challenge = {"WWW-Authenticate": f'Basic realm="{realm}"'}
+
+    def admits(self, authorization: str | None) -> bool:
+        """Whether an Authorization header carries this credential (compared in constant time)."""
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, colon, password = base64.b64decode(token.strip(), validate=True).partition(b":")
+        except (binascii.Error, ValueError):
+            return False
+        same_user = hmac.compare_digest(user, self.user)
+        same_password = hmac.compare_digest(hashlib.sha256(password).digest(), self.digest)
+        return bool(colon) and same_user and same_password
 
 
 def statefulset_name(index: int) -> str:
@@ -213,7 +249,7 @@ _INSTANCE = re.compile(r"^/api/instances/([^/]+)$")
 _LOGS = re.compile(r"^/api/instances/([^/]+)/logs$")
 
 
-def make_handler(fleet: Fleet, config: dict) -> type[BaseHTTPRequestHandler]:
+def make_handler(fleet: Fleet, config: dict, operator: Operator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         # A client that stops sending holds its thread no longer than this.
         timeout = 30
@@ -238,6 +274,9 @@ def make_handler(fleet: Fleet, config: dict) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, method: str) -> None:
             url = urllib.parse.urlparse(self.path)
+            if url.path not in OPEN_PATHS and not operator.admits(self.headers.get("Authorization")):
+                self._send(401, {"error": "sign in as the fleet's operator"}, operator.challenge)
+                return
             try:
                 # A browser sends JSON cross-site only after a CORS preflight this service never grants, so a
                 # page elsewhere cannot make a logged-in operator's browser start or stop anything.
@@ -267,7 +306,7 @@ def make_handler(fleet: Fleet, config: dict) -> type[BaseHTTPRequestHandler]:
                 raise Refused(400, 'the body names no instance: {"instance_id": <number>}')
             return body
 
-        def _send(self, status: int, body: Any) -> None:
+        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
             if isinstance(body, bytes):
                 payload, kind = body, "text/html; charset=utf-8"
             elif isinstance(body, str):
@@ -278,6 +317,8 @@ def make_handler(fleet: Fleet, config: dict) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("Cache-Control", "no-store")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)
@@ -332,7 +373,12 @@ def main() -> None:
     fleet = Fleet(os.environ["NAMESPACE"], int(os.environ["INSTANCES"]), os.environ.get("STREAM_URL", "{index}/"))
     config = json.loads(os.environ.get("FLEET_CONFIG", "{}"))
     config["streamUrl"] = fleet.stream_url
-    server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), make_handler(fleet, config))
+    digest_file = Path(os.environ.get("AUTH_SHA256_FILE") or "/nonexistent")
+    digest = digest_file.read_text().strip() if digest_file.is_file() else ""
+    handler = make_handler(
+        fleet, config, Operator(os.environ.get("AUTH_USER", ""), digest, os.environ.get("AUTH_REALM", ""))
+    )
+    server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), handler)
     server.serve_forever()
 
 
