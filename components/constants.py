@@ -20,11 +20,13 @@ DNS_PORT = 53
 # network) and coturn's exporter on the TURN nodes.
 NODE_EXPORTER_PORT = 9100
 TURN_METRICS_PORT = 9641
-# The system pods' ports the GPU pods may reach (the NSG rules between the pod subnets name exactly these): the AI
-# orchestrator's service port (HTTPS and gRPC), and Kafka's TLS listener for the jobs. KEDA's listener (9094) is
+# The system pods' ports the GPU pods may reach: the AI orchestrator's service port (HTTPS and gRPC), and Kafka's
+# TLS listener for the jobs. An NSG rule opens its port on every pod of the system pods' subnet, so each is one no
+# other system pod listens on: not Kafka's usual 9093, which is Alertmanager's (kube-prometheus-stack); Strimzi
+# takes any listener port from 9092 but 9404 and 9999 (ListenersValidator.java at 1.2.0). KEDA's listener is
 # for KEDA alone, a system pod.
 AI_ORCHESTRATOR_PORT = 8935
-KAFKA_TLS_PORT = 9093
+KAFKA_TLS_PORT = 9193
 KAFKA_SCALER_PORT = 9094
 
 # Player-facing ports. TURN over TLS reaches players on the load balancer's 443 (ingress-nginx passes it through by

@@ -101,6 +101,11 @@ def _rule_allows(
     return not ports or any(_port_matches(p, destination, proto, port) for p in ports)
 
 
+def _policy_types(spec: Mapping[str, Any]) -> list[str]:
+    """`policyTypes`, or its default: Ingress, and Egress too when the policy has egress rules."""
+    return spec.get("policyTypes") or ["Ingress", *(["Egress"] if spec.get("egress") else [])]
+
+
 class Policies:
     """The NetworkPolicies of a plan, asked about one connection at a time."""
 
@@ -112,7 +117,7 @@ class Policies:
             (p["metadata"]["namespace"], p["spec"])
             for p in self.policies
             if p["metadata"]["namespace"] == pod.namespace
-            and policy_type in p["spec"].get("policyTypes", ["Ingress"])
+            and policy_type in _policy_types(p["spec"])
             and selects(p["spec"].get("podSelector"), pod.labels)
         ]
 

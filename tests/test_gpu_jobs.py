@@ -88,7 +88,7 @@ def test_kafka_runs_in_kraft_node_pools_sized_from_config(onprem: Plan, oke: Pla
     assert kafka["config"]["auto.create.topics.enable"] is False
     listeners = {listener["name"]: listener for listener in kafka["listeners"]}
     assert {n: (lst["port"], lst["type"], lst["tls"]) for n, lst in listeners.items()} == {
-        "tls": (9093, "internal", True),
+        "tls": (9193, "internal", True),
         "scaler": (9094, "internal", False),
     }
     assert all(lst["authentication"] == {"type": "scram-sha-512"} for lst in listeners.values()), "no anonymous client"
@@ -330,7 +330,7 @@ def test_every_client_signs_in_with_only_its_own_acls(oke: Plan) -> None:
         data = manifests[f"render-jobs.secret.{secret}.yaml"]["stringData"]
         assert data == {"username": "[secret]", "password": "[secret]"}
     env = {e["name"]: e for e in _pod(oke, "render")["containers"][0]["env"]}
-    assert env["KAFKA_BOOTSTRAP_SERVERS"]["value"] == "jobs-kafka-bootstrap.render-jobs.svc:9093"
+    assert env["KAFKA_BOOTSTRAP_SERVERS"]["value"] == "jobs-kafka-bootstrap.render-jobs.svc:9193"
     assert (env["KAFKA_SECURITY_PROTOCOL"]["value"], env["KAFKA_SASL_MECHANISM"]["value"]) == (
         "SASL_SSL",
         "SCRAM-SHA-512",
@@ -348,7 +348,7 @@ def test_every_client_signs_in_with_only_its_own_acls(oke: Plan) -> None:
     assert set(manifests["keda.secret.render-jobs-kafka-scaler.yaml"]["stringData"]) == {"username", "password"}
     assert oke.outputs["jobsProducerPassword"] == "[secret]"
     assert oke.outputs["jobsKafka"] == {
-        "bootstrapServers": "jobs-kafka-bootstrap.render-jobs.svc:9093",
+        "bootstrapServers": "jobs-kafka-bootstrap.render-jobs.svc:9193",
         "securityProtocol": "SASL_SSL",
         "saslMechanism": "SCRAM-SHA-512",
         "caSecret": "jobs-cluster-ca-cert",

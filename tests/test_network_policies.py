@@ -18,6 +18,7 @@ from test_addons import plan_with
 from test_gpu_jobs import EXTERNAL_KAFKA, JOBS_ON_OKE
 
 from pixelstream.tools.offline import Plan, plan_stack
+from pixelstream.workloads.pixel_streaming.streaming import STREAMER_PORT, UNREAL_REST_PORT
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ScaledJob")
 # Addresses in the default subnets (constants.py): a TURN node, the API endpoint, a system pod's and a node's.
@@ -34,6 +35,11 @@ def _template(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
     if manifest["kind"] == "ScaledJob":
         return manifest["spec"]["jobTargetRef"]["template"]
     return manifest["spec"]["template"]
+
+
+# Ports the pods listen on without naming them in their spec: the streams' streamer port (Wilbur's, on every
+# interface) and Unreal's REST API.
+UNNAMED_PORTS = {"pixel/stream": {"streamer": (STREAMER_PORT, "TCP"), "rest-api": (UNREAL_REST_PORT, "TCP")}}
 
 
 def workload_pods(plan: Plan) -> dict[str, Pod]:
@@ -54,10 +60,9 @@ def workload_pods(plan: Plan) -> dict[str, Pod]:
         }
         subnet = "10.0.192" if "nvidia.com/gpu" in str(template["spec"]) else "10.0.128"
         namespace = manifest["metadata"]["namespace"]
-        address = f"{subnet}.{next(numbers)}"
-        pods[f"{namespace}/{manifest['metadata']['name']}"] = Pod(
-            namespace, template["metadata"]["labels"], address, ports
-        )
+        key = f"{namespace}/{manifest['metadata']['name']}"
+        ports |= UNNAMED_PORTS.get(key, {})
+        pods[key] = Pod(namespace, template["metadata"]["labels"], f"{subnet}.{next(numbers)}", ports)
     return pods
 
 
@@ -98,8 +103,7 @@ def stacks() -> Iterator[str]:
 @pytest.mark.parametrize("stack", list(stacks()))
 def test_every_workload_namespace_denies_what_no_policy_names(stack: str) -> None:
     plan = plan_stack(stack, ROOT)[0]
-    namespaces = {pod.namespace for pod in workload_pods(plan).values()}
-    workloads = namespaces & {"pixel", "sim", "ai", "gpu-jobs", "render-jobs"}
+    workloads = {pod.namespace for pod in workload_pods(plan).values()}
     assert workloads, "the stack runs a workload"
     policies = [m for m in plan.manifests().values() if m["kind"] == "NetworkPolicy"]
     denying = {
@@ -139,8 +143,12 @@ def test_a_stream_reaches_dns_the_relay_and_the_internet_and_nothing_else(prod: 
     policies = Policies(prod.manifests().values())
     stream = pods["pixel/stream"]
     assert reachable(policies, stream, pods) == {("coredns", "dns"), ("coredns", "dns-tcp")}
-    assert policies.allows(stream, Address(TURN_NODE), "UDP", 50000), "media to the relay's address"
-    assert not policies.allows(stream, Address(TURN_NODE), "TCP", 22)
+    # The TURN servers: their listening port and relay range over UDP, nothing else of those addresses (on an
+    # existing cluster they are every node's).
+    for port in (3478, 49152, 50000, 65535):
+        assert policies.allows(stream, Address(TURN_NODE), "UDP", port), port
+    for protocol, port in (("UDP", 53), ("UDP", 8472), ("UDP", 4789), ("UDP", 49151), ("TCP", 3478), ("TCP", 22)):
+        assert not policies.allows(stream, Address(TURN_NODE), protocol, port), (protocol, port)
     assert policies.allows(stream, Address(INTERNET), "TCP", 443) and policies.allows(stream, Address(PLAYER), "UDP", 9)
     for address in (METADATA, API_ENDPOINT, SYSTEM_POD, WORKER_NODE, "10.96.0.1"):
         for protocol, port in (("TCP", 80), ("TCP", 443), ("TCP", 6443), ("UDP", 53)):
@@ -176,6 +184,8 @@ def test_only_the_ingress_controller_reaches_the_fleet_and_instances_reach_no_pr
         assert policies.allows(Address(PLAYER), instance, "UDP", 47998)
         assert reachable(policies, instance, pods) == {("coredns", "dns"), ("coredns", "dns-tcp")}
         assert policies.allows(instance, Address(INTERNET), "TCP", 443)
+        assert policies.allows(instance, Address(TURN_NODE), "UDP", 50000), "media through the relay, as streams"
+        assert not policies.allows(instance, Address(TURN_NODE), "UDP", 8472)
         for address in (METADATA, API_ENDPOINT, SYSTEM_POD, TURN_NODE):
             assert not policies.allows(instance, Address(address), "TCP", 443), address
 
@@ -184,7 +194,7 @@ def _broker() -> Pod:
     """A broker of Strimzi's Kafka (the operator makes it; its own NetworkPolicies govern who reaches it:
     STRIMZI_NETWORK_POLICY_GENERATION defaults to true, ClusterOperatorConfig.java at 1.2.0)."""
     labels = {"strimzi.io/cluster": "jobs", "strimzi.io/kind": "Kafka", "strimzi.io/broker-role": "true"}
-    return Pod("render-jobs", labels, "10.0.128.40", {"tcp-tls": (9093, "TCP"), "tcp-scaler": (9094, "TCP")})
+    return Pod("render-jobs", labels, "10.0.128.40", {"tcp-tls": (9193, "TCP"), "tcp-scaler": (9094, "TCP")})
 
 
 def test_a_job_reaches_kafkas_tls_listener_its_identity_and_the_internet(jobs: Plan) -> None:
@@ -192,13 +202,13 @@ def test_a_job_reaches_kafkas_tls_listener_its_identity_and_the_internet(jobs: P
     policies = Policies(jobs.manifests().values())
     job = pods["render-jobs/render"]
     broker = _broker()
-    assert policies.egress(job, broker, "TCP", 9093)
+    assert policies.egress(job, broker, "TCP", 9193)
     assert not policies.egress(job, broker, "TCP", 9094), "KEDA's listener is KEDA's"
     assert policies.allows(job, Address(API_ENDPOINT), "TCP", 12250), "OKE's workload identity"
     assert not policies.allows(job, Address(API_ENDPOINT), "TCP", 6443)
     assert policies.allows(job, Address(INTERNET), "TCP", 443), "Object Storage, models"
     for address in (METADATA, SYSTEM_POD, WORKER_NODE, TURN_NODE):
-        assert not policies.allows(job, Address(address), "TCP", 9093), address
+        assert not policies.allows(job, Address(address), "TCP", 9193), address
     assert reachable(policies, job, pods) == {("coredns", "dns"), ("coredns", "dns-tcp")}
     for caller in (STRANGER, INGRESS_CONTROLLER, PROMETHEUS):
         assert not policies.allows(caller, job, "TCP", 8080), caller
@@ -212,8 +222,8 @@ def test_jobs_of_an_external_kafka_reach_its_port_wherever_it_is(tmp_path: Path)
     # Its brokers may be anywhere, the cluster's own networks included (across the VPN): their port is open
     # everywhere, and no other port of those networks.
     assert policies.allows(job, Address(SYSTEM_POD), "TCP", 9096)
-    assert not policies.allows(job, Address(SYSTEM_POD), "TCP", 9093)
-    assert not policies.allows(job, Address(METADATA), "TCP", 80)
+    assert not policies.allows(job, Address(SYSTEM_POD), "TCP", 9193)
+    assert not policies.allows(job, Address(METADATA), "TCP", 9096), "not even its port on the metadata service"
 
 
 def test_the_evaluator_reads_policies_as_the_api_defines_them() -> None:
@@ -252,3 +262,25 @@ def test_the_evaluator_reads_policies_as_the_api_defines_them() -> None:
     assert outside.allows(web, Address("8.8.8.8"), "TCP", 53) and not outside.allows(web, db, "TCP", 5432)
     assert Policies([policy({}, [{"ports": [{"protocol": "UDP"}]}])]).allows(Address("8.8.8.8"), db, "UDP", 9)
     assert not Policies([policy({}, [])]).allows(web, db, "TCP", 5432), "selected with no rule: nothing"
+    # Without policyTypes: Ingress, and Egress as soon as the policy has egress rules.
+    untyped = {"podSelector": {}, "egress": [{"to": [{"ipBlock": {"cidr": "8.8.8.8/32"}}]}]}
+    implicit = Policies([{"kind": "NetworkPolicy", "metadata": {"namespace": "a"}, "spec": untyped}])
+    assert implicit.egress(web, Address("8.8.8.8"), "UDP", 53) and not implicit.egress(
+        web, Address("1.1.1.1"), "UDP", 53
+    )
+    assert not implicit.ingress(other, web, "TCP", 8080), "and Ingress, with no rule"
+
+
+@pytest.mark.parametrize("stack", ["prod", "sim", "ai"])
+def test_certificate_challenges_reach_their_solver_in_every_namespace_with_a_route(stack: str) -> None:
+    """cert-manager answers Let's Encrypt's HTTP-01 challenge from a solver pod in the certificate's namespace,
+    behind the ingress controller: the default deny must let the controller, and only it, reach it."""
+    plan = plan_stack(stack, ROOT)[0]
+    policies = Policies(plan.manifests().values())
+    routed = {m["metadata"]["namespace"] for m in plan.manifests().values() if m["kind"] == "Ingress"}
+    assert routed
+    for namespace in routed:
+        solver = Pod(namespace, {"acme.cert-manager.io/http01-solver": "true"}, "10.0.128.50", {"http": (8089, "TCP")})
+        assert policies.allows(INGRESS_CONTROLLER, solver, "TCP", 8089), namespace
+        assert not policies.allows(STRANGER, solver, "TCP", 8089), namespace
+        assert not policies.allows(INGRESS_CONTROLLER, solver, "TCP", 8080), namespace

@@ -552,9 +552,12 @@ def network_policy(namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
 def test_a_namespace_running_pods_without_a_default_deny_is_refused(policy: dict | None) -> None:
     """No policy, one that selects some pods only, one for egress only, one whose rule allows everyone."""
     declared = [network_policy("pixel", policy)] if policy else []
-    for kind in ("apps/v1:Deployment", "apps/v1:StatefulSet", "apps/v1:DaemonSet", "keda.sh/v1alpha1:ScaledJob"):
+    kinds = ("core/v1:Pod", "apps/v1:Deployment", "apps/v1:StatefulSet", "apps/v1:DaemonSet", "apps/v1:ReplicaSet")
+    for kind in (*kinds, "batch/v1:Job", "batch/v1:CronJob", "keda.sh/v1alpha1:ScaledJob"):
         [found] = violations(pods_in("pixel", kind), *declared)
-        assert found.startswith(f"{DENY_POLICY}: namespace pixel runs pods but no NetworkPolicy denies"), found
+        assert found.startswith(f"{DENY_POLICY}: namespace pixel runs the stack's pods but no NetworkPolicy denies"), (
+            found
+        )
     # The policy of another namespace does not count.
     assert violations(pods_in("pixel"), network_policy("sim", DENY_ALL))
 

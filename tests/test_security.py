@@ -124,13 +124,13 @@ def gpu_pod_reach(rule_list: list[SecurityRule]) -> set[tuple]:
 
 def test_gpu_pods_reach_only_the_engines_their_workloads_use() -> None:
     flows = GpuPodFlows(
-        system_ports=(("the AI orchestrator", 8935), ("Kafka's TLS listener", 9093)), workload_identity=True
+        system_ports=(("the AI orchestrator", 8935), ("Kafka's TLS listener", 9193)), workload_identity=True
     )
     assert gpu_pod_reach(rules(gpu_flows=flows)) == {
         ("udp", (53, 53), PODS),
         ("tcp", (53, 53), PODS),
         ("tcp", (8935, 8935), PODS),
-        ("tcp", (9093, 9093), PODS),
+        ("tcp", (9193, 9193), PODS),
         ("tcp", (6443, 6443), API),
         ("tcp", (12250, 12250), API),
     }

@@ -391,3 +391,18 @@ def test_without_its_credential_it_does_not_start(tmp_path: Path) -> None:
         assert result.stderr.decode().strip().splitlines() == [
             "AUTH_USER, AUTH_REALM and AUTH_SHA256_FILE (the password's SHA-256, hex) are required"
         ], missing
+
+
+def test_a_rotated_password_replaces_the_old_one_without_a_restart(service: Service, tmp_path: Path) -> None:
+    """The kubelet rewrites the mounted Secret when the stack rotates the password: the service reads it at every
+    request, so the old password stops working at once; an unreadable digest admits nobody."""
+    digest = next(tmp_path.rglob("operator-sha256"))
+    new_password = "Nw4Zt7Yq1Bp8Lm3Vr6Hs9Dc2Kf5Gx0Ja"
+    fresh = "Basic " + base64.b64encode(f"{OPERATOR}:{new_password}".encode()).decode()
+    digest.write_text(hashlib.sha256(new_password.encode()).hexdigest())
+    assert service.request("GET", "/api/instances")[0] == 401, "the old password"
+    assert service.request("GET", "/api/instances", authorization=fresh)[0] == 200
+    digest.write_text("not a digest")
+    assert service.request("GET", "/api/instances", authorization=fresh)[0] == 401
+    digest.unlink()
+    assert service.request("GET", "/api/instances", authorization=fresh)[0] == 401

@@ -174,11 +174,12 @@ def test_ingress_serves_the_dashboard_and_each_instance_behind_basic_auth_over_h
     controller strips the Authorization header after its basic auth: `proxy_set_header Authorization ""` in
     rootfs/etc/nginx/template/nginx.tmpl at controller-v1.15.1), both with the same credential and realm."""
     routes = {}
+    issuer = manifest(sim, "ingress", "simulation", NS)["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
+    assert issuer == "letsencrypt-prod"
     for name in ("simulation", "simulation-instances"):
         ingress = manifest(sim, "ingress", name, NS)
         annotations = ingress["metadata"]["annotations"]
-        assert ingress["spec"]["tls"] == [{"hosts": ["sim.example.com"], "secretName": f"{name}-tls"}]
-        assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+        assert ingress["spec"]["tls"] == [{"hosts": ["sim.example.com"], "secretName": "simulation-tls"}]
         # Plain HTTP is redirected even before the certificate exists, so no password crosses it.
         assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
         paths = ingress["spec"]["rules"][0]["http"]["paths"]
@@ -187,6 +188,12 @@ def test_ingress_serves_the_dashboard_and_each_instance_behind_basic_auth_over_h
         assert basic == ("basic" if name == "simulation-instances" else None), name
     instances = manifest(sim, "ingress", "simulation-instances", NS)["metadata"]["annotations"]
     assert instances["nginx.ingress.kubernetes.io/auth-secret"] == "sim-basic-auth"
+    # One certificate for the host: the instances' route uses the dashboard's.
+    assert "cert-manager.io/cluster-issuer" not in instances
+    assert manifest(sim, "ingress", "simulation-instances", NS)["spec"]["tls"][0]["secretName"] == "simulation-tls"
+    # The dashboard's route waits for the service that checks the credential (an older one checked nothing).
+    orchestrator = sim.named("kubernetes:apps/v1:Deployment", "sim-orchestrator").urn
+    assert orchestrator in sim.named("kubernetes:networking.k8s.io/v1:Ingress", "simulation").dependencies
     assert instances["nginx.ingress.kubernetes.io/auth-realm"] == "pixelstream simulation fleet"
     assert routes == {
         "simulation": {"/sim/(.*)": "sim-orchestrator"},
@@ -228,7 +235,14 @@ async def test_the_generated_credentials_and_the_ngc_login_are_secrets(pulumi_ru
 
     workload = Simulation(
         "simulation",
-        SimulationArgs(isaac_sim_image=IMAGES["isaacsim"], python_image=IMAGES["python"], ngc_api_key="nvapi-x"),
+        SimulationArgs(
+            isaac_sim_image=IMAGES["isaacsim"],
+            python_image=IMAGES["python"],
+            private_cidrs=["10.0.0.0/16"],
+            turn_node_cidrs=["10.0.30.0/24"],
+            relay_ports=(49152, 65535),
+            ngc_api_key="nvapi-x",
+        ),
     )
     assert await workload.username.is_secret() and await workload.password.is_secret()
     assert await workload.username.future() == "operator"

@@ -507,10 +507,16 @@ def _kafka_clients_sign_in(args: ResourceValidationArgs, report: ReportViolation
 
 # -- every workload namespace denies by default -----------------------------------------------------
 
+# What makes pods, declared directly (pods a Helm chart makes are the chart's: its add-on's namespace is not a
+# workload's).
 POD_WORKLOADS = (
+    "kubernetes:core/v1:Pod",
     "kubernetes:apps/v1:Deployment",
     "kubernetes:apps/v1:StatefulSet",
     "kubernetes:apps/v1:DaemonSet",
+    "kubernetes:apps/v1:ReplicaSet",
+    "kubernetes:batch/v1:Job",
+    "kubernetes:batch/v1:CronJob",
     "kubernetes:keda.sh/v1alpha1:ScaledJob",
 )
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -526,7 +532,8 @@ def _denies_ingress(spec: Mapping[str, Any]) -> bool:
 
 
 def undefended_namespaces(resources: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:
-    """The namespaces where the stack runs pods and no NetworkPolicy denies what the others do not allow."""
+    """The namespaces where the stack declares pods itself and no NetworkPolicy denies what the others do not
+    allow."""
     running, denying = set(), set()
     for resource_type, props in resources:
         namespace = (props.get("metadata") or {}).get("namespace")
@@ -543,8 +550,9 @@ def _workload_namespaces_deny_by_default(args: StackValidationArgs, report: Repo
     resources = [(r.resource_type, plain(r.props) or {}) for r in args.resources]
     for namespace in undefended_namespaces(resources):
         report(
-            f"namespace {namespace} runs pods but no NetworkPolicy denies them every connection no other policy "
-            "allows (podSelector {}, policyTypes [Ingress], no rules): any pod of the cluster reaches them",
+            f"namespace {namespace} runs the stack's pods but no NetworkPolicy denies them every connection no "
+            "other policy allows (podSelector {}, policyTypes [Ingress], no rules): any pod of the cluster reaches "
+            "them",
             None,
         )
 
@@ -662,7 +670,8 @@ STACK_POLICIES = [
     ),
     StackValidationPolicy(
         name="workload-namespaces-deny-by-default",
-        description="Every namespace the stack runs pods in has a NetworkPolicy that denies what no other allows.",
+        description="Every namespace where the stack declares pods itself (not through a Helm chart) has a "
+        "NetworkPolicy that denies what no other allows.",
         validate=_workload_namespaces_deny_by_default,
     ),
 ]

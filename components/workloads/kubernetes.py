@@ -213,11 +213,12 @@ def regex_ingress(
     host: str | None,
     cluster_issuer: str | None,
     opts: pulumi.ResourceOptions,
+    certificate_of: str | None = None,
 ) -> str:
     """An Ingress of class nginx: each route (a path regex with one group, a Service, its port) rewritten to `/`
     plus the group; on `host` (every host without one), with a certificate from `cluster_issuer` (Secret
-    `<name>-tls`) and HTTP always redirected to HTTPS when both are set. Returns the base URL players or operators
-    use."""
+    `<name>-tls`; with `certificate_of`, the certificate of that Ingress of the same host, not one more) and HTTP
+    always redirected to HTTPS when both are set. Returns the base URL players or operators use."""
     annotations = {
         "nginx.ingress.kubernetes.io/use-regex": "true",
         "nginx.ingress.kubernetes.io/rewrite-target": "/$1",
@@ -232,8 +233,9 @@ def regex_ingress(
     if host:
         rule["host"] = host
         if cluster_issuer:
-            annotations["cert-manager.io/cluster-issuer"] = cluster_issuer
-            spec["tls"] = [{"hosts": [host], "secretName": f"{name}-tls"}]
+            if certificate_of is None:
+                annotations["cert-manager.io/cluster-issuer"] = cluster_issuer
+            spec["tls"] = [{"hosts": [host], "secretName": f"{certificate_of or name}-tls"}]
             # ingress-nginx redirects to HTTPS only once the certificate exists (lua_ingress.lua, v1.15.1); until
             # cert-manager has it, a route behind basic auth would ask for the password over plain HTTP.
             annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] = "true"

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ..addons.charts import ADDON_NAMESPACES, PART_OF
+from ..constants import TURN_LISTENING_PORT
 
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 # OCI's instance metadata service (169.254.169.254) and every other link-local address.
@@ -33,6 +34,13 @@ INGRESS_CONTROLLER = in_namespace(ADDON_NAMESPACES["ingress-nginx"])
 PROMETHEUS = in_namespace(ADDON_NAMESPACES["kube-prometheus-stack"])
 # Every port of a protocol (WebRTC's media ports are ephemeral).
 ANY_UDP = [{"protocol": "UDP"}]
+
+
+# cert-manager's HTTP-01 solver: the pod it starts in a certificate's namespace for each challenge, labelled so
+# (SolverIdentificationLabelKey, pkg/apis/acme) and listening on 8089 (acmesolver's port); the ingress
+# controller routes Let's Encrypt's request to it.
+ACME_SOLVER = {"acme.cert-manager.io/http01-solver": "true"}
+ACME_SOLVER_PORT = 8089
 
 
 def addresses(cidrs: Sequence[str]) -> list[dict[str, Any]]:
@@ -74,6 +82,22 @@ def allow_ingress(
         rule["from"] = list(peers)
     spec = {"podSelector": {"matchLabels": dict(selected)}, "policyTypes": ["Ingress"], "ingress": [rule]}
     return _policy(name, namespace, spec, parent)
+
+
+def allow_certificate_challenges(namespace: pulumi.Input[str], parent: pulumi.Resource) -> None:
+    """cert-manager's HTTP-01 solver pods take the challenge from the ingress controller: without this, a
+    namespace that denies by default could never get or renew a certificate for its Ingresses."""
+    allow_ingress("acme-http01-solver", namespace, ACME_SOLVER, tcp(ACME_SOLVER_PORT), [INGRESS_CONTROLLER], parent)
+
+
+def relay_egress(turn_nodes: Sequence[str], relay_ports: tuple[int, int]) -> dict[str, Any]:
+    """An egress rule: WebRTC media to the TURN servers (host network, so by address): their listening port and
+    the relay range, over UDP, and no other port of those addresses."""
+    ports = [
+        {"protocol": "UDP", "port": TURN_LISTENING_PORT},
+        {"protocol": "UDP", "port": relay_ports[0], "endPort": relay_ports[1]},
+    ]
+    return reach(addresses(turn_nodes), ports)
 
 
 def internet_egress(

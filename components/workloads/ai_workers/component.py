@@ -15,7 +15,16 @@ from ...constants import AI_ORCHESTRATOR_PORT, OKE_STORAGE_CLASS
 from ...placement import GPU_NODES, NodePlacement
 from ..images import AI_WORKER_IMAGES
 from ..kubernetes import labels
-from ..network_policies import INGRESS_CONTROLLER, allow_ingress, deny_ingress, internet_egress, pods, reach, tcp
+from ..network_policies import (
+    INGRESS_CONTROLLER,
+    allow_certificate_challenges,
+    allow_ingress,
+    deny_ingress,
+    internet_egress,
+    pods,
+    reach,
+    tcp,
+)
 from .livepeer import SECRET_KEY
 from .orchestrator import (
     ORCHESTRATOR,
@@ -43,6 +52,9 @@ class ModelSpec:
 @dataclass(kw_only=True)
 class AiWorkersArgs:
     models: Sequence[ModelSpec]
+    private_cidrs: Sequence[str]
+    """The cluster's own networks (the VCN or node networks, pods, services, on-premises): with an orchestrator in
+    the cluster, the workers reach none of them but the orchestrator (NetworkPolicy)."""
     namespace: str = "ai"
     replicas: int = 1
     external_orchestrator: str | None = None
@@ -71,9 +83,6 @@ class AiWorkersArgs:
     """Where the workers run: the GPU nodes' labels and taints (OKE's pool unless given)."""
     storage_class: str | None = OKE_STORAGE_CLASS
     """The block volume's storage class (`weights.volume: blockVolume`); None: the cluster's default."""
-    private_cidrs: Sequence[str] = ()
-    """The cluster's own networks (the VCN or node networks, pods, services, on-premises): with an orchestrator in
-    the cluster, the workers reach none of them but the orchestrator (NetworkPolicy)."""
 
 
 def resolve_models(models: Sequence[ModelSpec], images: Mapping[str, str]) -> list[RunnerModel]:
@@ -169,6 +178,7 @@ class AiWorkers(pulumi.ComponentResource):
         reach DNS, their orchestrator and the internet, not the cluster's networks nor the node's metadata. With
         an orchestrator elsewhere (perhaps across the VPN), they reach any address but the metadata service."""
         deny_ingress(namespace, self)
+        allow_certificate_challenges(namespace, self)
         in_cluster = args.external_orchestrator is None
         if in_cluster:
             allow_ingress(

@@ -19,7 +19,7 @@ from ...addons.charts import CHARTS, ENGINE_NAMESPACES, PART_OF, Chart, ReleaseA
 from ...constants import KAFKA_TLS_PORT, OKE_CONTROL_PLANE_PORT
 from ...placement import OKE_PLACEMENT, Placement
 from ..images import floating
-from ..network_policies import addresses, deny_ingress, internet_egress, pods, reach, tcp
+from ..network_policies import LINK_LOCAL, addresses, deny_ingress, internet_egress, pods, reach, tcp
 from .kafka import (
     CLUSTER_LABEL,
     CLUSTER_NAME,
@@ -115,6 +115,8 @@ class ExternalKafka:
 @dataclass(kw_only=True)
 class GpuJobsArgs:
     namespace: str
+    private_cidrs: Sequence[str]
+    """The cluster's own networks (media_path): the jobs reach none of them but Kafka and OCI's sign-in."""
     job_types: Sequence[JobType]
     kafka: StrimziKafka | ExternalKafka
     compartment_id: pulumi.Input[str]
@@ -135,8 +137,6 @@ class GpuJobsArgs:
     gpu_nodes: Sequence[pulumi.Resource] = ()
     """What the ScaledJobs wait for: the GPU nodes' pool and the device plugin."""
     keda_chart: Chart = field(default_factory=lambda: CHARTS["keda"])
-    private_cidrs: Sequence[str] = ()
-    """The cluster's own networks (media_path): the jobs reach none of them but Kafka and OCI's sign-in."""
     workload_identity_cidrs: Sequence[str] = ()
     """Where OKE's workload identity endpoint is (the API endpoint's subnet), with workload identity."""
 
@@ -231,7 +231,8 @@ class GpuJobs(pulumi.ComponentResource):
         deny_ingress(args.namespace, self)
         if isinstance(args.kafka, ExternalKafka):
             ports = sorted({int(server.rsplit(":", 1)[1]) for server in args.kafka.bootstrap_servers.split(",")})
-            kafka = reach([], tcp(*ports))
+            # Its brokers may be anywhere (across the VPN too): their ports at any address but the metadata service.
+            kafka = reach([{"ipBlock": {"cidr": "0.0.0.0/0", "except": [LINK_LOCAL]}}], tcp(*ports))
         else:
             brokers = {CLUSTER_LABEL: CLUSTER_NAME, "strimzi.io/kind": "Kafka"}
             kafka = reach([pods(brokers)], tcp(KAFKA_TLS_PORT))

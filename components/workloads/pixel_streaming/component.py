@@ -25,6 +25,10 @@ from .turn import Turn, TurnArgs, TurnServerSettings
 @dataclass(kw_only=True)
 class PixelStreamingArgs:
     turn: TurnServerSettings
+    private_cidrs: Sequence[str]
+    """The cluster's own networks (media_path): the streams reach none of them but the TURN nodes."""
+    turn_node_cidrs: Sequence[str]
+    """Where the TURN servers' relay addresses are: the streams send their media there."""
     namespace: str = "pixel"
     images: Mapping[str, str] = field(default_factory=dict)
     """Overrides of the image table (`pixelstream.workloads.images.IMAGES`) by name."""
@@ -60,10 +64,6 @@ class PixelStreamingArgs:
     """What a certificate waits for: cert-manager and its issuers."""
     placement: Placement = OKE_PLACEMENT
     """Which nodes are the system, TURN and GPU nodes (their labels and taints)."""
-    private_cidrs: Sequence[str] = ()
-    """The cluster's own networks (media_path): the streams reach none of them but the TURN nodes."""
-    turn_node_cidrs: Sequence[str] = ()
-    """Where the TURN servers' relay addresses are: the streams send their media there."""
 
 
 class PixelStreaming(pulumi.ComponentResource):
@@ -178,6 +178,7 @@ class PixelStreaming(pulumi.ComponentResource):
             ns_name,
             private_cidrs=args.private_cidrs,
             turn_nodes=args.turn_node_cidrs,
+            relay_ports=args.turn.relay_ports,
             pod_proxy=args.pod_proxy_prefix is not None,
             sign_in=sign_in is not None,
             parent=self,

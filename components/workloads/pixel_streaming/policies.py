@@ -4,11 +4,12 @@
 - the streams: their signalling port from the session service alone (and with it the streamer port, which no
   policy opens), Unreal's REST API from the pod proxy alone, and WebRTC media (UDP, any port: its ports are
   ephemeral, and WebRTC drops what belongs to no session) from anywhere;
-- the pod proxy and the sign-in (oauth2-proxy): HTTP from the ingress controller.
+- the pod proxy and the sign-in (oauth2-proxy): HTTP from the ingress controller;
+- cert-manager's HTTP-01 solver: the challenge from the ingress controller.
 
-The streams, which run the players' input through Unreal, reach DNS, the TURN nodes' relay addresses (UDP) and the
-internet, never the cluster's own networks nor the node's metadata service. The TURN DaemonSet runs on the host
-network, which NetworkPolicies do not govern (its NSG and coturn's peer lists do).
+The streams, which run the players' input through Unreal, reach DNS, the TURN nodes' listening port and relay
+range (UDP) and the internet, never the cluster's own networks nor the node's metadata service. The TURN DaemonSet
+runs on the host network, which NetworkPolicies do not govern (its NSG and coturn's peer lists do).
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from ..network_policies import (
     ANY_UDP,
     INGRESS_CONTROLLER,
     PROMETHEUS,
-    addresses,
+    allow_certificate_challenges,
     allow_ingress,
     deny_ingress,
     internet_egress,
     pods,
-    reach,
+    relay_egress,
     tcp,
 )
 from .routing import POD_PROXY
@@ -41,6 +42,7 @@ def streaming_network_policies(
     *,
     private_cidrs: Sequence[str],
     turn_nodes: Sequence[str],
+    relay_ports: tuple[int, int],
     pod_proxy: bool,
     sign_in: bool,
     parent: pulumi.Resource,
@@ -58,5 +60,6 @@ def streaming_network_policies(
         # The chart's pod label and port name: templates/_helpers.tpl and deployment.yaml at oauth2-proxy-10.7.0.
         signing_in = {"app.kubernetes.io/name": OAUTH2_PROXY}
         allow_ingress("sign-in-players", namespace, signing_in, tcp("http"), [INGRESS_CONTROLLER], parent)
-    relay = [reach(addresses(turn_nodes), ANY_UDP)]
+    allow_certificate_challenges(namespace, parent)
+    relay = [relay_egress(turn_nodes, relay_ports)]
     internet_egress("stream-egress", namespace, streams, private_cidrs, relay, parent)

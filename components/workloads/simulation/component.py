@@ -13,7 +13,16 @@ import pulumi_kubernetes as k8s
 from ...addons.charts import PART_OF, namespace
 from ...placement import GPU_NODES, NodePlacement
 from ..kubernetes import basic_auth, labels, regex_ingress
-from ..network_policies import ANY_UDP, INGRESS_CONTROLLER, allow_ingress, deny_ingress, internet_egress, tcp
+from ..network_policies import (
+    ANY_UDP,
+    INGRESS_CONTROLLER,
+    allow_certificate_challenges,
+    allow_ingress,
+    deny_ingress,
+    internet_egress,
+    relay_egress,
+    tcp,
+)
 from .fleet import (
     FLEET,
     InstanceSettings,
@@ -34,6 +43,12 @@ AUTH_SECRET = "sim-basic-auth"
 class SimulationArgs:
     isaac_sim_image: str
     python_image: str
+    private_cidrs: Sequence[str]
+    """The cluster's own networks (media_path): the instances reach none of them but the TURN nodes."""
+    turn_node_cidrs: Sequence[str]
+    """Where the TURN servers' relay addresses are: the instances' media goes there."""
+    relay_ports: tuple[int, int]
+    """The TURN relay's port range."""
     namespace: str = "sim"
     instances: int = 2
     instances_per_gpu: int = 1
@@ -55,8 +70,6 @@ class SimulationArgs:
     """What the Ingress waits for: the controller whose admission webhook validates it."""
     gpu_placement: NodePlacement = GPU_NODES
     """Where the instances run: the GPU nodes' labels and taints (OKE's pool unless given)."""
-    private_cidrs: Sequence[str] = ()
-    """The cluster's own networks (media_path): the instances reach none of them."""
 
 
 class Simulation(pulumi.ComponentResource):
@@ -101,7 +114,7 @@ class Simulation(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.url = f"{self._ingress(args, ns, orchestrator.service, auth.secret_name)}{args.path_prefix}/"
+        self.url = f"{self._ingress(args, ns, orchestrator, auth.secret_name)}{args.path_prefix}/"
         if not (args.host and args.cluster_issuer):
             # The stack's config allows this only with simulation.ingress.allowPlainHttp: every plan says so.
             pulumi.log.warn(
@@ -110,24 +123,27 @@ class Simulation(pulumi.ComponentResource):
                 "simulation.ingress.host with addons.certManager on",
                 self,
             )
-        self._network_policies(ns, args.private_cidrs)
+        self._network_policies(ns, args)
         self.namespace = args.namespace
         self.username, self.password = auth.username, auth.password
         self.register_outputs({"url": self.url, "namespace": self.namespace})
 
-    def _network_policies(self, namespace: pulumi.Input[str], private_cidrs: Sequence[str]) -> None:
+    def _network_policies(self, namespace: pulumi.Input[str], args: SimulationArgs) -> None:
         """Nothing in the namespace takes a connection but the orchestrator and the instances' pages and
-        signalling, from the ingress controller, and the instances' WebRTC media (UDP, from anywhere: its
-        ports are WebRTC's). The instances, which run whatever scene they load, reach DNS and the internet (NGC,
-        asset servers), never the cluster's own networks nor the node's metadata service."""
+        signalling, from the ingress controller, the instances' WebRTC media (UDP, from anywhere: its ports are
+        WebRTC's) and cert-manager's challenges. The instances, which run whatever scene they load, reach DNS, the
+        TURN relay and the internet (NGC, asset servers), never the cluster's own networks nor the node's
+        metadata service."""
         deny_ingress(namespace, self)
+        allow_certificate_challenges(namespace, self)
         instances = labels(FLEET)
         allow_ingress(
             "orchestrator-operators", namespace, labels(ORCHESTRATOR), tcp("http"), [INGRESS_CONTROLLER], self
         )
         allow_ingress("instance-operators", namespace, instances, tcp("http", "signal"), [INGRESS_CONTROLLER], self)
         allow_ingress("instance-media", namespace, instances, ANY_UDP, [], self)
-        internet_egress("instance-egress", namespace, instances, private_cidrs, [], self)
+        relay = [relay_egress(args.turn_node_cidrs, args.relay_ports)]
+        internet_egress("instance-egress", namespace, instances, args.private_cidrs, relay, self)
 
     def _ngc_pull_secret(self, ns: pulumi.Input[str], api_key: pulumi.Input[str]) -> pulumi.Output[str]:
         secret = k8s.core.v1.Secret(
@@ -140,7 +156,11 @@ class Simulation(pulumi.ComponentResource):
         return secret.metadata["name"]
 
     def _ingress(
-        self, args: SimulationArgs, ns: pulumi.Input[str], orchestrator: str, auth_secret: pulumi.Input[str]
+        self,
+        args: SimulationArgs,
+        ns: pulumi.Input[str],
+        orchestrator: FleetOrchestrator,
+        auth_secret: pulumi.Input[str],
     ) -> str:
         """The dashboard and API at <prefix>/, which ask for the operator's credential themselves (ingress-nginx
         strips the Authorization header after its own basic auth, so the service could not check it behind one),
@@ -157,10 +177,23 @@ class Simulation(pulumi.ComponentResource):
             "nginx.ingress.kubernetes.io/auth-secret": auth_secret,
             "nginx.ingress.kubernetes.io/auth-realm": REALM,
         }
-        opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.ingress_controller))
+        after_controller = pulumi.ResourceOptions(parent=self, depends_on=list(args.ingress_controller))
+        # The dashboard's route opens once the service that checks the credential runs: during an update from a
+        # version whose route asked at the controller, no request reaches an old service that asks nothing.
+        after_service = pulumi.ResourceOptions(
+            parent=self, depends_on=[*args.ingress_controller, orchestrator.deployment]
+        )
+        dashboard = [(f"{args.path_prefix}/(.*)", orchestrator.service, 80)]
+        url = regex_ingress("simulation", ns, dashboard, {}, args.host, args.cluster_issuer, after_service)
         instances = [(f"{args.path_prefix}/{i}/(.*)", instance_name(i), 80) for i in range(args.instances)]
         regex_ingress(
-            "simulation-instances", ns, instances, {**instance_auth, **timeouts}, args.host, args.cluster_issuer, opts
+            "simulation-instances",
+            ns,
+            instances,
+            {**instance_auth, **timeouts},
+            args.host,
+            args.cluster_issuer,
+            after_controller,
+            certificate_of="simulation",
         )
-        dashboard = [(f"{args.path_prefix}/(.*)", orchestrator, 80)]
-        return regex_ingress("simulation", ns, dashboard, {}, args.host, args.cluster_issuer, opts)
+        return url

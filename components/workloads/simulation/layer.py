@@ -20,7 +20,7 @@ def declare_simulation(
 ) -> dict[str, Any]:
     """The fleet and the stack outputs it adds. Its pods run on the GPU pool, so their addresses are in the stream
     pod subnet, the one the TURN relay may reach (media_path)."""
-    simulation = config.simulation
+    simulation, path = config.simulation, media_path(config)
     workload = Simulation(
         "simulation",
         SimulationArgs(
@@ -39,7 +39,9 @@ def declare_simulation(
             gpu_nodes=[*infra.nodes("gpu"), *addons.gpu_plugin],
             ingress_controller=addons.ingress_controller,
             gpu_placement=config.cluster.placement().gpu,
-            private_cidrs=media_path(config).private_cidrs,
+            private_cidrs=path.private_cidrs,
+            turn_node_cidrs=path.turn_nodes,
+            relay_ports=config.network.relay_ports.bounds,
         ),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider])),
     )

@@ -77,9 +77,11 @@ def password_digest(password: str) -> str:
 
 
 class FleetOrchestrator(pulumi.ComponentResource):
-    """Outputs: `service`, the name of its Service (port 80)."""
+    """Outputs: `service`, the name of its Service (port 80), and `deployment`, what a route to it waits for (the
+    service checks the operator's credential itself: no route may reach an older version that does not)."""
 
     service: str
+    deployment: k8s.apps.v1.Deployment
 
     def __init__(self, name: str, args: FleetOrchestratorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pixelstream:index:FleetOrchestrator", name, None, opts)
@@ -95,7 +97,7 @@ class FleetOrchestrator(pulumi.ComponentResource):
             opts=child,
         )
         orchestrator_labels = labels(ORCHESTRATOR)
-        k8s.apps.v1.Deployment(
+        self.deployment = k8s.apps.v1.Deployment(
             ORCHESTRATOR,
             metadata={"name": ORCHESTRATOR, "namespace": ns, "labels": orchestrator_labels},
             spec={

@@ -83,13 +83,23 @@ class Refused(Exception):
 
 
 class Operator:
-    """The one credential the service accepts: a user name and the SHA-256 of the password."""
+    """The one credential the service accepts: a user name and the SHA-256 of the password, read from its file
+    at every request (the kubelet updates the mounted Secret when the password is rotated: the old one stops
+    working without a restart; an unreadable file admits nobody)."""
 
-    def __init__(self, user: str, password_sha256: str, realm: str) -> None:
-        if not user or not realm or not re.fullmatch(r"[0-9a-f]{64}", password_sha256):
+    def __init__(self, user: str, digest_file: Path, realm: str) -> None:
+        if not user or not realm or self._digest(digest_file) is None:
             raise SystemExit("AUTH_USER, AUTH_REALM and AUTH_SHA256_FILE (the password's SHA-256, hex) are required")
-        self.user, self.digest = user.encode(), bytes.fromhex(password_sha256)
+        self.user, self.digest_file = user.encode(), digest_file
         self.challenge = {"WWW-Authenticate": f'Basic realm="{realm}"'}
+
+    @staticmethod
+    def _digest(path: Path) -> bytes | None:
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            return None
+        return bytes.fromhex(text) if re.fullmatch(r"[0-9a-f]{64}", text) else None
 
     def admits(self, authorization: str | None) -> bool:
         """Whether an Authorization header carries this credential (compared in constant time)."""
@@ -100,8 +110,9 @@ class Operator:
             user, colon, password = base64.b64decode(token.strip(), validate=True).partition(b":")
         except (binascii.Error, ValueError):
             return False
+        digest = self._digest(self.digest_file)
         same_user = hmac.compare_digest(user, self.user)
-        same_password = hmac.compare_digest(hashlib.sha256(password).digest(), self.digest)
+        same_password = digest is not None and hmac.compare_digest(hashlib.sha256(password).digest(), digest)
         return bool(colon) and same_user and same_password
 
 
@@ -374,10 +385,8 @@ def main() -> None:
     config = json.loads(os.environ.get("FLEET_CONFIG", "{}"))
     config["streamUrl"] = fleet.stream_url
     digest_file = Path(os.environ.get("AUTH_SHA256_FILE") or "/nonexistent")
-    digest = digest_file.read_text().strip() if digest_file.is_file() else ""
-    handler = make_handler(
-        fleet, config, Operator(os.environ.get("AUTH_USER", ""), digest, os.environ.get("AUTH_REALM", ""))
-    )
+    operator = Operator(os.environ.get("AUTH_USER", ""), digest_file, os.environ.get("AUTH_REALM", ""))
+    handler = make_handler(fleet, config, operator)
     server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), handler)
     server.serve_forever()
 
