@@ -16,7 +16,7 @@ from test_addons import plan_with
 from test_stack_files import FLEET, _dev, run_plan
 from test_workload import containers, manifest, pod_specs
 
-from pixelstream.constants import GPU_NODE_LABEL, GPU_RESOURCE, SHARED_GPU_RESOURCE
+from pixelstream.constants import GPU_NODE_LABEL, GPU_RESOURCE
 from pixelstream.stack_file import SECRET_PLACEHOLDER
 from pixelstream.tools.offline import Plan, plan_stack
 from pixelstream.workloads.images import IMAGES
@@ -52,16 +52,16 @@ def test_each_instance_is_a_statefulset_of_one_pod_on_a_gpu_node(sim: Plan) -> N
         assert annotations == {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
 
 
-def test_instances_share_gpus_as_the_plugin_does_with_shm_limits_and_probes(sim: Plan) -> None:
+def test_instances_take_whole_gpus_with_shm_limits_and_probes(sim: Plan) -> None:
     pod = statefulset(sim, 0)["spec"]["template"]["spec"]
     [container] = pod["containers"]
     assert container["image"] == IMAGES["isaacsim"] == "nvcr.io/nvidia/isaac-sim:6.0.1"
     assert container["resources"] == {
-        "requests": {"cpu": "4", "memory": "16Gi", SHARED_GPU_RESOURCE: "1"},
-        "limits": {"cpu": "8", "memory": "16Gi", SHARED_GPU_RESOURCE: "1"},
+        "requests": {"cpu": "4", "memory": "16Gi", GPU_RESOURCE: "1"},
+        "limits": {"cpu": "8", "memory": "16Gi", GPU_RESOURCE: "1"},
     }
     assert pod["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}]
-    assert container["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
+    assert container["volumeMounts"][0] == {"name": "dshm", "mountPath": "/dev/shm"}
     startup = container["startupProbe"]
     assert startup["exec"]["command"] == ["bash", "-c", APP_READY] and "AppReady" in APP_READY
     assert startup["periodSeconds"] * startup["failureThreshold"] == 1200, "startupTimeoutSeconds"
@@ -86,6 +86,7 @@ def test_whole_gpus_and_sizes_from_config(tmp_path: Path) -> None:
         simulation={
             "enabled": True,
             "acceptEula": True,
+            "allowGpuBelowMinimum": True,
             "instances": 2,
             "memory": "20Gi",
             "memoryLimit": "24Gi",
@@ -163,7 +164,7 @@ def test_orchestrator_runs_this_projects_program_with_only_its_container_holding
     assert (env["INSTANCES"], env["STREAM_URL"]) == ("3", "/sim/{index}/")
     config = json.loads(env["FLEET_CONFIG"])
     assert config["ports"] == {"http": 8211, "signal": 49100, "stream": 47998}
-    assert (config["instancesPerGpu"], config["shmSize"], config["memoryLimit"]) == (2, "2Gi", "16Gi")
+    assert (config["instancesPerGpu"], config["shmSize"], config["memoryLimit"]) == (1, "2Gi", "16Gi")
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     service = manifest(sim, "service", "sim-orchestrator", NS)["spec"]
     assert service["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
@@ -282,3 +283,118 @@ def test_a_fleet_without_the_streaming_workload_is_told_it_has_no_relay(tmp_path
     assert "warning: simulation.enabled without streaming.enabled: the TURN relay belongs to" in everything
     status, _, everything, _ = run_plan(_dev(simulation=FLEET), tmp_path, capsys)
     assert status == 0 and "without streaming.enabled" not in everything
+
+
+# -- GPUs that fit Isaac Sim ---------------------------------------------------------------------------------
+
+BELOW = "below Isaac Sim 6.0.1's datacenter minimum (NVIDIA A40, 48 GB): real scenes run out of GPU memory"
+REMEDY = "use BM.GPU.L40S.4 with one instance per GPU, or accept the risk with simulation.allowGpuBelowMinimum: true"
+WITHOUT_OPT_IN = {k: v for k, v in FLEET.items() if k != "allowGpuBelowMinimum"}
+
+
+@pytest.mark.parametrize(
+    ("config", "line"),
+    [
+        (
+            {"simulation": WITHOUT_OPT_IN},
+            f"nodePools.gpu.shape: each instance gets 24 GB of an NVIDIA A10 (24 GB), {BELOW}; {REMEDY}",
+        ),
+        (
+            {
+                "nodePools": {"gpu": {"shape": "BM.GPU.L40S.4", "size": 1}},
+                "addons": {"gpuPlugin": {"streamsPerGpu": 2}},
+                "streaming": {"streamer": {"gpuMode": "timeSliced"}},
+                "simulation": {**WITHOUT_OPT_IN, "instancesPerGpu": 2},
+            },
+            "simulation.instancesPerGpu: each instance gets 24 GB of an NVIDIA L40S (48 GB shared by 2 instances), "
+            f"{BELOW}; {REMEDY}",
+        ),
+        (
+            {"nodePools": {"gpu": {"shape": "VM.GPU3.1", "size": 1}}, "simulation": FLEET},
+            "nodePools.gpu.shape: VM.GPU3.1 (Tesla V100) has no ray-tracing cores (RTX), which Isaac Sim needs to "
+            "render and stream; use VM.GPU.A10.1, VM.GPU.A10.2, BM.GPU.A10.4, BM.GPU.L40S.4",
+        ),
+        (
+            {"nodePools": {"gpu": {"shape": "BM.GPU.L40S.4", "size": 1}}, "simulation": FLEET},
+            "simulation.allowGpuBelowMinimum: true only applies below Isaac Sim's minimum; each instance here gets "
+            "BM.GPU.L40S.4's whole 48 GB GPU",
+        ),
+        (
+            {"simulation": {**FLEET, "cacheGbs": 49}},
+            "simulation.cacheGbs: 49 is outside 50-32768 (an OCI block volume's sizes, in GB)",
+        ),
+    ],
+    ids=["an A10", "a shared L40S", "no RT cores, even opted in", "an opt-in with nothing to allow", "a small cache"],
+)
+def test_a_gpu_below_isaac_sims_needs_is_one_line(config: dict, line: str, tmp_path: Path, capsys) -> None:
+    status, lines, everything, _ = run_plan(_dev(**config), tmp_path, capsys)
+    assert status == 2 and lines == [f"error: pixelstream:{line}"], everything[-2000:]
+
+
+def test_below_the_minimum_only_by_choice_and_every_plan_says_so(sim: Plan, tmp_path: Path, capsys) -> None:
+    status, _, everything, _ = run_plan(_dev(simulation=FLEET), tmp_path, capsys)
+    assert status == 0, everything[-2000:]
+    assert f"warning: simulation.allowGpuBelowMinimum: each instance gets 24 GB of an NVIDIA A10 (24 GB), {BELOW}" in (
+        everything
+    )
+    [gpu] = [r for r in sim.of_type("oci:ContainerEngine/nodePool:NodePool") if r.name == "gpu"]
+    assert gpu.inputs["nodeShape"] == "BM.GPU.L40S.4", "the sim stack fits: an L40S, 48 GB, per instance"
+
+
+def test_an_existing_clusters_gpus_are_not_judged_and_the_opt_in_is_refused(tmp_path: Path, capsys) -> None:
+    document = yaml.safe_load((ROOT / "stacks" / "Pulumi.onprem.yaml").read_text())
+    fleet = {**FLEET, "ingress": {"host": "sim.example.com"}}
+    document["config"]["pixelstream:simulation"] = fleet
+    status, lines, _, _ = run_plan(yaml.safe_dump(document), tmp_path, capsys)
+    assert status == 2 and lines == [
+        "error: pixelstream:simulation.allowGpuBelowMinimum: true only applies on OKE, where the stack knows the GPU "
+        "pool's shape; size an existing cluster's GPUs by Isaac Sim's minimum (48 GB each) yourself"
+    ]
+    without = {k: v for k, v in fleet.items() if k != "allowGpuBelowMinimum"}
+    document["config"]["pixelstream:simulation"] = without
+    status, lines, everything, _ = run_plan(yaml.safe_dump(document), tmp_path, capsys)
+    assert not [line for line in lines if "GPU" in line], everything[-2000:]
+
+
+# -- warm restarts -----------------------------------------------------------------------------------------
+
+CACHES = {
+    "/isaac-sim/.cache": "cache",
+    "/isaac-sim/.nv/ComputeCache": "computecache",
+    "/isaac-sim/.local/share/ov/data": "data",
+    "/isaac-sim/.local/share/ov/pkg": "pkg",
+}
+
+
+def test_each_instance_keeps_its_caches_on_a_block_volume_of_its_own(sim: Plan) -> None:
+    for index in range(3):
+        spec = statefulset(sim, index)["spec"]
+        [claim] = spec["volumeClaimTemplates"]
+        assert claim["metadata"]["name"] == "cache"
+        assert claim["spec"] == {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "50Gi"}},
+            "storageClassName": "oci-bv",
+        }
+        assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Delete", "whenScaled": "Retain"}
+        pod = spec["template"]["spec"]
+        [container] = pod["containers"]
+        mounted = {m["mountPath"]: m.get("subPath") for m in container["volumeMounts"] if m["name"] == "cache"}
+        assert mounted == CACHES, "NVIDIA's container mounts at 6.0.1, not the logs"
+        [init] = pod["initContainers"]
+        assert init["image"] == container["image"], "no second image to pull"
+        assert init["securityContext"]["runAsUser"] == 1234, "the directories belong to Kit's user"
+        made = {arg.rsplit("/", 1)[1] for arg in init["command"][2:]}
+        assert init["command"][:2] == ["mkdir", "-p"] and made == set(CACHES.values())
+        assert all(m["name"] != "cache" or "subPath" not in m for m in init["volumeMounts"])
+
+
+def test_a_viewer_leaving_does_not_restart_the_instance_unless_asked(sim: Plan, tmp_path: Path) -> None:
+    [container] = statefulset(sim, 0)["spec"]["template"]["spec"]["containers"]
+    assert "--/exts/omni.services.livestream.session/quitOnSessionEnded=false" in container["args"]
+    plan = plan_with(tmp_path, simulation={**FLEET, "quitWhenViewerLeaves": True, "cacheGbs": 200}, addons={})
+    [container] = statefulset(plan, 0)["spec"]["template"]["spec"]["containers"]
+    assert not [a for a in container["args"] if "quitOnSessionEnded" in a], "Kit's own default: quit"
+    assert statefulset(plan, 0)["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"] == {
+        "storage": "200Gi"
+    }

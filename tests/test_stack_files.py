@@ -143,10 +143,11 @@ def _dev_with(path: str, value: Any) -> str:
 
 
 # A valid one-instance fleet on the dev stack's single A10 (its NGC key encrypted and its basic auth over HTTPS, as
-# they must be).
+# they must be; 24 GB, below Isaac Sim's GPU minimum, by choice).
 FLEET = {
     "enabled": True,
     "acceptEula": True,
+    "allowGpuBelowMinimum": True,
     "instances": 1,
     "ngcApiKey": {"secure": "v1:ngc"},
     "ingress": {"host": "sim.example.com"},
@@ -693,6 +694,7 @@ VALID: list[tuple[str, dict[str, Any]]] = [
                 "acceptEula": True,
                 "instances": 32,
                 "instancesPerGpu": 4,
+                "allowGpuBelowMinimum": True,
                 "images": {"isaacsim": f"registry.example/isaac-sim{DIGEST}"},
                 "imagePullSecrets": ["mirror-login"],
                 "ingress": {"host": "sim.example.com", "pathPrefix": "/fleet"},

@@ -1,7 +1,9 @@
 """The OCI compute shapes this project knows, and what each one can do.
 
 GPU facts follow the OCI Compute Shapes page and NVIDIA's NVENC support matrix: the datacenter training
-parts (A100, H100, H200, B200, GB200) have no hardware video encoder, so they cannot serve pixel streams.
+parts (A100, H100, H200, B200, GB200) have no hardware video encoder, so they cannot serve pixel streams. Memory
+per GPU and ray-tracing (RT) cores follow NVIDIA's data sheets: only the A10 (Ampere) and the L40S (Ada) among
+these have RT cores, which RTX renderers such as Isaac Sim's need; None where this project states none.
 OCPUs and memory of the fixed GPU shapes are the Compute Shapes page's tables (the capacity simulator packs
 streams by them); None where the page lists none.
 """
@@ -20,6 +22,10 @@ class GpuShape:
     ocpus: int | None = None
     memory_gbs: int | None = None
     arch: str = "x86_64"
+    gpu_memory_gbs: int | None = None
+    """Memory of one GPU."""
+    ray_tracing: bool = False
+    """RT cores (RTX rendering)."""
 
 
 @dataclass(frozen=True)
@@ -35,21 +41,21 @@ class FlexShape:
 GPU_SHAPES: dict[str, GpuShape] = {
     s.name: s
     for s in (
-        GpuShape("VM.GPU2.1", "Tesla P100", 1, True, 12, 72),
-        GpuShape("BM.GPU2.2", "Tesla P100", 2, True, 28, 192),
-        GpuShape("VM.GPU3.1", "Tesla V100", 1, True, 6, 90),
-        GpuShape("VM.GPU3.2", "Tesla V100", 2, True, 12, 180),
-        GpuShape("VM.GPU3.4", "Tesla V100", 4, True, 24, 360),
-        GpuShape("BM.GPU3.8", "Tesla V100", 8, True, 52, 768),
-        GpuShape("VM.GPU.A10.1", "NVIDIA A10", 1, True, 15, 240),
-        GpuShape("VM.GPU.A10.2", "NVIDIA A10", 2, True, 30, 480),
-        GpuShape("BM.GPU.A10.4", "NVIDIA A10", 4, True, 64, 1024),
-        GpuShape("BM.GPU.L40S.4", "NVIDIA L40S", 4, True, 112, 1024),
-        GpuShape("BM.GPU4.8", "NVIDIA A100 40GB", 8, False, 64, 2048),
-        GpuShape("BM.GPU.A100-v2.8", "NVIDIA A100 80GB", 8, False, 128, 2048),
-        GpuShape("VM.GPU.A100.80G.1", "NVIDIA A100 80GB", 1, False),
-        GpuShape("BM.GPU.H100.8", "NVIDIA H100", 8, False, 112, 2048),
-        GpuShape("BM.GPU.H200.8", "NVIDIA H200", 8, False, 112, 3072),
+        GpuShape("VM.GPU2.1", "Tesla P100", 1, True, 12, 72, gpu_memory_gbs=16),
+        GpuShape("BM.GPU2.2", "Tesla P100", 2, True, 28, 192, gpu_memory_gbs=16),
+        GpuShape("VM.GPU3.1", "Tesla V100", 1, True, 6, 90, gpu_memory_gbs=16),
+        GpuShape("VM.GPU3.2", "Tesla V100", 2, True, 12, 180, gpu_memory_gbs=16),
+        GpuShape("VM.GPU3.4", "Tesla V100", 4, True, 24, 360, gpu_memory_gbs=16),
+        GpuShape("BM.GPU3.8", "Tesla V100", 8, True, 52, 768, gpu_memory_gbs=16),
+        GpuShape("VM.GPU.A10.1", "NVIDIA A10", 1, True, 15, 240, gpu_memory_gbs=24, ray_tracing=True),
+        GpuShape("VM.GPU.A10.2", "NVIDIA A10", 2, True, 30, 480, gpu_memory_gbs=24, ray_tracing=True),
+        GpuShape("BM.GPU.A10.4", "NVIDIA A10", 4, True, 64, 1024, gpu_memory_gbs=24, ray_tracing=True),
+        GpuShape("BM.GPU.L40S.4", "NVIDIA L40S", 4, True, 112, 1024, gpu_memory_gbs=48, ray_tracing=True),
+        GpuShape("BM.GPU4.8", "NVIDIA A100 40GB", 8, False, 64, 2048, gpu_memory_gbs=40),
+        GpuShape("BM.GPU.A100-v2.8", "NVIDIA A100 80GB", 8, False, 128, 2048, gpu_memory_gbs=80),
+        GpuShape("VM.GPU.A100.80G.1", "NVIDIA A100 80GB", 1, False, gpu_memory_gbs=80),
+        GpuShape("BM.GPU.H100.8", "NVIDIA H100", 8, False, 112, 2048, gpu_memory_gbs=80),
+        GpuShape("BM.GPU.H200.8", "NVIDIA H200", 8, False, 112, 3072, gpu_memory_gbs=141),
         GpuShape("BM.GPU.B200.8", "NVIDIA B200", 8, False),
         GpuShape("BM.GPU.GB200.4", "NVIDIA GB200", 4, False, arch="aarch64"),
     )

@@ -49,6 +49,8 @@ class SimulationArgs:
     """Where the TURN servers' relay addresses are: the instances' media goes there."""
     relay_ports: tuple[int, int]
     """The TURN relay's port range."""
+    storage_class: str | None = None
+    """The instances' cache volumes' storage class; None: the cluster's default."""
     namespace: str = "sim"
     instances: int = 2
     instances_per_gpu: int = 1
@@ -96,6 +98,7 @@ class Simulation(pulumi.ComponentResource):
                 image_pull_secrets=pull_secrets,
                 depends_on=args.gpu_nodes,
                 nodes=args.gpu_placement,
+                storage_class=args.storage_class,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -21,6 +21,7 @@ from ..config import (
 )
 from ..images import IMAGES, SIMULATION_IMAGES
 from .fleet import InstanceSettings
+from .requirements import FITTING_SHAPES, MINIMUM_GPU_MEMORY_GBS, below_minimum, unfit_gpu
 
 if TYPE_CHECKING:
     from ...config import StackConfig
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 # Registries that refuse anonymous pulls of the image: NGC needs a login for Isaac Sim.
 LOGIN_REGISTRIES = ("nvcr.io/",)
 MAX_INSTANCES = 64
+# OCI block volumes: 50 GB to 32 TB (Block Volume documentation, "Volume sizes").
+MIN_CACHE_GBS, MAX_CACHE_GBS = 50, 32768
 _API_KEY = re.compile(r"^\S{1,512}$")
 
 
@@ -47,6 +50,9 @@ class SimulationConfig(WorkloadConfig):
     """Isaac Sim instances, each a StatefulSet of one pod (sim-<i>-0)."""
     instances_per_gpu: int = 1
     """1: a whole GPU each; more: a time-sliced share each, as many as addons.gpuPlugin.streamsPerGpu makes."""
+    allow_gpu_below_minimum: bool = False
+    """Run instances with less GPU memory each than Isaac Sim's datacenter minimum (48 GB: an A10, or a shared
+    L40S): every plan warns, and real scenes may run out of GPU memory."""
     cpu: str = "4"
     cpu_limit: str = "8"
     memory: str = "16Gi"
@@ -54,6 +60,12 @@ class SimulationConfig(WorkloadConfig):
     shm_size: str = "2Gi"
     """/dev/shm of each instance (a memory-backed emptyDir: it counts against memoryLimit)."""
     startup_timeout_seconds: int = 1200
+    cache_gbs: int = 50
+    """Each instance's cache volume (Kit's shader, texture and package caches), kept across restarts and stops:
+    a block volume, 50 GB (OCI's smallest) to 32768 GB."""
+    quit_when_viewer_leaves: bool = False
+    """Isaac Sim's own default quits when a viewer disconnects (and the StatefulSet restarts it); a fleet meant to
+    be watched keeps running."""
     images: dict[str, str] = {}
     ngc_api_key: str | None = None
     """NGC API key for nvcr.io, from secret config; becomes the instances' image pull Secret."""
@@ -76,6 +88,8 @@ class SimulationConfig(WorkloadConfig):
             shm_size=self.shm_size,
             shared_gpu=self.instances_per_gpu > 1,
             startup_timeout_seconds=self.startup_timeout_seconds,
+            cache_gbs=self.cache_gbs,
+            quit_when_viewer_leaves=self.quit_when_viewer_leaves,
         )
 
 
@@ -98,6 +112,11 @@ def check_simulation(config: StackConfig) -> None:
     if not 60 <= simulation.startup_timeout_seconds <= 7200:
         raise ConfigError(
             "simulation.startupTimeoutSeconds", f"{simulation.startup_timeout_seconds} is outside 60-7200"
+        )
+    if not MIN_CACHE_GBS <= simulation.cache_gbs <= MAX_CACHE_GBS:
+        raise ConfigError(
+            "simulation.cacheGbs",
+            f"{simulation.cache_gbs} is outside {MIN_CACHE_GBS}-{MAX_CACHE_GBS} (an OCI block volume's sizes, in GB)",
         )
     _check_routing(config)
 
@@ -136,8 +155,16 @@ def _check_instances(config: StackConfig) -> None:
             f"(addons.gpuPlugin.streamsPerGpu), so up to {shares} instances land on one GPU; set {shares}",
         )
     if not config.cluster.oke:
-        return  # an existing cluster's GPU nodes are its own: the stack knows their labels, not their number
+        # An existing cluster's GPU nodes are its own: the stack knows their labels, not their number or model.
+        if simulation.allow_gpu_below_minimum:
+            raise ConfigError(
+                "simulation.allowGpuBelowMinimum",
+                "true only applies on OKE, where the stack knows the GPU pool's shape; size an existing cluster's "
+                f"GPUs by Isaac Sim's minimum ({MINIMUM_GPU_MEMORY_GBS} GB each) yourself",
+            )
+        return
     pool = config.node_pools.gpu
+    _check_gpu_fits(simulation, pool.shape)
     nodes = pool.largest_size
     gpus = GPU_SHAPES[pool.shape].gpus
     slots = nodes * gpus * per_gpu
@@ -147,6 +174,36 @@ def _check_instances(config: StackConfig) -> None:
             f"{simulation.instances} do not fit the GPU pool, which holds at most {slots}: {nodes} node(s) of "
             f"{pool.shape} ({gpus} GPU(s) each) at {per_gpu} per GPU (nodePools.gpu, simulation.instancesPerGpu)",
         )
+
+
+def _check_gpu_fits(simulation: SimulationConfig, shape: str) -> None:
+    """RTX and NVENC always; Isaac Sim's minimum GPU memory per instance unless the stack accepts less."""
+    unfit = unfit_gpu(shape)
+    if unfit:
+        raise ConfigError(*unfit)
+    low = below_minimum(shape, simulation.instances_per_gpu)
+    if low and not simulation.allow_gpu_below_minimum:
+        key, problem = low
+        raise ConfigError(
+            key,
+            f"{problem}; use {' or '.join(FITTING_SHAPES)} with one instance per GPU, or accept the risk with "
+            "simulation.allowGpuBelowMinimum: true",
+        )
+    if not low and simulation.allow_gpu_below_minimum:
+        raise ConfigError(
+            "simulation.allowGpuBelowMinimum",
+            f"true only applies below Isaac Sim's minimum; each instance here gets {shape}'s whole "
+            f"{GPU_SHAPES[shape].gpu_memory_gbs} GB GPU",
+        )
+
+
+def simulation_warnings(config: StackConfig) -> list[str]:
+    """What the fleet's config allows on purpose that a reviewer should see in every plan."""
+    simulation = config.simulation
+    if not (simulation.enabled and simulation.allow_gpu_below_minimum and config.cluster.oke):
+        return []
+    low = below_minimum(config.node_pools.gpu.shape, simulation.instances_per_gpu)
+    return [f"simulation.allowGpuBelowMinimum: {low[1]}"] if low else []
 
 
 def _check_shared_memory(simulation: SimulationConfig) -> None:

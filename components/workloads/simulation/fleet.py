@@ -49,6 +49,23 @@ APP_READY = (
     '&& [ -n "$latest" ] && grep -q AppReady "$latest"'
 )
 PROBE_PERIOD_SECONDS = 10
+# Kit's caches under the image's home, as NVIDIA's container docs mount them (tools/docker/README.md, "Run with
+# volume mounts", at v6.0.1): shader, texture and package caches, the compute cache, Kit's data and packages. On
+# one volume per instance, a restart (a viewer leaving, a node drained, the pod replaced) starts warm instead of
+# compiling shaders again. Not the logs: the readiness check reads the newest Kit log, and a kept one from the
+# last run would say AppReady before this run starts.
+CACHE_VOLUME = "cache"
+CACHE_ROOT = "/var/cache/isaac-sim"
+CACHE_DIRS = {
+    "cache": "/isaac-sim/.cache",
+    "computecache": "/isaac-sim/.nv/ComputeCache",
+    "data": "/isaac-sim/.local/share/ov/data",
+    "pkg": "/isaac-sim/.local/share/ov/pkg",
+}
+# Kit quits when a viewer's session ends (`quitOnSessionEnded = true` under omni.services.livestream.session in
+# source/apps/isaacsim.exp.full.streaming.kit at v6.0.1); the image's runheadless.sh passes its arguments on last,
+# so this setting wins.
+KEEP_RUNNING = "--/exts/omni.services.livestream.session/quitOnSessionEnded=false"
 NGC_REGISTRY = "nvcr.io"
 # NGC's registry login: the literal user `$oauthtoken` with the API key as password (NGC user guide).
 NGC_USER = "$oauthtoken"
@@ -66,6 +83,11 @@ class InstanceSettings:
     """One time-sliced share of a GPU (nvidia.com/gpu.shared) instead of a whole GPU."""
     startup_timeout_seconds: int = 1200
     """How long the app may take to say AppReady (first starts compile shaders) before the pod restarts."""
+    cache_gbs: int = 50
+    """Each instance's cache volume (a block volume: OCI's smallest is 50 GB)."""
+    quit_when_viewer_leaves: bool = False
+    """Kit's own default quits (and the StatefulSet restarts it) when a viewer disconnects; a fleet meant to be
+    watched keeps running."""
 
 
 def instance_name(index: int) -> str:
@@ -94,6 +116,8 @@ class SimulationFleetArgs:
     """What the instances wait for: the GPU pool and the device plugin."""
     nodes: NodePlacement = GPU_NODES
     """The GPU nodes: their labels and taints."""
+    storage_class: str | None = None
+    """The cache volumes' storage class; None: the cluster's default."""
 
 
 class SimulationFleet(pulumi.ComponentResource):
@@ -145,6 +169,9 @@ class SimulationFleet(pulumi.ComponentResource):
                     },
                     "spec": _pod_spec(args),
                 },
+                "volumeClaimTemplates": [_cache_claim(args)],
+                # Stopping an instance (scaling to 0) keeps its cache; removing it from the stack removes it.
+                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
@@ -165,6 +192,29 @@ def _service_ports(http_port: int) -> list[dict[str, Any]]:
     ]
 
 
+def _cache_claim(args: SimulationFleetArgs) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": f"{args.settings.cache_gbs}Gi"}},
+    }
+    if args.storage_class:
+        spec["storageClassName"] = args.storage_class
+    return {"metadata": {"name": CACHE_VOLUME, "labels": labels(FLEET)}, "spec": spec}
+
+
+def _cache_directories(image: str) -> dict[str, Any]:
+    """Makes the cache's directories as the image's user before Kit starts: the kubelet would make a missing
+    subPath directory itself, owned by root and not writable by that user."""
+    return {
+        "name": "cache-directories",
+        "image": image,
+        "command": ["mkdir", "-p", *(f"{CACHE_ROOT}/{d}" for d in CACHE_DIRS)],
+        "volumeMounts": [{"name": CACHE_VOLUME, "mountPath": CACHE_ROOT}],
+        "securityContext": security_context(ISAAC_UID),
+        "resources": resources("10m", "16Mi", "100m", "64Mi"),
+    }
+
+
 def _pod_spec(args: SimulationFleetArgs) -> dict[str, Any]:
     return {
         "imagePullSecrets": image_pull_secrets(args.image_pull_secrets),
@@ -173,6 +223,7 @@ def _pod_spec(args: SimulationFleetArgs) -> dict[str, Any]:
         "affinity": gpu_node_affinity(args.nodes),
         "tolerations": args.nodes.tolerations(),
         "securityContext": pod_security_context(fs_group=ISAAC_UID),
+        "initContainers": [_cache_directories(args.image)],
         "containers": [_isaac_sim_container(args.image, args.settings)],
         "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": args.settings.shm_size}}],
     }
@@ -185,8 +236,12 @@ def _isaac_sim_container(image: str, settings: InstanceSettings) -> dict[str, An
     return {
         "name": CONTAINER,
         "image": image,
-        # Appended to the image's runheadless.sh: Kit's HTTP services on the port the Service routes to.
-        "args": [f"--/exts/omni.services.transport.server.http/port={HTTP_PORT}"],
+        # Appended to the image's runheadless.sh: Kit's HTTP services on the port the Service routes to, and
+        # what a viewer's leaving does.
+        "args": [
+            f"--/exts/omni.services.transport.server.http/port={HTTP_PORT}",
+            *([] if settings.quit_when_viewer_leaves else [KEEP_RUNNING]),
+        ],
         "env": [
             {"name": "ACCEPT_EULA", "value": "Y"},
             # The address the streaming SDK binds and advertises: the pod's own, on its own interface.
@@ -206,7 +261,10 @@ def _isaac_sim_container(image: str, settings: InstanceSettings) -> dict[str, An
         },
         "readinessProbe": {"tcpSocket": {"port": "signal"}, "periodSeconds": 10, "failureThreshold": 3},
         "livenessProbe": {"tcpSocket": {"port": "signal"}, "periodSeconds": 30, "failureThreshold": 3},
-        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+        "volumeMounts": [
+            {"name": "dshm", "mountPath": "/dev/shm"},
+            *({"name": CACHE_VOLUME, "mountPath": path, "subPath": d} for d, path in CACHE_DIRS.items()),
+        ],
         # Kit writes its caches, logs and settings under its home (/isaac-sim): the root stays writable.
         "securityContext": security_context(ISAAC_UID, read_only=False),
         "resources": {
@@ -226,5 +284,7 @@ def fleet_config(image: str, instances: int, instances_per_gpu: int, settings: I
         "memoryLimit": settings.memory_limit,
         "shmSize": settings.shm_size,
         "startupTimeoutSeconds": settings.startup_timeout_seconds,
+        "cacheGbs": settings.cache_gbs,
+        "quitWhenViewerLeaves": settings.quit_when_viewer_leaves,
         "ports": {"http": HTTP_PORT, "signal": SIGNAL_PORT, "stream": STREAM_PORT},
     }

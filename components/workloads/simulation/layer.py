@@ -8,6 +8,7 @@ import pulumi
 
 from ...media_path import media_path
 from .component import Simulation, SimulationArgs
+from .config import simulation_warnings
 
 if TYPE_CHECKING:
     from ...addons.layer import AddonLayer
@@ -42,9 +43,12 @@ def declare_simulation(
             private_cidrs=path.private_cidrs,
             turn_node_cidrs=path.turn_nodes,
             relay_ports=config.network.relay_ports.bounds,
+            storage_class=infra.storage_class,
         ),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider])),
     )
+    for warning in simulation_warnings(config):
+        pulumi.log.warn(warning, workload)
     return {
         "simulationUrl": workload.url,
         "simulationNamespace": workload.namespace,
