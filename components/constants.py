@@ -25,6 +25,11 @@ TURN_METRICS_PORT = 9641
 # other system pod listens on: not Kafka's usual 9093, which is Alertmanager's (kube-prometheus-stack); Strimzi
 # takes any listener port from 9092 but 9404 and 9999 (ListenersValidator.java at 1.2.0). KEDA's listener is
 # for KEDA alone, a system pod.
+# Isaac Sim's WebRTC livestream (source/apps/isaacsim.exp.full.streaming.kit at isaac-sim/IsaacSim v6.0.1:
+# primaryStream.signalPort, primaryStream.streamPort): signalling over TCP, media over UDP. The simulation
+# fleet's viewers reach them through a network load balancer per instance.
+ISAAC_SIGNAL_PORT = 49100
+ISAAC_MEDIA_PORT = 47998
 AI_ORCHESTRATOR_PORT = 8935
 KAFKA_TLS_PORT = 9193
 KAFKA_SCALER_PORT = 9094

@@ -24,6 +24,7 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ScaledJob")
 # Addresses in the default subnets (constants.py): a TURN node, the API endpoint, a system pod's and a node's.
 TURN_NODE, API_ENDPOINT, SYSTEM_POD, WORKER_NODE = "10.0.30.7", "10.0.0.5", "10.0.128.9", "10.0.64.3"
 METADATA, INTERNET, PLAYER = "169.254.169.254", "151.101.1.1", "203.0.113.7"
+LOAD_BALANCER = "10.0.2.17"
 # Pods the platform's plans do not declare as workloads: the add-ons' and a stranger's.
 INGRESS_CONTROLLER = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}, "10.0.128.20")
 PROMETHEUS = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"}, "10.0.128.21")
@@ -178,10 +179,13 @@ def test_only_the_ingress_controller_reaches_the_fleet_and_instances_reach_no_pr
     for caller in (STRANGER, PROMETHEUS, *instances, pods["pixel/session"]):
         assert not policies.allows(caller, orchestrator, "TCP", 8080), caller
     for instance in instances:
-        assert policies.allows(INGRESS_CONTROLLER, instance, "TCP", 8211)
-        assert policies.allows(INGRESS_CONTROLLER, instance, "TCP", 49100)
-        assert not policies.allows(STRANGER, instance, "TCP", 8211)
+        # The stream, from its load balancer (which shows its own address) or the relay: signalling and media only.
+        assert policies.allows(Address(LOAD_BALANCER), instance, "TCP", 49100)
+        assert policies.allows(Address(LOAD_BALANCER), instance, "UDP", 47998)
         assert policies.allows(Address(PLAYER), instance, "UDP", 47998)
+        for port in (8211, 8888, 22):
+            assert not policies.allows(Address(LOAD_BALANCER), instance, "TCP", port), port
+            assert not policies.allows(INGRESS_CONTROLLER, instance, "TCP", port), port
         assert reachable(policies, instance, pods) == {("coredns", "dns"), ("coredns", "dns-tcp")}
         assert policies.allows(instance, Address(INTERNET), "TCP", 443)
         assert policies.allows(instance, Address(TURN_NODE), "UDP", 50000), "media through the relay, as streams"

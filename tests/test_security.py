@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import pytest
 
@@ -286,3 +287,29 @@ def test_guard_ignores_egress_and_narrow_ingress() -> None:
         SecurityRule(WORKERS, "INGRESS", "tcp", "10.20.0.0/16", "a peered network", (22, 22)),
     ]
     assert unexpected_world_ingress(extra, relay_ports=RELAY, allow_world_api=False) == []
+
+
+def test_viewers_reach_only_the_simulation_stream_ports_of_the_load_balancers() -> None:
+    viewers = ["198.51.100.0/24", "203.0.113.0/28"]
+    published = rules(viewer_cidrs=viewers)
+    added = {(r.nsg, r.direction, r.protocol, r.ports, r.peer) for r in published} - {
+        (r.nsg, r.direction, r.protocol, r.ports, r.peer) for r in rules()
+    }
+    from_viewers = {(cidr, proto, (port, port)) for cidr in viewers for proto, port in (("tcp", 49100), ("udp", 47998))}
+    assert added == {(LOAD_BALANCERS, "INGRESS", p, ports, cidr) for cidr, p, ports in from_viewers} | {
+        (LOAD_BALANCERS, "EGRESS", "tcp", (49100, 49100), "nsg:streams"),
+        (LOAD_BALANCERS, "EGRESS", "udp", (47998, 47998), "nsg:streams"),
+        (STREAM_PODS, "INGRESS", "tcp", (49100, 49100), "nsg:lb"),
+        (STREAM_PODS, "INGRESS", "udp", (47998, 47998), "nsg:lb"),
+    }
+    # The world only with its own permission, and that permission opens nothing else.
+    world = rules(viewer_cidrs=[WORLD])
+    with pytest.raises(UnsafeNetworkError, match=re.escape("lb ingress TCP 49100 from 0.0.0.0/0")):
+        check_world_ingress(world, relay_ports=RELAY, allow_world_api=False)
+    check_world_ingress(world, relay_ports=RELAY, allow_world_api=False, allow_world_viewers=True)
+    sneaky = [*world, SecurityRule(LOAD_BALANCERS, "INGRESS", "tcp", WORLD, "x", (8080, 8080))]
+    assert (
+        len(unexpected_world_ingress(sneaky, relay_ports=RELAY, allow_world_api=False, allow_world_viewers=True)) == 1
+    )
+    # Flannel: the load balancers reach the pods through the NodePorts, which their rules already open.
+    assert not [r for r in rules(vcn_native_pods=False, viewer_cidrs=viewers) if r.peer == f"nsg:{STREAM_PODS}"]

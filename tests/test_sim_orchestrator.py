@@ -25,6 +25,12 @@ SIM_APP = ROOT / "components" / "workloads" / "simulation" / "app"
 sys.path.insert(0, str(SIM_APP))
 OPERATOR, PASSWORD, REALM = "operator", "Zq3v8Lr2Xm5Tn7Wb1Kc4Hd6Jf9Gs0Pa2", "pixelstream simulation fleet"
 AUTHORIZATION = "Basic " + base64.b64encode(f"{OPERATOR}:{PASSWORD}".encode()).decode()
+# Instance 0 and 1 published (the second with a viewer), 2 not, as the component writes STREAMS.
+STREAMS = [
+    {"host": "203.0.113.10", "signalPort": 49100, "mediaPort": 47998, "viewerUrl": None},
+    {"host": "203.0.113.11", "signalPort": 49100, "mediaPort": 47998, "viewerUrl": "https://v.example/?s=203.0.113.11"},
+    None,
+]
 CONFIG = {"instances": 3, "instancesPerGpu": 2, "image": "nvcr.io/nvidia/isaac-sim:6.0.1", "shmSize": "2Gi"}
 
 
@@ -92,7 +98,7 @@ def environment(kube_env: dict[str, str]) -> dict[str, str]:
         "AUTH_REALM": REALM,
         "NAMESPACE": NAMESPACE,
         "INSTANCES": "3",
-        "STREAM_URL": "/sim/{index}/",
+        "STREAMS": json.dumps(STREAMS),
         "FLEET_CONFIG": json.dumps(CONFIG),
     }
 
@@ -119,7 +125,7 @@ def test_lists_every_instance_with_its_state_from_pods(service: Service) -> None
     ]
     running = instances[0]
     assert running["pod"] == "sim-0-0" and running["podIp"] == "10.0.192.10" and running["node"] == "gpu-node-0"
-    assert [i["streamUrl"] for i in instances] == ["/sim/0/", "/sim/1/", "/sim/2/"]
+    assert [i["stream"] for i in instances] == STREAMS
     assert instances[1]["pod"] is None and instances[1]["podIp"] is None
 
 
@@ -201,7 +207,7 @@ def test_cleanup_stops_only_what_runs(service: Service) -> None:
 
 def test_config_is_the_fleet_as_declared(service: Service) -> None:
     status, _, config = service.request("GET", "/api/config")
-    assert status == 200 and config == {**CONFIG, "streamUrl": "/sim/{index}/"}
+    assert status == 200 and config == CONFIG
 
 
 def test_states_follow_the_pods(service: Service) -> None:

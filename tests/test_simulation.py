@@ -69,13 +69,14 @@ def test_instances_take_whole_gpus_with_shm_limits_and_probes(sim: Plan) -> None
     assert container["livenessProbe"]["tcpSocket"] == {"port": "signal"}
     assert container["securityContext"]["runAsUser"] == 1234 and container["securityContext"]["runAsNonRoot"]
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    # Nothing serves HTTP at 6.0.1 (the streaming app loads no HTTP server): signalling and media only.
     assert {p["name"]: (p["containerPort"], p["protocol"]) for p in container["ports"]} == {
-        "http": (8211, "TCP"),
         "signal": (49100, "TCP"),
         "stream": (47998, "UDP"),
     }
+    assert not [a for a in container["args"] if "transport.server.http" in a]
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
-    assert env["ISAACSIM_HOST"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert env["ISAACSIM_HOST"] == manifest(sim, "service", "sim-0", NS)["spec"]["loadBalancerIP"], "published"
     assert (env["ISAACSIM_SIGNAL_PORT"], env["ISAACSIM_STREAM_PORT"], env["ACCEPT_EULA"]) == ("49100", "47998", "Y")
 
 
@@ -161,64 +162,148 @@ def test_orchestrator_runs_this_projects_program_with_only_its_container_holding
     assert container["image"] == IMAGES["python"]
     assert container["command"] == ["python", "/helpers/sim_orchestrator.py"]
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert (env["INSTANCES"], env["STREAM_URL"]) == ("3", "/sim/{index}/")
+    addresses = [manifest(sim, "service", f"sim-{i}", NS)["spec"]["loadBalancerIP"] for i in range(3)]
+    assert env["INSTANCES"] == "3" and json.loads(env["STREAMS"]) == [
+        {"host": address, "signalPort": 49100, "mediaPort": 47998, "viewerUrl": None} for address in addresses
+    ]
     config = json.loads(env["FLEET_CONFIG"])
-    assert config["ports"] == {"http": 8211, "signal": 49100, "stream": 47998}
+    assert config["ports"] == {"signal": 49100, "stream": 47998}
     assert (config["instancesPerGpu"], config["shmSize"], config["memoryLimit"]) == (1, "2Gi", "16Gi")
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     service = manifest(sim, "service", "sim-orchestrator", NS)["spec"]
     assert service["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
 
 
-def test_ingress_serves_the_dashboard_and_each_instance_behind_basic_auth_over_https(sim: Plan, tmp_path: Path) -> None:
-    """The instance pages behind the controller's basic auth; the dashboard and API behind the service's own (the
-    controller strips the Authorization header after its basic auth: `proxy_set_header Authorization ""` in
-    rootfs/etc/nginx/template/nginx.tmpl at controller-v1.15.1), both with the same credential and realm."""
-    routes = {}
-    issuer = manifest(sim, "ingress", "simulation", NS)["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
-    assert issuer == "letsencrypt-prod"
-    for name in ("simulation", "simulation-instances"):
-        ingress = manifest(sim, "ingress", name, NS)
-        annotations = ingress["metadata"]["annotations"]
-        assert ingress["spec"]["tls"] == [{"hosts": ["sim.example.com"], "secretName": "simulation-tls"}]
-        # Plain HTTP is redirected even before the certificate exists, so no password crosses it.
-        assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
-        paths = ingress["spec"]["rules"][0]["http"]["paths"]
-        routes[name] = {p["path"]: p["backend"]["service"]["name"] for p in paths}
-        basic = annotations.get("nginx.ingress.kubernetes.io/auth-type")
-        assert basic == ("basic" if name == "simulation-instances" else None), name
-    instances = manifest(sim, "ingress", "simulation-instances", NS)["metadata"]["annotations"]
-    assert instances["nginx.ingress.kubernetes.io/auth-secret"] == "sim-basic-auth"
-    # One certificate for the host: the instances' route uses the dashboard's.
-    assert "cert-manager.io/cluster-issuer" not in instances
-    assert manifest(sim, "ingress", "simulation-instances", NS)["spec"]["tls"][0]["secretName"] == "simulation-tls"
-    # The dashboard's route waits for the service that checks the credential (an older one checked nothing).
+def test_the_dashboard_asks_for_the_operator_itself_behind_an_https_route(sim: Plan, tmp_path: Path) -> None:
+    """One route, to the dashboard and API, which ask for the credential themselves (the controller strips the
+    Authorization header after a basic auth of its own: `proxy_set_header Authorization ""` in
+    rootfs/etc/nginx/template/nginx.tmpl at controller-v1.15.1); no route to the instances, which serve no HTTP."""
+    ingresses = {m["metadata"]["name"]: m for m in sim.manifests().values() if m["kind"] == "Ingress"}
+    assert [n for n, m in ingresses.items() if m["metadata"]["namespace"] == NS] == ["simulation"]
+    ingress = ingresses["simulation"]
+    annotations = ingress["metadata"]["annotations"]
+    assert ingress["spec"]["tls"] == [{"hosts": ["sim.example.com"], "secretName": "simulation-tls"}]
+    assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+    # Plain HTTP is redirected even before the certificate exists, so no password crosses it.
+    assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    assert "nginx.ingress.kubernetes.io/auth-type" not in annotations
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert {p["path"]: p["backend"]["service"]["name"] for p in paths} == {"/sim/(.*)": "sim-orchestrator"}
+    # The route waits for the service that checks the credential (an older one checked nothing).
     orchestrator = sim.named("kubernetes:apps/v1:Deployment", "sim-orchestrator").urn
     assert orchestrator in sim.named("kubernetes:networking.k8s.io/v1:Ingress", "simulation").dependencies
-    assert instances["nginx.ingress.kubernetes.io/auth-realm"] == "pixelstream simulation fleet"
-    assert routes == {
-        "simulation": {"/sim/(.*)": "sim-orchestrator"},
-        "simulation-instances": {f"/sim/{i}/(.*)": f"sim-{i}" for i in range(3)},
-    }
     [container] = containers(pod_specs(sim)["Deployment/sim-orchestrator"])
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert (env["AUTH_USER"], env["AUTH_REALM"]) == ("operator", "pixelstream simulation fleet")
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert env["AUTH_SHA256_FILE"].rsplit("/", 1)[0] in mounts
     assert manifest(sim, "secret", "sim-operator-digest", NS)["stringData"] == {"sha256": "[secret]"}
-    for index in range(3):
-        service = manifest(sim, "service", f"sim-{index}", NS)["spec"]
-        assert service["selector"]["pixelstream/instance"] == str(index)
-        assert {p["name"]: (p["port"], p["targetPort"]) for p in service["ports"]} == {
-            "http": (80, "http"),
-            "signal": (49100, "signal"),
-        }
-    auth = manifest(sim, "secret", "sim-basic-auth", NS)
-    assert auth["stringData"] == {"auth": "[secret]"}
+    assert "sim.secret.sim-basic-auth.yaml" not in sim.manifests(), "no htpasswd: nothing asks at the controller"
     sim.write(tmp_path / "sim")
     outputs = json.loads((tmp_path / "sim" / "outputs.json").read_text())
     assert outputs["simulationUrl"] == "https://sim.example.com/sim/"
     assert outputs["simulationUsername"] == outputs["simulationPassword"] == "[secret]"
+
+
+def test_each_instance_is_published_for_the_viewers_by_a_network_load_balancer_of_its_own(sim: Plan) -> None:
+    from test_chart_renders import ccm_problems
+
+    addresses = []
+    for index in range(3):
+        service = manifest(sim, "service", f"sim-{index}", NS)
+        spec, annotations = service["spec"], service["metadata"]["annotations"]
+        assert spec["selector"]["pixelstream/instance"] == str(index)
+        assert [(p["name"], p["port"], p["protocol"], p["targetPort"]) for p in spec["ports"]] == [
+            ("signal", 49100, "TCP", "signal"),
+            ("stream", 47998, "UDP", "stream"),
+        ]
+        assert (spec["type"], spec["externalTrafficPolicy"]) == ("LoadBalancer", "Local")
+        assert spec["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
+        assert annotations == {
+            "oci.oraclecloud.com/load-balancer-type": "nlb",
+            "oci.oraclecloud.com/security-rule-management-mode": "None",
+            "oci-network-load-balancer.oraclecloud.com/node-label-selector": "app.pixel/gpu=true",
+            "oci-network-load-balancer.oraclecloud.com/oci-network-security-groups": "ocid1.networksecuritygroup."
+            "offline..pixelstream-sim-lb-nsg",
+            "oci-network-load-balancer.oraclecloud.com/is-preserve-source": "false",
+        }
+        assert not ccm_problems(service)
+        addresses.append(spec["loadBalancerIP"])
+    reserved = {r.name: r for r in sim.of_type("oci:Core/publicIp:PublicIp")}
+    assert sorted(reserved) == ["sim-0-stream", "sim-1-stream", "sim-2-stream"]
+    assert {r.inputs["lifetime"] for r in reserved.values()} == {"RESERVED"}
+    assert len(set(addresses)) == 3
+
+
+def test_the_viewers_reach_exactly_the_stream_ports_of_the_load_balancers(sim: Plan) -> None:
+    rules = [
+        r.inputs for r in sim.of_type("oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule")
+    ]
+    from_viewers = sorted(
+        (r["protocol"], (r.get("tcpOptions") or r.get("udpOptions"))["destinationPortRange"]["min"])
+        for r in rules
+        if r.get("source") == "198.51.100.0/24"
+        and r["direction"] == "INGRESS"
+        and "lb-nsg" in r["networkSecurityGroupId"]
+    )
+    assert from_viewers == [("17", 47998), ("6", 49100)]
+    wide = [r for r in rules if r.get("source") == "0.0.0.0/0" and r["direction"] == "INGRESS"]
+    assert not [
+        r
+        for r in wide
+        if (r.get("tcpOptions") or r.get("udpOptions") or {}).get("destinationPortRange", {}).get("min")
+        in (49100, 47998)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("streams", "line"),
+    [
+        (
+            {"viewerCidrs": ["0.0.0.0/0"]},
+            "simulation.streams.viewerCidrs[0]: 0.0.0.0/0 is wider than a /8, the internet in all but name, and "
+            "Isaac Sim's livestream asks no credential: whoever connects watches and drives the scene; list your "
+            "operators' networks, or set simulation.streams.allowWorldAccess: true to accept that",
+        ),
+        (
+            {"viewerCidrs": ["198.51.100.0/24"], "addresses": ["192.0.2.7"]},
+            "simulation.streams.addresses: is for an existing cluster; on OKE each instance gets a reserved IP",
+        ),
+        (
+            {"viewerCidrs": ["198.51.100.0/24"], "viewerUrl": "javascript:alert(1)//{host}"},
+            "simulation.streams.viewerUrl: javascript:alert(1)//{host} is not an https:// URL template with {host} "
+            "(and optionally {signalPort}, {mediaPort}), such as https://viewer.example.com/?server={host}",
+        ),
+        (
+            {"viewerUrl": "https://v.example/?server={host}&token={secret}"},
+            "simulation.streams.viewerUrl: https://v.example/?server={host}&token={secret} is not an https:// URL "
+            "template with {host} (and optionally {signalPort}, {mediaPort}), such as "
+            "https://viewer.example.com/?server={host}",
+        ),
+    ],
+    ids=["the world", "addresses on OKE", "a script URL", "an unknown field"],
+)
+def test_who_views_the_streams_is_one_line_when_wrong(streams: dict, line: str, tmp_path: Path, capsys) -> None:
+    status, lines, everything, _ = run_plan(_dev(simulation={**FLEET, "streams": streams}), tmp_path, capsys)
+    assert status == 2 and lines == [f"error: pixelstream:{line}"], everything[-2000:]
+
+
+def test_the_world_only_by_choice_and_the_guard_and_policy_agree(tmp_path: Path) -> None:
+    streams = {"viewerCidrs": ["0.0.0.0/0"], "allowWorldAccess": True, "viewerUrl": "https://v.example/?s={host}"}
+    plan = plan_with(tmp_path, simulation={**FLEET, "streams": streams})
+    stream = json.loads(
+        {e["name"]: e.get("value") for e in containers(pod_specs(plan)["Deployment/sim-orchestrator"])[0]["env"]}[
+            "STREAMS"
+        ]
+    )[0]
+    assert stream["viewerUrl"] == f"https://v.example/?s={stream['host']}"
+    from pixelstream.tools.policies import run_policies
+
+    resources = [{"type": r.type, "name": r.name, "inputs": r.inputs} for r in plan.resources]
+    world = [v for v in run_policies(resources, plan.outputs) if v.policy == "no-world-open-ingress"]
+    assert len(world) == 2, "the policy without the stack's allowWorldViewers refuses both ports"
+    config = {"no-world-open-ingress": {"allowWorldViewers": True}}
+    assert not [v for v in run_policies(resources, plan.outputs, config) if v.policy == "no-world-open-ingress"]
 
 
 def test_instance_pods_get_stream_pod_addresses_the_relay_may_reach(sim: Plan) -> None:
@@ -254,9 +339,9 @@ def test_basic_auth_without_tls_is_refused_in_one_line_naming_the_key(tmp_path: 
     without_host = {**FLEET, "ingress": {"pathPrefix": "/fleet"}}
     status, lines, everything, _ = run_plan(_dev(simulation=without_host), tmp_path, capsys)
     assert status == 2 and lines == [
-        "error: pixelstream:simulation.ingress.host: is not set, so the fleet's dashboard and instance pages would "
-        "take the basic-auth password over plain HTTP; set a host with addons.certManager on (TLS), or on a "
-        "development stack accept plain HTTP with simulation.ingress.allowPlainHttp: true"
+        "error: pixelstream:simulation.ingress.host: is not set, so the fleet's dashboard would take the basic-auth "
+        "password over plain HTTP; set a host with addons.certManager on (TLS), or on a development stack accept "
+        "plain HTTP with simulation.ingress.allowPlainHttp: true"
     ], everything[-2000:]
     assert not (tmp_path / "fuzz").exists(), "refused before anything"
 
@@ -265,14 +350,11 @@ def test_plain_http_only_by_choice_and_every_plan_says_so(tmp_path: Path, capsys
     plain = {**FLEET, "ingress": {"allowPlainHttp": True}}
     status, _, everything, _ = run_plan(_dev(simulation=plain), tmp_path, capsys)
     assert status == 0, everything[-2000:]
-    assert "warning: the simulation dashboard and instance pages take the basic-auth password over plain HTTP" in (
-        everything
-    )
+    assert "warning: the simulation dashboard takes the basic-auth password over plain HTTP" in everything
     outputs = json.loads((tmp_path / "fuzz" / "outputs.json").read_text())
     assert outputs["simulationUrl"] == "http://<ingress-load-balancer-ip>/sim/"
-    for name in ("simulation", "simulation-instances"):
-        ingress = yaml.safe_load((tmp_path / "fuzz" / "manifests" / f"sim.ingress.{name}.yaml").read_text())
-        assert "nginx.ingress.kubernetes.io/force-ssl-redirect" not in ingress["metadata"]["annotations"]
+    ingress = yaml.safe_load((tmp_path / "fuzz" / "manifests" / "sim.ingress.simulation.yaml").read_text())
+    assert "nginx.ingress.kubernetes.io/force-ssl-redirect" not in ingress["metadata"]["annotations"]
     status, _, everything, _ = run_plan(_dev(simulation=FLEET), tmp_path, capsys)
     assert status == 0 and "over plain HTTP" not in everything, everything[-2000:]
 

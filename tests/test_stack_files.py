@@ -404,9 +404,9 @@ SEMANTIC_CASES: list[tuple[str, str, str]] = [
     (
         "simulation: basic auth without a host",
         _dev(simulation={**FLEET, "ingress": {}}),
-        "pixelstream:simulation.ingress.host: is not set, so the fleet's dashboard and instance pages would take "
-        "the basic-auth password over plain HTTP; set a host with addons.certManager on (TLS), or on a development "
-        "stack accept plain HTTP with simulation.ingress.allowPlainHttp: true",
+        "pixelstream:simulation.ingress.host: is not set, so the fleet's dashboard would take the basic-auth "
+        "password over plain HTTP; set a host with addons.certManager on (TLS), or on a development stack accept "
+        "plain HTTP with simulation.ingress.allowPlainHttp: true",
     ),
     (
         "simulation: basic auth on a host without a certificate",

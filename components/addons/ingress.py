@@ -8,6 +8,7 @@ from typing import Literal
 import pulumi
 
 from ..constants import INGRESS_CLASS
+from ..oci.load_balancers import network_load_balancer
 from .charts import CHARTS, Chart, ReleaseArgs, namespace, release
 
 LoadBalancerKind = Literal["flexible", "network"]
@@ -58,11 +59,9 @@ def load_balancer_annotations(args: IngressControllerArgs) -> dict[str, pulumi.I
     }
     if args.load_balancer == "network":
         return {
-            **common,
-            "oci.oraclecloud.com/load-balancer-type": "nlb",
+            **network_load_balancer(args.load_balancer_nsg_id, node_filter),
+            "oci.oraclecloud.com/ingress-ip-mode": "proxy",
             "oci-network-load-balancer.oraclecloud.com/is-ppv2-enabled": "true",
-            "oci-network-load-balancer.oraclecloud.com/node-label-selector": node_filter,
-            "oci-network-load-balancer.oraclecloud.com/oci-network-security-groups": args.load_balancer_nsg_id,
         }
     return {
         **common,

@@ -217,6 +217,8 @@ def _network(config: StackConfig, name: str, vpn: SiteToSiteVpn | None, opts: pu
             drg_id=vpn.drg_id if vpn else None,
             on_premises_object_storage=config.network.on_premises.object_storage,
             gpu_flows=_gpu_pod_flows(config),
+            viewer_cidrs=config.simulation.streams.viewer_cidrs if config.simulation.enabled else (),
+            allow_world_viewers=config.simulation.streams.allow_world_access,
         ),
         opts=opts,
     )

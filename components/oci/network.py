@@ -79,6 +79,10 @@ class NetworkArgs:
     """The on-premises networks reach Oracle services through the service gateway (transit routing)."""
     gpu_flows: GpuPodFlows = field(default_factory=GpuPodFlows)
     """What the GPU pods reach on the system pods and the control plane (VCN-native pods only)."""
+    viewer_cidrs: Sequence[str] = ()
+    """Who reaches the simulation instances' streams (their network load balancers); none when not published."""
+    allow_world_viewers: bool = False
+    """The only way to let 0.0.0.0/0 reach the simulation streams; the guard refuses it otherwise."""
 
     @property
     def vcn_native_pods(self) -> bool:
@@ -135,8 +139,14 @@ class Network(pulumi.ComponentResource):
             on_premises=args.on_premises,
             turn_tls=args.turn_tls,
             gpu_flows=args.gpu_flows,
+            viewer_cidrs=args.viewer_cidrs,
         )
-        check_world_ingress(self.rules, relay_ports=args.relay_ports, allow_world_api=args.allow_world_api_access)
+        check_world_ingress(
+            self.rules,
+            relay_ports=args.relay_ports,
+            allow_world_api=args.allow_world_api_access,
+            allow_world_viewers=args.allow_world_viewers,
+        )
         crowded = {nsg: n for nsg, n in rule_counts(self.rules).items() if n > MAX_RULES_PER_NSG}
         if crowded:
             raise ValueError(f"more security rules than OCI allows in one group ({MAX_RULES_PER_NSG}): {crowded}")

@@ -15,6 +15,8 @@ import pulumi
 
 from ..constants import (
     DNS_PORT,
+    ISAAC_MEDIA_PORT,
+    ISAAC_SIGNAL_PORT,
     KUBE_API_PORT,
     KUBE_PROXY_HEALTH_PORT,
     KUBELET_PORT,
@@ -265,6 +267,7 @@ def platform_security_rules(
     on_premises: OnPremisesFlows | None = None,
     turn_tls: bool = False,
     gpu_flows: GpuPodFlows = GpuPodFlows(),
+    viewer_cidrs: Sequence[str] = (),
 ) -> list[SecurityRule]:
     """Every rule the platform needs: what OKE needs between its parts, plus the player-facing ports, plus what
     crosses the VPN to `on_premises`.
@@ -304,6 +307,7 @@ def platform_security_rules(
             )
         # UDP only: the relay never carries TCP (coturn runs with no-tcp-relay).
         rules.append(SecurityRule(TURN, "INGRESS", "udp", cidr, "players to the TURN relay range", relay_ports))
+    rules += _simulation_viewer_rules(viewer_cidrs, vcn_native_pods)
     for cidr in dict.fromkeys(api_allowed_cidrs):
         rules.append(
             SecurityRule(API, "INGRESS", "tcp", cidr, "administrators to the Kubernetes API", _ports(KUBE_API_PORT))
@@ -316,6 +320,27 @@ def platform_security_rules(
     return rules
 
 
+SIMULATION_STREAM_PORTS = (("tcp", ISAAC_SIGNAL_PORT), ("udp", ISAAC_MEDIA_PORT))
+
+
+def _simulation_viewer_rules(viewer_cidrs: Sequence[str], vcn_native_pods: bool) -> list[SecurityRule]:
+    """The simulation instances' streams, published by a network load balancer each: the viewers' networks reach
+    its signalling (TCP) and media (UDP) listeners, and the load balancers the instances' pods (which see the load
+    balancer's address: it does not preserve the viewer's). On flannel the load balancers reach the pods through
+    the NodePorts, which the load balancers' rules already open."""
+    rules = []
+    for protocol, port in SIMULATION_STREAM_PORTS:
+        for cidr in dict.fromkeys(viewer_cidrs):
+            rules.append(
+                SecurityRule(
+                    LOAD_BALANCERS, "INGRESS", protocol, cidr, "viewers to the simulation streams", _ports(port)
+                )
+            )
+        if viewer_cidrs and vcn_native_pods:
+            rules += _flow(LOAD_BALANCERS, STREAM_PODS, protocol, "load balancers to the simulation streams", port)
+    return rules
+
+
 def rule_counts(rules: Iterable[SecurityRule]) -> dict[str, int]:
     """Rules per network security group."""
     counts: dict[str, int] = {}
@@ -324,11 +349,17 @@ def rule_counts(rules: Iterable[SecurityRule]) -> dict[str, int]:
     return counts
 
 
-def _world_ingress_allowed(rule: SecurityRule, relay_ports: tuple[int, int], allow_world_api: bool) -> bool:
+def _world_ingress_allowed(
+    rule: SecurityRule, relay_ports: tuple[int, int], allow_world_api: bool, allow_world_viewers: bool
+) -> bool:
     if rule.protocol == "icmp" and rule.icmp == PATH_DISCOVERY_ICMP:
         return True
     if rule.nsg == TURN and rule.protocol in ("tcp", "udp"):
         return rule.ports == _ports(TURN_LISTENING_PORT) or (rule.protocol == "udp" and rule.ports == relay_ports)
+    if rule.nsg == LOAD_BALANCERS and (rule.protocol, rule.ports) in {
+        (p, _ports(n)) for p, n in SIMULATION_STREAM_PORTS
+    }:
+        return allow_world_viewers
     if rule.nsg == LOAD_BALANCERS and rule.protocol == "tcp":
         return rule.ports in {_ports(p) for p in LOAD_BALANCER_LISTENER_PORTS}
     if rule.nsg == API and rule.protocol == "tcp":
@@ -337,19 +368,33 @@ def _world_ingress_allowed(rule: SecurityRule, relay_ports: tuple[int, int], all
 
 
 def unexpected_world_ingress(
-    rules: Iterable[SecurityRule], *, relay_ports: tuple[int, int], allow_world_api: bool
+    rules: Iterable[SecurityRule],
+    *,
+    relay_ports: tuple[int, int],
+    allow_world_api: bool,
+    allow_world_viewers: bool = False,
 ) -> list[SecurityRule]:
     """Ingress rules open to the whole internet that the platform does not need."""
     return [
         r
         for r in rules
-        if r.direction == "INGRESS" and r.is_world and not _world_ingress_allowed(r, relay_ports, allow_world_api)
+        if r.direction == "INGRESS"
+        and r.is_world
+        and not _world_ingress_allowed(r, relay_ports, allow_world_api, allow_world_viewers)
     ]
 
 
-def check_world_ingress(rules: Iterable[SecurityRule], *, relay_ports: tuple[int, int], allow_world_api: bool) -> None:
+def check_world_ingress(
+    rules: Iterable[SecurityRule],
+    *,
+    relay_ports: tuple[int, int],
+    allow_world_api: bool,
+    allow_world_viewers: bool = False,
+) -> None:
     """Fail, like terraform-oci-oke's precondition, on any world-open ingress beyond TURN, listeners and ICMP."""
-    bad = unexpected_world_ingress(rules, relay_ports=relay_ports, allow_world_api=allow_world_api)
+    bad = unexpected_world_ingress(
+        rules, relay_ports=relay_ports, allow_world_api=allow_world_api, allow_world_viewers=allow_world_viewers
+    )
     if bad:
         raise UnsafeNetworkError(
             f"unexpected ingress open to {WORLD}: {bad[0].describe()}"

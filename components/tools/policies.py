@@ -40,6 +40,8 @@ from ..constants import (
     DEFAULT_RELAY_PORT_RANGE,
     ENVIRONMENTS,
     GPU_NODE_LABEL,
+    ISAAC_MEDIA_PORT,
+    ISAAC_SIGNAL_PORT,
     LOAD_BALANCER_LISTENER_PORTS,
     PATH_DISCOVERY_ICMP,
     TURN_LISTENING_PORT,
@@ -93,7 +95,12 @@ def _ports(options: Any) -> tuple[int, int] | None:
 
 
 def world_ingress_problem(
-    protocol: str, ports: tuple[int, int] | None, icmp: Any, relay: tuple[int, int], allow_api: bool
+    protocol: str,
+    ports: tuple[int, int] | None,
+    icmp: Any,
+    relay: tuple[int, int],
+    allow_api: bool,
+    allow_viewers: bool = False,
 ) -> str | None:
     """Why ingress from 0.0.0.0/0 with this protocol and destination ports is not allowed, or None."""
     icmp = plain(icmp) or {}
@@ -105,6 +112,9 @@ def world_ingress_problem(
     if protocol == "6" and ports in {(p, p) for p in LOAD_BALANCER_LISTENER_PORTS}:
         return None
     if protocol == "6" and ports == (6443, 6443) and allow_api:
+        return None
+    streams = {("6", (ISAAC_SIGNAL_PORT, ISAAC_SIGNAL_PORT)), ("17", (ISAAC_MEDIA_PORT, ISAAC_MEDIA_PORT))}
+    if (protocol, ports) in streams and allow_viewers:
         return None
     what = f"protocol {protocol}" + (f" ports {ports[0]}-{ports[1]}" if ports else " all ports")
     return (
@@ -120,6 +130,7 @@ def _no_world_ingress(args: ResourceValidationArgs, report: ReportViolation) -> 
         int(config.get("relayMax", DEFAULT_RELAY_PORT_RANGE[1])),
     )
     allow_api = bool(config.get("allowWorldApi", False))
+    allow_viewers = bool(config.get("allowWorldViewers", False))
     props = args.props
     rules: list[tuple[Any, Any]] = []
     if args.resource_type == "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule":
@@ -135,7 +146,7 @@ def _no_world_ingress(args: ResourceValidationArgs, report: ReportViolation) -> 
             continue
         protocol = str(plain(rule.get("protocol")))
         ports = _ports(rule.get("tcpOptions") or rule.get("udpOptions"))
-        problem = world_ingress_problem(protocol, ports, rule.get("icmpOptions"), relay, allow_api)
+        problem = world_ingress_problem(protocol, ports, rule.get("icmpOptions"), relay, allow_api, allow_viewers)
         if problem:
             report(problem, None)
 
@@ -580,6 +591,7 @@ def policy_config(config: StackConfig) -> dict[str, dict[str, Any]]:
             "relayMin": config.network.relay_ports.min,
             "relayMax": config.network.relay_ports.max,
             "allowWorldApi": config.cluster.endpoint.allow_world_access,
+            "allowWorldViewers": config.simulation.streams.allow_world_access,
         },
         "turn-relays-only-to-stream-pods": relay,
         "players-authenticated-in-production": {"environment": config.environment},
@@ -594,6 +606,7 @@ RELAY_CONFIG = PolicyConfigSchema(
         "relayMin": {"type": "integer", "default": DEFAULT_RELAY_PORT_RANGE[0]},
         "relayMax": {"type": "integer", "default": DEFAULT_RELAY_PORT_RANGE[1]},
         "allowWorldApi": {"type": "boolean", "default": False},
+        "allowWorldViewers": {"type": "boolean", "default": False},
     }
 )
 

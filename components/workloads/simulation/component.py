@@ -1,18 +1,21 @@
-"""Simulation: the simulation fleet in its namespace: the Isaac Sim instances, their NGC pull Secret, the
-orchestration service with its dashboard, and the Ingress that serves both behind generated basic auth (over HTTPS
+"""Simulation: the simulation fleet in its namespace: the Isaac Sim instances (each stream published for the
+viewers' networks by a load balancer of its own, when any are named), their NGC pull Secret, and the orchestration
+service with its dashboard behind an Ingress, which asks for a generated operator's password itself (over HTTPS
 with a host and an issuer; without, every plan warns)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from ...addons.charts import PART_OF, namespace
 from ...placement import GPU_NODES, NodePlacement
-from ..kubernetes import basic_auth, labels, regex_ingress
+from ..kubernetes import labels, regex_ingress
 from ..network_policies import (
     ANY_UDP,
     INGRESS_CONTROLLER,
@@ -25,18 +28,19 @@ from ..network_policies import (
 )
 from .fleet import (
     FLEET,
+    SIGNAL_PORT,
+    STREAM_PORT,
     InstanceSettings,
     SimulationFleet,
     SimulationFleetArgs,
+    StreamPublishing,
     docker_config,
     fleet_config,
-    instance_name,
 )
-from .orchestrator import ORCHESTRATOR, REALM, FleetOrchestrator, FleetOrchestratorArgs
+from .orchestrator import ORCHESTRATOR, FleetOrchestrator, FleetOrchestratorArgs
 
 OPERATOR = "operator"
 PULL_SECRET = "ngc-registry"
-AUTH_SECRET = "sim-basic-auth"
 
 
 @dataclass(kw_only=True)
@@ -62,7 +66,7 @@ class SimulationArgs:
     host: str | None = None
     """With `cluster_issuer`, HTTPS with a certificate for it; without both, basic auth over plain HTTP (a warning)."""
     path_prefix: str = "/sim"
-    """The dashboard and API at <prefix>/, instance i's page at <prefix>/<i>/."""
+    """The dashboard and API at <prefix>/."""
     cluster_issuer: str | None = None
     system_nodes: Sequence[pulumi.Resource] = ()
     """What the namespace waits for: the pool that runs the orchestration service."""
@@ -72,6 +76,10 @@ class SimulationArgs:
     """What the Ingress waits for: the controller whose admission webhook validates it."""
     gpu_placement: NodePlacement = GPU_NODES
     """Where the instances run: the GPU nodes' labels and taints (OKE's pool unless given)."""
+    publishing: StreamPublishing | None = None
+    """Each instance's stream for viewers outside the cluster; None: only inside it."""
+    viewer_url: str | None = None
+    """The viewer the dashboard opens for an instance: a URL template with {host}, {signalPort}, {mediaPort}."""
 
 
 class Simulation(pulumi.ComponentResource):
@@ -99,52 +107,54 @@ class Simulation(pulumi.ComponentResource):
                 depends_on=args.gpu_nodes,
                 nodes=args.gpu_placement,
                 storage_class=args.storage_class,
+                publishing=args.publishing,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        auth = basic_auth(f"{name}-operator", AUTH_SECRET, ns, OPERATOR, "auth", self)
+        password = random.RandomPassword(
+            f"{name}-operator", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
         orchestrator = FleetOrchestrator(
             f"{name}-orchestrator",
             FleetOrchestratorArgs(
                 namespace=ns,
                 python_image=args.python_image,
                 instances=args.instances,
-                stream_url=f"{args.path_prefix}/{{index}}/",
+                streams=_streams(args),
                 fleet_config=fleet_config(args.isaac_sim_image, args.instances, args.instances_per_gpu, args.settings),
                 operator=OPERATOR,
-                operator_password=auth.password,
+                operator_password=password.result,
                 image_pull_secrets=args.image_pull_secrets,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.url = f"{self._ingress(args, ns, orchestrator, auth.secret_name)}{args.path_prefix}/"
+        self.url = f"{self._ingress(args, ns, orchestrator)}{args.path_prefix}/"
         if not (args.host and args.cluster_issuer):
             # The stack's config allows this only with simulation.ingress.allowPlainHttp: every plan says so.
             pulumi.log.warn(
-                "the simulation dashboard and instance pages take the basic-auth password over plain HTTP "
+                "the simulation dashboard takes the basic-auth password over plain HTTP "
                 "(simulation.ingress.allowPlainHttp): anyone on the path can read it and drive the fleet; set "
                 "simulation.ingress.host with addons.certManager on",
                 self,
             )
         self._network_policies(ns, args)
         self.namespace = args.namespace
-        self.username, self.password = auth.username, auth.password
+        self.username, self.password = pulumi.Output.secret(OPERATOR), pulumi.Output.secret(password.result)
         self.register_outputs({"url": self.url, "namespace": self.namespace})
 
     def _network_policies(self, namespace: pulumi.Input[str], args: SimulationArgs) -> None:
-        """Nothing in the namespace takes a connection but the orchestrator and the instances' pages and
-        signalling, from the ingress controller, the instances' WebRTC media (UDP, from anywhere: its ports are
-        WebRTC's) and cert-manager's challenges. The instances, which run whatever scene they load, reach DNS, the
-        TURN relay and the internet (NGC, asset servers), never the cluster's own networks nor the node's
-        metadata service."""
+        """Nothing in the namespace takes a connection but the orchestrator, from the ingress controller, the
+        instances' streams (signalling over TCP and WebRTC media over UDP: from their load balancers, which show
+        their own addresses, or the relay) and cert-manager's challenges. The instances, which run whatever scene
+        they load, reach DNS, the TURN relay and the internet (NGC, asset servers), never the cluster's own
+        networks nor the node's metadata service."""
         deny_ingress(namespace, self)
         allow_certificate_challenges(namespace, self)
         instances = labels(FLEET)
         allow_ingress(
             "orchestrator-operators", namespace, labels(ORCHESTRATOR), tcp("http"), [INGRESS_CONTROLLER], self
         )
-        allow_ingress("instance-operators", namespace, instances, tcp("http", "signal"), [INGRESS_CONTROLLER], self)
-        allow_ingress("instance-media", namespace, instances, ANY_UDP, [], self)
+        allow_ingress("instance-streams", namespace, instances, [*tcp("signal"), *ANY_UDP], [], self)
         relay = [relay_egress(args.turn_node_cidrs, args.relay_ports)]
         internet_egress("instance-egress", namespace, instances, args.private_cidrs, relay, self)
 
@@ -158,45 +168,30 @@ class Simulation(pulumi.ComponentResource):
         )
         return secret.metadata["name"]
 
-    def _ingress(
-        self,
-        args: SimulationArgs,
-        ns: pulumi.Input[str],
-        orchestrator: FleetOrchestrator,
-        auth_secret: pulumi.Input[str],
-    ) -> str:
-        """The dashboard and API at <prefix>/, which ask for the operator's credential themselves (ingress-nginx
-        strips the Authorization header after its own basic auth, so the service could not check it behind one),
-        and each instance's page at <prefix>/<i>/ behind the controller's basic auth with the same credential and
-        realm, so the browser signs in once. ingress-nginx merges both Ingresses into one server and orders regex
-        paths longest first, so <prefix>/<i>/ wins over <prefix>/."""
-        # The instances' signalling is a websocket: keep it open as long as a session lasts.
-        timeouts = {
-            "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
-            "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
-        }
-        instance_auth = {
-            "nginx.ingress.kubernetes.io/auth-type": "basic",
-            "nginx.ingress.kubernetes.io/auth-secret": auth_secret,
-            "nginx.ingress.kubernetes.io/auth-realm": REALM,
-        }
-        after_controller = pulumi.ResourceOptions(parent=self, depends_on=list(args.ingress_controller))
-        # The dashboard's route opens once the service that checks the credential runs: during an update from a
-        # version whose route asked at the controller, no request reaches an old service that asks nothing.
+    def _ingress(self, args: SimulationArgs, ns: pulumi.Input[str], orchestrator: FleetOrchestrator) -> str:
+        """The dashboard and API at <prefix>/, which ask for the operator's credential themselves. The route opens
+        once the service that checks it runs: during an update from a version whose route asked at the controller,
+        no request reaches an old service that asks nothing."""
         after_service = pulumi.ResourceOptions(
             parent=self, depends_on=[*args.ingress_controller, orchestrator.deployment]
         )
         dashboard = [(f"{args.path_prefix}/(.*)", orchestrator.service, 80)]
-        url = regex_ingress("simulation", ns, dashboard, {}, args.host, args.cluster_issuer, after_service)
-        instances = [(f"{args.path_prefix}/{i}/(.*)", instance_name(i), 80) for i in range(args.instances)]
-        regex_ingress(
-            "simulation-instances",
-            ns,
-            instances,
-            {**instance_auth, **timeouts},
-            args.host,
-            args.cluster_issuer,
-            after_controller,
-            certificate_of="simulation",
-        )
-        return url
+        return regex_ingress("simulation", ns, dashboard, {}, args.host, args.cluster_issuer, after_service)
+
+
+def _streams(args: SimulationArgs) -> pulumi.Output[str]:
+    """What the dashboard shows of each instance's stream (JSON, in order): where a viewer dials, and the viewer
+    page to open; null for an instance whose stream is not published."""
+
+    def describe(hosts: list[str]) -> str:
+        streams = []
+        for index in range(args.instances):
+            if args.publishing is None:
+                streams.append(None)
+                continue
+            fields = {"host": hosts[index], "signalPort": SIGNAL_PORT, "mediaPort": STREAM_PORT}
+            viewer = args.viewer_url.format(**fields) if args.viewer_url else None
+            streams.append({**fields, "viewerUrl": viewer})
+        return json.dumps(streams)
+
+    return pulumi.Output.all(*(args.publishing.hosts if args.publishing else [])).apply(describe)

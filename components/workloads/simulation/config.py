@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import string
 from typing import TYPE_CHECKING
 
-from ...config_base import ConfigError
+from ...config_base import WIDEST_ALLOW_LIST_PREFIX, Cidr, ConfigError, ConfigModel, check_unique, world_wide
 from ...oci.shapes import GPU_SHAPES
 from ...quantities import quantity
 from ..config import (
@@ -41,6 +43,20 @@ class SimulationIngressConfig(IngressConfig):
     plan warns."""
 
 
+class SimulationStreamsConfig(ConfigModel):
+    viewer_cidrs: list[Cidr] = []
+    """Who may watch and drive the instances (Isaac Sim's livestream asks no credential): with any, each instance's
+    signalling and media are published by a network load balancer of its own; none publishes nothing."""
+    allow_world_access: bool = False
+    """The only way to list a network wider than a /8 (0.0.0.0/0 included) in viewerCidrs."""
+    addresses: list[str] = []
+    """An existing cluster only: the address its load balancer gives each instance's stream (one per instance, in
+    order; on OKE each instance gets a reserved public IP)."""
+    viewer_url: str | None = None
+    """Where your viewer is served: an https:// URL template with {host}, {signalPort} and {mediaPort}, which the
+    dashboard opens for each instance."""
+
+
 class SimulationConfig(WorkloadConfig):
     enabled: bool = False
     namespace: str = "sim"
@@ -71,6 +87,7 @@ class SimulationConfig(WorkloadConfig):
     """NGC API key for nvcr.io, from secret config; becomes the instances' image pull Secret."""
     image_pull_secrets: list[str] = []
     ingress: SimulationIngressConfig = SimulationIngressConfig()
+    streams: SimulationStreamsConfig = SimulationStreamsConfig()
     CREDENTIALS = (("ngcApiKey",),)
 
     def check(self, config: StackConfig) -> None:
@@ -119,6 +136,53 @@ def check_simulation(config: StackConfig) -> None:
             f"{simulation.cache_gbs} is outside {MIN_CACHE_GBS}-{MAX_CACHE_GBS} (an OCI block volume's sizes, in GB)",
         )
     _check_routing(config)
+    _check_streams(config)
+
+
+def _check_streams(config: StackConfig) -> None:
+    """Who reaches the published streams, where they are, and the viewer they open in."""
+    streams, path = config.simulation.streams, "simulation.streams"
+    check_unique(f"{path}.viewerCidrs", streams.viewer_cidrs)
+    for index, cidr in enumerate(streams.viewer_cidrs):
+        if world_wide(cidr) and not streams.allow_world_access:
+            raise ConfigError(
+                f"{path}.viewerCidrs[{index}]",
+                f"{cidr} is wider than a /{WIDEST_ALLOW_LIST_PREFIX}, the internet in all but name, and Isaac Sim's "
+                "livestream asks no credential: whoever connects watches and drives the scene; list your operators' "
+                f"networks, or set {path}.allowWorldAccess: true to accept that",
+            )
+    if config.cluster.oke and streams.addresses:
+        raise ConfigError(f"{path}.addresses", "is for an existing cluster; on OKE each instance gets a reserved IP")
+    wanted = config.simulation.instances if streams.viewer_cidrs and not config.cluster.oke else 0
+    if len(streams.addresses) != wanted:
+        raise ConfigError(
+            f"{path}.addresses",
+            f"lists {len(streams.addresses)} addresses; an existing cluster publishing the streams needs one per "
+            f"instance ({wanted}), the address its load balancer gives each"
+            if wanted
+            else "is only used with viewerCidrs on an existing cluster",
+        )
+    for index, address in enumerate(streams.addresses):
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            raise ConfigError(f"{path}.addresses[{index}]", f"{address[:64]} is not an IPv4 address") from None
+    if streams.viewer_url is not None:
+        check_viewer_url(f"{path}.viewerUrl", streams.viewer_url)
+
+
+VIEWER_FIELDS = ("host", "signalPort", "mediaPort")
+
+
+def check_viewer_url(key: str, template: str) -> None:
+    fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    unknown = sorted(fields - set(VIEWER_FIELDS))
+    if not template.startswith("https://") or unknown or "host" not in fields:
+        raise ConfigError(
+            key,
+            f"{template[:80]} is not an https:// URL template with {{host}} (and optionally {{signalPort}}, "
+            "{mediaPort}), such as https://viewer.example.com/?server={host}",
+        )
 
 
 def _check_pull_credentials(simulation: SimulationConfig) -> None:
@@ -242,7 +306,7 @@ def _check_routing(config: StackConfig) -> None:
         )
     check_basic_auth_over_tls(
         config,
-        "the fleet's dashboard and instance pages",
+        "the fleet's dashboard",
         "simulation.ingress.host",
         ingress.host,
         "simulation.ingress.allowPlainHttp",

@@ -22,7 +22,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ...constants import GPU_RESOURCE, SHARED_GPU_RESOURCE
+from ...constants import GPU_RESOURCE, ISAAC_MEDIA_PORT, ISAAC_SIGNAL_PORT, SHARED_GPU_RESOURCE
 from ...placement import GPU_NODES, NodePlacement
 from ..kubernetes import (
     gpu_node_affinity,
@@ -36,11 +36,11 @@ from ..kubernetes import (
 FLEET = "isaac-sim"
 CONTAINER = "isaac-sim"
 INSTANCE_LABEL = "pixelstream/instance"
-# Isaac Sim's ports (isaac-sim/IsaacSim tools/docker/README.md, "Ports for streaming"; the seed's HTTP port):
-# Kit's HTTP services, WebRTC signalling (TCP) and WebRTC media (UDP).
-HTTP_PORT = 8211
-SIGNAL_PORT = 49100
-STREAM_PORT = 47998
+# Isaac Sim's ports at 6.0.1 (tools/docker/README.md, "Ports for streaming"): WebRTC signalling (TCP) and media
+# (UDP). Nothing serves HTTP: the streaming app (isaacsim.exp.full.streaming.kit) loads no HTTP server, and 8210,
+# the README's web viewer, is a separate app Docker Compose builds.
+SIGNAL_PORT = ISAAC_SIGNAL_PORT
+STREAM_PORT = ISAAC_MEDIA_PORT
 # The image's user (tools/docker/Dockerfile: useradd --uid 1234, home /isaac-sim).
 ISAAC_UID = 1234
 # The image's own health check (tools/docker/Dockerfile HEALTHCHECK): ready once the newest Kit log says AppReady.
@@ -118,6 +118,19 @@ class SimulationFleetArgs:
     """The GPU nodes: their labels and taints."""
     storage_class: str | None = None
     """The cache volumes' storage class; None: the cluster's default."""
+    publishing: StreamPublishing | None = None
+    """How the instances' streams reach viewers outside the cluster; None: only inside it."""
+
+
+@dataclass(frozen=True)
+class StreamPublishing:
+    """Each instance's stream on a load balancer of its own, at a known address: the instance advertises it."""
+
+    hosts: Sequence[pulumi.Input[str]]
+    """Instance i's address, in order (a reserved public IP on OKE; the cluster's load balancer's otherwise)."""
+    viewer_cidrs: Sequence[str]
+    annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """The cloud controller's (OCI's network load balancer); none on an existing cluster."""
 
 
 class SimulationFleet(pulumi.ComponentResource):
@@ -136,7 +149,7 @@ class SimulationFleet(pulumi.ComponentResource):
             FLEET,
             metadata={"name": FLEET, "namespace": args.namespace, "labels": fleet_labels},
             # Headless: the StatefulSets' governing Service, giving each pod a stable DNS name.
-            spec={"clusterIP": "None", "selector": fleet_labels, "ports": _service_ports(HTTP_PORT)},
+            spec={"clusterIP": "None", "selector": fleet_labels, "ports": _service_ports()},
             opts=child,
         )
         self.instances, self.services = [], []
@@ -167,7 +180,7 @@ class SimulationFleet(pulumi.ComponentResource):
                         "labels": selector,
                         "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
                     },
-                    "spec": _pod_spec(args),
+                    "spec": _pod_spec(args, index),
                 },
                 "volumeClaimTemplates": [_cache_claim(args)],
                 # Stopping an instance (scaling to 0) keeps its cache; removing it from the stack removes it.
@@ -177,19 +190,37 @@ class SimulationFleet(pulumi.ComponentResource):
         )
         k8s.core.v1.Service(
             name,
-            metadata={"name": name, "namespace": args.namespace, "labels": selector},
-            spec={"selector": selector, "ports": _service_ports(80)},
+            metadata={"name": name, "namespace": args.namespace, "labels": selector, **_annotations(args)},
+            spec={"selector": selector, "ports": _service_ports(), **_published(args, index)},
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.instances.append(name)
         self.services.append(name)
 
 
-def _service_ports(http_port: int) -> list[dict[str, Any]]:
+def _service_ports() -> list[dict[str, Any]]:
     return [
-        {"name": "http", "port": http_port, "targetPort": "http"},
-        {"name": "signal", "port": SIGNAL_PORT, "targetPort": "signal"},
+        {"name": "signal", "port": SIGNAL_PORT, "targetPort": "signal", "protocol": "TCP"},
+        {"name": "stream", "port": STREAM_PORT, "targetPort": "stream", "protocol": "UDP"},
     ]
+
+
+def _annotations(args: SimulationFleetArgs) -> dict[str, Any]:
+    return {"annotations": dict(args.publishing.annotations)} if args.publishing and args.publishing.annotations else {}
+
+
+def _published(args: SimulationFleetArgs, index: int) -> dict[str, Any]:
+    """A load balancer of the instance's own (its ports are the instance's), at its address, for the viewers'
+    networks; `Local`: only the node that runs the instance answers the load balancer's health check, and nothing
+    is forwarded through another node."""
+    if args.publishing is None:
+        return {}
+    return {
+        "type": "LoadBalancer",
+        "externalTrafficPolicy": "Local",
+        "loadBalancerIP": args.publishing.hosts[index],
+        "loadBalancerSourceRanges": list(args.publishing.viewer_cidrs),
+    }
 
 
 def _cache_claim(args: SimulationFleetArgs) -> dict[str, Any]:
@@ -215,7 +246,7 @@ def _cache_directories(image: str) -> dict[str, Any]:
     }
 
 
-def _pod_spec(args: SimulationFleetArgs) -> dict[str, Any]:
+def _pod_spec(args: SimulationFleetArgs, index: int) -> dict[str, Any]:
     return {
         "imagePullSecrets": image_pull_secrets(args.image_pull_secrets),
         "automountServiceAccountToken": False,
@@ -224,33 +255,35 @@ def _pod_spec(args: SimulationFleetArgs) -> dict[str, Any]:
         "tolerations": args.nodes.tolerations(),
         "securityContext": pod_security_context(fs_group=ISAAC_UID),
         "initContainers": [_cache_directories(args.image)],
-        "containers": [_isaac_sim_container(args.image, args.settings)],
+        "containers": [_isaac_sim_container(args.image, args.settings, _advertised(args, index))],
         "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": args.settings.shm_size}}],
     }
 
 
-def _isaac_sim_container(image: str, settings: InstanceSettings) -> dict[str, Any]:
+def _advertised(args: SimulationFleetArgs, index: int) -> dict[str, Any]:
+    """ISAACSIM_HOST: the address the viewer dials for signalling and media. Published, the load balancer's (NVIDIA's
+    Docker README sets it to a cloud VM's public address); otherwise the pod's own, on its own interface."""
+    if args.publishing is not None:
+        return {"name": "ISAACSIM_HOST", "value": args.publishing.hosts[index]}
+    return {"name": "ISAACSIM_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+
+
+def _isaac_sim_container(image: str, settings: InstanceSettings, advertised: dict[str, Any]) -> dict[str, Any]:
     gpu = {SHARED_GPU_RESOURCE if settings.shared_gpu else GPU_RESOURCE: "1"}
     sized = resources(settings.cpu, settings.memory, settings.cpu_limit, settings.memory_limit)
     app_ready = {"exec": {"command": ["bash", "-c", APP_READY]}, "timeoutSeconds": 10}
     return {
         "name": CONTAINER,
         "image": image,
-        # Appended to the image's runheadless.sh: Kit's HTTP services on the port the Service routes to, and
-        # what a viewer's leaving does.
-        "args": [
-            f"--/exts/omni.services.transport.server.http/port={HTTP_PORT}",
-            *([] if settings.quit_when_viewer_leaves else [KEEP_RUNNING]),
-        ],
+        # Appended to the image's runheadless.sh: what a viewer's leaving does.
+        "args": [] if settings.quit_when_viewer_leaves else [KEEP_RUNNING],
         "env": [
             {"name": "ACCEPT_EULA", "value": "Y"},
-            # The address the streaming SDK binds and advertises: the pod's own, on its own interface.
-            {"name": "ISAACSIM_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            advertised,
             {"name": "ISAACSIM_SIGNAL_PORT", "value": str(SIGNAL_PORT)},
             {"name": "ISAACSIM_STREAM_PORT", "value": str(STREAM_PORT)},
         ],
         "ports": [
-            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
             {"name": "signal", "containerPort": SIGNAL_PORT, "protocol": "TCP"},
             {"name": "stream", "containerPort": STREAM_PORT, "protocol": "UDP"},
         ],
@@ -286,5 +319,5 @@ def fleet_config(image: str, instances: int, instances_per_gpu: int, settings: I
         "startupTimeoutSeconds": settings.startup_timeout_seconds,
         "cacheGbs": settings.cache_gbs,
         "quitWhenViewerLeaves": settings.quit_when_viewer_leaves,
-        "ports": {"http": HTTP_PORT, "signal": SIGNAL_PORT, "stream": STREAM_PORT},
+        "ports": {"signal": SIGNAL_PORT, "stream": STREAM_PORT},
     }

@@ -9,6 +9,7 @@ import pulumi
 from ...media_path import media_path
 from .component import Simulation, SimulationArgs
 from .config import simulation_warnings
+from .publishing import stream_publishing
 
 if TYPE_CHECKING:
     from ...addons.layer import AddonLayer
@@ -44,6 +45,8 @@ def declare_simulation(
             turn_node_cidrs=path.turn_nodes,
             relay_ports=config.network.relay_ports.bounds,
             storage_class=infra.storage_class,
+            publishing=stream_publishing(config, infra, opts),
+            viewer_url=simulation.streams.viewer_url,
         ),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider])),
     )

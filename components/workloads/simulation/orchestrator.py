@@ -38,7 +38,7 @@ HELPERS = Path(__file__).parent / "app"
 # The operator's password as the service checks it: its SHA-256 only, in a Secret no other pod mounts.
 OPERATOR_DIGEST = "sim-operator-digest"
 DIGEST_DIR = "/var/run/pixelstream/operator"
-# The realm of the service's own basic auth and of the instance pages' at the ingress: one sign-in for both.
+# The realm of the service's own basic auth.
 REALM = "pixelstream simulation fleet"
 
 
@@ -61,8 +61,8 @@ class FleetOrchestratorArgs:
     namespace: pulumi.Input[str]
     python_image: str
     instances: int
-    stream_url: str
-    """Where the browser finds instance <i>'s page: a template with {index} (the ingress path)."""
+    streams: pulumi.Input[str]
+    """Each instance's published stream, in order (JSON: host, ports, viewer URL; null when not published)."""
     fleet_config: Mapping[str, Any]
     """What /api/config reports."""
     operator: str
@@ -143,7 +143,7 @@ def _container(args: FleetOrchestratorArgs) -> dict[str, Any]:
         "env": [
             {"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
             {"name": "INSTANCES", "value": str(args.instances)},
-            {"name": "STREAM_URL", "value": args.stream_url},
+            {"name": "STREAMS", "value": args.streams},
             {"name": "FLEET_CONFIG", "value": json.dumps(dict(args.fleet_config), sort_keys=True)},
             {"name": "PORT", "value": str(ORCHESTRATOR_PORT)},
             {"name": "AUTH_USER", "value": args.operator},

@@ -16,8 +16,8 @@ deletes its pod (the StatefulSet makes a new one); state comes from the pods and
     POST   /api/cleanup                        stop every instance
     GET    /api/config                         the fleet as the stack declared it
 
-Every path but /healthz asks for the operator's credential itself (HTTP basic auth, realm AUTH_REALM, the realm
-of the instance pages' basic auth at the ingress too, so a browser signs in once), whoever calls:
+Every path but /healthz asks for the operator's credential itself (HTTP basic auth, realm AUTH_REALM), whoever
+calls:
 the ingress controller passes the browser's Authorization header through on this route, and a pod of the cluster
 that reaches the Service directly has to present it too. The service holds only the password's SHA-256 (the
 password is 32 random characters, so an unsalted digest is as strong as the password).
@@ -27,7 +27,8 @@ path does not take, 409 a state that does not allow the action, 413 a body over 
 JSON (so no cross-site form can drive it), 502 an answer of the API that is an error, 503 no answer from the API.
 No page may frame the service's pages (Content-Security-Policy frame-ancestors 'none', X-Frame-Options DENY).
 
-Environment: NAMESPACE, INSTANCES, FLEET_CONFIG (JSON), STREAM_URL (a template with {index}), PORT (8080),
+Environment: NAMESPACE, INSTANCES, FLEET_CONFIG (JSON), STREAMS (JSON: per instance {host, signalPort, mediaPort,
+viewerUrl} or null when its stream is not published), PORT (8080),
 AUTH_USER, AUTH_SHA256_FILE (a file holding the password's SHA-256, hex), AUTH_REALM; Kubernetes access as in
 kube.py.
 """
@@ -149,10 +150,10 @@ def instance_state(desired: int | None, pod: dict | None) -> tuple[str, str]:
 class Fleet:
     """The instances of one namespace, read and driven through the Kubernetes API."""
 
-    def __init__(self, namespace: str, instances: int, stream_url: str) -> None:
+    def __init__(self, namespace: str, instances: int, streams: list[dict | None]) -> None:
         self.namespace = namespace
         self.count = instances
-        self.stream_url = stream_url
+        self.streams = streams
 
     def index(self, value: Any) -> int:
         """An instance number from a path or a body; 404 for anything that names no instance."""
@@ -196,7 +197,7 @@ class Fleet:
             "podIp": status.get("podIP"),
             "startedAt": status.get("startTime"),
             "restarts": restarts,
-            "streamUrl": self.stream_url.format(index=index),
+            "stream": self.streams[index] if index < len(self.streams) else None,
         }
 
     def instance(self, index: int) -> dict:
@@ -381,9 +382,9 @@ def route(fleet: Fleet, config: dict, method: str, url: urllib.parse.ParseResult
 
 
 def main() -> None:
-    fleet = Fleet(os.environ["NAMESPACE"], int(os.environ["INSTANCES"]), os.environ.get("STREAM_URL", "{index}/"))
+    streams = json.loads(os.environ.get("STREAMS") or "[]")
+    fleet = Fleet(os.environ["NAMESPACE"], int(os.environ["INSTANCES"]), streams)
     config = json.loads(os.environ.get("FLEET_CONFIG", "{}"))
-    config["streamUrl"] = fleet.stream_url
     digest_file = Path(os.environ.get("AUTH_SHA256_FILE") or "/nonexistent")
     operator = Operator(os.environ.get("AUTH_USER", ""), digest_file, os.environ.get("AUTH_REALM", ""))
     handler = make_handler(fleet, config, operator)
