@@ -179,13 +179,16 @@ def test_only_the_ingress_controller_reaches_the_fleet_and_instances_reach_no_pr
     for caller in (STRANGER, PROMETHEUS, *instances, pods["pixel/session"]):
         assert not policies.allows(caller, orchestrator, "TCP", 8080), caller
     for instance in instances:
-        # The stream, from its load balancer (which shows its own address) or the relay: signalling and media only.
+        # The stream from its load balancer (which shows its own address): signalling and media, nothing else;
+        # media from the TURN relay too; Isaac Sim's signalling (no credential) from no pod and no other address.
         assert policies.allows(Address(LOAD_BALANCER), instance, "TCP", 49100)
         assert policies.allows(Address(LOAD_BALANCER), instance, "UDP", 47998)
-        assert policies.allows(Address(PLAYER), instance, "UDP", 47998)
+        assert policies.allows(Address(TURN_NODE), instance, "UDP", 47998)
+        for caller in (STRANGER, INGRESS_CONTROLLER, pods["pixel/session"], Address(PLAYER), Address(TURN_NODE)):
+            assert not policies.allows(caller, instance, "TCP", 49100), caller
+        assert not policies.allows(Address(PLAYER), instance, "UDP", 47998), "not around the load balancer"
         for port in (8211, 8888, 22):
             assert not policies.allows(Address(LOAD_BALANCER), instance, "TCP", port), port
-            assert not policies.allows(INGRESS_CONTROLLER, instance, "TCP", port), port
         assert reachable(policies, instance, pods) == {("coredns", "dns"), ("coredns", "dns-tcp")}
         assert policies.allows(instance, Address(INTERNET), "TCP", 443)
         assert policies.allows(instance, Address(TURN_NODE), "UDP", 50000), "media through the relay, as streams"

@@ -43,7 +43,9 @@ def pod_security_context(fs_group: int | None = None, non_root: bool = True) -> 
     if non_root:
         context["runAsNonRoot"] = True
     if fs_group is not None:
-        context["fsGroup"] = fs_group
+        # Give a volume the group once, not at every mount: a large one (Isaac Sim's caches) would be walked file
+        # by file at each start otherwise.
+        context |= {"fsGroup": fs_group, "fsGroupChangePolicy": "OnRootMismatch"}
     return context
 
 

@@ -19,6 +19,7 @@ from ..kubernetes import labels, regex_ingress
 from ..network_policies import (
     ANY_UDP,
     INGRESS_CONTROLLER,
+    addresses,
     allow_certificate_challenges,
     allow_ingress,
     deny_ingress,
@@ -80,6 +81,9 @@ class SimulationArgs:
     """Each instance's stream for viewers outside the cluster; None: only inside it."""
     viewer_url: str | None = None
     """The viewer the dashboard opens for an instance: a URL template with {host}, {signalPort}, {mediaPort}."""
+    load_balancer_cidrs: Sequence[str] = ()
+    """Where the published streams' load balancers are (OKE's load-balancer subnet): the instances see their
+    addresses, and take the stream from them alone (and media from the TURN nodes); empty: from anywhere."""
 
 
 class Simulation(pulumi.ComponentResource):
@@ -154,7 +158,11 @@ class Simulation(pulumi.ComponentResource):
         allow_ingress(
             "orchestrator-operators", namespace, labels(ORCHESTRATOR), tcp("http"), [INGRESS_CONTROLLER], self
         )
-        allow_ingress("instance-streams", namespace, instances, [*tcp("signal"), *ANY_UDP], [], self)
+        balancers = addresses(args.load_balancer_cidrs)
+        allow_ingress("instance-streams", namespace, instances, [*tcp("signal"), *ANY_UDP], balancers, self)
+        if balancers:
+            relayed = addresses(args.turn_node_cidrs)
+            allow_ingress("instance-relayed-media", namespace, instances, ANY_UDP, relayed, self)
         relay = [relay_egress(args.turn_node_cidrs, args.relay_ports)]
         internet_egress("instance-egress", namespace, instances, args.private_cidrs, relay, self)
 

@@ -183,8 +183,10 @@ class SimulationFleet(pulumi.ComponentResource):
                     "spec": _pod_spec(args, index),
                 },
                 "volumeClaimTemplates": [_cache_claim(args)],
-                # Stopping an instance (scaling to 0) keeps its cache; removing it from the stack removes it.
-                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
+                # The cache outlives the StatefulSet: stopping an instance (scaling to 0) keeps it, and so does a
+                # replacement of the StatefulSet (its claim templates cannot change in place), whose new pod finds
+                # the same claim (cache-sim-<i>-0) again.
+                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
@@ -192,7 +194,11 @@ class SimulationFleet(pulumi.ComponentResource):
             name,
             metadata={"name": name, "namespace": args.namespace, "labels": selector, **_annotations(args)},
             spec={"selector": selector, "ports": _service_ports(), **_published(args, index)},
-            opts=pulumi.ResourceOptions(parent=self),
+            # OCI's cloud controller refuses to move a load balancer to another address (load_balancer.go at
+            # v1.34.2): a new address is a new load balancer.
+            opts=pulumi.ResourceOptions(
+                parent=self, replace_on_changes=["spec.loadBalancerIP"], delete_before_replace=True
+            ),
         )
         self.instances.append(name)
         self.services.append(name)

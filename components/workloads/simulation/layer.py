@@ -23,6 +23,7 @@ def declare_simulation(
     """The fleet and the stack outputs it adds. Its pods run on the GPU pool, so their addresses are in the stream
     pod subnet, the one the TURN relay may reach (media_path)."""
     simulation, path = config.simulation, media_path(config)
+    publishing = stream_publishing(config, infra, opts)
     workload = Simulation(
         "simulation",
         SimulationArgs(
@@ -45,7 +46,8 @@ def declare_simulation(
             turn_node_cidrs=path.turn_nodes,
             relay_ports=config.network.relay_ports.bounds,
             storage_class=infra.storage_class,
-            publishing=stream_publishing(config, infra, opts),
+            publishing=publishing,
+            load_balancer_cidrs=[config.network.subnets.load_balancers] if publishing and infra.network else [],
             viewer_url=simulation.streams.viewer_url,
         ),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[infra.provider])),

@@ -60,7 +60,7 @@ def below_minimum(shape_name: str, instances_per_gpu: int) -> tuple[str, str] | 
     key = "simulation.instancesPerGpu" if instances_per_gpu > 1 else "nodePools.gpu.shape"
     return (
         key,
-        f"each instance gets {each:g} GB of an {shape.gpu_model} ({shape.gpu_memory_gbs} GB{shared}), below Isaac "
-        f"Sim 6.0.1's datacenter minimum ({minimum.gpus}, {minimum.memory_gbs} GB): real scenes run out of GPU "
-        "memory",
+        f"each instance gets {each:g} GB of an {shape.gpu_model} ({shape.gpu_memory_gbs} GB{shared}), less than "
+        f"the least of the datacenter GPUs Isaac Sim 6.0.1 lists ({minimum.gpus}, {minimum.memory_gbs} GB): large "
+        "scenes may run out of GPU memory",
     )
