@@ -67,6 +67,9 @@ COTURN_CONTAINER = "coturn"
 # The stream Deployment, its autoscaler and the session service (Deployment and Service), as the alerts and the
 # autoscaler's custom metric name them.
 STREAM_DEPLOYMENT = "stream"
+# A stream pod's termination grace beyond its drain: the drain's last check and Unreal's own shutdown. What a node
+# being removed must wait for, too (the GPU pool's eviction grace).
+STREAM_TERMINATION_MARGIN_SECONDS = 30
 STREAM_AUTOSCALER = "stream-autoscaler"
 SESSION_SERVICE = "session"
 GPU_NODE_LABEL = ("app.pixel/gpu", "true")

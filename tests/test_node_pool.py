@@ -211,3 +211,41 @@ def test_args_are_checked_before_anything_is_declared(pulumi_runtime, overrides:
     with pytest.raises(ValueError, match=message):
         NodePool("pool", pool_args(**overrides))
     assert [r.type for r in pulumi_runtime.planned] == ["pulumi:pulumi:Stack"]
+
+
+# -- node cycling and eviction (OKE's node pool cycling: NodePoolNodePoolCyclingDetailsArgs and
+# NodePoolNodeEvictionNodePoolSettingsArgs of pulumi-oci, whose documented ranges these follow) --------------------
+
+
+def test_every_pool_cycles_itself_and_drains_what_it_removes() -> None:
+    from pixelstream.oci.node_pool import NodeCycling, NodeEviction
+
+    [pool] = plan_pool(cycling=NodeCycling(2, 1), eviction=NodeEviction(45, False)).of_type(NODE_POOL)
+    assert pool.inputs["nodePoolCyclingDetails"] == {
+        "isNodeCyclingEnabled": True,
+        "maximumSurge": "2",
+        "maximumUnavailable": "1",
+    }
+    assert pool.inputs["nodeEvictionNodePoolSettings"] == {
+        "evictionGraceDuration": "PT45M",
+        "isForceDeleteAfterGraceDuration": False,
+    }
+    [default] = plan_pool().of_type(NODE_POOL)
+    assert default.inputs["nodePoolCyclingDetails"]["maximumUnavailable"] == "0", "a new node first"
+    assert default.inputs["nodeEvictionNodePoolSettings"]["evictionGraceDuration"] == "PT60M"
+
+
+@pytest.mark.parametrize(
+    ("cycling", "eviction", "said"),
+    [
+        ((0, 0), (60, True), "no node is replaced"),
+        ((-1, 0), (60, True), "0 or more"),
+        ((1, 0), (61, True), "0-60 minutes"),
+        ((1, 0), (-1, True), "0-60 minutes"),
+    ],
+)
+def test_cycling_that_cannot_progress_or_a_grace_oke_refuses_is_an_error(cycling, eviction, said) -> None:
+    from pixelstream.oci.node_pool import NodeCycling, NodeEviction
+
+    with pytest.raises(ValueError, match=said):
+        pool_args(cycling=NodeCycling(*cycling), eviction=NodeEviction(*eviction)).validate()

@@ -968,3 +968,44 @@ def test_a_credential_encrypted_in_the_stack_file_plans(tmp_path, capsys) -> Non
     for key in CREDENTIAL_KEYS:
         status, lines, _, _ = run_plan(_credential_stack(key, {"secure": "v1:ciphertext"}), tmp_path, capsys)
         assert status == 0, (key, lines)
+
+
+@pytest.mark.parametrize(
+    ("pools", "line"),
+    [
+        (
+            {"gpu": {"cycling": {"maxUnavailable": 1}}},
+            "nodePools.gpu.cycling.maxUnavailable: 1 would take GPU nodes away before their replacements run, "
+            "cutting the sessions on them; use 0 (the new nodes surge in first)",
+        ),
+        (
+            {"turn": {"size": 3, "cycling": {"maxSurge": 2}}},
+            "nodePools.turn.cycling: replaces more than one TURN node at a time; players' relays move one node at "
+            "a time",
+        ),
+        (
+            {"default": {"cycling": {"maxSurge": 0}}},
+            "nodePools.default.cycling.maxSurge: 0 with maxUnavailable 0 lets OKE replace no node; allow a surge of 1",
+        ),
+        (
+            {"gpu": {"eviction": {"graceMinutes": 2}}},
+            "nodePools.gpu.eviction.graceMinutes: 2 minutes is shorter than a stream's drain and termination (150 s: "
+            "streaming.streamer.drainSeconds + 30); OKE would delete the node under sessions still draining",
+        ),
+        (
+            {"default": {"eviction": {"graceMinutes": 90}}},
+            "nodePools.default.eviction.graceMinutes: 90 is outside 0-60 (OKE's limit)",
+        ),
+    ],
+    ids=["gpu nodes away first", "turn two at a time", "no progress", "grace under the drain", "grace over 60"],
+)
+def test_node_cycling_that_would_cut_sessions_is_one_line(pools: dict, line: str, tmp_path: Path, capsys) -> None:
+    status, lines, everything, _ = run_plan(_dev(nodePools=_merged_pools(pools)), tmp_path, capsys)
+    assert status == 2 and lines == [f"error: pixelstream:{line}"], everything[-2000:]
+
+
+def _merged_pools(pools: dict) -> dict:
+    merged = copy.deepcopy(STACKS["dev"]["config"]["pixelstream:nodePools"])
+    for pool, settings in pools.items():
+        merged[pool] = {**merged.get(pool, {}), **settings}
+    return merged

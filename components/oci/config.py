@@ -31,6 +31,7 @@ from ..constants import (
 from ..placement import OKE_PLACEMENT, Placement
 from .cluster import KUBERNETES_VERSIONS
 from .existing_config import EXISTING_CLUSTER_CREDENTIALS, ExistingClusterConfig, check_existing_cluster
+from .node_pool import MAX_EVICTION_GRACE_MINUTES
 from .security import WORLD
 from .shapes import FLEX_SHAPES, GPU_SHAPES, KNOWN_SHAPES, STREAMING_GPU_SHAPES, is_gpu, shape_sizing_problem
 from .vpn_config import VPN_CREDENTIALS, OnPremisesConfig, check_on_premises
@@ -145,6 +146,22 @@ class ClusterConfig(ConfigModel):
         return Placement(system=nodes.system.placement(), turn=nodes.turn.placement(), gpu=nodes.gpu.placement())
 
 
+class NodeCyclingConfig(ConfigModel):
+    max_surge: int = 1
+    """New nodes that may join before old ones go, while OKE replaces the pool's nodes (a new image or version)."""
+    max_unavailable: int = 0
+    """Old nodes that may go before their replacements are ready: 0 for the GPU pool (never below the sessions in
+    use), at most 1 for the TURN pool (one at a time)."""
+
+
+class NodeEvictionConfig(ConfigModel):
+    grace_minutes: int = MAX_EVICTION_GRACE_MINUTES
+    """How long OKE drains a node it removes before giving up (0-60, OKE's limit): at least the streams' drain on
+    the GPU pool."""
+    force_delete_after_grace: bool = True
+    """Delete the node after the grace even if pods remain (false: keep it, and the cycling waits for you)."""
+
+
 class NodePoolConfig(ConfigModel):
     shape: str
     ocpus: float | None = None
@@ -157,6 +174,8 @@ class NodePoolConfig(ConfigModel):
     """1-based availability domain indexes of the region."""
     fault_domains: list[str] = []
     image_id: str | None = None
+    cycling: NodeCyclingConfig = NodeCyclingConfig()
+    eviction: NodeEvictionConfig = NodeEvictionConfig()
 
     @property
     def largest_size(self) -> int:
@@ -226,6 +245,7 @@ def check_oci(config: StackConfig) -> None:
     _check_network(config)
     _check_cluster(config)
     _check_node_pools(config)
+    _check_cycling(config)
     _check_pod_subnets(config)
     check_on_premises(config)
 
@@ -323,6 +343,38 @@ def _check_cluster(config: StackConfig) -> None:
             "[] with a public endpoint leaves the API reachable by nobody outside the VCN; "
             "list the CIDRs of your administrators or CI",
         )
+
+
+def _check_cycling(config: StackConfig) -> None:
+    """Per pool, how its nodes are replaced: the GPU pool never below the sessions in use; the TURN pool one node
+    at a time; every pool able to make progress. (The streaming workload holds the GPU pool's eviction grace to
+    its streams' drain.)"""
+    for pool, spec in config.node_pools.items():
+        path, cycling, eviction = f"nodePools.{pool}", spec.cycling, spec.eviction
+        for key, value in (("maxSurge", cycling.max_surge), ("maxUnavailable", cycling.max_unavailable)):
+            # OKE takes 0 to the pool's size (its default surge, 1, even for an empty pool).
+            most = max(spec.largest_size, 1)
+            if not 0 <= value <= most:
+                raise ConfigError(f"{path}.cycling.{key}", f"{value} is outside 0-{most} (0 to the pool's size)")
+        if cycling.max_surge == cycling.max_unavailable == 0:
+            raise ConfigError(
+                f"{path}.cycling.maxSurge", "0 with maxUnavailable 0 lets OKE replace no node; allow a surge of 1"
+            )
+        if pool == "gpu" and cycling.max_unavailable:
+            raise ConfigError(
+                f"{path}.cycling.maxUnavailable",
+                f"{cycling.max_unavailable} would take GPU nodes away before their replacements run, cutting the "
+                "sessions on them; use 0 (the new nodes surge in first)",
+            )
+        if pool == "turn" and max(cycling.max_surge, cycling.max_unavailable) > 1:
+            raise ConfigError(
+                f"{path}.cycling", "replaces more than one TURN node at a time; players' relays move one node at a time"
+            )
+        if not 0 <= eviction.grace_minutes <= MAX_EVICTION_GRACE_MINUTES:
+            raise ConfigError(
+                f"{path}.eviction.graceMinutes",
+                f"{eviction.grace_minutes} is outside 0-{MAX_EVICTION_GRACE_MINUTES} (OKE's limit)",
+            )
 
 
 def _check_node_pools(config: StackConfig) -> None:

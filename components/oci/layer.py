@@ -22,7 +22,7 @@ from ..constants import (
 from .cluster import OkeCluster, OkeClusterArgs
 from .existing_cluster import ExistingCluster, ExistingClusterArgs
 from .network import Network, NetworkArgs
-from .node_pool import NodePool, NodePoolArgs
+from .node_pool import NodeCycling, NodeEviction, NodePool, NodePoolArgs
 from .security import PODS, STREAM_PODS, TURN, WORKERS, GpuPodFlows, OnPremisesFlows
 from .vpn import SiteToSiteVpn, SiteToSiteVpnArgs
 
@@ -268,6 +268,8 @@ def _pools(
                 cni=config.cluster.cni,
                 pod_subnet_id=network.subnet_ids[pod_subnet] if vcn_native else None,
                 pod_nsg_ids=[network.nsg_ids[pod_subnet]] if vcn_native else (),
+                cycling=NodeCycling(spec.cycling.max_surge, spec.cycling.max_unavailable),
+                eviction=NodeEviction(spec.eviction.grace_minutes, spec.eviction.force_delete_after_grace),
             ),
             opts=opts,
         )

@@ -110,6 +110,8 @@ class NodePoolArgs:
     image_id: str | None = None
     """Pin a node image instead of the newest OKE image for the version and shape."""
     freeform_tags: dict[str, str] = field(default_factory=dict)
+    cycling: NodeCycling = field(default_factory=lambda: NodeCycling())
+    eviction: NodeEviction = field(default_factory=lambda: NodeEviction())
 
     @property
     def autoscaled(self) -> bool:
@@ -128,6 +130,36 @@ class NodePoolArgs:
                 )
         if not self.availability_domains:
             raise ValueError("a node pool needs at least one availability domain")
+        if self.cycling.max_surge < 0 or self.cycling.max_unavailable < 0:
+            raise ValueError("node cycling counts are 0 or more")
+        if self.cycling.max_surge == self.cycling.max_unavailable == 0:
+            raise ValueError("node cycling needs a surge or an unavailable node: with neither, no node is replaced")
+        if not 0 <= self.eviction.grace_minutes <= MAX_EVICTION_GRACE_MINUTES:
+            raise ValueError(f"the eviction grace is 0-{MAX_EVICTION_GRACE_MINUTES} minutes")
+
+
+# OKE's limit of the eviction grace (NodePoolNodeEvictionNodePoolSettingsArgs: "Min PT0M, Max: PT60M").
+MAX_EVICTION_GRACE_MINUTES = 60
+
+
+@dataclass(frozen=True)
+class NodeCycling:
+    """How OKE replaces a pool's nodes when their image, shape or Kubernetes version changes (node pool cycling):
+    up to `max_surge` new nodes join before old ones are drained, and at most `max_unavailable` old ones go
+    before their replacements are ready."""
+
+    max_surge: int = 1
+    max_unavailable: int = 0
+
+
+@dataclass(frozen=True)
+class NodeEviction:
+    """What OKE does to a node it removes (cycling, scale-in, deletion): it cordons and drains it for
+    `grace_minutes` (pods' PodDisruptionBudgets and termination grace honoured), then deletes it anyway when
+    `force_delete_after_grace`, or leaves it (and the cycling waits) when not."""
+
+    grace_minutes: int = MAX_EVICTION_GRACE_MINUTES
+    force_delete_after_grace: bool = True
 
 
 class NodePool(pulumi.ComponentResource):
@@ -204,6 +236,15 @@ class NodePool(pulumi.ComponentResource):
             ],
             node_metadata=node_metadata,
             freeform_tags=args.freeform_tags,
+            node_pool_cycling_details=oci.containerengine.NodePoolNodePoolCyclingDetailsArgs(
+                is_node_cycling_enabled=True,
+                maximum_surge=str(args.cycling.max_surge),
+                maximum_unavailable=str(args.cycling.max_unavailable),
+            ),
+            node_eviction_node_pool_settings=oci.containerengine.NodePoolNodeEvictionNodePoolSettingsArgs(
+                eviction_grace_duration=f"PT{args.eviction.grace_minutes}M",
+                is_force_delete_after_grace_duration=args.eviction.force_delete_after_grace,
+            ),
             # The cluster autoscaler owns the node count of an autoscaled pool.
             opts=pulumi.ResourceOptions(
                 parent=self, ignore_changes=["nodeConfigDetails.size"] if args.autoscaled else None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic.alias_generators import to_camel, to_snake
 
 from ...config_base import INT32_MAX, ConfigError, ConfigModel
+from ...constants import STREAM_TERMINATION_MARGIN_SECONDS
 from ..config import (
     IngressConfig,
     WorkloadConfig,
@@ -402,6 +403,15 @@ def _check_streamer(config: StackConfig) -> None:
         )
     if not 0 <= streamer.drain_seconds <= 3600:
         raise ConfigError("streaming.streamer.drainSeconds", f"{streamer.drain_seconds} is outside 0-3600")
+    drain = streamer.drain_seconds + STREAM_TERMINATION_MARGIN_SECONDS
+    grace = config.node_pools.gpu.eviction.grace_minutes
+    if config.cluster.oke and grace * 60 < drain:
+        raise ConfigError(
+            "nodePools.gpu.eviction.graceMinutes",
+            f"{grace} minutes is shorter than a stream's drain and termination ({drain} s: "
+            f"streaming.streamer.drainSeconds + {STREAM_TERMINATION_MARGIN_SECONDS}); OKE would delete the node under "
+            "sessions still draining",
+        )
     plugin = config.addons.gpu_plugin
     if streamer.gpu_mode == "timeSliced" and not (plugin.enabled and plugin.streams_per_gpu > 1):
         raise ConfigError(

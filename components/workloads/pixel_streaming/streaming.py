@@ -24,6 +24,7 @@ from ...constants import (
     SHARED_GPU_RESOURCE,
     STREAM_AUTOSCALER,
     STREAM_DEPLOYMENT,
+    STREAM_TERMINATION_MARGIN_SECONDS,
 )
 from ...placement import GPU_NODES, NodePlacement
 from ..kubernetes import (
@@ -214,7 +215,7 @@ class Streaming(pulumi.ComponentResource):
                         "affinity": gpu_node_affinity(args.nodes),
                         "tolerations": args.nodes.tolerations(),
                         **({"priorityClassName": args.priority_class} if args.priority_class else {}),
-                        "terminationGracePeriodSeconds": settings.drain_seconds + 30,
+                        "terminationGracePeriodSeconds": settings.drain_seconds + STREAM_TERMINATION_MARGIN_SECONDS,
                         "securityContext": pod_security_context(fs_group=1000),
                         "containers": [
                             _signalling_container(args.images[f"signalling-ue{args.unreal_version}"], settings),
