@@ -79,6 +79,30 @@ def select_node_image(sources: Sequence[Any], kubernetes_version: str, shape: st
     return image_id, name
 
 
+# OKE's limit of the eviction grace (NodePoolNodeEvictionNodePoolSettingsArgs: "Min PT0M, Max: PT60M").
+MAX_EVICTION_GRACE_MINUTES = 60
+
+
+@dataclass(frozen=True)
+class NodeCycling:
+    """How OKE replaces a pool's nodes when their image, shape or Kubernetes version changes (node pool cycling):
+    up to `max_surge` new nodes join before old ones are drained, and at most `max_unavailable` old ones go
+    before their replacements are ready."""
+
+    max_surge: int = 1
+    max_unavailable: int = 0
+
+
+@dataclass(frozen=True)
+class NodeEviction:
+    """What OKE does to a node it removes (cycling, scale-in, deletion): it cordons and drains it for
+    `grace_minutes` (pods' PodDisruptionBudgets and termination grace honoured), then deletes it anyway when
+    `force_delete_after_grace`, or leaves it (and the cycling waits) when not."""
+
+    grace_minutes: int = MAX_EVICTION_GRACE_MINUTES
+    force_delete_after_grace: bool = True
+
+
 @dataclass
 class NodePoolArgs:
     cluster_id: pulumi.Input[str]
@@ -110,8 +134,8 @@ class NodePoolArgs:
     image_id: str | None = None
     """Pin a node image instead of the newest OKE image for the version and shape."""
     freeform_tags: dict[str, str] = field(default_factory=dict)
-    cycling: NodeCycling = field(default_factory=lambda: NodeCycling())
-    eviction: NodeEviction = field(default_factory=lambda: NodeEviction())
+    cycling: NodeCycling = field(default_factory=NodeCycling)
+    eviction: NodeEviction = field(default_factory=NodeEviction)
 
     @property
     def autoscaled(self) -> bool:
@@ -136,30 +160,6 @@ class NodePoolArgs:
             raise ValueError("node cycling needs a surge or an unavailable node: with neither, no node is replaced")
         if not 0 <= self.eviction.grace_minutes <= MAX_EVICTION_GRACE_MINUTES:
             raise ValueError(f"the eviction grace is 0-{MAX_EVICTION_GRACE_MINUTES} minutes")
-
-
-# OKE's limit of the eviction grace (NodePoolNodeEvictionNodePoolSettingsArgs: "Min PT0M, Max: PT60M").
-MAX_EVICTION_GRACE_MINUTES = 60
-
-
-@dataclass(frozen=True)
-class NodeCycling:
-    """How OKE replaces a pool's nodes when their image, shape or Kubernetes version changes (node pool cycling):
-    up to `max_surge` new nodes join before old ones are drained, and at most `max_unavailable` old ones go
-    before their replacements are ready."""
-
-    max_surge: int = 1
-    max_unavailable: int = 0
-
-
-@dataclass(frozen=True)
-class NodeEviction:
-    """What OKE does to a node it removes (cycling, scale-in, deletion): it cordons and drains it for
-    `grace_minutes` (pods' PodDisruptionBudgets and termination grace honoured), then deletes it anyway when
-    `force_delete_after_grace`, or leaves it (and the cycling waits) when not."""
-
-    grace_minutes: int = MAX_EVICTION_GRACE_MINUTES
-    force_delete_after_grace: bool = True
 
 
 class NodePool(pulumi.ComponentResource):

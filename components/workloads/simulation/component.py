@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from ...addons.charts import PART_OF, namespace
+from ...constants import ISAAC_MEDIA_PORT, ISAAC_SIGNAL_PORT
 from ...placement import GPU_NODES, NodePlacement
 from ..kubernetes import labels, regex_ingress
 from ..network_policies import (
@@ -29,8 +30,6 @@ from ..network_policies import (
 )
 from .fleet import (
     FLEET,
-    SIGNAL_PORT,
-    STREAM_PORT,
     InstanceSettings,
     SimulationFleet,
     SimulationFleetArgs,
@@ -197,7 +196,7 @@ def _streams(args: SimulationArgs) -> pulumi.Output[str]:
             if args.publishing is None:
                 streams.append(None)
                 continue
-            fields = {"host": hosts[index], "signalPort": SIGNAL_PORT, "mediaPort": STREAM_PORT}
+            fields = {"host": hosts[index], "signalPort": ISAAC_SIGNAL_PORT, "mediaPort": ISAAC_MEDIA_PORT}
             viewer = args.viewer_url.format(**fields) if args.viewer_url else None
             streams.append({**fields, "viewerUrl": viewer})
         return json.dumps(streams)

@@ -36,11 +36,10 @@ from ..kubernetes import (
 FLEET = "isaac-sim"
 CONTAINER = "isaac-sim"
 INSTANCE_LABEL = "pixelstream/instance"
-# Isaac Sim's ports at 6.0.1 (tools/docker/README.md, "Ports for streaming"): WebRTC signalling (TCP) and media
-# (UDP). Nothing serves HTTP: the streaming app (isaacsim.exp.full.streaming.kit) loads no HTTP server, and 8210,
-# the README's web viewer, is a separate app Docker Compose builds.
-SIGNAL_PORT = ISAAC_SIGNAL_PORT
-STREAM_PORT = ISAAC_MEDIA_PORT
+# Isaac Sim's ports at 6.0.1 (tools/docker/README.md, "Ports for streaming") are ISAAC_SIGNAL_PORT (TCP) and
+# ISAAC_MEDIA_PORT (UDP). Nothing serves HTTP: the streaming app (isaacsim.exp.full.streaming.kit) loads no HTTP
+# server, and 8210, the README's web viewer, is a separate app Docker Compose builds.
+
 # The image's user (tools/docker/Dockerfile: useradd --uid 1234, home /isaac-sim).
 ISAAC_UID = 1234
 # The image's own health check (tools/docker/Dockerfile HEALTHCHECK): ready once the newest Kit log says AppReady.
@@ -206,8 +205,8 @@ class SimulationFleet(pulumi.ComponentResource):
 
 def _service_ports() -> list[dict[str, Any]]:
     return [
-        {"name": "signal", "port": SIGNAL_PORT, "targetPort": "signal", "protocol": "TCP"},
-        {"name": "stream", "port": STREAM_PORT, "targetPort": "stream", "protocol": "UDP"},
+        {"name": "signal", "port": ISAAC_SIGNAL_PORT, "targetPort": "signal", "protocol": "TCP"},
+        {"name": "stream", "port": ISAAC_MEDIA_PORT, "targetPort": "stream", "protocol": "UDP"},
     ]
 
 
@@ -286,12 +285,12 @@ def _isaac_sim_container(image: str, settings: InstanceSettings, advertised: dic
         "env": [
             {"name": "ACCEPT_EULA", "value": "Y"},
             advertised,
-            {"name": "ISAACSIM_SIGNAL_PORT", "value": str(SIGNAL_PORT)},
-            {"name": "ISAACSIM_STREAM_PORT", "value": str(STREAM_PORT)},
+            {"name": "ISAACSIM_SIGNAL_PORT", "value": str(ISAAC_SIGNAL_PORT)},
+            {"name": "ISAACSIM_STREAM_PORT", "value": str(ISAAC_MEDIA_PORT)},
         ],
         "ports": [
-            {"name": "signal", "containerPort": SIGNAL_PORT, "protocol": "TCP"},
-            {"name": "stream", "containerPort": STREAM_PORT, "protocol": "UDP"},
+            {"name": "signal", "containerPort": ISAAC_SIGNAL_PORT, "protocol": "TCP"},
+            {"name": "stream", "containerPort": ISAAC_MEDIA_PORT, "protocol": "UDP"},
         ],
         "startupProbe": {
             **app_ready,
@@ -325,5 +324,5 @@ def fleet_config(image: str, instances: int, instances_per_gpu: int, settings: I
         "startupTimeoutSeconds": settings.startup_timeout_seconds,
         "cacheGbs": settings.cache_gbs,
         "quitWhenViewerLeaves": settings.quit_when_viewer_leaves,
-        "ports": {"signal": SIGNAL_PORT, "stream": STREAM_PORT},
+        "ports": {"signal": ISAAC_SIGNAL_PORT, "stream": ISAAC_MEDIA_PORT},
     }
