@@ -64,13 +64,18 @@ TURN_NODE_LABEL = ("app.pixel/turn", "true")
 # The TURN DaemonSet and its coturn container (components/turn.py), as alerts and dashboard queries name them.
 TURN_DAEMONSET = "turn"
 COTURN_CONTAINER = "coturn"
-# The stream Deployment, its autoscaler and the session service (Deployment and Service), as the alerts and the
-# autoscaler's custom metric name them.
+# The stream pods' name label, and the prefix of each build's stream Deployment and autoscaler (`stream-<build>`),
+# as the alerts and dashboards match them; the session service (Deployment and Service).
 STREAM_DEPLOYMENT = "stream"
+STREAM_BUILD_DEPLOYMENTS = f"{STREAM_DEPLOYMENT}-.+"
+"""A PromQL regular expression matching every build's stream Deployment and autoscaler."""
+# The label naming a stream pod's build (the session service reads it: session/streams.py), and the label of the
+# session service's per-build series (session/metrics.py) that each build's autoscaler selects.
+BUILD_LABEL = "pixelstream.io/build"
+BUILD_METRIC_LABEL = "build"
 # A stream pod's termination grace beyond its drain: the drain's last check and Unreal's own shutdown. What a node
 # being removed must wait for, too (the GPU pool's eviction grace).
 STREAM_TERMINATION_MARGIN_SECONDS = 30
-STREAM_AUTOSCALER = "stream-autoscaler"
 SESSION_SERVICE = "session"
 GPU_NODE_LABEL = ("app.pixel/gpu", "true")
 AUTOSCALER_NODE_LABEL = ("oke.oraclecloud.com/cluster_autoscaler", "managed")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -31,6 +32,8 @@ from fake_kube import FakeKube, node, serve
 from signalling_stand_in import FakeStreamer, SignallingServer
 from tools import require
 
+from pixelstream.workloads.images import UNREAL_VERSIONS
+
 SESSION = ROOT / "components" / "workloads" / "pixel_streaming" / "session"
 PLAYER = SESSION / "player"
 NAMESPACE = "pixel"
@@ -39,17 +42,18 @@ TURN_SECRET = "edge-test-turn-secret"
 AUDIENCE = "pixelstream"
 
 
-def built_player(version: str = "5.7") -> Path:
-    """The player page bundled for `version` (npm ci and the build, again whenever a source is newer than the
-    bundle): what the image serves. Test workers (pytest-xdist) build one at a time: two `npm ci` in one directory
-    break each other."""
-    out = PLAYER / "dist" / f"ue{version}"
-    bundle = out / "assets" / "player.js"
+def built_players() -> Path:
+    """The player page bundled once per supported Unreal Engine version into dist/ue<version>/ (npm ci and the
+    build, again whenever a source is newer than a bundle): what the image serves from PLAYER_ROOT. Test workers
+    (pytest-xdist) build one at a time: two `npm ci` in one directory break each other."""
+    out = PLAYER / "dist"
+    bundles = [out / f"ue{version}" / "assets" / "player.js" for version in UNREAL_VERSIONS]
     sources = [*PLAYER.glob("src/*"), PLAYER / "index.html", PLAYER / "build.mjs", PLAYER / "package-lock.json"]
     lock = Path(tempfile.gettempdir()) / f"pixelstream-player-{hashlib.sha256(bytes(PLAYER)).hexdigest()[:16]}.lock"
     with lock.open("w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        if not bundle.exists() or max(p.stat().st_mtime for p in sources) > bundle.stat().st_mtime:
+        newest = max(p.stat().st_mtime for p in sources)
+        if not all(b.exists() for b in bundles) or newest > min(b.stat().st_mtime for b in bundles):
             npm = require("npm", "npm")
             for command in ([npm, "ci", "--no-audit", "--no-fund"], [npm, "run", "build"]):
                 subprocess.run(command, cwd=PLAYER, check=True, capture_output=True, timeout=600)
@@ -90,6 +94,7 @@ class StreamPod:
     streamer_port: int = 0
     terminating: bool = False
     """Listed with a deletion timestamp, as while its preStop hook runs."""
+    build: str = "main"
 
 
 @dataclass
@@ -100,11 +105,21 @@ class Edge:
     loop: Loop
     signalling_port: int
     process: subprocess.Popen
+    builds_file: Path
     pods: dict[str, StreamPod] = field(default_factory=dict)
     _next_address: int = 2
 
+    def set_builds(self, builds: list[dict[str, Any]]) -> None:
+        """Rewrites the builds file as the kubelet swaps a mounted ConfigMap: a new file renamed over the old."""
+        write_builds(self.builds_file, builds)
+
     def add_stream(
-        self, name: str, streamer_id: str = "DefaultStreamer", streamers: int = 1, listed: bool = True
+        self,
+        name: str,
+        streamer_id: str = "DefaultStreamer",
+        streamers: int = 1,
+        listed: bool = True,
+        build: str = "main",
     ) -> StreamPod:
         """A stream pod at the next loopback address: its signalling server and its stand-in streamer(s) (none:
         connect one yourself to `streamer_port`), listed as Ready unless `listed` is false (then `list_stream`)."""
@@ -127,7 +142,7 @@ class Edge:
             return runners, fakes
 
         runners, fakes = self.loop.run(start())
-        pod = StreamPod(name, address, server, fakes[0] if fakes else None, runners, listed, streamer_port)
+        pod = StreamPod(name, address, server, fakes[0] if fakes else None, runners, listed, streamer_port, build=build)
         self.pods[name] = pod
         self.kube.routes[("PATCH", f"/api/v1/namespaces/{NAMESPACE}/pods/{name}")] = lambda call: (200, {})
         return pod
@@ -169,7 +184,7 @@ def _pod_list(edge_pods: dict[str, StreamPod]) -> dict:
     for pod in (p for p in edge_pods.values() if p.listed):
         metadata = {
             "name": pod.name,
-            "labels": {"app.kubernetes.io/name": "stream"},
+            "labels": {"app.kubernetes.io/name": "stream", "pixelstream.io/build": pod.build},
             "ownerReferences": [{"kind": "ReplicaSet", "name": "stream-abc", "controller": True}],
         }
         if pod.terminating:
@@ -181,10 +196,23 @@ def _pod_list(edge_pods: dict[str, StreamPod]) -> dict:
     return {"items": items}
 
 
+ONE_BUILD = [{"name": "main", "weight": 1, "unrealVersion": "5.7"}]
+
+
+def write_builds(path: Path, builds: list[dict[str, Any]]) -> None:
+    staged = path.with_suffix(".new")
+    staged.write_text(json.dumps({"builds": builds}))
+    os.replace(staged, path)
+
+
 @contextmanager
-def running_edge(tmp_path: Path, turn_address: str = "203.0.113.10", **env: str) -> Iterator[Edge]:
-    """The session service with signed launch links (or the auth mode `env` names) and no stream yet; the TURN
-    node's public address is `turn_address`."""
+def running_edge(
+    tmp_path: Path, turn_address: str = "203.0.113.10", builds: list[dict[str, Any]] = ONE_BUILD, **env: str
+) -> Iterator[Edge]:
+    """The session service with signed launch links (or the auth mode `env` names), the `builds` and no stream
+    yet; the TURN node's public address is `turn_address`."""
+    builds_file = tmp_path / "builds.json"
+    write_builds(builds_file, builds)
     (tmp_path / "link-secret").write_text(LINK_SECRET)
     (tmp_path / "turn-secret").write_text(TURN_SECRET)
     pods: dict[str, StreamPod] = {}
@@ -215,6 +243,8 @@ def running_edge(tmp_path: Path, turn_address: str = "203.0.113.10", **env: str)
             "COOKIE_SECURE": "false",
             "COLD_START_SECONDS": "120",
             "RECONNECT_SECONDS": "2",
+            "BUILDS_FILE": str(builds_file),
+            "BUILDS_REFRESH_SECONDS": "0.2",
             **env,
         }
         log = (tmp_path / "session.log").open("w")
@@ -225,7 +255,7 @@ def running_edge(tmp_path: Path, turn_address: str = "203.0.113.10", **env: str)
         stack.callback(_stop, process)
         url = f"http://127.0.0.1:{port}"
         _wait_until_ready(url, process, tmp_path / "session.log")
-        yield Edge(url, f"http://127.0.0.1:{metrics_port}", kube, loop, signalling_port, process, pods)
+        yield Edge(url, f"http://127.0.0.1:{metrics_port}", kube, loop, signalling_port, process, builds_file, pods)
 
 
 def _wait_until_ready(url: str, process: subprocess.Popen, log: Path) -> None:

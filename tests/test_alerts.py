@@ -15,7 +15,10 @@ from test_addons import plan_with
 
 from pixelstream.constants import COTURN_CONTAINER, SESSION_SERVICE, TURN_DAEMONSET
 from pixelstream.tools.offline import Plan, plan_stack
-from pixelstream.workloads.pixel_streaming.streaming import AUTOSCALER, STREAM
+
+# The dev stack's one build, `main`: its Deployment and autoscaler; a canary beside it.
+STREAM, CANARY = "stream-main", "stream-canary"
+AUTOSCALER = STREAM
 
 pytestmark = pytest.mark.slow
 
@@ -90,6 +93,14 @@ FIRES = {
         "7m",
         [({"namespace": "pixel"}, 0)],
     ),
+    "PixelStreamBuildNotReady": (
+        {
+            f'kube_deployment_status_replicas_unavailable{{{KSM},deployment="{CANARY}"}}': "2x20",
+            f'kube_deployment_status_replicas_unavailable{{{KSM},deployment="{STREAM}"}}': "0x20",
+        },
+        "16m",
+        [({"namespace": "pixel", "deployment": CANARY}, 2)],
+    ),
     "PixelStreamAutoscalerAtMaximum": (
         {
             f"kube_horizontalpodautoscaler_status_current_replicas{{{HPA}}}": "10x20",
@@ -134,10 +145,19 @@ QUIET = {
     ),
     "PixelStreamNoReadyStream": (
         {
-            f'kube_deployment_status_replicas_available{{{KSM},deployment="{STREAM}"}}': "1x10",
+            f'kube_deployment_status_replicas_available{{{KSM},deployment="{STREAM}"}}': "0x10",
+            f'kube_deployment_status_replicas_available{{{KSM},deployment="{CANARY}"}}': "1x10",
             f'kube_deployment_status_replicas_available{{{KSM},deployment="player"}}': "0x10",
         },
         "7m",
+    ),
+    "PixelStreamBuildNotReady": (
+        {
+            # A rollout's new pods, ready within the start-up time; another Deployment's unavailable pods.
+            f'kube_deployment_status_replicas_unavailable{{{KSM},deployment="{CANARY}"}}': "2x10 0x10",
+            f'kube_deployment_status_replicas_unavailable{{{KSM},deployment="session"}}': "1x20",
+        },
+        "16m",
     ),
     "PixelStreamAutoscalerAtMaximum": (
         {
@@ -179,7 +199,7 @@ def test_the_planned_rules_pass_promtool_check(dev: Plan, tmp_path: Path) -> Non
     path = tmp_path / "rules.yml"
     path.write_text(yaml.safe_dump({"groups": groups_of(dev)}))
     result = run("check", "rules", str(path))
-    assert result.returncode == 0 and "7 rules found" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0 and "8 rules found" in result.stdout, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("alert", FIRES)

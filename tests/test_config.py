@@ -12,6 +12,9 @@ from pixelstream.addons.cluster_autoscaler import AutoscalerTimings
 from pixelstream.config import ConfigError, StackConfig, load_stack_config
 from pixelstream.tools.offline import read_stack_config, run_offline
 
+BUILD = {"name": "main", "image": "registry.example/game:1.4.0@sha256:" + "a" * 64}
+CANARY = {"name": "canary", "image": "registry.example/game:1.5.0@sha256:" + "b" * 64, "weight": 1}
+
 
 def parse(**overrides: Any) -> StackConfig:
     raw: dict[str, Any] = {"compartmentId": COMPARTMENT}
@@ -288,7 +291,67 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
         "more sessions than a TURN node holds",
         {"streaming": {"autoscaling": {"maxReplicas": 40}}},
         "streaming.turn.capacityBytesPerSecond",
-        ["250000000", "40 allocations", "160", "maxReplicas (40)", "userQuota 4"],
+        ["250000000", "40 allocations", "160", "40 streams (every build's maxReplicas)", "userQuota 4"],
+    ),
+    (
+        "two builds whose maxReplicas together are more sessions than a TURN node holds",
+        {"streaming": {"autoscaling": {"maxReplicas": 6}, "builds": [BUILD, {**CANARY, "maxReplicas": 5}]}},
+        "streaming.turn.capacityBytesPerSecond",
+        ["40 allocations", "44", "11 streams"],
+    ),
+    (
+        "a build name that cannot name a Deployment",
+        {"streaming": {"builds": [{**BUILD, "name": "Main_1"}]}},
+        "streaming.builds[0].name",
+        ["'Main_1' is not a build name", "at most 20"],
+    ),
+    (
+        "a build listed twice",
+        {"streaming": {"builds": [BUILD, {**CANARY, "name": "main"}]}},
+        "streaming.builds[1].name",
+        ["main is listed twice"],
+    ),
+    (
+        "a build whose image is no reference",
+        {"streaming": {"builds": [{**BUILD, "image": "registry.example/game 1.4"}]}},
+        "streaming.builds[0].image",
+        ["registry.example/game 1.4"],
+    ),
+    (
+        "a build of an unsupported Unreal Engine",
+        {"streaming": {"builds": [BUILD, {**CANARY, "unrealVersion": "5.3"}]}},
+        "streaming.builds[1].unrealVersion",
+        ["5.3 is not a supported", "5.6, 5.7"],
+    ),
+    (
+        "every build at weight 0",
+        {"streaming": {"builds": [{**BUILD, "weight": 0}, {**CANARY, "weight": 0}]}},
+        "streaming.builds",
+        ["every weight is 0"],
+    ),
+    (
+        "a negative weight",
+        {"streaming": {"builds": [{**BUILD, "weight": -1}]}},
+        "streaming.builds[0].weight",
+        ["-1"],
+    ),
+    (
+        "a build's minimum above its maximum",
+        {"streaming": {"builds": [{**BUILD, "minReplicas": 4, "maxReplicas": 2}]}},
+        "streaming.builds[0].minReplicas",
+        ["4 is above the build's maxReplicas (2)"],
+    ),
+    (
+        "images.unreal beside builds",
+        {"streaming": {"images": {"unreal": BUILD["image"]}, "builds": [BUILD]}},
+        "streaming.images.unreal",
+        ["beside streaming.builds"],
+    ),
+    (
+        "more builds than run side by side",
+        {"streaming": {"builds": [{**BUILD, "name": f"b{i}"} for i in range(5)]}},
+        "streaming.builds",
+        ["lists 5 builds", "at most 4"],
     ),
     (
         "TURN over TLS on the site's own name",

@@ -29,7 +29,8 @@ SERVICES = job_labels("kubernetes-service-endpoints") | {"app_kubernetes_io_name
 # Labels by metric-name prefix, from the exporters' sources:
 # dcgm-exporter 4.8.2 internal/pkg/rendermetrics/render_metrics.go (GPU metrics: `Hostname`, not `hostname`);
 # coturn 4.7.0 src/apps/relay/prom_server.c (turn_total_allocations{type}; the turn_total_traffic_* counters
-# have no labels); kube-state-metrics (kube_daemonset_*{namespace, daemonset}).
+# have no labels); kube-state-metrics v2 (kube_daemonset_*{namespace, daemonset}, kube_deployment_*{namespace,
+# deployment}, kube_pod_container_status_restarts_total{namespace, pod, uid, container}).
 EXPORTED = {
     "DCGM_FI_": {"gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"} | SERVICE_MONITOR,
     "turn_total_allocations": {"type"} | PODS,
@@ -38,8 +39,11 @@ EXPORTED = {
     "pixelstream_session_refused_total": {"reason"} | SERVICES,
     "pixelstream_session_dropped_total": {"type"} | SERVICES,
     "pixelstream_session_joined_total": {"kind"} | SERVICES,
-    "pixelstream_session_": SERVICES,
+    # The gauges, once per build.
+    "pixelstream_session_": {"build"} | SERVICES,
     "kube_daemonset_status_": {"namespace", "daemonset"} | SERVICE_MONITOR,
+    "kube_deployment_status_": {"namespace", "deployment"} | SERVICE_MONITOR,
+    "kube_pod_container_status_restarts_total": {"namespace", "pod", "uid", "container"} | SERVICE_MONITOR,
     "up": PODS | SERVICES | SERVICE_MONITOR,
 }
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset"}
@@ -54,13 +58,15 @@ def label_problems(expr: str, legend: str) -> list[str]:
     bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", bare)
     names = {m[1] for m in re.finditer(r"([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?", bare) if not m[2]} - KEYWORDS
     shown = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", legend))
+    # label_replace(v, "dst", "$1", "src", "regex") makes `dst`.
+    made = set(re.findall(r'\)\s*,\s*"(\w+)"\s*,\s*"\$\d+"', expr))
     problems = []
     for name in sorted(names):
         known = next((labels for prefix, labels in EXPORTED.items() if name.startswith(prefix)), None)
         if known is None:
             problems.append(f"{name}: not a metric this platform scrapes")
             continue
-        problems += [f"{name} has no label {label}" for label in sorted((grouped | matched | shown) - known)]
+        problems += [f"{name} has no label {label}" for label in sorted((grouped | matched | shown) - known - made)]
     if re.search(r"\b(sum|avg|max|min|count)\b", bare):
         problems += [f"legend shows {label}, which the aggregation drops" for label in sorted(shown - grouped)]
     return problems

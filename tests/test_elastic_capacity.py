@@ -111,7 +111,7 @@ def pod_requests(spec: dict) -> dict[str, int]:
 
 
 def test_placeholders_hold_exactly_a_streams_worth_where_streams_run(prod: Plan) -> None:
-    stream = manifest(prod, "deployment", "stream")["spec"]["template"]["spec"]
+    stream = manifest(prod, "deployment", "stream-main")["spec"]["template"]["spec"]
     warm = manifest(prod, "deployment", "warm-capacity")
     spec = warm["spec"]["template"]["spec"]
     assert warm["spec"]["replicas"] == 1
@@ -130,18 +130,18 @@ def test_placeholders_hold_exactly_a_streams_worth_where_streams_run(prod: Plan)
 
 def test_streams_preempt_placeholders_which_still_trigger_node_scale_up(prod: Plan, dev: Plan) -> None:
     classes = {obj["metadata"]["name"]: obj for obj in prod.manifests().values() if obj["kind"] == "PriorityClass"}
-    stream_class = manifest(prod, "deployment", "stream")["spec"]["template"]["spec"]["priorityClassName"]
+    stream_class = manifest(prod, "deployment", "stream-main")["spec"]["template"]["spec"]["priorityClassName"]
     warm_class = manifest(prod, "deployment", "warm-capacity")["spec"]["template"]["spec"]["priorityClassName"]
     stream, warm = classes[stream_class], classes[warm_class]
     assert stream["value"] > warm["value"] >= AUTOSCALER_EXPENDABLE_CUTOFF
     assert stream["value"] <= 0, "streams preempt the placeholders, never a default-priority pod"
     assert stream["preemptionPolicy"] == "PreemptLowerPriority" and warm["preemptionPolicy"] == "Never"
     assert "deployment.warm-capacity.yaml" not in " ".join(dev.manifests()), "dev keeps no warm capacity"
-    assert manifest(dev, "deployment", "stream")["spec"]["template"]["spec"]["priorityClassName"] == stream_class
+    assert manifest(dev, "deployment", "stream-main")["spec"]["template"]["spec"]["priorityClassName"] == stream_class
 
 
 def test_prepull_pulls_every_stream_image_on_gpu_nodes_without_starting_them(prod: Plan) -> None:
-    stream = manifest(prod, "deployment", "stream")["spec"]["template"]["spec"]
+    stream = manifest(prod, "deployment", "stream-main")["spec"]["template"]["spec"]
     prepull = manifest(prod, "daemonset", "stream-image-prepull")["spec"]["template"]["spec"]
     pulls = prepull["initContainers"]
     assert {c["image"] for c in pulls} == {c["image"] for c in stream["containers"]}

@@ -124,7 +124,7 @@ def test_gpu_pods_follow_the_configured_labels_everywhere(variant: str, request,
     manifests = plan.manifests()
     gpu_pods = [m for m in manifests.values() if m["kind"] == "ScaledJob"]
     if variant == "streaming":
-        streams = ("deployment.stream", "deployment.warm-capacity", "daemonset.stream-image-prepull")
+        streams = ("deployment.stream-main", "deployment.warm-capacity", "daemonset.stream-image-prepull")
         gpu_pods += [manifests[f"pixel.{kind}.yaml"] for kind in streams]
     if variant == "workloads":
         instances = [

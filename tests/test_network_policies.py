@@ -40,7 +40,7 @@ def _template(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
 
 # Ports the pods listen on without naming them in their spec: the streams' streamer port (Wilbur's, on every
 # interface) and Unreal's REST API.
-UNNAMED_PORTS = {"pixel/stream": {"streamer": (STREAMER_PORT, "TCP"), "rest-api": (UNREAL_REST_PORT, "TCP")}}
+UNNAMED_PORTS = {"pixel/stream-main": {"streamer": (STREAMER_PORT, "TCP"), "rest-api": (UNREAL_REST_PORT, "TCP")}}
 
 
 def workload_pods(plan: Plan) -> dict[str, Pod]:
@@ -116,7 +116,7 @@ def test_every_workload_namespace_denies_what_no_policy_names(stack: str) -> Non
 def test_players_reach_the_session_service_and_only_it_reaches_the_streams(prod: Plan) -> None:
     pods = everyone(prod)
     policies = Policies(prod.manifests().values())
-    session, stream = pods["pixel/session"], pods["pixel/stream"]
+    session, stream = pods["pixel/session"], pods["pixel/stream-main"]
     assert policies.allows(INGRESS_CONTROLLER, session, "TCP", 8080)
     assert policies.allows(PROMETHEUS, session, "TCP", 9000)
     for caller in (STRANGER, stream, PROMETHEUS):
@@ -136,13 +136,13 @@ def test_players_reach_the_session_service_and_only_it_reaches_the_streams(prod:
     # Measured: what each caller of the namespace reaches of every pod and port in the plan.
     assert reachable(policies, STRANGER, pods) == {("coredns", "dns"), ("coredns", "dns-tcp")}
     assert reachable(policies, INGRESS_CONTROLLER, pods) >= {("pixel/session", "http")}
-    assert not {t for t in reachable(policies, INGRESS_CONTROLLER, pods) if t[0] == "pixel/stream"}
+    assert not {t for t in reachable(policies, INGRESS_CONTROLLER, pods) if t[0] == "pixel/stream-main"}
 
 
 def test_a_stream_reaches_dns_the_relay_and_the_internet_and_nothing_else(prod: Plan) -> None:
     pods = everyone(prod)
     policies = Policies(prod.manifests().values())
-    stream = pods["pixel/stream"]
+    stream = pods["pixel/stream-main"]
     assert reachable(policies, stream, pods) == {("coredns", "dns"), ("coredns", "dns-tcp")}
     # The TURN servers: their listening port and relay range over UDP, nothing else of those addresses (on an
     # existing cluster they are every node's).
@@ -160,7 +160,7 @@ def test_the_pod_proxy_alone_reaches_the_streams_rest_api(tmp_path: Path) -> Non
     plan = plan_with(tmp_path, streaming={"ingress": {"host": "play.example.com"}, "podProxy": {"enabled": True}})
     pods = everyone(plan)
     policies = Policies(plan.manifests().values())
-    proxy, stream, session = pods["pixel/podproxy"], pods["pixel/stream"], pods["pixel/session"]
+    proxy, stream, session = pods["pixel/podproxy"], pods["pixel/stream-main"], pods["pixel/session"]
     assert policies.allows(INGRESS_CONTROLLER, proxy, "TCP", 8080)
     assert not policies.allows(STRANGER, proxy, "TCP", 8080)
     assert policies.allows(proxy, stream, "TCP", 8111)

@@ -386,6 +386,18 @@ RETIRED_BY_THE_POD_BOUNDARIES = {
 }
 
 
+# What builds side by side (issue 22) retired on purpose: the one stream Deployment and its autoscaler, now
+# stream-<build> for each build (a Deployment's selector cannot change in place: the build label replaces it).
+RETIRED_BY_BUILDS = {
+    "kubernetes:apps/v1:Deployment::stream",
+    "kubernetes:autoscaling/v2:HorizontalPodAutoscaler::stream-autoscaler",
+    "pixelstream:index:Streaming::pixel-streaming-streaming",
+}
+# What builds moved: the streams' disruption budget, from the one Streaming component to PixelStreaming (all
+# builds' streams), aliased to its URN under the Platform layout (test below), where every stack has it now.
+MOVED_BY_BUILDS = {"kubernetes:policy/v1:PodDisruptionBudget::stream"}
+
+
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_existing_stacks_keep_every_resource_across_the_layout_change(stack: str) -> None:
     """Every URN a stack had before the Platform component (tests/data) is still a resource's URN or alias, but
@@ -394,7 +406,19 @@ def test_existing_stacks_keep_every_resource_across_the_layout_change(stack: str
     before = [engine_urn(urn) for urn in recorded]
     plan, _ = plan_stack(stack, ROOT)
     known = plan.known_urns()
-    retired = RETIRED_BY_THE_PLAYER_EDGE | {urn.format(stack=stack) for urn in RETIRED_BY_THE_POD_BOUNDARIES}
+    retired = RETIRED_BY_THE_PLAYER_EDGE | RETIRED_BY_BUILDS | MOVED_BY_BUILDS
+    retired |= {urn.format(stack=stack) for urn in RETIRED_BY_THE_POD_BOUNDARIES}
     assert {urn.rsplit("$", 1)[-1] for urn in before if urn not in known} == retired
     # and the aliases are real: without the Platform's alias, nothing before would be found
     assert not {urn for urn in before if "pixelstream:index:Platform" in urn}
+
+
+def test_the_streams_disruption_budget_keeps_its_identity_across_builds() -> None:
+    """A second PodDisruptionBudget `stream` beside the first would clash: the moved one is the same resource."""
+    plan, _ = plan_stack("dev", ROOT)
+    [budget] = [
+        r for r in plan.resources if r.type == "kubernetes:policy/v1:PodDisruptionBudget" and r.name == "stream"
+    ]
+    chain = "pixelstream:index:Platform$pixelstream:index:PixelStreaming$pixelstream:index:Streaming"
+    before = f"urn:pulumi:dev::pixelstream::{chain}$kubernetes:policy/v1:PodDisruptionBudget::stream"
+    assert before in budget.aliases

@@ -26,7 +26,7 @@ from conftest import free_port
 from session_edge import (
     TURN_SECRET,
     Edge,
-    built_player,
+    built_players,
     chromium_driver,
     launch_link,
     quit_driver,
@@ -173,8 +173,8 @@ def blank_page() -> Iterator[str]:
 @pytest.fixture
 def edge(tmp_path: Path, coturn: tuple[int, Path]) -> Iterator[Edge]:
     port, _ = coturn
-    player = built_player("5.7")
-    with running_edge(tmp_path, turn_address="127.0.0.1", PLAYER_DIR=str(player), TURN_PORT=str(port)) as running:
+    player = built_players()
+    with running_edge(tmp_path, turn_address="127.0.0.1", PLAYER_ROOT=str(player), TURN_PORT=str(port)) as running:
         yield running
 
 

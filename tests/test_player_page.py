@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from session_edge import Edge, built_player, chromium_driver, launch_link, quit_driver, running_edge, wait_for
+from session_edge import Edge, built_players, chromium_driver, launch_link, quit_driver, running_edge, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def edge(tmp_path: Path) -> Iterator[Edge]:
-    with running_edge(tmp_path, PLAYER_DIR=str(built_player("5.7"))) as running:
+    with running_edge(tmp_path, PLAYER_ROOT=str(built_players())) as running:
         yield running
 
 
@@ -99,3 +99,26 @@ def test_a_second_browser_with_a_used_link_or_a_chosen_stream_gets_nothing_of_th
     assert outcome in ("refused", "closed 1006")
     assert pod.streamer.players_connected() == ["Player0"]
     assert {who for who, _ in pod.server.from_players()} == {"Player0"}
+
+
+def test_a_player_sent_to_a_build_of_another_engine_version_gets_that_versions_library(
+    tmp_path: Path, browsers
+) -> None:
+    """The page is loaded with UE 5.7's library (main takes every player); promotion sends the waiting player to
+    a UE 5.6 canary: the page reloads itself with 5.6's library and plays the canary's stream."""
+    builds = [
+        {"name": "main", "weight": 1, "unrealVersion": "5.7"},
+        {"name": "canary", "weight": 0, "unrealVersion": "5.6"},
+    ]
+    with running_edge(tmp_path, builds=builds, PLAYER_ROOT=str(built_players())) as edge:
+        player = browsers()
+        player.get(f"{edge.url}/#launch={launch_link('alice')}")
+        wait_for(lambda: page_state(player).get("state") == "queued", "the page showing the queue")
+        first_page = player.execute_script("return performance.timeOrigin")
+        assert page_state(player)["library"] == "5.7"
+        pod = edge.add_stream("stream-canary-1", build="canary")
+        edge.set_builds([{**builds[0], "weight": 0}, {**builds[1], "weight": 1}])
+        wait_for(lambda: pod.streamer.players_connected() == ["Player0"], "the 5.6 library on the canary's stream")
+        assert player.execute_script("return performance.timeOrigin") != first_page, "the page was reloaded"
+        assert page_state(player)["library"] == "5.6", "the bundle of UE 5.6's library runs"
+        assert player.execute_script("return sessionStorage.getItem('pixelstream-reloads')") == "1"

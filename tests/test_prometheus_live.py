@@ -27,9 +27,16 @@ from pixelstream.tools.offline import plan_stack
 from pixelstream.workloads.pixel_streaming.session.metrics import Metrics
 
 pytestmark = pytest.mark.slow
+CANARY_IMAGE = "registry.example/game:canary-1.0.1@sha256:" + "c" * 64
 
-# What the session service itself renders (session/metrics.py): 3 players on 4 ready streams, 1 free.
-SESSION = Metrics().render({"queued": 0, "playing": 3, "streams": 4, "free": 1}, 0.75)
+# What the session service itself renders (session/metrics.py) for two builds: main with 3 players on 4 ready
+# streams, 1 free; a canary with 1 player on its one stream and 1 waiting.
+SESSION = Metrics().render(
+    {
+        "main": ({"queued": 0, "playing": 3, "streams": 4, "free": 1}, 0.75),
+        "canary": ({"queued": 1, "playing": 1, "streams": 1, "free": 0}, 2.0),
+    }
+)
 # What coturn's exporter writes on two TURN nodes (coturn src/apps/relay/prom_server.c).
 TURN_A, TURN_B = 'turn_total_allocations{type="UDP"} 3\n', 'turn_total_allocations{type="UDP"} 0\n'
 
@@ -168,7 +175,7 @@ def samples(url: str, promql: str) -> dict[str, float]:
 
 
 def test_service_scrape_carries_namespace_and_service(prometheus: str) -> None:
-    [series] = query(prometheus, "pixelstream_session_demand_ratio")
+    [series] = query(prometheus, 'pixelstream_session_demand_ratio{build="main"}')
     labels = series["metric"]
     assert labels["namespace"] == "pixel" and labels["service"] == "session"
     assert labels["node"] == "node-a" and labels["app"] == "session"
@@ -198,9 +205,32 @@ def test_each_pod_is_scraped_once_on_its_metrics_port(prometheus: str) -> None:
 
 def test_adapter_queries_on_the_scraped_series(prometheus: str) -> None:
     rules = {rule.metric: rule.to_values() for rule in ADAPTER_RULES}
-    ratio = expand_metrics_query(rules[POOL_RATIO_METRIC], "service", "pixel", ["session"])
+    main = {"build": "main"}
+    ratio = expand_metrics_query(rules[POOL_RATIO_METRIC], "service", "pixel", ["session"], main)
     assert samples(prometheus, ratio) == {'{"service": "session"}': 0.75}
-    available = expand_metrics_query(rules["pixelstream_available_count"], "service", "pixel", ["session"])
+    available = expand_metrics_query(rules["pixelstream_available_count"], "service", "pixel", ["session"], main)
     assert samples(prometheus, available) == {'{"service": "session"}': 1.0}
-    queued = expand_metrics_query(rules["pixelstream_player_queue_count"], "service", "pixel", ["session"])
+    queued = expand_metrics_query(rules["pixelstream_player_queue_count"], "service", "pixel", ["session"], main)
     assert samples(prometheus, queued) == {'{"service": "session"}': 0.0}
+
+
+def test_each_builds_autoscaler_reads_its_own_builds_ratio(prometheus: str, tmp_path) -> None:
+    """The HPAs of a two-build plan, their metric selectors expanded as prometheus-adapter does, on the scraped
+    series: each gets its build's ratio alone (without the selector the average of both would come back)."""
+    from test_addons import plan_with
+
+    main_image = CANARY_IMAGE.replace("canary", "main")
+    builds = [
+        {"name": "main", "image": main_image, "maxReplicas": 5},
+        {"name": "canary", "image": CANARY_IMAGE, "maxReplicas": 5},
+    ]
+    plan = plan_with(tmp_path, streaming={"builds": builds})
+    rule = next(r.to_values() for r in ADAPTER_RULES if r.metric == POOL_RATIO_METRIC)
+    ratios = {}
+    for build in ("main", "canary"):
+        [metric] = plan.manifests()[f"pixel.horizontalpodautoscaler.stream-{build}.yaml"]["spec"]["metrics"]
+        selector = metric["object"]["metric"]["selector"]["matchLabels"]
+        ratios[build] = samples(prometheus, expand_metrics_query(rule, "service", "pixel", ["session"], selector))
+    assert ratios == {"main": {'{"service": "session"}': 0.75}, "canary": {'{"service": "session"}': 2.0}}
+    both = expand_metrics_query(rule, "service", "pixel", ["session"])
+    assert samples(prometheus, both) == {'{"service": "session"}': 1.375}

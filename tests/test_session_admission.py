@@ -125,7 +125,7 @@ def test_the_policy_applies_to_the_session_services_pod_updates_in_its_namespace
 
 
 def test_the_session_service_may_mark_a_stream_busy_and_free_again(dev: Plan, policy: Policy) -> None:
-    stream = running_pod(dev, "stream")
+    stream = running_pod(dev, "stream-main")
     busy = annotated(stream, True)
     assert policy.denials(SESSION_ACCOUNT, stream, busy) == []
     assert policy.denials(SESSION_ACCOUNT, busy, annotated(busy, False)) == []
@@ -154,13 +154,13 @@ def changed(pod: dict[str, Any], **patch: Any) -> dict[str, Any]:
 def test_anything_else_on_a_stream_pod_is_denied(
     dev: Plan, policy: Policy, what: str, patch: dict, message: str
 ) -> None:
-    stream = annotated(running_pod(dev, "stream"), True)
+    stream = annotated(running_pod(dev, "stream-main"), True)
     denials = policy.denials(SESSION_ACCOUNT, stream, changed(stream, **patch))
     assert denials and message in " ".join(denials), what
 
 
 def test_removing_or_rewriting_an_annotation_it_does_not_own_is_denied(dev: Plan, policy: Policy) -> None:
-    stream = running_pod(dev, "stream")
+    stream = running_pod(dev, "stream-main")
     stream["metadata"]["annotations"] = {"kubectl.kubernetes.io/restartedAt": "2026-12-01T00:00:00Z"}
     for value in (None, "2027-01-01T00:00:00Z"):
         patch = {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": value}}}
@@ -175,7 +175,7 @@ def test_only_stream_pods_may_be_marked(dev: Plan, policy: Policy) -> None:
 
 
 def test_other_users_are_not_held_by_this_policy(dev: Plan, policy: Policy) -> None:
-    stream = running_pod(dev, "stream")
+    stream = running_pod(dev, "stream-main")
     swapped = changed(stream, spec={"containers": [{"name": "streamer", "image": "other:1"}]})
     for user in ("system:serviceaccount:pixel:turn", "system:serviceaccount:other:session", "system:node:gpu-1"):
         assert policy.denials(user, stream, swapped) is None

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -589,6 +590,78 @@ def test_settling_closes_left_behind_connections_without_waiting_and_keeps_the_c
     asyncio.run(scenario())
 
 
+# -- builds side by side -------------------------------------------------------------------------------------
+
+BUILD_STREAMS = {"stream-main-1": "10.0.192.20", "stream-canary-1": "10.0.192.21"}
+BUILD_OF = {"stream-main-1": "main", "stream-canary-1": "canary"}
+
+
+def builds_broker(weights: dict[str, int], seed: int = 7) -> Broker:
+    return Broker(BrokerSettings(max_queue=100_000), weights=weights, choose=random.Random(seed))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_new_players_go_to_builds_in_proportion_to_their_weights(seed: int) -> None:
+    """10 000 joins at weights 80/20/0: each build's share within 4 standard deviations of its weight's share
+    (binomial: 40 players for 20%), and a build at weight 0 gets nobody."""
+    b = builds_broker({"main": 80, "canary": 20, "retired": 0}, seed)
+    joins = 10_000
+    for index in range(joins):
+        b.join(f"player-{index}", T0)
+    shares = {name: sum(1 for s in b.sessions.values() if s.build == name) for name in ("main", "canary", "retired")}
+    spread = 4 * (joins * 0.2 * 0.8) ** 0.5
+    assert abs(shares["canary"] - 0.2 * joins) <= spread, shares
+    assert shares["main"] + shares["canary"] == joins and shares["retired"] == 0
+
+
+def test_a_player_gets_a_stream_of_its_build_only_and_does_not_hold_up_another_builds_player() -> None:
+    b = builds_broker({"main": 1, "canary": 1})
+    first, second = b.join("alice", T0), b.join("bob", T0 + 1)
+    first.build, second.build = "main", "canary"  # as the weights might have sent them
+    b.set_streams({"stream-canary-1": BUILD_STREAMS["stream-canary-1"]}, T0 + 2, builds=BUILD_OF)
+    assert (first.state, second.state) == (State.QUEUED, State.ASSIGNED), "bob is served past alice"
+    assert second.stream == "stream-canary-1"
+    assert b.status(first.id, T0 + 2).position == 1, "alice is first of main's players"
+    b.set_streams(BUILD_STREAMS, T0 + 3, builds=BUILD_OF)
+    assert first.stream == "stream-main-1"
+
+
+def test_a_build_at_weight_zero_keeps_its_players_and_sends_its_waiting_ones_elsewhere_in_place() -> None:
+    b = builds_broker({"main": 1, "canary": 1})
+    playing = b.join("alice", T0)
+    waiting = [b.join(f"player-{i}", T0 + 2) for i in range(6)]
+    for session in (playing, *waiting):
+        session.build = "canary"
+    b.set_streams({"stream-canary-1": BUILD_STREAMS["stream-canary-1"]}, T0 + 2, builds=BUILD_OF)
+    b.connect(playing.id, T0 + 2)
+    b.set_weights({"main": 1, "canary": 0}, T0 + 3)
+    assert [s.build for s in waiting] == ["main"] * 6 and list(b.queue) == [s.id for s in waiting]
+    assert (playing.state, playing.stream) == (State.CONNECTED, "stream-canary-1"), "nobody playing moves"
+    assert b.counts("canary") == {"queued": 0, "playing": 1, "streams": 1, "free": 0}
+    assert b.demand_ratio("canary") == 1.0, "its autoscaler keeps the stream in use, and no more"
+    assert b.counts("main")["queued"] == 6 and b.demand_ratio("main") == 7.0
+    b.leave(playing.id, T0 + 4)
+    assert b.demand_ratio("canary") == 0.0 and b.counts("canary")["free"] == 1
+    assert all(s.build == "main" for s in waiting), "its free stream takes nobody new"
+    assert [s.state for s in waiting] == [State.QUEUED] * 6
+
+
+def test_weights_must_leave_some_build_taking_players() -> None:
+    b = builds_broker({"main": 1})
+    with pytest.raises(ValueError, match="weight above 0"):
+        b.set_weights({"main": 0, "canary": 0}, T0)
+    assert b.weights == {"main": 1}
+
+
+def test_a_stream_whose_build_is_unknown_serves_only_sessions_of_that_build() -> None:
+    """A build removed from the list still has its streams until they go: nobody new is sent to them."""
+    b = builds_broker({"main": 1})
+    b.set_streams({"stream-old-1": "10.0.192.30"}, T0, builds={"stream-old-1": "old"})
+    session = b.join("alice", T0)
+    assert session.build == "main" and session.state == State.QUEUED
+    assert b.builds() == ["main", "old"] and b.counts("old")["free"] == 1
+
+
 # -- metrics --------------------------------------------------------------------------------------------------
 
 
@@ -596,7 +669,11 @@ def test_metrics_render_the_broker_counts_and_counters() -> None:
     metrics = Metrics()
     metrics.count("refused", "auth")
     metrics.count("dropped", 'sub"scribe', 2)
-    text = metrics.render({"queued": 3, "playing": 2, "streams": 4, "free": 2}, 1.25)
-    assert "pixelstream_session_queue 3\n" in text and "pixelstream_session_demand_ratio 1.25\n" in text
+    counts = {"queued": 3, "playing": 2, "streams": 4, "free": 2}
+    text = metrics.render({"main": (counts, 1.25), "canary": ({**counts, "queued": 0}, 0.5)})
+    assert 'pixelstream_session_queue{build="main"} 3\n' in text
+    assert 'pixelstream_session_demand_ratio{build="main"} 1.25\n' in text
+    assert 'pixelstream_session_queue{build="canary"} 0\n' in text
+    assert 'pixelstream_session_demand_ratio{build="canary"} 0.5\n' in text
     assert 'pixelstream_session_refused_total{reason="auth"} 1' in text
     assert 'pixelstream_session_dropped_total{type="sub\\"scribe"} 2' in text

@@ -25,6 +25,9 @@ from pixelstream.workloads.pixel_streaming.session.turn import turn_name
 
 pytestmark = pytest.mark.slow
 
+# What every status of a session tells its page: its build (the one build, `main`) and its Unreal Engine version.
+MAIN = {"build": "main", "unrealVersion": "5.7"}
+
 
 @pytest.fixture
 def edge(tmp_path: Path) -> Iterator[Edge]:
@@ -128,13 +131,13 @@ def test_no_link_no_session_no_stream(edge: Edge) -> None:
 
 def test_a_player_with_a_link_gets_exactly_one_free_stream_and_the_sessions_turn_servers(edge: Edge) -> None:
     pods = [edge.add_stream("stream-a"), edge.add_stream("stream-b")]
-    wait_for(lambda: "pixelstream_session_streams_ready 2" in edge.metrics(), "both streams listed")
+    wait_for(lambda: 'pixelstream_session_streams_ready{build="main"} 2' in edge.metrics(), "both streams listed")
 
     async def scenario() -> dict[str, Any]:
         player = Player(edge)
         try:
             status, body = await player.join(launch_link("alice"))
-            assert (status, body) == (200, {"state": "assigned"})
+            assert (status, body) == (200, {"state": "assigned", **MAIN})
             socket = await player.signalling()
             config = await receive(socket, "config")
             await socket.send_str(json.dumps({"type": "listStreamers"}))
@@ -171,7 +174,7 @@ def test_a_player_with_a_link_gets_exactly_one_free_stream_and_the_sessions_turn
 
 def test_a_second_player_never_reaches_the_first_players_stream(edge: Edge) -> None:
     first_pod = edge.add_stream("stream-a")
-    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+    wait_for(lambda: 'pixelstream_session_streams_ready{build="main"} 1' in edge.metrics(), "the stream listed")
 
     async def scenario() -> None:
         alice, mallory = Player(edge), Player(edge)
@@ -193,7 +196,7 @@ def test_a_second_player_never_reaches_the_first_players_stream(edge: Edge) -> N
 
             # A stream of her own: whatever she sends, only that stream hears it.
             second_pod = edge.add_stream("stream-b")
-            await until(lambda: mallory.status(), {"state": "assigned"}, "mallory's own stream")
+            await until(lambda: mallory.status(), {"state": "assigned", **MAIN}, "mallory's own stream")
             socket = await mallory.signalling(choose)
             await receive(socket, "config")
             forged = [
@@ -251,15 +254,18 @@ def test_waiting_players_learn_their_place_and_the_expected_wait(edge: Edge) -> 
 
     answers = asyncio.run(scenario())
     assert answers == [
-        {"state": "queued", "position": i, "estimatedWaitSeconds": 120} for i in (1, 2, 3)
+        {"state": "queued", **MAIN, "position": i, "estimatedWaitSeconds": 120} for i in (1, 2, 3)
     ]  # no history yet: one stream start (COLD_START_SECONDS)
     metrics = edge.metrics()
-    assert "pixelstream_session_queue 3\n" in metrics and "pixelstream_session_demand_ratio 4\n" in metrics
+    assert (
+        'pixelstream_session_queue{build="main"} 3\n' in metrics
+        and 'pixelstream_session_demand_ratio{build="main"} 4\n' in metrics
+    )
 
 
 def test_a_signalling_server_with_two_streamers_is_skipped_and_the_player_keeps_its_place(edge: Edge) -> None:
     crowded = edge.add_stream("stream-a", streamers=2)
-    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+    wait_for(lambda: 'pixelstream_session_streams_ready{build="main"} 1' in edge.metrics(), "the stream listed")
 
     async def scenario() -> tuple[int | None, dict[str, Any]]:
         player = Player(edge)
@@ -271,13 +277,13 @@ def test_a_signalling_server_with_two_streamers_is_skipped_and_the_player_keeps_
             await player.close()
 
     code, status = asyncio.run(scenario())
-    assert code == 4001 and status == {"state": "queued", "position": 1, "estimatedWaitSeconds": 120}
+    assert code == 4001 and status == {"state": "queued", **MAIN, "position": 1, "estimatedWaitSeconds": 120}
     assert crowded.streamer.players_connected() == []
 
 
 def test_cross_site_signalling_is_refused(edge: Edge) -> None:
     edge.add_stream("stream-a")
-    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+    wait_for(lambda: 'pixelstream_session_streams_ready{build="main"} 1' in edge.metrics(), "the stream listed")
 
     async def scenario() -> int:
         player = Player(edge)
@@ -324,7 +330,7 @@ def test_a_full_waiting_room_refuses_a_player_without_spending_the_launch_link(t
 
 def test_a_request_that_is_no_websocket_changes_nothing_about_the_session(edge: Edge) -> None:
     edge.add_stream("stream-a")
-    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+    wait_for(lambda: 'pixelstream_session_streams_ready{build="main"} 1' in edge.metrics(), "the stream listed")
 
     async def scenario() -> tuple[int, dict[str, Any]]:
         player = Player(edge)
@@ -336,12 +342,12 @@ def test_a_request_that_is_no_websocket_changes_nothing_about_the_session(edge: 
         finally:
             await player.close()
 
-    assert asyncio.run(scenario()) == (400, {"state": "assigned"})
+    assert asyncio.run(scenario()) == (400, {"state": "assigned", **MAIN})
 
 
 def test_a_player_that_drops_its_connection_keeps_its_stream_and_the_stream_is_not_blamed(edge: Edge) -> None:
     pod = edge.add_stream("stream-a")
-    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+    wait_for(lambda: 'pixelstream_session_streams_ready{build="main"} 1' in edge.metrics(), "the stream listed")
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
         player = Player(edge)
@@ -360,13 +366,13 @@ def test_a_player_that_drops_its_connection_keeps_its_stream_and_the_stream_is_n
             await player.close()
 
     dropped, back = asyncio.run(scenario())
-    assert dropped["state"] in ("reconnecting", "connected") and back == {"state": "connected"}
+    assert dropped["state"] in ("reconnecting", "connected") and back == {"state": "connected", **MAIN}
     assert 'reason="stream-unavailable"' not in edge.metrics() and pod.streamer.players_connected() == []
 
 
 def test_a_terminating_stream_keeps_its_player_and_takes_no_new_one(edge: Edge) -> None:
     pod = edge.add_stream("stream-a")
-    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+    wait_for(lambda: 'pixelstream_session_streams_ready{build="main"} 1' in edge.metrics(), "the stream listed")
 
     async def scenario() -> tuple[dict[str, Any], int | None]:
         alice, bob = Player(edge), Player(edge)
@@ -375,7 +381,9 @@ def test_a_terminating_stream_keeps_its_player_and_takes_no_new_one(edge: Edge) 
             socket = await alice.signalling()
             await receive(socket, "config")
             pod.terminating = True
-            wait_for(lambda: "pixelstream_session_streams_ready 0" in edge.metrics(), "the stream draining")
+            wait_for(
+                lambda: 'pixelstream_session_streams_ready{build="main"} 0' in edge.metrics(), "the stream draining"
+            )
             assert (await bob.join(launch_link("bob")))[1]["state"] == "queued"
             await socket.send_str(json.dumps({"type": "listStreamers"}))
             assert (await receive(socket, "streamerList"))["ids"] == ["stream"]
@@ -387,12 +395,12 @@ def test_a_terminating_stream_keeps_its_player_and_takes_no_new_one(edge: Edge) 
             await bob.close()
 
     playing, code = asyncio.run(scenario())
-    assert playing == {"state": "connected"} and code == 4003
+    assert playing == {"state": "connected", **MAIN} and code == 4003
 
 
 def test_a_player_flooding_its_signalling_is_cut_off_and_reconnecting_gives_it_no_fresh_budget(edge: Edge) -> None:
     pod = edge.add_stream("stream-a")
-    wait_for(lambda: "pixelstream_session_streams_ready 1" in edge.metrics(), "the stream listed")
+    wait_for(lambda: 'pixelstream_session_streams_ready{build="main"} 1' in edge.metrics(), "the stream listed")
 
     def pings() -> int:
         return sum(1 for _, m in pod.server.from_players() if m["type"] == "ping")
@@ -418,3 +426,78 @@ def test_a_player_flooding_its_signalling_is_cut_off_and_reconnecting_gives_it_n
             await player.close()
 
     assert asyncio.run(scenario()) == (4008, 4008)
+
+
+# -- builds side by side ---------------------------------------------------------------------------------------
+
+CANARY_UE56 = {"name": "canary", "weight": 0, "unrealVersion": "5.6"}
+MAIN_UE57 = {"name": "main", "weight": 1, "unrealVersion": "5.7"}
+
+
+@pytest.fixture
+def two_builds(tmp_path: Path) -> Iterator[Edge]:
+    """main (UE 5.7) takes every new player, the canary (UE 5.6) none yet; a page of each version to serve."""
+    root = tmp_path / "player"
+    for version in ("5.6", "5.7"):
+        (root / f"ue{version}" / "assets").mkdir(parents=True)
+        (root / f"ue{version}" / "index.html").write_text(f"page of UE {version}")
+        (root / f"ue{version}" / "assets" / "player.js").write_text(f"library of UE {version}")
+    (tmp_path / "secret.txt").write_text("not for players")
+    with running_edge(tmp_path, builds=[MAIN_UE57, CANARY_UE56], PLAYER_ROOT=str(root)) as running:
+        yield running
+
+
+async def page(player: Player, path: str = "/") -> tuple[int, str]:
+    async with player.http.get(f"{player.edge.url}{path}") as response:
+        return response.status, await response.text()
+
+
+def test_a_player_waits_for_its_builds_stream_and_promotion_moves_the_waiting_without_a_restart(
+    two_builds: Edge,
+) -> None:
+    edge = two_builds
+    edge.add_stream("stream-canary-1", build="canary")
+    wait_for(lambda: 'pixelstream_session_streams_free{build="canary"} 1' in edge.metrics(), "the canary listed")
+
+    async def scenario() -> None:
+        player = Player(edge)
+        try:
+            status, body = await player.join(launch_link("alice"))
+            assert (status, body["state"], body["build"]) == (200, "queued", "main"), "weight 0 takes nobody"
+            assert 'pixelstream_session_queue{build="main"} 1' in edge.metrics()
+            assert edge.annotations_written("stream-canary-1") == []
+            assert await page(player) == (200, "page of UE 5.7")
+            # Promotion: the canary takes every new player; alice, still waiting, is sent there in her place.
+            edge.set_builds([{**MAIN_UE57, "weight": 0}, {**CANARY_UE56, "weight": 1}])
+            expected = {"state": "assigned", "build": "canary", "unrealVersion": "5.6"}
+            await until(player.status, expected, "alice on the canary")
+            # The page and its library follow her session's build: what the player page reloads itself for.
+            assert await page(player) == (200, "page of UE 5.6")
+            assert await page(player, "/assets/player.js") == (200, "library of UE 5.6")
+            assert (await page(Player(edge)))[1] == "page of UE 5.6", "a new player gets the heaviest build's page"
+        finally:
+            await player.close()
+
+    asyncio.run(scenario())
+    assert edge.annotations_written("stream-canary-1")[-1]["controller.kubernetes.io/pod-deletion-cost"] == "1"
+    assert edge.process.poll() is None, "the same process throughout"
+
+
+def test_a_broken_builds_file_changes_nothing_and_no_path_leaves_the_pages(two_builds: Edge) -> None:
+    edge = two_builds
+    edge.builds_file.write_text('{"builds": [{"name": "main", "weight": 0, "unrealVersion": "5.7"}]}')
+
+    async def scenario() -> None:
+        player = Player(edge)
+        try:
+            await asyncio.sleep(1)  # five rounds of the builds refresh
+            status, body = await player.join(launch_link("bob"))
+            assert (status, body["build"]) == (200, "main"), "the weights before the broken file still hold"
+            for path in ("/assets/..%2f..%2fsecret.txt", "/assets/.hidden", "/assets/nothing.js"):
+                assert (await page(player, path))[0] == 404, path
+        finally:
+            await player.close()
+
+    asyncio.run(scenario())
+    log = (edge.builds_file.parent / "session.log").read_text()
+    assert "not applied, the builds stay as they were: every weight is 0" in log

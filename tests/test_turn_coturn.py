@@ -321,7 +321,7 @@ def test_every_other_session_at_its_quota_leaves_a_player_its_allocations(starte
     plan = plan_of("prod", tmp_path)
     config, _ = node_config(plan, tmp_path)
     quota = int(re.search(r"^user-quota=(\d+)$", config, re.M)[1])
-    sessions = plan.manifests()["pixel.horizontalpodautoscaler.stream-autoscaler.yaml"]["spec"]["maxReplicas"]
+    sessions = plan.manifests()["pixel.horizontalpodautoscaler.stream-main.yaml"]["spec"]["maxReplicas"]
     server, _ = started(config)
     greedy = [client(server, session=f"greedy-{s}") for s in range(sessions - 1) for _ in range(quota)]
     player = [client(server, session="the-player") for _ in range(quota)]

@@ -4,6 +4,7 @@ player edge (the session service, its auth modes, the routes and their limits)."
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 
 import pytest
@@ -40,13 +41,13 @@ def containers(spec: dict) -> list[dict]:
 
 
 def test_hpa_scales_streams_on_the_session_services_pool_ratio(dev: Plan) -> None:
-    hpa = manifest(dev, "horizontalpodautoscaler", "stream-autoscaler")["spec"]
-    assert hpa["scaleTargetRef"] == {"kind": "Deployment", "name": "stream", "apiVersion": "apps/v1"}
+    hpa = manifest(dev, "horizontalpodautoscaler", "stream-main")["spec"]
+    assert hpa["scaleTargetRef"] == {"kind": "Deployment", "name": "stream-main", "apiVersion": "apps/v1"}
     assert hpa["metrics"] == [
         {
             "type": "Object",
             "object": {
-                "metric": {"name": "player_stream_pool_ratio"},
+                "metric": {"name": "player_stream_pool_ratio", "selector": {"matchLabels": {"build": "main"}}},
                 "describedObject": {"apiVersion": "v1", "kind": "Service", "name": "session"},
                 "target": {"type": "Value", "value": "0.9"},
             },
@@ -58,7 +59,7 @@ def test_hpa_scales_streams_on_the_session_services_pool_ratio(dev: Plan) -> Non
         {"type": "Percent", "value": 10, "periodSeconds": 15},
     ]
     assert hpa["behavior"]["scaleDown"] == {"stabilizationWindowSeconds": 30}
-    assert "replicas" not in manifest(dev, "deployment", "stream")["spec"], "the autoscaler owns the count"
+    assert "replicas" not in manifest(dev, "deployment", "stream-main")["spec"], "the autoscaler owns the count"
 
 
 def test_autoscaling_from_config(tmp_path: Path) -> None:
@@ -75,7 +76,7 @@ def test_autoscaling_from_config(tmp_path: Path) -> None:
             "turn": {"capacityBytesPerSecond": 1_000_000_000},
         },
     )
-    hpa = manifest(plan, "horizontalpodautoscaler", "stream-autoscaler")["spec"]
+    hpa = manifest(plan, "horizontalpodautoscaler", "stream-main")["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 40)
     assert hpa["metrics"][0]["object"]["target"]["value"] == "0.75"
     assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
@@ -121,7 +122,7 @@ def test_every_pod_runs_non_root_where_the_image_allows(dev: Plan, tmp_path: Pat
         "DaemonSet/turn/coturn",
         "DaemonSet/turn/bootstrap",
         "Deployment/session/session",
-        "Deployment/stream/signalling",
+        "Deployment/stream-main/signalling",
     } <= read_only
 
 
@@ -261,7 +262,7 @@ def test_turn_denies_metadata_private_and_the_platforms_own_networks(dev: Plan) 
 
 
 def stream_pod(plan: Plan) -> dict:
-    return manifest(plan, "deployment", "stream")["spec"]["template"]
+    return manifest(plan, "deployment", "stream-main")["spec"]["template"]
 
 
 def test_stream_pod_placement_probes_and_drain(dev: Plan) -> None:
@@ -323,8 +324,8 @@ def test_the_unreal_version_picks_the_signalling_server_and_the_player_page(tmp_
     plan = plan_with(tmp_path, streaming={"unrealVersion": "5.6"})
     images = {c["image"] for c in stream_pod(plan)["spec"]["containers"]}
     assert IMAGES["signalling-ue5.6"] in images and IMAGES["signalling-ue5.7"] not in images
-    session = manifest(plan, "deployment", "session")["spec"]["template"]["spec"]["containers"][0]
-    assert {"name": "PLAYER_DIR", "value": "/app/player/ue5.6"} in session["env"]
+    builds = json.loads(manifest(plan, "configmap", "session-builds")["data"]["builds.json"])
+    assert builds == {"builds": [{"name": "main", "weight": 1, "unrealVersion": "5.6"}]}, "the page follows"
     prepull = manifest(plan, "daemonset", "stream-image-prepull")["spec"]["template"]["spec"]
     assert IMAGES["signalling-ue5.6"] in {c["image"] for c in prepull["initContainers"]}, "the pre-pull follows"
 
@@ -531,3 +532,105 @@ def test_without_turn_over_tls_coturn_listens_for_plain_turn_only(dev: Plan) -> 
     assert "pixel.certificate.turn-tls.yaml" not in dev.manifests()
     rules = [r.inputs for r in dev.of_type(NSG_RULE)]
     assert not [i for i in rules if i.get("tcpOptions", {}).get("destinationPortRange") == {"min": 5349, "max": 5349}]
+
+
+# -- builds side by side ---------------------------------------------------------------------------------------
+
+GAME = "registry.example/game"
+# Their maxReplicas together the dev TURN node's 10 sessions.
+MAIN = {"name": "main", "image": f"{GAME}:1.4.0@sha256:" + "a" * 64, "weight": 90, "maxReplicas": 5}
+CANARY = {
+    "name": "canary",
+    "image": f"{GAME}:1.5.0@sha256:" + "b" * 64,
+    "unrealVersion": "5.6",
+    "weight": 10,
+    "maxReplicas": 3,
+}
+OLD = {"name": "old", "image": f"{GAME}:1.3.0@sha256:" + "c" * 64, "weight": 0, "maxReplicas": 2}
+
+
+@pytest.fixture(scope="module")
+def three_builds(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    return plan_with(tmp_path_factory.mktemp("builds"), streaming={"builds": [MAIN, CANARY, OLD]})
+
+
+def test_each_build_gets_its_own_stream_pool_of_its_image_and_signalling(three_builds: Plan) -> None:
+    for build, image, signalling in (
+        ("main", MAIN["image"], IMAGES["signalling-ue5.7"]),
+        ("canary", CANARY["image"], IMAGES["signalling-ue5.6"]),
+        ("old", OLD["image"], IMAGES["signalling-ue5.7"]),
+    ):
+        deployment = manifest(three_builds, "deployment", f"stream-{build}")
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector["pixelstream.io/build"] == build and selector["app.kubernetes.io/name"] == "stream"
+        assert deployment["spec"]["template"]["metadata"]["labels"] == selector
+        images = {c["name"]: c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
+        assert images == {"signalling": signalling, "streamer": image}
+    deployments = {n for n in three_builds.manifests() if n.startswith("pixel.deployment.stream")}
+    assert deployments == {f"pixel.deployment.stream-{b}.yaml" for b in ("main", "canary", "old")}
+
+
+def test_each_build_scales_on_its_own_ratio_between_its_own_bounds(three_builds: Plan) -> None:
+    bounds = {}
+    for build in ("main", "canary", "old"):
+        hpa = manifest(three_builds, "horizontalpodautoscaler", f"stream-{build}")["spec"]
+        assert hpa["scaleTargetRef"]["name"] == f"stream-{build}"
+        assert hpa["metrics"][0]["object"]["metric"]["selector"] == {"matchLabels": {"build": build}}
+        bounds[build] = (hpa["minReplicas"], hpa["maxReplicas"])
+    # the canary its own maximum; the build at weight 0 down to the autoscaler's floor of one
+    assert bounds == {"main": (1, 5), "canary": (1, 3), "old": (1, 2)}
+
+
+def test_the_session_service_learns_the_weights_from_a_file_not_its_pod_spec(three_builds: Plan, dev: Plan) -> None:
+    builds = json.loads(manifest(three_builds, "configmap", "session-builds")["data"]["builds.json"])
+    assert builds == {
+        "builds": [
+            {"name": "main", "weight": 90, "unrealVersion": "5.7"},
+            {"name": "canary", "weight": 10, "unrealVersion": "5.6"},
+            {"name": "old", "weight": 0, "unrealVersion": "5.7"},
+        ]
+    }
+    # Promoting a build changes the file alone: the session service's pod (its sessions in memory) stays.
+    assert manifest(three_builds, "deployment", "session") == manifest(dev, "deployment", "session")
+
+
+def test_one_disruption_budget_covers_every_builds_streams(three_builds: Plan) -> None:
+    budget = manifest(three_builds, "poddisruptionbudget", "stream")["spec"]
+    assert budget == {
+        "maxUnavailable": 1,
+        "selector": {"matchLabels": {"app.kubernetes.io/part-of": "pixelstream", "app.kubernetes.io/name": "stream"}},
+    }
+
+
+def test_every_node_pulls_every_builds_image_once(three_builds: Plan) -> None:
+    prepull = manifest(three_builds, "daemonset", "stream-image-prepull")["spec"]["template"]["spec"]
+    pulls = {c["name"]: c["image"] for c in prepull["initContainers"]}
+    assert pulls == {
+        "pull-signalling-ue5-6": IMAGES["signalling-ue5.6"],
+        "pull-signalling-ue5-7": IMAGES["signalling-ue5.7"],
+        "pull-build-main": MAIN["image"],
+        "pull-build-canary": CANARY["image"],
+        "pull-build-old": OLD["image"],
+    }
+
+
+def test_promotion_is_a_weight_change_and_removing_a_build_removes_its_pool(tmp_path: Path, three_builds: Plan) -> None:
+    builds = [{**MAIN, "weight": 0}, {**CANARY, "weight": 100}]
+    promoted = plan_with(tmp_path, streaming={"builds": builds, "autoscaling": {"minReplicas": 2}})
+    floors = {
+        b: manifest(promoted, "horizontalpodautoscaler", f"stream-{b}")["spec"]["minReplicas"]
+        for b in ("main", "canary")
+    }
+    assert floors == {"main": 1, "canary": 2}, "a build at weight 0 keeps one stream at most idle"
+    assert manifest(promoted, "deployment", "stream-main") == manifest(three_builds, "deployment", "stream-main")
+    assert "pixel.deployment.stream-old.yaml" not in promoted.manifests()
+
+
+@pytest.mark.slow
+def test_three_builds_pass_the_strict_schemas(three_builds: Plan, tmp_path: Path) -> None:
+    """The HPAs' metric selectors and the per-build labels as Kubernetes 1.34's API schemas take them."""
+    from pixelstream.tools.checks import validate_manifests
+
+    three_builds.write(tmp_path / "builds")
+    problems, _ = validate_manifests(tmp_path / "builds", "1.34.2")
+    assert problems == []

@@ -1,9 +1,9 @@
 """The platform's own alerts (a PrometheusRule through kube-prometheus-stack) and the optional Alertmanager
 receiver they are sent to.
 
-Sources of the series: the session service's metrics (scraped through its Service), kube-state-metrics (stream
-Deployment, its HPA, the TURN DaemonSet, the session service's Deployment) and dcgm-exporter (GPU XID errors and
-temperature, labelled `Hostname` and `gpu`).
+Sources of the series: the session service's metrics (scraped through its Service), kube-state-metrics (each
+build's stream Deployment and HPA, the TURN DaemonSet, the session service's Deployment) and dcgm-exporter (GPU
+XID errors and temperature, labelled `Hostname` and `gpu`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import pulumi
 
-from ..constants import SESSION_SERVICE, STREAM_AUTOSCALER, STREAM_DEPLOYMENT, TURN_DAEMONSET
+from ..constants import SESSION_SERVICE, STREAM_BUILD_DEPLOYMENTS, TURN_DAEMONSET
 
 RULE_GROUP = "pixelstream"
 RECEIVER_SECRET = "alertmanager-receiver"
@@ -32,6 +32,9 @@ class AlertThresholds:
     queued_minutes: int = 10
     """... for this long: new GPU nodes and Unreal start-up take minutes, so a short queue is normal."""
     no_ready_stream_minutes: int = 5
+    build_not_ready_minutes: int = 15
+    """A build's streams short of what its autoscaler asked for this long (a bad image, a crash, no GPU): longer
+    than an Unreal start and a GPU node's boot."""
     autoscaler_at_max_minutes: int = 15
     turn_not_ready_minutes: int = 5
     session_service_down_minutes: int = 2
@@ -70,24 +73,35 @@ def _workload_alerts(namespace: str, limits: AlertThresholds) -> list[dict[str, 
         _alert(
             "PixelStreamNoReadyStream",
             "sum by (namespace) (kube_deployment_status_replicas_available"
-            f'{{{ns},deployment="{STREAM_DEPLOYMENT}"}}) < 1',
+            f'{{{ns},deployment=~"{STREAM_BUILD_DEPLOYMENTS}"}}) < 1',
             limits.no_ready_stream_minutes,
             "critical",
             "No stream is ready",
-            f"Deployment {STREAM_DEPLOYMENT} in {{{{ $labels.namespace }}}} has had no available pod for "
+            "No build's stream Deployment in {{ $labels.namespace }} has had an available pod for "
             f"{limits.no_ready_stream_minutes} minutes: no player can be served.",
         ),
         _alert(
+            "PixelStreamBuildNotReady",
+            "max by (namespace, deployment) (kube_deployment_status_replicas_unavailable"
+            f'{{{ns},deployment=~"{STREAM_BUILD_DEPLOYMENTS}"}}) > 0',
+            limits.build_not_ready_minutes,
+            "warning",
+            "A build's streams do not become ready",
+            "{{ $value }} streams of {{ $labels.deployment }} in {{ $labels.namespace }} have not become ready for "
+            f"{limits.build_not_ready_minutes} minutes: a new build's image or start fails, or there is no GPU for "
+            "it. Its players wait; set its weight to 0 (or back to the previous build) while you look.",
+        ),
+        _alert(
             "PixelStreamAutoscalerAtMaximum",
-            f'kube_horizontalpodautoscaler_status_current_replicas{{{ns},horizontalpodautoscaler="{STREAM_AUTOSCALER}"}}'
+            f'kube_horizontalpodautoscaler_status_current_replicas{{{ns},horizontalpodautoscaler=~"{STREAM_BUILD_DEPLOYMENTS}"}}'
             " >= on (namespace, horizontalpodautoscaler) "
-            f'kube_horizontalpodautoscaler_spec_max_replicas{{{ns},horizontalpodautoscaler="{STREAM_AUTOSCALER}"}}',
+            f'kube_horizontalpodautoscaler_spec_max_replicas{{{ns},horizontalpodautoscaler=~"{STREAM_BUILD_DEPLOYMENTS}"}}',
             limits.autoscaler_at_max_minutes,
             "warning",
-            "The stream autoscaler is at its maximum",
-            f"{STREAM_AUTOSCALER} has run {{{{ $value }}}} streams, its maximum, for "
-            f"{limits.autoscaler_at_max_minutes} minutes: raise streaming.autoscaling.maxReplicas or the "
-            "GPU pool's maxSize.",
+            "A build's stream autoscaler is at its maximum",
+            "{{ $labels.horizontalpodautoscaler }} has run {{ $value }} streams, its maximum, for "
+            f"{limits.autoscaler_at_max_minutes} minutes: raise the build's maxReplicas "
+            "(streaming.autoscaling.maxReplicas) or the GPU pool's maxSize.",
         ),
         _alert(
             "PixelStreamTurnPodsNotReady",

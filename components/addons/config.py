@@ -49,6 +49,7 @@ class AlertsConfig(ConfigModel):
     queued_players: int = AlertThresholds.queued_players
     queued_minutes: int = AlertThresholds.queued_minutes
     no_ready_stream_minutes: int = AlertThresholds.no_ready_stream_minutes
+    build_not_ready_minutes: int = AlertThresholds.build_not_ready_minutes
     autoscaler_at_max_minutes: int = AlertThresholds.autoscaler_at_max_minutes
     turn_not_ready_minutes: int = AlertThresholds.turn_not_ready_minutes
     session_service_down_minutes: int = AlertThresholds.session_service_down_minutes

@@ -15,7 +15,8 @@ import pulumi
 
 from .charts import CHARTS, Chart, ReleaseArgs, namespace, release
 
-# The metric the streamer HPA scales on: players per ready stream, read from the session service's Service.
+# The metric each build's stream HPA scales on: players per ready stream of the build (the series' `build`
+# label, which the HPA's metric selector names), read from the session service's Service.
 POOL_RATIO_METRIC = "player_stream_pool_ratio"
 
 
@@ -50,12 +51,20 @@ ADAPTER_RULES: tuple[AdapterRule, ...] = (
 _SERIES = re.compile(r'__name__=~"\^(?P<name>[A-Za-z_:][A-Za-z0-9_:]*)\$"')
 
 
-def expand_metrics_query(rule: Mapping[str, Any], resource: str, namespace: str, names: Sequence[str]) -> str:
-    """The PromQL prometheus-adapter runs for `rule` when asked for `resource` objects `names` in `namespace`.
+def expand_metrics_query(
+    rule: Mapping[str, Any],
+    resource: str,
+    namespace: str,
+    names: Sequence[str],
+    selector: Mapping[str, str] | None = None,
+) -> str:
+    """The PromQL prometheus-adapter runs for `rule` when asked for `resource` objects `names` in `namespace`,
+    with an HPA's metric `selector` (matchLabels).
 
-    As the adapter does: `.Series` is the discovered series name, `.LabelMatchers` select the namespace and
-    the objects through the labels that `resources.overrides` map to those resources, `.GroupBy` is the
-    label of the requested resource.
+    As the adapter v0.12.0 does (pkg/naming/metrics_query.go, Build): `.Series` is the discovered series name,
+    `.LabelMatchers` are the selector's labels (in key order, as a parsed label selector lists them), then the
+    namespace and the objects through the labels that `resources.overrides` map to those resources; `.GroupBy`
+    is the label of the requested resource.
     """
     match = _SERIES.search(rule["seriesQuery"])
     if not match:
@@ -64,7 +73,8 @@ def expand_metrics_query(rule: Mapping[str, Any], resource: str, namespace: str,
     if resource not in labels or "namespace" not in labels:
         raise ValueError(f"rule maps no label to the {resource!r} resource: {rule['resources']}")
     objects = f'="{names[0]}"' if len(names) == 1 else f'=~"{"|".join(names)}"'
-    matchers = f'{labels["namespace"]}="{namespace}",{labels[resource]}{objects}'
+    selected = [f'{key}="{value}"' for key, value in sorted((selector or {}).items())]
+    matchers = ",".join([*selected, f'{labels["namespace"]}="{namespace}"', f"{labels[resource]}{objects}"])
     query = rule["metricsQuery"]
     for placeholder, value in (("Series", match["name"]), ("LabelMatchers", matchers), ("GroupBy", labels[resource])):
         query = query.replace(f"<<.{placeholder}>>", value)

@@ -1,16 +1,26 @@
-"""The pixel-streaming Grafana dashboard of this project: demand, supply, GPUs and TURN traffic."""
+"""The pixel-streaming Grafana dashboard of this project: demand, supply, each build's players and start failures,
+GPUs and TURN traffic."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..constants import COTURN_CONTAINER, TURN_DAEMONSET
+from ..constants import (
+    BUILD_METRIC_LABEL,
+    COTURN_CONTAINER,
+    STREAM_BUILD_DEPLOYMENTS,
+    STREAM_DEPLOYMENT,
+    TURN_DAEMONSET,
+)
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 # dcgm-exporter labels GPU metrics `Hostname` (capital H; internal/pkg/rendermetrics/render_metrics.go) and
 # `gpu`, the index on the node: both are needed to tell GPUs of different nodes apart.
 GPU = "Hostname, gpu"
 GPU_LEGEND = "{{Hostname}} GPU {{gpu}}"
+BUILD = BUILD_METRIC_LABEL
+# A stream pod is named stream-<build>-<ReplicaSet hash>-<suffix>: its build, for series that carry only the pod.
+_POD_BUILD = f'"{BUILD}", "$1", "pod", "{STREAM_DEPLOYMENT}-(.+)-[a-z0-9]+-[a-z0-9]+"'
 
 # (title, kind, unit, [(PromQL, legend)]) in reading order: the HPA's inputs first, then the hardware.
 PANELS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
@@ -19,10 +29,36 @@ PANELS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
     ("Free streams", "stat", "short", (("sum(pixelstream_session_streams_free)", "ready, free"),)),
     ("Ready streams", "stat", "short", (("sum(pixelstream_session_streams_ready)", "streams"),)),
     (
-        "Pool ratio (players per ready stream, the autoscaler's metric)",
+        "Pool ratio by build (players per ready stream, its autoscaler's metric)",
         "timeseries",
         "short",
-        (("max(pixelstream_session_demand_ratio)", "ratio"),),
+        ((f"max by ({BUILD}) (pixelstream_session_demand_ratio)", f"{{{{{BUILD}}}}}"),),
+    ),
+    (
+        "Players and queue by build",
+        "timeseries",
+        "short",
+        (
+            (f"sum by ({BUILD}) (pixelstream_session_players)", f"playing: {{{{{BUILD}}}}}"),
+            (f"sum by ({BUILD}) (pixelstream_session_queue)", f"queued: {{{{{BUILD}}}}}"),
+        ),
+    ),
+    (
+        "Stream start failures by build",
+        "timeseries",
+        "short",
+        (
+            (
+                "sum by (deployment) (kube_deployment_status_replicas_unavailable"
+                f'{{deployment=~"{STREAM_BUILD_DEPLOYMENTS}"}})',
+                "not ready: {{deployment}}",
+            ),
+            (
+                f"sum by ({BUILD}) (label_replace(increase(kube_pod_container_status_restarts_total"
+                f'{{pod=~"{STREAM_BUILD_DEPLOYMENTS}"}}[15m]), {_POD_BUILD}))',
+                f"restarts (15 min): {{{{{BUILD}}}}}",
+            ),
+        ),
     ),
     (
         "Players and queue over time",

@@ -117,14 +117,18 @@ def helper_command(script: str) -> list[str]:
 
 
 def disruption_budget(
-    name: str, namespace: pulumi.Input[str], selector: dict[str, str], parent: pulumi.Resource
+    name: str,
+    namespace: pulumi.Input[str],
+    selector: dict[str, str],
+    parent: pulumi.Resource,
+    aliases: Sequence[pulumi.Alias] = (),
 ) -> None:
     """At most one pod of `name` away at a time: node drains proceed one pod after another, never blocked."""
     k8s.policy.v1.PodDisruptionBudget(
         name,
         metadata={"name": name, "namespace": namespace, "labels": selector},
         spec={"maxUnavailable": 1, "selector": {"matchLabels": selector}},
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, aliases=list(aliases)),
     )
 
 

@@ -1,6 +1,6 @@
 """PixelStreaming: the streaming workload in its namespace: TURN, the session service (players' sign-in or signed
-links, the queue, one stream per player), the streams and their GPU capacity (priorities, warm placeholders,
-image pre-pull), and the routes players reach."""
+links, the queue, one stream per player, players sent to builds by weight), the streams of each build and their
+GPU capacity (priorities, warm placeholders, image pre-pull), and the routes players reach."""
 
 from __future__ import annotations
 
@@ -11,14 +11,16 @@ import pulumi
 from pulumi_kubernetes.core.v1 import Namespace
 
 from ...addons.charts import namespace
+from ...constants import STREAM_DEPLOYMENT
 from ...placement import OKE_PLACEMENT, Placement
 from ..images import IMAGES, STREAMING_IMAGES, floating, unpublished
+from ..kubernetes import disruption_budget, labels
 from .gpu_capacity import GpuCapacity, GpuCapacityArgs
 from .policies import streaming_network_policies
 from .routing import EdgeLimits, Routing, RoutingArgs
 from .sessions import PlayerAuth, QueueSettings, Sessions, SessionsArgs
 from .sign_in import SignIn, SignInArgs
-from .streaming import AutoscalingSettings, StreamerSettings, Streaming, StreamingArgs
+from .streaming import AutoscalingSettings, StreamBuild, StreamerSettings, Streaming, StreamingArgs
 from .turn import Turn, TurnArgs, TurnServerSettings
 
 
@@ -29,13 +31,13 @@ class PixelStreamingArgs:
     """The cluster's own networks (media_path): the streams reach none of them but the TURN nodes."""
     turn_node_cidrs: Sequence[str]
     """Where the TURN servers' relay addresses are: the streams send their media there."""
+    builds: Sequence[StreamBuild]
+    """The versions of the Unreal app streamed side by side, each with its share of new players."""
     namespace: str = "pixel"
     images: Mapping[str, str] = field(default_factory=dict)
     """Overrides of the image table (`pixelstream.workloads.images.IMAGES`) by name."""
     image_pull_secrets: Sequence[str] = ()
     """Existing docker-registry Secrets in the namespace, used by every pod."""
-    unreal_version: str = "5.7"
-    """The streamer's Unreal Engine version: picks the signalling server and the player page's library."""
     credential_ttl_seconds: int = 300
     """Lifetime of a session's TURN credentials (a new signalling connection of the session gets fresh ones)."""
     auth: PlayerAuth = field(default_factory=PlayerAuth)
@@ -43,6 +45,7 @@ class PixelStreamingArgs:
     limits: EdgeLimits = field(default_factory=EdgeLimits)
     streamer: StreamerSettings = field(default_factory=StreamerSettings)
     autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
+    """How every build's autoscaler reacts (each between its build's own bounds)."""
     warm_streams: int = 0
     """Streams' worth of GPU kept ready by placeholder pods."""
     pre_pull: bool = True
@@ -55,7 +58,7 @@ class PixelStreamingArgs:
     """What the namespace waits for: the pool that runs the session service."""
     turn_nodes: Sequence[pulumi.Resource] = ()
     gpu_nodes: Sequence[pulumi.Resource] = ()
-    """What the stream Deployment waits for: the GPU pool and the device plugin."""
+    """What the stream Deployments wait for: the GPU pool and the device plugin."""
     ingress_controller: Sequence[pulumi.Resource] = ()
     """What the Ingresses wait for: the controller whose admission webhook validates them."""
     turn_tls_host: str | None = None
@@ -82,6 +85,9 @@ class PixelStreaming(pulumi.ComponentResource):
         unknown = sorted(set(args.images) - set(STREAMING_IMAGES))
         if unknown:
             raise ValueError(f"unknown images {', '.join(unknown)}; known: {', '.join(STREAMING_IMAGES)}")
+        names = [build.name for build in args.builds]
+        if not names or len(set(names)) != len(names) or not any(build.weight for build in args.builds):
+            raise ValueError(f"builds {names} must be one or more, named apart, at least one with a weight above 0")
         super().__init__("pixelstream:index:PixelStreaming", name, None, opts)
         images = {**{name: IMAGES[name] for name in STREAMING_IMAGES}, **args.images}
         self._warn(args, images)
@@ -112,7 +118,7 @@ class PixelStreaming(pulumi.ComponentResource):
             SessionsArgs(
                 namespace=ns_name,
                 image=images["session"],
-                unreal_version=args.unreal_version,
+                builds=args.builds,
                 auth=args.auth,
                 queue=args.queue,
                 turn_secret_name=turn.secret_name,
@@ -131,7 +137,7 @@ class PixelStreaming(pulumi.ComponentResource):
             GpuCapacityArgs(
                 namespace=ns_name,
                 images=images,
-                unreal_version=args.unreal_version,
+                builds=args.builds,
                 streamer=args.streamer,
                 warm_streams=args.warm_streams,
                 pre_pull=args.pre_pull,
@@ -141,21 +147,26 @@ class PixelStreaming(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        Streaming(
-            f"{name}-streaming",
-            StreamingArgs(
-                namespace=ns_name,
-                images=images,
-                unreal_version=args.unreal_version,
-                streamer=args.streamer,
-                autoscaling=args.autoscaling,
-                image_pull_secrets=pull_secrets,
-                priority_class=capacity.stream_priority_class,
-                depends_on=args.gpu_nodes,
-                nodes=args.placement.gpu,
-            ),
-            opts=child,
-        )
+        for build in args.builds:
+            Streaming(
+                f"{name}-streaming-{build.name}",
+                StreamingArgs(
+                    namespace=ns_name,
+                    build=build,
+                    images=images,
+                    streamer=args.streamer,
+                    autoscaling=args.autoscaling,
+                    image_pull_secrets=pull_secrets,
+                    priority_class=capacity.stream_priority_class,
+                    depends_on=args.gpu_nodes,
+                    nodes=args.placement.gpu,
+                ),
+                opts=child,
+            )
+        # One stream at a time, of all builds, during node drains: sessions end gradually, drains never block. It
+        # was the one stream Deployment's before builds: the alias keeps it (a new one of the same name would clash).
+        before_builds = pulumi.Alias(parent=pulumi.create_urn(f"{name}-streaming", "pixelstream:index:Streaming", self))
+        disruption_budget(STREAM_DEPLOYMENT, ns_name, labels(STREAM_DEPLOYMENT), self, [before_builds])
         sign_in = self._sign_in(name, args, ns, images) if args.auth.mode == "oidc" else None
         routing = Routing(
             f"{name}-routing",
@@ -210,26 +221,30 @@ class PixelStreaming(pulumi.ComponentResource):
 
     def _warn(self, args: PixelStreamingArgs, images: dict[str, str]) -> None:
         """What every plan of this workload says until the stack settles it."""
-        in_use = {"session", f"signalling-ue{args.unreal_version}", "unreal", "coturn", "python", "pause"}
+        in_use = {"session", "coturn", "python", "pause"}
+        in_use |= {f"signalling-ue{build.unreal_version}" for build in args.builds}
         in_use |= {"oauth2-proxy"} if args.auth.mode == "oidc" else set()
         in_use |= {"podproxy"} if args.pod_proxy_prefix else set()
-        for image_name in sorted(in_use):
-            reference = images[image_name]
+        # What each reference is, and the key that sets it.
+        references = {f"image {name}": (images[name], f"streaming.images.{name}") for name in sorted(in_use)}
+        references |= {f"build {b.name}'s image": (b.unreal_image, b.image_key) for b in args.builds}
+        for what, (reference, key) in references.items():
             if floating(reference):
-                pulumi.log.warn(f"image {image_name} is {reference}, a moving tag; pin it (images.{image_name})", self)
+                pulumi.log.warn(f"{what} is {reference}, a moving tag; pin it ({key})", self)
             if unpublished(reference):
                 pulumi.log.warn(
-                    f"image {image_name} is {reference}, the name of a local build that no node can pull: publish it "
-                    f"with .github/workflows/images.yml and pin its digest (streaming.images.{image_name})",
+                    f"{what} is {reference}, the name of a local build that no node can pull: publish it "
+                    f"with .github/workflows/images.yml and pin its digest ({key})",
                     self,
                 )
-        if "unreal" not in args.images:
-            pulumi.log.warn(
-                f"image unreal is the reference's Unreal Engine 4.27 demo ({images['unreal']}), which does not speak "
-                f"the signalling protocol of Unreal Engine {args.unreal_version}: set streaming.images.unreal to your "
-                "Pixel Streaming build",
-                self,
-            )
+        for build in args.builds:
+            if build.unreal_image == IMAGES["unreal"]:
+                pulumi.log.warn(
+                    f"build {build.name} streams the reference's Unreal Engine 4.27 demo ({build.unreal_image}), "
+                    f"which does not speak the signalling protocol of Unreal Engine {build.unreal_version}: set "
+                    f"{build.image_key} to your Pixel Streaming build",
+                    self,
+                )
         if args.auth.mode == "none":
             pulumi.log.warn(
                 "players are anonymous (streaming.players.auth.mode: none): anyone who reaches the site can take a "

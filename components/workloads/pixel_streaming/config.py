@@ -22,10 +22,10 @@ from ..config import (
     check_range,
     check_requests_and_limits,
 )
-from ..images import STREAMING_IMAGES, UNREAL_VERSIONS
+from ..images import IMAGES, STREAMING_IMAGES, UNREAL_VERSIONS, image_problem
 from .routing import EdgeLimits
 from .sessions import OidcSettings, PlayerAuth, QueueSettings, SignedLinkSettings
-from .streaming import AutoscalingSettings, StreamerSettings
+from .streaming import AutoscalingSettings, StreamBuild, StreamerSettings
 from .turn import TurnServerSettings
 
 if TYPE_CHECKING:
@@ -232,6 +232,29 @@ class PlayersConfig(ConfigModel):
     rate_limits: RateLimitsConfig = RateLimitsConfig()
 
 
+class BuildConfig(ConfigModel):
+    """One version of the Unreal app, streamed beside the others (`streaming.builds`)."""
+
+    name: str
+    """Lower-case letters, digits and dashes, at most 20: its Deployment and autoscaler are stream-<name>."""
+    image: str
+    """Its Unreal image, pinned."""
+    unreal_version: str | None = None
+    """Its Unreal Engine version (the signalling server and the player page's library); unset: unrealVersion."""
+    weight: int = 1
+    """Its share of new players: weight / the sum of the weights. 0: it takes no new player, and scales down to
+    one idle stream as its sessions end (the autoscaler's floor); then remove it from the list."""
+    min_replicas: int | None = None
+    """Unset: autoscaling.minReplicas (a build at weight 0: 1)."""
+    max_replicas: int | None = None
+    """Unset: autoscaling.maxReplicas."""
+
+
+BUILD_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$")
+MAX_BUILDS = 4
+DEFAULT_BUILD = "main"
+
+
 class PodProxyConfig(ConfigModel):
     enabled: bool = False
     path_prefix: str = "/proxy"
@@ -244,6 +267,9 @@ class StreamingConfig(WorkloadConfig):
     namespace: str = "pixel"
     unreal_version: str = "5.7"
     """The streamer's Unreal Engine version: the signalling server and the player page's library match it."""
+    builds: list[BuildConfig] = []
+    """The builds streamed side by side, each with its share of new players; empty: one build, `main`, of
+    images.unreal at unrealVersion."""
     images: dict[str, str] = {}
     image_pull_secrets: list[str] = []
     players: PlayersConfig = PlayersConfig()
@@ -257,6 +283,27 @@ class StreamingConfig(WorkloadConfig):
 
     def check(self, config: StackConfig) -> None:
         check_streaming(config)
+
+    def stream_builds(self) -> list[StreamBuild]:
+        """The builds as the workload declares them, their bounds resolved."""
+        scaling = self.autoscaling
+        if not self.builds:
+            image = self.images.get("unreal", IMAGES["unreal"])
+            return [
+                StreamBuild(DEFAULT_BUILD, image, self.unreal_version, 1, scaling.min_replicas, scaling.max_replicas)
+            ]
+        return [
+            StreamBuild(
+                name=build.name,
+                unreal_image=build.image,
+                unreal_version=build.unreal_version or self.unreal_version,
+                weight=build.weight,
+                min_replicas=1 if build.weight == 0 else build.min_replicas or scaling.min_replicas,
+                max_replicas=build.max_replicas or scaling.max_replicas,
+                image_key=f"streaming.builds[{index}].image",
+            )
+            for index, build in enumerate(self.builds)
+        ]
 
 
 def check_streaming(config: StackConfig) -> None:
@@ -276,8 +323,53 @@ def check_streaming(config: StackConfig) -> None:
     _check_players(config)
     _check_streamer(config)
     _check_autoscaling(streaming)
+    _check_builds(streaming)
     _check_turn_capacity(streaming)
     _check_routing(config)
+
+
+def _check_builds(streaming: StreamingConfig) -> None:
+    builds = streaming.builds
+    if len(builds) > MAX_BUILDS:
+        raise ConfigError(
+            "streaming.builds", f"lists {len(builds)} builds; at most {MAX_BUILDS} run side by side (each its GPUs)"
+        )
+    if builds and "unreal" in streaming.images:
+        raise ConfigError(
+            "streaming.images.unreal", "is set beside streaming.builds, where each build names its image: remove it"
+        )
+    seen: set[str] = set()
+    for index, build in enumerate(builds):
+        key = f"streaming.builds[{index}]"
+        if not BUILD_NAME.match(build.name):
+            raise ConfigError(
+                f"{key}.name",
+                f"{build.name!r} is not a build name (a-z, 0-9 and -, starting with a letter, at most 20)",
+            )
+        if build.name in seen:
+            raise ConfigError(f"{key}.name", f"{build.name} is listed twice")
+        seen.add(build.name)
+        problem = image_problem(build.image)
+        if problem:
+            raise ConfigError(f"{key}.image", problem)
+        if build.unreal_version is not None and build.unreal_version not in UNREAL_VERSIONS:
+            raise ConfigError(
+                f"{key}.unrealVersion",
+                f"{build.unreal_version} is not a supported Unreal Engine version: {', '.join(UNREAL_VERSIONS)}",
+            )
+        check_range(f"{key}.weight", build.weight, 0, 1000)
+        for bound in ("min_replicas", "max_replicas"):
+            value = getattr(build, bound)
+            if value is not None:
+                check_range(f"{key}.{to_camel(bound)}", value, 1, INT32_MAX)
+    for index, build in enumerate(streaming.stream_builds()):
+        if build.min_replicas > build.max_replicas:
+            raise ConfigError(
+                f"streaming.builds[{index}].minReplicas",
+                f"{build.min_replicas} is above the build's maxReplicas ({build.max_replicas})",
+            )
+    if builds and not any(build.weight for build in builds):
+        raise ConfigError("streaming.builds", "every weight is 0: no build would take a new player; give one a weight")
 
 
 def _check_turn(turn: TurnConfig) -> None:
@@ -321,7 +413,8 @@ def _check_turn_capacity(streaming: StreamingConfig) -> None:
     """No set of sessions can fill a TURN node: only a player holding a stream gets credentials, so at most
     maxReplicas sessions, each at most userQuota allocations on a node (a misbehaving client may use every node,
     not only the one it was given), and each allocation reserves maxBytesPerSecond of the node's capacity."""
-    turn, streams = streaming.turn, streaming.autoscaling.max_replicas
+    turn = streaming.turn
+    streams = sum(build.max_replicas for build in streaming.stream_builds())
     held = turn.capacity_bytes_per_second // turn.max_bytes_per_second
     needed = streams * turn.user_quota
     if held < needed:
@@ -329,7 +422,7 @@ def _check_turn_capacity(streaming: StreamingConfig) -> None:
             "streaming.turn.capacityBytesPerSecond",
             f"{turn.capacity_bytes_per_second} holds {held} allocations of maxBytesPerSecond "
             f"({turn.max_bytes_per_second}) per TURN node, fewer than the {needed} that the sessions of "
-            f"autoscaling.maxReplicas ({streams}) streams may hold with userQuota {turn.user_quota}: raise it (a "
+            f"{streams} streams (every build's maxReplicas) may hold with userQuota {turn.user_quota}: raise it (a "
             "TURN shape with more bandwidth), or lower maxBytesPerSecond or userQuota",
         )
 

@@ -28,7 +28,7 @@ from ..kubernetes import (
     resources,
     security_context,
 )
-from .streaming import StreamerSettings, stream_image_users, stream_requests
+from .streaming import SIGNALLING_UID, StreamBuild, StreamerSettings, stream_requests
 
 WARM_CAPACITY = "warm-capacity"
 PREPULL = "stream-image-prepull"
@@ -41,8 +41,9 @@ PREPULL_RESOURCES = resources("10m", "16Mi", "100m", "64Mi")
 class GpuCapacityArgs:
     namespace: pulumi.Input[str]
     images: Mapping[str, str]
-    """The image table with the stack's overrides: the stream images and `pause`."""
-    unreal_version: str = "5.7"
+    """The image table with the stack's overrides: the signalling images and `pause`."""
+    builds: Sequence[StreamBuild]
+    """The builds whose images every GPU node pulls as it joins."""
     streamer: StreamerSettings = field(default_factory=StreamerSettings)
     warm_streams: int = 0
     """Streams' worth of GPU kept ready by placeholders; 0 declares none."""
@@ -86,19 +87,33 @@ def placeholder_pod(args: GpuCapacityArgs, priority_class: pulumi.Input[str]) ->
     )
 
 
+def prepull_images(args: GpuCapacityArgs) -> dict[str, tuple[str, int]]:
+    """Init container name -> (image, its user): every build's Unreal image and each signalling image once."""
+    images: dict[str, tuple[str, int]] = {}
+    for version in sorted({b.unreal_version for b in args.builds}):
+        images[f"pull-signalling-ue{version.replace('.', '-')}"] = (
+            args.images[f"signalling-ue{version}"],
+            SIGNALLING_UID,
+        )
+    for build in args.builds:
+        if build.unreal_image not in {image for image, _ in images.values()}:
+            images[f"pull-build-{build.name}"] = build.image_users(dict(args.images))["streamer"]
+    return images
+
+
 def prepull_pod(args: GpuCapacityArgs) -> dict[str, Any]:
     """One init container per stream image, each running the image's own shell with `true` (the command
     replaces the image's entrypoint, which would start the app), then a pause container holding the pod."""
     pulls = [
         {
-            "name": f"pull-{name.replace('.', '-')}",
-            "image": args.images[name],
+            "name": name,
+            "image": image,
             "imagePullPolicy": "IfNotPresent",
             "command": ["sh", "-c", "true"],
             "securityContext": security_context(user),
             "resources": PREPULL_RESOURCES,
         }
-        for name, user in stream_image_users(args.unreal_version).items()
+        for name, (image, user) in prepull_images(args).items()
     ]
     hold = {
         "name": "hold",

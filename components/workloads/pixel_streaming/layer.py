@@ -26,7 +26,7 @@ def declare_pixel_streaming(
             namespace=streaming.namespace,
             images=streaming.images,
             image_pull_secrets=streaming.image_pull_secrets,
-            unreal_version=streaming.unreal_version,
+            builds=streaming.stream_builds(),
             turn=streaming.turn.server_settings(config.network.relay_ports.bounds, path),
             credential_ttl_seconds=streaming.turn.credential_ttl_seconds,
             auth=streaming.players.auth.settings(),

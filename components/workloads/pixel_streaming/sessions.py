@@ -3,7 +3,9 @@ stream per authenticated player, the signalling relay and each session's TURN cr
 
 It runs as one pod (the queue and the sessions are in its memory; a second replica would hand a stream out
 twice), replaced rather than doubled on an update. It may read the stream pods and mark the busy ones (a
-namespaced Role: pods, get/list/patch) and list the TURN nodes (nodes, list: they are cluster-scoped).
+namespaced Role: pods, get/list/patch) and list the TURN nodes (nodes, list: they are cluster-scoped). The builds
+and their weights are a ConfigMap it reads as a file: a new weight reaches it within a minute or two (the kubelet's
+refresh of a mounted ConfigMap) without replacing its pod, which would end every session.
 
 RBAC cannot say which fields a patch may touch, and `patch` on pods could swap a container's image: an admission
 policy holds the service (the one workload the internet talks to) to the two annotations it writes, on stream
@@ -12,6 +14,7 @@ pods only, so that a compromised session service cannot run code of its choice o
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,7 +24,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from ...addons.charts import PART_OF
-from ...constants import SESSION_SERVICE, STREAM_DEPLOYMENT
+from ...constants import BUILD_LABEL, SESSION_SERVICE, STREAM_DEPLOYMENT
 from ...placement import TURN_NODES, NodePlacement
 from ..kubernetes import (
     account_with_role,
@@ -36,7 +39,7 @@ from ..kubernetes import (
     resources,
     security_context,
 )
-from .streaming import SIGNALLING_PLAYER_PORT
+from .streaming import SIGNALLING_PLAYER_PORT, StreamBuild
 
 SESSION_HTTP_PORT = 8080
 SESSION_METRICS_PORT = 9000
@@ -45,6 +48,9 @@ SESSION_UID = 10001
 PLAYER_ROOT = "/app/player"
 LINK_SECRET = "launch-link-secret"
 LINK_SECRET_KEY = "hs256-secret"
+BUILDS_CONFIG = "session-builds"
+BUILDS_KEY = "builds.json"
+BUILDS_DIR = "/config/builds"
 
 AuthMode = Literal["oidc", "signedLinks", "none"]
 
@@ -97,7 +103,7 @@ class QueueSettings:
 class SessionsArgs:
     namespace: pulumi.Input[str]
     image: str
-    unreal_version: str
+    builds: Sequence[StreamBuild]
     auth: PlayerAuth
     queue: QueueSettings = field(default_factory=QueueSettings)
     turn_secret_name: pulumi.Input[str]
@@ -124,9 +130,16 @@ class Sessions(pulumi.ComponentResource):
         account = account_with_role(SESSION_SERVICE, "session-streams", ns, rules, self)
         _pod_patch_policy(ns, self)
         node_reader(SESSION_SERVICE, ns, ["list"], "the session service lists the TURN nodes", self, account)
+        builds = k8s.core.v1.ConfigMap(
+            BUILDS_CONFIG,
+            metadata={"name": BUILDS_CONFIG, "namespace": ns, "labels": PART_OF},
+            data={BUILDS_KEY: builds_document(args.builds)},
+            opts=child,
+        )
         volumes = [
             api_access_volume(),
             _secret_volume("turn", args.turn_secret_name),
+            {"name": "builds", "configMap": {"name": builds.metadata["name"], "defaultMode": 0o444}},
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
         ]
         self.launch_link_secret = None
@@ -267,6 +280,12 @@ def _pod_patch_policy(namespace: pulumi.Input[str], parent: pulumi.Resource) -> 
     )
 
 
+def builds_document(builds: Sequence[StreamBuild]) -> str:
+    """What the session service reads from BUILDS_FILE (session/app.py read_builds)."""
+    entries = [{"name": b.name, "weight": b.weight, "unrealVersion": b.unreal_version} for b in builds]
+    return json.dumps({"builds": entries}, indent=2) + "\n"
+
+
 def _secret_volume(name: str, secret: pulumi.Input[str]) -> dict[str, Any]:
     return {"name": f"{name}-secret", "secret": {"secretName": secret, "defaultMode": 0o440}}
 
@@ -275,7 +294,8 @@ def session_environment(args: SessionsArgs, with_link_secret: bool) -> list[dict
     """The session service's settings (session/app.py reads each)."""
     queue, links, oidc = args.queue, args.auth.signed_links, args.auth.oidc
     values: dict[str, str | int | None] = {
-        "STREAM_SELECTOR": f"app.kubernetes.io/name={STREAM_DEPLOYMENT}",
+        "STREAM_SELECTOR": f"app.kubernetes.io/name={STREAM_DEPLOYMENT},{BUILD_LABEL}",
+        "BUILDS_FILE": f"{BUILDS_DIR}/{BUILDS_KEY}",
         "SIGNALLING_PORT": SIGNALLING_PLAYER_PORT,
         "TURN_SECRET_FILE": f"/secrets/turn/{args.turn_secret_key}",
         "TURN_TTL_SECONDS": args.turn_ttl_seconds,
@@ -289,7 +309,7 @@ def session_environment(args: SessionsArgs, with_link_secret: bool) -> list[dict
         "COLD_START_SECONDS": queue.cold_start_seconds,
         "COOKIE_SECURE": "true" if args.cookie_secure else "false",
         "COOKIE_PATH": f"{args.path_prefix}/",
-        "PLAYER_DIR": f"{PLAYER_ROOT}/ue{args.unreal_version}",
+        "PLAYER_ROOT": PLAYER_ROOT,
         "PORT": SESSION_HTTP_PORT,
         "METRICS_PORT": SESSION_METRICS_PORT,
     }
@@ -317,6 +337,7 @@ def _session_container(args: SessionsArgs, with_link_secret: bool) -> dict[str, 
     mounts = [
         api_access_mount(),
         {"name": "turn-secret", "mountPath": "/secrets/turn", "readOnly": True},
+        {"name": "builds", "mountPath": BUILDS_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     if with_link_secret:

@@ -1,10 +1,13 @@
-"""Streaming: the stream pods and their autoscaler.
+"""Streaming: one build's stream pods and their autoscaler.
 
-A stream pod is Epic's signalling server (Wilbur, of the stack's Unreal Engine version) beside the Unreal app,
-which connects to it on the pod's loopback. Players never reach a stream pod themselves: the session service
-relays their signalling to the pod's player port, one player per stream. The pods hold no API token (the
-session service writes their deletion cost) and take no traffic but the session service's and the relayed media.
-The autoscaler scales them on the session service's players-per-ready-stream ratio.
+A build is one version of the Unreal app with the signalling server of its Unreal Engine version; every build has
+a stream Deployment (`stream-<build>`) and an autoscaler of its own, and the session service sends players to
+builds by weight. A stream pod is Epic's signalling server (Wilbur, of the build's Unreal Engine version) beside
+the Unreal app, which connects to it on the pod's loopback. Players never reach a stream pod themselves: the
+session service relays their signalling to the pod's player port, one player per stream. The pods hold no API
+token (the session service writes their deletion cost) and take no traffic but the session service's and the
+relayed media.
+The autoscaler scales them on the session service's players-per-ready-stream ratio of their build.
 """
 
 from __future__ import annotations
@@ -19,17 +22,17 @@ import pulumi_kubernetes as k8s
 
 from ...addons.custom_metrics import POOL_RATIO_METRIC
 from ...constants import (
+    BUILD_LABEL,
+    BUILD_METRIC_LABEL,
     GPU_RESOURCE,
     SESSION_SERVICE,
     SHARED_GPU_RESOURCE,
-    STREAM_AUTOSCALER,
     STREAM_DEPLOYMENT,
     STREAM_TERMINATION_MARGIN_SECONDS,
 )
 from ...placement import GPU_NODES, NodePlacement
 from ..kubernetes import (
     cpu_millis,
-    disruption_budget,
     gpu_node_affinity,
     image_pull_secrets,
     labels,
@@ -40,7 +43,6 @@ from ..kubernetes import (
 )
 
 STREAM = STREAM_DEPLOYMENT
-AUTOSCALER = STREAM_AUTOSCALER
 # Wilbur's ports (SignallingWebServer/src/index.ts, --player_port and --streamer_port): players (the session
 # service) and its REST API on one, the Unreal app on the other, over the pod's loopback.
 SIGNALLING_PLAYER_PORT = 8080
@@ -63,9 +65,34 @@ SIGNALLING_RESOURCES = resources("250m", "256Mi", "1", "512Mi")
 GpuMode = Literal["whole", "timeSliced", "cpuPacked"]
 
 
-def stream_image_users(unreal_version: str) -> dict[str, int]:
-    """The images of a stream pod by image-table name, with the user each runs as."""
-    return {f"signalling-ue{unreal_version}": SIGNALLING_UID, "unreal": UNREAL_UID}
+@dataclass(frozen=True)
+class StreamBuild:
+    """One version of the Unreal app, streamed beside the others."""
+
+    name: str
+    unreal_image: str
+    unreal_version: str = "5.7"
+    """Its Unreal Engine version: the signalling server beside it and the player page's library match it."""
+    weight: int = 1
+    """Its share of new players (weight / the sum of the weights); 0: none, its streams end with their sessions."""
+    min_replicas: int = 1
+    max_replicas: int = 10
+    image_key: str = "streaming.images.unreal"
+    """The stack key that sets its image (what a plan's warnings name)."""
+
+    @property
+    def deployment(self) -> str:
+        return f"{STREAM}-{self.name}"
+
+    def pod_labels(self) -> dict[str, str]:
+        return {**labels(STREAM), BUILD_LABEL: self.name}
+
+    def image_users(self, images: dict[str, str]) -> dict[str, tuple[str, int]]:
+        """The images of its stream pod (container name -> (reference, the user it runs as))."""
+        return {
+            "signalling": (images[f"signalling-ue{self.unreal_version}"], SIGNALLING_UID),
+            "streamer": (self.unreal_image, UNREAL_UID),
+        }
 
 
 @dataclass
@@ -170,9 +197,9 @@ def drain_hook(settings: StreamerSettings) -> dict:
 @dataclass(kw_only=True)
 class StreamingArgs:
     namespace: pulumi.Input[str]
+    build: StreamBuild
     images: dict[str, str]
-    """Image references by name: signalling-ue<version>, unreal."""
-    unreal_version: str = "5.7"
+    """Image references by name: signalling-ue<version>."""
     streamer: StreamerSettings = field(default_factory=StreamerSettings)
     autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
     image_pull_secrets: Sequence[str] = field(default_factory=list)
@@ -185,18 +212,19 @@ class StreamingArgs:
 
 
 class Streaming(pulumi.ComponentResource):
-    """The stream Deployment, its autoscaler and disruption budget. Outputs: `deployment` (its name)."""
+    """A build's stream Deployment and its autoscaler. Outputs: `deployment` (its name)."""
 
     deployment: str
 
     def __init__(self, name: str, args: StreamingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pixelstream:index:Streaming", name, None, opts)
-        ns, settings = args.namespace, args.streamer
-        stream_labels = labels(STREAM)
+        ns, settings, build = args.namespace, args.streamer, args.build
+        stream_labels = build.pod_labels()
+        images = build.image_users(args.images)
         deployment = k8s.apps.v1.Deployment(
-            STREAM,
+            build.deployment,
             metadata={
-                "name": STREAM,
+                "name": build.deployment,
                 "namespace": ns,
                 "labels": stream_labels,
                 # Unreal images are large and GPU nodes slow to join: give the first rollout time.
@@ -218,8 +246,8 @@ class Streaming(pulumi.ComponentResource):
                         "terminationGracePeriodSeconds": settings.drain_seconds + STREAM_TERMINATION_MARGIN_SECONDS,
                         "securityContext": pod_security_context(fs_group=1000),
                         "containers": [
-                            _signalling_container(args.images[f"signalling-ue{args.unreal_version}"], settings),
-                            _unreal_container(args.images["unreal"], settings),
+                            _signalling_container(images["signalling"][0], settings),
+                            _unreal_container(images["streamer"][0], settings),
                         ],
                         "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
                     },
@@ -228,15 +256,13 @@ class Streaming(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            AUTOSCALER,
-            metadata={"name": AUTOSCALER, "namespace": ns, "labels": labels(AUTOSCALER)},
-            spec=_autoscaler_spec(deployment.metadata["name"], args.autoscaling),
+            build.deployment,
+            metadata={"name": build.deployment, "namespace": ns, "labels": stream_labels},
+            spec=autoscaler_spec(deployment.metadata["name"], build, args.autoscaling),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        # One stream at a time during node drains: sessions end gradually, drains never block.
-        disruption_budget(STREAM, ns, stream_labels, self)
-        self.deployment = STREAM
-        self.register_outputs({"deployment": STREAM})
+        self.deployment = build.deployment
+        self.register_outputs({"deployment": build.deployment})
 
 
 def _signalling_container(image: str, settings: StreamerSettings) -> dict[str, Any]:
@@ -300,18 +326,23 @@ def _unreal_container(image: str, settings: StreamerSettings) -> dict[str, Any]:
     }
 
 
-def _autoscaler_spec(deployment: pulumi.Input[str], scaling: AutoscalingSettings) -> dict[str, Any]:
-    """Streams scale on the session service's players-per-ready-stream ratio, with the configured behaviour."""
+def autoscaler_spec(deployment: pulumi.Input[str], build: StreamBuild, scaling: AutoscalingSettings) -> dict[str, Any]:
+    """A build's streams scale on the session service's players-per-ready-stream ratio of that build (the metric
+    selector: prometheus-adapter v0.12.0 adds it to the query's label matchers, pkg/naming/metrics_query.go
+    Build), with the configured behaviour, between the build's own bounds."""
     period = scaling.scale_up_period_seconds
     return {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
-        "minReplicas": scaling.min_replicas,
-        "maxReplicas": scaling.max_replicas,
+        "minReplicas": build.min_replicas,
+        "maxReplicas": build.max_replicas,
         "metrics": [
             {
                 "type": "Object",
                 "object": {
-                    "metric": {"name": POOL_RATIO_METRIC},
+                    "metric": {
+                        "name": POOL_RATIO_METRIC,
+                        "selector": {"matchLabels": {BUILD_METRIC_LABEL: build.name}},
+                    },
                     "describedObject": {"apiVersion": "v1", "kind": "Service", "name": SESSION_SERVICE},
                     "target": {"type": "Value", "value": f"{scaling.target_pool_ratio:g}"},
                 },

@@ -1,12 +1,14 @@
 """The session service: the only way a player reaches a stream.
 
-    GET    /               the player page (Epic's frontend library for the stack's UE version)
+    GET    /               the player page: Epic's frontend library of the UE version of the player's build (the
+                           session's, else the build with the highest weight); /assets/<file> likewise
     POST   /api/session    join: authenticate (per AUTH_MODE), then the identity's one session; sets its cookie
     DELETE /api/session    leave
-    GET    /api/status     the session's state: queued (position, estimated wait), assigned, connected, ended
+    GET    /api/status     the session's state: queued (position, estimated wait), assigned, connected, ended; its
+                           build and that build's UE version (the page reloads itself when they are not its own)
     GET    /ws             the session's signalling, relayed to its stream only (signalling.py checks each message)
     GET    /healthz        200 while the stream list is fresh (readiness); /livez 200 while serving
-    :METRICS_PORT /metrics queue, players, streams, the demand ratio the stream autoscaler reads
+    :METRICS_PORT /metrics per build: queue, players, streams, the demand ratio its stream autoscaler reads
 
 A session is a random id in an HttpOnly, SameSite=Strict cookie; a request without one, or with one the broker
 does not know, gets nothing. No request parameter names a stream or an address: the broker picks the stream.
@@ -19,7 +21,9 @@ Environment (every value has a default but the secrets):
     oidc: OIDC_ISSUER (the ID tokens' `iss`), OIDC_CLIENT_ID, OIDC_JWKS_URL (else the jwks_uri of the discovery
       document at OIDC_DISCOVERY_URL, or at OIDC_ISSUER)
   CLAIM_SECONDS 30, RECONNECT_SECONDS 20, MAX_SESSION_SECONDS 0, MAX_QUEUE 500, COLD_START_SECONDS 120
-  COOKIE_SECURE true, COOKIE_PATH /, PLAYER_DIR (the built page)
+  COOKIE_SECURE true, COOKIE_PATH /, PLAYER_ROOT (the built pages, one directory ue<version> per UE version)
+  BUILDS_FILE: JSON {"builds": [{"name", "weight", "unrealVersion"}]}, read again whenever it changes (a mounted
+    ConfigMap: a new weight takes effect without a restart, which would end every session); BUILDS_REFRESH_SECONDS 5
   Kubernetes access as in kube.py (the pod's service account).
 """
 
@@ -29,6 +33,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import time
 import urllib.parse
 import urllib.request
@@ -51,6 +56,41 @@ log = logging.getLogger("session")
 COOKIE = "pxsession"
 # How long a stream's signalling server has to accept the connection and list its streamer.
 STREAM_ANSWER_SECONDS = 10
+_ASSET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_BUILD = re.compile(r"^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$")
+_VERSION = re.compile(r"^[0-9]+\.[0-9]+$")
+
+
+@dataclass(frozen=True)
+class Build:
+    name: str
+    weight: int
+    unreal_version: str
+
+
+def read_builds(text: str) -> list[Build]:
+    """The builds file's builds; ValueError names what is wrong."""
+    document = json.loads(text)
+    entries = document.get("builds") if isinstance(document, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ValueError("no builds list")
+    builds = []
+    for index, entry in enumerate(entries):
+        name, weight, version = (
+            entry.get(k) if isinstance(entry, dict) else None for k in ("name", "weight", "unrealVersion")
+        )
+        if not (isinstance(name, str) and _BUILD.match(name)):
+            raise ValueError(f"builds[{index}].name is not a build name")
+        if not (isinstance(weight, int) and not isinstance(weight, bool) and 0 <= weight <= 1000):
+            raise ValueError(f"builds[{index}].weight is not a whole number 0-1000")
+        if not (isinstance(version, str) and _VERSION.match(version)):
+            raise ValueError(f"builds[{index}].unrealVersion is not a version such as 5.7")
+        builds.append(Build(name, weight, version))
+    if len({b.name for b in builds}) != len(builds):
+        raise ValueError("two builds have the same name")
+    if not any(b.weight for b in builds):
+        raise ValueError("every weight is 0: no build would take a player")
+    return builds
 
 
 class PlayerGone(Exception):
@@ -107,11 +147,13 @@ class Settings:
     turn_refresh_seconds: float = 15
     cookie_secure: bool = True
     cookie_path: str = "/"
-    player_dir: Path | None = None
+    player_root: Path | None = None
+    builds_file: Path | None = None
+    builds_refresh_seconds: float = 5
 
     @classmethod
     def from_env(cls) -> Settings:
-        player_dir = os.environ.get("PLAYER_DIR")
+        player_root, builds_file = os.environ.get("PLAYER_ROOT"), os.environ.get("BUILDS_FILE")
         return cls(
             namespace=os.environ.get("NAMESPACE", "pixel"),
             stream_selector=os.environ.get("STREAM_SELECTOR", cls.stream_selector),
@@ -121,7 +163,9 @@ class Settings:
             turn_refresh_seconds=float(os.environ.get("TURN_REFRESH_SECONDS", "15")),
             cookie_secure=os.environ.get("COOKIE_SECURE", "true") == "true",
             cookie_path=os.environ.get("COOKIE_PATH", "/"),
-            player_dir=Path(player_dir) if player_dir else None,
+            player_root=Path(player_root) if player_root else None,
+            builds_file=Path(builds_file) if builds_file else None,
+            builds_refresh_seconds=float(os.environ.get("BUILDS_REFRESH_SECONDS", "5")),
         )
 
 
@@ -173,7 +217,7 @@ class SessionService:
     broker: Broker
     turn: TurnPool
     verifier: SignedLinks | OpenIdConnect | None
-    list_streams: Callable[[], Awaitable[tuple[dict[str, str], dict[str, str]]]]
+    list_streams: Callable[[], Awaitable[kube_streams.StreamList]]
     list_turn_nodes: Callable[[], Awaitable[list[str]]]
     set_deletion_cost: Callable[[str, bool], Awaitable[None]]
     clock: Callable[[], float] = time.time
@@ -181,6 +225,9 @@ class SessionService:
     connections: dict[str, Connection] = field(default_factory=dict)
     budgets: dict[str, MessageBudget] = field(default_factory=dict)
     streams_fresh_at: float = 0.0
+    versions: dict[str, str] = field(default_factory=dict)
+    """Build -> its Unreal Engine version, as the builds file says."""
+    _builds_seen: tuple[float, int] | None = None
     _closing: set[asyncio.Task] = field(default_factory=set)
 
     # -- HTTP ----------------------------------------------------------------------------------------------
@@ -193,9 +240,9 @@ class SessionService:
         app.router.add_get("/ws", self.signalling)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/livez", lambda _: web.json_response({"status": "ok"}))
-        if self.settings.player_dir:
-            app.router.add_get("/", lambda _: web.FileResponse(self.settings.player_dir / "index.html"))
-            app.router.add_static("/assets", self.settings.player_dir / "assets")
+        if self.settings.player_root:
+            app.router.add_get("/", self.page)
+            app.router.add_get("/assets/{name}", self.asset)
         app.on_startup.append(self._start_background)
         app.on_cleanup.append(self._stop_background)
         return app
@@ -248,12 +295,38 @@ class SessionService:
         await self._settle()
         return web.json_response({"state": State.ENDED.value})
 
+    def page_version(self, request: web.Request) -> str | None:
+        """The UE version of the page this request gets: its session's build's, else the heaviest build's."""
+        session = self.broker.sessions.get(request.cookies.get(COOKIE, ""))
+        if session is not None and session.build in self.versions:
+            return self.versions[session.build]
+        heaviest = max(self.broker.weights, key=lambda b: self.broker.weights[b], default=None)
+        return self.versions.get(heaviest or "")
+
+    def _page_file(self, request: web.Request, *path: str) -> web.StreamResponse:
+        version, root = self.page_version(request), self.settings.player_root
+        file = root.joinpath(f"ue{version}", *path) if version and root else None
+        if file is None or not file.is_file():
+            return _error(404, "no such file")
+        # Which file depends on the session's cookie: no cache may hand one player's page to another.
+        return web.FileResponse(file, headers={"Cache-Control": "no-cache", "Vary": "Cookie"})
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        return self._page_file(request, "index.html")
+
+    async def asset(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if not _ASSET.match(name):
+            return _error(404, "no such file")
+        return self._page_file(request, "assets", name)
+
     async def healthz(self, _: web.Request) -> web.Response:
         fresh = self.clock() - self.streams_fresh_at < 3 * self.settings.stream_refresh_seconds + 5
         return web.json_response({"streamsListed": fresh}, status=200 if fresh else 503)
 
     async def _metrics(self, _: web.Request) -> web.Response:
-        text = self.metrics.render(self.broker.counts(), self.broker.demand_ratio())
+        builds = {b: (self.broker.counts(b), self.broker.demand_ratio(b)) for b in self.broker.builds()}
+        text = self.metrics.render(builds)
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     async def _identity(self, request: web.Request) -> tuple[str, Callable[[], None]]:
@@ -279,6 +352,9 @@ class SessionService:
         status = self.broker.status(session_id, self.clock())
         assert status is not None
         body: dict[str, Any] = {"state": status.state.value}
+        session = self.broker.sessions[session_id]
+        if status.state != State.ENDED and session.build in self.versions:
+            body |= {"build": session.build, "unrealVersion": self.versions[session.build]}
         if status.position is not None:
             body |= {"position": status.position, "estimatedWaitSeconds": status.estimated_wait_seconds}
         if status.reason:
@@ -424,7 +500,9 @@ class SessionService:
     # -- background ----------------------------------------------------------------------------------------
 
     async def _start_background(self, app: web.Application) -> None:
+        self.refresh_builds()
         app["tasks"] = [
+            asyncio.create_task(self._every(self.settings.builds_refresh_seconds, self._refresh_builds)),
             asyncio.create_task(self._every(self.settings.stream_refresh_seconds, self._refresh_streams)),
             asyncio.create_task(self._every(self.settings.turn_refresh_seconds, self._refresh_turn)),
             asyncio.create_task(self._every(1, self._settle)),
@@ -444,10 +522,32 @@ class SessionService:
                 log.warning("%s failed: %s", work.__name__, error)
             await asyncio.sleep(seconds)
 
+    def refresh_builds(self) -> None:
+        """Reads the builds file when it changed; a file that does not parse leaves the builds as they were."""
+        path = self.settings.builds_file
+        if path is None:
+            return
+        stat = path.stat()
+        if self._builds_seen == (stat.st_mtime, stat.st_size):
+            return
+        self._builds_seen = (stat.st_mtime, stat.st_size)
+        try:
+            builds = read_builds(path.read_text())
+        except (ValueError, AttributeError) as error:
+            log.error("%s not applied, the builds stay as they were: %s", path, error)
+            return
+        self.versions = {b.name: b.unreal_version for b in builds}
+        self.broker.set_weights({b.name: b.weight for b in builds}, self.clock())
+        log.info("builds: %s", ", ".join(f"{b.name} (weight {b.weight}, UE {b.unreal_version})" for b in builds))
+
+    async def _refresh_builds(self) -> None:
+        self.refresh_builds()
+        await self._settle()
+
     async def _refresh_streams(self) -> None:
-        ready, draining = await self.list_streams()
+        found = await self.list_streams()
         self.streams_fresh_at = self.clock()
-        self.broker.set_streams(ready, self.clock(), draining)
+        self.broker.set_streams(found.ready, self.clock(), found.draining, found.builds)
         await self._settle()
 
     async def _refresh_turn(self) -> None:
@@ -517,7 +617,7 @@ def service_from_env() -> SessionService:
     )
     namespace = settings.namespace
 
-    async def list_streams() -> tuple[dict[str, str], dict[str, str]]:
+    async def list_streams() -> kube_streams.StreamList:
         return await asyncio.to_thread(kube_streams.list_streams, namespace, settings.stream_selector)
 
     async def list_turn_nodes() -> list[str]:

@@ -13,16 +13,23 @@ Pure state (no I/O, the clock is passed in), so that every rule is tested direct
 - what a signalling connection reports (it closed, its stream refused it) counts only for the stream that
   connection was made to: a connection the session has since left behind changes nothing;
 - a stream whose signalling refused a player is skipped for `quarantine_seconds` and the player keeps its
-  place at the head of the queue.
+  place at the head of the queue;
+- every stream belongs to a build (a version of the Unreal app); a new session is sent to a build at random in
+  proportion to the builds' weights and gets a stream of that build only; a build at weight 0 takes no new
+  session, and a session still waiting for a build whose weight went to 0 (or which went away) is sent to
+  another, keeping its place in the queue. Players queue in one arrival order; a player whose build has no free
+  stream does not hold up a player behind it whose build has one.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import random
 import secrets
 import statistics
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -59,12 +66,15 @@ class Session:
     """When an assigned session must have connected, or a reconnecting one must be back."""
     assigned_at: float | None = None
     ended_reason: str | None = None
+    build: str = ""
+    """The build whose streams the session may get."""
 
 
 @dataclass
 class Stream:
     name: str
     address: str
+    build: str = ""
     session: str | None = None
     quarantined_until: float = 0.0
     draining: bool = False
@@ -97,14 +107,20 @@ class BrokerSettings:
     at least once a minute)."""
 
 
+DEFAULT_BUILD = "main"
+
+
 @dataclass
 class Broker:
     settings: BrokerSettings = field(default_factory=BrokerSettings)
+    weights: dict[str, int] = field(default_factory=lambda: {DEFAULT_BUILD: 1})
+    """Build name -> weight: a new session goes to a build with the chance weight / sum of weights."""
+    choose: random.Random = field(default_factory=random.SystemRandom)
     sessions: dict[str, Session] = field(default_factory=dict)
     streams: dict[str, Stream] = field(default_factory=dict)
     queue: deque[str] = field(default_factory=deque)
     _by_identity: dict[str, str] = field(default_factory=dict)
-    _assignments: deque[float] = field(default_factory=lambda: deque(maxlen=21))
+    _assignments: dict[str, deque[float]] = field(default_factory=dict)
     _cost_changes: dict[str, bool] = field(default_factory=dict)
 
     # -- players -------------------------------------------------------------------------------------------
@@ -125,7 +141,7 @@ class Broker:
             return self.sessions[existing]
         if self.full():
             raise QueueFull()
-        session = Session(secrets.token_urlsafe(24), identity, now, seen=now)
+        session = Session(secrets.token_urlsafe(24), identity, now, seen=now, build=self._pick_build())
         self.sessions[session.id] = session
         self._by_identity[identity] = session.id
         self.queue.append(session.id)
@@ -173,13 +189,15 @@ class Broker:
             return Status(State.ENDED, reason=session.ended_reason)
         if session.state != State.QUEUED:
             return Status(session.state)
-        position = self.queue.index(session.id) + 1
-        return Status(State.QUEUED, position, self.estimated_wait(position))
+        ahead = itertools.takewhile(lambda queued: queued != session.id, self.queue)
+        position = 1 + sum(1 for queued in ahead if self.sessions[queued].build == session.build)
+        return Status(State.QUEUED, position, self.estimated_wait(position, session.build))
 
-    def estimated_wait(self, position: int) -> int:
-        """Seconds until the player at `position` gets a stream: `position` times the recent gap between
-        assignments, or one stream start when there is no history (the autoscaler starts streams in parallel)."""
-        times = list(self._assignments)
+    def estimated_wait(self, position: int, build: str = DEFAULT_BUILD) -> int:
+        """Seconds until the player at `position` of `build`'s players gets a stream: `position` times the recent
+        gap between that build's assignments, or one stream start when there is no history (the autoscaler starts
+        streams in parallel)."""
+        times = list(self._assignments.get(build, ()))
         gaps = [b - a for a, b in itertools.pairwise(times) if b > a]
         if not gaps:
             return math.ceil(self.settings.cold_start_seconds)
@@ -188,10 +206,17 @@ class Broker:
 
     # -- streams -------------------------------------------------------------------------------------------
 
-    def set_streams(self, ready: dict[str, str], now: float, draining: dict[str, str] | None = None) -> None:
+    def set_streams(
+        self,
+        ready: dict[str, str],
+        now: float,
+        draining: dict[str, str] | None = None,
+        builds: Mapping[str, str] | None = None,
+    ) -> None:
         """The streams as the Kubernetes API lists them (name -> address): those that may take players, and those
-        terminating, which keep the player they have."""
-        draining = draining or {}
+        terminating, which keep the player they have; `builds` says each one's build (unnamed: the first of the
+        weights)."""
+        draining, builds = draining or {}, builds or {}
         unclaimed: list[Session] = []
         for name in list(self.streams):
             stream = self.streams[name]
@@ -211,8 +236,21 @@ class Broker:
         # In the order they were served, the first served ending up first in the queue.
         for session in reversed(sorted(unclaimed, key=lambda s: (s.assigned_at or 0, s.created))):
             self._requeue_first(session, now)
+        default = next(iter(self.weights), DEFAULT_BUILD)
         for name, address in ready.items():
-            self.streams.setdefault(name, Stream(name, address))
+            self.streams.setdefault(name, Stream(name, address, builds.get(name, default)))
+        self._assign(now)
+
+    def set_weights(self, weights: Mapping[str, int], now: float) -> None:
+        """The builds and their weights, as the operator last set them. Waiting players of a build that takes no
+        new players any more are sent to another (they keep their place); nobody holding a stream moves."""
+        if not any(weight > 0 for weight in weights.values()):
+            raise ValueError("at least one build must have a weight above 0")
+        self.weights = dict(weights)
+        for session_id in self.queue:
+            session = self.sessions[session_id]
+            if self.weights.get(session.build, 0) <= 0:
+                session.build = self._pick_build()
         self._assign(now)
 
     def tick(self, now: float) -> None:
@@ -239,47 +277,75 @@ class Broker:
 
     # -- what the autoscaler and the dashboards read -------------------------------------------------------
 
-    def counts(self) -> dict[str, int]:
-        holding = sum(1 for s in self.sessions.values() if s.state in HOLDING)
-        ready = [s for s in self.streams.values() if not s.draining]
-        free = sum(1 for s in ready if s.session is None)
-        return {"queued": len(self.queue), "playing": holding, "streams": len(ready), "free": free}
+    def builds(self) -> list[str]:
+        """Every build the broker knows of: those with a weight, and those a stream or a session still has."""
+        known = set(self.weights) | {s.build for s in self.streams.values()}
+        known |= {s.build for s in self.sessions.values() if s.state != State.ENDED}
+        return sorted(known)
 
-    def demand_ratio(self) -> float:
-        """Players (queued, and playing on a ready stream) per ready stream; with no ready stream, players + 1
-        (or 0 without players), so that the autoscaler always asks for more while anyone waits (the reference
-        matchmaker's contract). Players on terminating streams need no stream of the ready ones."""
-        ready = [s for s in self.streams.values() if not s.draining]
-        players = len(self.queue) + sum(1 for s in ready if s.session is not None)
+    def counts(self, build: str | None = None) -> dict[str, int]:
+        """Players queued and holding a stream, ready and free streams: of `build`, or of all builds."""
+
+        def mine(item: Session | Stream) -> bool:
+            return build is None or item.build == build
+
+        holding = sum(1 for s in self.sessions.values() if s.state in HOLDING and mine(s))
+        ready = [s for s in self.streams.values() if not s.draining and mine(s)]
+        free = sum(1 for s in ready if s.session is None)
+        queued = sum(1 for i in self.queue if mine(self.sessions[i]))
+        return {"queued": queued, "playing": holding, "streams": len(ready), "free": free}
+
+    def demand_ratio(self, build: str | None = None) -> float:
+        """Players (queued, and playing on a ready stream) per ready stream, of `build` or of all; with no ready
+        stream, players + 1 (or 0 without players), so that the autoscaler always asks for more while anyone waits
+        (the reference matchmaker's contract). Players on terminating streams need no stream of the ready ones."""
+        ready = [s for s in self.streams.values() if not s.draining and build in (None, s.build)]
+        queued = sum(1 for i in self.queue if build in (None, self.sessions[i].build))
+        players = queued + sum(1 for s in ready if s.session is not None)
         if not ready:
             return float(players + 1 if players else 0)
         return players / len(ready)
 
     # -- internals -----------------------------------------------------------------------------------------
 
-    def _free_stream(self, now: float) -> Stream | None:
+    def _pick_build(self) -> str:
+        names = [name for name, weight in self.weights.items() if weight > 0]
+        return self.choose.choices(names, weights=[self.weights[name] for name in names])[0]
+
+    def _free_streams(self, now: float) -> dict[str, list[Stream]]:
+        """Build -> its streams that may take a player now, in name order."""
+        free: dict[str, list[Stream]] = {}
         for name in sorted(self.streams):
             stream = self.streams[name]
             if stream.session is None and not stream.draining and stream.quarantined_until <= now:
-                return stream
-        return None
+                free.setdefault(stream.build, []).append(stream)
+        return free
 
     def _assign(self, now: float) -> None:
-        while self.queue:
-            stream = self._free_stream(now)
-            if stream is None:
+        free = self._free_streams(now)
+        for session_id in list(self.queue):
+            if not free:
                 return
-            session = self.sessions[self.queue.popleft()]
+            session = self.sessions[session_id]
+            streams = free.get(session.build)
+            if not streams:
+                continue
+            stream = streams.pop(0)
+            if not streams:
+                del free[session.build]
+            self.queue.remove(session_id)
             stream.session = session.id
             session.state, session.stream = State.ASSIGNED, stream.name
             session.deadline, session.assigned_at = now + self.settings.claim_seconds, now
-            self._assignments.append(now)
+            self._assignments.setdefault(session.build, deque(maxlen=21)).append(now)
             self._cost_changes[stream.name] = True
 
     def _requeue_first(self, session: Session, now: float) -> None:
         """Back to the head of the queue, as if the player had just asked for its place."""
         session.state, session.stream, session.deadline, session.assigned_at = State.QUEUED, None, None, None
         session.seen = now
+        if self.weights.get(session.build, 0) <= 0:
+            session.build = self._pick_build()
         self.queue.appendleft(session.id)
 
     def _end(self, session: Session, now: float, reason: str) -> None:

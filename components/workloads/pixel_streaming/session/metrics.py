@@ -1,5 +1,6 @@
 """The session service's metrics in Prometheus' text format (version 0.0.4), scraped through its Service so that
-every series carries the `service` label the stream autoscaler's custom metric is looked up by."""
+every series carries the `service` label the stream autoscalers' custom metric is looked up by. The gauges come
+once per build (label `build`): each build's autoscaler reads its own demand ratio."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ GAUGES = {
     "players": "Players holding a stream (assigned, connected or reconnecting).",
     "streams_ready": "Streams that are ready (busy or free).",
     "streams_free": "Ready streams without a player.",
-    "demand_ratio": "Players (holding or waiting) per ready stream: what the stream autoscaler scales on.",
+    "demand_ratio": "Players (holding or waiting) per ready stream: what the build's stream autoscaler scales on.",
 }
 COUNTERS = {
     "joined": "Joins, by whether they created a session (new) or returned the player's own (existing).",
@@ -35,11 +36,14 @@ class Metrics:
         key = (name, label)
         self.counters[key] = self.counters.get(key, 0) + amount
 
-    def render(self, counts: dict[str, int], demand_ratio: float) -> str:
+    def render(self, builds: dict[str, tuple[dict[str, int], float]]) -> str:
+        """`builds`: build -> (its counts, its demand ratio)."""
         lines = []
         for name, text in GAUGES.items():
-            value = demand_ratio if name == "demand_ratio" else counts[_COUNT_KEYS[name]]
-            lines += [f"# HELP {PREFIX}_{name} {text}", f"# TYPE {PREFIX}_{name} gauge", f"{PREFIX}_{name} {value:g}"]
+            lines += [f"# HELP {PREFIX}_{name} {text}", f"# TYPE {PREFIX}_{name} gauge"]
+            for build, (counts, ratio) in sorted(builds.items()):
+                value = ratio if name == "demand_ratio" else counts[_COUNT_KEYS[name]]
+                lines.append(f'{PREFIX}_{name}{{build="{_label(build)}"}} {value:g}')
         for name, text in COUNTERS.items():
             lines += [f"# HELP {PREFIX}_{name}_total {text}", f"# TYPE {PREFIX}_{name}_total counter"]
             for (counter, label), value in sorted(self.counters.items()):

@@ -7,40 +7,54 @@ the pod is gone; nobody new is sent there. The session service marks the busy on
 where nobody plays: a pod deletion cost, so that a scale-in removes idle streams first (the ReplicaSet controller
 deletes the pods with the lowest `controller.kubernetes.io/pod-deletion-cost` first), and
 `cluster-autoscaler.kubernetes.io/safe-to-evict: "false"`, so that the cluster autoscaler never takes the node
-of a stream with a player; both are lifted when the stream is free again.
+of a stream with a player; both are lifted when the stream is free again. Each stream pod names its build (the
+version of the Unreal app it runs) in the label BUILD_LABEL; a pod without one takes no player.
 """
 
 from __future__ import annotations
 
 import urllib.parse
+from dataclasses import dataclass, field
 
 import kube
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+BUILD_LABEL = "pixelstream.io/build"
 
 
-def stream_pods(pod_list: dict) -> tuple[dict[str, str], dict[str, str]]:
-    """Pod name -> pod IP of the streams that may take a player, and of those terminating (their player stays
-    while the pod's preStop hook waits for it; nobody new comes)."""
-    ready, draining = {}, {}
+@dataclass
+class StreamList:
+    ready: dict[str, str] = field(default_factory=dict)
+    """Pod name -> pod IP of the streams that may take a player."""
+    draining: dict[str, str] = field(default_factory=dict)
+    """Those terminating: their player stays while the pod's preStop hook waits for it; nobody new comes."""
+    builds: dict[str, str] = field(default_factory=dict)
+    """Pod name -> its build, for both."""
+
+
+def stream_pods(pod_list: dict) -> StreamList:
+    found = StreamList()
+    ready, draining = found.ready, found.draining
     for pod in pod_list.get("items", []):
         metadata, status = pod.get("metadata", {}), pod.get("status", {})
         owners = metadata.get("ownerReferences", [])
-        if not status.get("podIP"):
+        build = metadata.get("labels", {}).get(BUILD_LABEL)
+        if not status.get("podIP") or not build:
             continue
         if not any(o.get("controller") and o.get("kind") == "ReplicaSet" for o in owners):
             continue
+        found.builds[metadata["name"]] = build
         if metadata.get("deletionTimestamp"):
             draining[metadata["name"]] = status["podIP"]
             continue
         conditions = status.get("conditions", [])
         if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
             ready[metadata["name"]] = status["podIP"]
-    return ready, draining
+    return found
 
 
-def list_streams(namespace: str, selector: str) -> tuple[dict[str, str], dict[str, str]]:
+def list_streams(namespace: str, selector: str) -> StreamList:
     query = urllib.parse.urlencode({"labelSelector": selector})
     return stream_pods(kube.call("GET", f"/api/v1/namespaces/{namespace}/pods?{query}"))
 

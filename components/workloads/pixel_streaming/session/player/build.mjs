@@ -18,6 +18,7 @@ for (const version of versions) {
     minify: true,
     legalComments: 'linked',
     alias: { '@pixelstream/frontend': `frontend-ue${version}` },
+    define: { __UNREAL_VERSION__: JSON.stringify(version) },
     outfile: `${out}/assets/player.js`,
     logLevel: 'warning'
   });

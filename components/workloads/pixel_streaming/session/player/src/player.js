@@ -2,7 +2,14 @@
 // stream the service assigned, through Epic's frontend library. Nothing here chooses a stream: the page knows
 // only its own session (an HttpOnly cookie) and the service's relative paths, and the library is told to
 // ignore the page's URL parameters (useUrlParams: false), so `?ss=`, `?StreamerId=` and the like do nothing.
+// The library must speak the signalling of the player's build: a session of a build of another Unreal Engine
+// version reloads the page, which the service then serves with that version's library.
 import { Config, PixelStreaming } from '@pixelstream/frontend';
+
+// The Unreal Engine version of this bundle's library (build.mjs defines it per bundle).
+const UNREAL_VERSION = __UNREAL_VERSION__;
+const RELOADS = 'pixelstream-reloads';
+document.body.dataset.library = UNREAL_VERSION;
 
 const POLL_MS = 2000;
 const statusLine = document.getElementById('status');
@@ -79,8 +86,24 @@ async function join() {
   follow(data);
 }
 
+// Reloads the page for the library of the session's build, at most twice in a row (a service that keeps serving
+// another version must not loop the page).
+function reloadFor(version) {
+  const reloads = Number(sessionStorage.getItem(RELOADS) || 0);
+  if (reloads >= 2) {
+    show('refused', `This page cannot play a stream of Unreal Engine ${version}.`);
+    return;
+  }
+  sessionStorage.setItem(RELOADS, String(reloads + 1));
+  location.reload();
+}
+
 async function follow(session) {
   for (;;) {
+    if (session.unrealVersion && session.unrealVersion !== UNREAL_VERSION) {
+      reloadFor(session.unrealVersion);
+      return;
+    }
     if (session.state === 'queued') {
       show('queued', `You are number ${session.position} in the queue. Wait: ${roughly(session.estimatedWaitSeconds)}.`, {
         position: session.position,
@@ -123,7 +146,10 @@ function connect() {
   videoParent.replaceChildren();
   const current = new PixelStreaming(config, { videoElementParent: videoParent });
   stream = current;
-  current.addEventListener('webRtcConnected', () => show('connected', 'Connected.'));
+  current.addEventListener('webRtcConnected', () => {
+    sessionStorage.removeItem(RELOADS);
+    show('connected', 'Connected.');
+  });
   current.addEventListener('playStream', () => show('playing', 'Playing.'));
   current.addEventListener('playStreamRejected', () => offer('Play', () => current.play()));
   current.addEventListener('webRtcDisconnected', async () => {
@@ -137,4 +163,16 @@ function connect() {
   });
 }
 
-join();
+// A page opened again (or reloaded for its build) picks up its session; a launch link or no session joins.
+async function start() {
+  if (!new URLSearchParams(location.hash.slice(1)).has('launch')) {
+    const { ok, data } = await call('GET');
+    if (ok && data.state !== 'ended') {
+      follow(data);
+      return;
+    }
+  }
+  join();
+}
+
+start();
