@@ -5,6 +5,7 @@ Examples (make simulate runs the second):
     python -m pixelstream.tools.capacity --stack prod --trace steady-day --out build/simulate
     python -m pixelstream.tools.capacity --compare reference dev prod --trace launch-burst --out build/simulate
     python -m pixelstream.tools.capacity --stack-file my/Pulumi.x.yaml --trace my-trace.csv --set imagePullSeconds=40
+    python -m pixelstream.tools.capacity --stack prod --trace steady-day --rollout-at 10800 --cycle-at 14400
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import pulumi
 
-from .model import simulate
-from .report import plot, summarize, table
+from .model import Release, simulate
+from .report import plot, release_summary, summarize, table
 from .stack import load_stack, resolve
 from .timings import Timings, node_hourly_usd
 from .traces import load_trace, named_traces
@@ -34,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=int, help="seconds to simulate at least (default: the trace's end)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a timing")
     parser.add_argument("--price", action="append", default=[], metavar="SHAPE=USD", help="node price per hour")
+    parser.add_argument("--rollout-at", type=int, metavar="SECONDS", help="a new build takes every new player then")
+    parser.add_argument("--cycle-at", type=int, metavar="SECONDS", help="OKE starts cycling the GPU pool then")
     parser.add_argument("--out", type=Path, help="write summary.json and timeline.png here")
     parser.add_argument("--project-dir", type=Path, default=Path("."), help="where stacks/ is (default .)")
     return parser
@@ -50,6 +53,15 @@ def _prices(assignments: list[str]) -> dict[str, float]:
     return prices
 
 
+def _release(options: argparse.Namespace) -> Release | None:
+    for flag, value in (("--rollout-at", options.rollout_at), ("--cycle-at", options.cycle_at)):
+        if value is not None and value < 0:
+            raise ValueError(f"{flag} {value}: expected seconds from the trace's start, 0 or more")
+    if options.rollout_at is None and options.cycle_at is None:
+        return None
+    return Release(options.rollout_at, options.cycle_at)
+
+
 def run(options: argparse.Namespace) -> str:
     """Simulate as the options say, write the outputs, return the table."""
     timings = Timings().overridden(options.set)
@@ -59,12 +71,16 @@ def run(options: argparse.Namespace) -> str:
         files = [resolve(stack, options.project_dir) for stack in options.compare]
     else:
         files = [options.stack_file or resolve(options.stack, options.project_dir)]
+    release = _release(options)
     summaries, runs = [], []
     for file in files:
         stack = load_stack(file)
-        outcome = simulate(stack, trace, timings, options.seed, options.duration)
+        outcome = simulate(stack, trace, timings, options.seed, options.duration, release)
         hourly = node_hourly_usd(stack.pool.shape, prices)
         summaries.append(summarize(stack, trace.name, outcome, timings, options.seed, hourly))
+        if release:
+            baseline = simulate(stack, trace, timings, options.seed, options.duration)
+            summaries[-1]["release"] = release_summary(stack, baseline, outcome, release)
         runs.append((stack.name, outcome))
     names = [s["stack"] for s in summaries]
     if len(set(names)) != len(names):
@@ -73,7 +89,7 @@ def run(options: argparse.Namespace) -> str:
         options.out.mkdir(parents=True, exist_ok=True)
         document = summaries[0] if not options.compare else {s["stack"]: s for s in summaries}
         (options.out / "summary.json").write_text(json.dumps(document, indent=2) + "\n")
-        plot(runs, options.out / "timeline.png")
+        plot(runs, options.out / "timeline.png", release)
     return table(summaries)
 
 

@@ -15,6 +15,15 @@
   already coming, up to maxSize; removes a node unneeded (below half its slots used, its pods movable
   elsewhere, none with a player) for scaleDownUnneeded, not within scaleDownDelayAfterAdd of a scale-up, down
   to minSize. Nodes are billed from launch to removal.
+- A release (optional): at `rollout_at` a new build takes every new player (weight 100, the old one 0): its own
+  autoscaler from minReplicas, its image pulled on every node then (pre-pull) or at its first stream; players
+  still waiting move to it; the old build's autoscaler follows its own players down and the build is removed
+  once it has none. At `cycle_at` OKE cycles the GPU pool (`maxSurge` 1, `maxUnavailable` 0): for each node that
+  was there, a new node first, then the old one cordoned and drained: placeholders go at once, a stream is
+  evicted only while every stream is ready (the streams' PodDisruptionBudget, one unavailable), an idle one goes
+  at once and a busy one drains (its player stays up to `drainSeconds`, then is cut), each replaced by its
+  ReplicaSet; the node goes when empty, or at the pool's eviction grace (`nodePools.gpu.eviction.graceMinutes`),
+  cutting what is left.
 """
 
 from __future__ import annotations
@@ -39,6 +48,10 @@ class Player:
     matched: float | None = None
     gave_up: float | None = None
     interrupted: bool = False
+    build: int = 0
+    warned: float | None = None
+    """When its stream was asked to go (it drains from then); None if it never was."""
+    cut: float | None = None
 
 
 @dataclass(eq=False)
@@ -46,15 +59,17 @@ class Node:
     index: int
     ready: float
     slots: int
-    images: float | None = None
-    """When the stream images are on the node; None until a pull starts."""
+    images: dict[int, float] = field(default_factory=dict)
+    """When each build's stream images are on the node; a build is missing until its pull starts."""
     pods: list = field(default_factory=list)
     unneeded_since: float | None = None
+    cordoned: bool = False
 
 
 @dataclass(eq=False)
 class Stream:
     index: int
+    build: int = 0
     node: Node | None = None
     ready: float | None = None
     player: Player | None = None
@@ -88,11 +103,50 @@ class Outcome:
     max_streams: int = 0
     max_nodes: int = 0
     samples: list[Sample] = field(default_factory=list)
+    cycle_ended: float | None = None
+    """When the GPU pool's cycling replaced its last node (with a release that cycles it)."""
+    old_build_removed: float | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    """What a release does during a run (seconds from its start); None: not that part."""
+
+    rollout_at: int | None = None
+    cycle_at: int | None = None
+
+
+@dataclass
+class BuildPool:
+    """One build's streams' autoscaler and what it last read."""
+
+    hpa: Hpa
+    replicas: int
+    metric: float = 0.0
+
+
+@dataclass
+class Cycling:
+    """OKE replacing the GPU pool's nodes, one at a time, a new node first."""
+
+    old: deque[Node]
+    surge: Node | None = None
+    draining: Node | None = None
+    draining_since: float = 0.0
 
 
 class Simulation:
-    def __init__(self, stack: SimulatedStack, trace: Trace, timings: Timings, seed: int, duration: int) -> None:
+    def __init__(
+        self,
+        stack: SimulatedStack,
+        trace: Trace,
+        timings: Timings,
+        seed: int,
+        duration: int,
+        release: Release | None = None,
+    ) -> None:
         self.stack, self.timings, self.seed, self.duration = stack, timings, seed, duration
+        self.release = release or Release()
         self.pool = stack.pool
         self.arrivals = deque(Player(s.arrival, s.duration) for s in trace.sessions)
         self.outcome = Outcome(list(self.arrivals), 0)
@@ -101,12 +155,16 @@ class Simulation:
         self.nodes: list[Node] = []
         self.streams: list[Stream] = []
         self.placeholders = [Placeholder() for _ in range(stack.warm_streams)]
-        self.hpa = Hpa.from_settings(stack.autoscaling, timings.hpa_tolerance)
-        self.replicas = stack.autoscaling.min_replicas
-        self.metric = 0.0
+        self.builds = {0: self._build_pool()}
+        self.current_build = 0
+        self.cycling: Cycling | None = None
         self.counts: Counter[str] = Counter()
         self.last_scale_up = -math.inf
         self._start()
+
+    def _build_pool(self) -> BuildPool:
+        hpa = Hpa.from_settings(self.stack.autoscaling, self.timings.hpa_tolerance)
+        return BuildPool(hpa, self.stack.autoscaling.min_replicas)
 
     def _jittered(self, kind: str, base: float) -> float:
         """`base` varied by the jitter fraction, drawn per object so runs with one seed repeat exactly."""
@@ -117,15 +175,16 @@ class Simulation:
     def _start(self) -> None:
         """An idle platform at rest: minReplicas ready streams and the placeholders, on as many nodes as they
         take (within the pool's bounds). A node holds the stream images if it ran a stream or pre-pulled them."""
-        wanted = math.ceil((self.replicas + len(self.placeholders)) / self.pool.slots)
+        replicas = self.builds[0].replicas
+        wanted = math.ceil((replicas + len(self.placeholders)) / self.pool.slots)
         count = min(max(wanted, self.pool.min_size), self.pool.max_size) if self.pool.autoscaled else self.pool.size
         for _ in range(count):
-            self._launch(0, ready=0).images = 0 if self.stack.pre_pull else None
-        self.streams = [Stream(self._next("stream")) for _ in range(self.replicas)]
+            self._launch(0, ready=0).images = {0: 0} if self.stack.pre_pull else {}
+        self.streams = [Stream(self._next("stream")) for _ in range(replicas)]
         self._schedule(0)
         for stream in self.streams:
             if stream.node is not None:
-                stream.ready = stream.node.images = 0
+                stream.ready = stream.node.images[0] = 0
 
     def _next(self, kind: str) -> int:
         self.counts[kind] += 1
@@ -149,14 +208,24 @@ class Simulation:
     def _step(self, now: int) -> None:
         timings = self.timings
         while self.arrivals and self.arrivals[0].arrival <= now:
-            self.queue.append(self.arrivals.popleft())
+            player = self.arrivals.popleft()
+            player.build = self.current_build
+            self.queue.append(player)
+        if now == self.release.rollout_at:
+            self._roll_out(now)
+        if now == self.release.cycle_at:
+            self.cycling = Cycling(deque(sorted(self.nodes, key=lambda n: n.index)))
         self._sessions_end(now)
         self._nodes_join(now)
         self._match(now)
         if now % timings.metrics_scrape_seconds == 0:
-            self.metric = self._ratio(now)
+            for build, pool in self.builds.items():
+                pool.metric = self._ratio(now, build)
         if now % timings.hpa_sync_seconds == 0:
             self._autoscale_streams(now)
+        self._retire_old_build(now)
+        if self.cycling is not None:
+            self._cycle(now)
         self._schedule(now)
         if self.pool.autoscaled and now % self.stack.autoscaler.scan_interval_seconds == 0:
             self._autoscale_nodes(now)
@@ -167,53 +236,148 @@ class Simulation:
             player = stream.player
             drained = stream.draining_since is not None and now >= stream.draining_since + self.stack.drain_seconds
             if now >= player.matched + player.duration or drained:
-                player.interrupted = now < player.matched + player.duration
-                stream.player = None
-                self.playing.remove(stream)
+                self._end_session(stream, now)
                 if stream.draining_since is not None:
                     self._remove(stream)
         patience = self.timings.player_patience_seconds
         while self.queue and now >= self.queue[0].arrival + patience:
             self.queue.popleft().gave_up = now
 
+    def _end_session(self, stream: Stream, now: int) -> None:
+        player = stream.player
+        player.interrupted = now < player.matched + player.duration
+        if player.interrupted:
+            player.cut = now
+        stream.player = None
+        self.playing.remove(stream)
+
     def _nodes_join(self, now: int) -> None:
         if not self.stack.pre_pull:
             return
         for node in self.nodes:
-            if node.images is None and node.ready <= now:
-                node.images = now + self._jittered("pull", self.timings.image_pull_seconds)
+            for build in self.builds:
+                if build not in node.images and node.ready <= now:
+                    node.images[build] = now + self._jittered("pull", self.timings.image_pull_seconds)
 
     def _match(self, now: int) -> None:
-        free = (s for s in self.streams if s.player is None and s.is_ready(now))
-        while self.queue:
-            stream = next(free, None)
+        free = {
+            build: (s for s in self.streams if s.build == build and s.player is None and s.is_ready(now))
+            for build in self.builds
+        }
+        for player in list(self.queue):
+            stream = next(free[player.build], None)
             if stream is None:
-                return
-            player = self.queue.popleft()
+                if len(self.builds) == 1:
+                    return
+                continue
+            self.queue.remove(player)
             player.matched, stream.player = now, player
             self.playing.append(stream)
 
-    def _ratio(self, now: int) -> float:
-        players = len(self.queue) + len(self.playing)
-        ready = sum(s.is_ready(now) for s in self.streams)
+    def _ratio(self, now: int, build: int) -> float:
+        players = sum(p.build == build for p in self.queue) + sum(s.build == build for s in self.playing)
+        ready = sum(s.build == build and s.is_ready(now) for s in self.streams)
         if ready == 0:
             return players + 1 if players else 0
         return players / ready
 
     def _autoscale_streams(self, now: int) -> None:
-        ready = sum(s.is_ready(now) for s in self.streams)
-        desired = self.hpa.sync(now, self.replicas, ready, self.metric)
-        live = [s for s in self.streams if s.draining_since is None]
-        for _ in range(desired - len(live)):
-            self.streams.append(Stream(self._next("stream")))
-        # The ReplicaSet's order, with pod-deletion-cost = players: unscheduled, not ready, idle, newest first.
-        ranked = sorted(live, key=lambda s: (s.node is not None, s.is_ready(now), s.player is not None, -s.index))
-        for stream in ranked[: max(len(live) - desired, 0)]:
+        for build, pool in self.builds.items():
+            mine = [s for s in self.streams if s.build == build]
+            ready = sum(s.is_ready(now) for s in mine)
+            desired = pool.hpa.sync(now, pool.replicas, ready, pool.metric)
+            live = [s for s in mine if s.draining_since is None]
+            for _ in range(desired - len(live)):
+                self.streams.append(Stream(self._next("stream"), build))
+            # The ReplicaSet's order, with pod-deletion-cost = players: unscheduled, not ready, idle, newest first.
+            ranked = sorted(live, key=lambda s: (s.node is not None, s.is_ready(now), s.player is not None, -s.index))
+            for stream in ranked[: max(len(live) - desired, 0)]:
+                if stream.player is None:
+                    self._remove(stream)
+                else:
+                    self._warn(stream, now)
+            pool.replicas = desired
+
+    def _warn(self, stream: Stream, now: int) -> None:
+        """The stream is asked to go: its player may stay for the drain."""
+        stream.draining_since = now
+        if stream.player is not None:
+            stream.player.warned = now
+
+    # -- a release ------------------------------------------------------------------------------------------
+
+    def _roll_out(self, now: int) -> None:
+        """The new build takes every new player; those waiting move to it in their place."""
+        self.current_build = 1
+        # A build at weight 0: one player per stream, down to the autoscaler's floor (streaming.autoscaler_spec).
+        self.builds[0].hpa.min_replicas, self.builds[0].hpa.target = 1, 1.0
+        self.builds[1] = self._build_pool()
+        for player in self.queue:
+            player.build = 1
+        for _ in range(self.builds[1].replicas):
+            self.streams.append(Stream(self._next("stream"), 1))
+
+    def _retire_old_build(self, now: int) -> None:
+        """The old build goes (its Deployment removed from the stack) once nobody plays or waits for it."""
+        if self.current_build == 0 or 0 not in self.builds:
+            return
+        if any(s.build == 0 for s in self.playing) or any(p.build == 0 for p in self.queue):
+            return
+        for stream in [s for s in self.streams if s.build == 0]:
+            self._remove(stream)
+        del self.builds[0]
+        self.outcome.old_build_removed = now
+
+    def _cycle(self, now: int) -> None:
+        """One step of OKE's node pool cycling with maxSurge 1, maxUnavailable 0."""
+        cycling = self.cycling
+        if cycling.draining is None:
+            cycling.old = deque(n for n in cycling.old if n in self.nodes)  # the autoscaler may have taken some
+            if not cycling.old:
+                self.cycling, self.outcome.cycle_ended = None, now
+                return
+            if cycling.surge is None:
+                cycling.surge = self._launch(now)
+            if cycling.surge.ready > now:
+                return
+            cycling.surge, cycling.draining, cycling.draining_since = None, cycling.old.popleft(), now
+            cycling.draining.cordoned = True
+        self._drain(cycling.draining, now)
+        node = cycling.draining
+        forced = now - cycling.draining_since >= self.stack.eviction_grace_seconds
+        if node.pods and not forced:
+            return
+        for stream in [p for p in node.pods if isinstance(p, Stream)]:
+            if stream.player is not None:
+                self._end_session(stream, now)
+            self._remove(stream)
+            if stream.draining_since is None:
+                self.streams.append(Stream(self._next("stream"), stream.build))
+        for placeholder in [p for p in node.pods if isinstance(p, Placeholder)]:
+            placeholder.node = None
+        node.pods.clear()
+        self.nodes.remove(node)
+        cycling.draining = None
+
+    def _drain(self, node: Node, now: int) -> None:
+        """Evictions on a cordoned node: placeholders freely, streams while the disruption budget allows."""
+        for placeholder in [p for p in node.pods if isinstance(p, Placeholder)]:
+            node.pods.remove(placeholder)
+            placeholder.node = None
+        for stream in [p for p in node.pods if isinstance(p, Stream) and p.draining_since is None]:
+            if not self._disruption_allowed(now):
+                return
+            self.streams.append(Stream(self._next("stream"), stream.build))  # its ReplicaSet replaces it
             if stream.player is None:
                 self._remove(stream)
             else:
-                stream.draining_since = now
-        self.replicas = desired
+                self._warn(stream, now)
+
+    def _disruption_allowed(self, now: int) -> bool:
+        """The streams' PodDisruptionBudget (maxUnavailable 1): every stream the autoscalers want is ready."""
+        wanted = sum(pool.replicas for pool in self.builds.values())
+        healthy = sum(s.is_ready(now) for s in self.streams)
+        return healthy >= wanted
 
     def _remove(self, stream: Stream) -> None:
         self.streams.remove(stream)
@@ -221,7 +385,7 @@ class Simulation:
             stream.node.pods.remove(stream)
 
     def _schedule(self, now: float) -> None:
-        ready_nodes = [n for n in self.nodes if n.ready <= now]
+        ready_nodes = [n for n in self.nodes if n.ready <= now and not n.cordoned]
         for stream in self.streams:
             if stream.node is None:
                 node = self._fit(ready_nodes) or self._preempt(ready_nodes)
@@ -253,9 +417,9 @@ class Simulation:
     def _bind(self, stream: Stream, node: Node, now: float) -> None:
         stream.node = node
         node.pods.append(stream)
-        if node.images is None:
-            node.images = now + self._jittered("pull", self.timings.image_pull_seconds)
-        start = max(now, node.images)
+        if stream.build not in node.images:
+            node.images[stream.build] = now + self._jittered("pull", self.timings.image_pull_seconds)
+        start = max(now, node.images[stream.build])
         stream.ready = start + self._jittered("start", self.timings.unreal_start_seconds)
 
     def _autoscale_nodes(self, now: int) -> None:
@@ -272,7 +436,7 @@ class Simulation:
     def _scale_down(self, now: int) -> None:
         removable = []
         for node in self.nodes:
-            if node.ready > now or not self._unneeded(node, now):
+            if node.ready > now or node.cordoned or not self._unneeded(node, now):
                 node.unneeded_since = None
                 continue
             node.unneeded_since = node.unneeded_since if node.unneeded_since is not None else now
@@ -297,7 +461,7 @@ class Simulation:
             pod.node = None
             if isinstance(pod, Stream):
                 self.streams.remove(pod)
-                self.streams.append(Stream(self._next("stream")))  # the ReplicaSet replaces it
+                self.streams.append(Stream(self._next("stream"), pod.build))  # the ReplicaSet replaces it
         node.pods.clear()
         self.nodes.remove(node)
 
@@ -315,9 +479,14 @@ class Simulation:
 
 
 def simulate(
-    stack: SimulatedStack, trace: Trace, timings: Timings, seed: int = 0, duration: int | None = None
+    stack: SimulatedStack,
+    trace: Trace,
+    timings: Timings,
+    seed: int = 0,
+    duration: int | None = None,
+    release: Release | None = None,
 ) -> Outcome:
-    """Run `trace` through `stack`. The run lasts `duration` seconds (default: until the trace's last session
-    would end) and then until every player has played or left."""
+    """Run `trace` through `stack`, with `release` during it. The run lasts `duration` seconds (default: until the
+    trace's last session would end) and then until every player has played or left."""
     horizon = trace.end_seconds if duration is None else duration
-    return Simulation(stack, trace, timings, seed, horizon).run()
+    return Simulation(stack, trace, timings, seed, horizon, release).run()

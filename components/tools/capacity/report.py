@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .model import Outcome, Player
+from .model import Outcome, Player, Release
 from .stack import SimulatedStack
 from .timings import Timings
 
@@ -81,6 +81,26 @@ def summarize(
     }
 
 
+def release_summary(stack: SimulatedStack, baseline: Outcome, outcome: Outcome, release: Release) -> dict[str, Any]:
+    """What a release cost against the same run without it: sessions cut (and those cut before their drain ran
+    out: the goal is none), the extra GPU-hours, and how long the old build and the pool's cycling lasted."""
+    cut = [p for p in outcome.players if p.interrupted]
+    early = [p for p in cut if p.warned is None or p.cut - p.warned < stack.drain_seconds]
+
+    def since(start: int | None, end: float | None) -> int | None:
+        return None if start is None or end is None else round(end - start)
+
+    return {
+        "rolloutAtSeconds": release.rollout_at,
+        "cycleAtSeconds": release.cycle_at,
+        "sessionsCut": len(cut),
+        "sessionsCutBeforeTheirDrain": len(early),
+        "extraGpuHours": round((outcome.gpu_seconds - baseline.gpu_seconds) / 3600, 2),
+        "oldBuildSeconds": since(release.rollout_at, outcome.old_build_removed),
+        "cycleSeconds": since(release.cycle_at, outcome.cycle_ended),
+    }
+
+
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
@@ -110,6 +130,15 @@ ROWS: tuple[tuple[str, Any], ...] = (
 )
 
 
+RELEASE_ROWS: tuple[tuple[str, Any], ...] = (
+    ("release: cut", lambda r: str(r["sessionsCut"])),
+    ("  before drain", lambda r: str(r["sessionsCutBeforeTheirDrain"])),
+    ("  extra GPU hours", lambda r: f"{r['extraGpuHours']:.2f}"),
+    ("  old build (min)", lambda r: "-" if r["oldBuildSeconds"] is None else f"{r['oldBuildSeconds'] / 60:.0f}"),
+    ("  pool cycled (min)", lambda r: "-" if r["cycleSeconds"] is None else f"{r['cycleSeconds'] / 60:.0f}"),
+)
+
+
 def table(summaries: Sequence[dict[str, Any]]) -> str:
     """The summaries side by side, then a line for every stack that left players unserved."""
     first = summaries[0]
@@ -121,6 +150,9 @@ def table(summaries: Sequence[dict[str, Any]]) -> str:
     lines.append(f"{'':<20}" + "".join(f"{s['stack']:>{width + 2}}" for s in summaries))
     for label, cell in ROWS:
         lines.append(f"{label:<20}" + "".join(f"{cell(s):>{width + 2}}" for s in summaries))
+    if "release" in first:
+        for label, cell in RELEASE_ROWS:
+            lines.append(f"{label:<20}" + "".join(f"{cell(s['release']):>{width + 2}}" for s in summaries))
     for s in summaries:
         if s["unservedPlayers"]:
             lines.append(
@@ -132,8 +164,9 @@ def table(summaries: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: Sequence[tuple[str, Outcome]], path: Path) -> None:
-    """One panel per run: players waiting and playing, ready streams and GPU nodes over time."""
+def plot(runs: Sequence[tuple[str, Outcome]], path: Path, release: Release | None = None) -> None:
+    """One panel per run: players waiting and playing, ready streams and GPU nodes over time, and when a
+    release rolled a build out and began cycling the GPU pool."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,6 +185,20 @@ def plot(runs: Sequence[tuple[str, Outcome]], path: Path) -> None:
         ):
             values = [getattr(sample, field) for sample in outcome.samples]
             ax.step(times, values, where="post", label=label, color=color, linewidth=1.2)
+        for at, label in ((release.rollout_at, "new build"), (release.cycle_at, "pool cycling")) if release else ():
+            if at is not None:
+                ax.axvline(at / scale, color="black", linestyle="--", linewidth=0.8)
+                ax.annotate(
+                    label,
+                    (at / scale, 0.98),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(-3, 0),
+                    textcoords="offset points",
+                    rotation=90,
+                    ha="right",
+                    va="top",
+                    fontsize=7,
+                )
         ax.set_title(name, loc="left", fontsize=10)
         ax.set_ylabel("count")
         ax.grid(alpha=0.3)

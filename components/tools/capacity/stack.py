@@ -43,6 +43,8 @@ class SimulatedStack:
     pre_pull: bool
     drain_seconds: int
     autoscaler: AutoscalerTimings
+    eviction_grace_seconds: int = 3600
+    """How long OKE drains a GPU node it replaces before deleting it anyway (nodePools.gpu.eviction)."""
 
 
 def slots_per_node(shape: str, streamer: StreamerSettings, streams_per_gpu: int) -> int:
@@ -94,6 +96,7 @@ def load_stack(path: Path) -> SimulatedStack:
         pre_pull=config.streaming.capacity.pre_pull,
         drain_seconds=streamer.drain_seconds,
         autoscaler=autoscaler.timings(),
+        eviction_grace_seconds=spec.eviction.grace_minutes * 60,
     )
 
 
