@@ -68,7 +68,9 @@ COTURN_CONTAINER = "coturn"
 # as the alerts and dashboards match them; the session service (Deployment and Service).
 STREAM_DEPLOYMENT = "stream"
 STREAM_BUILD_DEPLOYMENTS = f"{STREAM_DEPLOYMENT}-.+"
-"""A PromQL regular expression matching every build's stream Deployment and autoscaler."""
+"""A PromQL regular expression matching every build's stream Deployment and autoscaler (and their pods, but for
+the image pre-pull's, which are named like them)."""
+STREAM_PREPULL = f"{STREAM_DEPLOYMENT}-image-prepull"
 # The label naming a stream pod's build (the session service reads it: session/streams.py), and the label of the
 # session service's per-build series (session/metrics.py) that each build's autoscaler selects.
 BUILD_LABEL = "pixelstream.io/build"

@@ -72,6 +72,15 @@ def node(
     }
 
 
+def turn_pod(node_name: str, ready: bool = True, terminating: bool = False) -> dict:
+    """The TURN DaemonSet's pod on `node_name`."""
+    metadata: dict = {"name": f"turn-{node_name}", "labels": {"app.kubernetes.io/name": "turn"}}
+    if terminating:
+        metadata["deletionTimestamp"] = "2026-12-04T00:00:00Z"
+    status = {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    return {"metadata": metadata, "spec": {"nodeName": node_name}, "status": status}
+
+
 @contextmanager
 def serve(routes: dict[tuple[str, str], Route]) -> Iterator[FakeKube]:
     fake = FakeKube(routes)

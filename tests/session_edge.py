@@ -28,7 +28,7 @@ import jwt
 import pytest
 from aiohttp import web
 from conftest import ROOT, SHARED_APP, free_port
-from fake_kube import FakeKube, node, serve
+from fake_kube import FakeKube, node, serve, turn_pod
 from signalling_stand_in import FakeStreamer, SignallingServer
 from tools import require
 
@@ -105,13 +105,14 @@ class Edge:
     loop: Loop
     signalling_port: int
     process: subprocess.Popen
-    builds_file: Path
+    builds: dict[str, str]
+    """The ConfigMap session-builds' data, as the fake API serves it."""
     pods: dict[str, StreamPod] = field(default_factory=dict)
     _next_address: int = 2
 
-    def set_builds(self, builds: list[dict[str, Any]]) -> None:
-        """Rewrites the builds file as the kubelet swaps a mounted ConfigMap: a new file renamed over the old."""
-        write_builds(self.builds_file, builds)
+    def set_builds(self, builds: list[dict[str, Any]] | str) -> None:
+        """The operator's change to the builds (a document that is not JSON, as given)."""
+        self.builds["builds.json"] = builds if isinstance(builds, str) else json.dumps({"builds": builds})
 
     def add_stream(
         self,
@@ -199,26 +200,26 @@ def _pod_list(edge_pods: dict[str, StreamPod]) -> dict:
 ONE_BUILD = [{"name": "main", "weight": 1, "unrealVersion": "5.7"}]
 
 
-def write_builds(path: Path, builds: list[dict[str, Any]]) -> None:
-    staged = path.with_suffix(".new")
-    staged.write_text(json.dumps({"builds": builds}))
-    os.replace(staged, path)
-
-
 @contextmanager
 def running_edge(
     tmp_path: Path, turn_address: str = "203.0.113.10", builds: list[dict[str, Any]] = ONE_BUILD, **env: str
 ) -> Iterator[Edge]:
     """The session service with signed launch links (or the auth mode `env` names), the `builds` and no stream
     yet; the TURN node's public address is `turn_address`."""
-    builds_file = tmp_path / "builds.json"
-    write_builds(builds_file, builds)
+    builds_data = {"builds.json": json.dumps({"builds": builds})}
     (tmp_path / "link-secret").write_text(LINK_SECRET)
     (tmp_path / "turn-secret").write_text(TURN_SECRET)
     pods: dict[str, StreamPod] = {}
+
+    def namespace_pods(call: Any) -> tuple[int, dict]:
+        if call.query.get("labelSelector") == ["app.kubernetes.io/name=turn"]:
+            return 200, {"items": [turn_pod("turn-a")]}
+        return 200, _pod_list(pods)
+
     routes = {
-        ("GET", f"/api/v1/namespaces/{NAMESPACE}/pods"): lambda call: (200, _pod_list(pods)),
+        ("GET", f"/api/v1/namespaces/{NAMESPACE}/pods"): namespace_pods,
         ("GET", "/api/v1/nodes"): lambda call: (200, {"items": [node("turn-a", turn_address)]}),
+        ("GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps/session-builds"): lambda call: (200, {"data": builds_data}),
     }
     with ExitStack() as stack:
         kube = stack.enter_context(serve(routes))
@@ -243,7 +244,6 @@ def running_edge(
             "COOKIE_SECURE": "false",
             "COLD_START_SECONDS": "120",
             "RECONNECT_SECONDS": "2",
-            "BUILDS_FILE": str(builds_file),
             "BUILDS_REFRESH_SECONDS": "0.2",
             **env,
         }
@@ -255,7 +255,7 @@ def running_edge(
         stack.callback(_stop, process)
         url = f"http://127.0.0.1:{port}"
         _wait_until_ready(url, process, tmp_path / "session.log")
-        yield Edge(url, f"http://127.0.0.1:{metrics_port}", kube, loop, signalling_port, process, builds_file, pods)
+        yield Edge(url, f"http://127.0.0.1:{metrics_port}", kube, loop, signalling_port, process, builds_data, pods)
 
 
 def _wait_until_ready(url: str, process: subprocess.Popen, log: Path) -> None:

@@ -306,6 +306,18 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
         ["'Main_1' is not a build name", "at most 20"],
     ),
     (
+        "a build named as the autoscaler before builds",
+        {"streaming": {"builds": [{**BUILD, "name": "autoscaler"}]}},
+        "streaming.builds[0].name",
+        ["autoscaler is reserved"],
+    ),
+    (
+        "a minimum for a build that takes nobody",
+        {"streaming": {"builds": [BUILD, {**CANARY, "weight": 0, "minReplicas": 3}]}},
+        "streaming.builds[1].minReplicas",
+        ["3 at weight 0"],
+    ),
+    (
         "a build listed twice",
         {"streaming": {"builds": [BUILD, {**CANARY, "name": "main"}]}},
         "streaming.builds[1].name",

@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -41,10 +41,12 @@ SESSION = Metrics().render(
 TURN_A, TURN_B = 'turn_total_allocations{type="UDP"} 3\n', 'turn_total_allocations{type="UDP"} 0\n'
 
 
-def serve(body: str) -> ThreadingHTTPServer:
+def serve(body: str | Callable[[], str]) -> ThreadingHTTPServer:
+    """Serves `body` (or what it returns at each request) as an exporter's text format, on loopback."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            payload = body.encode()
+            payload = (body() if callable(body) else body).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.send_header("Content-Length", str(len(payload)))

@@ -116,9 +116,10 @@ def test_the_policy_applies_to_the_session_services_pod_updates_in_its_namespace
         "matchLabels": {"kubernetes.io/metadata.name": NS}
     }
     role = dev.manifests()[f"{NS}.role.session-streams.yaml"]
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]}], (
-        "no subresource (pods/status, pods/ephemeralcontainers) escapes the policy's `pods` rule"
-    )
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["session-builds"], "verbs": ["get"]},
+    ], "no subresource (pods/status, pods/ephemeralcontainers) escapes the policy's `pods` rule; one ConfigMap read"
     version = dev.outputs["kubernetesVersion"].removeprefix("v")
     for document in (policy, binding):
         kubernetes_validate.validate(document, version, strict=True)

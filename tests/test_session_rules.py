@@ -19,12 +19,19 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fake_kube import node, turn_pod
 
 from pixelstream.workloads.pixel_streaming.session.auth import OpenIdConnect, Refused, SignedLinks
 from pixelstream.workloads.pixel_streaming.session.broker import Broker, BrokerSettings, QueueFull, State
 from pixelstream.workloads.pixel_streaming.session.metrics import Metrics
 from pixelstream.workloads.pixel_streaming.session.signalling import PUBLIC_STREAMER_ID, Relay, streamer_ids
-from pixelstream.workloads.pixel_streaming.session.turn import TurnPool, TurnSettings, credentials, turn_name
+from pixelstream.workloads.pixel_streaming.session.turn import (
+    TurnPool,
+    TurnSettings,
+    credentials,
+    turn_addresses,
+    turn_name,
+)
 
 T0 = 1_000_000.0
 STREAMS = {"stream-a": "10.0.192.10", "stream-b": "10.0.192.11"}
@@ -570,7 +577,7 @@ def test_settling_closes_left_behind_connections_without_waiting_and_keeps_the_c
     async def scenario() -> None:
         b = broker()
         service = SessionService(
-            Settings(), b, TurnPool(TurnSettings("s")), None, nothing, nothing, nothing, clock=lambda: T0
+            Settings(), b, TurnPool(TurnSettings("s")), None, nothing, nothing, nothing, nothing, clock=lambda: T0
         )
         gone, moved, staying = (b.join(f"link:{name}", T0) for name in ("gone", "moved", "staying"))
         b.set_streams({**STREAMS, "stream-c": "10.0.192.12", "stream-d": "10.0.192.13"}, T0)
@@ -600,6 +607,17 @@ def builds_broker(weights: dict[str, int], seed: int = 7) -> Broker:
     return Broker(BrokerSettings(max_queue=100_000), weights=weights, choose=random.Random(seed))
 
 
+class Scripted(random.Random):
+    """Sends the next players to these builds, in order, as the weights might have."""
+
+    def __init__(self, *builds: str) -> None:
+        super().__init__(0)
+        self.builds = list(builds)
+
+    def choices(self, population, weights=None, *, cum_weights=None, k=1):  # type: ignore[no-untyped-def]
+        return [self.builds.pop(0)]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_new_players_go_to_builds_in_proportion_to_their_weights(seed: int) -> None:
     """10 000 joins at weights 80/20/0: each build's share within 4 standard deviations of its weight's share
@@ -615,9 +633,8 @@ def test_new_players_go_to_builds_in_proportion_to_their_weights(seed: int) -> N
 
 
 def test_a_player_gets_a_stream_of_its_build_only_and_does_not_hold_up_another_builds_player() -> None:
-    b = builds_broker({"main": 1, "canary": 1})
+    b = Broker(weights={"main": 1, "canary": 1}, choose=Scripted("main", "canary"))
     first, second = b.join("alice", T0), b.join("bob", T0 + 1)
-    first.build, second.build = "main", "canary"  # as the weights might have sent them
     b.set_streams({"stream-canary-1": BUILD_STREAMS["stream-canary-1"]}, T0 + 2, builds=BUILD_OF)
     assert (first.state, second.state) == (State.QUEUED, State.ASSIGNED), "bob is served past alice"
     assert second.stream == "stream-canary-1"
@@ -627,11 +644,10 @@ def test_a_player_gets_a_stream_of_its_build_only_and_does_not_hold_up_another_b
 
 
 def test_a_build_at_weight_zero_keeps_its_players_and_sends_its_waiting_ones_elsewhere_in_place() -> None:
-    b = builds_broker({"main": 1, "canary": 1})
+    b = Broker(weights={"main": 1, "canary": 1}, choose=Scripted(*["canary"] * 7, *["main"] * 6))
     playing = b.join("alice", T0)
     waiting = [b.join(f"player-{i}", T0 + 2) for i in range(6)]
-    for session in (playing, *waiting):
-        session.build = "canary"
+    assert {s.build for s in (playing, *waiting)} == {"canary"}
     b.set_streams({"stream-canary-1": BUILD_STREAMS["stream-canary-1"]}, T0 + 2, builds=BUILD_OF)
     b.connect(playing.id, T0 + 2)
     b.set_weights({"main": 1, "canary": 0}, T0 + 3)
@@ -662,6 +678,50 @@ def test_a_stream_whose_build_is_unknown_serves_only_sessions_of_that_build() ->
     assert b.builds() == ["main", "old"] and b.counts("old")["free"] == 1
 
 
+# -- TURN nodes about to go -------------------------------------------------------------------------------------
+
+
+def test_a_turn_node_about_to_go_is_given_to_nobody_new() -> None:
+    tainted = node("turn-d", "203.0.113.4")
+    tainted["spec"]["taints"] = [{"key": "ToBeDeletedByClusterAutoscaler", "value": "1", "effect": "NoSchedule"}]
+    nodes = {
+        "items": [
+            node("turn-a", "203.0.113.1"),
+            node("turn-b", "203.0.113.2"),
+            node("turn-c", "203.0.113.3", unschedulable=True),  # cordoned: a drain, OKE's node cycling
+            tainted,  # the cluster autoscaler is deleting it
+            node("turn-e", "203.0.113.5"),
+            node("turn-f", "203.0.113.6"),
+        ]
+    }
+    pods = {
+        "items": [
+            turn_pod("turn-a"),
+            turn_pod("turn-b", terminating=True),  # coturn draining: its DaemonSet is updated
+            turn_pod("turn-c"),
+            turn_pod("turn-d"),
+            turn_pod("turn-e", ready=False),
+            # turn-f: no coturn at all
+        ]
+    }
+    assert turn_addresses(nodes, pods) == ["203.0.113.1"]
+    # the same nodes, nothing going: every one with a ready coturn is offered
+    calm = {"items": [node(f"turn-{n}", f"203.0.113.{i}") for i, n in enumerate("abc", 1)]}
+    assert turn_addresses(calm, {"items": [turn_pod(f"turn-{n}") for n in "abc"]}) == [
+        "203.0.113.1",
+        "203.0.113.2",
+        "203.0.113.3",
+    ]
+
+
+def test_a_player_whose_turn_node_goes_gets_another_at_its_next_connection() -> None:
+    pool = TurnPool(TurnSettings(secret="s"))
+    pool.set_addresses(["203.0.113.1", "203.0.113.2"])
+    first = pool.node_for("alice")
+    pool.set_addresses([a for a in ["203.0.113.1", "203.0.113.2"] if a != first])
+    assert pool.node_for("alice") not in (first, None)
+
+
 # -- metrics --------------------------------------------------------------------------------------------------
 
 
@@ -677,3 +737,18 @@ def test_metrics_render_the_broker_counts_and_counters() -> None:
     assert 'pixelstream_session_demand_ratio{build="canary"} 0.5\n' in text
     assert 'pixelstream_session_refused_total{reason="auth"} 1' in text
     assert 'pixelstream_session_dropped_total{type="sub\\"scribe"} 2' in text
+
+
+def test_an_assignment_does_not_scan_the_queue_for_a_build_nobody_waits_for() -> None:
+    """20 000 players waiting for main, a free stream of a canary nobody waits for: every tick and join stays
+    cheap (the broker knows how many wait for each build)."""
+    b = Broker(BrokerSettings(max_queue=100_000), weights={"main": 1, "canary": 0})
+    for index in range(20_000):
+        b.join(f"player-{index}", T0)
+    b.set_streams({"stream-canary-1": "10.0.192.21"}, T0, builds={"stream-canary-1": "canary"})
+    started = time.perf_counter()
+    for second in range(50):
+        b.tick(T0 + second / 1000)
+        b.join(f"late-{second}", T0)
+    assert time.perf_counter() - started < 1.0
+    assert b.counts("main")["queued"] == 20_050 and b.counts("canary")["free"] == 1

@@ -471,10 +471,13 @@ def test_a_player_waits_for_its_builds_stream_and_promotion_moves_the_waiting_wi
             edge.set_builds([{**MAIN_UE57, "weight": 0}, {**CANARY_UE56, "weight": 1}])
             expected = {"state": "assigned", "build": "canary", "unrealVersion": "5.6"}
             await until(player.status, expected, "alice on the canary")
-            # The page and its library follow her session's build: what the player page reloads itself for.
+            # The page follows her session's build, or the version the page asks for when it reloads itself.
             assert await page(player) == (200, "page of UE 5.6")
-            assert await page(player, "/assets/player.js") == (200, "library of UE 5.6")
-            assert (await page(Player(edge)))[1] == "page of UE 5.6", "a new player gets the heaviest build's page"
+            assert await page(player, "/?ue=5.7") == (200, "page of UE 5.7")
+            assert await page(player, "/ue5.6/assets/player.js") == (200, "library of UE 5.6")
+            stranger = Player(edge)
+            assert (await page(stranger))[1] == "page of UE 5.6", "a new player gets the heaviest build's page"
+            await stranger.close()
         finally:
             await player.close()
 
@@ -483,9 +486,9 @@ def test_a_player_waits_for_its_builds_stream_and_promotion_moves_the_waiting_wi
     assert edge.process.poll() is None, "the same process throughout"
 
 
-def test_a_broken_builds_file_changes_nothing_and_no_path_leaves_the_pages(two_builds: Edge) -> None:
+def test_broken_builds_change_nothing_and_no_path_leaves_the_pages(two_builds: Edge, tmp_path: Path) -> None:
     edge = two_builds
-    edge.builds_file.write_text('{"builds": [{"name": "main", "weight": 0, "unrealVersion": "5.7"}]}')
+    edge.set_builds([{"name": "main", "weight": 0, "unrealVersion": "5.7"}])
 
     async def scenario() -> None:
         player = Player(edge)
@@ -493,11 +496,53 @@ def test_a_broken_builds_file_changes_nothing_and_no_path_leaves_the_pages(two_b
             await asyncio.sleep(1)  # five rounds of the builds refresh
             status, body = await player.join(launch_link("bob"))
             assert (status, body["build"]) == (200, "main"), "the weights before the broken file still hold"
-            for path in ("/assets/..%2f..%2fsecret.txt", "/assets/.hidden", "/assets/nothing.js"):
+            bad = ("/ue5.7/assets/..%2f..%2fsecret.txt", "/ue5.7/assets/.hidden", "/ue5.7/assets/nothing.js")
+            for path in (*bad, "/ue..%2f..%2f/assets/secret.txt", "/ue5.8/assets/player.js", "/assets/player.js"):
                 assert (await page(player, path))[0] == 404, path
+            assert await page(player, "/?ue=..%2f..") == (200, "page of UE 5.7"), "a bad ?ue= is ignored"
         finally:
             await player.close()
 
     asyncio.run(scenario())
-    log = (edge.builds_file.parent / "session.log").read_text()
-    assert "not applied, the builds stay as they were: every weight is 0" in log
+    log = (tmp_path / "session.log").read_text()
+    assert "builds not applied, they stay as they were: every weight is 0" in log
+
+
+def test_the_service_is_not_ready_until_it_knows_the_builds() -> None:
+    """No player is served before the builds are read: the ConfigMap missing (Pulumi replacing it, or RBAC wrong)
+    keeps the service unready; once read, it is ready, and a later failure keeps the builds it has."""
+    from pixelstream.workloads.pixel_streaming.session.app import SessionService, Settings
+    from pixelstream.workloads.pixel_streaming.session.broker import Broker
+    from pixelstream.workloads.pixel_streaming.session.turn import TurnPool, TurnSettings
+
+    document: list[str | None] = [None]
+
+    async def read() -> str:
+        if document[0] is None:
+            raise ConnectionError('configmaps "session-builds" not found')
+        return document[0]
+
+    async def nothing(*_: object) -> Any:
+        return None
+
+    service = SessionService(
+        Settings(), Broker(), TurnPool(TurnSettings("s")), None, nothing, read, nothing, nothing, clock=time.time
+    )
+    service.streams_fresh_at = time.time()
+
+    async def scenario() -> list[int]:
+        statuses = []
+        with contextlib.suppress(ConnectionError):
+            await service.refresh_builds()
+        statuses.append((await service.healthz(None)).status)
+        document[0] = json.dumps({"builds": [MAIN_UE57, {**CANARY_UE56, "weight": 3}]})
+        await service.refresh_builds()
+        statuses.append((await service.healthz(None)).status)
+        document[0] = None
+        with contextlib.suppress(ConnectionError):
+            await service.refresh_builds()
+        statuses.append((await service.healthz(None)).status)
+        return statuses
+
+    assert asyncio.run(scenario()) == [503, 200, 200]
+    assert service.broker.weights == {"main": 1, "canary": 3}

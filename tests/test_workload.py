@@ -145,7 +145,10 @@ def test_no_cluster_role_can_patch_nodes_or_pods(dev: Plan) -> None:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, role["metadata"]["name"]
             assert rule["resources"] == ["nodes"]
     role = manifest(dev, "role", "session-streams")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]}]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["session-builds"], "verbs": ["get"]},
+    ]
     verbs = {
         obj["metadata"]["name"]: obj["rules"][0]["verbs"]
         for obj in dev.manifests().values()
@@ -470,7 +473,7 @@ def test_disruption_budgets_protect_sessions_without_blocking_drains(dev: Plan) 
     budgets = {
         obj["metadata"]["name"]: obj["spec"] for obj in dev.manifests().values() if obj["kind"] == "PodDisruptionBudget"
     }
-    assert set(budgets) == {"stream", "session"}
+    assert set(budgets) == {"stream", "session", "turn-drain-hold"}
     assert all(spec == {"maxUnavailable": 1, "selector": spec["selector"]} for spec in budgets.values())
 
 
@@ -617,11 +620,10 @@ def test_every_node_pulls_every_builds_image_once(three_builds: Plan) -> None:
 def test_promotion_is_a_weight_change_and_removing_a_build_removes_its_pool(tmp_path: Path, three_builds: Plan) -> None:
     builds = [{**MAIN, "weight": 0}, {**CANARY, "weight": 100}]
     promoted = plan_with(tmp_path, streaming={"builds": builds, "autoscaling": {"minReplicas": 2}})
-    floors = {
-        b: manifest(promoted, "horizontalpodautoscaler", f"stream-{b}")["spec"]["minReplicas"]
-        for b in ("main", "canary")
-    }
-    assert floors == {"main": 1, "canary": 2}, "a build at weight 0 keeps one stream at most idle"
+    hpas = {b: manifest(promoted, "horizontalpodautoscaler", f"stream-{b}")["spec"] for b in ("main", "canary")}
+    assert {b: h["minReplicas"] for b, h in hpas.items()} == {"main": 1, "canary": 2}
+    targets = {b: h["metrics"][0]["object"]["target"]["value"] for b, h in hpas.items()}
+    assert targets == {"main": "1", "canary": "0.9"}, "a build at weight 0 keeps the streams in use, no idle one"
     assert manifest(promoted, "deployment", "stream-main") == manifest(three_builds, "deployment", "stream-main")
     assert "pixel.deployment.stream-old.yaml" not in promoted.manifests()
 

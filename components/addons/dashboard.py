@@ -10,6 +10,7 @@ from ..constants import (
     COTURN_CONTAINER,
     STREAM_BUILD_DEPLOYMENTS,
     STREAM_DEPLOYMENT,
+    STREAM_PREPULL,
     TURN_DAEMONSET,
 )
 
@@ -55,7 +56,7 @@ PANELS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
             ),
             (
                 f"sum by ({BUILD}) (label_replace(increase(kube_pod_container_status_restarts_total"
-                f'{{pod=~"{STREAM_BUILD_DEPLOYMENTS}"}}[15m]), {_POD_BUILD}))',
+                f'{{pod=~"{STREAM_BUILD_DEPLOYMENTS}",pod!~"{STREAM_PREPULL}-.+"}}[15m]), {_POD_BUILD}))',
                 f"restarts (15 min): {{{{{BUILD}}}}}",
             ),
         ),

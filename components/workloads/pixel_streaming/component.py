@@ -57,6 +57,8 @@ class PixelStreamingArgs:
     system_nodes: Sequence[pulumi.Resource] = ()
     """What the namespace waits for: the pool that runs the session service."""
     turn_nodes: Sequence[pulumi.Resource] = ()
+    turn_nodes_to_hold: int = 0
+    """TURN nodes whose relayed sessions a node drain waits for (the TURN pool's fixed size; 0: none)."""
     gpu_nodes: Sequence[pulumi.Resource] = ()
     """What the stream Deployments wait for: the GPU pool and the device plugin."""
     ingress_controller: Sequence[pulumi.Resource] = ()
@@ -110,6 +112,7 @@ class PixelStreaming(pulumi.ComponentResource):
                 cluster_issuer=args.cluster_issuer,
                 certificates_after=args.certificates,
                 ingress_controller=args.ingress_controller,
+                nodes_to_hold=args.turn_nodes_to_hold,
             ),
             opts=child,
         )

@@ -26,7 +26,7 @@ from ..images import IMAGES, STREAMING_IMAGES, UNREAL_VERSIONS, image_problem
 from .routing import EdgeLimits
 from .sessions import OidcSettings, PlayerAuth, QueueSettings, SignedLinkSettings
 from .streaming import AutoscalingSettings, StreamBuild, StreamerSettings
-from .turn import TurnServerSettings
+from .turn import TURN_TERMINATION_MARGIN_SECONDS, TurnServerSettings
 
 if TYPE_CHECKING:
     from ...config import StackConfig
@@ -53,6 +53,9 @@ class TurnConfig(ConfigModel):
     allow_relay_to_all_pods: bool = False
     """The only way to stream on flannel, where the relay cannot be limited to the stream pods."""
     tls: TurnTlsConfig = TurnTlsConfig()
+    drain_seconds: int = 1800
+    """How long a TURN server that is stopping (coturn's update, its node leaving) keeps relaying its sessions
+    while it takes no new allocation; 0: it stops at once."""
 
     def server_settings(self, relay_ports: tuple[int, int], path: MediaPath) -> TurnServerSettings:
         return TurnServerSettings(
@@ -65,6 +68,7 @@ class TurnConfig(ConfigModel):
             max_bytes_per_second=self.max_bytes_per_second,
             capacity_bytes_per_second=self.capacity_bytes_per_second,
             tls=self.tls.host is not None,
+            drain_seconds=self.drain_seconds,
         )
 
 
@@ -250,7 +254,9 @@ class BuildConfig(ConfigModel):
     """Unset: autoscaling.maxReplicas."""
 
 
-BUILD_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$")
+BUILD_NAME = re.compile(r"[a-z]([a-z0-9-]{0,18}[a-z0-9])?")
+# stream-autoscaler was the one stream autoscaler's name before builds: a new HPA of that name would meet it.
+RESERVED_BUILD_NAMES = ("autoscaler",)
 MAX_BUILDS = 4
 DEFAULT_BUILD = "main"
 
@@ -319,6 +325,7 @@ def check_streaming(config: StackConfig) -> None:
     check_images("streaming", streaming.images, STREAMING_IMAGES)
     check_pull_secrets("streaming", streaming.image_pull_secrets)
     _check_turn(streaming.turn)
+    _check_turn_drain(config)
     _check_turn_tls(config)
     _check_players(config)
     _check_streamer(config)
@@ -341,11 +348,19 @@ def _check_builds(streaming: StreamingConfig) -> None:
     seen: set[str] = set()
     for index, build in enumerate(builds):
         key = f"streaming.builds[{index}]"
-        if not BUILD_NAME.match(build.name):
+        if not BUILD_NAME.fullmatch(build.name):
             raise ConfigError(
                 f"{key}.name",
                 f"{build.name!r} is not a build name (a-z, 0-9 and -, starting with a letter, at most 20)",
             )
+        if build.weight == 0 and build.min_replicas not in (None, 1):
+            raise ConfigError(
+                f"{key}.minReplicas",
+                f"{build.min_replicas} at weight 0: a build that takes no new player keeps only the streams in use "
+                "(and the autoscaler's floor of 1); remove it or give the build a weight",
+            )
+        if build.name in RESERVED_BUILD_NAMES:
+            raise ConfigError(f"{key}.name", f"{build.name} is reserved: name the build otherwise")
         if build.name in seen:
             raise ConfigError(f"{key}.name", f"{build.name} is listed twice")
         seen.add(build.name)
@@ -381,6 +396,8 @@ def _check_turn(turn: TurnConfig) -> None:
     check_range("streaming.turn.userQuota", turn.user_quota, 3, 16)
     # coturn reads the quota as a C int.
     check_range("streaming.turn.totalQuota", turn.total_quota, 1, INT32_MAX)
+    # Up to OKE's longest eviction grace: what a TURN node leaving its pool waits for at most.
+    check_range("streaming.turn.drainSeconds", turn.drain_seconds, 0, 3600)
     if turn.max_bytes_per_second < 1:
         raise ConfigError("streaming.turn.maxBytesPerSecond", f"{turn.max_bytes_per_second} is below 1")
     if turn.capacity_bytes_per_second < turn.max_bytes_per_second:
@@ -388,6 +405,17 @@ def _check_turn(turn: TurnConfig) -> None:
             "streaming.turn.capacityBytesPerSecond",
             f"{turn.capacity_bytes_per_second} is below maxBytesPerSecond ({turn.max_bytes_per_second}): no session "
             "would fit on a TURN node",
+        )
+
+
+def _check_turn_drain(config: StackConfig) -> None:
+    drain = config.streaming.turn.drain_seconds + TURN_TERMINATION_MARGIN_SECONDS
+    grace = config.node_pools.turn.eviction.grace_minutes
+    if config.cluster.oke and config.streaming.turn.drain_seconds and grace * 60 < drain:
+        raise ConfigError(
+            "nodePools.turn.eviction.graceMinutes",
+            f"{grace} minutes is shorter than a TURN server's drain ({drain} s: streaming.turn.drainSeconds + "
+            f"{TURN_TERMINATION_MARGIN_SECONDS}); OKE would delete a TURN node under sessions it still relays",
         )
 
 

@@ -18,7 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ...addons.charts import PART_OF
-from ...constants import STREAM_PRIORITY, WARM_CAPACITY_PRIORITY
+from ...constants import STREAM_PREPULL, STREAM_PRIORITY, WARM_CAPACITY_PRIORITY
 from ...placement import GPU_NODES, NodePlacement
 from ..kubernetes import (
     gpu_node_affinity,
@@ -31,7 +31,7 @@ from ..kubernetes import (
 from .streaming import SIGNALLING_UID, StreamBuild, StreamerSettings, stream_requests
 
 WARM_CAPACITY = "warm-capacity"
-PREPULL = "stream-image-prepull"
+PREPULL = STREAM_PREPULL
 PAUSE_UID = 65535
 # A pull is network and disk work; the containers themselves run one shell builtin.
 PREPULL_RESOURCES = resources("10m", "16Mi", "100m", "64Mi")

@@ -15,6 +15,13 @@ if TYPE_CHECKING:
     from ...oci.layer import OciLayer
 
 
+def turn_nodes_to_hold(config: StackConfig) -> int:
+    """The TURN nodes a drain hold keeps while their sessions last: the OKE TURN pool's nodes when its size is fixed
+    (an autoscaled pool's pending holds would grow it; an existing cluster's nodes are not the stack's to count)."""
+    pool = config.node_pools.turn
+    return pool.size if config.cluster.oke and pool.max_size is None else 0
+
+
 def declare_pixel_streaming(
     config: StackConfig, infra: OciLayer, addons: AddonLayer, opts: pulumi.ResourceOptions
 ) -> dict[str, Any]:
@@ -42,6 +49,7 @@ def declare_pixel_streaming(
             pod_proxy_prefix=streaming.pod_proxy.path_prefix if streaming.pod_proxy.enabled else None,
             system_nodes=infra.nodes("default"),
             turn_nodes=infra.nodes("turn"),
+            turn_nodes_to_hold=turn_nodes_to_hold(config),
             gpu_nodes=[*infra.nodes("gpu"), *addons.gpu_plugin],
             ingress_controller=addons.ingress_controller,
             turn_tls_host=streaming.turn.tls.host,

@@ -3,9 +3,11 @@ stream per authenticated player, the signalling relay and each session's TURN cr
 
 It runs as one pod (the queue and the sessions are in its memory; a second replica would hand a stream out
 twice), replaced rather than doubled on an update. It may read the stream pods and mark the busy ones (a
-namespaced Role: pods, get/list/patch) and list the TURN nodes (nodes, list: they are cluster-scoped). The builds
-and their weights are a ConfigMap it reads as a file: a new weight reaches it within a minute or two (the kubelet's
-refresh of a mounted ConfigMap) without replacing its pod, which would end every session.
+namespaced Role: pods, get/list/patch; the one ConfigMap of the builds, get) and list the TURN nodes (nodes, list:
+they are cluster-scoped). It reads the builds and their weights from that ConfigMap every few seconds: a new
+weight reaches it without replacing its pod, which would end every session (the Kubernetes provider replaces a
+ConfigMap whose data changes, deleting it first, unless `enableConfigMapMutable`: pulumi-kubernetes#1567, #1926;
+while it is gone, the service keeps the builds it has).
 
 RBAC cannot say which fields a patch may touch, and `patch` on pods could swap a container's image: an admission
 policy holds the service (the one workload the internet talks to) to the two annotations it writes, on stream
@@ -24,7 +26,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from ...addons.charts import PART_OF
-from ...constants import BUILD_LABEL, SESSION_SERVICE, STREAM_DEPLOYMENT
+from ...constants import BUILD_LABEL, SESSION_SERVICE, STREAM_DEPLOYMENT, TURN_DAEMONSET
 from ...placement import TURN_NODES, NodePlacement
 from ..kubernetes import (
     account_with_role,
@@ -50,7 +52,6 @@ LINK_SECRET = "launch-link-secret"
 LINK_SECRET_KEY = "hs256-secret"
 BUILDS_CONFIG = "session-builds"
 BUILDS_KEY = "builds.json"
-BUILDS_DIR = "/config/builds"
 
 AuthMode = Literal["oidc", "signedLinks", "none"]
 
@@ -126,11 +127,14 @@ class Sessions(pulumi.ComponentResource):
         super().__init__("pixelstream:index:Sessions", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         ns = args.namespace
-        rules = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]}]
+        rules = [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [BUILDS_CONFIG], "verbs": ["get"]},
+        ]
         account = account_with_role(SESSION_SERVICE, "session-streams", ns, rules, self)
         _pod_patch_policy(ns, self)
         node_reader(SESSION_SERVICE, ns, ["list"], "the session service lists the TURN nodes", self, account)
-        builds = k8s.core.v1.ConfigMap(
+        k8s.core.v1.ConfigMap(
             BUILDS_CONFIG,
             metadata={"name": BUILDS_CONFIG, "namespace": ns, "labels": PART_OF},
             data={BUILDS_KEY: builds_document(args.builds)},
@@ -139,7 +143,6 @@ class Sessions(pulumi.ComponentResource):
         volumes = [
             api_access_volume(),
             _secret_volume("turn", args.turn_secret_name),
-            {"name": "builds", "configMap": {"name": builds.metadata["name"], "defaultMode": 0o444}},
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
         ]
         self.launch_link_secret = None
@@ -281,7 +284,7 @@ def _pod_patch_policy(namespace: pulumi.Input[str], parent: pulumi.Resource) -> 
 
 
 def builds_document(builds: Sequence[StreamBuild]) -> str:
-    """What the session service reads from BUILDS_FILE (session/app.py read_builds)."""
+    """What the session service reads from the ConfigMap (session/app.py read_builds)."""
     entries = [{"name": b.name, "weight": b.weight, "unrealVersion": b.unreal_version} for b in builds]
     return json.dumps({"builds": entries}, indent=2) + "\n"
 
@@ -295,11 +298,12 @@ def session_environment(args: SessionsArgs, with_link_secret: bool) -> list[dict
     queue, links, oidc = args.queue, args.auth.signed_links, args.auth.oidc
     values: dict[str, str | int | None] = {
         "STREAM_SELECTOR": f"app.kubernetes.io/name={STREAM_DEPLOYMENT},{BUILD_LABEL}",
-        "BUILDS_FILE": f"{BUILDS_DIR}/{BUILDS_KEY}",
+        "BUILDS_CONFIG_MAP": f"{BUILDS_CONFIG}/{BUILDS_KEY}",
         "SIGNALLING_PORT": SIGNALLING_PLAYER_PORT,
         "TURN_SECRET_FILE": f"/secrets/turn/{args.turn_secret_key}",
         "TURN_TTL_SECONDS": args.turn_ttl_seconds,
         "TURN_NODE_SELECTOR": args.turn_nodes.label_selector(),
+        "TURN_POD_SELECTOR": f"app.kubernetes.io/name={TURN_DAEMONSET}",
         "TURN_TLS_URL": args.turn_tls_url,
         "AUTH_MODE": args.auth.mode,
         "CLAIM_SECONDS": queue.claim_seconds,
@@ -337,7 +341,6 @@ def _session_container(args: SessionsArgs, with_link_secret: bool) -> dict[str, 
     mounts = [
         api_access_mount(),
         {"name": "turn-secret", "mountPath": "/secrets/turn", "readOnly": True},
-        {"name": "builds", "mountPath": BUILDS_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     if with_link_secret:

@@ -329,8 +329,11 @@ def _unreal_container(image: str, settings: StreamerSettings) -> dict[str, Any]:
 def autoscaler_spec(deployment: pulumi.Input[str], build: StreamBuild, scaling: AutoscalingSettings) -> dict[str, Any]:
     """A build's streams scale on the session service's players-per-ready-stream ratio of that build (the metric
     selector: prometheus-adapter v0.12.0 adds it to the query's label matchers, pkg/naming/metrics_query.go
-    Build), with the configured behaviour, between the build's own bounds."""
+    Build), with the configured behaviour, between the build's own bounds. A build at weight 0 takes nobody new:
+    its target is one player per stream, so that it keeps exactly the streams in use (a target below 1 would keep
+    idle ones no player can have; above 1, fewer streams than players)."""
     period = scaling.scale_up_period_seconds
+    target = scaling.target_pool_ratio if build.weight else 1
     return {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
         "minReplicas": build.min_replicas,
@@ -344,7 +347,7 @@ def autoscaler_spec(deployment: pulumi.Input[str], build: StreamBuild, scaling: 
                         "selector": {"matchLabels": {BUILD_METRIC_LABEL: build.name}},
                     },
                     "describedObject": {"apiVersion": "v1", "kind": "Service", "name": SESSION_SERVICE},
-                    "target": {"type": "Value", "value": f"{scaling.target_pool_ratio:g}"},
+                    "target": {"type": "Value", "value": f"{target:g}"},
                 },
             }
         ],

@@ -28,6 +28,7 @@ from ...placement import TURN_NODES, NodePlacement
 from ..kubernetes import (
     api_access_mount,
     api_access_volume,
+    disruption_budget,
     helper_command,
     helpers_config_map,
     helpers_mount,
@@ -108,6 +109,8 @@ class TurnServerSettings:
     `max_bytes_per_second` from it, so it bounds concurrent sessions per node."""
     tls: bool = False
     """A TLS listener (TURN_TLS_PORT) with the certificate mounted at TLS_DIR, for TURN over TLS."""
+    drain_seconds: int = 1800
+    """How long a stopping TURN server keeps relaying its sessions (taking no new allocation) before it exits."""
 
     def __post_init__(self) -> None:
         for cidr in self.media_peer_cidrs:
@@ -193,6 +196,8 @@ class TurnArgs:
     certificates_after: Sequence[pulumi.Resource] = ()
     """What the certificate waits for: cert-manager and its issuers."""
     ingress_controller: Sequence[pulumi.Resource] = ()
+    nodes_to_hold: int = 0
+    """The TURN nodes a drain hold keeps while their sessions last (a fixed pool's size; 0: no hold)."""
 
 
 class Turn(pulumi.ComponentResource):
@@ -220,7 +225,7 @@ class Turn(pulumi.ComponentResource):
             data={"turnserver.conf": turnserver_conf(args.server)},
             opts=child,
         )
-        programs = [HELPERS / "turn_bootstrap.py", HELPERS / "tls_reloader.py"]
+        programs = [HELPERS / "turn_bootstrap.py", HELPERS / "tls_reloader.py", HELPERS / "turn_drain_hold.py"]
         helpers = helpers_config_map("turn-helpers", ns, programs, self)
         self.tls_url = None
         if args.server.tls:
@@ -229,6 +234,8 @@ class Turn(pulumi.ComponentResource):
             self._tls_route(args)
             self.tls_url = f"turns:{args.tls_host}:{TURNS_PUBLIC_PORT}?transport=tcp"
         self._daemonset(args, helpers_volume(helpers), _secret_volume(secret), config.metadata["name"])
+        if args.nodes_to_hold and args.server.drain_seconds:
+            self._drain_hold(args, helpers_volume(helpers))
         self.secret_name = secret.metadata["name"]
         self.secret_key = AUTH_SECRET_KEY
         self.register_outputs({"secret_name": self.secret_name, "tls_url": self.tls_url})
@@ -317,13 +324,13 @@ class Turn(pulumi.ComponentResource):
                         "imagePullSecrets": image_pull_secrets(args.image_pull_secrets),
                         "affinity": args.nodes.required_affinity(),
                         "tolerations": args.nodes.tolerations(),
-                        "terminationGracePeriodSeconds": 30,
+                        "terminationGracePeriodSeconds": args.server.drain_seconds + TURN_TERMINATION_MARGIN_SECONDS,
                         "securityContext": pod_security_context(fs_group=NOBODY),
                         # The TLS reloader signals coturn when cert-manager renews the certificate.
                         **({"shareProcessNamespace": True} if tls else {}),
                         "initContainers": [_bootstrap_container(args.python_image)],
                         "containers": [
-                            _coturn_container(args.coturn_image, tls),
+                            _coturn_container(args.coturn_image, tls, args.server.drain_seconds),
                             *([_reloader_container(args.python_image)] if tls else []),
                         ],
                         "volumes": [
@@ -343,6 +350,58 @@ class Turn(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
 
+    def _drain_hold(self, args: TurnArgs, helpers: dict[str, Any]) -> None:
+        """One pod per TURN node that a node drain evicts and that waits for the node's relayed sessions
+        (app/turn_drain_hold.py): what keeps OKE from deleting a TURN node under them. At most one at a time."""
+        hold_labels = labels(DRAIN_HOLD)
+        one_per_node = {"labelSelector": {"matchLabels": hold_labels}, "topologyKey": "kubernetes.io/hostname"}
+        container = {
+            "name": DRAIN_HOLD,
+            "image": args.python_image,
+            "command": helper_command("turn_drain_hold.py"),
+            "env": [
+                {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+                {"name": "METRICS_PORT", "value": str(TURN_METRICS_PORT)},
+            ],
+            "volumeMounts": [helpers_mount()],
+            "securityContext": security_context(NOBODY),
+            "resources": resources("5m", "24Mi", "50m", "64Mi"),
+        }
+        k8s.apps.v1.Deployment(
+            DRAIN_HOLD,
+            metadata={
+                "name": DRAIN_HOLD,
+                "namespace": args.namespace,
+                "labels": hold_labels,
+                # Its pods wait for TURN nodes; nothing needs them to be ready to go on.
+                "annotations": {"pulumi.com/skipAwait": "true"},
+            },
+            spec={
+                "replicas": args.nodes_to_hold,
+                "selector": {"matchLabels": hold_labels},
+                "template": {
+                    "metadata": {"labels": hold_labels},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "imagePullSecrets": image_pull_secrets(args.image_pull_secrets),
+                        "affinity": {
+                            **args.nodes.required_affinity(),
+                            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [one_per_node]},
+                        },
+                        "tolerations": args.nodes.tolerations(),
+                        "terminationGracePeriodSeconds": args.server.drain_seconds + TURN_TERMINATION_MARGIN_SECONDS,
+                        "securityContext": pod_security_context(),
+                        "containers": [container],
+                        "volumes": [helpers],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        disruption_budget(DRAIN_HOLD, args.namespace, hold_labels, self)
+
+
+DRAIN_HOLD = "turn-drain-hold"
 
 # The shared secret reaches the programs as a file (not an environment variable, which /proc shows).
 AUTH_SECRET = "turn-auth"
@@ -407,11 +466,28 @@ def _reloader_container(python_image: str) -> dict[str, Any]:
     }
 
 
-def _coturn_container(image: str, tls: bool) -> dict[str, Any]:
+# A stopping coturn drains: SIGUSR1 puts it in drain mode (mainrelay.c `drain_handler`, coturn 4.6.3 and later,
+# 4.17.1 here), where every new allocation is refused with 403 "Server is draining" (ns_turn_server.c) while the
+# running ones go on, and it exits by itself once none is left (netengine.c, `drain-min-allocations`, 0 by
+# default). The hook waits for that exit: the kubelet sends SIGTERM (coturn's immediate stop) only when the hook
+# returns, or when the pod's termination grace runs out. Arguments: the pid file.
+DRAIN_SCRIPT = """pid=$(cat "$1" 2>/dev/null) || exit 0
+kill -USR1 "$pid" 2>/dev/null || exit 0
+while kill -0 "$pid" 2>/dev/null; do sleep 1; done"""
+# What coturn needs after its drain: nothing but to exit.
+TURN_TERMINATION_MARGIN_SECONDS = 10
+
+
+def _coturn_container(image: str, tls: bool, drain_seconds: int) -> dict[str, Any]:
     return {
         "name": COTURN_CONTAINER,
         "image": image,
         "args": ["-c", "/run/coturn/turnserver.conf"],
+        **(
+            {"lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", DRAIN_SCRIPT, "drain", PID_FILE]}}}}
+            if drain_seconds
+            else {}
+        ),
         "ports": [
             _host_port("turn-udp", TURN_LISTENING_PORT, "UDP"),
             _host_port("turn-tcp", TURN_LISTENING_PORT, "TCP"),

@@ -1,13 +1,14 @@
 """The session service: the only way a player reaches a stream.
 
-    GET    /               the player page: Epic's frontend library of the UE version of the player's build (the
-                           session's, else the build with the highest weight); /assets/<file> likewise
+    GET    /               the player page with Epic's frontend library of one UE version: ?ue=<version>, else
+                           the session's build's, else the heaviest build's; its assets at /ue<version>/assets/
     POST   /api/session    join: authenticate (per AUTH_MODE), then the identity's one session; sets its cookie
     DELETE /api/session    leave
     GET    /api/status     the session's state: queued (position, estimated wait), assigned, connected, ended; its
                            build and that build's UE version (the page reloads itself when they are not its own)
     GET    /ws             the session's signalling, relayed to its stream only (signalling.py checks each message)
-    GET    /healthz        200 while the stream list is fresh (readiness); /livez 200 while serving
+    GET    /healthz        200 while the stream list is fresh and the builds are known (readiness); /livez 200
+                           while serving
     :METRICS_PORT /metrics per build: queue, players, streams, the demand ratio its stream autoscaler reads
 
 A session is a random id in an HttpOnly, SameSite=Strict cookie; a request without one, or with one the broker
@@ -15,15 +16,17 @@ does not know, gets nothing. No request parameter names a stream or an address: 
 
 Environment (every value has a default but the secrets):
   PORT 8080, METRICS_PORT 9000, NAMESPACE, STREAM_SELECTOR, SIGNALLING_PORT 8080, STREAM_REFRESH_SECONDS 2
-  TURN_SECRET_FILE, TURN_PORT 3478, TURN_TTL_SECONDS 300, TURN_NODE_SELECTOR, TURN_TLS_URL, TURN_REFRESH_SECONDS 15
+  TURN_SECRET_FILE, TURN_PORT 3478, TURN_TTL_SECONDS 300, TURN_NODE_SELECTOR, TURN_POD_SELECTOR (coturn's pods),
+  TURN_TLS_URL, TURN_REFRESH_SECONDS 15
   AUTH_MODE none|signedLinks|oidc
     signedLinks: LINK_AUDIENCE, LINK_MAX_LIFETIME_SECONDS 300, LINK_SECRET_FILE or LINK_JWKS_URL, LINK_ISSUER
     oidc: OIDC_ISSUER (the ID tokens' `iss`), OIDC_CLIENT_ID, OIDC_JWKS_URL (else the jwks_uri of the discovery
       document at OIDC_DISCOVERY_URL, or at OIDC_ISSUER)
   CLAIM_SECONDS 30, RECONNECT_SECONDS 20, MAX_SESSION_SECONDS 0, MAX_QUEUE 500, COLD_START_SECONDS 120
   COOKIE_SECURE true, COOKIE_PATH /, PLAYER_ROOT (the built pages, one directory ue<version> per UE version)
-  BUILDS_FILE: JSON {"builds": [{"name", "weight", "unrealVersion"}]}, read again whenever it changes (a mounted
-    ConfigMap: a new weight takes effect without a restart, which would end every session); BUILDS_REFRESH_SECONDS 5
+  BUILDS_CONFIG_MAP <name>/<key> (session-builds/builds.json): JSON {"builds": [{"name", "weight",
+    "unrealVersion"}]}, read every BUILDS_REFRESH_SECONDS (5): a new weight takes effect without a restart, which
+    would end every session; until it has been read once the service is not ready
   Kubernetes access as in kube.py (the pod's service account).
 """
 
@@ -56,9 +59,10 @@ log = logging.getLogger("session")
 COOKIE = "pxsession"
 # How long a stream's signalling server has to accept the connection and list its streamer.
 STREAM_ANSWER_SECONDS = 10
-_ASSET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_BUILD = re.compile(r"^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$")
-_VERSION = re.compile(r"^[0-9]+\.[0-9]+$")
+# Matched whole (fullmatch): `$` alone would take a trailing newline.
+_ASSET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_BUILD = re.compile(r"[a-z]([a-z0-9-]{0,18}[a-z0-9])?")
+_VERSION = re.compile(r"[0-9]+\.[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -79,11 +83,11 @@ def read_builds(text: str) -> list[Build]:
         name, weight, version = (
             entry.get(k) if isinstance(entry, dict) else None for k in ("name", "weight", "unrealVersion")
         )
-        if not (isinstance(name, str) and _BUILD.match(name)):
+        if not (isinstance(name, str) and _BUILD.fullmatch(name)):
             raise ValueError(f"builds[{index}].name is not a build name")
         if not (isinstance(weight, int) and not isinstance(weight, bool) and 0 <= weight <= 1000):
             raise ValueError(f"builds[{index}].weight is not a whole number 0-1000")
-        if not (isinstance(version, str) and _VERSION.match(version)):
+        if not (isinstance(version, str) and _VERSION.fullmatch(version)):
             raise ValueError(f"builds[{index}].unrealVersion is not a version such as 5.7")
         builds.append(Build(name, weight, version))
     if len({b.name for b in builds}) != len(builds):
@@ -140,31 +144,31 @@ def _env_int(name: str, default: int) -> int:
 @dataclass
 class Settings:
     namespace: str = "pixel"
-    stream_selector: str = "app.kubernetes.io/name=stream"
+    stream_selector: str = "app.kubernetes.io/name=stream,pixelstream.io/build"
     signalling_port: int = 8080
     stream_refresh_seconds: float = 2
     turn_node_selector: str = "app.pixel/turn=true"
+    turn_pod_selector: str = "app.kubernetes.io/name=turn"
     turn_refresh_seconds: float = 15
     cookie_secure: bool = True
     cookie_path: str = "/"
     player_root: Path | None = None
-    builds_file: Path | None = None
     builds_refresh_seconds: float = 5
 
     @classmethod
     def from_env(cls) -> Settings:
-        player_root, builds_file = os.environ.get("PLAYER_ROOT"), os.environ.get("BUILDS_FILE")
+        player_root = os.environ.get("PLAYER_ROOT")
         return cls(
             namespace=os.environ.get("NAMESPACE", "pixel"),
             stream_selector=os.environ.get("STREAM_SELECTOR", cls.stream_selector),
             signalling_port=_env_int("SIGNALLING_PORT", 8080),
             stream_refresh_seconds=float(os.environ.get("STREAM_REFRESH_SECONDS", "2")),
             turn_node_selector=os.environ.get("TURN_NODE_SELECTOR", cls.turn_node_selector),
+            turn_pod_selector=os.environ.get("TURN_POD_SELECTOR", cls.turn_pod_selector),
             turn_refresh_seconds=float(os.environ.get("TURN_REFRESH_SECONDS", "15")),
             cookie_secure=os.environ.get("COOKIE_SECURE", "true") == "true",
             cookie_path=os.environ.get("COOKIE_PATH", "/"),
             player_root=Path(player_root) if player_root else None,
-            builds_file=Path(builds_file) if builds_file else None,
             builds_refresh_seconds=float(os.environ.get("BUILDS_REFRESH_SECONDS", "5")),
         )
 
@@ -218,6 +222,8 @@ class SessionService:
     turn: TurnPool
     verifier: SignedLinks | OpenIdConnect | None
     list_streams: Callable[[], Awaitable[kube_streams.StreamList]]
+    read_builds: Callable[[], Awaitable[str]]
+    """The builds document, as the operator last set it."""
     list_turn_nodes: Callable[[], Awaitable[list[str]]]
     set_deletion_cost: Callable[[str, bool], Awaitable[None]]
     clock: Callable[[], float] = time.time
@@ -227,7 +233,7 @@ class SessionService:
     streams_fresh_at: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
     """Build -> its Unreal Engine version, as the builds file says."""
-    _builds_seen: tuple[float, int] | None = None
+    _builds_text: str | None = None
     _closing: set[asyncio.Task] = field(default_factory=set)
 
     # -- HTTP ----------------------------------------------------------------------------------------------
@@ -242,7 +248,7 @@ class SessionService:
         app.router.add_get("/livez", lambda _: web.json_response({"status": "ok"}))
         if self.settings.player_root:
             app.router.add_get("/", self.page)
-            app.router.add_get("/assets/{name}", self.asset)
+            app.router.add_get("/ue{version}/assets/{name}", self.asset)
         app.on_startup.append(self._start_background)
         app.on_cleanup.append(self._stop_background)
         return app
@@ -296,33 +302,44 @@ class SessionService:
         return web.json_response({"state": State.ENDED.value})
 
     def page_version(self, request: web.Request) -> str | None:
-        """The UE version of the page this request gets: its session's build's, else the heaviest build's."""
+        """The UE version of the page this request gets: the one it asks for (?ue=, what the page reloads itself
+        with), else its session's build's, else the heaviest build's."""
+        asked = request.query.get("ue", "")
+        if _VERSION.fullmatch(asked) and self._player_file(asked, "index.html"):
+            return asked
         session = self.broker.sessions.get(request.cookies.get(COOKIE, ""))
         if session is not None and session.build in self.versions:
             return self.versions[session.build]
         heaviest = max(self.broker.weights, key=lambda b: self.broker.weights[b], default=None)
         return self.versions.get(heaviest or "")
 
-    def _page_file(self, request: web.Request, *path: str) -> web.StreamResponse:
-        version, root = self.page_version(request), self.settings.player_root
-        file = root.joinpath(f"ue{version}", *path) if version and root else None
-        if file is None or not file.is_file():
-            return _error(404, "no such file")
-        # Which file depends on the session's cookie: no cache may hand one player's page to another.
-        return web.FileResponse(file, headers={"Cache-Control": "no-cache", "Vary": "Cookie"})
+    def _player_file(self, version: str, *path: str) -> Path | None:
+        root = self.settings.player_root
+        file = root.joinpath(f"ue{version}", *path) if root else None
+        return file if file is not None and file.is_file() else None
 
     async def page(self, request: web.Request) -> web.StreamResponse:
-        return self._page_file(request, "index.html")
+        version = self.page_version(request)
+        file = self._player_file(version, "index.html") if version else None
+        if file is None:
+            return _error(503, "no player page: the builds are not known yet")
+        # Which page depends on the session's cookie: no cache may hand one player's page to another.
+        return web.FileResponse(file, headers={"Cache-Control": "no-cache", "Vary": "Cookie"})
 
     async def asset(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        if not _ASSET.match(name):
+        version, name = request.match_info["version"], request.match_info["name"]
+        wellformed = _VERSION.fullmatch(version) and _ASSET.fullmatch(name)
+        file = self._player_file(version, "assets", name) if wellformed else None
+        if file is None:
             return _error(404, "no such file")
-        return self._page_file(request, "assets", name)
+        return web.FileResponse(file, headers={"Cache-Control": "no-cache"})
 
     async def healthz(self, _: web.Request) -> web.Response:
+        """Ready while the stream list is fresh and the builds are known (no player is served before)."""
         fresh = self.clock() - self.streams_fresh_at < 3 * self.settings.stream_refresh_seconds + 5
-        return web.json_response({"streamsListed": fresh}, status=200 if fresh else 503)
+        known = bool(self.versions)
+        body = {"streamsListed": fresh, "buildsKnown": known}
+        return web.json_response(body, status=200 if fresh and known else 503)
 
     async def _metrics(self, _: web.Request) -> web.Response:
         builds = {b: (self.broker.counts(b), self.broker.demand_ratio(b)) for b in self.broker.builds()}
@@ -500,9 +517,8 @@ class SessionService:
     # -- background ----------------------------------------------------------------------------------------
 
     async def _start_background(self, app: web.Application) -> None:
-        self.refresh_builds()
         app["tasks"] = [
-            asyncio.create_task(self._every(self.settings.builds_refresh_seconds, self._refresh_builds)),
+            asyncio.create_task(self._every(self.settings.builds_refresh_seconds, self.refresh_builds)),
             asyncio.create_task(self._every(self.settings.stream_refresh_seconds, self._refresh_streams)),
             asyncio.create_task(self._every(self.settings.turn_refresh_seconds, self._refresh_turn)),
             asyncio.create_task(self._every(1, self._settle)),
@@ -522,26 +538,20 @@ class SessionService:
                 log.warning("%s failed: %s", work.__name__, error)
             await asyncio.sleep(seconds)
 
-    def refresh_builds(self) -> None:
-        """Reads the builds file when it changed; a file that does not parse leaves the builds as they were."""
-        path = self.settings.builds_file
-        if path is None:
+    async def refresh_builds(self) -> None:
+        """Applies the builds document when it changed; one that does not parse leaves the builds as they were."""
+        text = await self.read_builds()
+        if text == self._builds_text:
             return
-        stat = path.stat()
-        if self._builds_seen == (stat.st_mtime, stat.st_size):
-            return
-        self._builds_seen = (stat.st_mtime, stat.st_size)
+        self._builds_text = text
         try:
-            builds = read_builds(path.read_text())
-        except (ValueError, AttributeError) as error:
-            log.error("%s not applied, the builds stay as they were: %s", path, error)
+            builds = read_builds(text)
+        except (ValueError, AttributeError, TypeError) as error:
+            log.error("builds not applied, they stay as they were: %s", error)
             return
         self.versions = {b.name: b.unreal_version for b in builds}
         self.broker.set_weights({b.name: b.weight for b in builds}, self.clock())
         log.info("builds: %s", ", ".join(f"{b.name} (weight {b.weight}, UE {b.unreal_version})" for b in builds))
-
-    async def _refresh_builds(self) -> None:
-        self.refresh_builds()
         await self._settle()
 
     async def _refresh_streams(self) -> None:
@@ -620,11 +630,22 @@ def service_from_env() -> SessionService:
     async def list_streams() -> kube_streams.StreamList:
         return await asyncio.to_thread(kube_streams.list_streams, namespace, settings.stream_selector)
 
+    config_map, _, key = os.environ.get("BUILDS_CONFIG_MAP", "session-builds/builds.json").partition("/")
+
+    async def read_builds_document() -> str:
+        import kube
+
+        path = f"/api/v1/namespaces/{namespace}/configmaps/{config_map}"
+        return (await asyncio.to_thread(kube.call, "GET", path))["data"][key]
+
     async def list_turn_nodes() -> list[str]:
         import kube
 
-        query = urllib.parse.urlencode({"labelSelector": settings.turn_node_selector})
-        return turn_addresses(await asyncio.to_thread(kube.call, "GET", f"/api/v1/nodes?{query}"))
+        nodes = urllib.parse.urlencode({"labelSelector": settings.turn_node_selector})
+        pods = urllib.parse.urlencode({"labelSelector": settings.turn_pod_selector})
+        node_list = await asyncio.to_thread(kube.call, "GET", f"/api/v1/nodes?{nodes}")
+        pod_list = await asyncio.to_thread(kube.call, "GET", f"/api/v1/namespaces/{namespace}/pods?{pods}")
+        return turn_addresses(node_list, pod_list)
 
     async def set_cost(pod: str, busy: bool) -> None:
         await asyncio.to_thread(kube_streams.set_deletion_cost, namespace, pod, busy)
@@ -635,6 +656,7 @@ def service_from_env() -> SessionService:
         turn=TurnPool(turn_settings),
         verifier=verifier_from_env(),
         list_streams=list_streams,
+        read_builds=read_builds_document,
         list_turn_nodes=list_turn_nodes,
         set_deletion_cost=set_cost,
     )

@@ -28,7 +28,7 @@ import math
 import random
 import secrets
 import statistics
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -122,6 +122,8 @@ class Broker:
     _by_identity: dict[str, str] = field(default_factory=dict)
     _assignments: dict[str, deque[float]] = field(default_factory=dict)
     _cost_changes: dict[str, bool] = field(default_factory=dict)
+    _queued: Counter[str] = field(default_factory=Counter)
+    """Build -> players of it in the queue: an assignment scans the queue only for builds with a free stream."""
 
     # -- players -------------------------------------------------------------------------------------------
 
@@ -145,6 +147,7 @@ class Broker:
         self.sessions[session.id] = session
         self._by_identity[identity] = session.id
         self.queue.append(session.id)
+        self._queued[session.build] += 1
         self._assign(now)
         return session
 
@@ -250,7 +253,9 @@ class Broker:
         for session_id in self.queue:
             session = self.sessions[session_id]
             if self.weights.get(session.build, 0) <= 0:
+                self._queued[session.build] -= 1
                 session.build = self._pick_build()
+                self._queued[session.build] += 1
         self._assign(now)
 
     def tick(self, now: float) -> None:
@@ -322,23 +327,27 @@ class Broker:
         return free
 
     def _assign(self, now: float) -> None:
-        free = self._free_streams(now)
-        for session_id in list(self.queue):
+        free = {build: streams for build, streams in self._free_streams(now).items() if self._queued[build]}
+        served: set[str] = set()
+        for session_id in self.queue:
             if not free:
-                return
+                break
             session = self.sessions[session_id]
             streams = free.get(session.build)
             if not streams:
                 continue
             stream = streams.pop(0)
-            if not streams:
+            self._queued[session.build] -= 1
+            if not streams or not self._queued[session.build]:
                 del free[session.build]
-            self.queue.remove(session_id)
+            served.add(session_id)
             stream.session = session.id
             session.state, session.stream = State.ASSIGNED, stream.name
             session.deadline, session.assigned_at = now + self.settings.claim_seconds, now
             self._assignments.setdefault(session.build, deque(maxlen=21)).append(now)
             self._cost_changes[stream.name] = True
+        if served:
+            self.queue = deque(i for i in self.queue if i not in served)
 
     def _requeue_first(self, session: Session, now: float) -> None:
         """Back to the head of the queue, as if the player had just asked for its place."""
@@ -347,10 +356,12 @@ class Broker:
         if self.weights.get(session.build, 0) <= 0:
             session.build = self._pick_build()
         self.queue.appendleft(session.id)
+        self._queued[session.build] += 1
 
     def _end(self, session: Session, now: float, reason: str) -> None:
         if session.state == State.QUEUED:
             self.queue.remove(session.id)
+            self._queued[session.build] -= 1
         stream = self.streams.get(session.stream or "")
         if stream and stream.session == session.id:
             stream.session = None

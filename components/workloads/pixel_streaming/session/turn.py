@@ -9,7 +9,10 @@ until it expires: coturn keeps the key of an allocation it has authenticated and
 credential, and every new signalling connection of the session (a reconnect) gets a fresh one.
 
 Each player is given one TURN node, the one holding the fewest players, so that its allocations (one per
-URL: UDP, TCP, and TLS when configured) sit on one node instead of one per node.
+URL: UDP, TCP, and TLS when configured) sit on one node instead of one per node. A node about to go is given to
+nobody new: cordoned (a drain, OKE's node pool cycling), marked for deletion by the cluster autoscaler, or whose
+coturn pod is terminating (it drains: its sessions go on, a new allocation would be refused) or not ready. A
+player whose node went gets another at its next signalling connection.
 """
 
 from __future__ import annotations
@@ -34,12 +37,29 @@ def turn_name(secret: str, identity: str) -> str:
     return hmac.new(secret.encode(), f"player:{identity}".encode(), hashlib.sha256).hexdigest()[:20]
 
 
-def turn_addresses(node_list: dict) -> list[str]:
-    """Public IPs of the listed nodes that are Ready and schedulable."""
+# The cluster autoscaler's taint on a node it is deleting (cluster-autoscaler/utils/taints: ToBeDeletedTaint).
+TO_BE_DELETED = "ToBeDeletedByClusterAutoscaler"
+
+
+def serving_nodes(pod_list: dict) -> set[str]:
+    """Nodes whose coturn pod is ready and not terminating."""
+    serving = set()
+    for pod in pod_list.get("items", []):
+        metadata, status = pod.get("metadata", {}), pod.get("status", {})
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
+        if ready and not metadata.get("deletionTimestamp"):
+            serving.add(pod.get("spec", {}).get("nodeName"))
+    return serving
+
+
+def turn_addresses(node_list: dict, pod_list: dict) -> list[str]:
+    """Public IPs of the listed nodes that are Ready, schedulable, not being deleted, and serve TURN."""
+    serving = serving_nodes(pod_list)
     addresses = []
     for node in node_list.get("items", []):
         external = kube.node_addresses(node).get("ExternalIP")
-        if external and kube.node_ready(node):
+        going = any(t.get("key") == TO_BE_DELETED for t in node.get("spec", {}).get("taints", []))
+        if external and kube.node_ready(node) and not going and node["metadata"]["name"] in serving:
             addresses.append(external)
     return sorted(addresses)
 

@@ -1,7 +1,8 @@
 // Builds the player page once per supported Unreal Engine version into dist/ue<version>/: the same page, bundled
-// with the frontend library of that version (package.json names each as frontend-ue<version>).
+// with the frontend library of that version (package.json names each as frontend-ue<version>). Each page loads
+// its assets from ue<version>/assets/, so what a page runs never depends on anything but its own file.
 import { build } from 'esbuild';
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 
 const versions = Object.keys(JSON.parse(await readFile('package.json', 'utf8')).dependencies)
   .filter((name) => name.startsWith('frontend-ue'))
@@ -23,6 +24,7 @@ for (const version of versions) {
     logLevel: 'warning'
   });
   await copyFile('src/player.css', `${out}/assets/player.css`);
-  await copyFile('index.html', `${out}/index.html`);
+  const page = await readFile('index.html', 'utf8');
+  await writeFile(`${out}/index.html`, page.replaceAll('"assets/', `"ue${version}/assets/`));
   console.log(`built ${out}`);
 }

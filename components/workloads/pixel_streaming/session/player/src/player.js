@@ -86,16 +86,19 @@ async function join() {
   follow(data);
 }
 
-// Reloads the page for the library of the session's build, at most twice in a row (a service that keeps serving
-// another version must not loop the page).
+// Loads the page with the library of the session's build: the version rides in the URL (?ue=), not on the
+// session's cookie, which a browser may withhold from a reload after the player came from another site
+// (SameSite=Strict). At most twice in a row: a service that keeps serving another version must not loop the page.
 function reloadFor(version) {
   const reloads = Number(sessionStorage.getItem(RELOADS) || 0);
   if (reloads >= 2) {
+    sessionStorage.removeItem(RELOADS);
     show('refused', `This page cannot play a stream of Unreal Engine ${version}.`);
+    offer('Reload', () => location.reload());
     return;
   }
   sessionStorage.setItem(RELOADS, String(reloads + 1));
-  location.reload();
+  location.replace(new URL(`?ue=${encodeURIComponent(version)}`, document.baseURI).href);
 }
 
 async function follow(session) {
@@ -104,6 +107,7 @@ async function follow(session) {
       reloadFor(session.unrealVersion);
       return;
     }
+    if (session.unrealVersion) sessionStorage.removeItem(RELOADS);
     if (session.state === 'queued') {
       show('queued', `You are number ${session.position} in the queue. Wait: ${roughly(session.estimatedWaitSeconds)}.`, {
         position: session.position,
@@ -146,10 +150,7 @@ function connect() {
   videoParent.replaceChildren();
   const current = new PixelStreaming(config, { videoElementParent: videoParent });
   stream = current;
-  current.addEventListener('webRtcConnected', () => {
-    sessionStorage.removeItem(RELOADS);
-    show('connected', 'Connected.');
-  });
+  current.addEventListener('webRtcConnected', () => show('connected', 'Connected.'));
   current.addEventListener('playStream', () => show('playing', 'Playing.'));
   current.addEventListener('playStreamRejected', () => offer('Play', () => current.play()));
   current.addEventListener('webRtcDisconnected', async () => {
