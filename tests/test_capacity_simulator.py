@@ -289,6 +289,9 @@ def test_an_eviction_grace_shorter_than_the_drain_cuts_sessions_before_it(
     hasty = dataclasses.replace(stack, eviction_grace_seconds=60)
     summary = release_run(hasty, trace, Release(ROLLOUT, CYCLE))
     assert summary["sessionsCutBeforeTheirDrain"] > 0
+    # forceDeleteAfterGrace: false: OKE keeps the node past the grace, and the cycling waits for its drains
+    patient = dataclasses.replace(hasty, force_delete_after_grace=False)
+    assert release_run(patient, trace, Release(ROLLOUT, CYCLE))["sessionsCutBeforeTheirDrain"] == 0
 
 
 def test_the_cli_replays_a_release_beside_the_plain_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -301,3 +304,14 @@ def test_the_cli_replays_a_release_beside_the_plain_run(tmp_path: Path, capsys: 
     assert summary["release"]["sessionsCutBeforeTheirDrain"] == 0
     assert main([*argv, "--rollout-at", "-5"]) == 2
     assert "--rollout-at -5: expected seconds" in capsys.readouterr().err
+    burst = ["--stack", "prod", "--trace", "launch-burst", "--project-dir", str(ROOT)]
+    assert main([*burst, "--cycle-at", "10800"]) == 2, "a release the run never reaches is no clean release"
+    assert "--cycle-at 10800: the run ends at" in capsys.readouterr().err
+
+
+def test_a_run_lasts_until_its_release_is_over(prod_day: tuple[SimulatedStack, Trace]) -> None:
+    stack, _ = prod_day
+    burst = load_trace("launch-burst")
+    late = burst.end_seconds - 60
+    outcome = simulate(stack, burst, TIMINGS, 0, None, Release(cycle_at=late))
+    assert outcome.cycle_ended is not None and outcome.horizon >= outcome.cycle_ended

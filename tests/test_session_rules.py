@@ -705,6 +705,9 @@ def test_a_turn_node_about_to_go_is_given_to_nobody_new() -> None:
         ]
     }
     assert turn_addresses(nodes, pods) == ["203.0.113.1"]
+    # every node leaving (a one-node pool cycled): the leaving ones whose coturn still takes allocations, not none
+    leaving = {"items": [n for n in nodes["items"] if n["metadata"]["name"] in ("turn-b", "turn-c", "turn-d")]}
+    assert turn_addresses(leaving, pods) == ["203.0.113.3", "203.0.113.4"], "never a draining coturn"
     # the same nodes, nothing going: every one with a ready coturn is offered
     calm = {"items": [node(f"turn-{n}", f"203.0.113.{i}") for i, n in enumerate("abc", 1)]}
     assert turn_addresses(calm, {"items": [turn_pod(f"turn-{n}") for n in "abc"]}) == [

@@ -102,7 +102,13 @@ def exporter() -> Iterator[Exporter]:
 
 
 def hold(port: int) -> subprocess.Popen:
-    env = {**os.environ, "HOST_IP": "127.0.0.1", "METRICS_PORT": str(port), "CHECK_SECONDS": "0.2"}
+    env = {
+        **os.environ,
+        "HOST_IP": "127.0.0.1",
+        "METRICS_PORT": str(port),
+        "CHECK_SECONDS": "0.2",
+        "SILENT_SECONDS": "1",
+    }
     return subprocess.Popen([sys.executable, str(HELPER)], env=env, stderr=subprocess.PIPE, text=True)
 
 
@@ -129,8 +135,10 @@ def test_the_hold_lets_its_node_go_at_once_without_sessions_or_without_coturn(ex
     process = hold(exporter.server.server_address[1])
     time.sleep(0.5)
     process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert process.poll() is None, "one silent read is not coturn gone"
     assert process.wait(timeout=5) == 0
-    assert "coturn does not answer" in process.stderr.read()
+    assert "coturn has not answered for 1 s" in process.stderr.read()
 
 
 # -- what the plans declare ------------------------------------------------------------------------------------
@@ -142,7 +150,11 @@ def dev() -> Plan:
 
 
 def test_coturn_drains_for_the_configured_time_when_its_pod_stops(dev: Plan) -> None:
-    spec = dev.manifests()["pixel.daemonset.turn.yaml"]["spec"]["template"]["spec"]
+    daemonset = dev.manifests()["pixel.daemonset.turn.yaml"]
+    nodes = dev.manifests()["pixel.deployment.turn-drain-hold.yaml"]["spec"]["replicas"]
+    # Pulumi waits for the update: every node's coturn draining in turn
+    assert daemonset["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == str(nodes * 1810 + 600)
+    spec = daemonset["spec"]["template"]["spec"]
     assert spec["terminationGracePeriodSeconds"] == 1800 + 10
     [coturn] = [c for c in spec["containers"] if c["name"] == "coturn"]
     assert coturn["lifecycle"]["preStop"]["exec"]["command"] == [
@@ -170,6 +182,11 @@ def test_each_turn_node_of_a_fixed_pool_has_a_hold_a_drain_evicts_one_at_a_time(
     assert "hostNetwork" not in pod, "it reads coturn's exporter at the node's address, as Prometheus does"
     budget = manifests["pixel.poddisruptionbudget.turn-drain-hold.yaml"]["spec"]
     assert budget["maxUnavailable"] == 1
+    # every TURN node holds one: an update can only replace them one by one, never surge
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
+    }
 
 
 def test_no_hold_where_the_stack_does_not_own_a_fixed_turn_pool(tmp_path: Path) -> None:

@@ -72,6 +72,10 @@ def run(options: argparse.Namespace) -> str:
     else:
         files = [options.stack_file or resolve(options.stack, options.project_dir)]
     release = _release(options)
+    run_end = trace.end_seconds if options.duration is None else options.duration
+    for flag, at in (("--rollout-at", options.rollout_at), ("--cycle-at", options.cycle_at)):
+        if at is not None and at >= run_end:
+            raise ValueError(f"{flag} {at}: the run ends at {run_end} s (the trace's end, or --duration)")
     summaries, runs = [], []
     for file in files:
         stack = load_stack(file)

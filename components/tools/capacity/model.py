@@ -23,7 +23,8 @@
   evicted only while every stream is ready (the streams' PodDisruptionBudget, one unavailable), an idle one goes
   at once and a busy one drains (its player stays up to `drainSeconds`, then is cut), each replaced by its
   ReplicaSet; the node goes when empty, or at the pool's eviction grace (`nodePools.gpu.eviction.graceMinutes`),
-  cutting what is left.
+  cutting what is left, unless `forceDeleteAfterGrace` is false (then the cycling waits for it). The run goes on
+  until the release is over.
 """
 
 from __future__ import annotations
@@ -199,11 +200,15 @@ class Simulation:
     def run(self) -> Outcome:
         now = 0
         limit = self.duration + 10 * 86400
-        while now < limit and (now < self.duration or self.arrivals or self.queue or self.playing):
+        while now < limit and (now < self.duration or self.arrivals or self.queue or self.playing or self._releasing()):
             self._step(now)
             now += 1
         self.outcome.horizon = now
         return self.outcome
+
+    def _releasing(self) -> bool:
+        """A release still under way: the pool's cycling, or the old build not yet removed."""
+        return self.cycling is not None or (self.current_build == 1 and 0 in self.builds)
 
     def _step(self, now: int) -> None:
         timings = self.timings
@@ -344,7 +349,8 @@ class Simulation:
             cycling.draining.cordoned = True
         self._drain(cycling.draining, now)
         node = cycling.draining
-        forced = now - cycling.draining_since >= self.stack.eviction_grace_seconds
+        grace_over = now - cycling.draining_since >= self.stack.eviction_grace_seconds
+        forced = grace_over and self.stack.force_delete_after_grace
         if node.pods and not forced:
             return
         for stream in [p for p in node.pods if isinstance(p, Stream)]:
@@ -453,7 +459,9 @@ class Simulation:
             return False
         if any(isinstance(p, Stream) and p.player is not None for p in node.pods):
             return False  # safe-to-evict: false while a player is connected
-        free_elsewhere = sum(n.slots - len(n.pods) for n in self.nodes if n is not node and n.ready <= now)
+        free_elsewhere = sum(
+            n.slots - len(n.pods) for n in self.nodes if n is not node and n.ready <= now and not n.cordoned
+        )
         return len(node.pods) <= free_elsewhere
 
     def _drain_node(self, node: Node) -> None:

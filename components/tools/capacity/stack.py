@@ -45,6 +45,7 @@ class SimulatedStack:
     autoscaler: AutoscalerTimings
     eviction_grace_seconds: int = 3600
     """How long OKE drains a GPU node it replaces before deleting it anyway (nodePools.gpu.eviction)."""
+    force_delete_after_grace: bool = True
 
 
 def slots_per_node(shape: str, streamer: StreamerSettings, streams_per_gpu: int) -> int:
@@ -97,6 +98,7 @@ def load_stack(path: Path) -> SimulatedStack:
         drain_seconds=streamer.drain_seconds,
         autoscaler=autoscaler.timings(),
         eviction_grace_seconds=spec.eviction.grace_minutes * 60,
+        force_delete_after_grace=spec.eviction.force_delete_after_grace,
     )
 
 

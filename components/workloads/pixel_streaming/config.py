@@ -396,8 +396,8 @@ def _check_turn(turn: TurnConfig) -> None:
     check_range("streaming.turn.userQuota", turn.user_quota, 3, 16)
     # coturn reads the quota as a C int.
     check_range("streaming.turn.totalQuota", turn.total_quota, 1, INT32_MAX)
-    # Up to OKE's longest eviction grace: what a TURN node leaving its pool waits for at most.
-    check_range("streaming.turn.drainSeconds", turn.drain_seconds, 0, 3600)
+    # Up to OKE's longest eviction grace (60 minutes) with coturn's exit margin: what a leaving TURN node waits for.
+    check_range("streaming.turn.drainSeconds", turn.drain_seconds, 0, 3600 - TURN_TERMINATION_MARGIN_SECONDS)
     if turn.max_bytes_per_second < 1:
         raise ConfigError("streaming.turn.maxBytesPerSecond", f"{turn.max_bytes_per_second} is below 1")
     if turn.capacity_bytes_per_second < turn.max_bytes_per_second:

@@ -303,9 +303,16 @@ class Turn(pulumi.ComponentResource):
         why = "the TURN bootstrap reads its own node's addresses"
         account = node_reader(TURN_DAEMONSET, ns, ["get"], why, self)
         turn_labels = labels(TURN_DAEMONSET)
+        # An update replaces one node's coturn at a time, each draining its sessions first: Pulumi waits that long.
+        rollout = max(args.nodes_to_hold, 1) * (args.server.drain_seconds + TURN_TERMINATION_MARGIN_SECONDS) + 600
         k8s.apps.v1.DaemonSet(
             TURN_DAEMONSET,
-            metadata={"name": TURN_DAEMONSET, "namespace": ns, "labels": turn_labels},
+            metadata={
+                "name": TURN_DAEMONSET,
+                "namespace": ns,
+                "labels": turn_labels,
+                "annotations": {"pulumi.com/timeoutSeconds": str(rollout)},
+            },
             spec={
                 "selector": {"matchLabels": turn_labels},
                 "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
@@ -378,6 +385,9 @@ class Turn(pulumi.ComponentResource):
             },
             spec={
                 "replicas": args.nodes_to_hold,
+                # One per node, every node taken: a new pod can only come once an old one has gone (each old one
+                # waits for its node's sessions first, up to the drain).
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
                 "selector": {"matchLabels": hold_labels},
                 "template": {
                     "metadata": {"labels": hold_labels},
@@ -466,11 +476,13 @@ def _reloader_container(python_image: str) -> dict[str, Any]:
     }
 
 
-# A stopping coturn drains: SIGUSR1 puts it in drain mode (mainrelay.c `drain_handler`, coturn 4.6.3 and later,
-# 4.17.1 here), where every new allocation is refused with 403 "Server is draining" (ns_turn_server.c) while the
-# running ones go on, and it exits by itself once none is left (netengine.c, `drain-min-allocations`, 0 by
-# default). The hook waits for that exit: the kubelet sends SIGTERM (coturn's immediate stop) only when the hook
-# returns, or when the pod's termination grace runs out. Arguments: the pid file.
+# A stopping coturn drains: SIGUSR1 puts it in drain mode (mainrelay.c `drain_handler`, coturn 4.6.3 and later;
+# read at 4.17.1, the image pins 4.17.2), where every new allocation is refused with 403 "Server is draining"
+# (ns_turn_server.c) while the running ones go on, and it exits by itself once none is left (netengine.c,
+# `drain-min-allocations`, 0 by default). The hook waits for that exit: the kubelet sends SIGTERM (coturn's
+# immediate stop) only when the hook returns, or when the pod's termination grace runs out. When coturn is the
+# container's PID 1 (no TLS), its exit ends the hook too, which the kubelet records as a FailedPreStopHook event:
+# expected, coturn has drained. Arguments: the pid file.
 DRAIN_SCRIPT = """pid=$(cat "$1" 2>/dev/null) || exit 0
 kill -USR1 "$pid" 2>/dev/null || exit 0
 while kill -0 "$pid" 2>/dev/null; do sleep 1; done"""

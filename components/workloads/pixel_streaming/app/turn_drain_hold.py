@@ -5,9 +5,10 @@ but it does not evict DaemonSet pods, coturn's among them: without a pod that wa
 every session it relays. This pod is evicted like any other; on SIGTERM it waits until the node's coturn holds
 no allocation (its Prometheus gauge `turn_total_allocations`, prom_server.c at coturn 4.17.1, read from the node's
 address), then exits, and the node may go. The drain has cordoned the node already, so the session service gives it
-to no new player; the pod's termination grace bounds the wait. A coturn that does not answer holds nothing.
+to no new player; the pod's termination grace bounds the wait. A coturn silent for a minute holds nothing.
 
-Environment: HOST_IP (the node's address), METRICS_PORT (coturn's exporter), CHECK_SECONDS (5).
+Environment: HOST_IP (the node's address), METRICS_PORT (coturn's exporter), CHECK_SECONDS (5), SILENT_SECONDS
+(60).
 """
 
 from __future__ import annotations
@@ -37,13 +38,22 @@ def read_metrics(url: str) -> str | None:
         return None
 
 
-def wait_for_sessions(read: Callable[[], str | None], check_seconds: float, log: Callable[[str], None]) -> None:
-    """Returns once coturn holds no allocation, or does not answer."""
+def wait_for_sessions(
+    read: Callable[[], str | None], check_seconds: float, silent_seconds: float, log: Callable[[str], None]
+) -> None:
+    """Returns once coturn holds no allocation, or has not answered for `silent_seconds` (a slow answer or a
+    restart is not the end of its sessions)."""
+    silent_since: float | None = None
     while True:
         metrics = read()
         if metrics is None:
-            log("coturn does not answer: nothing to hold the node for")
-            return
+            silent_since = time.monotonic() if silent_since is None else silent_since
+            if time.monotonic() - silent_since >= silent_seconds:
+                log(f"coturn has not answered for {silent_seconds:g} s: nothing to hold the node for")
+                return
+            time.sleep(check_seconds)
+            continue
+        silent_since = None
         held = allocations(metrics)
         if held == 0:
             log("no relayed session left: the node may go")
@@ -55,6 +65,7 @@ def wait_for_sessions(read: Callable[[], str | None], check_seconds: float, log:
 def main() -> int:
     url = f"http://{os.environ['HOST_IP']}:{os.environ['METRICS_PORT']}/metrics"
     check_seconds = float(os.environ.get("CHECK_SECONDS", "5"))
+    silent_seconds = float(os.environ.get("SILENT_SECONDS", "60"))
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     stopping.wait()
@@ -62,7 +73,7 @@ def main() -> int:
     def log(message: str) -> None:
         print(f"turn-drain-hold: {message}", file=sys.stderr, flush=True)
 
-    wait_for_sessions(lambda: read_metrics(url), check_seconds, log)
+    wait_for_sessions(lambda: read_metrics(url), check_seconds, silent_seconds, log)
     return 0
 
 

@@ -53,15 +53,21 @@ def serving_nodes(pod_list: dict) -> set[str]:
 
 
 def turn_addresses(node_list: dict, pod_list: dict) -> list[str]:
-    """Public IPs of the listed nodes that are Ready, schedulable, not being deleted, and serve TURN."""
+    """Public IPs of the TURN nodes to give players: those Ready whose coturn is ready and not draining, and that
+    are not leaving (cordoned, or being deleted by the cluster autoscaler); when every one is leaving (a one-node
+    pool being cycled), those, whose coturn still takes allocations, rather than none."""
     serving = serving_nodes(pod_list)
-    addresses = []
+    staying, leaving = [], []
     for node in node_list.get("items", []):
         external = kube.node_addresses(node).get("ExternalIP")
-        going = any(t.get("key") == TO_BE_DELETED for t in node.get("spec", {}).get("taints", []))
-        if external and kube.node_ready(node) and not going and node["metadata"]["name"] in serving:
-            addresses.append(external)
-    return sorted(addresses)
+        conditions = node.get("status", {}).get("conditions", [])
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        if not (external and ready and node["metadata"]["name"] in serving):
+            continue
+        spec = node.get("spec", {})
+        going = spec.get("unschedulable") or any(t.get("key") == TO_BE_DELETED for t in spec.get("taints", []))
+        (leaving if going else staying).append(external)
+    return sorted(staying or leaving)
 
 
 @dataclass
