@@ -315,3 +315,38 @@ def test_a_run_lasts_until_its_release_is_over(prod_day: tuple[SimulatedStack, T
     late = burst.end_seconds - 60
     outcome = simulate(stack, burst, TIMINGS, 0, None, Release(cycle_at=late))
     assert outcome.cycle_ended is not None and outcome.horizon >= outcome.cycle_ended
+
+
+# -- several seeds -----------------------------------------------------------------------------------------------
+
+
+def test_over_seeds_every_figure_is_the_mean_of_the_runs_with_its_spread() -> None:
+    from pixelstream.tools.capacity.report import over_seeds
+
+    stack, trace = load_stack(resolve("prod", ROOT)), load_trace("launch-burst")
+    runs = [run(stack, trace, seed=seed)[0] for seed in range(4)]
+    summary = over_seeds(runs)
+    waits = [r["p95WaitSeconds"] for r in runs]
+    assert len(set(waits)) > 1, "the seeds differ, or the spread would be empty"
+    assert summary["p95WaitSeconds"] == pytest.approx(sum(waits) / 4, abs=0.01)
+    assert (summary["spread"]["min"]["p95WaitSeconds"], summary["spread"]["max"]["p95WaitSeconds"]) == (
+        min(waits),
+        max(waits),
+    )
+    assert summary["players"] == runs[0]["players"] and isinstance(summary["players"], int), "agreed counts stay"
+    assert summary["seeds"] == [0, 1, 2, 3] and summary["runs"] == runs
+
+
+def test_the_cli_reports_the_mean_and_spread_over_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--compare", "reference", "prod", "--trace", "launch-burst", "--project-dir", str(ROOT)]
+    assert main([*argv, "--seeds", "3", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("trace launch-burst: 24 players, seeds 0-2, mean (least-most), ")
+    rows = {line[:20].strip(): line[20:].split() for line in printed.splitlines()}
+    document = json.loads((tmp_path / "summary.json").read_text())
+    prod = document["prod"]
+    low, high = prod["spread"]["min"]["p95WaitSeconds"], prod["spread"]["max"]["p95WaitSeconds"]
+    assert rows["wait p95 (s)"][-2:] == [f"{prod['p95WaitSeconds']:.0f}", f"({low:.0f}-{high:.0f})"]
+    assert [r["seed"] for r in prod["runs"]] == [0, 1, 2]
+    assert main([*argv, "--seeds", "0"]) == 2
+    assert "--seeds 0: expected 1-100 runs" in capsys.readouterr().err

@@ -6,6 +6,7 @@ Examples (make simulate runs the second):
     python -m pixelstream.tools.capacity --compare reference dev prod --trace launch-burst --out build/simulate
     python -m pixelstream.tools.capacity --stack-file my/Pulumi.x.yaml --trace my-trace.csv --set imagePullSeconds=40
     python -m pixelstream.tools.capacity --stack prod --trace steady-day --rollout-at 10800 --cycle-at 14400
+    python -m pixelstream.tools.capacity --compare reference prod --trace launch-burst --seeds 10
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pulumi
 
 from .model import Release, simulate
-from .report import plot, release_summary, summarize, table
+from .report import over_seeds, plot, release_summary, summarize, table
 from .stack import load_stack, resolve
 from .timings import Timings, node_hourly_usd
 from .traces import load_trace, named_traces
@@ -32,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--compare", nargs="+", metavar="STACK", help="stack names or files, side by side")
     parser.add_argument("--trace", default="launch-burst", help=f"a CSV file or one of: {', '.join(named_traces())}")
     parser.add_argument("--seed", type=int, default=0, help="seed of the timing jitter (default 0)")
+    parser.add_argument(
+        "--seeds", type=int, default=1, metavar="N", help="run seeds SEED..SEED+N-1: every figure's mean and spread"
+    )
     parser.add_argument("--duration", type=int, help="seconds to simulate at least (default: the trace's end)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a timing")
     parser.add_argument("--price", action="append", default=[], metavar="SHAPE=USD", help="node price per hour")
@@ -76,16 +80,22 @@ def run(options: argparse.Namespace) -> str:
     for flag, at in (("--rollout-at", options.rollout_at), ("--cycle-at", options.cycle_at)):
         if at is not None and at >= run_end:
             raise ValueError(f"{flag} {at}: the run ends at {run_end} s (the trace's end, or --duration)")
+    if not 1 <= options.seeds <= 100:
+        raise ValueError(f"--seeds {options.seeds}: expected 1-100 runs")
     summaries, runs = [], []
     for file in files:
         stack = load_stack(file)
-        outcome = simulate(stack, trace, timings, options.seed, options.duration, release)
         hourly = node_hourly_usd(stack.pool.shape, prices)
-        summaries.append(summarize(stack, trace.name, outcome, timings, options.seed, hourly))
-        if release:
-            baseline = simulate(stack, trace, timings, options.seed, options.duration)
-            summaries[-1]["release"] = release_summary(stack, baseline, outcome, release)
-        runs.append((stack.name, outcome))
+        per_seed = []
+        for seed in range(options.seed, options.seed + options.seeds):
+            outcome = simulate(stack, trace, timings, seed, options.duration, release)
+            per_seed.append(summarize(stack, trace.name, outcome, timings, seed, hourly))
+            if release:
+                baseline = simulate(stack, trace, timings, seed, options.duration)
+                per_seed[-1]["release"] = release_summary(stack, baseline, outcome, release)
+            if seed == options.seed:
+                runs.append((stack.name, outcome))  # the timeline shows the first seed's run
+        summaries.append(per_seed[0] if options.seeds == 1 else over_seeds(per_seed))
     names = [s["stack"] for s in summaries]
     if len(set(names)) != len(names):
         raise ValueError(f"stacks to compare need distinct names, got {', '.join(names)}")

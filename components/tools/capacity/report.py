@@ -4,7 +4,8 @@ input) and timeline.png."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import statistics
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,42 @@ def release_summary(stack: SimulatedStack, baseline: Outcome, outcome: Outcome, 
     }
 
 
+def over_seeds(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One stack's runs of one trace with several seeds: the first run's description, every figure (and the
+    release's) as its mean over the seeds, and the spread of each (`spread`: the least and the most), with the
+    seeds and every run's own summary."""
+    first = runs[0]
+
+    def figures(summary: dict[str, Any]) -> dict[str, float]:
+        numbers = {key: summary[key] for key in (*SUMMARY_KEYS, "horizonSeconds")}
+        release = summary.get("release", {})
+        numbers |= {f"release.{k}": v for k, v in release.items() if isinstance(v, int | float)}
+        return numbers
+
+    table_ = [figures(run) for run in runs]
+    keys = [key for key in table_[0] if all(key in row for row in table_)]
+    least = {key: min(row[key] for row in table_) for key in keys}
+    most = {key: max(row[key] for row in table_) for key in keys}
+    # A figure every seed agrees on stays as it is (a count stays whole).
+    mean = {
+        key: least[key] if least[key] == most[key] else round(statistics.fmean(row[key] for row in table_), 2)
+        for key in keys
+    }
+
+    def unflatten(numbers: dict[str, float]) -> dict[str, Any]:
+        plain = {k: v for k, v in numbers.items() if not k.startswith("release.")}
+        release = {k.removeprefix("release."): v for k, v in numbers.items() if k.startswith("release.")}
+        return plain | ({"release": {**first.get("release", {}), **release}} if "release" in first else {})
+
+    return {
+        **first,
+        **unflatten(mean),
+        "seeds": [run["seed"] for run in runs],
+        "spread": {"min": unflatten(least), "max": unflatten(most)},
+        "runs": list(runs),
+    }
+
+
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
@@ -139,24 +176,42 @@ RELEASE_ROWS: tuple[tuple[str, Any], ...] = (
 )
 
 
+def _spread_cell(cell: Callable[[dict[str, Any]], str], summary: dict[str, Any], part: str | None = None) -> str:
+    """A figure as the row formats it; over several seeds, the mean and, when they differ, the least and the most."""
+
+    def pick(s: dict[str, Any]) -> dict[str, Any]:
+        return s[part] if part else s
+
+    text = cell(pick(summary))
+    if "spread" in summary:
+        low, high = (cell(pick({**summary, **summary["spread"][end]})) for end in ("min", "max"))
+        if low != high:
+            text = f"{text} ({low}-{high})"
+    return text
+
+
 def table(summaries: Sequence[dict[str, Any]]) -> str:
-    """The summaries side by side, then a line for every stack that left players unserved."""
+    """The summaries side by side, then a line for every stack that left players unserved. Summaries over several
+    seeds (`over_seeds`) show each figure's mean and its spread."""
     first = summaries[0]
+    seeds = first.get("seeds", [first["seed"]])
+    which = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}, mean (least-most)"
     lines = [
-        f"trace {first['trace']}: {first['players']} players, seed {first['seed']}, "
-        f"simulated {_duration(max(s['horizonSeconds'] for s in summaries))}"
+        f"trace {first['trace']}: {first['players']} players, {which}, "
+        f"simulated {_duration(round(max(s['horizonSeconds'] for s in summaries)))}"
     ]
-    width = max(12, *(len(s["stack"]) for s in summaries), *(len(s["gpuShape"]) for s in summaries))
-    lines.append(f"{'':<20}" + "".join(f"{s['stack']:>{width + 2}}" for s in summaries))
-    for label, cell in ROWS:
-        lines.append(f"{label:<20}" + "".join(f"{cell(s):>{width + 2}}" for s in summaries))
+    rows = [(label, [_spread_cell(cell, s) for s in summaries]) for label, cell in ROWS]
     if "release" in first:
-        for label, cell in RELEASE_ROWS:
-            lines.append(f"{label:<20}" + "".join(f"{cell(s['release']):>{width + 2}}" for s in summaries))
+        rows += [(label, [_spread_cell(cell, s, "release") for s in summaries]) for label, cell in RELEASE_ROWS]
+    width = max(12, *(len(s["stack"]) for s in summaries), *(len(text) for _, texts in rows for text in texts))
+    lines.append(f"{'':<20}" + "".join(f"{s['stack']:>{width + 2}}" for s in summaries))
+    for label, texts in rows:
+        lines.append(f"{label:<20}" + "".join(f"{text:>{width + 2}}" for text in texts))
     for s in summaries:
         if s["unservedPlayers"]:
+            average = "on average " if len(seeds) > 1 else ""
             lines.append(
-                f"{s['stack']}: {s['unservedPlayers']} of {s['players']} players left unserved after "
+                f"{s['stack']}: {average}{s['unservedPlayers']:g} of {s['players']} players left unserved after "
                 f"{s['timings']['playerPatienceSeconds']:g} s in the queue; capacity peaked at "
                 f"{_count(s['maxStreams'], 'ready stream')} on {s['maxNodes']} of at most "
                 f"{_count(s['gpuNodes']['max'], 'GPU node')}"
