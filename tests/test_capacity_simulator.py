@@ -350,3 +350,49 @@ def test_the_cli_reports_the_mean_and_spread_over_seeds(tmp_path: Path, capsys: 
     assert [r["seed"] for r in prod["runs"]] == [0, 1, 2]
     assert main([*argv, "--seeds", "0"]) == 2
     assert "--seeds 0: expected 1-100 runs" in capsys.readouterr().err
+
+
+# -- traces of thousands of players -----------------------------------------------------------------------------
+
+
+def shaped_trace(tmp_path: Path, shape: str, players: int) -> Trace:
+    from pixelstream.tools.capacity.tracegen import shaped
+
+    path = tmp_path / f"{shape}-{players}.csv"
+    path.write_text(shaped(shape, players))
+    return read_trace(path)
+
+
+def test_a_diurnal_trace_has_its_players_and_its_evening_peak(tmp_path: Path) -> None:
+    trace = shaped_trace(tmp_path, "diurnal", 5000)
+    assert abs(len(trace.sessions) - 5000) <= 4 * 5000**0.5, "a Poisson count within 4 standard deviations"
+    evening = sum(19 * 3600 <= s.arrival < 21 * 3600 for s in trace.sessions)
+    morning = sum(7 * 3600 <= s.arrival < 9 * 3600 for s in trace.sessions)
+    assert 5 <= evening / morning <= 11, (evening, morning)
+
+
+def test_an_event_trace_brings_a_quarter_of_its_players_in_the_launchs_first_minutes(tmp_path: Path) -> None:
+    trace = shaped_trace(tmp_path, "event", 3000)
+    launch = sum(7200 <= s.arrival <= 7800 for s in trace.sessions)
+    assert 750 <= launch <= 900, launch  # the crowd, and the fall-back's and the steady arrivals meanwhile
+    assert abs(len(trace.sessions) - 3000) <= 4 * 3000**0.5
+
+
+def test_thousands_of_players_simulate_in_seconds(tmp_path: Path) -> None:
+    import time
+
+    trace = shaped_trace(tmp_path, "diurnal", 5000)
+    started = time.perf_counter()
+    summary, _ = run(load_stack(resolve("prod", ROOT)), trace)
+    assert time.perf_counter() - started < 15
+    assert summary["players"] == len(trace.sessions) and summary["unservedPlayers"] > 0, "far beyond prod's pool"
+
+
+def test_the_trace_generator_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pixelstream.tools.capacity.tracegen import main as tracegen
+
+    assert tracegen(["--shape", "event", "--players", "200", "--seed", "3", str(tmp_path / "e.csv")]) == 0
+    assert read_trace(tmp_path / "e.csv").sessions
+    assert tracegen(["--shape", "weekly", str(tmp_path / "w.csv")]) == 2
+    assert "--shape weekly: one of diurnal, event" in capsys.readouterr().err
+    assert tracegen(["--shape", "diurnal", "--players", "0", str(tmp_path / "w.csv")]) == 2

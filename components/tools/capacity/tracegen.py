@@ -1,9 +1,19 @@
-"""The named traces' generator: `python -m pixelstream.tools.capacity.tracegen [DIR]` writes them (by default into
-the simulator's named-traces/, where a test checks the shipped files still match it). Each comes from its own fixed
-seed; arrivals are Poisson processes with the rate each trace describes."""
+"""The traces' generator.
+
+`python -m pixelstream.tools.capacity.tracegen [DIR]` writes the named traces (by default into the simulator's
+named-traces/, where a test checks the shipped files still match it), each from its own fixed seed.
+
+`python -m pixelstream.tools.capacity.tracegen --shape diurnal|event --players N [--days D] [--seed S] FILE`
+writes a trace of about N players of either shape (`shaped`), for traces of thousands of players:
+- diurnal: D days of demand following the day, 8 times as many arrivals at the 20:00 peak as at the 08:00 low;
+- event: a launch 2 hours into a day of steady demand: a quarter of the players within its first 10 minutes, the
+  rest spread over the day (steady, and falling back from the launch over 3 hours).
+Arrivals are Poisson processes with the rate each trace describes; sessions last 20 minutes on average
+(exponential, 2-90 minutes)."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import random
 import sys
@@ -62,6 +72,52 @@ def flash_crowd(rng: random.Random) -> list[Session]:
     return _sessions(rng, arrivals, 480, 60, 1800)
 
 
+def diurnal(rng: random.Random, players: int, days: int = 1) -> list[Session]:
+    """About `players` arrivals over `days` days, following the day (peak 20:00, low 08:00, 8 to 1)."""
+    low_share = 1 / 8
+    mean_rate = players / (days * 24 * HOUR)
+    # cos over a day averages 0: the mean of low + (high - low) * (1 + cos) / 2 is (low + high) / 2.
+    high = 2 * mean_rate / (1 + low_share)
+    low = high * low_share
+
+    def rate(t: float) -> float:
+        return low + (high - low) * (1 + math.cos(2 * math.pi * (t - 20 * HOUR) / (24 * HOUR))) / 2
+
+    return _sessions(rng, _arrivals(rng, rate, high, 0, days * 24 * HOUR), 1200, 120, 5400)
+
+
+def event(rng: random.Random, players: int, days: int = 1) -> list[Session]:
+    """About `players` arrivals over `days` days: a quarter within 10 minutes of a launch at 2 hours, a quarter
+    falling back from the launch over 3 hours, the rest steady."""
+    launch, span = 2 * HOUR, days * 24 * HOUR
+    crowd = [launch + round(rng.uniform(0, 600)) for _ in range(players // 4)]
+    steady = players / 2 / span
+    # The fall-back's rate integrates to a quarter of the players: peak * 3 hours.
+    fading = players / 4 / (3 * HOUR)
+
+    def rate(t: float) -> float:
+        return steady + (fading * math.exp(-(t - launch) / (3 * HOUR)) if t >= launch else 0)
+
+    arrivals = sorted(crowd + _arrivals(rng, rate, steady + fading, 0, span))
+    return _sessions(rng, arrivals, 1200, 120, 5400)
+
+
+SHAPES: dict[str, Callable[..., list[Session]]] = {"diurnal": diurnal, "event": event}
+
+
+def shaped(shape: str, players: int, days: int = 1, seed: int = 0) -> str:
+    """The CSV text of a `shape` trace of about `players` players over `days` days."""
+    if shape not in SHAPES:
+        raise ValueError(f"--shape {shape}: one of {', '.join(SHAPES)}")
+    if not 1 <= players <= 1_000_000 or not 1 <= days <= 30:
+        raise ValueError(f"--players {players}, --days {days}: expected 1-1000000 players over 1-30 days")
+    return _csv(SHAPES[shape](random.Random(f"{shape}:{seed}"), players, days))
+
+
+def _csv(sessions: list[Session]) -> str:
+    return "\n".join([",".join(HEADER), *(f"{s.arrival:g},{s.duration:g}" for s in sessions)]) + "\n"
+
+
 GENERATORS: dict[str, Callable[[random.Random], list[Session]]] = {
     "steady-day": steady_day,
     "launch-burst": launch_burst,
@@ -71,13 +127,29 @@ GENERATORS: dict[str, Callable[[random.Random], list[Session]]] = {
 
 def generate(name: str) -> str:
     """The CSV text of named trace `name`, from its fixed seed."""
-    rows = [",".join(HEADER)]
-    rows += [f"{s.arrival:g},{s.duration:g}" for s in GENERATORS[name](random.Random(f"trace:{name}"))]
-    return "\n".join(rows) + "\n"
+    return _csv(GENERATORS[name](random.Random(f"trace:{name}")))
 
 
 def main(argv: list[str]) -> int:
-    directory = Path(argv[0]) if argv else TRACES_DIR
+    parser = argparse.ArgumentParser(prog="python -m pixelstream.tools.capacity.tracegen")
+    parser.add_argument("target", nargs="?", type=Path, help="the named traces' directory, or the shaped trace's file")
+    parser.add_argument("--shape", help=f"a trace of this shape: {', '.join(SHAPES)}")
+    parser.add_argument("--players", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    options = parser.parse_args(argv)
+    if options.shape:
+        if options.target is None:
+            parser.error("a shaped trace needs the FILE to write")
+        try:
+            text = shaped(options.shape, options.players, options.days, options.seed)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        options.target.write_text(text)
+        print(f"wrote {options.target} ({text.count(chr(10)) - 1} players)")
+        return 0
+    directory = options.target or TRACES_DIR
     directory.mkdir(parents=True, exist_ok=True)
     for name in GENERATORS:
         (directory / f"{name}.csv").write_text(generate(name))
