@@ -95,7 +95,15 @@ def world_wide(cidr: str) -> bool:
 
 class ConfigModel(BaseModel):
     # Strict: `true` is not 1 and 1.0 is not a whole number, as a reviewer reading the stack file would expect.
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True)
+    # Attribute docstrings become the fields' descriptions: the generated configuration reference (tools/configref).
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        use_attribute_docstrings=True,
+    )
 
 
 def depth(value: Any, limit: int = MAX_DEPTH + 1) -> int:
