@@ -4,6 +4,7 @@ refuses."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -92,6 +93,7 @@ class TurnClient:
         self.realm = b""
         self.nonce = b""
         self.tcp = tcp or tls is not None
+        self.allocated = False
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM if self.tcp else socket.SOCK_DGRAM)
         self.socket.settimeout(3)
         if self.tcp:
@@ -104,6 +106,12 @@ class TurnClient:
         return self.socket.getpeercert()
 
     def close(self) -> None:
+        """Releases this 5-tuple's allocation (a Refresh with lifetime 0, as a closing browser does), then the
+        socket. Over UDP the server would keep the allocation for its lifetime, and a later client given the same
+        ephemeral port would meet it (437, allocation mismatch); a TCP allocation goes with its connection."""
+        if self.allocated and not self.tcp:
+            with contextlib.suppress(OSError):
+                self.refresh(0)
         self.socket.close()
 
     def _key(self) -> bytes:
@@ -166,7 +174,9 @@ class TurnClient:
         return response
 
     def allocate(self, transport: int = UDP_TRANSPORT) -> Response:
-        return self._request(ALLOCATE, [(REQUESTED_TRANSPORT, struct.pack("!B3x", transport))])
+        response = self._request(ALLOCATE, [(REQUESTED_TRANSPORT, struct.pack("!B3x", transport))])
+        self.allocated = self.allocated or response.success
+        return response
 
     def refresh(self, lifetime: int = 600) -> Response:
         """Keeps the allocation of this 5-tuple for `lifetime` more seconds (0 releases it), as browsers do."""

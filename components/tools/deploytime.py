@@ -3,8 +3,9 @@ what it waits for, modelled on the plan's own dependency graph.
 
 Every resource starts once everything it depends on (its inputs' sources, its explicit dependsOn, its provider)
 has finished, and takes the time its type takes (DURATIONS, each figure with its source; `--set TYPE=SECONDS` or
-`--set TYPE::NAME=SECONDS` overrides one). Pulumi runs independent resources in parallel, so a resource finishes
-at the latest of its dependencies' finishes plus its own time. The first ready stream is the earliest finish of a
+`--set TYPE::NAME=SECONDS` overrides one), or an API call's when Pulumi does not wait for it (skipAwait). Pulumi
+runs independent resources in parallel, so a resource finishes at the latest of its dependencies' finishes plus
+its own time. The first ready stream is the earliest finish of a
 build's stream Deployment (Pulumi waits for its rollout: a pod ready means the Unreal app connected); `pulumi up`
 ends with the last resource. The critical path is followed back from there, and the unavoidable chain (network,
 control plane, GPU node, image pull and Unreal start) is summed on its own: what no reordering could save.
@@ -138,21 +139,35 @@ def schedule(graph: Mapping[str, Sequence[str]], overrides: Mapping[str, int] | 
     return Timeline(steps, waits_for)
 
 
-def plan_graph(stack: str, project: Path = ROOT) -> dict[str, list[str]]:
-    """The stack's resources as `make plan` writes them (build/<stack>/resources.json, planned again here): key
-    -> what it waits for (dependsOn, and its provider)."""
+@dataclass(frozen=True)
+class PlanGraph:
+    waits_for: dict[str, list[str]]
+    """Key -> what it waits for (dependsOn, and its provider)."""
+    unawaited: frozenset[str]
+    """Kubernetes objects Pulumi does not wait for (`pulumi.com/skipAwait`): an API call's time."""
+
+    def durations(self, overrides: Mapping[str, int]) -> dict[str, int]:
+        return {key: DEFAULT_DURATION[0] for key in self.unawaited} | dict(overrides)
+
+
+def plan_graph(stack: str, project: Path = ROOT) -> PlanGraph:
+    """The stack's resources as `make plan` writes them (build/<stack>/resources.json, planned again here)."""
     from .offline import plan_stack
 
     plan, _ = plan_stack(stack, project)
     names = {r.urn: f"{r.type}::{r.name}" for r in plan.resources}
     graph: dict[str, list[str]] = {}
+    unawaited = set()
     for r in plan.resources:
         deps = [names[d] for d in r.dependencies if d in names]
         if r.provider:
             provider = r.provider.rsplit("::", 1)[0]
             deps += [names[provider]] if provider in names else []
         graph[names[r.urn]] = sorted(set(deps))
-    return graph
+        annotations = (r.inputs.get("metadata") or {}).get("annotations") or {}
+        if annotations.get("pulumi.com/skipAwait") == "true":
+            unawaited.add(names[r.urn])
+    return PlanGraph(graph, frozenset(unawaited))
 
 
 def report(timeline: Timeline) -> dict[str, Any]:
@@ -246,8 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project-dir", type=Path, default=ROOT)
     options = parser.parse_args(argv)
     try:
-        overrides = _overrides(options.set)
-        timeline = schedule(plan_graph(options.stack, options.project_dir), overrides)
+        graph = plan_graph(options.stack, options.project_dir)
+        timeline = schedule(graph.waits_for, graph.durations(_overrides(options.set)))
         figures = report(timeline)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -55,7 +55,7 @@ class PixelStreamingArgs:
     cluster_issuer: str | None = None
     pod_proxy_prefix: str | None = None
     system_nodes: Sequence[pulumi.Resource] = ()
-    """What the namespace waits for: the pool that runs the session service."""
+    """What the session service and the sign-in wait for: the pool they run on."""
     turn_nodes: Sequence[pulumi.Resource] = ()
     turn_nodes_to_hold: int = 0
     """TURN nodes whose relayed sessions a node drain waits for (the TURN pool's fixed size; 0: none)."""
@@ -93,7 +93,10 @@ class PixelStreaming(pulumi.ComponentResource):
         super().__init__("pixelstream:index:PixelStreaming", name, None, opts)
         images = {**{name: IMAGES[name] for name in STREAMING_IMAGES}, **args.images}
         self._warn(args, images)
-        ns = namespace(args.namespace, self, depends_on=args.system_nodes)
+        # The namespace waits for nothing: what runs in it waits for its own nodes (the session service and the
+        # sign-in for the system pool, TURN for its pool, the streams for the GPU pool and its device plugin),
+        # and the GPU image pre-pull and placeholders start as soon as the cluster is up.
+        ns = namespace(args.namespace, self)
         ns_name = ns.metadata["name"]
         pull_secrets = list(args.image_pull_secrets)
         child = pulumi.ResourceOptions(parent=self)
@@ -132,6 +135,7 @@ class PixelStreaming(pulumi.ComponentResource):
                 path_prefix=args.path_prefix,
                 image_pull_secrets=pull_secrets,
                 turn_nodes=args.placement.turn,
+                depends_on=args.system_nodes,
             ),
             opts=child,
         )
@@ -145,7 +149,6 @@ class PixelStreaming(pulumi.ComponentResource):
                 warm_streams=args.warm_streams,
                 pre_pull=args.pre_pull,
                 image_pull_secrets=pull_secrets,
-                depends_on=args.gpu_nodes,
                 nodes=args.placement.gpu,
             ),
             opts=child,
@@ -218,6 +221,7 @@ class PixelStreaming(pulumi.ComponentResource):
                 path_prefix=args.path_prefix,
                 image=images["oauth2-proxy"],
                 image_pull_secrets=list(args.image_pull_secrets),
+                depends_on=args.system_nodes,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

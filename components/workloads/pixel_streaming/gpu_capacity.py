@@ -49,8 +49,6 @@ class GpuCapacityArgs:
     """Streams' worth of GPU kept ready by placeholders; 0 declares none."""
     pre_pull: bool = True
     image_pull_secrets: Sequence[str] = ()
-    depends_on: Sequence[pulumi.Resource] = ()
-    """What the placeholders and the pre-pull wait for: the GPU pool and the device plugin."""
     nodes: NodePlacement = GPU_NODES
     """The GPU nodes the streams run on, where the placeholders hold capacity and the images are pulled."""
 
@@ -135,7 +133,9 @@ class GpuCapacity(pulumi.ComponentResource):
         super().__init__("pixelstream:index:GpuCapacity", name, None, opts)
         stream_class = self._priority_class(STREAM_PRIORITY, "PreemptLowerPriority", "Pixel streams.")
         warm_class = self._priority_class(WARM_CAPACITY_PRIORITY, "Never", "Placeholders holding GPU capacity.")
-        after = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        # Nothing to wait for but the cluster: the pre-pull's pods start pulling as each GPU node registers, the
+        # placeholders are scheduled once the device plugin advertises the GPUs (Pulumi waits for neither).
+        after = pulumi.ResourceOptions(parent=self)
         if args.warm_streams:
             warm_labels = labels(WARM_CAPACITY)
             k8s.apps.v1.Deployment(

@@ -115,6 +115,8 @@ class SessionsArgs:
     path_prefix: str = ""
     image_pull_secrets: Sequence[str] = ()
     turn_nodes: NodePlacement = TURN_NODES
+    depends_on: Sequence[pulumi.Resource] = ()
+    """What the session service's Deployment waits for: the pool it runs on."""
 
 
 class Sessions(pulumi.ComponentResource):
@@ -177,7 +179,8 @@ class Sessions(pulumi.ComponentResource):
                     },
                 },
             },
-            opts=child,
+            # Pulumi waits for its rollout: the nodes it runs on first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         k8s.core.v1.Service(
             SESSION_SERVICE,

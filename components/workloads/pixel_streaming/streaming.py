@@ -221,7 +221,7 @@ class Streaming(pulumi.ComponentResource):
         ns, settings, build = args.namespace, args.streamer, args.build
         stream_labels = build.pod_labels()
         images = build.image_users(args.images)
-        deployment = k8s.apps.v1.Deployment(
+        k8s.apps.v1.Deployment(
             build.deployment,
             metadata={
                 "name": build.deployment,
@@ -258,7 +258,9 @@ class Streaming(pulumi.ComponentResource):
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             build.deployment,
             metadata={"name": build.deployment, "namespace": ns, "labels": stream_labels},
-            spec=autoscaler_spec(deployment.metadata["name"], build, args.autoscaling),
+            # The Deployment's name, not its output: the autoscaler need not wait for the first stream to be ready
+            # (Pulumi waits for a Deployment's rollout), it finds its target as soon as it exists.
+            spec=autoscaler_spec(build.deployment, build, args.autoscaling),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.deployment = build.deployment
