@@ -42,12 +42,60 @@ class AlertThresholds:
     gpu_temperature_minutes: int = 5
 
 
+# What an operator does when each alert fires: sent with the alert (annotation `runbook`) and listed in
+# docs/alerts.md (python -m pixelstream.tools.runbook).
+RUNBOOK: dict[str, str] = {
+    "PixelStreamPlayersQueued": (
+        "Look at the builds' autoscalers (kubectl -n {{ $labels.namespace }} get hpa): one at its maxReplicas needs "
+        "a higher maxReplicas (and GPU pool maxSize, and the TURN capacity the plan checks); stream pods Pending "
+        "mean no GPU node: the GPU pool at its maxSize, or OCI out of capacity (the node pool's work requests); "
+        "streams not ready: see PixelStreamBuildNotReady."
+    ),
+    "PixelStreamNoReadyStream": (
+        "kubectl -n {{ $labels.namespace }} get pods -l app.kubernetes.io/name=stream: Pending means no GPU "
+        "advertised (the GPU nodes, the device plugin: nvidia.com/gpu in the nodes' allocatable); not ready or "
+        "restarting means the Unreal app does not reach its signalling server (the logs of the streamer and "
+        "signalling containers; the build's unrealVersion against its image)."
+    ),
+    "PixelStreamBuildNotReady": (
+        "Set the build's weight to 0 first (its players go to the other builds), then kubectl -n "
+        "{{ $labels.namespace }} describe deployment {{ $labels.deployment }}: image pull errors (the reference, "
+        "the pull secret), startup probe failures (the app never connects: its engine version against the "
+        "build's unrealVersion), or Pending pods (no GPU free: the pool's maxSize)."
+    ),
+    "PixelStreamAutoscalerAtMaximum": (
+        "Raise the build's maxReplicas (streaming.autoscaling.maxReplicas or streaming.builds[].maxReplicas) with "
+        "the GPU pool's maxSize and the TURN capacity the plan checks, or accept that players queue at peaks."
+    ),
+    "PixelStreamTurnPodsNotReady": (
+        "kubectl -n {{ $labels.namespace }} get pods -l app.kubernetes.io/name=turn -o wide: a terminating coturn "
+        "drains its sessions (an update, up to streaming.turn.drainSeconds): expected; otherwise read the "
+        "bootstrap's log (the node's addresses) and coturn's, and the TURN node's Ready condition."
+    ),
+    "PixelStreamSessionServiceDown": (
+        "kubectl -n {{ $labels.namespace }} describe deployment session and its logs: it is not ready until it has "
+        "read the ConfigMap session-builds and while its stream list is stale (its Role, the API server). It runs "
+        "as one pod: a restart ends every session, so fix the cause before restarting it."
+    ),
+    "PixelStreamGpuXidError": (
+        "Look the XID up in NVIDIA's XID table. For a fatal one, cordon the node (kubectl cordon "
+        "{{ $labels.Hostname }}), let its sessions end or drain it, then replace it: delete the node, the pool "
+        "launches another."
+    ),
+    "PixelStreamGpuTemperatureHigh": (
+        "Lower the load on that GPU (fewer streams per GPU, a lower streaming.streamer.maxFps); if it keeps "
+        "rising, cordon the node and let its sessions end; a node that runs hot at a normal load is a case for OCI "
+        "support."
+    ),
+}
+
+
 def _alert(name: str, expr: str, minutes: int, severity: str, summary: str, description: str) -> dict[str, Any]:
     rule: dict[str, Any] = {"alert": name, "expr": expr}
     if minutes:
         rule["for"] = f"{minutes}m"
     rule["labels"] = {"severity": severity, "platform": "pixelstream"}
-    rule["annotations"] = {"summary": summary, "description": description}
+    rule["annotations"] = {"summary": summary, "description": description, "runbook": RUNBOOK[name]}
     return rule
 
 

@@ -9,7 +9,6 @@ fails when they differ, so a model change changes the docs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import types
@@ -24,6 +23,7 @@ from pydantic_core import PydanticUndefined
 
 from ..config import StackConfig
 from ..config_base import Cidr
+from .generated import generate_or_check
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "configuration.md"
@@ -128,21 +128,10 @@ def reference() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pixelstream.tools.configref", description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="fail if the committed reference differs")
-    parser.add_argument("--out", type=Path, default=REFERENCE)
-    options = parser.parse_args(argv)
-    text = reference()
-    if options.check:
-        if not options.out.exists() or options.out.read_text() != text:
-            print(f"{options.out} differs from the config models: run python -m pixelstream.tools.configref")
-            return 1
-        print(f"{options.out} matches the config models")
-        return 0
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(text)
-    print(f"wrote {options.out} ({text.count(chr(10))} lines)")
-    return 0
+    description = __doc__.split("\n")[0]
+    return generate_or_check(
+        "python -m pixelstream.tools.configref", description, REFERENCE, reference, "the config models", argv
+    )
 
 
 if __name__ == "__main__":
