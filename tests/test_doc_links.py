@@ -1,0 +1,70 @@
+"""Every link in the project's own documents that points inside the repository resolves: files exist, and an
+anchor names a heading of its file (as GitHub slugs headings)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
+_CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation but hyphens and spaces dropped, spaces as hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    found: set[str] = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", text, re.M):
+        base, n = slug(heading), 0
+        while (candidate := base if n == 0 else f"{base}-{n}") in found:
+            n += 1
+        found.add(candidate)
+    return found
+
+
+def links(path: Path) -> list[str]:
+    text = _CODE.sub("", path.read_text())
+    return [a or b for a, b in _LINK.findall(text)]
+
+
+def test_the_slugs_follow_githubs_rule() -> None:
+    assert slug("The player edge: who gets a GPU, and what a player can reach") == (
+        "the-player-edge-who-gets-a-gpu-and-what-a-player-can-reach"
+    )
+    assert slug("Signing players in (`streaming.players.auth.mode`)") == "signing-players-in-streamingplayersauthmode"
+
+
+def test_a_broken_link_or_anchor_is_found(tmp_path: Path) -> None:
+    document = tmp_path / "page.md"
+    document.write_text("# Title here\n\n[ok](#title-here) [gone](#nowhere) [file](missing.md) `[code](#x)`\n")
+    assert links(document) == ["#title-here", "#nowhere", "missing.md"]
+    assert anchors(document) == {"title-here"}
+
+
+def test_the_readme_links_inside_itself_and_to_the_docs() -> None:
+    targets = links(ROOT / "README.md")
+    assert sum(t.startswith("#") for t in targets) >= 5 and "docs/configuration.md" in targets
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
+def test_every_internal_link_and_anchor_resolves(document: Path) -> None:
+    broken = []
+    for target in links(document):
+        if re.match(r"^[a-z]+:", target):
+            continue  # https:, mailto: and the like: outside the repository
+        file, _, anchor = target.partition("#")
+        resolved = (document.parent / file).resolve() if file else document
+        if not resolved.exists():
+            broken.append(f"{target}: no file {resolved.relative_to(ROOT) if ROOT in resolved.parents else resolved}")
+        elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
+            broken.append(f"{target}: no heading #{anchor} in {resolved.name}")
+    assert not broken, broken
