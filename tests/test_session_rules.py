@@ -755,3 +755,15 @@ def test_an_assignment_does_not_scan_the_queue_for_a_build_nobody_waits_for() ->
         b.join(f"late-{second}", T0)
     assert time.perf_counter() - started < 1.0
     assert b.counts("main")["queued"] == 20_050 and b.counts("canary")["free"] == 1
+
+
+def test_the_session_images_copies_of_shared_facts_match_the_platforms() -> None:
+    """The session service's image cannot import the platform: its build label, build-name rule and default build
+    are copies, held equal here."""
+    from pixelstream.constants import BUILD_LABEL
+    from pixelstream.workloads.pixel_streaming import config as streaming_config
+    from pixelstream.workloads.pixel_streaming.session import app, broker, streams
+
+    assert streams.BUILD_LABEL == BUILD_LABEL
+    assert app._BUILD.pattern == streaming_config.BUILD_NAME.pattern
+    assert broker.DEFAULT_BUILD == streaming_config.DEFAULT_BUILD

@@ -28,7 +28,7 @@ from ..kubernetes import (
     resources,
     security_context,
 )
-from .streaming import SIGNALLING_UID, StreamBuild, StreamerSettings, stream_requests
+from .streaming import SIGNALLING_UID, UNREAL_UID, StreamBuild, StreamerSettings, stream_requests
 
 WARM_CAPACITY = "warm-capacity"
 PREPULL = STREAM_PREPULL
@@ -88,14 +88,12 @@ def placeholder_pod(args: GpuCapacityArgs, priority_class: pulumi.Input[str]) ->
 def prepull_images(args: GpuCapacityArgs) -> dict[str, tuple[str, int]]:
     """Init container name -> (image, its user): every build's Unreal image and each signalling image once."""
     images: dict[str, tuple[str, int]] = {}
-    for version in sorted({b.unreal_version for b in args.builds}):
-        images[f"pull-signalling-ue{version.replace('.', '-')}"] = (
-            args.images[f"signalling-ue{version}"],
-            SIGNALLING_UID,
-        )
+    for build in sorted(args.builds, key=lambda b: b.unreal_version):
+        name = f"pull-signalling-ue{build.unreal_version.replace('.', '-')}"
+        images[name] = (build.signalling_image(args.images), SIGNALLING_UID)
     for build in args.builds:
         if build.unreal_image not in {image for image, _ in images.values()}:
-            images[f"pull-build-{build.name}"] = build.image_users(dict(args.images))["streamer"]
+            images[f"pull-build-{build.name}"] = (build.unreal_image, UNREAL_UID)
     return images
 
 
@@ -135,7 +133,7 @@ class GpuCapacity(pulumi.ComponentResource):
         warm_class = self._priority_class(WARM_CAPACITY_PRIORITY, "Never", "Placeholders holding GPU capacity.")
         # Nothing to wait for but the cluster: the pre-pull's pods start pulling as each GPU node registers, the
         # placeholders are scheduled once the device plugin advertises the GPUs (Pulumi waits for neither).
-        after = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self)
         if args.warm_streams:
             warm_labels = labels(WARM_CAPACITY)
             k8s.apps.v1.Deployment(
@@ -146,7 +144,7 @@ class GpuCapacity(pulumi.ComponentResource):
                     "selector": {"matchLabels": warm_labels},
                     "template": {"metadata": {"labels": warm_labels}, "spec": placeholder_pod(args, warm_class)},
                 },
-                opts=after,
+                opts=child,
             )
         if args.pre_pull:
             prepull_labels = labels(PREPULL)
@@ -157,7 +155,7 @@ class GpuCapacity(pulumi.ComponentResource):
                     "selector": {"matchLabels": prepull_labels},
                     "template": {"metadata": {"labels": prepull_labels}, "spec": prepull_pod(args)},
                 },
-                opts=after,
+                opts=child,
             )
         self.stream_priority_class = stream_class
         self.register_outputs({"stream_priority_class": self.stream_priority_class})

@@ -13,7 +13,7 @@ The autoscaler scales them on the session service's players-per-ready-stream rat
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -87,12 +87,9 @@ class StreamBuild:
     def pod_labels(self) -> dict[str, str]:
         return {**labels(STREAM), BUILD_LABEL: self.name}
 
-    def image_users(self, images: dict[str, str]) -> dict[str, tuple[str, int]]:
-        """The images of its stream pod (container name -> (reference, the user it runs as))."""
-        return {
-            "signalling": (images[f"signalling-ue{self.unreal_version}"], SIGNALLING_UID),
-            "streamer": (self.unreal_image, UNREAL_UID),
-        }
+    def signalling_image(self, images: Mapping[str, str]) -> str:
+        """Epic's signalling server of its engine version, from the image table."""
+        return images[f"signalling-ue{self.unreal_version}"]
 
 
 @dataclass
@@ -220,7 +217,6 @@ class Streaming(pulumi.ComponentResource):
         super().__init__("pixelstream:index:Streaming", name, None, opts)
         ns, settings, build = args.namespace, args.streamer, args.build
         stream_labels = build.pod_labels()
-        images = build.image_users(args.images)
         k8s.apps.v1.Deployment(
             build.deployment,
             metadata={
@@ -246,8 +242,8 @@ class Streaming(pulumi.ComponentResource):
                         "terminationGracePeriodSeconds": settings.drain_seconds + STREAM_TERMINATION_MARGIN_SECONDS,
                         "securityContext": pod_security_context(fs_group=1000),
                         "containers": [
-                            _signalling_container(images["signalling"][0], settings),
-                            _unreal_container(images["streamer"][0], settings),
+                            _signalling_container(build.signalling_image(args.images), settings),
+                            _unreal_container(build.unreal_image, settings),
                         ],
                         "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
                     },

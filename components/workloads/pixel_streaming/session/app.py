@@ -144,7 +144,7 @@ def _env_int(name: str, default: int) -> int:
 @dataclass
 class Settings:
     namespace: str = "pixel"
-    stream_selector: str = "app.kubernetes.io/name=stream,pixelstream.io/build"
+    stream_selector: str = f"app.kubernetes.io/name=stream,{kube_streams.BUILD_LABEL}"
     signalling_port: int = 8080
     stream_refresh_seconds: float = 2
     turn_node_selector: str = "app.pixel/turn=true"
