@@ -3,7 +3,6 @@
 from .addons.certificates import CertManager, CertManagerArgs
 from .addons.charts import CHARTS, Chart
 from .addons.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
-from .addons.custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, CustomMetricsAdapter, CustomMetricsAdapterArgs
 from .addons.dcgm_exporter import DcgmExporter, DcgmExporterArgs
 from .addons.gpu_device_plugin import GpuDevicePlugin, GpuDevicePluginArgs
 from .addons.ingress import IngressController, IngressControllerArgs
@@ -30,21 +29,19 @@ from .workloads.gpu_jobs.results import JobResults, JobResultsArgs
 from .workloads.pixel_streaming.component import PixelStreaming, PixelStreamingArgs
 from .workloads.pixel_streaming.gpu_capacity import GpuCapacity, GpuCapacityArgs
 from .workloads.pixel_streaming.routing import Routing, RoutingArgs
-from .workloads.pixel_streaming.streaming import AutoscalingSettings, StreamerSettings, Streaming, StreamingArgs
+from .workloads.pixel_streaming.streaming import StreamerSettings, Streaming, StreamingArgs
 from .workloads.pixel_streaming.turn import Turn, TurnArgs, TurnServerSettings
 from .workloads.simulation.component import Simulation, SimulationArgs
 from .workloads.simulation.fleet import SimulationFleet, SimulationFleetArgs
 from .workloads.simulation.orchestrator import FleetOrchestrator, FleetOrchestratorArgs
 
 __all__ = [
-    "ADAPTER_RULES",
     "CHARTS",
     "FLEX_SHAPES",
     "GPU_NODE_LABEL",
     "GPU_SHAPES",
     "GPU_TAINT",
     "OKE_PLACEMENT",
-    "POOL_RATIO_METRIC",
     "STREAMING_GPU_SHAPES",
     "TURN_NODE_LABEL",
     "TURN_TAINT",
@@ -54,15 +51,12 @@ __all__ = [
     "AiWorkerPoolArgs",
     "AiWorkers",
     "AiWorkersArgs",
-    "AutoscalingSettings",
     "CertManager",
     "CertManagerArgs",
     "Chart",
     "ClusterAutoscaler",
     "ClusterAutoscalerArgs",
     "ConfigError",
-    "CustomMetricsAdapter",
-    "CustomMetricsAdapterArgs",
     "DcgmExporter",
     "DcgmExporterArgs",
     "ExistingCluster",

@@ -136,7 +136,7 @@ _TYPE_WORDS = {
 }
 
 
-def _allowed_keys(root: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+def _model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
     model: Any = root
     for part in loc:
         if isinstance(part, int):
@@ -144,9 +144,20 @@ def _allowed_keys(root: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
         fields = {f.alias or n: f for n, f in model.model_fields.items()}
         annotation = fields[part].annotation if part in fields else None
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return []
+            return None
         model = annotation
-    return [f.alias or n for n, f in model.model_fields.items()]
+    return model
+
+
+def _unknown_key(root: type[BaseModel], loc: Sequence[str | int]) -> str:
+    """What to say of a key the model at `loc`'s parent does not have: why it went, if it was removed (the
+    model's REMOVED_KEYS), and the keys allowed there."""
+    model = _model_at(root, loc[:-1])
+    if model is None:
+        return "unknown key"
+    removed = getattr(model, "REMOVED_KEYS", {}).get(loc[-1])
+    allowed = ", ".join(f.alias or n for n, f in model.model_fields.items())
+    return f"{removed}; allowed here: {allowed}" if removed else f"unknown key; allowed here: {allowed}"
 
 
 def translate(
@@ -167,7 +178,7 @@ def translate(
         hint = " (pulumi config set compartmentId <compartment OCID>)" if path == "compartmentId" else ""
         message = f"is required{hint}"
     elif kind == "extra_forbidden":
-        message = f"unknown key; allowed here: {', '.join(_allowed_keys(root, loc[:-1]))}"
+        message = _unknown_key(root, loc)
     elif kind == "literal_error":
         message = f"{show(value)} is not allowed; use one of {first['ctx']['expected']}"
     elif kind in _TYPE_WORDS:

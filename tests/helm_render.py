@@ -23,8 +23,8 @@ from pixelstream.addons.charts import Chart, deep_merge
 from pixelstream.tools.chart_packages import helm_binary, package_path
 from pixelstream.tools.offline import HELM_RELEASE, Plan
 
-# Served by every cluster but missing from `helm template`'s default capabilities; prometheus-adapter falls
-# back to the long-removed apiregistration.k8s.io/v1beta1 without it.
+# Served by every cluster but missing from `helm template`'s default capabilities (a chart that registers an
+# aggregated API would fall back to the long-removed apiregistration.k8s.io/v1beta1 without it).
 CLUSTER_API_VERSIONS = ("apiregistration.k8s.io/v1",)
 WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet", "Job")
 

@@ -108,11 +108,18 @@ class Edge:
     builds: dict[str, str]
     """The ConfigMap session-builds' data, as the fake API serves it."""
     pods: dict[str, StreamPod] = field(default_factory=dict)
+    replicas: dict[str, int] = field(default_factory=dict)
+    """Each stream Deployment's replicas, as its scale subresource holds them (the service's writes land here)."""
     _next_address: int = 2
 
-    def set_builds(self, builds: list[dict[str, Any]] | str) -> None:
+    def set_builds(self, builds: list[dict[str, Any]] | str, scale_down_seconds: int = 0) -> None:
         """The operator's change to the builds (a document that is not JSON, as given)."""
-        self.builds["builds.json"] = builds if isinstance(builds, str) else json.dumps({"builds": builds})
+        self.builds["builds.json"] = builds if isinstance(builds, str) else builds_json(builds, scale_down_seconds)
+
+    def scale_writes(self, deployment: str) -> list[int]:
+        """The replicas the service wrote to `deployment`'s scale, in order."""
+        path = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{deployment}/scale"
+        return [c.body["spec"]["replicas"] for c in self.kube.calls if c.method == "PATCH" and c.path == path]
 
     def add_stream(
         self,
@@ -197,7 +204,26 @@ def _pod_list(edge_pods: dict[str, StreamPod]) -> dict:
     return {"items": items}
 
 
-ONE_BUILD = [{"name": "main", "weight": 1, "unrealVersion": "5.7"}]
+def build(name: str, weight: int, unreal_version: str = "5.7", buffer: int = 10, max_replicas: int = 10) -> dict:
+    """A build as the plan writes it into the builds document (sessions.py builds_document). By default its buffer
+    keeps it at maxReplicas: the fake API starts no pod for a scale-up and stops none for a scale-in, so a test
+    that is not about scaling sees none."""
+    return {
+        "name": name,
+        "weight": weight,
+        "unrealVersion": unreal_version,
+        "deployment": f"stream-{name}",
+        "bufferStreams": buffer,
+        "minReplicas": 0,
+        "maxReplicas": max_replicas,
+    }
+
+
+def builds_json(builds: list[dict[str, Any]], scale_down_seconds: int = 0) -> str:
+    return json.dumps({"scaleDownSeconds": scale_down_seconds, "builds": builds})
+
+
+ONE_BUILD = [build("main", 1)]
 
 
 @contextmanager
@@ -206,7 +232,21 @@ def running_edge(
 ) -> Iterator[Edge]:
     """The session service with signed launch links (or the auth mode `env` names), the `builds` and no stream
     yet; the TURN node's public address is `turn_address`."""
-    builds_data = {"builds.json": json.dumps({"builds": builds})}
+    builds_data = {"builds.json": builds_json(builds)}
+    replicas: dict[str, int] = {}
+
+    def scale_route(deployment: str) -> dict:
+        path = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{deployment}/scale"
+
+        def read(call: Any) -> tuple[int, dict]:
+            return 200, {"kind": "Scale", "spec": {"replicas": replicas.setdefault(deployment, 1)}}
+
+        def write(call: Any) -> tuple[int, dict]:
+            replicas[deployment] = call.body["spec"]["replicas"]
+            return read(call)
+
+        return {("GET", path): read, ("PATCH", path): write}
+
     (tmp_path / "link-secret").write_text(LINK_SECRET)
     (tmp_path / "turn-secret").write_text(TURN_SECRET)
     pods: dict[str, StreamPod] = {}
@@ -220,6 +260,7 @@ def running_edge(
         ("GET", f"/api/v1/namespaces/{NAMESPACE}/pods"): namespace_pods,
         ("GET", "/api/v1/nodes"): lambda call: (200, {"items": [node("turn-a", turn_address)]}),
         ("GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps/session-builds"): lambda call: (200, {"data": builds_data}),
+        **{key: route for name in ("main", "canary") for key, route in scale_route(f"stream-{name}").items()},
     }
     with ExitStack() as stack:
         kube = stack.enter_context(serve(routes))
@@ -255,7 +296,9 @@ def running_edge(
         stack.callback(_stop, process)
         url = f"http://127.0.0.1:{port}"
         _wait_until_ready(url, process, tmp_path / "session.log")
-        yield Edge(url, f"http://127.0.0.1:{metrics_port}", kube, loop, signalling_port, process, builds_data, pods)
+        yield Edge(
+            url, f"http://127.0.0.1:{metrics_port}", kube, loop, signalling_port, process, builds_data, pods, replicas
+        )
 
 
 def _wait_until_ready(url: str, process: subprocess.Popen, log: Path) -> None:

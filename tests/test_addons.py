@@ -30,7 +30,6 @@ ADDONS = (
     "monitoring",
     "dcgmExporter",
     "gpuPlugin",
-    "prometheusAdapter",
 )
 
 
@@ -216,20 +215,18 @@ def test_ordering_follows_real_dependencies_only(dev: Plan) -> None:
     urn = {r.name: r.urn for r in dev.of_type(RELEASE)}
     depends = {r.name: set(r.dependencies) for r in dev.of_type(RELEASE)}
     default_pool = dev.named("oci:ContainerEngine/nodePool:NodePool", "default").urn
-    for name in ("ingress-nginx", "cert-manager", "metrics-server", "kube-prometheus-stack", "prometheus-adapter"):
+    for name in ("ingress-nginx", "cert-manager", "metrics-server", "kube-prometheus-stack"):
         assert default_pool in depends[name], f"{name}'s pods need the default pool"
     assert urn["kube-prometheus-stack"] in depends["dcgm-exporter"], "its ServiceMonitor needs the operator's CRDs"
     other_releases = set(urn.values())
     assert not depends["nvidia-device-plugin"] & other_releases, "the GPU plugin waits for no other add-on"
-    assert not depends["prometheus-adapter"] & other_releases
     grafana_secret = dev.named("kubernetes:core/v1:Secret", "grafana-admin").urn
     assert grafana_secret not in depends["nvidia-device-plugin"]
 
 
-def test_adapter_points_at_this_stacks_prometheus(dev: Plan) -> None:
+def test_prometheus_is_named_and_placed_as_the_stack_outputs_say(dev: Plan) -> None:
     installed = releases(dev)
-    adapter = installed["prometheus-adapter"]["values"]["prometheus"]
-    assert adapter == {"url": "http://prometheus-stack-prometheus.monitoring.svc", "port": 9090}
+    assert dev.outputs["prometheusUrl"] == "http://prometheus-stack-prometheus.monitoring.svc:9090"
     assert installed["kube-prometheus-stack"]["values"]["fullnameOverride"] == "prometheus-stack"
     assert installed["kube-prometheus-stack"]["namespace"] == "monitoring"
 
@@ -257,7 +254,7 @@ def test_dashboard_is_loaded_by_the_grafana_sidecar(dev: Plan) -> None:
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     dashboard = json.loads(config_map["data"]["pixelstream.json"])
     titles = " ".join(panel["title"] for panel in dashboard["panels"]).lower()
-    for topic in ("players", "ready streams", "pool ratio", "queued", "gpu utilisation", "encoder", "turn"):
+    for topic in ("players", "ready streams", "wanted", "queued", "gpu utilisation", "encoder", "turn"):
         assert topic in titles, topic
     sidecar = releases(dev)["kube-prometheus-stack"]["values"]["grafana"]["sidecar"]["dashboards"]
     assert (sidecar["label"], sidecar["labelValue"], sidecar["enabled"]) == ("grafana_dashboard", "1", True)

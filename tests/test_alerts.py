@@ -3,6 +3,7 @@ quiet on the look-alikes, and the thresholds come from the stack config."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,14 @@ from test_addons import plan_with
 from pixelstream.constants import COTURN_CONTAINER, SESSION_SERVICE, TURN_DAEMONSET
 from pixelstream.tools.offline import Plan, plan_stack
 
-# The dev stack's one build, `main`: its Deployment and autoscaler; a canary beside it.
+# The dev stack's one build, `main`: its Deployment; a canary beside it.
 STREAM, CANARY = "stream-main", "stream-canary"
-AUTOSCALER = STREAM
 
 pytestmark = pytest.mark.slow
 
 KSM = 'job="kube-state-metrics",namespace="pixel"'
 SESSIONS = 'job="kubernetes-service-endpoints",namespace="pixel",service="session"'
-HPA = f'{KSM},horizontalpodautoscaler="{AUTOSCALER}"'
+MAIN, CANARY_BUILD = f'{SESSIONS},build="main"', f'{SESSIONS},build="canary"'
 TURN = f'{KSM},daemonset="{TURN_DAEMONSET}"'
 GPU_A = 'gpu="0",UUID="GPU-a",pci_bus_id="00000000:00:04.0",device="nvidia0",modelName="NVIDIA A10",Hostname="gpu-a"'
 GPU_B = GPU_A.replace("GPU-a", "GPU-b").replace('Hostname="gpu-a"', 'Hostname="gpu-b"')
@@ -103,11 +103,13 @@ FIRES = {
     ),
     "PixelStreamAutoscalerAtMaximum": (
         {
-            f"kube_horizontalpodautoscaler_status_current_replicas{{{HPA}}}": "10x20",
-            f"kube_horizontalpodautoscaler_spec_max_replicas{{{HPA}}}": "10x20",
+            f"pixelstream_session_streams_wanted{{{MAIN}}}": "10x20",
+            f"pixelstream_session_streams_max{{{MAIN}}}": "10x20",
+            f"pixelstream_session_streams_wanted{{{CANARY_BUILD}}}": "2x20",
+            f"pixelstream_session_streams_max{{{CANARY_BUILD}}}": "3x20",
         },
         "16m",
-        [({"namespace": "pixel", "horizontalpodautoscaler": AUTOSCALER}, 10)],
+        [({"namespace": "pixel", "build": "main"}, 10)],
     ),
     "PixelStreamTurnPodsNotReady": (
         {
@@ -161,8 +163,11 @@ QUIET = {
     ),
     "PixelStreamAutoscalerAtMaximum": (
         {
-            f"kube_horizontalpodautoscaler_status_current_replicas{{{HPA}}}": "8x5 10x15",
-            f"kube_horizontalpodautoscaler_spec_max_replicas{{{HPA}}}": "10x20",
+            # at its maximum for less than the threshold; another namespace's build at its maximum for long
+            f"pixelstream_session_streams_wanted{{{MAIN}}}": "8x5 10x15",
+            f"pixelstream_session_streams_max{{{MAIN}}}": "10x20",
+            f"pixelstream_session_streams_wanted{{{MAIN.replace('pixel', 'staging')}}}": "10x20",
+            f"pixelstream_session_streams_max{{{MAIN.replace('pixel', 'staging')}}}": "10x20",
         },
         "16m",
     ),
@@ -237,7 +242,8 @@ def test_the_alerts_name_the_workloads_objects(dev: Plan) -> None:
     manifests = dev.manifests()
     assert f"pixel.deployment.{STREAM}.yaml" in manifests
     assert f"pixel.deployment.{SESSION_SERVICE}.yaml" in manifests
-    assert f"pixel.horizontalpodautoscaler.{AUTOSCALER}.yaml" in manifests
+    builds = json.loads(manifests["pixel.configmap.session-builds.yaml"]["data"]["builds.json"])["builds"]
+    assert [b["name"] for b in builds] == ["main"], "the session service's series carry build=main"
     daemonset = manifests[f"pixel.daemonset.{TURN_DAEMONSET}.yaml"]
     assert COTURN_CONTAINER in [c["name"] for c in daemonset["spec"]["template"]["spec"]["containers"]]
 

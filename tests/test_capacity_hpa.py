@@ -3,8 +3,15 @@ algorithm details, scaling policies, stabilization window, default behavior)."""
 
 from __future__ import annotations
 
-from pixelstream.tools.capacity.hpa import DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP, Hpa, Policy, Rules, usage_replicas
-from pixelstream.workloads.pixel_streaming.streaming import AutoscalingSettings
+from pixelstream.tools.capacity.hpa import (
+    DEFAULT_SCALE_DOWN,
+    DEFAULT_SCALE_UP,
+    Hpa,
+    HpaSettings,
+    Policy,
+    Rules,
+    usage_replicas,
+)
 
 NO_WINDOW_DOWN = Rules(0, DEFAULT_SCALE_DOWN.policies)
 
@@ -89,9 +96,9 @@ def test_default_scale_up_adds_four_pods_or_doubles_every_15_seconds() -> None:
 
 def test_stream_autoscaler_from_the_stacks_settings() -> None:
     # The reference's stream HPA: 2 pods or 10% per 15 s (the larger), scale-down stabilization 30 s.
-    hpa = Hpa.from_settings(AutoscalingSettings(min_replicas=1, max_replicas=40, target_pool_ratio=0.9))
+    hpa = Hpa.from_settings(HpaSettings(min_replicas=1, max_replicas=40, target_pool_ratio=0.9))
     assert hpa.sync(0, current=4, ready=4, metric=9.0) == 6
-    assert Hpa.from_settings(AutoscalingSettings(max_replicas=40)).sync(0, current=30, ready=30, metric=9.0) == 33
+    assert Hpa.from_settings(HpaSettings(max_replicas=40)).sync(0, current=30, ready=30, metric=9.0) == 33
     assert hpa.scale_down.stabilization_seconds == 30 and hpa.scale_down.policies == DEFAULT_SCALE_DOWN.policies
 
 

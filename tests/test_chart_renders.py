@@ -30,7 +30,6 @@ from test_gpu_jobs import JOBS_ON_OKE
 
 from pixelstream.addons.alerts import RECEIVER_SECRET, RECEIVER_URL_FILE
 from pixelstream.addons.charts import Chart
-from pixelstream.addons.custom_metrics import ADAPTER_RULES
 from pixelstream.addons.dashboard import queries
 from pixelstream.constants import GPU_NODE_LABEL, GPU_TAINT, GRAFANA_DASHBOARD_LABEL
 from pixelstream.tools.chart_packages import package_path
@@ -43,10 +42,9 @@ pytestmark = pytest.mark.slow
 WITH_IT = {
     "ingressNginx": {"streaming": {"enabled": False}},
     "monitoring": {
-        "addons": {"dcgmExporter": {"enabled": False}, "prometheusAdapter": {"enabled": False}},
+        "addons": {"dcgmExporter": {"enabled": False}},
         "streaming": {"enabled": False},
     },
-    "prometheusAdapter": {"streaming": {"enabled": False}},
 }
 SECURE_URL = {"secure": "v1:offline-alert-receiver-url"}
 # Players signing in with an OpenID Connect provider (oauth2-proxy), the site under a path prefix.
@@ -73,7 +71,6 @@ ONPREM_STREAMING = {
     "addons": {
         "ingressNginx": {"enabled": True},
         "certManager": {"enabled": True},
-        "prometheusAdapter": {"enabled": True},
     },
     "streaming": {"enabled": True},
 }
@@ -163,7 +160,6 @@ def test_variants_plan_the_releases_they_change(variants: dict[str, Variant]) ->
         "cert-manager",
         "metrics-server",
         "kube-prometheus-stack",
-        "prometheus-adapter",
         "dcgm-exporter",
         "nvidia-device-plugin",
     }
@@ -273,7 +269,7 @@ def default_pool_problems(render: Render) -> list[str]:
 def test_system_pods_run_on_the_default_pool(variants: dict[str, Variant], variant: str) -> None:
     renders = variants[variant].renders
     problems = []
-    for name in ("ingress-nginx", "cert-manager", "metrics-server", "kube-prometheus-stack", "prometheus-adapter"):
+    for name in ("ingress-nginx", "cert-manager", "metrics-server", "kube-prometheus-stack"):
         problems += default_pool_problems(renders[name])
     assert not problems, problems
     node_exporter = renders["kube-prometheus-stack"].app("DaemonSet", "prometheus-node-exporter")
@@ -357,33 +353,6 @@ def test_the_ccm_rules_catch_the_old_network_load_balancer_annotations(variants:
         "oci-network-load-balancer.oraclecloud.com/is-preserve-source",
         "no",
     ]
-
-
-def adapter_config(render: Render) -> dict[str, Any]:
-    [config_map] = [c for c in render.of_kind("ConfigMap") if "config.yaml" in c.get("data", {})]
-    return yaml.safe_load(config_map["data"]["config.yaml"])
-
-
-@pytest.mark.parametrize("variant", ["dev", "prod"])
-def test_adapter_serves_exactly_our_rules_from_the_stacks_prometheus(
-    variants: dict[str, Variant], variant: str
-) -> None:
-    renders = variants[variant].renders
-    adapter = renders["prometheus-adapter"]
-    assert adapter_config(adapter) == {"rules": [rule.to_values() for rule in ADAPTER_RULES]}
-    [deployment] = adapter.of_kind("Deployment")
-    [url] = [
-        a.split("=", 1)[1]
-        for a in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-        if a.startswith("--prometheus-url=")
-    ]
-    host, port = url.removeprefix("http://").rstrip("/").rsplit(":", 1)
-    service_name, namespace = host.removesuffix(".svc").split(".")
-    prometheus = renders["kube-prometheus-stack"]
-    service = prometheus.named("Service", service_name)
-    assert service["metadata"]["namespace"] == namespace == prometheus.release["namespace"]
-    assert int(port) in {p["port"] for p in service["spec"]["ports"]}
-    assert service["spec"]["selector"]["app.kubernetes.io/name"] == "prometheus"
 
 
 def grafana_containers(render: Render) -> dict[str, dict[str, Any]]:

@@ -56,7 +56,7 @@ def test_committed_stacks_are_valid(stack: str) -> None:
         assert config.node_pools.default.size >= 3 and config.node_pools.default.availability_domains == [1, 2, 3]
         assert config.node_pools.turn.size == 2
         assert (config.node_pools.gpu.min_size, config.node_pools.gpu.max_size) == (1, 5)
-        assert config.streaming.capacity.warm_streams >= 1 and config.streaming.streamer.gpu_mode == "timeSliced"
+        assert config.streaming.autoscaling.buffer_streams >= 1 and config.streaming.streamer.gpu_mode == "timeSliced"
         assert config.environment == "production" and config.streaming.players.auth.mode == "signedLinks"
 
 
@@ -306,10 +306,16 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
         ["'Main_1' is not a build name", "at most 20"],
     ),
     (
-        "a build named as the autoscaler before builds",
-        {"streaming": {"builds": [{**BUILD, "name": "autoscaler"}]}},
-        "streaming.builds[0].name",
-        ["autoscaler is reserved"],
+        "a buffer on a build at weight 0",
+        {"streaming": {"builds": [{**BUILD, "name": "old", "weight": 0, "bufferStreams": 1}, BUILD]}},
+        "streaming.builds[0].bufferStreams",
+        ["1 at weight 0", "only the streams in use"],
+    ),
+    (
+        "a negative buffer on a build",
+        {"streaming": {"builds": [{**BUILD, "bufferStreams": -1}]}},
+        "streaming.builds[0].bufferStreams",
+        ["-1 is outside 0-2147483647"],
     ),
     (
         "a minimum for a build that takes nobody",
@@ -625,17 +631,17 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
     (
         "gpu exporter without monitoring",
         {
-            "addons": {"monitoring": {"enabled": False}, "prometheusAdapter": {"enabled": False}},
+            "addons": {"monitoring": {"enabled": False}},
             "streaming": {"enabled": False},
         },
         "addons.dcgmExporter.enabled",
         ["addons.monitoring"],
     ),
     (
-        "adapter without monitoring",
-        {"addons": {"monitoring": {"enabled": False}, "dcgmExporter": {"enabled": False}}},
-        "addons.prometheusAdapter.enabled",
-        ["addons.monitoring"],
+        "the custom metrics adapter, removed",
+        {"addons": {"prometheusAdapter": {"enabled": True}}},
+        "addons.prometheusAdapter",
+        ["removed: nothing reads custom metrics", "allowed here: clusterAutoscaler"],
     ),
     (
         "streams per gpu",
@@ -733,10 +739,22 @@ INVALID: list[tuple[str, dict[str, Any], str, list[str]]] = [
         ["5", "maxReplicas (2)"],
     ),
     (
-        "pool ratio",
-        {"streaming": {"autoscaling": {"targetPoolRatio": 0}}},
+        "the pool ratio, removed",
+        {"streaming": {"autoscaling": {"targetPoolRatio": 0.6}}},
         "streaming.autoscaling.targetPoolRatio",
-        ["0", "(0, 10]"],
+        ["removed", "in-use + bufferStreams", "allowed here: minReplicas, maxReplicas, bufferStreams, scaleDown"],
+    ),
+    (
+        "a negative buffer",
+        {"streaming": {"autoscaling": {"bufferStreams": -1}}},
+        "streaming.autoscaling.bufferStreams",
+        ["-1 is outside 0-2147483647"],
+    ),
+    (
+        "a scale-down window past an hour",
+        {"streaming": {"autoscaling": {"scaleDown": {"stabilizationSeconds": 3601}}}},
+        "streaming.autoscaling.scaleDown.stabilizationSeconds",
+        ["3601 is outside 0-3600"],
     ),
     (
         "host",
@@ -1206,10 +1224,10 @@ INVALID += [
         ["'a:b'", "1-32 lowercase letters"],
     ),
     (
-        "HPA step past int32",
-        {"streaming": {"autoscaling": {"scaleUp": {"pods": 2**31}}}},
-        "streaming.autoscaling.scaleUp",
-        ["pods 2147483648", "at most 2147483647"],
+        "replicas past int32",
+        {"streaming": {"autoscaling": {"maxReplicas": 2**31}}},
+        "streaming.autoscaling.maxReplicas",
+        ["2147483648 is outside 1-2147483647"],
     ),
     (
         "coturn quota past a C int",

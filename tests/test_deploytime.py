@@ -68,19 +68,17 @@ def prod(prod_graph) -> dict:
 
 
 def test_what_pulumi_does_not_wait_for_takes_an_api_calls_time_and_starts_with_the_cluster(prod_graph) -> None:
-    """The image pre-pull and the warm placeholders (skipAwait) wait for nothing but the namespace: their pods
-    pull and hold as GPU nodes come, without holding the deploy up."""
-    assert {"kubernetes:apps/v1:DaemonSet::stream-image-prepull", "kubernetes:apps/v1:Deployment::warm-capacity"} <= (
-        prod_graph.unawaited
-    )
+    """The image pre-pull (skipAwait) waits for nothing but the namespace: its pods pull as GPU nodes come,
+    without holding the deploy up."""
+    assert "kubernetes:apps/v1:DaemonSet::stream-image-prepull" in prod_graph.unawaited
     timeline = schedule(prod_graph.waits_for, prod_graph.durations({}))
     prepull = timeline.steps["kubernetes:apps/v1:DaemonSet::stream-image-prepull"]
     pools = [s for k, s in timeline.steps.items() if k.startswith("oci:ContainerEngine/nodePool:NodePool::")]
     assert prepull.finish - prepull.start == 3
     assert not any("nodePool" in d for d in prod_graph.waits_for["kubernetes:apps/v1:DaemonSet::stream-image-prepull"])
     assert prepull.finish <= max(p.finish for p in pools), "created before the GPU nodes are all up"
-    # and the stream autoscaler does not wait for the first stream
-    assert STREAM not in prod_graph.waits_for["kubernetes:autoscaling/v2:HorizontalPodAutoscaler::stream-main"]
+    # and the session service, which scales the streams, does not wait for the first stream
+    assert STREAM not in prod_graph.waits_for["kubernetes:apps/v1:Deployment::session"]
 
 
 def test_prods_first_stream_waits_for_the_control_plane_a_node_pool_and_the_stream_itself(prod: dict) -> None:

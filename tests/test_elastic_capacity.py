@@ -28,6 +28,12 @@ def prod() -> Plan:
 
 
 @pytest.fixture(scope="module")
+def warm(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    """Prod with a GPU slot held warm by a placeholder (prod keeps started streams instead)."""
+    return plan_with(tmp_path_factory.mktemp("warm"), "prod", streaming={"capacity": {"warmStreams": 1}})
+
+
+@pytest.fixture(scope="module")
 def dev() -> Plan:
     return plan_stack("dev", ROOT)[0]
 
@@ -110,7 +116,8 @@ def pod_requests(spec: dict) -> dict[str, int]:
     return total
 
 
-def test_placeholders_hold_exactly_a_streams_worth_where_streams_run(prod: Plan) -> None:
+def test_placeholders_hold_exactly_a_streams_worth_where_streams_run(warm: Plan) -> None:
+    prod = warm
     stream = manifest(prod, "deployment", "stream-main")["spec"]["template"]["spec"]
     warm = manifest(prod, "deployment", "warm-capacity")
     spec = warm["spec"]["template"]["spec"]
@@ -128,7 +135,8 @@ def test_placeholders_hold_exactly_a_streams_worth_where_streams_run(prod: Plan)
     assert warm["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
 
 
-def test_streams_preempt_placeholders_which_still_trigger_node_scale_up(prod: Plan, dev: Plan) -> None:
+def test_streams_preempt_placeholders_which_still_trigger_node_scale_up(warm: Plan, dev: Plan) -> None:
+    prod = warm
     classes = {obj["metadata"]["name"]: obj for obj in prod.manifests().values() if obj["kind"] == "PriorityClass"}
     stream_class = manifest(prod, "deployment", "stream-main")["spec"]["template"]["spec"]["priorityClassName"]
     warm_class = manifest(prod, "deployment", "warm-capacity")["spec"]["template"]["spec"]["priorityClassName"]

@@ -40,7 +40,7 @@ STREAMING = {
             "nodes": {"turn": {"labels": TURN_LABEL, "taints": []}},
         }
     },
-    "addons": {"ingressNginx": {"enabled": True}, "prometheusAdapter": {"enabled": True}},
+    "addons": {"ingressNginx": {"enabled": True}},
     "streaming": {"enabled": True, "capacity": {"warmStreams": 1}},
 }
 # The other GPU workloads on it: more instances and more GPUs per worker than OKE's default GPU pool could hold

@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from session_edge import Edge, built_players, chromium_driver, launch_link, quit_driver, running_edge, wait_for
+from session_edge import (
+    Edge,
+    build,
+    built_players,
+    chromium_driver,
+    launch_link,
+    quit_driver,
+    running_edge,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -107,8 +116,8 @@ def test_a_player_sent_to_a_build_of_another_engine_version_gets_that_versions_l
     """The page is loaded with UE 5.7's library (main takes every player); promotion sends the waiting player to
     a UE 5.6 canary: the page reloads itself with 5.6's library and plays the canary's stream."""
     builds = [
-        {"name": "main", "weight": 1, "unrealVersion": "5.7"},
-        {"name": "canary", "weight": 0, "unrealVersion": "5.6"},
+        build("main", 1, "5.7"),
+        build("canary", 0, "5.6"),
     ]
     with running_edge(tmp_path, builds=builds, PLAYER_ROOT=str(built_players())) as edge:
         player = browsers()

@@ -1,5 +1,5 @@
-"""The generated scrape jobs on a running Prometheus: annotated Services and pods on loopback are scraped,
-relabelled the way the adapter rules expect, and the adapter's queries return what the HPA needs.
+"""The generated scrape jobs on a running Prometheus: annotated Services and pods on loopback are scraped and
+relabelled, and the alert on the session service's own series finds the build it is about.
 
 Debian's Prometheus has no Kubernetes discovery, so the targets are handed over through file discovery with
 the same `__meta_kubernetes_*` labels Kubernetes discovery would attach; the relabelling is ours, unchanged.
@@ -22,7 +22,6 @@ import yaml
 from conftest import ROOT, free_port
 from tools import require
 
-from pixelstream.addons.custom_metrics import ADAPTER_RULES, POOL_RATIO_METRIC, expand_metrics_query
 from pixelstream.tools.offline import plan_stack
 from pixelstream.workloads.pixel_streaming.session.metrics import Metrics
 
@@ -30,11 +29,20 @@ pytestmark = pytest.mark.slow
 CANARY_IMAGE = "registry.example/game:canary-1.0.1@sha256:" + "c" * 64
 
 # What the session service itself renders (session/metrics.py) for two builds: main with 3 players on 4 ready
-# streams, 1 free; a canary with 1 player on its one stream and 1 waiting.
+# streams, 1 free, and all 5 streams it may have wanted; a canary with 1 player on its one stream, 1 waiting.
 SESSION = Metrics().render(
     {
-        "main": ({"queued": 0, "playing": 3, "streams": 4, "free": 1}, 0.75),
-        "canary": ({"queued": 1, "playing": 1, "streams": 1, "free": 0}, 2.0),
+        "main": {"queued": 0, "playing": 3, "streams": 4, "inUse": 3, "free": 1, "retiring": 0, "wanted": 5, "max": 5},
+        "canary": {
+            "queued": 1,
+            "playing": 1,
+            "streams": 1,
+            "inUse": 1,
+            "free": 0,
+            "retiring": 0,
+            "wanted": 2,
+            "max": 3,
+        },
     }
 )
 # What coturn's exporter writes on two TURN nodes (coturn src/apps/relay/prom_server.c).
@@ -104,7 +112,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = require("prometheus", "prometheus")
     directory = tmp_path_factory.mktemp("prometheus")
     servers = [serve(SESSION), serve(TURN_A), serve(TURN_B)]
-    ignored = serve("pixelstream_session_demand_ratio 9\n")
+    ignored = serve("pixelstream_session_streams_wanted 9\n")
     ports = [s.server_address[1] for s in (*servers, ignored)]
     targets = {
         "kubernetes-service-endpoints": [
@@ -177,7 +185,7 @@ def samples(url: str, promql: str) -> dict[str, float]:
 
 
 def test_service_scrape_carries_namespace_and_service(prometheus: str) -> None:
-    [series] = query(prometheus, 'pixelstream_session_demand_ratio{build="main"}')
+    [series] = query(prometheus, 'pixelstream_session_streams_wanted{build="main"}')
     labels = series["metric"]
     assert labels["namespace"] == "pixel" and labels["service"] == "session"
     assert labels["node"] == "node-a" and labels["app"] == "session"
@@ -205,34 +213,11 @@ def test_each_pod_is_scraped_once_on_its_metrics_port(prometheus: str) -> None:
     assert samples(prometheus, "sum(turn_total_allocations)") == {"{}": 3.0}
 
 
-def test_adapter_queries_on_the_scraped_series(prometheus: str) -> None:
-    rules = {rule.metric: rule.to_values() for rule in ADAPTER_RULES}
-    main = {"build": "main"}
-    ratio = expand_metrics_query(rules[POOL_RATIO_METRIC], "service", "pixel", ["session"], main)
-    assert samples(prometheus, ratio) == {'{"service": "session"}': 0.75}
-    available = expand_metrics_query(rules["pixelstream_available_count"], "service", "pixel", ["session"], main)
-    assert samples(prometheus, available) == {'{"service": "session"}': 1.0}
-    queued = expand_metrics_query(rules["pixelstream_player_queue_count"], "service", "pixel", ["session"], main)
-    assert samples(prometheus, queued) == {'{"service": "session"}': 0.0}
-
-
-def test_each_builds_autoscaler_reads_its_own_builds_ratio(prometheus: str, tmp_path) -> None:
-    """The HPAs of a two-build plan, their metric selectors expanded as prometheus-adapter does, on the scraped
-    series: each gets its build's ratio alone (without the selector the average of both would come back)."""
-    from test_addons import plan_with
-
-    main_image = CANARY_IMAGE.replace("canary", "main")
-    builds = [
-        {"name": "main", "image": main_image, "maxReplicas": 5},
-        {"name": "canary", "image": CANARY_IMAGE, "maxReplicas": 5},
-    ]
-    plan = plan_with(tmp_path, streaming={"builds": builds})
-    rule = next(r.to_values() for r in ADAPTER_RULES if r.metric == POOL_RATIO_METRIC)
-    ratios = {}
-    for build in ("main", "canary"):
-        [metric] = plan.manifests()[f"pixel.horizontalpodautoscaler.stream-{build}.yaml"]["spec"]["metrics"]
-        selector = metric["object"]["metric"]["selector"]["matchLabels"]
-        ratios[build] = samples(prometheus, expand_metrics_query(rule, "service", "pixel", ["session"], selector))
-    assert ratios == {"main": {'{"service": "session"}': 0.75}, "canary": {'{"service": "session"}': 2.0}}
-    both = expand_metrics_query(rule, "service", "pixel", ["session"])
-    assert samples(prometheus, both) == {'{"service": "session"}': 1.375}
+def test_the_at_maximum_alert_finds_the_build_at_its_maximum_on_the_scraped_series(prometheus: str) -> None:
+    """The planned alert's expression on what the session service renders and the scrape job labels: main wants
+    its maximum, the canary does not (its series alone would not do: the `on (namespace, build)` match must hold)."""
+    plan, _ = plan_stack("dev", ROOT)
+    values = plan.helm_releases()["kube-prometheus-stack.yaml"]["values"]
+    groups = values["additionalPrometheusRulesMap"]["pixelstream"]["groups"]
+    [rule] = [r for g in groups for r in g["rules"] if r["alert"] == "PixelStreamAutoscalerAtMaximum"]
+    assert samples(prometheus, rule["expr"]) == {'{"build": "main", "namespace": "pixel"}': 5.0}

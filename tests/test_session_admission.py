@@ -1,5 +1,6 @@
-"""The admission policy that holds the session service's pod patches: its Role may patch any pod of the
-namespace (RBAC cannot name fields), the policy lets through only the busy/free annotations on stream pods.
+"""The admission policies that hold the session service: its Role may patch any pod of the namespace (RBAC
+cannot name fields), one policy lets through only the deletion-cost annotations on stream pods; its Role may
+scale the stream Deployments, the other holds each to its build's maxReplicas.
 
 The planned policy's CEL is evaluated with cel-expr-python (Google's CEL runtime, cel-cpp): the expressions use
 standard CEL only (has, in, all, ==, ?:), which cel-go in the API server evaluates the same way. The requests are
@@ -17,7 +18,8 @@ from cel_expr_python import cel
 from conftest import ROOT
 
 from pixelstream.tools.offline import Plan, plan_stack
-from pixelstream.workloads.pixel_streaming.session.streams import busy_annotations
+from pixelstream.workloads.pixel_streaming.session.broker import BUSY, FREE, RETIRING
+from pixelstream.workloads.pixel_streaming.session.streams import cost_annotations
 
 NS = "pixel"
 SESSION_ACCOUNT = f"system:serviceaccount:{NS}:session"
@@ -28,9 +30,8 @@ def dev() -> Plan:
     return plan_stack("dev", ROOT)[0]
 
 
-def policy_objects(plan: Plan) -> tuple[dict[str, Any], dict[str, Any]]:
+def policy_objects(plan: Plan, name: str = "pixelstream-pixel-session-pod-patches") -> tuple[dict, dict]:
     manifests = plan.manifests()
-    name = "pixelstream-pixel-session-pod-patches"
     return (
         manifests[f"validatingadmissionpolicy.{name}.yaml"],
         manifests[f"validatingadmissionpolicybinding.{name}.yaml"],
@@ -100,8 +101,8 @@ def policy(dev: Plan) -> Policy:
     return Policy(policy_objects(dev)[0]["spec"])
 
 
-def annotated(pod: dict[str, Any], busy: bool) -> dict[str, Any]:
-    return merge_patch(pod, {"metadata": {"annotations": busy_annotations(busy)}})
+def annotated(pod: dict[str, Any], busy: bool | int) -> dict[str, Any]:
+    return merge_patch(pod, {"metadata": {"annotations": cost_annotations(int(busy))}})
 
 
 def test_the_policy_applies_to_the_session_services_pod_updates_in_its_namespace(dev: Plan) -> None:
@@ -119,6 +120,12 @@ def test_the_policy_applies_to_the_session_services_pod_updates_in_its_namespace
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]},
         {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["session-builds"], "verbs": ["get"]},
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments/scale"],
+            "resourceNames": ["stream-main"],
+            "verbs": ["get", "patch"],
+        },
     ], "no subresource (pods/status, pods/ephemeralcontainers) escapes the policy's `pods` rule; one ConfigMap read"
     version = dev.outputs["kubernetesVersion"].removeprefix("v")
     for document in (policy, binding):
@@ -127,9 +134,12 @@ def test_the_policy_applies_to_the_session_services_pod_updates_in_its_namespace
 
 def test_the_session_service_may_mark_a_stream_busy_and_free_again(dev: Plan, policy: Policy) -> None:
     stream = running_pod(dev, "stream-main")
-    busy = annotated(stream, True)
+    busy = annotated(stream, BUSY)
     assert policy.denials(SESSION_ACCOUNT, stream, busy) == []
-    assert policy.denials(SESSION_ACCOUNT, busy, annotated(busy, False)) == []
+    assert policy.denials(SESSION_ACCOUNT, busy, annotated(busy, FREE)) == []
+    retiring = annotated(busy, RETIRING)
+    assert policy.denials(SESSION_ACCOUNT, busy, retiring) == []
+    assert "cluster-autoscaler.kubernetes.io/safe-to-evict" not in retiring["metadata"]["annotations"]
     # Annotations others put there stay as they were.
     stream["metadata"]["annotations"] = {"kubectl.kubernetes.io/restartedAt": "2026-12-01T00:00:00Z"}
     assert policy.denials(SESSION_ACCOUNT, stream, annotated(stream, True)) == []
@@ -181,3 +191,46 @@ def test_other_users_are_not_held_by_this_policy(dev: Plan, policy: Policy) -> N
     for user in ("system:serviceaccount:pixel:turn", "system:serviceaccount:other:session", "system:node:gpu-1"):
         assert policy.denials(user, stream, swapped) is None
     assert policy.denials(SESSION_ACCOUNT, stream, swapped)
+
+
+# -- scale writes ------------------------------------------------------------------------------------------------
+
+
+def scale(deployment: str, replicas: int) -> dict[str, Any]:
+    """The autoscaling/v1 Scale the API server hands the policy for a deployments/scale update."""
+    return {
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {"name": deployment, "namespace": NS},
+        "spec": {"replicas": replicas},
+    }
+
+
+@pytest.fixture(scope="module")
+def scale_policy(dev: Plan) -> Policy:
+    return Policy(policy_objects(dev, "pixelstream-pixel-session-scale-bounds")[0]["spec"])
+
+
+def test_the_scale_policy_applies_to_the_session_services_scale_writes(dev: Plan) -> None:
+    policy, binding = policy_objects(dev, "pixelstream-pixel-session-scale-bounds")
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    assert policy["spec"]["matchConstraints"]["resourceRules"] == [
+        {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["deployments/scale"]}
+    ]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    version = dev.outputs["kubernetesVersion"].removeprefix("v")
+    for document in (policy, binding):
+        kubernetes_validate.validate(document, version, strict=True)
+
+
+def test_the_session_service_may_scale_a_build_up_to_its_maximum_and_no_further(scale_policy: Policy) -> None:
+    for replicas in (0, 1, 10):
+        assert scale_policy.denials(SESSION_ACCOUNT, scale("stream-main", 3), scale("stream-main", replicas)) == []
+    assert scale_policy.denials(SESSION_ACCOUNT, scale("stream-main", 3), scale("stream-main", 11)) == [
+        "the session service may not scale a build beyond its maxReplicas"
+    ]
+    assert scale_policy.denials(SESSION_ACCOUNT, scale("session", 1), scale("session", 2)) == [
+        "the session service may scale the stream Deployments only"
+    ]
+    # the operator's kubectl scale is not the session service's
+    assert scale_policy.denials("kubernetes-admin", scale("stream-main", 3), scale("stream-main", 50)) is None

@@ -22,7 +22,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fake_kube import node, turn_pod
 
 from pixelstream.workloads.pixel_streaming.session.auth import OpenIdConnect, Refused, SignedLinks
-from pixelstream.workloads.pixel_streaming.session.broker import Broker, BrokerSettings, QueueFull, State
+from pixelstream.workloads.pixel_streaming.session.broker import (
+    BUSY,
+    DEFAULT_BUILD,
+    FREE,
+    RETIRING,
+    Broker,
+    BrokerSettings,
+    QueueFull,
+    State,
+)
 from pixelstream.workloads.pixel_streaming.session.metrics import Metrics
 from pixelstream.workloads.pixel_streaming.session.signalling import PUBLIC_STREAMER_ID, Relay, streamer_ids
 from pixelstream.workloads.pixel_streaming.session.turn import (
@@ -171,8 +180,8 @@ def test_a_terminating_stream_keeps_its_player_takes_nobody_new_and_goes_when_th
     b.connect(alice.id, T0)
     b.set_streams({}, T0 + 1, draining={"stream-a": STREAMS["stream-a"]})
     assert alice.state == State.CONNECTED and b.connect(alice.id, T0 + 1).name == "stream-a"
-    # Bob needs a stream; alice does not need one of the ready ones: no ready stream, one player + 1.
-    assert bob.state == State.QUEUED and b.counts()["streams"] == 0 and b.demand_ratio() == 2
+    # Bob needs a stream; alice holds none of the ready ones: the scaler counts her stream out.
+    assert bob.state == State.QUEUED and b.counts()["streams"] == 0 and b.counts()["inUse"] == 0
     b.cost_changes()
     b.leave(alice.id, T0 + 2)
     assert "stream-a" not in b.streams and bob.state == State.QUEUED and b.cost_changes() == {}
@@ -213,16 +222,17 @@ def test_the_waiting_room_has_a_size_and_a_player_in_it_may_still_ask_for_its_pl
     assert b.join("link:a", T0 + 1).identity == "link:a"
 
 
-def test_demand_ratio_counts_holding_and_waiting_players_per_ready_stream() -> None:
+def test_counts_say_who_waits_and_which_ready_streams_are_in_use_free_or_retiring() -> None:
     b = broker()
-    assert b.demand_ratio() == 0
     b.join("link:a", T0)
-    assert b.demand_ratio() == 2  # no stream: players + 1, so the autoscaler asks for more
-    b.set_streams(STREAMS, T0)
+    assert b.counts() == {"queued": 1, "playing": 0, "streams": 0, "inUse": 0, "free": 0, "retiring": 0}
+    b.set_streams({**STREAMS, "stream-c": "10.0.192.12", "stream-d": "10.0.192.13"}, T0)
     b.join("link:b", T0)
+    assert b.retire(DEFAULT_BUILD, 1, T0) == 1
+    assert b.counts() == {"queued": 0, "playing": 2, "streams": 4, "inUse": 2, "free": 1, "retiring": 1}
     b.join("link:c", T0)
-    assert b.counts() == {"queued": 1, "playing": 2, "streams": 2, "free": 0}
-    assert b.demand_ratio() == 1.5
+    b.join("link:d", T0)
+    assert b.counts() == {"queued": 1, "playing": 3, "streams": 4, "inUse": 3, "free": 0, "retiring": 1}
 
 
 def test_the_estimated_wait_follows_recent_assignments_and_falls_back_to_one_stream_start() -> None:
@@ -241,10 +251,48 @@ def test_deletion_cost_changes_follow_who_holds_a_stream() -> None:
     b = broker()
     alice = b.join("link:alice", T0)
     b.set_streams({"stream-a": STREAMS["stream-a"]}, T0)
-    assert b.cost_changes() == {"stream-a": True}
+    assert b.cost_changes() == {"stream-a": BUSY}
     assert b.cost_changes() == {}
     b.leave(alice.id, T0 + 1)
-    assert b.cost_changes() == {"stream-a": False}
+    assert b.cost_changes() == {"stream-a": FREE}
+
+
+# -- scale-in ----------------------------------------------------------------------------------------------------
+
+NODE_OF = {"a1": "node-a", "a2": "node-a", "b1": "node-b", "b2": "node-b", "c1": "node-c"}
+ON_NODES = {name: f"10.0.192.{i}" for i, name in enumerate(NODE_OF, 1)}
+
+
+def test_free_streams_retire_from_the_emptiest_nodes_and_take_no_player() -> None:
+    """node-a: one stream in use, one free; node-b: two free; node-c: one free. A scale-in of three takes node-c's
+    stream and node-b's two (no stream in use there, then fewer streams), never node-a's in-use one, and leaves
+    node-a's free stream for the next player, so that node-b and node-c empty."""
+    b = broker()
+    alice = b.join("link:alice", T0)
+    b.set_streams({"a1": ON_NODES["a1"]}, T0, nodes=NODE_OF)
+    b.set_streams(ON_NODES, T0 + 1, nodes=NODE_OF)
+    assert alice.stream == "a1"
+    b.cost_changes()
+    assert b.retire(DEFAULT_BUILD, 3, T0) == 3
+    assert {n for n, s in b.streams.items() if s.retiring} == {"c1", "b1", "b2"}
+    assert b.cost_changes() == {"c1": RETIRING, "b1": RETIRING, "b2": RETIRING}
+    bob, carol = b.join("link:bob", T0 + 2), b.join("link:carol", T0 + 2)
+    assert bob.stream == "a2" and carol.state == State.QUEUED, "a retiring stream takes nobody"
+    # More than are free: as many as there are.
+    assert b.retire(DEFAULT_BUILD, 9, T0) == 3
+
+
+def test_retiring_streams_no_longer_needed_go_back_into_service() -> None:
+    b = broker()
+    b.set_streams(ON_NODES, T0, nodes=NODE_OF)
+    b.retire(DEFAULT_BUILD, 3, T0)
+    b.cost_changes()
+    assert b.retire(DEFAULT_BUILD, 1, T0) == 1
+    back = {name for name, cost in b.cost_changes().items() if cost == FREE}
+    assert len(back) == 2 and not any(b.streams[n].retiring for n in back)
+    alice = b.join("link:alice", T0 + 1)
+    assert alice.stream in back
+    assert b.retire(DEFAULT_BUILD, 0, T0) == 0 and not any(s.retiring for s in b.streams.values())
 
 
 def test_ended_sessions_are_forgotten_after_a_while() -> None:
@@ -577,7 +625,17 @@ def test_settling_closes_left_behind_connections_without_waiting_and_keeps_the_c
     async def scenario() -> None:
         b = broker()
         service = SessionService(
-            Settings(), b, TurnPool(TurnSettings("s")), None, nothing, nothing, nothing, nothing, clock=lambda: T0
+            Settings(),
+            b,
+            TurnPool(TurnSettings("s")),
+            None,
+            nothing,
+            nothing,
+            nothing,
+            nothing,
+            nothing,
+            nothing,
+            clock=lambda: T0,
         )
         gone, moved, staying = (b.join(f"link:{name}", T0) for name in ("gone", "moved", "staying"))
         b.set_streams({**STREAMS, "stream-c": "10.0.192.12", "stream-d": "10.0.192.13"}, T0)
@@ -653,11 +711,10 @@ def test_a_build_at_weight_zero_keeps_its_players_and_sends_its_waiting_ones_els
     b.set_weights({"main": 1, "canary": 0}, T0 + 3)
     assert [s.build for s in waiting] == ["main"] * 6 and list(b.queue) == [s.id for s in waiting]
     assert (playing.state, playing.stream) == (State.CONNECTED, "stream-canary-1"), "nobody playing moves"
-    assert b.counts("canary") == {"queued": 0, "playing": 1, "streams": 1, "free": 0}
-    assert b.demand_ratio("canary") == 1.0, "its autoscaler keeps the stream in use, and no more"
-    assert b.counts("main")["queued"] == 6 and b.demand_ratio("main") == 7.0
+    assert b.counts("canary") == {"queued": 0, "playing": 1, "streams": 1, "inUse": 1, "free": 0, "retiring": 0}
+    assert b.counts("main")["queued"] == 6
     b.leave(playing.id, T0 + 4)
-    assert b.demand_ratio("canary") == 0.0 and b.counts("canary")["free"] == 1
+    assert b.counts("canary")["inUse"] == 0 and b.counts("canary")["free"] == 1
     assert all(s.build == "main" for s in waiting), "its free stream takes nobody new"
     assert [s.state for s in waiting] == [State.QUEUED] * 6
 
@@ -732,12 +789,14 @@ def test_metrics_render_the_broker_counts_and_counters() -> None:
     metrics = Metrics()
     metrics.count("refused", "auth")
     metrics.count("dropped", 'sub"scribe', 2)
-    counts = {"queued": 3, "playing": 2, "streams": 4, "free": 2}
-    text = metrics.render({"main": (counts, 1.25), "canary": ({**counts, "queued": 0}, 0.5)})
+    counts = {"queued": 3, "playing": 2, "streams": 4, "inUse": 2, "free": 1, "retiring": 1, "wanted": 6, "max": 8}
+    text = metrics.render({"main": counts, "canary": {**counts, "queued": 0, "wanted": 3}})
     assert 'pixelstream_session_queue{build="main"} 3\n' in text
-    assert 'pixelstream_session_demand_ratio{build="main"} 1.25\n' in text
+    assert 'pixelstream_session_streams_wanted{build="main"} 6\n' in text
+    assert 'pixelstream_session_streams_retiring{build="main"} 1\n' in text
+    assert 'pixelstream_session_streams_max{build="main"} 8\n' in text
     assert 'pixelstream_session_queue{build="canary"} 0\n' in text
-    assert 'pixelstream_session_demand_ratio{build="canary"} 0.5\n' in text
+    assert 'pixelstream_session_streams_wanted{build="canary"} 3\n' in text
     assert 'pixelstream_session_refused_total{reason="auth"} 1' in text
     assert 'pixelstream_session_dropped_total{type="sub\\"scribe"} 2' in text
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from session_edge import TURN_SECRET, Edge, launch_link, running_edge, wait_for
+from session_edge import TURN_SECRET, Edge, build, builds_json, launch_link, running_edge, wait_for
 from signalling_stand_in import OWN_PEER_OPTIONS
 
 from pixelstream.workloads.pixel_streaming.session.turn import turn_name
@@ -243,7 +243,12 @@ def test_a_launch_link_is_taken_once(edge: Edge) -> None:
     asyncio.run(scenario())
 
 
-def test_waiting_players_learn_their_place_and_the_expected_wait(edge: Edge) -> None:
+def test_waiting_players_learn_their_place_and_the_expected_wait(tmp_path: Path) -> None:
+    with running_edge(tmp_path, builds=[build("main", 1, buffer=0)]) as edge:
+        waiting_players_learn_their_place(edge)
+
+
+def waiting_players_learn_their_place(edge: Edge) -> None:
     async def scenario() -> list[dict[str, Any]]:
         players = [Player(edge) for _ in range(3)]
         try:
@@ -257,10 +262,10 @@ def test_waiting_players_learn_their_place_and_the_expected_wait(edge: Edge) -> 
         {"state": "queued", **MAIN, "position": i, "estimatedWaitSeconds": 120} for i in (1, 2, 3)
     ]  # no history yet: one stream start (COLD_START_SECONDS)
     metrics = edge.metrics()
-    assert (
-        'pixelstream_session_queue{build="main"} 3\n' in metrics
-        and 'pixelstream_session_demand_ratio{build="main"} 4\n' in metrics
-    )
+    assert 'pixelstream_session_queue{build="main"} 3\n' in metrics
+    # The service scales the build itself: a stream for each of the three (no buffer in this build).
+    wait_for(lambda: edge.scale_writes("stream-main")[-1:] == [3], "stream-main scaled to the 3 waiting players")
+    assert 'pixelstream_session_streams_wanted{build="main"} 3\n' in edge.metrics()
 
 
 def test_a_signalling_server_with_two_streamers_is_skipped_and_the_player_keeps_its_place(edge: Edge) -> None:
@@ -430,8 +435,8 @@ def test_a_player_flooding_its_signalling_is_cut_off_and_reconnecting_gives_it_n
 
 # -- builds side by side ---------------------------------------------------------------------------------------
 
-CANARY_UE56 = {"name": "canary", "weight": 0, "unrealVersion": "5.6"}
-MAIN_UE57 = {"name": "main", "weight": 1, "unrealVersion": "5.7"}
+CANARY_UE56 = build("canary", 0, "5.6")
+MAIN_UE57 = build("main", 1, "5.7")
 
 
 @pytest.fixture
@@ -488,7 +493,7 @@ def test_a_player_waits_for_its_builds_stream_and_promotion_moves_the_waiting_wi
 
 def test_broken_builds_change_nothing_and_no_path_leaves_the_pages(two_builds: Edge, tmp_path: Path) -> None:
     edge = two_builds
-    edge.set_builds([{"name": "main", "weight": 0, "unrealVersion": "5.7"}])
+    edge.set_builds([build("main", 0)])
 
     async def scenario() -> None:
         player = Player(edge)
@@ -526,7 +531,7 @@ def test_the_service_is_not_ready_until_it_knows_the_builds() -> None:
         return None
 
     service = SessionService(
-        Settings(), Broker(), TurnPool(TurnSettings("s")), None, nothing, read, nothing, nothing, clock=time.time
+        Settings(), Broker(), TurnPool(TurnSettings("s")), None, nothing, read, nothing, nothing, nothing, nothing
     )
     service.streams_fresh_at = time.time()
 
@@ -535,7 +540,7 @@ def test_the_service_is_not_ready_until_it_knows_the_builds() -> None:
         with contextlib.suppress(ConnectionError):
             await service.refresh_builds()
         statuses.append((await service.healthz(None)).status)
-        document[0] = json.dumps({"builds": [MAIN_UE57, {**CANARY_UE56, "weight": 3}]})
+        document[0] = builds_json([MAIN_UE57, {**CANARY_UE56, "weight": 3}])
         await service.refresh_builds()
         statuses.append((await service.healthz(None)).status)
         document[0] = None

@@ -255,9 +255,9 @@ SEMANTIC_CASES: list[tuple[str, str, str]] = [
         "pixelstream:streaming.autoscaling.maxReplicas: 2147483648 is outside",
     ),
     (
-        "min replicas zero",
-        _dev(streaming={"autoscaling": {"minReplicas": 0}}),
-        "pixelstream:streaming.autoscaling.minReplicas: 0 is outside",
+        "min replicas negative",
+        _dev(streaming={"autoscaling": {"minReplicas": -1}}),
+        "pixelstream:streaming.autoscaling.minReplicas: -1 is outside 0-",
     ),
     (
         "min above max replicas",

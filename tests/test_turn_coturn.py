@@ -10,6 +10,7 @@ player session); a small TURN client (tests/stun.py) speaks to it.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import ssl
@@ -321,7 +322,8 @@ def test_every_other_session_at_its_quota_leaves_a_player_its_allocations(starte
     plan = plan_of("prod", tmp_path)
     config, _ = node_config(plan, tmp_path)
     quota = int(re.search(r"^user-quota=(\d+)$", config, re.M)[1])
-    sessions = plan.manifests()["pixel.horizontalpodautoscaler.stream-main.yaml"]["spec"]["maxReplicas"]
+    builds = json.loads(plan.manifests()["pixel.configmap.session-builds.yaml"]["data"]["builds.json"])["builds"]
+    sessions = sum(build["maxReplicas"] for build in builds)
     server, _ = started(config)
     greedy = [client(server, session=f"greedy-{s}") for s in range(sessions - 1) for _ in range(quota)]
     player = [client(server, session="the-player") for _ in range(quota)]

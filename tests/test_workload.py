@@ -40,26 +40,28 @@ def containers(spec: dict) -> list[dict]:
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
-def test_hpa_scales_streams_on_the_session_services_pool_ratio(dev: Plan) -> None:
-    hpa = manifest(dev, "horizontalpodautoscaler", "stream-main")["spec"]
-    assert hpa["scaleTargetRef"] == {"kind": "Deployment", "name": "stream-main", "apiVersion": "apps/v1"}
-    assert hpa["metrics"] == [
-        {
-            "type": "Object",
-            "object": {
-                "metric": {"name": "player_stream_pool_ratio", "selector": {"matchLabels": {"build": "main"}}},
-                "describedObject": {"apiVersion": "v1", "kind": "Service", "name": "session"},
-                "target": {"type": "Value", "value": "0.9"},
-            },
-        }
-    ]
-    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 10)
-    assert hpa["behavior"]["scaleUp"]["policies"] == [
-        {"type": "Pods", "value": 2, "periodSeconds": 15},
-        {"type": "Percent", "value": 10, "periodSeconds": 15},
-    ]
-    assert hpa["behavior"]["scaleDown"] == {"stabilizationWindowSeconds": 30}
-    assert "replicas" not in manifest(dev, "deployment", "stream-main")["spec"], "the autoscaler owns the count"
+def builds_document(plan: Plan) -> dict:
+    return json.loads(manifest(plan, "configmap", "session-builds")["data"]["builds.json"])
+
+
+def test_the_session_service_scales_the_streams_and_no_hpa_does(dev: Plan) -> None:
+    assert builds_document(dev) == {
+        "scaleDownSeconds": 30,
+        "builds": [
+            {
+                "name": "main",
+                "weight": 1,
+                "unrealVersion": "5.7",
+                "deployment": "stream-main",
+                "bufferStreams": 1,
+                "minReplicas": 1,
+                "maxReplicas": 10,
+            }
+        ],
+    }
+    assert not [m for m in dev.manifests().values() if m["kind"] == "HorizontalPodAutoscaler"]
+    assert "replicas" not in manifest(dev, "deployment", "stream-main")["spec"], "the session service owns the count"
+    assert not [r for r in dev.resources if "prometheus-adapter" in r.name or "custom-metrics" in r.name]
 
 
 def test_autoscaling_from_config(tmp_path: Path) -> None:
@@ -69,17 +71,19 @@ def test_autoscaling_from_config(tmp_path: Path) -> None:
             "autoscaling": {
                 "minReplicas": 2,
                 "maxReplicas": 40,
-                "targetPoolRatio": 0.75,
+                "bufferStreams": 3,
                 "scaleDown": {"stabilizationSeconds": 300},
             },
             # 40 sessions at 4 allocations each on one TURN node
             "turn": {"capacityBytesPerSecond": 1_000_000_000},
         },
     )
-    hpa = manifest(plan, "horizontalpodautoscaler", "stream-main")["spec"]
-    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 40)
-    assert hpa["metrics"][0]["object"]["target"]["value"] == "0.75"
-    assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+    document = builds_document(plan)
+    [main] = document["builds"]
+    assert (main["minReplicas"], main["maxReplicas"], main["bufferStreams"]) == (2, 40, 3)
+    assert document["scaleDownSeconds"] == 300
+    variables = manifest(plan, "validatingadmissionpolicy", "pixelstream-pixel-session-scale-bounds", None)["spec"]
+    assert variables["variables"] == [{"name": "maxReplicas", "expression": "{'stream-main': 40}"}]
 
 
 def test_the_session_service_is_scraped_for_the_service_label_and_runs_once(dev: Plan) -> None:
@@ -148,6 +152,12 @@ def test_no_cluster_role_can_patch_nodes_or_pods(dev: Plan) -> None:
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]},
         {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["session-builds"], "verbs": ["get"]},
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments/scale"],
+            "resourceNames": ["stream-main"],
+            "verbs": ["get", "patch"],
+        },
     ]
     verbs = {
         obj["metadata"]["name"]: obj["rules"][0]["verbs"]
@@ -327,8 +337,8 @@ def test_the_unreal_version_picks_the_signalling_server_and_the_player_page(tmp_
     plan = plan_with(tmp_path, streaming={"unrealVersion": "5.6"})
     images = {c["image"] for c in stream_pod(plan)["spec"]["containers"]}
     assert IMAGES["signalling-ue5.6"] in images and IMAGES["signalling-ue5.7"] not in images
-    builds = json.loads(manifest(plan, "configmap", "session-builds")["data"]["builds.json"])
-    assert builds == {"builds": [{"name": "main", "weight": 1, "unrealVersion": "5.6"}]}, "the page follows"
+    [main] = builds_document(plan)["builds"]
+    assert (main["name"], main["unrealVersion"]) == ("main", "5.6"), "the page follows"
     prepull = manifest(plan, "daemonset", "stream-image-prepull")["spec"]["template"]["spec"]
     assert IMAGES["signalling-ue5.6"] in {c["image"] for c in prepull["initContainers"]}, "the pre-pull follows"
 
@@ -573,26 +583,27 @@ def test_each_build_gets_its_own_stream_pool_of_its_image_and_signalling(three_b
     assert deployments == {f"pixel.deployment.stream-{b}.yaml" for b in ("main", "canary", "old")}
 
 
-def test_each_build_scales_on_its_own_ratio_between_its_own_bounds(three_builds: Plan) -> None:
-    bounds = {}
-    for build in ("main", "canary", "old"):
-        hpa = manifest(three_builds, "horizontalpodautoscaler", f"stream-{build}")["spec"]
-        assert hpa["scaleTargetRef"]["name"] == f"stream-{build}"
-        assert hpa["metrics"][0]["object"]["metric"]["selector"] == {"matchLabels": {"build": build}}
-        bounds[build] = (hpa["minReplicas"], hpa["maxReplicas"])
-    # the canary its own maximum; the build at weight 0 down to the autoscaler's floor of one
-    assert bounds == {"main": (1, 5), "canary": (1, 3), "old": (1, 2)}
+def test_each_build_scales_between_its_own_bounds_with_its_own_buffer(three_builds: Plan) -> None:
+    scaling = {
+        b["name"]: (b["deployment"], b["minReplicas"], b["maxReplicas"], b["bufferStreams"])
+        for b in builds_document(three_builds)["builds"]
+    }
+    # the canary its own maximum; the build at weight 0 no buffer and no floor: the streams in use, then none
+    assert scaling == {
+        "main": ("stream-main", 1, 5, 1),
+        "canary": ("stream-canary", 1, 3, 1),
+        "old": ("stream-old", 0, 2, 0),
+    }
+    role = manifest(three_builds, "role", "session-streams")
+    assert role["rules"][2]["resourceNames"] == ["stream-canary", "stream-main", "stream-old"]
+    policy = manifest(three_builds, "validatingadmissionpolicy", "pixelstream-pixel-session-scale-bounds", None)
+    expected = "{'stream-canary': 3, 'stream-main': 5, 'stream-old': 2}"
+    assert policy["spec"]["variables"] == [{"name": "maxReplicas", "expression": expected}]
 
 
 def test_the_session_service_learns_the_weights_from_a_file_not_its_pod_spec(three_builds: Plan, dev: Plan) -> None:
-    builds = json.loads(manifest(three_builds, "configmap", "session-builds")["data"]["builds.json"])
-    assert builds == {
-        "builds": [
-            {"name": "main", "weight": 90, "unrealVersion": "5.7"},
-            {"name": "canary", "weight": 10, "unrealVersion": "5.6"},
-            {"name": "old", "weight": 0, "unrealVersion": "5.7"},
-        ]
-    }
+    weights = {b["name"]: (b["weight"], b["unrealVersion"]) for b in builds_document(three_builds)["builds"]}
+    assert weights == {"main": (90, "5.7"), "canary": (10, "5.6"), "old": (0, "5.7")}
     # Promoting a build changes the file alone: the session service's pod (its sessions in memory) stays.
     assert manifest(three_builds, "deployment", "session") == manifest(dev, "deployment", "session")
 
@@ -620,17 +631,15 @@ def test_every_node_pulls_every_builds_image_once(three_builds: Plan) -> None:
 def test_promotion_is_a_weight_change_and_removing_a_build_removes_its_pool(tmp_path: Path, three_builds: Plan) -> None:
     builds = [{**MAIN, "weight": 0}, {**CANARY, "weight": 100}]
     promoted = plan_with(tmp_path, streaming={"builds": builds, "autoscaling": {"minReplicas": 2}})
-    hpas = {b: manifest(promoted, "horizontalpodautoscaler", f"stream-{b}")["spec"] for b in ("main", "canary")}
-    assert {b: h["minReplicas"] for b, h in hpas.items()} == {"main": 1, "canary": 2}
-    targets = {b: h["metrics"][0]["object"]["target"]["value"] for b, h in hpas.items()}
-    assert targets == {"main": "1", "canary": "0.9"}, "a build at weight 0 keeps the streams in use, no idle one"
+    scaling = {b["name"]: (b["minReplicas"], b["bufferStreams"]) for b in builds_document(promoted)["builds"]}
+    assert scaling == {"main": (0, 0), "canary": (2, 1)}, "a build at weight 0 keeps the streams in use, no idle one"
     assert manifest(promoted, "deployment", "stream-main") == manifest(three_builds, "deployment", "stream-main")
     assert "pixel.deployment.stream-old.yaml" not in promoted.manifests()
 
 
 @pytest.mark.slow
 def test_three_builds_pass_the_strict_schemas(three_builds: Plan, tmp_path: Path) -> None:
-    """The HPAs' metric selectors and the per-build labels as Kubernetes 1.34's API schemas take them."""
+    """The per-build Deployments, labels, Role and admission policies as Kubernetes 1.34's API schemas take them."""
     from pixelstream.tools.checks import validate_manifests
 
     three_builds.write(tmp_path / "builds")

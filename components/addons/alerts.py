@@ -2,7 +2,7 @@
 receiver they are sent to.
 
 Sources of the series: the session service's metrics (scraped through its Service), kube-state-metrics (each
-build's stream Deployment and HPA, the TURN DaemonSet, the session service's Deployment) and dcgm-exporter (GPU
+build's stream Deployment, the TURN DaemonSet, the session service's Deployment) and dcgm-exporter (GPU
 XID errors and temperature, labelled `Hostname` and `gpu`).
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import pulumi
 
-from ..constants import SESSION_SERVICE, STREAM_BUILD_DEPLOYMENTS, TURN_DAEMONSET
+from ..constants import BUILD_METRIC_LABEL, SESSION_SERVICE, STREAM_BUILD_DEPLOYMENTS, TURN_DAEMONSET
 
 RULE_GROUP = "pixelstream"
 RECEIVER_SECRET = "alertmanager-receiver"
@@ -33,7 +33,7 @@ class AlertThresholds:
     """... for this long: new GPU nodes and Unreal start-up take minutes, so a short queue is normal."""
     no_ready_stream_minutes: int = 5
     build_not_ready_minutes: int = 15
-    """A build's streams short of what its autoscaler asked for this long (a bad image, a crash, no GPU): longer
+    """A build's streams short of what its scaler asked for this long (a bad image, a crash, no GPU): longer
     than an Unreal start and a GPU node's boot."""
     autoscaler_at_max_minutes: int = 15
     turn_not_ready_minutes: int = 5
@@ -46,7 +46,8 @@ class AlertThresholds:
 # docs/alerts.md (python -m pixelstream.tools.runbook).
 RUNBOOK: dict[str, str] = {
     "PixelStreamPlayersQueued": (
-        "Look at the builds' autoscalers (kubectl -n {{ $labels.namespace }} get hpa): one at its maxReplicas needs "
+        "Look at the builds' streams (kubectl -n {{ $labels.namespace }} get deployments -l "
+        "app.kubernetes.io/name=stream, and the dashboard's wanted streams): a build at its maxReplicas needs "
         "a higher maxReplicas (and GPU pool maxSize, and the TURN capacity the plan checks); stream pods Pending "
         "mean no GPU node: the GPU pool at its maxSize, or OCI out of capacity (the node pool's work requests); "
         "streams not ready: see PixelStreamBuildNotReady."
@@ -141,14 +142,14 @@ def _workload_alerts(namespace: str, limits: AlertThresholds) -> list[dict[str, 
         ),
         _alert(
             "PixelStreamAutoscalerAtMaximum",
-            f'kube_horizontalpodautoscaler_status_current_replicas{{{ns},horizontalpodautoscaler=~"{STREAM_BUILD_DEPLOYMENTS}"}}'
-            " >= on (namespace, horizontalpodautoscaler) "
-            f'kube_horizontalpodautoscaler_spec_max_replicas{{{ns},horizontalpodautoscaler=~"{STREAM_BUILD_DEPLOYMENTS}"}}',
+            f"max by (namespace, {BUILD_METRIC_LABEL}) (pixelstream_session_streams_wanted{{{ns}}})"
+            f" >= on (namespace, {BUILD_METRIC_LABEL}) "
+            f"max by (namespace, {BUILD_METRIC_LABEL}) (pixelstream_session_streams_max{{{ns}}})",
             limits.autoscaler_at_max_minutes,
             "warning",
-            "A build's stream autoscaler is at its maximum",
-            "{{ $labels.horizontalpodautoscaler }} has run {{ $value }} streams, its maximum, for "
-            f"{limits.autoscaler_at_max_minutes} minutes: raise the build's maxReplicas "
+            "A build's streams are at their maximum",
+            f"The session service has wanted {{{{ $value }}}} streams of build {{{{ $labels.{BUILD_METRIC_LABEL} }}}}, "
+            f"its maximum, for {limits.autoscaler_at_max_minutes} minutes: raise the build's maxReplicas "
             "(streaming.autoscaling.maxReplicas) or the GPU pool's maxSize.",
         ),
         _alert(

@@ -33,7 +33,6 @@ CHARTS: dict[str, Chart] = {
         Chart("cert-manager", "v1.21.1", "https://charts.jetstack.io"),
         Chart("metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/"),
         Chart("kube-prometheus-stack", "88.5.3", "https://prometheus-community.github.io/helm-charts"),
-        Chart("prometheus-adapter", "5.3.0", "https://prometheus-community.github.io/helm-charts"),
         Chart("dcgm-exporter", "4.8.2", "https://nvidia.github.io/dcgm-exporter/helm-charts"),
         Chart("nvidia-device-plugin", "0.20.0", "https://nvidia.github.io/k8s-device-plugin"),
         # The queue-driven GPU jobs' engines (workloads/gpu_jobs): Kafka through its operator, and KEDA.
@@ -51,7 +50,6 @@ ADDON_NAMESPACES: dict[str, str] = {
     "cert-manager": "cert-manager",
     "metrics-server": "metrics-server",
     "kube-prometheus-stack": "monitoring",
-    "prometheus-adapter": "custom-metrics",
     "dcgm-exporter": "dcgm-exporter",
     "nvidia-device-plugin": "nvidia-device-plugin",
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic.alias_generators import to_camel, to_snake
 
@@ -122,7 +122,10 @@ class AddonsConfig(ConfigModel):
     monitoring: MonitoringConfig = MonitoringConfig()
     dcgm_exporter: AddonConfig = AddonConfig()
     gpu_plugin: GpuPluginConfig = GpuPluginConfig()
-    prometheus_adapter: AddonConfig = AddonConfig()
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "prometheusAdapter": "removed: nothing reads custom metrics any more (the session service scales the streams "
+        "itself); remove it",
+    }
 
     def release_args(self, key: str) -> dict[str, Any]:
         """`chart` and `values` for add-on `key` (as in config, e.g. `ingressNginx`): the pinned chart with the
@@ -139,7 +142,6 @@ _ADDON_CHARTS = {
     "monitoring": "kube-prometheus-stack",
     "dcgmExporter": "dcgm-exporter",
     "gpuPlugin": "nvidia-device-plugin",
-    "prometheusAdapter": "prometheus-adapter",
 }
 
 
@@ -186,11 +188,10 @@ def _check_charts_and_settings(config: StackConfig) -> None:
             f"{addons.monitoring.storage_gbs} is outside {smallest}-{largest} GB, the sizes of an OCI block volume",
         )
     _check_alerts(addons.monitoring)
-    for key in ("dcgmExporter", "prometheusAdapter"):
-        if getattr(addons, to_snake(key)).enabled and not addons.monitoring.enabled:
-            raise ConfigError(
-                f"addons.{key}.enabled", "true needs addons.monitoring (its Prometheus); enable it or disable this"
-            )
+    if addons.dcgm_exporter.enabled and not addons.monitoring.enabled:
+        raise ConfigError(
+            "addons.dcgmExporter.enabled", "true needs addons.monitoring (its Prometheus); enable it or disable this"
+        )
 
     plugin = addons.gpu_plugin
     if plugin.addon_version is not None and not _CHART_VERSION.match(plugin.addon_version):

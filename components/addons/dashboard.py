@@ -23,17 +23,21 @@ BUILD = BUILD_METRIC_LABEL
 # A stream pod is named stream-<build>-<ReplicaSet hash>-<suffix>: its build, for series that carry only the pod.
 _POD_BUILD = f'"{BUILD}", "$1", "pod", "{STREAM_DEPLOYMENT}-(.+)-[a-z0-9]+-[a-z0-9]+"'
 
-# (title, kind, unit, [(PromQL, legend)]) in reading order: the HPA's inputs first, then the hardware.
+# (title, kind, unit, [(PromQL, legend)]) in reading order: the scaler's inputs first, then the hardware.
 PANELS: tuple[tuple[str, str, str, tuple[tuple[str, str], ...]], ...] = (
     ("Players playing", "stat", "short", (("sum(pixelstream_session_players)", "players"),)),
     ("Players queued", "stat", "short", (("sum(pixelstream_session_queue)", "queued"),)),
     ("Free streams", "stat", "short", (("sum(pixelstream_session_streams_free)", "ready, free"),)),
     ("Ready streams", "stat", "short", (("sum(pixelstream_session_streams_ready)", "streams"),)),
     (
-        "Pool ratio by build (players per ready stream, its autoscaler's metric)",
+        "Streams by build (wanted: in use, waiting players and the buffer)",
         "timeseries",
         "short",
-        ((f"max by ({BUILD}) (pixelstream_session_demand_ratio)", f"{{{{{BUILD}}}}}"),),
+        (
+            (f"max by ({BUILD}) (pixelstream_session_streams_wanted)", f"wanted: {{{{{BUILD}}}}}"),
+            (f"max by ({BUILD}) (pixelstream_session_streams_ready)", f"ready: {{{{{BUILD}}}}}"),
+            (f"max by ({BUILD}) (pixelstream_session_streams_in_use)", f"in use: {{{{{BUILD}}}}}"),
+        ),
     ),
     (
         "Players and queue by build",

@@ -11,7 +11,6 @@ import pulumi
 
 from .certificates import CertManager, CertManagerArgs
 from .cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
-from .custom_metrics import CustomMetricsAdapter, CustomMetricsAdapterArgs
 from .dcgm_exporter import DcgmExporter, DcgmExporterArgs
 from .gpu_device_plugin import GpuDevicePlugin, GpuDevicePluginArgs
 from .ingress import IngressController, IngressControllerArgs
@@ -139,7 +138,7 @@ def _telemetry(
     alerts_namespace: str | None,
     layer: AddonLayer,
 ) -> None:
-    """Prometheus and Grafana, GPU metrics, and the custom-metrics adapter the stream autoscaler reads."""
+    """Prometheus and Grafana, and the GPUs' metrics."""
     addons = config.addons
     placement = config.cluster.placement()
     receiver = addons.monitoring.alert_receiver
@@ -165,18 +164,6 @@ def _telemetry(
             "dcgm-exporter",
             DcgmExporterArgs(
                 depends_on=[monitoring.release], nodes=placement.gpu, **addons.release_args("dcgmExporter")
-            ),
-            opts=opts,
-        )
-    if addons.prometheus_adapter.enabled:
-        CustomMetricsAdapter(
-            "prometheus-adapter",
-            CustomMetricsAdapterArgs(
-                prometheus_url=monitoring.prometheus_url,
-                prometheus_port=monitoring.prometheus_port,
-                depends_on=system_nodes,
-                nodes=placement.system,
-                **addons.release_args("prometheusAdapter"),
             ),
             opts=opts,
         )

@@ -97,7 +97,7 @@ ONE_TARGET_PER_POD: list[dict[str, Any]] = [
 ]
 
 # Equivalent to the reference's jobs: Services annotated for scraping give series with `namespace` and
-# `service` (the session service's HPA metric needs `service`); annotated pods give `namespace`, `pod` and `node`
+# `service` (the session service's series, per build); annotated pods give `namespace`, `pod` and `node`
 # (TURN pods use the host network: `node` names the TURN node). A pod's metrics port must be declared in its
 # container's ports.
 SCRAPE_CONFIGS: list[dict[str, Any]] = [

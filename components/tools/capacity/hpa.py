@@ -1,5 +1,6 @@
 """The HorizontalPodAutoscaler's algorithm, as Kubernetes' controller runs it for one Object metric with a
-`Value` target (the stream autoscaler's `player_stream_pool_ratio`).
+`Value` target: how the reference system scales its streams (players per ready stream, `player_stream_pool_ratio`),
+which the simulator compares this project's scaler against. The project itself deploys no HPA for streams.
 
 Each sync: the usage ratio is metric / target; within the tolerance (0.1) the count stays, otherwise the
 proposal is ceil(ratio x ready pods). The proposal is then stabilized (scale-up takes the lowest, scale-down
@@ -16,9 +17,22 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ...workloads.pixel_streaming.streaming import AutoscalingSettings
-
 TOLERANCE = 0.1
+
+
+@dataclass(frozen=True)
+class HpaSettings:
+    """A stream HPA on the pool ratio, as the reference declares it (deploy/base/streaming/stream-hpa.yaml)."""
+
+    min_replicas: int = 1
+    max_replicas: int = 10
+    target_pool_ratio: float = 0.9
+    """Players per ready stream it aims for; below 1 keeps spare streams."""
+    scale_up_stabilization_seconds: int = 0
+    scale_up_pods: int = 2
+    scale_up_percent: int = 10
+    scale_up_period_seconds: int = 15
+    scale_down_stabilization_seconds: int = 30
 
 
 @dataclass(frozen=True)
@@ -70,8 +84,8 @@ class Hpa:
     down_events: list[tuple[float, int]] = field(default_factory=list)
 
     @classmethod
-    def from_settings(cls, settings: AutoscalingSettings, tolerance: float = TOLERANCE) -> Hpa:
-        """The stream HPA the Streaming component declares (scale-down policies left to the API's default)."""
+    def from_settings(cls, settings: HpaSettings, tolerance: float = TOLERANCE) -> Hpa:
+        """The HPA of `settings` (scale-down policies left to the API's default)."""
         period = settings.scale_up_period_seconds
         up = Rules(
             settings.scale_up_stabilization_seconds,

@@ -2,11 +2,15 @@
 
 - Matchmaker: players queue in arrival order and get the first ready stream without a player (one player per
   stream, as the session service hands them out); a queued player leaves after `playerPatienceSeconds`.
-  Its ratio, players (queued and playing) over ready streams (players + 1 when none is ready), is scraped every
-  `metricsScrapeSeconds`.
-- Stream autoscaler: `Hpa` (Kubernetes' algorithm) every `hpaSyncSeconds` on the last scraped ratio and the
-  ready pods. Removing streams follows the ReplicaSet's order with the deletion-cost agent: unscheduled, then
-  not ready, then without players; a stream with a player drains for at most `drainSeconds` and then cuts it.
+- Stream scaler, as the session service runs it every `scalerSyncSeconds` (session/scaler.py, the same code):
+  streams in use, one per waiting player and the buffer, within the bounds, down only after the scale-down
+  window; a scale-in removes starting streams first, then free ones from the emptiest nodes, never one with a
+  player.
+- Or, for a stack describing another system's stream HPA (the reference's): `Hpa` (Kubernetes' algorithm) every
+  `hpaSyncSeconds` on the players-per-ready-stream ratio (players + 1 when none is ready) scraped every
+  `metricsScrapeSeconds`, and the ready pods. Removing streams follows the ReplicaSet's order with the
+  deletion-cost agent: unscheduled, then not ready, then without players; a stream with a player drains for at
+  most `drainSeconds` and then cuts it.
 - Scheduler: streams first (their PriorityClass), on the ready node with the most free slots, preempting a
   placeholder when no slot is free; then placeholders. A slot is what one stream needs (GPU, share, or CPU).
 - Images: a node holds the stream images `imagePullSeconds` after the pull starts: when it joins with pre-pull,
@@ -17,7 +21,7 @@
   to minSize. Nodes are billed from launch to removal.
 - A release (optional): at `rollout_at` a new build takes every new player (weight 100, the old one 0): its own
   autoscaler from minReplicas, its image pulled on every node then (pre-pull) or at its first stream; players
-  still waiting move to it; the old build's autoscaler follows its own players down and the build is removed
+  still waiting move to it; the old build's scaler follows its own players down and the build is removed
   once it has none. At `cycle_at` OKE cycles the GPU pool (`maxSurge` 1, `maxUnavailable` 0): for each node that
   was there, a new node first, then the old one cordoned and drained: placeholders go at once, a stream is
   evicted only while every stream is ready (the streams' PodDisruptionBudget, one unavailable), an idle one goes
@@ -32,9 +36,10 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .hpa import Hpa
+from ...workloads.pixel_streaming.session.scaler import BuildScale, Stabilizer, emptiest_nodes_first, scale_step
+from .hpa import Hpa, HpaSettings
 from .stack import SimulatedStack
 from .timings import Timings
 from .traces import Trace
@@ -119,10 +124,12 @@ class Release:
 
 @dataclass
 class BuildPool:
-    """One build's streams' autoscaler and what it last read."""
+    """One build's stream scaler (the session service's, or another system's HPA) and what it last read."""
 
-    hpa: Hpa
     replicas: int
+    scale: BuildScale | None = None
+    stabilizer: Stabilizer | None = None
+    hpa: Hpa | None = None
     metric: float = 0.0
 
 
@@ -164,8 +171,12 @@ class Simulation:
         self._start()
 
     def _build_pool(self) -> BuildPool:
-        hpa = Hpa.from_settings(self.stack.autoscaling, self.timings.hpa_tolerance)
-        return BuildPool(hpa, self.stack.autoscaling.min_replicas)
+        """A build's scaler at rest: the HPA at its minimum, or the session service's at its buffer."""
+        scaling = self.stack.scaling
+        if isinstance(scaling, HpaSettings):
+            return BuildPool(scaling.min_replicas, hpa=Hpa.from_settings(scaling, self.timings.hpa_tolerance))
+        scale = scaling.scale
+        return BuildPool(scale.wanted(0, 0), scale=scale, stabilizer=Stabilizer(scaling.scale_down_seconds))
 
     def _jittered(self, kind: str, base: float) -> float:
         """`base` varied by the jitter fraction, drawn per object so runs with one seed repeat exactly."""
@@ -174,7 +185,7 @@ class Simulation:
         return base * random.Random(f"{self.seed}:{kind}:{self.counts[kind]}").uniform(1 - spread, 1 + spread)
 
     def _start(self) -> None:
-        """An idle platform at rest: minReplicas ready streams and the placeholders, on as many nodes as they
+        """An idle platform at rest: the streams its scaler keeps idle and the placeholders, on as many nodes as they
         take (within the pool's bounds). A node holds the stream images if it ran a stream or pre-pulled them."""
         replicas = self.builds[0].replicas
         wanted = math.ceil((replicas + len(self.placeholders)) / self.pool.slots)
@@ -223,11 +234,13 @@ class Simulation:
         self._sessions_end(now)
         self._nodes_join(now)
         self._match(now)
-        if now % timings.metrics_scrape_seconds == 0:
-            for build, pool in self.builds.items():
+        for build, pool in self.builds.items():
+            if pool.hpa is not None and now % timings.metrics_scrape_seconds == 0:
                 pool.metric = self._ratio(now, build)
-        if now % timings.hpa_sync_seconds == 0:
-            self._autoscale_streams(now)
+            if pool.hpa is not None and now % timings.hpa_sync_seconds == 0:
+                self._hpa_step(now, build, pool)
+            elif pool.scale is not None and now % timings.scaler_sync_seconds == 0:
+                self._scaler_step(now, build, pool)
         self._retire_old_build(now)
         if self.cycling is not None:
             self._cycle(now)
@@ -286,22 +299,40 @@ class Simulation:
             return players + 1 if players else 0
         return players / ready
 
-    def _autoscale_streams(self, now: int) -> None:
-        for build, pool in self.builds.items():
-            mine = [s for s in self.streams if s.build == build]
-            ready = sum(s.is_ready(now) for s in mine)
-            desired = pool.hpa.sync(now, pool.replicas, ready, pool.metric)
-            live = [s for s in mine if s.draining_since is None]
-            for _ in range(desired - len(live)):
-                self.streams.append(Stream(self._next("stream"), build))
-            # The ReplicaSet's order, with pod-deletion-cost = players: unscheduled, not ready, idle, newest first.
-            ranked = sorted(live, key=lambda s: (s.node is not None, s.is_ready(now), s.player is not None, -s.index))
-            for stream in ranked[: max(len(live) - desired, 0)]:
-                if stream.player is None:
-                    self._remove(stream)
-                else:
-                    self._warn(stream, now)
-            pool.replicas = desired
+    def _hpa_step(self, now: int, build: int, pool: BuildPool) -> None:
+        mine = [s for s in self.streams if s.build == build]
+        ready = sum(s.is_ready(now) for s in mine)
+        desired = pool.hpa.sync(now, pool.replicas, ready, pool.metric)
+        live = [s for s in mine if s.draining_since is None]
+        for _ in range(desired - len(live)):
+            self.streams.append(Stream(self._next("stream"), build))
+        # The ReplicaSet's order, with pod-deletion-cost = players: unscheduled, not ready, idle, newest first.
+        ranked = sorted(live, key=lambda s: (s.node is not None, s.is_ready(now), s.player is not None, -s.index))
+        for stream in ranked[: max(len(live) - desired, 0)]:
+            if stream.player is None:
+                self._remove(stream)
+            else:
+                self._warn(stream, now)
+        pool.replicas = desired
+
+    def _scaler_step(self, now: int, build: int, pool: BuildPool) -> None:
+        """The session service's round: the wanted count, then a step to it (scaler.py scale_step); a scale-in
+        takes the starting streams (unscheduled first, newest first: the ReplicaSet's order), then free streams
+        retired from the emptiest nodes."""
+        live = [s for s in self.streams if s.build == build and s.draining_since is None]
+        in_use = sum(s.player is not None for s in live)
+        queued = sum(p.build == build for p in self.queue)
+        target = pool.stabilizer.target(str(build), pool.scale.wanted(in_use, queued), now)
+        starting = sorted((s for s in live if not s.is_ready(now)), key=lambda s: (s.node is not None, -s.index))
+        emptiest = emptiest_nodes_first((s.node.index, s.player is not None) for s in live if s.node is not None)
+        free = [s for s in live if s.is_ready(now) and s.player is None]
+        free.sort(key=lambda s: (*emptiest(s.node.index), s.node.index, s.index))
+        step = scale_step(len(live), target, len(starting), len(free))
+        for _ in range(step.replicas - len(live)):
+            self.streams.append(Stream(self._next("stream"), build))
+        for stream in [*starting, *free[: step.retire]][: max(len(live) - step.replicas, 0)]:
+            self._remove(stream)
+        pool.replicas = step.replicas
 
     def _warn(self, stream: Stream, now: int) -> None:
         """The stream is asked to go: its player may stay for the drain."""
@@ -314,8 +345,11 @@ class Simulation:
     def _roll_out(self, now: int) -> None:
         """The new build takes every new player; those waiting move to it in their place."""
         self.current_build = 1
-        # A build at weight 0: one player per stream, down to the autoscaler's floor (streaming.autoscaler_spec).
-        self.builds[0].hpa.min_replicas, self.builds[0].hpa.target = 1, 1.0
+        old = self.builds[0]
+        if old.hpa is not None:  # one player per stream, down to the HPA's floor
+            old.hpa.min_replicas, old.hpa.target = 1, 1.0
+        else:  # a build at weight 0: no buffer, no floor (config.py stream_builds)
+            old.scale = replace(old.scale, buffer=0, min_replicas=0)
         self.builds[1] = self._build_pool()
         for player in self.queue:
             player.build = 1

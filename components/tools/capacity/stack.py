@@ -1,17 +1,27 @@
-"""A stack file read for the simulator: the GPU pool, how many streams fit on one of its nodes, the stream
-autoscaler, warm capacity and pre-pull, and the cluster autoscaler's timings. The file is validated exactly as
-`make plan` validates it, so a simulated stack is one that deploys."""
+"""A stack file read for the simulator: the GPU pool, how many streams fit on one of its nodes, how the streams
+scale, warm capacity and pre-pull, and the cluster autoscaler's timings. The file is validated exactly as
+`make plan` validates it, so a simulated stack is one that deploys.
+
+The streams scale as the session service scales them (its buffer, bounds and scale-down window), unless the file
+describes another system's stream HPA under `simulator:streamHpa` (the reference's, which this project does not
+deploy): then they scale as that HPA would."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic.alias_generators import to_snake
 
 from ...addons.cluster_autoscaler import AutoscalerTimings
 from ...config import ConfigError, StackConfig
 from ...oci.shapes import GPU_SHAPES
+from ...stack_file import read_stack_config
 from ...workloads.kubernetes import cpu_millis, memory_bytes
-from ...workloads.pixel_streaming.streaming import AutoscalingSettings, StreamerSettings, stream_requests
+from ...workloads.pixel_streaming.session.scaler import BuildScale
+from ...workloads.pixel_streaming.streaming import StreamerSettings, stream_requests
+from .hpa import HpaSettings
 
 PACKAGED = Path(__file__).parent
 REFERENCE_STACK = PACKAGED / "Pulumi.reference.yaml"
@@ -35,10 +45,18 @@ class GpuPool:
 
 
 @dataclass(frozen=True)
+class BufferScaling:
+    """The session service's scaler (session/scaler.py): in use + waiting + buffer, within the bounds."""
+
+    scale: BuildScale
+    scale_down_seconds: int
+
+
+@dataclass(frozen=True)
 class SimulatedStack:
     name: str
     pool: GpuPool
-    autoscaling: AutoscalingSettings
+    scaling: BufferScaling | HpaSettings
     warm_streams: int
     pre_pull: bool
     drain_seconds: int
@@ -92,7 +110,7 @@ def load_stack(path: Path) -> SimulatedStack:
     return SimulatedStack(
         name=stack_name(path),
         pool=pool,
-        autoscaling=config.streaming.autoscaling.settings(),
+        scaling=_stream_hpa(path) or _buffer_scaling(config),
         warm_streams=config.streaming.capacity.warm_streams,
         pre_pull=config.streaming.capacity.pre_pull,
         drain_seconds=streamer.drain_seconds,
@@ -100,6 +118,23 @@ def load_stack(path: Path) -> SimulatedStack:
         eviction_grace_seconds=spec.eviction.grace_minutes * 60,
         force_delete_after_grace=spec.eviction.force_delete_after_grace,
     )
+
+
+def _buffer_scaling(config: StackConfig) -> BufferScaling:
+    [build] = config.streaming.stream_builds()[:1]
+    scale = BuildScale(build.deployment, build.buffer_streams, build.min_replicas, build.max_replicas)
+    return BufferScaling(scale, config.streaming.autoscaling.scale_down.stabilization_seconds)
+
+
+def _stream_hpa(path: Path) -> HpaSettings | None:
+    """Another system's stream HPA, when the file describes one (`simulator:streamHpa`, keys in camelCase)."""
+    raw = read_stack_config(path, "simulator").values.get("simulator:streamHpa")
+    if raw is None:
+        return None
+    try:
+        return HpaSettings(**{to_snake(key): value for key, value in json.loads(raw).items()})
+    except TypeError as error:
+        raise ConfigError("streamHpa", f"is not an HPA description: {error}", namespace="simulator") from None
 
 
 def resolve(stack: str, project_dir: Path = Path(".")) -> Path:

@@ -15,6 +15,7 @@ from ...oci.shapes import GPU_SHAPES
 
 @dataclass(frozen=True)
 class Timings:
+    scaler_sync_seconds: int = 2
     hpa_sync_seconds: int = 15
     metrics_scrape_seconds: int = 10
     hpa_tolerance: float = 0.1
@@ -42,7 +43,7 @@ class Timings:
             if changes[by_key[key].name] < 0:
                 raise ValueError(f"--set {assignment}: must not be negative")
         timings = dataclasses.replace(self, **changes)
-        for name in ("hpaSyncSeconds", "metricsScrapeSeconds", "sampleSeconds"):
+        for name in ("scalerSyncSeconds", "hpaSyncSeconds", "metricsScrapeSeconds", "sampleSeconds"):
             if timings.as_dict()[name] < 1:
                 raise ValueError(f"--set {name}: a period of at least 1 second is needed")
         if timings.jitter >= 1 or timings.hpa_tolerance >= 1:
@@ -59,10 +60,13 @@ def _camel(name: str) -> str:
 
 
 SOURCES: dict[str, str] = {
-    "hpaSyncSeconds": "Kubernetes: kube-controller-manager --horizontal-pod-autoscaler-sync-period, 15 s by default "
+    "scalerSyncSeconds": "this project: the session service lists the streams and scales every "
+    "STREAM_REFRESH_SECONDS, 2 s (session/app.py)",
+    "hpaSyncSeconds": "the reference's HPA only; Kubernetes: kube-controller-manager "
+    "--horizontal-pod-autoscaler-sync-period, 15 s by default "
     "(Horizontal Pod Autoscaling, 'How does a HorizontalPodAutoscaler work?')",
-    "metricsScrapeSeconds": "this project: scrape_interval of the annotation-driven Prometheus jobs that collect the "
-    "session service's ratio (components/monitoring.py)",
+    "metricsScrapeSeconds": "the reference's HPA only: how often its ratio reaches Prometheus (the scrape_interval "
+    "of this project's annotation-driven jobs, components/addons/monitoring.py)",
     "hpaTolerance": "Kubernetes: the HPA skips scaling within 0.1 of the target ratio (Horizontal Pod Autoscaling, "
     "'Algorithm details')",
     "nodeProvisionSeconds": "estimate: launch of a GPU VM, OKE bootstrap, kubelet registration and the device plugin "

@@ -20,7 +20,7 @@ from .policies import streaming_network_policies
 from .routing import EdgeLimits, Routing, RoutingArgs
 from .sessions import PlayerAuth, QueueSettings, Sessions, SessionsArgs
 from .sign_in import SignIn, SignInArgs
-from .streaming import AutoscalingSettings, StreamBuild, StreamerSettings, Streaming, StreamingArgs
+from .streaming import StreamBuild, StreamerSettings, Streaming, StreamingArgs
 from .turn import Turn, TurnArgs, TurnServerSettings
 
 
@@ -44,8 +44,8 @@ class PixelStreamingArgs:
     queue: QueueSettings = field(default_factory=QueueSettings)
     limits: EdgeLimits = field(default_factory=EdgeLimits)
     streamer: StreamerSettings = field(default_factory=StreamerSettings)
-    autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
-    """How every build's autoscaler reacts (each between its build's own bounds)."""
+    scale_down_seconds: int = 30
+    """How long a build must have wanted fewer streams before the session service scales it down."""
     warm_streams: int = 0
     """Streams' worth of GPU kept ready by placeholder pods."""
     pre_pull: bool = True
@@ -127,6 +127,7 @@ class PixelStreaming(pulumi.ComponentResource):
                 builds=args.builds,
                 auth=args.auth,
                 queue=args.queue,
+                scale_down_seconds=args.scale_down_seconds,
                 turn_secret_name=turn.secret_name,
                 turn_secret_key=turn.secret_key,
                 turn_ttl_seconds=args.credential_ttl_seconds,
@@ -161,7 +162,6 @@ class PixelStreaming(pulumi.ComponentResource):
                     build=build,
                     images=images,
                     streamer=args.streamer,
-                    autoscaling=args.autoscaling,
                     image_pull_secrets=pull_secrets,
                     priority_class=capacity.stream_priority_class,
                     depends_on=args.gpu_nodes,

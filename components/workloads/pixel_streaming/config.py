@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic.alias_generators import to_camel, to_snake
+from pydantic.alias_generators import to_camel
 
 from ...config_base import INT32_MAX, ConfigError, ConfigModel
 from ...constants import STREAM_TERMINATION_MARGIN_SECONDS
@@ -25,7 +25,7 @@ from ..config import (
 from ..images import IMAGES, STREAMING_IMAGES, UNREAL_VERSIONS, image_problem
 from .routing import EdgeLimits
 from .sessions import OidcSettings, PlayerAuth, QueueSettings, SignedLinkSettings
-from .streaming import AutoscalingSettings, StreamBuild, StreamerSettings
+from .streaming import StreamBuild, StreamerSettings
 from .turn import TURN_TERMINATION_MARGIN_SECONDS, TurnServerSettings
 
 if TYPE_CHECKING:
@@ -103,35 +103,27 @@ class StreamerConfig(ConfigModel):
         )
 
 
-class ScaleUpConfig(ConfigModel):
-    stabilization_seconds: int = 0
-    pods: int = 2
-    percent: int = 10
-    period_seconds: int = 15
-
-
 class ScaleDownConfig(ConfigModel):
     stabilization_seconds: int = 30
+    """A build scales down only to the most streams it wanted within this window: a stream a player leaves is
+    not stopped just before the next player comes."""
 
 
 class AutoscalingConfig(ConfigModel):
+    """Every build's streams: those in use, one per waiting player and bufferStreams started ones, within
+    minReplicas and maxReplicas (the session service scales each build's Deployment to exactly that)."""
+
     min_replicas: int = 1
     max_replicas: int = 10
-    target_pool_ratio: float = 0.9
-    scale_up: ScaleUpConfig = ScaleUpConfig()
+    buffer_streams: int = 1
+    """Started streams without a player that each build taking new players keeps ready: a player within the
+    buffer gets a stream at once; 0: every player waits for a stream's start."""
     scale_down: ScaleDownConfig = ScaleDownConfig()
-
-    def settings(self) -> AutoscalingSettings:
-        return AutoscalingSettings(
-            min_replicas=self.min_replicas,
-            max_replicas=self.max_replicas,
-            target_pool_ratio=self.target_pool_ratio,
-            scale_up_stabilization_seconds=self.scale_up.stabilization_seconds,
-            scale_up_pods=self.scale_up.pods,
-            scale_up_percent=self.scale_up.percent,
-            scale_up_period_seconds=self.scale_up.period_seconds,
-            scale_down_stabilization_seconds=self.scale_down.stabilization_seconds,
-        )
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "targetPoolRatio": "removed: the streams no longer scale on a ratio but to in-use + bufferStreams (README, "
+        '"Capacity"); set bufferStreams instead',
+        "scaleUp": "removed: the streams scale up at once to in-use + bufferStreams; remove it",
+    }
 
 
 class CapacityConfig(ConfigModel):
@@ -246,17 +238,17 @@ class BuildConfig(ConfigModel):
     unreal_version: str | None = None
     """Its Unreal Engine version (the signalling server and the player page's library); unset: unrealVersion."""
     weight: int = 1
-    """Its share of new players: weight / the sum of the weights. 0: it takes no new player, and scales down to
-    one idle stream as its sessions end (the autoscaler's floor); then remove it from the list."""
+    """Its share of new players: weight / the sum of the weights. 0: it takes no new player, keeps no buffer and
+    scales down to no stream as its sessions end; then remove it from the list."""
     min_replicas: int | None = None
-    """Unset: autoscaling.minReplicas (a build at weight 0: 1)."""
+    """Unset: autoscaling.minReplicas (a build at weight 0: 0)."""
     max_replicas: int | None = None
     """Unset: autoscaling.maxReplicas."""
+    buffer_streams: int | None = None
+    """Unset: autoscaling.bufferStreams (a build at weight 0: 0)."""
 
 
 BUILD_NAME = re.compile(r"[a-z]([a-z0-9-]{0,18}[a-z0-9])?")
-# stream-autoscaler was the one stream autoscaler's name before builds: a new HPA of that name would meet it.
-RESERVED_BUILD_NAMES = ("autoscaler",)
 MAX_BUILDS = 4
 DEFAULT_BUILD = "main"
 
@@ -295,21 +287,25 @@ class StreamingConfig(WorkloadConfig):
         scaling = self.autoscaling
         if not self.builds:
             image = self.images.get("unreal", IMAGES["unreal"])
-            return [
-                StreamBuild(DEFAULT_BUILD, image, self.unreal_version, 1, scaling.min_replicas, scaling.max_replicas)
-            ]
+            bounds = (scaling.min_replicas, scaling.max_replicas, scaling.buffer_streams)
+            return [StreamBuild(DEFAULT_BUILD, image, self.unreal_version, 1, *bounds)]
         return [
             StreamBuild(
                 name=build.name,
                 unreal_image=build.image,
                 unreal_version=build.unreal_version or self.unreal_version,
                 weight=build.weight,
-                min_replicas=1 if build.weight == 0 else build.min_replicas or scaling.min_replicas,
-                max_replicas=build.max_replicas or scaling.max_replicas,
+                min_replicas=0 if build.weight == 0 else _or(build.min_replicas, scaling.min_replicas),
+                max_replicas=_or(build.max_replicas, scaling.max_replicas),
+                buffer_streams=0 if build.weight == 0 else _or(build.buffer_streams, scaling.buffer_streams),
                 image_key=f"streaming.builds[{index}].image",
             )
             for index, build in enumerate(self.builds)
         ]
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def check_streaming(config: StackConfig) -> None:
@@ -353,14 +349,13 @@ def _check_builds(streaming: StreamingConfig) -> None:
                 f"{key}.name",
                 f"{build.name!r} is not a build name (a-z, 0-9 and -, starting with a letter, at most 20)",
             )
-        if build.weight == 0 and build.min_replicas not in (None, 1):
-            raise ConfigError(
-                f"{key}.minReplicas",
-                f"{build.min_replicas} at weight 0: a build that takes no new player keeps only the streams in use "
-                "(and the autoscaler's floor of 1); remove it or give the build a weight",
-            )
-        if build.name in RESERVED_BUILD_NAMES:
-            raise ConfigError(f"{key}.name", f"{build.name} is reserved: name the build otherwise")
+        for bound in ("min_replicas", "buffer_streams"):
+            if build.weight == 0 and getattr(build, bound):
+                raise ConfigError(
+                    f"{key}.{to_camel(bound)}",
+                    f"{getattr(build, bound)} at weight 0: a build that takes no new player keeps only the streams "
+                    "in use; remove it or give the build a weight",
+                )
         if build.name in seen:
             raise ConfigError(f"{key}.name", f"{build.name} is listed twice")
         seen.add(build.name)
@@ -373,10 +368,10 @@ def _check_builds(streaming: StreamingConfig) -> None:
                 f"{build.unreal_version} is not a supported Unreal Engine version: {', '.join(UNREAL_VERSIONS)}",
             )
         check_range(f"{key}.weight", build.weight, 0, 1000)
-        for bound in ("min_replicas", "max_replicas"):
+        for bound, low in (("min_replicas", 0), ("max_replicas", 1), ("buffer_streams", 0)):
             value = getattr(build, bound)
             if value is not None:
-                check_range(f"{key}.{to_camel(bound)}", value, 1, INT32_MAX)
+                check_range(f"{key}.{to_camel(bound)}", value, low, INT32_MAX)
     for index, build in enumerate(streaming.stream_builds()):
         if build.min_replicas > build.max_replicas:
             raise ConfigError(
@@ -549,31 +544,17 @@ def _check_streamer(config: StackConfig) -> None:
 
 def _check_autoscaling(streaming: StreamingConfig) -> None:
     scaling = streaming.autoscaling
-    for key in ("min_replicas", "max_replicas"):
-        if not 1 <= getattr(scaling, key) <= INT32_MAX:
-            raise ConfigError(
-                f"streaming.autoscaling.{to_camel(key)}", f"{getattr(scaling, key)} is outside 1-{INT32_MAX}"
-            )
+    for key, low in (("min_replicas", 0), ("max_replicas", 1), ("buffer_streams", 0)):
+        check_range(f"streaming.autoscaling.{to_camel(key)}", getattr(scaling, key), low, INT32_MAX)
     if scaling.min_replicas > scaling.max_replicas:
         raise ConfigError(
             "streaming.autoscaling.minReplicas",
             f"{scaling.min_replicas} is above maxReplicas ({scaling.max_replicas})",
         )
-    if not 0 < scaling.target_pool_ratio <= 10:
-        raise ConfigError("streaming.autoscaling.targetPoolRatio", f"{scaling.target_pool_ratio} is outside (0, 10]")
-    up = scaling.scale_up
-    if not (1 <= up.pods <= INT32_MAX and 1 <= up.percent <= INT32_MAX and 1 <= up.period_seconds <= 1800):
-        raise ConfigError(
-            "streaming.autoscaling.scaleUp",
-            f"pods {up.pods}, percent {up.percent} and periodSeconds {up.period_seconds} must be positive "
-            f"(pods and percent at most {INT32_MAX}, period at most 1800)",
-        )
-    for path, seconds in (
-        ("scaleUp", up.stabilization_seconds),
-        ("scaleDown", scaling.scale_down.stabilization_seconds),
-    ):
-        if not 0 <= seconds <= 3600:
-            raise ConfigError(f"streaming.autoscaling.{path}.stabilizationSeconds", f"{seconds} is outside 0-3600")
+    # As long as an HPA's scale-down stabilization may be (Kubernetes: at most one hour).
+    check_range(
+        "streaming.autoscaling.scaleDown.stabilizationSeconds", scaling.scale_down.stabilization_seconds, 0, 3600
+    )
 
     if not 0 <= streaming.capacity.warm_streams <= 64:
         raise ConfigError("streaming.capacity.warmStreams", f"{streaming.capacity.warm_streams} is outside 0-64")
@@ -601,11 +582,9 @@ def _check_routing(config: StackConfig) -> None:
             "streaming.podProxy.allowPlainHttp",
             streaming.pod_proxy.allow_plain_http,
         )
-    for needed in ("ingressNginx", "prometheusAdapter"):
-        if not getattr(addons, to_snake(needed)).enabled:
-            raise ConfigError(
-                f"addons.{needed}.enabled",
-                "false leaves the streaming workload without "
-                + ("its ingress controller" if needed == "ingressNginx" else "the custom metric its autoscaler reads")
-                + "; enable it or set streaming.enabled: false",
-            )
+    if not addons.ingress_nginx.enabled:
+        raise ConfigError(
+            "addons.ingressNginx.enabled",
+            "false leaves the streaming workload without its ingress controller; enable it or set "
+            "streaming.enabled: false",
+        )

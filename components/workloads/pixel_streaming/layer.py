@@ -40,7 +40,7 @@ def declare_pixel_streaming(
             queue=streaming.players.queue.settings(),
             limits=streaming.players.rate_limits.settings(),
             streamer=streaming.streamer.settings(),
-            autoscaling=streaming.autoscaling.settings(),
+            scale_down_seconds=streaming.autoscaling.scale_down.stabilization_seconds,
             warm_streams=streaming.capacity.warm_streams,
             pre_pull=streaming.capacity.pre_pull,
             host=streaming.ingress.host,

@@ -3,15 +3,17 @@ stream per authenticated player, the signalling relay and each session's TURN cr
 
 It runs as one pod (the queue and the sessions are in its memory; a second replica would hand a stream out
 twice), replaced rather than doubled on an update. It may read the stream pods and mark the busy ones (a
-namespaced Role: pods, get/list/patch; the one ConfigMap of the builds, get) and list the TURN nodes (nodes, list:
-they are cluster-scoped). It reads the builds and their weights from that ConfigMap every few seconds: a new
-weight reaches it without replacing its pod, which would end every session (the Kubernetes provider replaces a
-ConfigMap whose data changes, deleting it first, unless `enableConfigMapMutable`: pulumi-kubernetes#1567, #1926;
-while it is gone, the service keeps the builds it has).
+namespaced Role: pods, get/list/patch; the one ConfigMap of the builds, get), scale the stream Deployments (their
+scale subresource, get/patch, by name) and list the TURN nodes (nodes, list: they are cluster-scoped). It reads the
+builds, their weights and their scaling from that ConfigMap every few seconds: a new weight or buffer reaches it
+without replacing its pod, which would end every session (the Kubernetes provider replaces a ConfigMap whose data
+changes, deleting it first, unless `enableConfigMapMutable`: pulumi-kubernetes#1567, #1926; while it is gone, the
+service keeps the builds it has).
 
 RBAC cannot say which fields a patch may touch, and `patch` on pods could swap a container's image: an admission
 policy holds the service (the one workload the internet talks to) to the two annotations it writes, on stream
-pods only, so that a compromised session service cannot run code of its choice on a GPU node.
+pods only, so that a compromised session service cannot run code of its choice on a GPU node. A second one holds
+its scale writes to each build's maxReplicas: no more GPUs than the stack allows, whatever it is made to write.
 """
 
 from __future__ import annotations
@@ -107,6 +109,8 @@ class SessionsArgs:
     builds: Sequence[StreamBuild]
     auth: PlayerAuth
     queue: QueueSettings = field(default_factory=QueueSettings)
+    scale_down_seconds: int = 30
+    """How long a build must have wanted fewer streams before the service scales it down."""
     turn_secret_name: pulumi.Input[str]
     turn_secret_key: str
     turn_ttl_seconds: int = 300
@@ -129,17 +133,33 @@ class Sessions(pulumi.ComponentResource):
         super().__init__("pixelstream:index:Sessions", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         ns = args.namespace
+        deployments = sorted(build.deployment for build in args.builds)
         rules = [
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]},
             {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [BUILDS_CONFIG], "verbs": ["get"]},
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments/scale"],
+                "resourceNames": deployments,
+                "verbs": ["get", "patch"],
+            },
         ]
         account = account_with_role(SESSION_SERVICE, "session-streams", ns, rules, self)
-        _pod_patch_policy(ns, self)
+        user = pulumi.Output.concat("system:serviceaccount:", ns, f":{SESSION_SERVICE}")
+        pod_rule = {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods"]}
+        _session_policy("pod-patches", ns, user, pod_rule, pod_patch_policy_rules(), self)
+        scale_rule = {
+            "apiGroups": ["apps"],
+            "apiVersions": ["v1"],
+            "operations": ["UPDATE"],
+            "resources": ["deployments/scale"],
+        }
+        _session_policy("scale-bounds", ns, user, scale_rule, scale_policy_rules(args.builds), self)
         node_reader(SESSION_SERVICE, ns, ["list"], "the session service lists the TURN nodes", self, account)
         k8s.core.v1.ConfigMap(
             BUILDS_CONFIG,
             metadata={"name": BUILDS_CONFIG, "namespace": ns, "labels": PART_OF},
-            data={BUILDS_KEY: builds_document(args.builds)},
+            data={BUILDS_KEY: builds_document(args.builds, args.scale_down_seconds)},
             opts=child,
         )
         volumes = [
@@ -188,7 +208,7 @@ class Sessions(pulumi.ComponentResource):
                 "name": SESSION_SERVICE,
                 "namespace": ns,
                 "labels": session_labels,
-                # Scraped through the Service, so its series carry the `service` label the autoscaler's metric needs.
+                # Scraped through the Service: its series carry the `service` label, as the dashboard's queries expect.
                 "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(SESSION_METRICS_PORT)},
             },
             spec={
@@ -245,26 +265,49 @@ def pod_patch_policy_rules() -> tuple[list[dict[str, str]], list[dict[str, str]]
     return variables, validations
 
 
-def _pod_patch_policy(namespace: pulumi.Input[str], parent: pulumi.Resource) -> None:
+def scale_policy_rules(builds: Sequence[StreamBuild]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(variables, validations) of the admission policy on the session service's scale writes (the Scale object
+    of autoscaling/v1 the API server hands it for deployments/scale): a stream Deployment, at most its build's
+    maxReplicas."""
+    bounds = "{" + ", ".join(f"'{b.deployment}': {b.max_replicas}" for b in sorted(builds, key=lambda b: b.name)) + "}"
+    variables = [{"name": "maxReplicas", "expression": bounds}]
+    validations = [
+        {
+            "expression": "object.metadata.name in variables.maxReplicas",
+            "message": "the session service may scale the stream Deployments only",
+        },
+        {
+            "expression": "!(object.metadata.name in variables.maxReplicas) || (has(object.spec.replicas) ? "
+            "object.spec.replicas : 0) <= variables.maxReplicas[object.metadata.name]",
+            "message": "the session service may not scale a build beyond its maxReplicas",
+        },
+    ]
+    return variables, validations
+
+
+def _session_policy(
+    name: str,
+    namespace: pulumi.Input[str],
+    user: pulumi.Output[str],
+    rule: dict[str, Any],
+    rules: tuple[list[dict[str, str]], list[dict[str, str]]],
+    parent: pulumi.Resource,
+) -> None:
+    """An admission policy on the session service's own requests (`rule`) in its namespace, denying what fails."""
     child = pulumi.ResourceOptions(parent=parent)
-    variables, validations = pod_patch_policy_rules()
-    username = pulumi.Output.concat("system:serviceaccount:", namespace, f":{SESSION_SERVICE}")
+    variables, validations = rules
     # Cluster-scoped: named after the namespace, like the node readers, so that two workloads do not collide.
-    name = pulumi.Output.concat("pixelstream-", namespace, f"-{SESSION_SERVICE}-pod-patches")
+    policy_name = pulumi.Output.concat("pixelstream-", namespace, f"-{SESSION_SERVICE}-{name}")
     policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
-        f"{SESSION_SERVICE}-pod-patches",
-        metadata={"name": name, "labels": PART_OF},
+        f"{SESSION_SERVICE}-{name}",
+        metadata={"name": policy_name, "labels": PART_OF},
         spec={
             "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"], "resources": ["pods"]}
-                ]
-            },
+            "matchConstraints": {"resourceRules": [rule]},
             "matchConditions": [
                 {
                     "name": "by-the-session-service",
-                    "expression": username.apply(lambda name: f"request.userInfo.username == '{name}'"),
+                    "expression": user.apply(lambda name: f"request.userInfo.username == '{name}'"),
                 }
             ],
             "variables": variables,
@@ -273,8 +316,8 @@ def _pod_patch_policy(namespace: pulumi.Input[str], parent: pulumi.Resource) -> 
         opts=child,
     )
     k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
-        f"{SESSION_SERVICE}-pod-patches",
-        metadata={"name": name, "labels": PART_OF},
+        f"{SESSION_SERVICE}-{name}",
+        metadata={"name": policy_name, "labels": PART_OF},
         spec={
             "policyName": policy.metadata["name"],
             "validationActions": ["Deny"],
@@ -286,10 +329,21 @@ def _pod_patch_policy(namespace: pulumi.Input[str], parent: pulumi.Resource) -> 
     )
 
 
-def builds_document(builds: Sequence[StreamBuild]) -> str:
+def builds_document(builds: Sequence[StreamBuild], scale_down_seconds: int) -> str:
     """What the session service reads from the ConfigMap (session/app.py read_builds)."""
-    entries = [{"name": b.name, "weight": b.weight, "unrealVersion": b.unreal_version} for b in builds]
-    return json.dumps({"builds": entries}, indent=2) + "\n"
+    entries = [
+        {
+            "name": b.name,
+            "weight": b.weight,
+            "unrealVersion": b.unreal_version,
+            "deployment": b.deployment,
+            "bufferStreams": b.buffer_streams,
+            "minReplicas": b.min_replicas,
+            "maxReplicas": b.max_replicas,
+        }
+        for b in builds
+    ]
+    return json.dumps({"scaleDownSeconds": scale_down_seconds, "builds": entries}, indent=2) + "\n"
 
 
 def _secret_volume(name: str, secret: pulumi.Input[str]) -> dict[str, Any]:

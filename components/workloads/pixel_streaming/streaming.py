@@ -1,13 +1,13 @@
-"""Streaming: one build's stream pods and their autoscaler.
+"""Streaming: one build's stream pods.
 
 A build is one version of the Unreal app with the signalling server of its Unreal Engine version; every build has
-a stream Deployment (`stream-<build>`) and an autoscaler of its own, and the session service sends players to
-builds by weight. A stream pod is Epic's signalling server (Wilbur, of the build's Unreal Engine version) beside
-the Unreal app, which connects to it on the pod's loopback. Players never reach a stream pod themselves: the
-session service relays their signalling to the pod's player port, one player per stream. The pods hold no API
-token (the session service writes their deletion cost) and take no traffic but the session service's and the
-relayed media.
-The autoscaler scales them on the session service's players-per-ready-stream ratio of their build.
+a stream Deployment (`stream-<build>`), and the session service sends players to builds by weight. A stream pod is
+Epic's signalling server (Wilbur, of the build's Unreal Engine version) beside the Unreal app, which connects to it
+on the pod's loopback. Players never reach a stream pod themselves: the session service relays their signalling
+to the pod's player port, one player per stream. The pods hold no API token (the session service writes their
+deletion cost) and take no traffic but the session service's and the relayed media.
+The session service scales each build's Deployment (session/scaler.py): its streams in use, one per waiting player
+and a buffer of started streams.
 """
 
 from __future__ import annotations
@@ -20,12 +20,9 @@ from typing import Any, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ...addons.custom_metrics import POOL_RATIO_METRIC
 from ...constants import (
     BUILD_LABEL,
-    BUILD_METRIC_LABEL,
     GPU_RESOURCE,
-    SESSION_SERVICE,
     SHARED_GPU_RESOURCE,
     STREAM_DEPLOYMENT,
     STREAM_TERMINATION_MARGIN_SECONDS,
@@ -77,6 +74,8 @@ class StreamBuild:
     """Its share of new players (weight / the sum of the weights); 0: none, its streams end with their sessions."""
     min_replicas: int = 1
     max_replicas: int = 10
+    buffer_streams: int = 1
+    """Started streams without a player it keeps ready (the session service's scaler)."""
     image_key: str = "streaming.images.unreal"
     """The stack key that sets its image (what a plan's warnings name)."""
 
@@ -112,19 +111,6 @@ class StreamerSettings:
     allow_console_commands: bool = False
     """Let the player run engine console commands (-AllowPixelStreamingCommands): Epic's security guidelines
     say to launch without it."""
-
-
-@dataclass
-class AutoscalingSettings:
-    min_replicas: int = 1
-    max_replicas: int = 10
-    target_pool_ratio: float = 0.9
-    """Players per ready stream the autoscaler aims for; below 1 keeps spare streams warm."""
-    scale_up_stabilization_seconds: int = 0
-    scale_up_pods: int = 2
-    scale_up_percent: int = 10
-    scale_up_period_seconds: int = 15
-    scale_down_stabilization_seconds: int = 30
 
 
 def unreal_arguments(settings: StreamerSettings) -> str:
@@ -198,7 +184,6 @@ class StreamingArgs:
     images: dict[str, str]
     """Image references by name: signalling-ue<version>."""
     streamer: StreamerSettings = field(default_factory=StreamerSettings)
-    autoscaling: AutoscalingSettings = field(default_factory=AutoscalingSettings)
     image_pull_secrets: Sequence[str] = field(default_factory=list)
     priority_class: pulumi.Input[str] | None = None
     """PriorityClass of the stream pods (above the warm-capacity placeholders, which they preempt)."""
@@ -209,7 +194,7 @@ class StreamingArgs:
 
 
 class Streaming(pulumi.ComponentResource):
-    """A build's stream Deployment and its autoscaler. Outputs: `deployment` (its name)."""
+    """A build's stream Deployment. Outputs: `deployment` (its name)."""
 
     deployment: str
 
@@ -227,7 +212,7 @@ class Streaming(pulumi.ComponentResource):
                 "annotations": {"pulumi.com/timeoutSeconds": "1800"},
             },
             spec={
-                # No replicas: the autoscaler owns the count.
+                # No replicas: the session service owns the count (the scale subresource), Pulumi never resets it.
                 "selector": {"matchLabels": stream_labels},
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                 "template": {
@@ -250,14 +235,6 @@ class Streaming(pulumi.ComponentResource):
                 },
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-        )
-        k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            build.deployment,
-            metadata={"name": build.deployment, "namespace": ns, "labels": stream_labels},
-            # The Deployment's name, not its output: the autoscaler need not wait for the first stream to be ready
-            # (Pulumi waits for a Deployment's rollout), it finds its target as soon as it exists.
-            spec=autoscaler_spec(build.deployment, build, args.autoscaling),
-            opts=pulumi.ResourceOptions(parent=self),
         )
         self.deployment = build.deployment
         self.register_outputs({"deployment": build.deployment})
@@ -320,43 +297,5 @@ def _unreal_container(image: str, settings: StreamerSettings) -> dict[str, Any]:
         "resources": {
             "requests": {"cpu": settings.cpu, "memory": settings.memory, **gpu},
             "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit, **gpu},
-        },
-    }
-
-
-def autoscaler_spec(deployment: pulumi.Input[str], build: StreamBuild, scaling: AutoscalingSettings) -> dict[str, Any]:
-    """A build's streams scale on the session service's players-per-ready-stream ratio of that build (the metric
-    selector: prometheus-adapter v0.12.0 adds it to the query's label matchers, pkg/naming/metrics_query.go
-    Build), with the configured behaviour, between the build's own bounds. A build at weight 0 takes nobody new:
-    its target is one player per stream, so that it keeps exactly the streams in use (a target below 1 would keep
-    idle ones no player can have; above 1, fewer streams than players)."""
-    period = scaling.scale_up_period_seconds
-    target = scaling.target_pool_ratio if build.weight else 1
-    return {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
-        "minReplicas": build.min_replicas,
-        "maxReplicas": build.max_replicas,
-        "metrics": [
-            {
-                "type": "Object",
-                "object": {
-                    "metric": {
-                        "name": POOL_RATIO_METRIC,
-                        "selector": {"matchLabels": {BUILD_METRIC_LABEL: build.name}},
-                    },
-                    "describedObject": {"apiVersion": "v1", "kind": "Service", "name": SESSION_SERVICE},
-                    "target": {"type": "Value", "value": f"{target:g}"},
-                },
-            }
-        ],
-        "behavior": {
-            "scaleUp": {
-                "stabilizationWindowSeconds": scaling.scale_up_stabilization_seconds,
-                "policies": [
-                    {"type": "Pods", "value": scaling.scale_up_pods, "periodSeconds": period},
-                    {"type": "Percent", "value": scaling.scale_up_percent, "periodSeconds": period},
-                ],
-            },
-            "scaleDown": {"stabilizationWindowSeconds": scaling.scale_down_stabilization_seconds},
         },
     }

@@ -9,7 +9,10 @@
     GET    /ws             the session's signalling, relayed to its stream only (signalling.py checks each message)
     GET    /healthz        200 while the stream list is fresh and the builds are known (readiness); /livez 200
                            while serving
-    :METRICS_PORT /metrics per build: queue, players, streams, the demand ratio its stream autoscaler reads
+    :METRICS_PORT /metrics per build: queue, players, streams (ready, in use, free, retiring, wanted)
+
+It scales the streams too (scaler.py): every build's Deployment to its streams in use, its waiting players and its
+buffer of started streams, through the Deployment's scale subresource.
 
 A session is a random id in an HttpOnly, SameSite=Strict cookie; a request without one, or with one the broker
 does not know, gets nothing. No request parameter names a stream or an address: the broker picks the stream.
@@ -24,9 +27,10 @@ Environment (every value has a default but the secrets):
       document at OIDC_DISCOVERY_URL, or at OIDC_ISSUER)
   CLAIM_SECONDS 30, RECONNECT_SECONDS 20, MAX_SESSION_SECONDS 0, MAX_QUEUE 500, COLD_START_SECONDS 120
   COOKIE_SECURE true, COOKIE_PATH /, PLAYER_ROOT (the built pages, one directory ue<version> per UE version)
-  BUILDS_CONFIG_MAP <name>/<key> (session-builds/builds.json): JSON {"builds": [{"name", "weight",
-    "unrealVersion"}]}, read every BUILDS_REFRESH_SECONDS (5): a new weight takes effect without a restart, which
-    would end every session; until it has been read once the service is not ready
+  BUILDS_CONFIG_MAP <name>/<key> (session-builds/builds.json): JSON {"scaleDownSeconds", "builds": [{"name",
+    "weight", "unrealVersion", "deployment", "bufferStreams", "minReplicas", "maxReplicas"}]}, read every
+    BUILDS_REFRESH_SECONDS (5): a new weight or buffer takes effect without a restart, which would end every
+    session; until it has been read once the service is not ready and scales nothing
   Kubernetes access as in kube.py (the pod's service account).
 """
 
@@ -52,6 +56,7 @@ from . import streams as kube_streams
 from .auth import OpenIdConnect, Refused, SignedLinks
 from .broker import HOLDING, Broker, BrokerSettings, NotAssigned, State
 from .metrics import Metrics
+from .scaler import BuildScale, Stabilizer, scale_step
 from .signalling import MAX_MESSAGE_BYTES, Relay, encode, streamer_ids
 from .turn import TurnPool, TurnSettings, turn_addresses
 
@@ -63,6 +68,7 @@ STREAM_ANSWER_SECONDS = 10
 _ASSET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _BUILD = re.compile(r"[a-z]([a-z0-9-]{0,18}[a-z0-9])?")
 _VERSION = re.compile(r"[0-9]+\.[0-9]+")
+_DEPLOYMENT = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -70,31 +76,53 @@ class Build:
     name: str
     weight: int
     unreal_version: str
+    scale: BuildScale
 
 
-def read_builds(text: str) -> list[Build]:
-    """The builds file's builds; ValueError names what is wrong."""
+@dataclass(frozen=True)
+class Builds:
+    builds: list[Build]
+    scale_down_seconds: int
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def read_builds(text: str) -> Builds:
+    """The builds document; ValueError names what is wrong."""
     document = json.loads(text)
     entries = document.get("builds") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
         raise ValueError("no builds list")
+    scale_down = document.get("scaleDownSeconds")
+    if not _whole(scale_down, 0, 3600):
+        raise ValueError("scaleDownSeconds is not a whole number 0-3600")
     builds = []
     for index, entry in enumerate(entries):
-        name, weight, version = (
-            entry.get(k) if isinstance(entry, dict) else None for k in ("name", "weight", "unrealVersion")
-        )
+        if not isinstance(entry, dict):
+            raise ValueError(f"builds[{index}] is not an object")
+        name, weight, version, deployment = (entry.get(k) for k in ("name", "weight", "unrealVersion", "deployment"))
         if not (isinstance(name, str) and _BUILD.fullmatch(name)):
             raise ValueError(f"builds[{index}].name is not a build name")
-        if not (isinstance(weight, int) and not isinstance(weight, bool) and 0 <= weight <= 1000):
+        if not _whole(weight, 0, 1000):
             raise ValueError(f"builds[{index}].weight is not a whole number 0-1000")
         if not (isinstance(version, str) and _VERSION.fullmatch(version)):
             raise ValueError(f"builds[{index}].unrealVersion is not a version such as 5.7")
-        builds.append(Build(name, weight, version))
+        if not (isinstance(deployment, str) and _DEPLOYMENT.fullmatch(deployment)):
+            raise ValueError(f"builds[{index}].deployment is not a Deployment name")
+        for key in ("bufferStreams", "minReplicas", "maxReplicas"):
+            if not _whole(entry.get(key), 0, 2**31 - 1):
+                raise ValueError(f"builds[{index}].{key} is not a whole number")
+        if entry["minReplicas"] > entry["maxReplicas"]:
+            raise ValueError(f"builds[{index}].minReplicas is above its maxReplicas")
+        scale = BuildScale(deployment, entry["bufferStreams"], entry["minReplicas"], entry["maxReplicas"])
+        builds.append(Build(name, weight, version, scale))
     if len({b.name for b in builds}) != len(builds):
         raise ValueError("two builds have the same name")
     if not any(b.weight for b in builds):
         raise ValueError("every weight is 0: no build would take a player")
-    return builds
+    return Builds(builds, scale_down)
 
 
 class PlayerGone(Exception):
@@ -225,7 +253,10 @@ class SessionService:
     read_builds: Callable[[], Awaitable[str]]
     """The builds document, as the operator last set it."""
     list_turn_nodes: Callable[[], Awaitable[list[str]]]
-    set_deletion_cost: Callable[[str, bool], Awaitable[None]]
+    set_deletion_cost: Callable[[str, int], Awaitable[None]]
+    read_scale: Callable[[str], Awaitable[int]]
+    """A Deployment's replicas."""
+    write_scale: Callable[[str, int], Awaitable[None]]
     clock: Callable[[], float] = time.time
     metrics: Metrics = field(default_factory=Metrics)
     connections: dict[str, Connection] = field(default_factory=dict)
@@ -233,7 +264,16 @@ class SessionService:
     streams_fresh_at: float = 0.0
     versions: dict[str, str] = field(default_factory=dict)
     """Build -> its Unreal Engine version, as the builds file says."""
+    scales: dict[str, BuildScale] = field(default_factory=dict)
+    """Build -> its Deployment, buffer and bounds, as the builds file says."""
+    stabilizer: Stabilizer = field(default_factory=lambda: Stabilizer(0))
+    targets: dict[str, int] = field(default_factory=dict)
+    """Build -> the streams the scaler last wanted for it."""
+    starting: dict[str, int] = field(default_factory=dict)
+    """Build -> its pods neither ready nor terminating, as last listed."""
     _builds_text: str | None = None
+    _unwritten_costs: dict[str, int] = field(default_factory=dict)
+    _cost_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _closing: set[asyncio.Task] = field(default_factory=set)
 
     # -- HTTP ----------------------------------------------------------------------------------------------
@@ -342,7 +382,14 @@ class SessionService:
         return web.json_response(body, status=200 if fresh and known else 503)
 
     async def _metrics(self, _: web.Request) -> web.Response:
-        builds = {b: (self.broker.counts(b), self.broker.demand_ratio(b)) for b in self.broker.builds()}
+        builds = {
+            b: {
+                **self.broker.counts(b),
+                "wanted": self.targets.get(b, 0),
+                "max": self.scales[b].max_replicas if b in self.scales else 0,
+            }
+            for b in self.broker.builds()
+        }
         text = self.metrics.render(builds)
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
@@ -549,16 +596,46 @@ class SessionService:
         except (ValueError, AttributeError, TypeError) as error:
             log.error("builds not applied, they stay as they were: %s", error)
             return
-        self.versions = {b.name: b.unreal_version for b in builds}
-        self.broker.set_weights({b.name: b.weight for b in builds}, self.clock())
-        log.info("builds: %s", ", ".join(f"{b.name} (weight {b.weight}, UE {b.unreal_version})" for b in builds))
+        self.versions = {b.name: b.unreal_version for b in builds.builds}
+        self.scales = {b.name: b.scale for b in builds.builds}
+        if builds.scale_down_seconds != self.stabilizer.scale_down_seconds:
+            self.stabilizer = Stabilizer(builds.scale_down_seconds)
+        self.broker.set_weights({b.name: b.weight for b in builds.builds}, self.clock())
+        described = (
+            f"{b.name} (weight {b.weight}, UE {b.unreal_version}, buffer {b.scale.buffer}, "
+            f"{b.scale.min_replicas}-{b.scale.max_replicas} streams)"
+            for b in builds.builds
+        )
+        log.info("builds: %s; scale-down after %d s", ", ".join(described), builds.scale_down_seconds)
         await self._settle()
 
     async def _refresh_streams(self) -> None:
         found = await self.list_streams()
         self.streams_fresh_at = self.clock()
-        self.broker.set_streams(found.ready, self.clock(), found.draining, found.builds)
+        self.broker.set_streams(found.ready, self.clock(), found.draining, found.builds, found.nodes)
+        self.starting = dict(found.starting)
         await self._settle()
+        await self.scale()
+
+    async def scale(self) -> None:
+        """Each build's Deployment to its streams in use, its waiting players and its buffer (scaler.py). Runs
+        right after the streams are listed and settled: the starting pods it counts are those of that list, and
+        the broker gives none of them to a player before the next one. A scale-in is written only once the streams
+        it removes are marked retiring on their pods."""
+        now = self.clock()
+        for build, scale in self.scales.items():
+            counts = self.broker.counts(build)
+            target = self.stabilizer.target(build, scale.wanted(counts["inUse"], counts["queued"]), now)
+            self.targets[build] = target
+            current = await self.read_scale(scale.deployment)
+            step = scale_step(current, target, self.starting.get(build, 0), counts["free"] + counts["retiring"])
+            retiring = self.broker.retire(build, step.retire, now)
+            written = await self._write_costs()
+            if step.replicas < current and not (written and retiring == step.retire):
+                continue  # the streams it would remove are not all marked yet: next round
+            if step.replicas != current:
+                await self.write_scale(scale.deployment, step.replicas)
+                log.info("%s: %d -> %d streams (wanted %d)", scale.deployment, current, step.replicas, target)
 
     async def _refresh_turn(self) -> None:
         self.turn.set_addresses(await self.list_turn_nodes())
@@ -579,11 +656,24 @@ class SessionService:
                 ended = self.broker.sessions.get(session_id)
                 reason = (ended.ended_reason if ended else None) or "ended"
                 self._close_soon(connection.socket, 4003, f"session ended: {reason}")
-        for stream, busy in self.broker.cost_changes().items():
-            try:
-                await self.set_deletion_cost(stream, busy)
-            except Exception as error:
-                log.warning("deletion cost of %s not written: %s", stream, error)
+        await self._write_costs()
+
+    async def _write_costs(self) -> bool:
+        """Writes the deletion costs that changed, again those not written before; whether all are written."""
+        async with self._cost_lock:
+            self._unwritten_costs |= self.broker.cost_changes()
+            for stream, cost in list(self._unwritten_costs.items()):
+                if stream not in self.broker.streams:
+                    del self._unwritten_costs[stream]  # its pod is gone
+                    continue
+                try:
+                    await self.set_deletion_cost(stream, cost)
+                except Exception as error:
+                    log.warning("deletion cost of %s not written: %s", stream, error)
+                    continue
+                if self._unwritten_costs.get(stream) == cost:
+                    del self._unwritten_costs[stream]
+            return not self._unwritten_costs
 
     def _close_soon(self, socket: web.WebSocketResponse, code: int, message: str) -> None:
         """Closes `socket` in the background: a player that never answers the close frame holds up nobody."""
@@ -647,8 +737,14 @@ def service_from_env() -> SessionService:
         pod_list = await asyncio.to_thread(kube.call, "GET", f"/api/v1/namespaces/{namespace}/pods?{pods}")
         return turn_addresses(node_list, pod_list)
 
-    async def set_cost(pod: str, busy: bool) -> None:
-        await asyncio.to_thread(kube_streams.set_deletion_cost, namespace, pod, busy)
+    async def set_cost(pod: str, cost: int) -> None:
+        await asyncio.to_thread(kube_streams.set_deletion_cost, namespace, pod, cost)
+
+    async def read_scale(deployment: str) -> int:
+        return await asyncio.to_thread(kube_streams.deployment_scale, namespace, deployment)
+
+    async def write_scale(deployment: str, replicas: int) -> None:
+        await asyncio.to_thread(kube_streams.set_deployment_scale, namespace, deployment, replicas)
 
     return SessionService(
         settings=settings,
@@ -659,6 +755,8 @@ def service_from_env() -> SessionService:
         read_builds=read_builds_document,
         list_turn_nodes=list_turn_nodes,
         set_deletion_cost=set_cost,
+        read_scale=read_scale,
+        write_scale=write_scale,
     )
 
 

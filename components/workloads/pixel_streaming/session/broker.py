@@ -18,7 +18,11 @@ Pure state (no I/O, the clock is passed in), so that every rule is tested direct
   proportion to the builds' weights and gets a stream of that build only; a build at weight 0 takes no new
   session, and a session still waiting for a build whose weight went to 0 (or which went away) is sent to
   another, keeping its place in the queue. Players queue in one arrival order; a player whose build has no free
-  stream does not hold up a player behind it whose build has one.
+  stream does not hold up a player behind it whose build has one;
+- a stream retired for a scale-in takes no player: the ReplicaSet removes it first (its deletion cost is the
+  lowest), so that a scale-in never takes a stream a player was given meanwhile. Free streams retire from the
+  nodes with the fewest streams in use first, so that the emptiest nodes empty and the cluster autoscaler can
+  remove them.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .scaler import emptiest_nodes_first
+
 
 class State(str, Enum):
     QUEUED = "queued"
@@ -43,6 +49,9 @@ class State(str, Enum):
 
 
 HOLDING = (State.ASSIGNED, State.CONNECTED, State.RECONNECTING)
+
+# A stream's pod deletion cost: the ReplicaSet removes the lowest first (streams.py writes it).
+BUSY, FREE, RETIRING = 1, 0, -1
 
 
 class QueueFull(Exception):
@@ -79,6 +88,9 @@ class Stream:
     quarantined_until: float = 0.0
     draining: bool = False
     """Terminating: its player may stay, nobody new comes."""
+    retiring: bool = False
+    """Chosen for a scale-in: nobody new comes."""
+    node: str = ""
 
 
 @dataclass
@@ -121,7 +133,7 @@ class Broker:
     queue: deque[str] = field(default_factory=deque)
     _by_identity: dict[str, str] = field(default_factory=dict)
     _assignments: dict[str, deque[float]] = field(default_factory=dict)
-    _cost_changes: dict[str, bool] = field(default_factory=dict)
+    _cost_changes: dict[str, int] = field(default_factory=dict)
     _queued: Counter[str] = field(default_factory=Counter)
     """Build -> players of it in the queue: an assignment scans the queue only for builds with a free stream."""
 
@@ -179,7 +191,7 @@ class Broker:
         stream = self.streams.get(session.stream or "")
         if stream:
             stream.session, stream.quarantined_until = None, now + self.settings.quarantine_seconds
-            self._cost_changes[stream.name] = False
+            self._cost_changes[stream.name] = FREE
         self._requeue_first(session, now)
         self._assign(now)
 
@@ -215,11 +227,12 @@ class Broker:
         now: float,
         draining: dict[str, str] | None = None,
         builds: Mapping[str, str] | None = None,
+        nodes: Mapping[str, str] | None = None,
     ) -> None:
         """The streams as the Kubernetes API lists them (name -> address): those that may take players, and those
         terminating, which keep the player they have; `builds` says each one's build (unnamed: the first of the
-        weights)."""
-        draining, builds = draining or {}, builds or {}
+        weights), `nodes` each one's node."""
+        draining, builds, nodes = draining or {}, builds or {}, nodes or {}
         unclaimed: list[Session] = []
         for name in list(self.streams):
             stream = self.streams[name]
@@ -241,7 +254,7 @@ class Broker:
             self._requeue_first(session, now)
         default = next(iter(self.weights), DEFAULT_BUILD)
         for name, address in ready.items():
-            self.streams.setdefault(name, Stream(name, address, builds.get(name, default)))
+            self.streams.setdefault(name, Stream(name, address, builds.get(name, default), node=nodes.get(name, "")))
         self._assign(now)
 
     def set_weights(self, weights: Mapping[str, int], now: float) -> None:
@@ -275,12 +288,34 @@ class Broker:
                 self._end(session, now, "time-limit")
         self._assign(now)
 
-    def cost_changes(self) -> dict[str, bool]:
-        """Streams whose busy state changed since the last call (name -> busy): their deletion cost to set."""
+    def cost_changes(self) -> dict[str, int]:
+        """Streams whose deletion cost changed since the last call (name -> BUSY, FREE or RETIRING)."""
         changes, self._cost_changes = self._cost_changes, {}
         return changes
 
-    # -- what the autoscaler and the dashboards read -------------------------------------------------------
+    # -- scale-in ------------------------------------------------------------------------------------------
+
+    def retire(self, build: str, count: int, now: float) -> int:
+        """Keeps `count` of `build`'s streams out of service for a scale-in (as many as are free, if fewer): more
+        are taken from the nodes with the fewest streams in use first (then the fewest streams), so that a node
+        empties; those no longer needed go back into service, to waiting players first. Returns how many are
+        retiring now."""
+        mine = [s for s in self.streams.values() if s.build == build and not s.draining]
+        retiring = [s for s in mine if s.retiring]
+        for stream in retiring[count:]:
+            stream.retiring = False
+            self._cost_changes[stream.name] = FREE
+        if len(retiring) > count:
+            self._assign(now)
+        emptiest = emptiest_nodes_first((s.node, s.session is not None) for s in mine)
+        free = [s for s in mine if s.session is None and not s.retiring]
+        free.sort(key=lambda s: (*emptiest(s.node), s.node, s.name))
+        for stream in free[: max(count - len(retiring), 0)]:
+            stream.retiring = True
+            self._cost_changes[stream.name] = RETIRING
+        return sum(1 for s in mine if s.retiring)
+
+    # -- what the scaler and the dashboards read -----------------------------------------------------------
 
     def builds(self) -> list[str]:
         """Every build the broker knows of: those with a weight, and those a stream or a session still has."""
@@ -289,27 +324,25 @@ class Broker:
         return sorted(known)
 
     def counts(self, build: str | None = None) -> dict[str, int]:
-        """Players queued and holding a stream, ready and free streams: of `build`, or of all builds."""
+        """Of `build`, or of all builds: players queued and holding a stream; streams ready (not terminating), in
+        use (a player holds it), free (it may take one) and retiring (chosen for a scale-in)."""
 
         def mine(item: Session | Stream) -> bool:
             return build is None or item.build == build
 
         holding = sum(1 for s in self.sessions.values() if s.state in HOLDING and mine(s))
         ready = [s for s in self.streams.values() if not s.draining and mine(s)]
-        free = sum(1 for s in ready if s.session is None)
+        in_use = sum(1 for s in ready if s.session is not None)
+        retiring = sum(1 for s in ready if s.retiring)
         queued = sum(1 for i in self.queue if mine(self.sessions[i]))
-        return {"queued": queued, "playing": holding, "streams": len(ready), "free": free}
-
-    def demand_ratio(self, build: str | None = None) -> float:
-        """Players (queued, and playing on a ready stream) per ready stream, of `build` or of all; with no ready
-        stream, players + 1 (or 0 without players), so that the autoscaler always asks for more while anyone waits
-        (the reference matchmaker's contract). Players on terminating streams need no stream of the ready ones."""
-        ready = [s for s in self.streams.values() if not s.draining and build in (None, s.build)]
-        queued = sum(1 for i in self.queue if build in (None, self.sessions[i].build))
-        players = queued + sum(1 for s in ready if s.session is not None)
-        if not ready:
-            return float(players + 1 if players else 0)
-        return players / len(ready)
+        return {
+            "queued": queued,
+            "playing": holding,
+            "streams": len(ready),
+            "inUse": in_use,
+            "free": len(ready) - in_use - retiring,
+            "retiring": retiring,
+        }
 
     # -- internals -----------------------------------------------------------------------------------------
 
@@ -322,7 +355,7 @@ class Broker:
         free: dict[str, list[Stream]] = {}
         for name in sorted(self.streams):
             stream = self.streams[name]
-            if stream.session is None and not stream.draining and stream.quarantined_until <= now:
+            if stream.session is None and not (stream.draining or stream.retiring) and stream.quarantined_until <= now:
                 free.setdefault(stream.build, []).append(stream)
         return free
 
@@ -345,7 +378,7 @@ class Broker:
             session.state, session.stream = State.ASSIGNED, stream.name
             session.deadline, session.assigned_at = now + self.settings.claim_seconds, now
             self._assignments.setdefault(session.build, deque(maxlen=21)).append(now)
-            self._cost_changes[stream.name] = True
+            self._cost_changes[stream.name] = BUSY
         if served:
             self.queue = deque(i for i in self.queue if i not in served)
 
@@ -368,6 +401,6 @@ class Broker:
             if stream.draining:
                 del self.streams[stream.name]  # its pod is going; nothing to mark
             else:
-                self._cost_changes[stream.name] = False
+                self._cost_changes[stream.name] = FREE
         session.state, session.stream, session.ended_reason = State.ENDED, None, reason
         session.deadline = now + self.settings.ended_memory_seconds
