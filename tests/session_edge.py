@@ -220,7 +220,7 @@ def build(name: str, weight: int, unreal_version: str = "5.7", buffer: int = 10,
 
 
 def builds_json(builds: list[dict[str, Any]], scale_down_seconds: int = 0) -> str:
-    return json.dumps({"scaleDownSeconds": scale_down_seconds, "builds": builds})
+    return json.dumps({"scaleDownSeconds": scale_down_seconds, "builds": builds, "schedules": []})
 
 
 ONE_BUILD = [build("main", 1)]

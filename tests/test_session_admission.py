@@ -226,6 +226,9 @@ def test_the_scale_policy_applies_to_the_session_services_scale_writes(dev: Plan
 def test_the_session_service_may_scale_a_build_up_to_its_maximum_and_no_further(scale_policy: Policy) -> None:
     for replicas in (0, 1, 10):
         assert scale_policy.denials(SESSION_ACCOUNT, scale("stream-main", 3), scale("stream-main", replicas)) == []
+    # a scale to 0 leaves out spec.replicas (the API server omits the zero value)
+    to_zero = {**scale("stream-main", 0), "spec": {}}
+    assert scale_policy.denials(SESSION_ACCOUNT, scale("stream-main", 3), to_zero) == []
     assert scale_policy.denials(SESSION_ACCOUNT, scale("stream-main", 3), scale("stream-main", 11)) == [
         "the session service may not scale a build beyond its maxReplicas"
     ]

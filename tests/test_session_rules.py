@@ -649,7 +649,7 @@ def test_settling_closes_left_behind_connections_without_waiting_and_keeps_the_c
         await asyncio.sleep(0)
         assert set(service.connections) == {staying.id}
         assert [sockets[s.id].close_code for s in (gone, moved, staying)] == [4003, 4003, None]
-        for task in list(service._closing):
+        for task in list(service._tasks):
             task.cancel()
 
     asyncio.run(scenario())

@@ -58,10 +58,17 @@ def test_the_session_service_scales_the_streams_and_no_hpa_does(dev: Plan) -> No
                 "maxReplicas": 10,
             }
         ],
+        "schedules": [],
     }
     assert not [m for m in dev.manifests().values() if m["kind"] == "HorizontalPodAutoscaler"]
     assert "replicas" not in manifest(dev, "deployment", "stream-main")["spec"], "the session service owns the count"
     assert not [r for r in dev.resources if "prometheus-adapter" in r.name or "custom-metrics" in r.name]
+
+
+def test_a_build_that_keeps_no_stream_while_idle_is_warned_of(tmp_path: Path, dev: Plan) -> None:
+    assert not [w for w in dev.warnings if "keeps no stream" in w]
+    plan = plan_with(tmp_path, streaming={"autoscaling": {"minReplicas": 0, "bufferStreams": 0}})
+    assert [w for w in plan.warnings if "build main keeps no stream while nobody plays" in w]
 
 
 def test_autoscaling_from_config(tmp_path: Path) -> None:

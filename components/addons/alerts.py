@@ -117,7 +117,7 @@ def _workload_alerts(namespace: str, limits: AlertThresholds) -> list[dict[str, 
             "warning",
             "Players are waiting for a stream",
             "{{ $value }} players queued in {{ $labels.namespace }} for "
-            f"{limits.queued_minutes} minutes: the stream autoscaler or the GPU pool cannot keep up.",
+            f"{limits.queued_minutes} minutes: the streams or the GPU pool cannot keep up.",
         ),
         _alert(
             "PixelStreamNoReadyStream",

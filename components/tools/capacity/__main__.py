@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pulumi
 
-from .model import Release, simulate
+from .model import DEFAULT_STARTS_AT, Release, simulate
 from .report import over_seeds, plot, release_summary, summarize, table
 from .stack import load_stack, resolve
 from .timings import Timings, node_hourly_usd
@@ -41,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--price", action="append", default=[], metavar="SHAPE=USD", help="node price per hour")
     parser.add_argument("--rollout-at", type=int, metavar="SECONDS", help="a new build takes every new player then")
     parser.add_argument("--cycle-at", type=int, metavar="SECONDS", help="OKE starts cycling the GPU pool then")
+    parser.add_argument(
+        "--starts-at",
+        type=_moment,
+        default=DEFAULT_STARTS_AT,
+        metavar="ISO-8601",
+        help="the wall-clock time of the trace's second 0, for the stack's capacity schedules (default "
+        "2026-01-05T00:00:00+00:00, a Monday)",
+    )
     parser.add_argument("--out", type=Path, help="write summary.json and timeline.png here")
     parser.add_argument("--project-dir", type=Path, default=Path("."), help="where stacks/ is (default .)")
     return parser
@@ -55,6 +64,16 @@ def _prices(assignments: list[str]) -> dict[str, float]:
         except ValueError:
             raise ValueError(f"--price {assignment}: expected SHAPE=USD_PER_HOUR") from None
     return prices
+
+
+def _moment(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))  # Python 3.10 reads no Z
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time such as 2026-06-12T18:00:00+02:00") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} names no time zone offset (add +00:00 or Z)")
+    return moment.timestamp()
 
 
 def _release(options: argparse.Namespace) -> Release | None:
@@ -88,10 +107,10 @@ def run(options: argparse.Namespace) -> str:
         hourly = node_hourly_usd(stack.pool.shape, prices)
         per_seed = []
         for seed in range(options.seed, options.seed + options.seeds):
-            outcome = simulate(stack, trace, timings, seed, options.duration, release)
+            outcome = simulate(stack, trace, timings, seed, options.duration, release, options.starts_at)
             per_seed.append(summarize(stack, trace.name, outcome, timings, seed, hourly))
             if release:
-                baseline = simulate(stack, trace, timings, seed, options.duration)
+                baseline = simulate(stack, trace, timings, seed, options.duration, starts_at=options.starts_at)
                 per_seed[-1]["release"] = release_summary(stack, baseline, outcome, release)
             if seed == options.seed:
                 runs.append((stack.name, outcome))  # the timeline shows the first seed's run

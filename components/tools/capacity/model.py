@@ -39,12 +39,15 @@ from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 
 from ...workloads.pixel_streaming.session.scaler import BuildScale, Stabilizer, emptiest_nodes_first, scale_step
+from ...workloads.pixel_streaming.session.schedule import scheduled_buffer
 from .hpa import Hpa, HpaSettings
 from .stack import SimulatedStack
 from .timings import Timings
 from .traces import Trace
 
 UTILIZATION_THRESHOLD = 0.5  # OKE add-on default of scaleDownUtilizationThreshold
+# The wall-clock time of a trace's second 0, for the stack's capacity schedules: Monday 5 January 2026, 00:00 UTC.
+DEFAULT_STARTS_AT = 1_767_571_200
 
 
 @dataclass(eq=False)
@@ -152,8 +155,11 @@ class Simulation:
         seed: int,
         duration: int,
         release: Release | None = None,
+        starts_at: float = DEFAULT_STARTS_AT,
     ) -> None:
         self.stack, self.timings, self.seed, self.duration = stack, timings, seed, duration
+        self.starts_at = starts_at
+        self._scheduled: dict[int, int] = {}
         self.release = release or Release()
         self.pool = stack.pool
         self.arrivals = deque(Player(s.arrival, s.duration) for s in trace.sessions)
@@ -316,23 +322,33 @@ class Simulation:
         pool.replicas = desired
 
     def _scaler_step(self, now: int, build: int, pool: BuildPool) -> None:
-        """The session service's round: the wanted count, then a step to it (scaler.py scale_step); a scale-in
-        takes the starting streams (unscheduled first, newest first: the ReplicaSet's order), then free streams
-        retired from the emptiest nodes."""
+        """The session service's round: the wanted count, then a step to it (scaler.py scale_step): a scale-in of
+        as many free streams as it retired from the emptiest nodes, of which the ReplicaSet takes starting streams
+        first (unscheduled first, newest first: its order), then the retired ones."""
         live = [s for s in self.streams if s.build == build and s.draining_since is None]
         in_use = sum(s.player is not None for s in live)
         queued = sum(p.build == build for p in self.queue)
-        target = pool.stabilizer.target(str(build), pool.scale.wanted(in_use, queued), now)
+        scheduled = self._scheduled_buffer(now) if build == self.current_build else 0
+        target = pool.stabilizer.target(str(build), pool.scale.wanted(in_use, queued, scheduled), now, len(live))
         starting = sorted((s for s in live if not s.is_ready(now)), key=lambda s: (s.node is not None, -s.index))
-        emptiest = emptiest_nodes_first((s.node.index, s.player is not None) for s in live if s.node is not None)
+        every = [s for s in self.streams if s.node is not None and s.draining_since is None]
+        emptiest = emptiest_nodes_first((s.node.index, s.player is not None) for s in every)
         free = [s for s in live if s.is_ready(now) and s.player is None]
         free.sort(key=lambda s: (*emptiest(s.node.index), s.node.index, s.index))
-        step = scale_step(len(live), target, len(starting), len(free))
+        ready = len(live) - len(starting)
+        step = scale_step(len(live), target, ready, len(starting), len(free), rolling=False)
         for _ in range(step.replicas - len(live)):
             self.streams.append(Stream(self._next("stream"), build))
-        for stream in [*starting, *free[: step.retire]][: max(len(live) - step.replicas, 0)]:
+        for stream in [*starting, *free[: step.retire or 0]][: max(len(live) - step.replicas, 0)]:
             self._remove(stream)
         pool.replicas = step.replicas
+
+    def _scheduled_buffer(self, now: int) -> int:
+        """The schedules' buffer at the trace's `now`, as the session service reckons it (cron minutes)."""
+        minute = int(self.starts_at + now) // 60
+        if minute not in self._scheduled:
+            self._scheduled[minute] = scheduled_buffer(self.stack.schedules, minute * 60)
+        return self._scheduled[minute]
 
     def _warn(self, stream: Stream, now: int) -> None:
         """The stream is asked to go: its player may stay for the drain."""
@@ -527,8 +543,10 @@ def simulate(
     seed: int = 0,
     duration: int | None = None,
     release: Release | None = None,
+    starts_at: float = DEFAULT_STARTS_AT,
 ) -> Outcome:
-    """Run `trace` through `stack`, with `release` during it. The run lasts `duration` seconds (default: until the
-    trace's last session would end) and then until every player has played or left."""
+    """Run `trace` through `stack`, with `release` during it; the trace's second 0 is `starts_at` (seconds since
+    the epoch) for the stack's schedules. The run lasts `duration` seconds (default: until the trace's last session
+    would end) and then until every player has played or left."""
     horizon = trace.end_seconds if duration is None else duration
-    return Simulation(stack, trace, timings, seed, horizon, release).run()
+    return Simulation(stack, trace, timings, seed, horizon, release, starts_at).run()

@@ -20,6 +20,7 @@ from ...oci.shapes import GPU_SHAPES
 from ...stack_file import read_stack_config
 from ...workloads.kubernetes import cpu_millis, memory_bytes
 from ...workloads.pixel_streaming.session.scaler import BuildScale
+from ...workloads.pixel_streaming.session.schedule import CapacitySchedule
 from ...workloads.pixel_streaming.streaming import StreamerSettings, stream_requests
 from .hpa import HpaSettings
 
@@ -64,6 +65,8 @@ class SimulatedStack:
     eviction_grace_seconds: int = 3600
     """How long OKE drains a GPU node it replaces before deleting it anyway (nodePools.gpu.eviction)."""
     force_delete_after_grace: bool = True
+    schedules: tuple[CapacitySchedule, ...] = ()
+    """Larger buffers between two times (streaming.capacity.schedules), replayed on the trace's clock."""
 
 
 def slots_per_node(shape: str, streamer: StreamerSettings, streams_per_gpu: int) -> int:
@@ -117,6 +120,7 @@ def load_stack(path: Path) -> SimulatedStack:
         autoscaler=autoscaler.timings(),
         eviction_grace_seconds=spec.eviction.grace_minutes * 60,
         force_delete_after_grace=spec.eviction.force_delete_after_grace,
+        schedules=tuple(schedule.schedule() for schedule in config.streaming.capacity.schedules),
     )
 
 

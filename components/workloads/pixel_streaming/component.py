@@ -18,6 +18,7 @@ from ..kubernetes import disruption_budget, labels
 from .gpu_capacity import GpuCapacity, GpuCapacityArgs
 from .policies import streaming_network_policies
 from .routing import EdgeLimits, Routing, RoutingArgs
+from .session.schedule import CapacitySchedule
 from .sessions import PlayerAuth, QueueSettings, Sessions, SessionsArgs
 from .sign_in import SignIn, SignInArgs
 from .streaming import StreamBuild, StreamerSettings, Streaming, StreamingArgs
@@ -46,6 +47,8 @@ class PixelStreamingArgs:
     streamer: StreamerSettings = field(default_factory=StreamerSettings)
     scale_down_seconds: int = 30
     """How long a build must have wanted fewer streams before the session service scales it down."""
+    schedules: Sequence[CapacitySchedule] = ()
+    """Larger buffers between two times (a launch, a demo day)."""
     warm_streams: int = 0
     """Streams' worth of GPU kept ready by placeholder pods."""
     pre_pull: bool = True
@@ -128,6 +131,7 @@ class PixelStreaming(pulumi.ComponentResource):
                 auth=args.auth,
                 queue=args.queue,
                 scale_down_seconds=args.scale_down_seconds,
+                schedules=args.schedules,
                 turn_secret_name=turn.secret_name,
                 turn_secret_key=turn.secret_key,
                 turn_ttl_seconds=args.credential_ttl_seconds,
@@ -265,6 +269,21 @@ class PixelStreaming(pulumi.ComponentResource):
                 "addons.certManager on",
                 self,
             )
+        for build in args.builds:
+            if build.weight and not (build.min_replicas or build.buffer_streams):
+                pulumi.log.warn(
+                    f"build {build.name} keeps no stream while nobody plays (minReplicas and bufferStreams 0): every "
+                    "first player waits for a stream's start, and PixelStreamNoReadyStream fires while it is idle",
+                    self,
+                )
+        taking = [build.max_replicas for build in args.builds if build.weight]
+        for schedule in args.schedules:
+            if taking and schedule.buffer > max(taking):
+                pulumi.log.warn(
+                    f"schedule {schedule.name} asks for {schedule.buffer} started streams, more than any build taking "
+                    f"players may have (maxReplicas {max(taking)}): it gets at most that many",
+                    self,
+                )
         if args.streamer.allow_console_commands:
             pulumi.log.warn(
                 "players may run Unreal console commands (streaming.streamer.allowConsoleCommands: true); Epic's "

@@ -24,6 +24,7 @@ from ..config import (
 )
 from ..images import IMAGES, STREAMING_IMAGES, UNREAL_VERSIONS, image_problem
 from .routing import EdgeLimits
+from .session.schedule import MAX_SCHEDULES, SCHEDULE_NAME, CapacitySchedule
 from .sessions import OidcSettings, PlayerAuth, QueueSettings, SignedLinkSettings
 from .streaming import StreamBuild, StreamerSettings
 from .turn import TURN_TERMINATION_MARGIN_SECONDS, TurnServerSettings
@@ -126,11 +127,34 @@ class AutoscalingConfig(ConfigModel):
     }
 
 
+class ScheduleConfig(ConfigModel):
+    """A larger buffer between two times: a launch, a demo day (`streaming.capacity.schedules`)."""
+
+    name: str
+    """Lower-case letters, digits and dashes: what the session service's log calls it."""
+    start: str
+    """A cron (minute hour day-of-month month day-of-week) at which it becomes active; start it early enough for
+    new GPU nodes (about ten minutes: boot, pull, start)."""
+    end: str
+    """A cron at which it ends."""
+    time_zone: str = "UTC"
+    """The crons' time zone (IANA, such as Europe/Paris)."""
+    buffer_streams: int
+    """While active, every build taking new players keeps at least this many started streams (and the GPU nodes
+    they need come with them)."""
+
+    def schedule(self) -> CapacitySchedule:
+        return CapacitySchedule(self.name, self.start, self.end, self.time_zone, self.buffer_streams)
+
+
 class CapacityConfig(ConfigModel):
     warm_streams: int = 0
     """Streams' worth of GPU kept ready by low-priority placeholders."""
     pre_pull: bool = True
     """Pull the stream images on every GPU node as it joins."""
+    schedules: list[ScheduleConfig] = []
+    """Scheduled capacity: larger buffers between two times (KEDA's cron rule: active from a start until the next
+    end)."""
 
 
 class SignedLinksConfig(ConfigModel):
@@ -558,6 +582,27 @@ def _check_autoscaling(streaming: StreamingConfig) -> None:
 
     if not 0 <= streaming.capacity.warm_streams <= 64:
         raise ConfigError("streaming.capacity.warmStreams", f"{streaming.capacity.warm_streams} is outside 0-64")
+    _check_schedules(streaming.capacity.schedules)
+
+
+def _check_schedules(schedules: list[ScheduleConfig]) -> None:
+    if len(schedules) > MAX_SCHEDULES:
+        raise ConfigError("streaming.capacity.schedules", f"lists {len(schedules)}; at most {MAX_SCHEDULES}")
+    seen: set[str] = set()
+    for index, schedule in enumerate(schedules):
+        key = f"streaming.capacity.schedules[{index}]"
+        if not SCHEDULE_NAME.fullmatch(schedule.name) or schedule.name in seen:
+            raise ConfigError(
+                f"{key}.name",
+                f"{schedule.name!r} is not a new name (a-z, 0-9 and -, starting with a letter, at most 40)",
+            )
+        seen.add(schedule.name)
+        check_range(f"{key}.bufferStreams", schedule.buffer_streams, 0, INT32_MAX)
+        try:
+            schedule.schedule()
+        except ValueError as error:
+            part, _, problem = str(error).partition(": ")
+            raise ConfigError(f"{key}.{part}", problem) from None
 
 
 def _check_routing(config: StackConfig) -> None:

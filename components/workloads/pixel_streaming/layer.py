@@ -41,6 +41,7 @@ def declare_pixel_streaming(
             limits=streaming.players.rate_limits.settings(),
             streamer=streaming.streamer.settings(),
             scale_down_seconds=streaming.autoscaling.scale_down.stabilization_seconds,
+            schedules=[schedule.schedule() for schedule in streaming.capacity.schedules],
             warm_streams=streaming.capacity.warm_streams,
             pre_pull=streaming.capacity.pre_pull,
             host=streaming.ingress.host,

@@ -43,6 +43,7 @@ from ..kubernetes import (
     resources,
     security_context,
 )
+from .session.schedule import CapacitySchedule
 from .streaming import SIGNALLING_PLAYER_PORT, StreamBuild
 
 SESSION_HTTP_PORT = 8080
@@ -111,6 +112,7 @@ class SessionsArgs:
     queue: QueueSettings = field(default_factory=QueueSettings)
     scale_down_seconds: int = 30
     """How long a build must have wanted fewer streams before the service scales it down."""
+    schedules: Sequence[CapacitySchedule] = ()
     turn_secret_name: pulumi.Input[str]
     turn_secret_key: str
     turn_ttl_seconds: int = 300
@@ -159,7 +161,7 @@ class Sessions(pulumi.ComponentResource):
         k8s.core.v1.ConfigMap(
             BUILDS_CONFIG,
             metadata={"name": BUILDS_CONFIG, "namespace": ns, "labels": PART_OF},
-            data={BUILDS_KEY: builds_document(args.builds, args.scale_down_seconds)},
+            data={BUILDS_KEY: builds_document(args.builds, args.scale_down_seconds, args.schedules)},
             opts=child,
         )
         volumes = [
@@ -329,7 +331,9 @@ def _session_policy(
     )
 
 
-def builds_document(builds: Sequence[StreamBuild], scale_down_seconds: int) -> str:
+def builds_document(
+    builds: Sequence[StreamBuild], scale_down_seconds: int, schedules: Sequence[CapacitySchedule] = ()
+) -> str:
     """What the session service reads from the ConfigMap (session/app.py read_builds)."""
     entries = [
         {
@@ -343,7 +347,12 @@ def builds_document(builds: Sequence[StreamBuild], scale_down_seconds: int) -> s
         }
         for b in builds
     ]
-    return json.dumps({"scaleDownSeconds": scale_down_seconds, "builds": entries}, indent=2) + "\n"
+    document = {
+        "scaleDownSeconds": scale_down_seconds,
+        "builds": entries,
+        "schedules": [schedule.document() for schedule in schedules],
+    }
+    return json.dumps(document, indent=2) + "\n"
 
 
 def _secret_volume(name: str, secret: pulumi.Input[str]) -> dict[str, Any]:

@@ -28,7 +28,8 @@ Environment (every value has a default but the secrets):
   CLAIM_SECONDS 30, RECONNECT_SECONDS 20, MAX_SESSION_SECONDS 0, MAX_QUEUE 500, COLD_START_SECONDS 120
   COOKIE_SECURE true, COOKIE_PATH /, PLAYER_ROOT (the built pages, one directory ue<version> per UE version)
   BUILDS_CONFIG_MAP <name>/<key> (session-builds/builds.json): JSON {"scaleDownSeconds", "builds": [{"name",
-    "weight", "unrealVersion", "deployment", "bufferStreams", "minReplicas", "maxReplicas"}]}, read every
+    "weight", "unrealVersion", "deployment", "bufferStreams", "minReplicas", "maxReplicas"}], "schedules": [{"name",
+    "start", "end", "timeZone", "bufferStreams"}] (schedule.py)}, read every
     BUILDS_REFRESH_SECONDS (5): a new weight or buffer takes effect without a restart, which would end every
     session; until it has been read once the service is not ready and scales nothing
   Kubernetes access as in kube.py (the pod's service account).
@@ -57,6 +58,7 @@ from .auth import OpenIdConnect, Refused, SignedLinks
 from .broker import HOLDING, Broker, BrokerSettings, NotAssigned, State
 from .metrics import Metrics
 from .scaler import BuildScale, Stabilizer, scale_step
+from .schedule import MAX_SCHEDULES, SCHEDULE_NAME, CapacitySchedule, scheduled_buffer
 from .signalling import MAX_MESSAGE_BYTES, Relay, encode, streamer_ids
 from .turn import TurnPool, TurnSettings, turn_addresses
 
@@ -83,6 +85,7 @@ class Build:
 class Builds:
     builds: list[Build]
     scale_down_seconds: int
+    schedules: list[CapacitySchedule]
 
 
 def _whole(value: Any, low: int, high: int) -> bool:
@@ -122,7 +125,24 @@ def read_builds(text: str) -> Builds:
         raise ValueError("two builds have the same name")
     if not any(b.weight for b in builds):
         raise ValueError("every weight is 0: no build would take a player")
-    return Builds(builds, scale_down)
+    return Builds(builds, scale_down, read_schedules(document.get("schedules", [])))
+
+
+def read_schedules(entries: Any) -> list[CapacitySchedule]:
+    """The document's schedules (none without the key); one that is not a schedule is left out and logged: the
+    builds still apply. At most MAX_SCHEDULES, as the plan allows."""
+    schedules = []
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        values = [entry.get(k) if isinstance(entry, dict) else None for k in ("name", "start", "end", "timeZone")]
+        buffer = entry.get("bufferStreams") if isinstance(entry, dict) else None
+        try:
+            named = all(isinstance(v, str) for v in values) and SCHEDULE_NAME.fullmatch(values[0])
+            if not (named and _whole(buffer, 0, 2**31 - 1)):
+                raise ValueError("is not a schedule (name, start, end, timeZone, bufferStreams)")
+            schedules.append(CapacitySchedule(*values, buffer))
+        except ValueError as error:
+            log.error("schedules[%d] left out: %s", index, str(error)[:200])
+    return schedules[:MAX_SCHEDULES]
 
 
 class PlayerGone(Exception):
@@ -266,15 +286,20 @@ class SessionService:
     """Build -> its Unreal Engine version, as the builds file says."""
     scales: dict[str, BuildScale] = field(default_factory=dict)
     """Build -> its Deployment, buffer and bounds, as the builds file says."""
+    schedules: list[CapacitySchedule] = field(default_factory=list)
+    """Larger buffers between two times, as the builds file says."""
+    scheduled: int = 0
+    """The buffer the schedules ask for now (0: none is active)."""
+    _scheduled_minute: int | None = None
     stabilizer: Stabilizer = field(default_factory=lambda: Stabilizer(0))
     targets: dict[str, int] = field(default_factory=dict)
     """Build -> the streams the scaler last wanted for it."""
-    starting: dict[str, int] = field(default_factory=dict)
-    """Build -> its pods neither ready nor terminating, as last listed."""
+    listed: kube_streams.StreamList = field(default_factory=kube_streams.StreamList)
+    """The stream pods as last listed."""
     _builds_text: str | None = None
     _unwritten_costs: dict[str, int] = field(default_factory=dict)
     _cost_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    _closing: set[asyncio.Task] = field(default_factory=set)
+    _tasks: set[asyncio.Future] = field(default_factory=set)
 
     # -- HTTP ----------------------------------------------------------------------------------------------
 
@@ -317,6 +342,9 @@ class SessionService:
             return _error(401, str(refusal))
         known = len(self.broker.sessions)
         session = self.broker.join(identity, self.clock())
+        if session.state != State.QUEUED:
+            # Marked busy at once, not at the next settle: a scale-in under way must not take it.
+            self._background(self._write_costs())
         self.metrics.count("joined", "new" if len(self.broker.sessions) > known else "existing")
         response = self._status_response(session.id)
         response.set_cookie(
@@ -382,14 +410,10 @@ class SessionService:
         return web.json_response(body, status=200 if fresh and known else 503)
 
     async def _metrics(self, _: web.Request) -> web.Response:
-        builds = {
-            b: {
-                **self.broker.counts(b),
-                "wanted": self.targets.get(b, 0),
-                "max": self.scales[b].max_replicas if b in self.scales else 0,
-            }
-            for b in self.broker.builds()
-        }
+        builds = {b: self.broker.counts(b) for b in self.broker.builds()}
+        for build, scale in self.scales.items():
+            builds.setdefault(build, self.broker.counts(build))
+            builds[build] |= {"wanted": self.targets.get(build, 0), "max": scale.max_replicas}
         text = self.metrics.render(builds)
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
@@ -598,8 +622,9 @@ class SessionService:
             return
         self.versions = {b.name: b.unreal_version for b in builds.builds}
         self.scales = {b.name: b.scale for b in builds.builds}
-        if builds.scale_down_seconds != self.stabilizer.scale_down_seconds:
-            self.stabilizer = Stabilizer(builds.scale_down_seconds)
+        self.schedules = builds.schedules
+        self._scheduled_minute = None  # the schedules changed: reckon them again
+        self.stabilizer.scale_down_seconds = builds.scale_down_seconds  # each build's history is kept
         self.broker.set_weights({b.name: b.weight for b in builds.builds}, self.clock())
         described = (
             f"{b.name} (weight {b.weight}, UE {b.unreal_version}, buffer {b.scale.buffer}, "
@@ -613,29 +638,48 @@ class SessionService:
         found = await self.list_streams()
         self.streams_fresh_at = self.clock()
         self.broker.set_streams(found.ready, self.clock(), found.draining, found.builds, found.nodes)
-        self.starting = dict(found.starting)
+        self.listed = found
         await self._settle()
         await self.scale()
 
     async def scale(self) -> None:
         """Each build's Deployment to its streams in use, its waiting players and its buffer (scaler.py). Runs
-        right after the streams are listed and settled: the starting pods it counts are those of that list, and
-        the broker gives none of them to a player before the next one. A scale-in is written only once the streams
-        it removes are marked retiring on their pods."""
-        now = self.clock()
+        right after the streams are listed and settled: the pods it counts are those of that list, and the broker
+        gives none of the starting ones to a player before the next one. A scale-in is written only once the
+        streams it removes are marked retiring on their pods. One build's failure holds up no other."""
+        minute = int(self.clock()) // 60
+        if minute != self._scheduled_minute:  # crons fire on minutes: once a minute is enough
+            self._scheduled_minute = minute
+            scheduled = scheduled_buffer(self.schedules, minute * 60)
+            if scheduled != self.scheduled:
+                active = ", ".join(s.name for s in self.schedules if s.active(minute * 60)) or "none"
+                log.info("scheduled buffer %d (schedules active: %s)", scheduled, active)
+                self.scheduled = scheduled
         for build, scale in self.scales.items():
-            counts = self.broker.counts(build)
-            target = self.stabilizer.target(build, scale.wanted(counts["inUse"], counts["queued"]), now)
-            self.targets[build] = target
-            current = await self.read_scale(scale.deployment)
-            step = scale_step(current, target, self.starting.get(build, 0), counts["free"] + counts["retiring"])
-            retiring = self.broker.retire(build, step.retire, now)
-            written = await self._write_costs()
-            if step.replicas < current and not (written and retiring == step.retire):
-                continue  # the streams it would remove are not all marked yet: next round
-            if step.replicas != current:
-                await self.write_scale(scale.deployment, step.replicas)
-                log.info("%s: %d -> %d streams (wanted %d)", scale.deployment, current, step.replicas, target)
+            try:
+                await self._scale_build(build, scale)
+            except Exception as error:
+                self.metrics.count("scale_errors", build)
+                log.warning("%s not scaled: %s", scale.deployment, error)
+
+    async def _scale_build(self, build: str, scale: BuildScale) -> None:
+        now = self.clock()
+        counts = self.broker.counts(build)
+        current = await self.read_scale(scale.deployment)
+        scheduled = self.scheduled if self.broker.weights.get(build, 0) > 0 else 0  # none for a retiring build
+        wanted = scale.wanted(counts["inUse"], counts["queued"], scheduled)
+        target = self.stabilizer.target(build, wanted, now, current)
+        self.targets[build] = target
+        rolling = len(self.listed.replica_sets.get(build, ())) > 1
+        starting = self.listed.starting.get(build, 0)
+        step = scale_step(current, target, counts["streams"], starting, counts["free"] + counts["retiring"], rolling)
+        retiring = self.broker.retire(build, step.retire, now) if step.retire is not None else None
+        written = await self._write_costs()
+        if step.replicas < current and not (written and retiring == step.retire):
+            return  # the streams it would remove are not all marked yet: next round
+        if step.replicas != current:
+            await self.write_scale(scale.deployment, step.replicas)
+            log.info("%s: %d -> %d streams (wanted %d)", scale.deployment, current, step.replicas, target)
 
     async def _refresh_turn(self) -> None:
         self.turn.set_addresses(await self.list_turn_nodes())
@@ -677,9 +721,12 @@ class SessionService:
 
     def _close_soon(self, socket: web.WebSocketResponse, code: int, message: str) -> None:
         """Closes `socket` in the background: a player that never answers the close frame holds up nobody."""
-        task = asyncio.create_task(socket.close(code=code, message=message.encode()))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._background(socket.close(code=code, message=message.encode()))
+
+    def _background(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 def _nothing() -> None:

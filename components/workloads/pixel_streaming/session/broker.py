@@ -297,19 +297,19 @@ class Broker:
 
     def retire(self, build: str, count: int, now: float) -> int:
         """Keeps `count` of `build`'s streams out of service for a scale-in (as many as are free, if fewer): more
-        are taken from the nodes with the fewest streams in use first (then the fewest streams), so that a node
-        empties; those no longer needed go back into service, to waiting players first. Returns how many are
-        retiring now."""
-        mine = [s for s in self.streams.values() if s.build == build and not s.draining]
+        are taken from the nodes with the fewest streams in use first (then the fewest streams, of every build),
+        so that a node empties; those no longer needed go back into service, from the fullest nodes, to waiting
+        players first. Returns how many are retiring now."""
+        live = [s for s in self.streams.values() if not s.draining]
+        emptiest = emptiest_nodes_first((s.node, s.session is not None) for s in live)
+        mine = sorted((s for s in live if s.build == build), key=lambda s: (*emptiest(s.node), s.node, s.name))
         retiring = [s for s in mine if s.retiring]
-        for stream in retiring[count:]:
+        for stream in retiring[count:]:  # those kept are on the emptiest nodes
             stream.retiring = False
             self._cost_changes[stream.name] = FREE
         if len(retiring) > count:
             self._assign(now)
-        emptiest = emptiest_nodes_first((s.node, s.session is not None) for s in mine)
         free = [s for s in mine if s.session is None and not s.retiring]
-        free.sort(key=lambda s: (*emptiest(s.node), s.node, s.name))
         for stream in free[: max(count - len(retiring), 0)]:
             stream.retiring = True
             self._cost_changes[stream.name] = RETIRING

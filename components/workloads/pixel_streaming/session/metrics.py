@@ -21,8 +21,9 @@ COUNTERS = {
     "joined": "Joins, by whether they created a session (new) or returned the player's own (existing).",
     "refused": "Requests refused, by reason (auth, queue-full, stream-unavailable).",
     "dropped": "Player signalling messages dropped, by message type (invalid: not a signalling message).",
+    "scale_errors": "Rounds in which a build's Deployment could not be read or scaled, by build.",
 }
-_LABELS = {"joined": "kind", "refused": "reason", "dropped": "type"}
+_LABELS = {"joined": "kind", "refused": "reason", "dropped": "type", "scale_errors": "build"}
 
 
 def _label(value: str) -> str:
@@ -38,12 +39,13 @@ class Metrics:
         self.counters[key] = self.counters.get(key, 0) + amount
 
     def render(self, builds: dict[str, dict[str, int]]) -> str:
-        """`builds`: build -> its counts."""
+        """`builds`: build -> its counts (a build the scaler does not know has no `wanted` and `max`)."""
         lines = []
         for name, (count, text) in GAUGES.items():
             lines += [f"# HELP {PREFIX}_{name} {text}", f"# TYPE {PREFIX}_{name} gauge"]
             for build, counts in sorted(builds.items()):
-                lines.append(f'{PREFIX}_{name}{{build="{_label(build)}"}} {counts[count]}')
+                if count in counts:
+                    lines.append(f'{PREFIX}_{name}{{build="{_label(build)}"}} {counts[count]}')
         for name, text in COUNTERS.items():
             lines += [f"# HELP {PREFIX}_{name}_total {text}", f"# TYPE {PREFIX}_{name}_total counter"]
             for (counter, label), value in sorted(self.counters.items()):

@@ -9,10 +9,14 @@ maxReplicas.
 
 Scaling up is at once. Scaling down waits until the count has been lower for the whole window (the highest count
 wanted within `scale_down_seconds`, as an HPA's scale-down stabilization does), so that a stream a player leaves
-is not stopped just before the next one arrives. A scale-in removes the streams the session service retired for
-it (broker.py retire: free streams, off the emptiest nodes): the ReplicaSet removes unscheduled, pending and
-unready pods first, then the lowest pod deletion cost (Kubernetes pkg/controller/controller_utils.go,
-ActivePodsWithRanks.Less: its fourth rule, ahead of spreading and age), which retired streams have. Pure: no I/O.
+is not stopped just before the next one arrives; a build first seen (the service just started) counts what its
+Deployment has as wanted for a whole window. A scale-in removes the streams the session service retired for it
+(broker.py retire: free streams, off the emptiest nodes): the ReplicaSet removes unscheduled, pending and unready
+pods first, then the lowest pod deletion cost (Kubernetes pkg/controller/controller_utils.go,
+ActivePodsWithRanks.Less: its fourth rule, ahead of spreading and age), which retired streams have. No scale-in
+is written, and no retired stream goes back to players, until the ReplicaSet has removed what the last one
+asked (its pods no more than the count); none while the Deployment rolls out (two ReplicaSets: the deployment
+controller splits a scale-in between them in proportion, whatever each holds). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -32,29 +36,36 @@ class BuildScale:
     min_replicas: int
     max_replicas: int
 
-    def wanted(self, in_use: int, queued: int) -> int:
-        """Streams in use, one per waiting player and the buffer, within the bounds."""
-        return max(self.min_replicas, min(self.max_replicas, in_use + queued + self.buffer))
+    def wanted(self, in_use: int, queued: int, scheduled: int = 0) -> int:
+        """Streams in use, one per waiting player and the buffer (a scheduled one, if larger), within the bounds."""
+        return max(self.min_replicas, min(self.max_replicas, in_use + queued + max(self.buffer, scheduled)))
 
 
 @dataclass(frozen=True)
 class ScaleStep:
     replicas: int
     """What to write to the Deployment's scale (its current count: nothing to write)."""
-    retire: int
-    """Ready streams that must be retired first, so that the ReplicaSet removes them and no other."""
+    retire: int | None
+    """Ready streams to keep retired, so that the ReplicaSet removes them and no other; None: leave those retired
+    as they are (the ReplicaSet has yet to remove some)."""
 
 
-def scale_step(current: int, target: int, starting: int, retirable: int) -> ScaleStep:
-    """The step from `current` replicas towards `target`, with `starting` of the build's pods not ready yet and
-    `retirable` ready streams without a player (retiring already, or free). A scale-in takes the starting pods
-    first (the ReplicaSet's order), then streams retired for it, and goes no further than those: never a stream a
-    player holds, nor one given to a player while the scale-in is under way."""
+def scale_step(current: int, target: int, ready: int, starting: int, retirable: int, rolling: bool) -> ScaleStep:
+    """The step from `current` replicas towards `target`. The build's pods, as just listed: `ready` streams (of
+    which `retirable` have no player: retiring already, or free) and `starting` ones (not ready, not terminating,
+    not ended); `rolling`: they belong to two ReplicaSets. A scale-in goes no further than the streams retired for
+    it: the ReplicaSet removes pods that are not ready first, then those, so a starting pod may go in a retired
+    stream's place (which then goes back into service), but it is never counted on to go: one that became ready
+    meanwhile could have been handed to a player, and would then rank behind the free and retired streams only."""
+    settled = ready + starting <= current
     if target >= current:
-        return ScaleStep(target, 0)
-    remove = current - target
-    retire = min(max(remove - starting, 0), retirable)
-    return ScaleStep(current - min(remove, starting + retire), retire)
+        return ScaleStep(target, 0 if settled else None)
+    if not settled:
+        return ScaleStep(current, None)  # the ReplicaSet has not yet removed what the last scale-in asked
+    if rolling:
+        return ScaleStep(current, 0)
+    retire = min(current - target, retirable)
+    return ScaleStep(current - retire, retire)
 
 
 @dataclass
@@ -64,8 +75,9 @@ class Stabilizer:
     scale_down_seconds: float
     _wanted: dict[str, deque[tuple[float, int]]] = field(default_factory=dict)
 
-    def target(self, build: str, wanted: int, now: float) -> int:
-        history = self._wanted.setdefault(build, deque())
+    def target(self, build: str, wanted: int, now: float, current: int) -> int:
+        """`current`: the Deployment's count, wanted for a whole window when the build is first seen."""
+        history = self._wanted.setdefault(build, deque([(now, current)] if self.scale_down_seconds else []))
         history.append((now, wanted))
         while history[0][0] < now - self.scale_down_seconds:
             history.popleft()

@@ -36,7 +36,9 @@ class StreamList:
     nodes: dict[str, str] = field(default_factory=dict)
     """Pod name -> its node, for both."""
     starting: Counter[str] = field(default_factory=Counter)
-    """Build -> its pods that are neither ready nor terminating: what a scale-in removes first."""
+    """Build -> its pods that are neither ready nor terminating (nor ended): what a scale-in removes first."""
+    replica_sets: dict[str, set[str]] = field(default_factory=dict)
+    """Build -> the ReplicaSets owning its pods that are not terminating: two while its Deployment rolls."""
 
 
 def stream_pods(pod_list: dict) -> StreamList:
@@ -46,11 +48,15 @@ def stream_pods(pod_list: dict) -> StreamList:
         metadata, status = pod.get("metadata", {}), pod.get("status", {})
         owners = metadata.get("ownerReferences", [])
         build = metadata.get("labels", {}).get(BUILD_LABEL)
-        if not build or not any(o.get("controller") and o.get("kind") == "ReplicaSet" for o in owners):
+        owner = next((o for o in owners if o.get("controller") and o.get("kind") == "ReplicaSet"), None)
+        # A Failed or Succeeded pod (evicted, refused by the kubelet) counts for nobody: its ReplicaSet ignores it.
+        if not build or owner is None or status.get("phase") in ("Failed", "Succeeded"):
             continue
         conditions = status.get("conditions", [])
         is_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
         terminating = bool(metadata.get("deletionTimestamp"))
+        if not terminating:
+            found.replica_sets.setdefault(build, set()).add(owner.get("name", ""))
         if not status.get("podIP") or not (is_ready or terminating):
             if not terminating:
                 found.starting[build] += 1
