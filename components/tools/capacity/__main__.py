@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rollout-at", type=int, metavar="SECONDS", help="a new build takes every new player then")
     parser.add_argument("--cycle-at", type=int, metavar="SECONDS", help="OKE starts cycling the GPU pool then")
     parser.add_argument(
+        "--scheduling",
+        choices=("spread", "pack"),
+        default="spread",
+        help="where new streams go: Kubernetes' default scoring spreads them; pack fills the fullest GPU node first "
+        "(what a second scheduler scoring MostAllocated would do)",
+    )
+    parser.add_argument(
         "--starts-at",
         type=_moment,
         default=DEFAULT_STARTS_AT,
@@ -107,10 +114,14 @@ def run(options: argparse.Namespace) -> str:
         hourly = node_hourly_usd(stack.pool.shape, prices)
         per_seed = []
         for seed in range(options.seed, options.seed + options.seeds):
-            outcome = simulate(stack, trace, timings, seed, options.duration, release, options.starts_at)
+            outcome = simulate(
+                stack, trace, timings, seed, options.duration, release, options.starts_at, options.scheduling
+            )
             per_seed.append(summarize(stack, trace.name, outcome, timings, seed, hourly))
             if release:
-                baseline = simulate(stack, trace, timings, seed, options.duration, starts_at=options.starts_at)
+                baseline = simulate(
+                    stack, trace, timings, seed, options.duration, None, options.starts_at, options.scheduling
+                )
                 per_seed[-1]["release"] = release_summary(stack, baseline, outcome, release)
             if seed == options.seed:
                 runs.append((stack.name, outcome))  # the timeline shows the first seed's run

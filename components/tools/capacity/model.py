@@ -11,8 +11,10 @@
   `metricsScrapeSeconds`, and the ready pods. Removing streams follows the ReplicaSet's order with the
   deletion-cost agent: unscheduled, then not ready, then without players; a stream with a player drains for at
   most `drainSeconds` and then cuts it.
-- Scheduler: streams first (their PriorityClass), on the ready node with the most free slots, preempting a
-  placeholder when no slot is free; then placeholders. A slot is what one stream needs (GPU, share, or CPU).
+- Scheduler: streams first (their PriorityClass), on the ready node with the most free slots (Kubernetes' default
+  scoring spreads), or with `scheduling="pack"` the fullest node with a free slot (a second scheduler scoring
+  MostAllocated, which this project does not deploy: the README says why), preempting a placeholder when no slot is
+  free; then placeholders. A slot is what one stream needs (GPU, share, or CPU).
 - Images: a node holds the stream images `imagePullSeconds` after the pull starts: when it joins with pre-pull,
   else when the first stream is scheduled there. A stream is ready `unrealStartSeconds` after its images are.
 - Cluster autoscaler (autoscaled pools) every scan interval: adds the nodes the pending pods need beyond those
@@ -37,6 +39,7 @@ import math
 import random
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from ...workloads.pixel_streaming.session.scaler import BuildScale, Stabilizer, emptiest_nodes_first, scale_step
 from ...workloads.pixel_streaming.session.schedule import scheduled_buffer
@@ -46,6 +49,8 @@ from .timings import Timings
 from .traces import Trace
 
 UTILIZATION_THRESHOLD = 0.5  # OKE add-on default of scaleDownUtilizationThreshold
+# How streams are placed on GPU nodes: Kubernetes' default scoring spreads them; "pack" fills the fullest node first.
+Scheduling = Literal["spread", "pack"]
 # The wall-clock time of a trace's second 0, for the stack's capacity schedules: Monday 5 January 2026, 00:00 UTC.
 DEFAULT_STARTS_AT = 1_767_571_200
 
@@ -156,9 +161,10 @@ class Simulation:
         duration: int,
         release: Release | None = None,
         starts_at: float = DEFAULT_STARTS_AT,
+        scheduling: Scheduling = "spread",
     ) -> None:
         self.stack, self.timings, self.seed, self.duration = stack, timings, seed, duration
-        self.starts_at = starts_at
+        self.starts_at, self.scheduling = starts_at, scheduling
         self._scheduled: dict[int, int] = {}
         self.release = release or Release()
         self.pool = stack.pool
@@ -454,11 +460,12 @@ class Simulation:
                     placeholder.node = node
                     node.pods.append(placeholder)
 
-    @staticmethod
-    def _fit(nodes: list[Node]) -> Node | None:
-        """The node with the most free slots (the default scheduler spreads), if any has one."""
-        best = max(nodes, key=lambda n: (n.slots - len(n.pods), -n.index), default=None)
-        return best if best is not None and len(best.pods) < best.slots else None
+    def _fit(self, nodes: list[Node]) -> Node | None:
+        """A node with a free slot, if any: the one with the most (spread), or the fewest (pack)."""
+        open_nodes = [n for n in nodes if len(n.pods) < n.slots]
+        if self.scheduling == "pack":
+            return min(open_nodes, key=lambda n: (n.slots - len(n.pods), n.index), default=None)
+        return max(open_nodes, key=lambda n: (n.slots - len(n.pods), -n.index), default=None)
 
     @staticmethod
     def _preempt(nodes: list[Node]) -> Node | None:
@@ -544,9 +551,10 @@ def simulate(
     duration: int | None = None,
     release: Release | None = None,
     starts_at: float = DEFAULT_STARTS_AT,
+    scheduling: Scheduling = "spread",
 ) -> Outcome:
     """Run `trace` through `stack`, with `release` during it; the trace's second 0 is `starts_at` (seconds since
     the epoch) for the stack's schedules. The run lasts `duration` seconds (default: until the trace's last session
     would end) and then until every player has played or left."""
     horizon = trace.end_seconds if duration is None else duration
-    return Simulation(stack, trace, timings, seed, horizon, release, starts_at).run()
+    return Simulation(stack, trace, timings, seed, horizon, release, starts_at, scheduling).run()
