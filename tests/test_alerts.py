@@ -111,6 +111,14 @@ FIRES = {
         "16m",
         [({"namespace": "pixel", "build": "main"}, 10)],
     ),
+    "PixelStreamScaleInHeld": (
+        {
+            f"pixelstream_session_scale_in_held{{{MAIN}}}": "1x40",
+            f"pixelstream_session_scale_in_held{{{CANARY_BUILD}}}": "0x40",
+        },
+        "31m",
+        [({"namespace": "pixel", "build": "main"}, 1)],
+    ),
     "PixelStreamTurnPodsNotReady": (
         {
             f"kube_daemonset_status_number_ready{{{TURN}}}": "1x10",
@@ -171,6 +179,14 @@ QUIET = {
         },
         "16m",
     ),
+    "PixelStreamScaleInHeld": (
+        {
+            # held through a scale-in that took minutes, then free; another namespace's, held long
+            f"pixelstream_session_scale_in_held{{{MAIN}}}": "1x20 0x20",
+            f"pixelstream_session_scale_in_held{{{MAIN.replace('pixel', 'staging')}}}": "1x40",
+        },
+        "31m",
+    ),
     "PixelStreamTurnPodsNotReady": (
         {
             f"kube_daemonset_status_number_ready{{{TURN}}}": "2x10",
@@ -204,7 +220,7 @@ def test_the_planned_rules_pass_promtool_check(dev: Plan, tmp_path: Path) -> Non
     path = tmp_path / "rules.yml"
     path.write_text(yaml.safe_dump({"groups": groups_of(dev)}))
     result = run("check", "rules", str(path))
-    assert result.returncode == 0 and "8 rules found" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0 and "9 rules found" in result.stdout, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("alert", FIRES)

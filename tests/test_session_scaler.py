@@ -381,6 +381,8 @@ def test_failed_pods_and_a_rollout_hold_no_stream_a_player_has() -> None:
     svc.broker.leave(next(iter(svc.broker.sessions)), T0)
     round_of(svc)
     assert not [w for w in cluster.writes if w[0] == "scale"], "two ReplicaSets: no scale-in while it rolls"
+    metrics = asyncio.run(svc._metrics(None)).text
+    assert 'pixelstream_session_scale_in_held{build="main"} 1\n' in metrics, "and the hold shows"
 
 
 def test_a_session_service_that_restarts_keeps_the_streams_it_finds_for_a_window() -> None:

@@ -36,6 +36,8 @@ class AlertThresholds:
     """A build's streams short of what its scaler asked for this long (a bad image, a crash, no GPU): longer
     than an Unreal start and a GPU node's boot."""
     autoscaler_at_max_minutes: int = 15
+    scale_in_held_minutes: int = 30
+    """A build keeping streams it does not want this long: longer than a rollout of a build's streams should take."""
     turn_not_ready_minutes: int = 5
     session_service_down_minutes: int = 2
     gpu_temperature_celsius: int = 85
@@ -67,6 +69,13 @@ RUNBOOK: dict[str, str] = {
     "PixelStreamAutoscalerAtMaximum": (
         "Raise the build's maxReplicas (streaming.autoscaling.maxReplicas or streaming.builds[].maxReplicas) with "
         "the GPU pool's maxSize and the TURN capacity the plan checks, or accept that players queue at peaks."
+    ),
+    "PixelStreamScaleInHeld": (
+        "kubectl -n {{ $labels.namespace }} rollout status deployment/stream-{{ $labels.build }}: a rollout (the "
+        "build's image changed) whose new pod stays Pending for want of a GPU stalls while the GPU pool is at its "
+        "maxSize: raise maxSize, or let it finish as sessions end, and ship the next image as a new build "
+        "(streaming.builds) instead. No rollout: the session service's log (deletion costs not written, scale "
+        "writes refused) and its pixelstream_session_scale_errors_total."
     ),
     "PixelStreamTurnPodsNotReady": (
         "kubectl -n {{ $labels.namespace }} get pods -l app.kubernetes.io/name=turn -o wide: a terminating coturn "
@@ -151,6 +160,15 @@ def _workload_alerts(namespace: str, limits: AlertThresholds) -> list[dict[str, 
             f"The session service has wanted {{{{ $value }}}} streams of build {{{{ $labels.{BUILD_METRIC_LABEL} }}}}, "
             f"its maximum, for {limits.autoscaler_at_max_minutes} minutes: raise the build's maxReplicas "
             "(streaming.autoscaling.maxReplicas) or the GPU pool's maxSize.",
+        ),
+        _alert(
+            "PixelStreamScaleInHeld",
+            f"max by (namespace, {BUILD_METRIC_LABEL}) (pixelstream_session_scale_in_held{{{ns}}}) > 0",
+            limits.scale_in_held_minutes,
+            "warning",
+            "A build keeps streams it does not want",
+            f"Build {{{{ $labels.{BUILD_METRIC_LABEL} }}}} in {{{{ $labels.namespace }}}} has had more streams than "
+            f"it wants for {limits.scale_in_held_minutes} minutes: its GPUs are held by streams nobody asked for.",
         ),
         _alert(
             "PixelStreamTurnPodsNotReady",

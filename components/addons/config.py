@@ -51,6 +51,7 @@ class AlertsConfig(ConfigModel):
     no_ready_stream_minutes: int = AlertThresholds.no_ready_stream_minutes
     build_not_ready_minutes: int = AlertThresholds.build_not_ready_minutes
     autoscaler_at_max_minutes: int = AlertThresholds.autoscaler_at_max_minutes
+    scale_in_held_minutes: int = AlertThresholds.scale_in_held_minutes
     turn_not_ready_minutes: int = AlertThresholds.turn_not_ready_minutes
     session_service_down_minutes: int = AlertThresholds.session_service_down_minutes
     gpu_temperature_celsius: int = AlertThresholds.gpu_temperature_celsius

@@ -294,6 +294,8 @@ class SessionService:
     stabilizer: Stabilizer = field(default_factory=lambda: Stabilizer(0))
     targets: dict[str, int] = field(default_factory=dict)
     """Build -> the streams the scaler last wanted for it."""
+    held: dict[str, int] = field(default_factory=dict)
+    """Build -> 1 while it has more streams than it wants and the scaler cannot remove them yet."""
     listed: kube_streams.StreamList = field(default_factory=kube_streams.StreamList)
     """The stream pods as last listed."""
     _builds_text: str | None = None
@@ -413,7 +415,11 @@ class SessionService:
         builds = {b: self.broker.counts(b) for b in self.broker.builds()}
         for build, scale in self.scales.items():
             builds.setdefault(build, self.broker.counts(build))
-            builds[build] |= {"wanted": self.targets.get(build, 0), "max": scale.max_replicas}
+            builds[build] |= {
+                "wanted": self.targets.get(build, 0),
+                "max": scale.max_replicas,
+                "held": self.held.get(build, 0),
+            }
         text = self.metrics.render(builds)
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
@@ -673,6 +679,7 @@ class SessionService:
         rolling = len(self.listed.replica_sets.get(build, ())) > 1
         starting = self.listed.starting.get(build, 0)
         step = scale_step(current, target, counts["streams"], starting, counts["free"] + counts["retiring"], rolling)
+        self.held[build] = int(step.replicas > target)  # a rollout, the ReplicaSet behind, or nothing to retire
         retiring = self.broker.retire(build, step.retire, now) if step.retire is not None else None
         written = await self._write_costs()
         if step.replicas < current and not (written and retiring == step.retire):

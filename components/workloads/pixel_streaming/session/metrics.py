@@ -16,6 +16,11 @@ GAUGES = {
     "streams_retiring": ("retiring", "Ready streams chosen for a scale-in."),
     "streams_wanted": ("wanted", "Streams the scaler wants: in use, one per waiting player, the buffer, in bounds."),
     "streams_max": ("max", "The build's maxReplicas: the most streams the scaler may want."),
+    "scale_in_held": (
+        "held",
+        "1 while the build has more streams than it wants and they cannot go yet: its Deployment rolling out, the "
+        "ReplicaSet behind the last scale-in, or no free stream to retire.",
+    ),
 }
 COUNTERS = {
     "joined": "Joins, by whether they created a session (new) or returned the player's own (existing).",
