@@ -16,6 +16,7 @@ import kubernetes_validate
 import pytest
 from cel_expr_python import cel
 from conftest import ROOT
+from test_workload import SESSION_ROLE_RULES
 
 from pixelstream.tools.offline import Plan, plan_stack
 from pixelstream.workloads.pixel_streaming.session.broker import BUSY, FREE, RETIRING
@@ -117,16 +118,9 @@ def test_the_policy_applies_to_the_session_services_pod_updates_in_its_namespace
         "matchLabels": {"kubernetes.io/metadata.name": NS}
     }
     role = dev.manifests()[f"{NS}.role.session-streams.yaml"]
-    assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]},
-        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["session-builds"], "verbs": ["get"]},
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments/scale"],
-            "resourceNames": ["stream-main"],
-            "verbs": ["get", "patch"],
-        },
-    ], "no subresource (pods/status, pods/ephemeralcontainers) escapes the policy's `pods` rule; one ConfigMap read"
+    assert role["rules"] == SESSION_ROLE_RULES, (
+        "no subresource (pods/status, pods/ephemeralcontainers) escapes the policy's `pods` rule; one ConfigMap read"
+    )
     version = dev.outputs["kubernetesVersion"].removeprefix("v")
     for document in (policy, binding):
         kubernetes_validate.validate(document, version, strict=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from session_edge import build, builds_json
 
 from pixelstream.tools.capacity.hpa import usage_replicas
 from pixelstream.workloads.pixel_streaming.session.app import SessionService, Settings
@@ -189,24 +190,10 @@ class FakeCluster:
 def service(
     cluster: FakeCluster, buffer: int, scale_down_seconds: int = 0, clock: list[float] | None = None
 ) -> SessionService:
-    document = {
-        "scaleDownSeconds": scale_down_seconds,
-        "schedules": [],
-        "builds": [
-            {
-                "name": "main",
-                "weight": 1,
-                "unrealVersion": "5.7",
-                "deployment": "stream-main",
-                "bufferStreams": buffer,
-                "minReplicas": 0,
-                "maxReplicas": 20,
-            }
-        ],
-    }
+    document = builds_json([build("main", 1, buffer=buffer, max_replicas=20)], scale_down_seconds)
 
     async def read_builds() -> str:
-        return json.dumps(document)
+        return document
 
     async def nothing(*_: object) -> Any:
         return []
@@ -401,16 +388,8 @@ def test_a_session_service_that_restarts_keeps_the_streams_it_finds_for_a_window
 def test_a_builds_document_without_its_scaling_is_refused_and_changes_nothing(field: str) -> None:
     from pixelstream.workloads.pixel_streaming.session.app import read_builds
 
-    entry = {
-        "name": "main",
-        "weight": 1,
-        "unrealVersion": "5.7",
-        "deployment": "stream-main",
-        "bufferStreams": 1,
-        "minReplicas": 0,
-        "maxReplicas": 10,
-    }
-    document: dict[str, Any] = {"scaleDownSeconds": 30, "builds": [entry], "schedules": []}
+    document: dict[str, Any] = json.loads(builds_json([build("main", 1, buffer=1)], 30))
+    [entry] = document["builds"]
     assert read_builds(json.dumps(document)).builds[0].scale == BuildScale("stream-main", 1, 0, 10)
     if field in document:
         del document[field]
@@ -423,10 +402,11 @@ def test_a_builds_document_without_its_scaling_is_refused_and_changes_nothing(fi
 def test_a_schedule_the_service_cannot_read_is_left_out_and_the_builds_apply() -> None:
     from pixelstream.workloads.pixel_streaming.session.app import read_builds
 
-    entry = {"name": "main", "weight": 1, "unrealVersion": "5.7", "deployment": "stream-main"}
-    entry |= {"bufferStreams": 1, "minReplicas": 0, "maxReplicas": 10}
     launch = {"name": "launch", "start": "0 18 * * 5", "end": "0 22 * * 5", "timeZone": "Europe/Paris"}
-    document = {"scaleDownSeconds": 30, "builds": [entry], "schedules": [{**launch, "bufferStreams": 6}]}
+    document = {
+        **json.loads(builds_json([build("main", 1, buffer=1)], 30)),
+        "schedules": [{**launch, "bufferStreams": 6}],
+    }
     [schedule] = read_builds(json.dumps(document)).schedules
     assert (schedule.name, schedule.buffer, schedule.time_zone) == ("launch", 6, "Europe/Paris")
     for broken in (

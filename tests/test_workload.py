@@ -16,6 +16,18 @@ from pixelstream.tools.offline import OFFLINE_PASSWORD_PREFIX, Plan, plan_stack
 from pixelstream.workloads.images import IMAGES
 
 NS = "pixel"
+# The session service's Role in the dev stack: the stream pods (their deletion cost), the one ConfigMap of the
+# builds, and the scale of the one build's Deployment.
+SESSION_ROLE_RULES = [
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["session-builds"], "verbs": ["get"]},
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments/scale"],
+        "resourceNames": ["stream-main"],
+        "verbs": ["get", "patch"],
+    },
+]
 
 
 @pytest.fixture(scope="module")
@@ -155,17 +167,7 @@ def test_no_cluster_role_can_patch_nodes_or_pods(dev: Plan) -> None:
         for rule in role["rules"]:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, role["metadata"]["name"]
             assert rule["resources"] == ["nodes"]
-    role = manifest(dev, "role", "session-streams")
-    assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]},
-        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["session-builds"], "verbs": ["get"]},
-        {
-            "apiGroups": ["apps"],
-            "resources": ["deployments/scale"],
-            "resourceNames": ["stream-main"],
-            "verbs": ["get", "patch"],
-        },
-    ]
+    assert manifest(dev, "role", "session-streams")["rules"] == SESSION_ROLE_RULES
     verbs = {
         obj["metadata"]["name"]: obj["rules"][0]["verbs"]
         for obj in dev.manifests().values()

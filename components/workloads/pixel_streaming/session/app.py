@@ -657,7 +657,7 @@ class SessionService:
         if minute != self._scheduled_minute:  # crons fire on minutes: once a minute is enough
             self._scheduled_minute = minute
             scheduled = scheduled_buffer(self.schedules, minute * 60)
-            if scheduled != self.scheduled:
+            if scheduled != self.scheduled:  # names reckoned only when it changes
                 active = ", ".join(s.name for s in self.schedules if s.active(minute * 60)) or "none"
                 log.info("scheduled buffer %d (schedules active: %s)", scheduled, active)
                 self.scheduled = scheduled
