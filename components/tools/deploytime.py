@@ -41,9 +41,10 @@ DURATIONS: dict[str, tuple[int, str]] = {
         "OKE control plane: 7-15 minutes by public accounts (issue 24); the middle of that range",
     ),
     "oci:ContainerEngine/nodePool:NodePool": (
-        _TIMINGS.node_provision_seconds,
+        _TIMINGS.node_provision_seconds + _TIMINGS.gpu_advertise_seconds,
         "a node pool's nodes launched, registered and (GPU) advertising their GPUs: the capacity simulator's "
-        "nodeProvisionSeconds (pixelstream.tools.capacity.timings), inside the 5-8 minutes public accounts give",
+        "nodeProvisionSeconds + gpuAdvertiseSeconds (pixelstream.tools.capacity.timings), inside the 5-8 minutes "
+        "public accounts give",
     ),
     "oci:ContainerEngine/addon:Addon": (120, "estimate: an OKE add-on's work request (install and its pods ready)"),
     "kubernetes:helm.sh/v3:Release": (120, "estimate: a chart installed and its workloads ready (Helm's --wait)"),

@@ -1,7 +1,8 @@
 """The simulation: one second at a time, the platform as deployed by a stack, fed a player trace.
 
 - Matchmaker: players queue in arrival order and get the first ready stream without a player (one player per
-  stream, as the session service hands them out); a queued player leaves after `playerPatienceSeconds`.
+  stream, as the session service hands them out); a queued player leaves after their patience, drawn log-normal
+  around `playerPatienceSeconds`.
 - Stream scaler, as the session service runs it every `scalerSyncSeconds` (session/scaler.py, the same code):
   streams in use, one per waiting player and the buffer, within the bounds, down only after the scale-down
   window; a scale-in removes starting streams first, then free ones from the emptiest nodes, never one with a
@@ -15,12 +16,21 @@
   scoring spreads), or with `scheduling="pack"` the fullest node with a free slot (a second scheduler scoring
   MostAllocated, which this project does not deploy: the README says why), preempting a placeholder when no slot is
   free; then placeholders. A slot is what one stream needs (GPU, share, or CPU).
-- Images: a node holds the stream images `imagePullSeconds` after the pull starts: when it joins with pre-pull,
-  else when the first stream is scheduled there. A stream is ready `unrealStartSeconds` after its images are.
+- Durations: a node registers (Ready) `nodeProvisionSeconds` after its launch and takes streams
+  `gpuAdvertiseSeconds` later, when the device plugin advertises its GPUs. A node holds the stream images
+  `imagePullSeconds` after the pull starts: when it registers with pre-pull, else when the first stream is
+  scheduled there. A stream is ready `unrealStartSeconds` after its images are. Each is drawn log-normal around
+  that median with `timeSigma`, so a few take much longer.
 - Cluster autoscaler (autoscaled pools) every scan interval: adds the nodes the pending pods need beyond those
-  already coming, up to maxSize; removes a node unneeded (below half its slots used, its pods movable
-  elsewhere, none with a player) for scaleDownUnneeded, not within scaleDownDelayAfterAdd of a scale-up, down
-  to minSize. Nodes are billed from launch to removal.
+  already coming, up to maxSize, unless the pool is backed off; removes a node unneeded (below half its slots
+  used, its pods movable elsewhere, none with a player) for scaleDownUnneeded, not within scaleDownDelayAfterAdd
+  of a scale-up, down to minSize; the unneeded clocks run on every scan, in that cooldown too
+  (static_autoscaler.go RunOnce, cluster-autoscaler 1.34.0). Nodes are billed from launch to removal.
+- Capacity: OCI refuses a share `outOfCapacity` of the autoscaler's launches; the node's error shows
+  `capacityErrorSeconds` later, and a node not registered within the add-on's maxNodeProvisionTime has failed
+  too. Either way the autoscaler removes the node and backs the pool off for 5 minutes, doubling on each failure
+  after the last back-off ended up to 30, forgotten 3 hours after the last failure (the add-on's defaults:
+  flags.go, utils/backoff/exponential_backoff.go, cluster-autoscaler 1.34.0).
 - A release (optional): at `rollout_at` a new build takes every new player (weight 100, the old one 0): its own
   autoscaler from minReplicas, its image pulled on every node then (pre-pull) or at its first stream; players
   still waiting move to it; the old build's scaler follows its own players down and the build is removed
@@ -49,6 +59,12 @@ from .timings import Timings
 from .traces import Trace
 
 UTILIZATION_THRESHOLD = 0.5  # OKE add-on default of scaleDownUtilizationThreshold
+# The cluster autoscaler's node-group back-off, its flags' defaults (config/flags/flags.go, cluster-autoscaler
+# 1.34.0), which this project leaves as they are: --initial-node-group-backoff-duration,
+# --max-node-group-backoff-duration, --node-group-backoff-reset-timeout.
+BACKOFF_INITIAL_SECONDS = 300
+BACKOFF_MAX_SECONDS = 1800
+BACKOFF_RESET_SECONDS = 3 * 3600
 # How streams are placed on GPU nodes: Kubernetes' default scoring spreads them; "pack" fills the fullest node first.
 Scheduling = Literal["spread", "pack"]
 # The wall-clock time of a trace's second 0, for the stack's capacity schedules: Monday 5 January 2026, 00:00 UTC.
@@ -59,6 +75,7 @@ DEFAULT_STARTS_AT = 1_767_571_200
 class Player:
     arrival: float
     duration: float
+    patience: float = math.inf
     matched: float | None = None
     gave_up: float | None = None
     interrupted: bool = False
@@ -72,7 +89,16 @@ class Player:
 class Node:
     index: int
     ready: float
+    """When the device plugin advertises its GPUs: streams may be scheduled there from then."""
     slots: int
+    registered: float = 0.0
+    """When it joined the cluster (Ready): the pre-pull starts then."""
+    launched: float = 0.0
+    fails: float | None = None
+    """When its launch is seen to have failed (OCI's error, or the autoscaler's provisioning timeout); None: it
+    does not fail."""
+    refused: bool = False
+    """OCI refused the launch: no instance, nothing billed."""
     images: dict[int, float] = field(default_factory=dict)
     """When each build's stream images are on the node; a build is missing until its pull starts."""
     pods: list = field(default_factory=list)
@@ -120,6 +146,9 @@ class Outcome:
     cycle_ended: float | None = None
     """When the GPU pool's cycling replaced its last node (with a release that cycles it)."""
     old_build_removed: float | None = None
+    failed_launches: int = 0
+    backoff_seconds: float = 0.0
+    """How long the autoscaler held the GPU pool backed off, in all."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +168,15 @@ class BuildPool:
     stabilizer: Stabilizer | None = None
     hpa: Hpa | None = None
     metric: float = 0.0
+
+
+@dataclass
+class Backoff:
+    """The autoscaler's back-off of the GPU pool (exponential_backoff.go Backoff)."""
+
+    until: float
+    duration: float
+    last_failure: float
 
 
 @dataclass
@@ -168,7 +206,11 @@ class Simulation:
         self._scheduled: dict[int, int] = {}
         self.release = release or Release()
         self.pool = stack.pool
-        self.arrivals = deque(Player(s.arrival, s.duration) for s in trace.sessions)
+        self.counts: Counter[str] = Counter()
+        self.arrivals = deque(
+            Player(s.arrival, s.duration, self._drawn("patience", timings.player_patience_seconds))
+            for s in trace.sessions
+        )
         self.outcome = Outcome(list(self.arrivals), 0)
         self.queue: deque[Player] = deque()
         self.playing: list[Stream] = []
@@ -178,8 +220,8 @@ class Simulation:
         self.builds = {0: self._build_pool()}
         self.current_build = 0
         self.cycling: Cycling | None = None
-        self.counts: Counter[str] = Counter()
         self.last_scale_up = -math.inf
+        self.backoff: Backoff | None = None
         self._start()
 
     def _build_pool(self) -> BuildPool:
@@ -190,11 +232,15 @@ class Simulation:
         scale = scaling.scale
         return BuildPool(scale.wanted(0, 0), scale=scale, stabilizer=Stabilizer(scaling.scale_down_seconds))
 
-    def _jittered(self, kind: str, base: float) -> float:
-        """`base` varied by the jitter fraction, drawn per object so runs with one seed repeat exactly."""
+    def _drawn(self, kind: str, median: float) -> float:
+        """A log-normal draw around `median` (sigma: `patienceSigma` for patience, else `timeSigma`), one random
+        stream per kind and object so that runs with one seed repeat exactly."""
+        sigma = self.timings.patience_sigma if kind == "patience" else self.timings.time_sigma
+        return median * math.exp(sigma * self._random(kind).gauss(0, 1))
+
+    def _random(self, kind: str) -> random.Random:
         self.counts[kind] += 1
-        spread = self.timings.jitter
-        return base * random.Random(f"{self.seed}:{kind}:{self.counts[kind]}").uniform(1 - spread, 1 + spread)
+        return random.Random(f"{self.seed}:{kind}:{self.counts[kind]}")
 
     def _start(self) -> None:
         """An idle platform at rest: the streams its scaler keeps idle and the placeholders, on as many nodes as they
@@ -203,7 +249,7 @@ class Simulation:
         wanted = math.ceil((replicas + len(self.placeholders)) / self.pool.slots)
         count = min(max(wanted, self.pool.min_size), self.pool.max_size) if self.pool.autoscaled else self.pool.size
         for _ in range(count):
-            self._launch(0, ready=0).images = {0: 0} if self.stack.pre_pull else {}
+            self._launch(0, at_rest=True).images = {0: 0} if self.stack.pre_pull else {}
         self.streams = [Stream(self._next("stream")) for _ in range(replicas)]
         self._schedule(0)
         for stream in self.streams:
@@ -214,10 +260,23 @@ class Simulation:
         self.counts[kind] += 1
         return self.counts[kind]
 
-    def _launch(self, now: float, ready: float | None = None) -> Node:
-        boot = ready if ready is not None else now + self._jittered("node", self.timings.node_provision_seconds)
-        node = Node(self._next("node-index"), boot, self.pool.slots)
+    def _launch(self, now: float, at_rest: bool = False, refusable: bool = False) -> Node:
+        """A new GPU node (one there from the start: `at_rest`). One the autoscaler asks for (`refusable`) may be
+        refused for want of capacity, or fail to register within the add-on's maxNodeProvisionTime."""
+        node = Node(self._next("node-index"), 0, self.pool.slots, launched=now)
         self.nodes.append(node)
+        if at_rest:
+            return node
+        node.registered = now + self._drawn("node", self.timings.node_provision_seconds)
+        node.ready = node.registered + self._drawn("advertise", self.timings.gpu_advertise_seconds)
+        if not refusable:
+            return node
+        if self._random("capacity").random() < self.timings.out_of_capacity:
+            node.fails, node.refused = now + self.timings.capacity_error_seconds, True
+        elif node.registered - now > self.stack.autoscaler.max_node_provision_seconds:
+            node.fails = now + self.stack.autoscaler.max_node_provision_seconds
+        if node.fails is not None:
+            node.registered = node.ready = math.inf
         return node
 
     def run(self) -> Outcome:
@@ -269,9 +328,9 @@ class Simulation:
                 self._end_session(stream, now)
                 if stream.draining_since is not None:
                     self._remove(stream)
-        patience = self.timings.player_patience_seconds
-        while self.queue and now >= self.queue[0].arrival + patience:
-            self.queue.popleft().gave_up = now
+        for player in [p for p in self.queue if now >= p.arrival + p.patience]:
+            self.queue.remove(player)
+            player.gave_up = now
 
     def _end_session(self, stream: Stream, now: int) -> None:
         player = stream.player
@@ -286,8 +345,8 @@ class Simulation:
             return
         for node in self.nodes:
             for build in self.builds:
-                if build not in node.images and node.ready <= now:
-                    node.images[build] = now + self._jittered("pull", self.timings.image_pull_seconds)
+                if build not in node.images and node.registered <= now:
+                    node.images[build] = now + self._drawn("pull", self.timings.image_pull_seconds)
 
     def _match(self, now: int) -> None:
         free = {
@@ -481,22 +540,45 @@ class Simulation:
         stream.node = node
         node.pods.append(stream)
         if stream.build not in node.images:
-            node.images[stream.build] = now + self._jittered("pull", self.timings.image_pull_seconds)
+            node.images[stream.build] = now + self._drawn("pull", self.timings.image_pull_seconds)
         start = max(now, node.images[stream.build])
-        stream.ready = start + self._jittered("start", self.timings.unreal_start_seconds)
+        stream.ready = start + self._drawn("start", self.timings.unreal_start_seconds)
 
     def _autoscale_nodes(self, now: int) -> None:
+        self._remove_failed_nodes(now)
         pending = sum(s.node is None for s in self.streams) + sum(p.node is None for p in self.placeholders)
         coming = sum(n.slots for n in self.nodes if n.ready > now)
         room = self.pool.max_size - len(self.nodes)
-        if pending > coming and room > 0:
+        backed_off = self.backoff is not None and self.backoff.until > now
+        if pending > coming and room > 0 and not backed_off:
             for _ in range(min(math.ceil((pending - coming) / self.pool.slots), room)):
-                self._launch(now)
+                self._launch(now, refusable=True)
             self.last_scale_up = now
+        removable = self._unneeded_for_long(now)
         if now - self.last_scale_up >= self.stack.autoscaler.scale_down_delay_after_add_seconds:
-            self._scale_down(now)
+            # Every empty node at once, at most one that still has pods, never below minSize.
+            chosen = [n for n in removable if not n.pods] + [n for n in removable if n.pods][:1]
+            for node in chosen[: max(len(self.nodes) - self.pool.min_size, 0)]:
+                self._drain_node(node)
 
-    def _scale_down(self, now: int) -> None:
+    def _remove_failed_nodes(self, now: int) -> None:
+        """Launches seen to have failed go, and each backs the pool off (exponential_backoff.go Backoff)."""
+        for node in [n for n in self.nodes if n.fails is not None and n.fails <= now]:
+            self.nodes.remove(node)
+            self.outcome.failed_launches += 1
+            backoff = self.backoff
+            if backoff is not None and now - backoff.last_failure > BACKOFF_RESET_SECONDS:
+                backoff = None  # RemoveStaleBackoffData
+            if backoff is None:
+                duration = BACKOFF_INITIAL_SECONDS
+            elif backoff.until < now:
+                duration = min(2 * backoff.duration, BACKOFF_MAX_SECONDS)
+            else:
+                duration = backoff.duration
+            self.backoff = Backoff(now + duration, duration, now)
+
+    def _unneeded_for_long(self, now: int) -> list[Node]:
+        """The nodes unneeded for scaleDownUnneeded, each node's clock kept on this scan."""
         removable = []
         for node in self.nodes:
             if node.ready > now or node.cordoned or not self._unneeded(node, now):
@@ -505,11 +587,7 @@ class Simulation:
             node.unneeded_since = node.unneeded_since if node.unneeded_since is not None else now
             if now - node.unneeded_since >= self.stack.autoscaler.scale_down_unneeded_seconds:
                 removable.append(node)
-        # Every empty node at once, at most one that still has pods, never below minSize.
-        empty = [n for n in removable if not n.pods]
-        chosen = empty + [n for n in removable if n.pods][:1]
-        for node in chosen[: max(len(self.nodes) - self.pool.min_size, 0)]:
-            self._drain_node(node)
+        return removable
 
     def _unneeded(self, node: Node, now: float) -> bool:
         if len(node.pods) >= UTILIZATION_THRESHOLD * node.slots:
@@ -532,13 +610,15 @@ class Simulation:
 
     def _account(self, now: int) -> None:
         out = self.outcome
-        alive = len(self.nodes)
+        alive = sum(not n.refused for n in self.nodes)
         out.gpu_seconds += alive * self.pool.gpus
         out.node_seconds += alive
         out.busy_gpu_seconds += len(self.playing) * self.pool.gpus / self.pool.slots
         ready = sum(s.is_ready(now) for s in self.streams)
         out.max_streams = max(out.max_streams, ready)
         out.max_nodes = max(out.max_nodes, alive)
+        if self.backoff is not None and self.backoff.until > now:
+            out.backoff_seconds += 1
         if now % self.timings.sample_seconds == 0:
             out.samples.append(Sample(now, len(self.queue), len(self.playing), ready, alive))
 

@@ -26,6 +26,8 @@ SUMMARY_KEYS = (
     "cost",
     "maxStreams",
     "maxNodes",
+    "failedLaunches",
+    "backedOffMinutes",
 )
 
 
@@ -64,6 +66,8 @@ def summarize(
         "cost": round(outcome.node_seconds / 3600 * hourly_usd, 2),
         "maxStreams": outcome.max_streams,
         "maxNodes": outcome.max_nodes,
+        "failedLaunches": outcome.failed_launches,
+        "backedOffMinutes": round(outcome.backoff_seconds / 60, 1),
     }
     pool = stack.pool
     return {
@@ -164,6 +168,8 @@ ROWS: tuple[tuple[str, Any], ...] = (
     ("cost (USD)", lambda s: f"{s['cost']:.2f}"),
     ("max ready streams", lambda s: str(s["maxStreams"])),
     ("max GPU nodes", lambda s: str(s["maxNodes"])),
+    ("launches failed", lambda s: f"{s['failedLaunches']:g}"),
+    ("backed off (min)", lambda s: f"{s['backedOffMinutes']:.0f}"),
 )
 
 
@@ -211,8 +217,8 @@ def table(summaries: Sequence[dict[str, Any]]) -> str:
         if s["unservedPlayers"]:
             average = "on average " if len(seeds) > 1 else ""
             lines.append(
-                f"{s['stack']}: {average}{s['unservedPlayers']:g} of {s['players']} players left unserved after "
-                f"{s['timings']['playerPatienceSeconds']:g} s in the queue; capacity peaked at "
+                f"{s['stack']}: {average}{s['unservedPlayers']:g} of {s['players']} players left the queue "
+                f"unserved (patience: median {s['timings']['playerPatienceSeconds']:g} s); capacity peaked at "
                 f"{_count(s['maxStreams'], 'ready stream')} on {s['maxNodes']} of at most "
                 f"{_count(s['gpuNodes']['max'], 'GPU node')}"
             )

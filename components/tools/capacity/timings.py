@@ -19,11 +19,15 @@ class Timings:
     hpa_sync_seconds: int = 15
     metrics_scrape_seconds: int = 10
     hpa_tolerance: float = 0.1
-    node_provision_seconds: int = 360
+    node_provision_seconds: int = 330
+    gpu_advertise_seconds: int = 30
     image_pull_seconds: int = 150
     unreal_start_seconds: int = 45
+    time_sigma: float = 0.3
     player_patience_seconds: int = 300
-    jitter: float = 0.2
+    patience_sigma: float = 0.5
+    out_of_capacity: float = 0.0
+    capacity_error_seconds: int = 120
     sample_seconds: int = 10
 
     def overridden(self, assignments: list[str]) -> Timings:
@@ -46,8 +50,10 @@ class Timings:
         for name in ("scalerSyncSeconds", "hpaSyncSeconds", "metricsScrapeSeconds", "sampleSeconds"):
             if timings.as_dict()[name] < 1:
                 raise ValueError(f"--set {name}: a period of at least 1 second is needed")
-        if timings.jitter >= 1 or timings.hpa_tolerance >= 1:
-            raise ValueError("--set jitter and hpaTolerance: need a fraction below 1")
+        if timings.hpa_tolerance >= 1 or timings.out_of_capacity >= 1:
+            raise ValueError("--set hpaTolerance and outOfCapacity: need a fraction below 1")
+        if timings.time_sigma > 2 or timings.patience_sigma > 2:
+            raise ValueError("--set timeSigma and patienceSigma: at most 2 (a 95th percentile 27 times the median)")
         return timings
 
     def as_dict(self) -> dict[str, float]:
@@ -69,16 +75,27 @@ SOURCES: dict[str, str] = {
     "of this project's annotation-driven jobs, components/addons/monitoring.py)",
     "hpaTolerance": "Kubernetes: the HPA skips scaling within 0.1 of the target ratio (Horizontal Pod Autoscaling, "
     "'Algorithm details')",
-    "nodeProvisionSeconds": "estimate: launch of a GPU VM, OKE bootstrap, kubelet registration and the device plugin "
-    "advertising the GPU; Oracle gives no figure ('a few minutes', OKE blog 'Proactive OKE cluster node "
-    "scaling'); measure yours from the pool's work requests and the node's Ready condition",
-    "imagePullSeconds": "estimate: a multi-GB Unreal runtime image (the reference builds on Epic's "
+    "nodeProvisionSeconds": "estimate, the median: launch of a GPU VM, OKE bootstrap and the kubelet registering the "
+    "node (Ready); Oracle gives no figure ('a few minutes', OKE blog 'Proactive OKE cluster node scaling'); measure "
+    "yours from the pool's work requests and the node's Ready condition",
+    "gpuAdvertiseSeconds": "estimate, the median: node Ready to the device plugin advertising nvidia.com/gpu (its "
+    "DaemonSet pod started and registered with the kubelet); the pre-pull starts at Ready, streams wait for this",
+    "imagePullSeconds": "estimate, the median: a multi-GB Unreal runtime image (the reference builds on Epic's "
     "runtime-pixel-streaming image) from a remote registry; measure with the kubelet's 'Successfully pulled image' "
     "event",
-    "unrealStartSeconds": "estimate: container start to the stream pod being ready (the Unreal app connected to its "
-    "signalling server); the stack's startupTimeoutSeconds is only the upper bound",
-    "playerPatienceSeconds": "assumption: how long a queued player waits before leaving; no published figure",
-    "jitter": "assumption: node, pull and start times vary uniformly by this fraction either way",
+    "unrealStartSeconds": "estimate, the median: container start to the stream pod being ready (the Unreal app "
+    "connected to its signalling server); the stack's startupTimeoutSeconds is only the upper bound",
+    "timeSigma": "assumption: node, advertise, pull and start times are log-normal around their medians with this "
+    "sigma (0.3: one in twenty takes over 1.64 times the median, one in a hundred twice it); 0 makes them exact",
+    "playerPatienceSeconds": "assumption, the median: how long a queued player waits before leaving; no published "
+    "figure",
+    "patienceSigma": "assumption: patience is log-normal around its median with this sigma (0.5: a tenth leave within "
+    "0.53 times the median, a tenth stay past 1.9 times it)",
+    "outOfCapacity": "assumption: the share of GPU node launches OCI refuses ('Out of host capacity'); 0 by default, "
+    "since it varies by region, shape and day: set it to see what a shortage costs",
+    "capacityErrorSeconds": "estimate: a refused launch to OKE reporting the node's error (NodeError), which the "
+    "cluster autoscaler reads as out of resources and backs the pool off (oci_manager.go GetNodePoolNodes, "
+    "cluster-autoscaler 1.34.0)",
     "sampleSeconds": "resolution of timeline.png",
 }
 
