@@ -24,9 +24,20 @@ plan: $(INSTALLED)
 	@$(PY) -m pixelstream.tools.offline --stack $(STACK) $(if $(STACK_FILE),--stack-file $(STACK_FILE))
 
 ## test: the whole test suite; a run that collects no test fails
-test: $(INSTALLED)
+test: $(INSTALLED) $(OCI_CLI_VENV)/.installed
 	@$(PY) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+# The OCI CLI pins packages (click, certifi) that conflict with the test tools': it gets its own virtual
+# environment too, where the node image build's command lines are parsed by the CLI's own command tree
+# (tests/test_node_image.py). The node image build itself runs your own `oci`.
+OCI_CLI_VENV ?= .venv-oci-cli
+
+$(OCI_CLI_VENV)/.installed:
+	$(PYTHON) -m venv $(OCI_CLI_VENV)
+	$(OCI_CLI_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(OCI_CLI_VENV)/bin/python -m pip install --quiet "oci-cli>=3.95,<4"
+	touch $@
 
 $(CHECKOV_VENV)/.installed:
 	$(PYTHON) -m venv $(CHECKOV_VENV)
@@ -63,4 +74,4 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf build .pytest_cache $(CHECKOV_VENV)
+	rm -rf build .pytest_cache $(CHECKOV_VENV) $(OCI_CLI_VENV)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 from test_addons import stack_with
+from tools import one_line_error
 
 from pixelstream.config import ConfigError
 from pixelstream.tools.capacity import Timings, load_stack, load_trace, simulate, summarize, table
@@ -253,8 +254,7 @@ def test_single_stack_with_overrides(tmp_path: Path, capsys) -> None:
 )
 def test_bad_arguments_are_one_line_and_exit_2(argv: list[str], problem: str, capsys) -> None:
     assert main([*argv, "--project-dir", str(ROOT)]) == 2
-    error = capsys.readouterr().err
-    assert error.startswith("error: ") and problem in error and error.count("\n") == 1
+    assert one_line_error(capsys.readouterr().err, problem)
 
 
 # -- a release during a trace ----------------------------------------------------------------------------------

@@ -17,3 +17,8 @@ def require(program: str, package: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{program} is missing in CI: {hint}")
     pytest.skip(f"{program} not found: {hint}")
+
+
+def one_line_error(stderr: str, problem: str) -> bool:
+    """A command-line tool's refusal: one `error: ...` line that says `problem`."""
+    return stderr.startswith("error: ") and problem in stderr and stderr.count("\n") == 1

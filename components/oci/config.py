@@ -174,6 +174,8 @@ class NodePoolConfig(ConfigModel):
     """1-based availability domain indexes of the region."""
     fault_domains: list[str] = []
     image_id: str | None = None
+    """A node image OCID (for the GPU pool, one built by pixelstream.tools.nodeimage); unset: the newest OKE image
+    for the Kubernetes version and shape."""
     cycling: NodeCyclingConfig = NodeCyclingConfig()
     eviction: NodeEvictionConfig = NodeEvictionConfig()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 REFERENCE = "ghcr.io/oracle-quickstart/oke-unreal-pixel-streaming"
 # Epic's signalling server (Wilbur) images: one tag per Unreal Engine branch, pushed again on every release of
@@ -53,6 +54,13 @@ STREAMING_IMAGES = (
     *(f"signalling-ue{version}" for version in UNREAL_VERSIONS),
 )
 SIMULATION_IMAGES = ("isaacsim", "python")
+
+
+def streaming_images(overrides: Mapping[str, str]) -> dict[str, str]:
+    """The pixel-streaming workload's images: the table's, with a stack's overrides by name."""
+    return {**{name: IMAGES[name] for name in STREAMING_IMAGES}, **overrides}
+
+
 _AI_WORKER_NAMES = ("livepeer", "ai-runner", "ai-runner-audio-to-text", "ai-runner-llm")
 _AI_WORKER_NAMES += ("ai-runner-segment-anything-2", "ai-runner-text-to-speech", "python")
 AI_WORKER_IMAGES: dict[str, str] = {name: IMAGES[name] for name in _AI_WORKER_NAMES}

@@ -13,7 +13,7 @@ from pulumi_kubernetes.core.v1 import Namespace
 from ...addons.charts import namespace
 from ...constants import STREAM_DEPLOYMENT
 from ...placement import OKE_PLACEMENT, Placement
-from ..images import IMAGES, STREAMING_IMAGES, floating, unpublished
+from ..images import IMAGES, STREAMING_IMAGES, floating, streaming_images, unpublished
 from ..kubernetes import disruption_budget, labels
 from .gpu_capacity import GpuCapacity, GpuCapacityArgs
 from .policies import streaming_network_policies
@@ -94,7 +94,7 @@ class PixelStreaming(pulumi.ComponentResource):
         if not names or len(set(names)) != len(names) or not any(build.weight for build in args.builds):
             raise ValueError(f"builds {names} must be one or more, named apart, at least one with a weight above 0")
         super().__init__("pixelstream:index:PixelStreaming", name, None, opts)
-        images = {**{name: IMAGES[name] for name in STREAMING_IMAGES}, **args.images}
+        images = streaming_images(args.images)
         self._warn(args, images)
         # The namespace waits for nothing: what runs in it waits for its own nodes (the session service and the
         # sign-in for the system pool, TURN for its pool, the streams for the GPU pool and its device plugin),
