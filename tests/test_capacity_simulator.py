@@ -496,10 +496,10 @@ def test_streams_wait_for_the_gpu_to_be_advertised_and_the_pre_pull_starts_at_re
 
 
 def test_a_launch_slower_than_max_node_provision_time_fails_and_backs_the_pool_off(tmp_path: Path) -> None:
-    slow = dataclasses.replace(EXACT, node_provision_seconds=1000, player_patience_seconds=4000)
+    slow = dataclasses.replace(EXACT, node_provision_seconds=2000, player_patience_seconds=6000)
     _, outcome = one_cold_stream(tmp_path, slow)
-    assert outcome.players[0].matched is None, "no node ever registers within the add-on's 900 s"
-    # Failures at 900, then after each back-off (300, then 600 s) and a new 900 s wait: at 2100 and 3600.
+    assert outcome.players[0].matched is None, "no node ever registers within the stack's 1500 s"
+    # Failures at 1500, then after each back-off (300, then 600 s) and a new 1500 s wait: at 3300 and 5400.
     assert outcome.failed_launches == 3
     assert outcome.gpu_seconds > 0, "a node that booted too slowly ran, and is billed"
 

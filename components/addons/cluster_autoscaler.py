@@ -53,14 +53,17 @@ def instance_statements(compartment_id: str, dynamic_group: str) -> list[str]:
 
 @dataclass(frozen=True)
 class AutoscalerTimings:
-    """How fast nodes come and go; the defaults are the add-on's own."""
+    """How fast nodes come and go; the defaults are the add-on's own but for the provisioning time."""
 
     scan_interval_seconds: int = 10
     scale_down_delay_after_add_seconds: int = 600
     """No scale-down this long after a scale-up."""
     scale_down_unneeded_seconds: int = 600
     """How long a node must be unneeded before it is removed."""
-    max_node_provision_seconds: int = 900
+    max_node_provision_seconds: int = 1500
+    """Not the add-on's 15 minutes: Oracle recommends 25, since nodes added together can take longer to be Ready
+    ("Using the Kubernetes Cluster Autoscaler", recommendations for production). A node not Ready by then is
+    removed and the pool backed off."""
 
 
 @dataclass(kw_only=True)

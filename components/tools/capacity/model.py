@@ -58,7 +58,9 @@ from .stack import SimulatedStack
 from .timings import Timings
 from .traces import Trace
 
-UTILIZATION_THRESHOLD = 0.5  # OKE add-on default of scaleDownUtilizationThreshold
+# A GPU node is unneeded below half its GPUs requested: --scale-down-gpu-utilization-threshold, 0.5 (eligibility.go,
+# cluster-autoscaler 1.34.0), which OKE's add-on has no key for.
+UTILIZATION_THRESHOLD = 0.5
 # The cluster autoscaler's node-group back-off, its flags' defaults (config/flags/flags.go, cluster-autoscaler
 # 1.34.0), which this project leaves as they are: --initial-node-group-backoff-duration,
 # --max-node-group-backoff-duration, --node-group-backoff-reset-timeout.
