@@ -552,3 +552,13 @@ def test_patience_varies_by_player_around_its_median(tmp_path: Path) -> None:
     assert waits[0] < 200 and 250 < waits[100] < 350 and waits[-1] > 500, "log-normal, sigma 0.5, median 300"
     cliff = dataclasses.replace(never, patience_sigma=0)
     assert {wait(p) for p in simulate(stack, crowd, cliff).players} == {300}
+
+
+def test_a_queued_player_is_told_the_wait_the_session_service_would_tell(tmp_path: Path) -> None:
+    stack, outcome = one_cold_stream(tmp_path, dataclasses.replace(EXACT, player_patience_seconds=3000))
+    player = outcome.players[0]
+    # No history and no stream starting yet as it joins: one cold start (streaming.players.queue.coldStartSeconds,
+    # 120 s); it then waits for a node, the pull and Unreal: 525 s.
+    assert (player.told, wait(player)) == (stack.cold_start_seconds, 525) == (120, 525)
+    summary = summarize(stack, "one", outcome, EXACT, 0, 2.0)
+    assert summary["toldWaitErrorP50Seconds"] == summary["toldWaitErrorP95Seconds"] == 405

@@ -247,6 +247,21 @@ def test_the_estimated_wait_follows_recent_assignments_and_falls_back_to_one_str
     assert status.position == 2 and status.estimated_wait_seconds == 80
 
 
+def test_players_with_a_stream_starting_for_them_wait_one_start_and_those_beyond_wait_for_sessions() -> None:
+    b = broker(cold_start_seconds=120, claim_seconds=1000)
+    streams = {f"s{i}": f"10.0.192.{i}" for i in range(3)}
+    for i in range(3):  # sessions ended, and their streams were handed out, every 40 s
+        b.join(f"link:early-{i}", T0 + 40 * i)
+        b.set_streams(dict(list(streams.items())[: i + 1]), T0 + 40 * i)
+    waiting = [b.join(f"link:{i}", T0 + 100) for i in range(5)]
+    b.starting = {DEFAULT_BUILD: 2}
+    told = [b.status(w.id, T0 + 100).estimated_wait_seconds for w in waiting]
+    # Positions 1-2: a stream is starting for each, one cold start; 3-5: that start, then a 40 s gap per player.
+    assert told == [120, 120, 160, 200, 240]
+    b.starting = {}
+    assert [b.status(w.id, T0 + 100).estimated_wait_seconds for w in waiting] == [40, 80, 120, 160, 200]
+
+
 def test_deletion_cost_changes_follow_who_holds_a_stream() -> None:
     b = broker()
     alice = b.join("link:alice", T0)

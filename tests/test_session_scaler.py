@@ -419,3 +419,17 @@ def test_a_schedule_the_service_cannot_read_is_left_out_and_the_builds_apply() -
         assert [s.buffer for s in read.schedules] == [2] and read.builds[0].name == "main"
     unscheduled = {k: v for k, v in document.items() if k != "schedules"}
     assert read_builds(json.dumps(unscheduled)).schedules == [], "an older document: no schedules"
+
+
+def test_the_wait_a_queued_player_is_told_counts_the_streams_starting_for_it() -> None:
+    """The service hands the broker its build's starting streams with every listing: the first queued players
+    are told one cold start (their streams are coming), not the gap between past assignments."""
+    cluster = FakeCluster(nodes=("node-a",), replicas=3)
+    cluster.pods = [FakePod("a1", "node-a", 1, 0), FakePod("s2", "node-a", 2, 9), FakePod("s3", "node-a", 3, 9)]
+    svc = service(cluster, buffer=0)
+    join(svc, "link:p1")
+    waiting = [svc.broker.join(f"link:q{i}", svc.clock()) for i in range(3)]
+    round_of(svc)
+    assert svc.broker.starting == {"main": 2}
+    told = [svc.broker.status(w.id, svc.clock()).estimated_wait_seconds for w in waiting]
+    assert told[:2] == [120, 120], "a stream is starting for each of the first two"

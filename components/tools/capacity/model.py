@@ -2,7 +2,8 @@
 
 - Matchmaker: players queue in arrival order and get the first ready stream without a player (one player per
   stream, as the session service hands them out); a queued player leaves after their patience, drawn log-normal
-  around `playerPatienceSeconds`.
+  around `playerPatienceSeconds`. A player who has to queue is told the wait the session service would tell
+  (session/broker.py estimated_wait, the same code, from the build's recent assignments).
 - Stream scaler, as the session service runs it every `scalerSyncSeconds` (session/scaler.py, the same code):
   streams in use, one per waiting player and the buffer, within the bounds, down only after the scale-down
   window; a scale-in removes starting streams first, then free ones from the emptiest nodes, never one with a
@@ -51,6 +52,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from ...workloads.pixel_streaming.session.broker import ASSIGNMENT_HISTORY, estimated_wait
 from ...workloads.pixel_streaming.session.scaler import BuildScale, Stabilizer, emptiest_nodes_first, scale_step
 from ...workloads.pixel_streaming.session.schedule import scheduled_buffer
 from .hpa import Hpa, HpaSettings
@@ -85,6 +87,8 @@ class Player:
     warned: float | None = None
     """When its stream was asked to go (it drains from then); None if it never was."""
     cut: float | None = None
+    told: int | None = None
+    """The wait the session service told it as it joined the queue; None if it never queued."""
 
 
 @dataclass(eq=False)
@@ -215,6 +219,8 @@ class Simulation:
         )
         self.outcome = Outcome(list(self.arrivals), 0)
         self.queue: deque[Player] = deque()
+        self.assignments: dict[int, deque[float]] = {}
+        """Each build's last assignment times, as the session service keeps them for its wait estimate."""
         self.playing: list[Stream] = []
         self.nodes: list[Node] = []
         self.streams: list[Stream] = []
@@ -307,6 +313,7 @@ class Simulation:
         self._sessions_end(now)
         self._nodes_join(now)
         self._match(now)
+        self._tell_waits(now)
         for build, pool in self.builds.items():
             if pool.hpa is not None and now % timings.metrics_scrape_seconds == 0:
                 pool.metric = self._ratio(now, build)
@@ -364,6 +371,20 @@ class Simulation:
             self.queue.remove(player)
             player.matched, stream.player = now, player
             self.playing.append(stream)
+            self.assignments.setdefault(player.build, deque(maxlen=ASSIGNMENT_HISTORY)).append(now)
+
+    def _tell_waits(self, now: int) -> None:
+        """Players who joined the queue this second are told their wait, as the session service would."""
+        ahead: Counter[int] = Counter()
+        # As the service lists them: pods not ready, Failed ones aside (none here), draining ones not counted.
+        starting = Counter(s.build for s in self.streams if s.draining_since is None and not s.is_ready(now))
+        for player in self.queue:
+            ahead[player.build] += 1
+            if player.told is None and player.arrival > now - 1:
+                history = self.assignments.get(player.build, ())
+                player.told = estimated_wait(
+                    ahead[player.build], history, self.stack.cold_start_seconds, starting[player.build]
+                )
 
     def _ratio(self, now: int, build: int) -> float:
         players = sum(p.build == build for p in self.queue) + sum(s.build == build for s in self.playing)

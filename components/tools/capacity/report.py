@@ -28,6 +28,8 @@ SUMMARY_KEYS = (
     "maxNodes",
     "failedLaunches",
     "backedOffMinutes",
+    "toldWaitErrorP50Seconds",
+    "toldWaitErrorP95Seconds",
 )
 
 
@@ -53,6 +55,8 @@ def summarize(
     waits = [wait(p) for p in players]
     served = sum(p.matched is not None for p in players)
     gpu_hours = outcome.gpu_seconds / 3600
+    # How far the wait a queued player was told is from what it then waited (served players only).
+    told_errors = [abs(p.told - wait(p)) for p in players if p.told is not None and p.matched is not None]
     numbers = {
         "players": len(players),
         "servedPlayers": served,
@@ -66,6 +70,8 @@ def summarize(
         "cost": round(outcome.node_seconds / 3600 * hourly_usd, 2),
         "maxStreams": outcome.max_streams,
         "maxNodes": outcome.max_nodes,
+        "toldWaitErrorP50Seconds": round(percentile(told_errors, 0.50), 1),
+        "toldWaitErrorP95Seconds": round(percentile(told_errors, 0.95), 1),
         "failedLaunches": outcome.failed_launches,
         "backedOffMinutes": round(outcome.backoff_seconds / 60, 1),
     }
@@ -168,6 +174,8 @@ ROWS: tuple[tuple[str, Any], ...] = (
     ("cost (USD)", lambda s: f"{s['cost']:.2f}"),
     ("max ready streams", lambda s: str(s["maxStreams"])),
     ("max GPU nodes", lambda s: str(s["maxNodes"])),
+    ("ETA error p50 (s)", lambda s: f"{s['toldWaitErrorP50Seconds']:.0f}"),
+    ("ETA error p95 (s)", lambda s: f"{s['toldWaitErrorP95Seconds']:.0f}"),
     ("launches failed", lambda s: f"{s['failedLaunches']:g}"),
     ("backed off (min)", lambda s: f"{s['backedOffMinutes']:.0f}"),
 )

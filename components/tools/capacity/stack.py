@@ -67,6 +67,8 @@ class SimulatedStack:
     force_delete_after_grace: bool = True
     schedules: tuple[CapacitySchedule, ...] = ()
     """Larger buffers between two times (streaming.capacity.schedules), replayed on the trace's clock."""
+    cold_start_seconds: int = 120
+    """What the session service tells a queued player when it has no history (streaming.players.queue)."""
 
 
 def slots_per_node(shape: str, streamer: StreamerSettings, streams_per_gpu: int) -> int:
@@ -121,6 +123,7 @@ def load_stack(path: Path) -> SimulatedStack:
         eviction_grace_seconds=spec.eviction.grace_minutes * 60,
         force_delete_after_grace=spec.eviction.force_delete_after_grace,
         schedules=tuple(schedule.schedule() for schedule in config.streaming.capacity.schedules),
+        cold_start_seconds=config.streaming.players.queue.cold_start_seconds,
     )
 
 

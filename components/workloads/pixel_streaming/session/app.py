@@ -644,6 +644,7 @@ class SessionService:
         found = await self.list_streams()
         self.streams_fresh_at = self.clock()
         self.broker.set_streams(found.ready, self.clock(), found.draining, found.builds, found.nodes)
+        self.broker.starting = found.starting
         self.listed = found
         await self._settle()
         await self.scale()

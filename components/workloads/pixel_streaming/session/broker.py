@@ -33,7 +33,7 @@ import random
 import secrets
 import statistics
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -120,6 +120,25 @@ class BrokerSettings:
 
 
 DEFAULT_BUILD = "main"
+ASSIGNMENT_HISTORY = 21
+"""How many of a build's last assignments the wait estimate goes by (20 gaps)."""
+
+
+def estimated_wait(position: int, assignments: Sequence[float], cold_start_seconds: float, starting: int = 0) -> int:
+    """Seconds until the player at `position` of a build's queue gets a stream.
+
+    The first `starting` players have a stream starting for them already (the scaler starts one per waiting player
+    up to maxReplicas): one cold start. Players beyond them wait for sessions to end: after the starting streams'
+    cold start if there are any, one median gap between the build's recent `assignments` (times) each, at most a
+    cold start per player; with no history, one cold start. The capacity simulator tells its players the same and
+    reports how far it was from their wait (pixelstream.tools.capacity, toldWaitError)."""
+    if position <= starting:
+        return math.ceil(cold_start_seconds)
+    gaps = [b - a for a, b in itertools.pairwise(assignments) if b > a]
+    if not gaps:
+        return math.ceil(cold_start_seconds)
+    gap = min(statistics.median(gaps), cold_start_seconds)
+    return math.ceil((cold_start_seconds if starting else 0) + (position - starting) * gap)
 
 
 @dataclass
@@ -133,6 +152,8 @@ class Broker:
     queue: deque[str] = field(default_factory=deque)
     _by_identity: dict[str, str] = field(default_factory=dict)
     _assignments: dict[str, deque[float]] = field(default_factory=dict)
+    starting: Mapping[str, int] = field(default_factory=dict)
+    """Build -> its streams starting (listed, not yet ready), as the service last listed them."""
     _cost_changes: dict[str, int] = field(default_factory=dict)
     _queued: Counter[str] = field(default_factory=Counter)
     """Build -> players of it in the queue: an assignment scans the queue only for builds with a free stream."""
@@ -209,15 +230,9 @@ class Broker:
         return Status(State.QUEUED, position, self.estimated_wait(position, session.build))
 
     def estimated_wait(self, position: int, build: str = DEFAULT_BUILD) -> int:
-        """Seconds until the player at `position` of `build`'s players gets a stream: `position` times the recent
-        gap between that build's assignments, or one stream start when there is no history (the autoscaler starts
-        streams in parallel)."""
-        times = list(self._assignments.get(build, ()))
-        gaps = [b - a for a, b in itertools.pairwise(times) if b > a]
-        if not gaps:
-            return math.ceil(self.settings.cold_start_seconds)
-        gap = min(statistics.median(gaps), self.settings.cold_start_seconds)
-        return math.ceil(position * gap)
+        """Seconds until the player at `position` of `build`'s players gets a stream (estimated_wait)."""
+        history = self._assignments.get(build, ())
+        return estimated_wait(position, history, self.settings.cold_start_seconds, self.starting.get(build, 0))
 
     # -- streams -------------------------------------------------------------------------------------------
 
@@ -377,7 +392,7 @@ class Broker:
             stream.session = session.id
             session.state, session.stream = State.ASSIGNED, stream.name
             session.deadline, session.assigned_at = now + self.settings.claim_seconds, now
-            self._assignments.setdefault(session.build, deque(maxlen=21)).append(now)
+            self._assignments.setdefault(session.build, deque(maxlen=ASSIGNMENT_HISTORY)).append(now)
             self._cost_changes[stream.name] = BUSY
         if served:
             self.queue = deque(i for i in self.queue if i not in served)
