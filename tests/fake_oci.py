@@ -10,13 +10,13 @@ from __future__ import annotations
 import collections
 import json
 import os
-import stat
 import sys
 from pathlib import Path
 
 import click
 import oci_cli.cli  # noqa: F401 (registers every command group)
 from oci_cli import dynamic_loader
+from oci_cli.cli_exceptions import ServiceException
 from oci_cli.cli_root import cli
 
 
@@ -54,7 +54,15 @@ def answer(argv: list[str], scenario: dict, calls: list[dict]) -> str:
         return json.dumps({"data": {"id": "ocid1.image.oc1..baked", "lifecycle-state": "AVAILABLE"}})
     if words == "compute instance terminate":
         if scenario.get("terminateFails"):
-            raise SystemExit("ServiceError: NotAuthorizedOrNotFound")
+            # The CLI's own rendering of a service error (exit status 1, "ServiceError:" then pretty JSON).
+            error = {
+                "code": "NotAuthorizedOrNotFound",
+                "message": "Authorization failed or requested resource not found.",
+                "opc-request-id": "req-1",
+                "status": 404,
+                "operation_name": "terminate_instance",
+            }
+            str(ServiceException(error, "ServiceError"))
         return ""
     raise SystemExit(f"fake oci: no answer for {words}")
 
@@ -71,8 +79,7 @@ def main(argv: list[str]) -> int:
     calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     call: dict = {"argv": argv}
     if params.get("user_data_file"):
-        path = Path(params["user_data_file"].name)
-        call["userData"], call["userDataMode"] = path.read_text(), stat.S_IMODE(path.stat().st_mode)
+        call["userData"] = params["user_data_file"].read().decode()  # a file, or standard input for "-"
     print(answer(argv, scenario, calls))
     with log.open("a") as out:
         out.write(json.dumps(call) + "\n")

@@ -69,43 +69,75 @@ def test_the_script_and_the_tool_read_registries_alike(image: str, host: str) ->
     assert registry(image) == printed.stdout.strip() == host
 
 
-def stand_ins(tmp_path: Path, failing: str = "") -> dict[str, str]:
-    """crictl, systemctl, cloud-init, poweroff, sync and sleep that log their calls; crictl fails for `failing`."""
-    bin_dir = tmp_path / "bin"
+def stand_ins(tmp_path: Path, failing: str = "", clean_fails: bool = False) -> dict[str, str]:
+    """crictl, systemctl, cloud-init, systemd-run, poweroff, sync and sleep that log their calls (with the
+    environment crictl got, and what each saw on its command line). crictl fails for `failing`; cloud-init clean
+    empties the stand-in cloud-init directory, or fails with `clean_fails`; systemd-run runs its unit at once,
+    with the --setenv values it was given."""
+    bin_dir, cloud = tmp_path / "bin", tmp_path / "cloud"
     bin_dir.mkdir()
+    (cloud / "instances" / "build-1").mkdir(parents=True)
+    (cloud / "instances" / "build-1" / "user-data.txt").write_text(f"[...]={SECRET_AUTH}")
+    (cloud / "instance").symlink_to(cloud / "instances" / "build-1")
     log = tmp_path / "calls.log"
-    for name in ("systemctl", "cloud-init", "poweroff", "sync", "sleep"):
+    for name in ("systemctl", "poweroff", "sync", "sleep"):
         (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\n')
     (bin_dir / "crictl").write_text(
         f'#!/bin/sh\necho "crictl $* auth=${{CRICTL_AUTH:-none}}" >> {log}\n[ "$2" = "{failing}" ] && exit 1\nexit 0\n'
     )
+    clean = "exit 1" if clean_fails else 'rm -rf "$PIXELSTREAM_CLOUD_DIR"/instance "$PIXELSTREAM_CLOUD_DIR"/instances'
+    (bin_dir / "cloud-init").write_text(
+        f'#!/bin/sh\necho "cloud-init $*" >> {log}\n[ "$1" = clean ] && {{ {clean}; }}\nexit 0\n'
+    )
+    (bin_dir / "systemd-run").write_text(
+        f'#!/bin/bash\necho "systemd-run $1 $2" >> {log}\nenvs=()\n'
+        'while [[ $1 == --* ]]; do [[ $1 == --setenv=* ]] && envs+=("${1#--setenv=}"); shift; done\n'
+        'env "${envs[@]}" "$@"\nexit 0\n'  # --no-block: the unit's own outcome is not systemd-run's
+    )
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
-    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "PIXELSTREAM_CONSOLE": str(tmp_path / "console")}
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    return {"PATH": path, "PIXELSTREAM_CONSOLE": str(tmp_path / "console"), "PIXELSTREAM_CLOUD_DIR": str(cloud)}
 
 
-def run_script(tmp_path: Path, failing: str = "") -> tuple[list[str], list[str], str]:
+def run_script(tmp_path: Path, failing: str = "", clean_fails: bool = False) -> tuple[list[str], list[str], str]:
     script = tmp_path / "user-data.sh"
     script.write_text(user_data(RECIPE, {"eu-frankfurt-1.ocir.io": SECRET_AUTH}))
-    done = subprocess.run(["bash", str(script)], env=stand_ins(tmp_path, failing), capture_output=True, text=True)
+    env = stand_ins(tmp_path, failing, clean_fails)
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
     calls = [line.rstrip() for line in (tmp_path / "calls.log").read_text().splitlines()]
     console = (tmp_path / "console").read_text().splitlines()
     return calls, console, done.stdout + done.stderr
 
 
-def test_the_build_instance_pulls_every_image_with_its_registrys_credentials_then_cleans_up(tmp_path: Path) -> None:
+def test_the_build_instance_pulls_every_image_then_seals_the_disk_after_cloud_init(tmp_path: Path) -> None:
     calls, console, output = run_script(tmp_path)
     assert calls == [
         "systemctl start crio",
         f"crictl pull {PUBLIC} auth=none",
         f"crictl pull {PRIVATE} auth={SECRET_AUTH}",
+        "systemd-run --no-block --unit=pixelstream-seal",
+        "cloud-init status --wait",
         "systemctl stop crio",
         "cloud-init clean --logs",
         "sync",
         "poweroff",
     ]
-    assert console[-1] == "pixelstream-node-image: READY 2 images"
+    assert console[-1] == "pixelstream-node-image: READY 2 images", "READY only once the disk is sealed"
+    assert not list((tmp_path / "cloud").iterdir()), "the user data, credentials and all, is gone from the disk"
     assert SECRET_AUTH not in "\n".join(console) + output, "the credentials are never printed"
+
+
+def test_the_credential_reaches_crictl_in_its_environment_not_on_a_command_line(tmp_path: Path) -> None:
+    script = user_data(RECIPE, {"eu-frankfurt-1.ocir.io": SECRET_AUTH})
+    pull = re.search(r"^pull\(\) \{.*?^\}$", script, re.S | re.M)[0]
+    assert 'CRICTL_AUTH="$auth" crictl pull "$1"' in pull and "env " not in pull
+
+
+def test_a_disk_not_sealed_is_never_called_ready(tmp_path: Path) -> None:
+    _, console, _ = run_script(tmp_path, clean_fails=True)
+    assert console[-1] == "pixelstream-node-image: FAILED cleaning cloud-init"
+    assert not any("READY" in line for line in console)
 
 
 def test_a_failed_pull_is_retried_reported_and_the_instance_still_cleans_up(tmp_path: Path) -> None:
@@ -113,7 +145,8 @@ def test_a_failed_pull_is_retried_reported_and_the_instance_still_cleans_up(tmp_
     assert [c for c in calls if c.startswith("crictl")] == [f"crictl pull {PUBLIC} auth=none"] * 3
     assert "crictl pull " + PRIVATE not in "\n".join(calls), "no image after a failure"
     assert console[-1] == f"pixelstream-node-image: FAILED pulling {PUBLIC}"
-    assert calls[-3:] == ["cloud-init clean --logs", "sync", "poweroff"]
+    assert calls[-4:] == ["systemctl stop crio", "cloud-init clean --logs", "sync", "poweroff"]
+    assert not any(c.startswith("systemd-run") for c in calls), "no seal, so no READY"
 
 
 # -- the build, against the OCI CLI's own command tree ------------------------------------------------------------
@@ -156,7 +189,9 @@ def test_a_build_launches_on_the_newest_oke_gpu_image_captures_the_stopped_insta
     fake_oci: Path,
 ) -> None:
     scenario(fake_oci, "READY 2 images")
-    image = build(RECIPE, PLACEMENT, {"eu-frankfurt-1.ocir.io": SECRET_AUTH}, poll_seconds=0, say=lambda _: None)
+    other = base64.b64encode(b"someone:else").decode()
+    auths = {"eu-frankfurt-1.ocir.io": SECRET_AUTH, "other.example": other}
+    image = build(RECIPE, PLACEMENT, auths, poll_seconds=0, say=lambda _: None)
     assert image == "ocid1.image.oc1..baked"
     made = calls(fake_oci)
     assert [" ".join(c["argv"][:3]) for c in made] == [
@@ -175,8 +210,9 @@ def test_a_build_launches_on_the_newest_oke_gpu_image_captures_the_stopped_insta
         argv[argv.index("--image-id") + 1] == "ocid1.image.oc1..Oracle-Linux-8.10-Gen2-GPU-2026.10.28-0-OKE-1.34.2-1130"
     )
     assert argv[argv.index("--shape") + 1] == "VM.GPU.A10.1"
-    assert SECRET_AUTH in launch["userData"] and launch["userDataMode"] == 0o600, "private to this user"
-    assert not Path(argv[argv.index("--user-data-file") + 1]).exists(), "the credentials' file is gone after launch"
+    assert argv[argv.index("--user-data-file") + 1] == "-", "the user data goes on standard input: no file holds it"
+    assert SECRET_AUTH in launch["userData"] and "--wait-for-state" not in argv, "its id at once, for the finally"
+    assert other not in launch["userData"], "a registry no image comes from gets no credentials"
     create = made[6]["argv"]
     assert create[create.index("--display-name") + 1] == RECIPE.name
 
@@ -196,6 +232,9 @@ def test_an_instance_left_running_is_said_after_what_went_wrong(fake_oci: Path) 
         build(RECIPE, PLACEMENT, {}, base_image_id="ocid1.image.oc1..base", poll_seconds=0, say=lambda _: None)
     message = str(raised.value)
     assert message.startswith("the build instance reported: FAILED starting crio; then oci compute instance")
+    assert "NotAuthorizedOrNotFound: Authorization failed or requested resource not found. (opc-request-id req-1)" in (
+        message
+    ), "the service error's code, message and request id, as the real CLI prints them"
     assert message.endswith("the build instance ocid1.instance.oc1..build may still run, terminate it")
 
 
@@ -218,6 +257,8 @@ def test_the_stand_in_refuses_what_the_real_cli_would(fake_oci: Path) -> None:
         ("not json", "not JSON"),
         ('{"credsStore": "desktop"}', "no `auths` object"),
         ('{"auths": {"eu-frankfurt-1.ocir.io": {"email": "x"}}}', "auths.eu-frankfurt-1.ocir.io has neither"),
+        ('{"auths": {"eu-frankfurt-1.ocir.io": {"auth": "ab cd"}}}', "auth is not the base64 of user:password"),
+        ('{"auths": {"https://": {"auth": "dTpw"}}}', "auths.https://: names no registry host"),
     ],
 )
 def test_a_bad_pull_secret_is_one_line_naming_the_key(tmp_path: Path, content: str, problem: str) -> None:

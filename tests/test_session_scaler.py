@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,14 @@ from session_edge import build, builds_json
 
 from pixelstream.tools.capacity.hpa import usage_replicas
 from pixelstream.workloads.pixel_streaming.session.app import SessionService, Settings
-from pixelstream.workloads.pixel_streaming.session.broker import BUSY, HOLDING, RETIRING, Broker, BrokerSettings
+from pixelstream.workloads.pixel_streaming.session.broker import (
+    ASSIGNMENT_HISTORY,
+    BUSY,
+    HOLDING,
+    RETIRING,
+    Broker,
+    BrokerSettings,
+)
 from pixelstream.workloads.pixel_streaming.session.scaler import BuildScale, ScaleStep, Stabilizer, scale_step
 from pixelstream.workloads.pixel_streaming.session.streams import StreamList, stream_pods
 from pixelstream.workloads.pixel_streaming.session.turn import TurnPool, TurnSettings
@@ -429,7 +437,10 @@ def test_the_wait_a_queued_player_is_told_counts_the_streams_starting_for_it() -
     svc = service(cluster, buffer=0)
     join(svc, "link:p1")
     waiting = [svc.broker.join(f"link:q{i}", svc.clock()) for i in range(3)]
+    # Earlier streams handed out 40 s apart; p1 gets a1 at this round, 40 s after the last.
+    svc.broker._assignments["main"] = deque([T0 - 80, T0 - 40], maxlen=ASSIGNMENT_HISTORY)
     round_of(svc)
     assert svc.broker.starting == {"main": 2}
     told = [svc.broker.status(w.id, svc.clock()).estimated_wait_seconds for w in waiting]
-    assert told[:2] == [120, 120], "a stream is starting for each of the first two"
+    # Without the starting streams it would be 40, 80, 120 (a place per 40 s gap).
+    assert told == [120, 120, 160], "a stream is starting for each of the first two; the third waits a gap more"

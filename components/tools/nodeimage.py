@@ -8,18 +8,19 @@ image finds it there. The build, with the OCI CLI and the credentials of your OC
    the pool's image (`oci ce node-pool-options get`; OKE supports custom images based on its OKE images), or
    `--base-image-id`;
 2. a build instance of the pool's shape in `--subnet-id` (one with a route to the registries: the stack's worker
-   subnet has the NAT gateway), whose user data pulls every image the pre-pull DaemonSet pulls (each build's Unreal
-   image and signalling images) with crictl into CRI-O's store, then removes its credentials and cloud-init's
-   state and logs (`cloud-init clean --logs`, so the image boots as a new node and OKE's own user data runs), and
-   powers off;
+   subnet has the NAT gateway), whose user data grows the root file system, pulls every image the pre-pull
+   DaemonSet pulls (each build's Unreal image and signalling images) with crictl into CRI-O's store, and, once
+   cloud-init has finished, removes cloud-init's state and logs, the user data and its credentials with them
+   (`cloud-init clean --logs`, so the image boots as a new node and OKE's own user data runs), checks that nothing
+   is left, and powers off;
 3. the verdict read from the instance's serial console history (`pixelstream-node-image: READY` or `FAILED`);
 4. a custom image of the stopped instance, named after the stack, the Kubernetes version and a digest of the
    images; the instance is terminated whatever happened.
 
 Registry credentials come from `--pull-secret FILE`, a Docker config JSON (the `.dockerconfigjson` of the stack's
-image pull secret). They reach the instance in its user data only, written to a private temporary file that is
-removed after the launch; they are never printed or written under build/. `--dry-run` prints the recipe and the
-user data (credentials left out) and calls nothing.
+image pull secret); only those of the registries the images come from are used. They reach the instance in its
+user data only, handed to the OCI CLI on its standard input; they are never printed or written to a file here.
+`--dry-run` prints the recipe and the user data (credentials left out) and calls nothing.
 
 The pre-pull DaemonSet stays: an image that changed since the node image was built is pulled as before.
 
@@ -34,11 +35,9 @@ import argparse
 import base64
 import hashlib
 import json
-import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -118,17 +117,29 @@ def pull_auths(path: Path) -> dict[str, str]:
     if not isinstance(auths, dict) or not auths:
         raise NodeImageError(f'--pull-secret {path}: no `auths` object (a Docker config: {{"auths": {{...}}}})')
     found = {}
-    for host, entry in auths.items():
+    for key, entry in auths.items():
+        where = f"--pull-secret {path}: auths.{key}"
         if not isinstance(entry, dict):
-            raise NodeImageError(f"--pull-secret {path}: auths.{host} is not an object")
+            raise NodeImageError(f"{where} is not an object")
+        if not _host(key):
+            raise NodeImageError(f"{where}: names no registry host")
         if isinstance(entry.get("auth"), str) and entry["auth"]:
-            found[_host(host)] = entry["auth"]
+            if not _is_user_password(entry["auth"]):
+                raise NodeImageError(f"{where}.auth is not the base64 of user:password")
+            found[_host(key)] = entry["auth"]
         elif isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
             pair = f"{entry['username']}:{entry['password']}"
-            found[_host(host)] = base64.b64encode(pair.encode()).decode()
+            found[_host(key)] = base64.b64encode(pair.encode()).decode()
         else:
-            raise NodeImageError(f"--pull-secret {path}: auths.{host} has neither `auth` nor `username` and `password`")
+            raise NodeImageError(f"{where} has neither `auth` nor `username` and `password`")
     return found
+
+
+def _is_user_password(auth: str) -> bool:
+    try:
+        return b":" in base64.b64decode(auth, validate=True)
+    except ValueError:
+        return False
 
 
 def _host(key: str) -> str:
@@ -137,71 +148,111 @@ def _host(key: str) -> str:
     return "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
 
 
-# The build instance's user data: cloud-init runs a user-data file that starts with #! as a script, once, at the
-# first boot (cloud-init's user-data formats: "User-data script"). crictl talks to CRI-O, so the images land in
-# the store the kubelet uses; CRICTL_AUTH is crictl pull's --auth from the environment (a base64 user:password;
-# cri-tools cmd/crictl/image.go), so no credential is on a command line.
+# The build instance's user data. cloud-init runs a user-data file that starts with #! as a script, once, at the
+# first boot (cloud-init's user-data formats: "User-data script"). crictl talks to CRI-O, so the images land in the
+# store the kubelet uses. The credential reaches crictl in its environment only: CRICTL_AUTH is `crictl pull
+# --auth` (a base64 user:password; cri-tools cmd/crictl/image.go), an empty one meaning none. cloud-init is still
+# running the script when the pulls end, so the sealing (its state and logs removed, the user data with them,
+# which `cloud-init clean` does) runs from a unit of its own once cloud-init has finished, checks that nothing is
+# left, and only then says READY: an image is captured only from a sealed disk.
 _USER_DATA = """#!/bin/bash
-# pixelstream.tools.nodeimage: pull the GPU node's stream images into CRI-O's store, then clean up and power off.
+# pixelstream.tools.nodeimage: pull the GPU node's stream images into CRI-O's store, seal the disk, power off.
 set -uo pipefail
-CONSOLE=${{PIXELSTREAM_CONSOLE:-/dev/ttyS0}}
-declare -A AUTH=({auths})
-say() {{ echo "{mark} $*" >>"$CONSOLE"; }}
-finish() {{
-  unset AUTH
+CONSOLE=${PIXELSTREAM_CONSOLE:-/dev/ttyS0}
+CLOUD=${PIXELSTREAM_CLOUD_DIR:-/var/lib/cloud}
+say() { echo "@MARK@ $*" >>"$CONSOLE"; }
+finished=0
+fail() {
+  finished=1
+  say "FAILED $*"
   systemctl stop crio
   cloud-init clean --logs
   sync
   poweroff
-}}
-trap finish EXIT
-registry_of() {{
-  local first=${{1%%/*}}
+  exit 1
+}
+trap '[ "$finished" = 1 ] || fail "the build script stopped before the seal"' EXIT
+declare -A AUTH=(@AUTHS@)
+registry_of() {
+  local first=${1%%/*}
   if [[ $1 == */* && ( $first == *.* || $first == *:* || $first == localhost ) ]]; then
     echo "$first"
   else
     echo docker.io
   fi
-}}
-pull() {{
-  local auth=${{AUTH[$(registry_of "$1")]:-}}
+}
+pull() {
+  local auth=${AUTH[$(registry_of "$1")]:-}
   for attempt in 1 2 3; do
-    if env ${{auth:+CRICTL_AUTH=$auth}} crictl pull "$1" >/dev/null; then say "pulled $1"; return 0; fi
+    if CRICTL_AUTH="$auth" crictl pull "$1" >/dev/null; then say "pulled $1"; return 0; fi
     say "attempt $attempt of 3 failed: $1"
     sleep 15
   done
-  say "FAILED pulling $1"
-  exit 1
-}}
-systemctl start crio || {{ say "FAILED starting crio"; exit 1; }}
-{pulls}
-say "READY {count} images"
+  fail "pulling $1"
+}
+# Platform images use only part of a larger boot volume until the file system is grown (Oracle Linux: oci-growfs).
+if [ -x /usr/libexec/oci-growfs ]; then
+  /usr/libexec/oci-growfs -y >/dev/null || say "oci-growfs failed: the pulls may run out of space"
+fi
+systemctl start crio || fail "starting crio"
+@PULLS@
+unset AUTH
+seal='
+say() { echo "@MARK@ $*" >>"$PIXELSTREAM_CONSOLE"; }
+cloud-init status --wait >/dev/null
+systemctl stop crio || { say "FAILED stopping crio"; poweroff; exit 1; }
+cloud-init clean --logs || { say "FAILED cleaning cloud-init"; poweroff; exit 1; }
+if [ -e "$PIXELSTREAM_CLOUD_DIR/instance" ] || [ -n "$(ls -A "$PIXELSTREAM_CLOUD_DIR/instances" 2>/dev/null)" ]; then
+  say "FAILED cloud-init state is left in $PIXELSTREAM_CLOUD_DIR"; poweroff; exit 1
+fi
+say "READY @COUNT@ images"
+sync
+poweroff
+'
+systemd-run --no-block --unit=pixelstream-seal --setenv=PIXELSTREAM_CONSOLE="$CONSOLE" \\
+  --setenv=PIXELSTREAM_CLOUD_DIR="$CLOUD" /bin/bash -c "$seal" >/dev/null || fail "scheduling the seal"
+finished=1
 """
 
 
 def user_data(recipe: Recipe, auths: Mapping[str, str], redacted: bool = False) -> str:
     """The build instance's script; `redacted` leaves out the credentials (for --dry-run)."""
     entries = " ".join(
-        f"[{shlex.quote(host)}]={'<from --pull-secret>' if redacted else shlex.quote(auth)}"
+        f"[{shlex.quote(host)}]={shlex.quote('<from --pull-secret>' if redacted else auth)}"
         for host, auth in sorted(auths.items())
     )
     pulls = "\n".join(f"pull {shlex.quote(image)}" for image in recipe.images)
-    return _USER_DATA.format(auths=entries, mark=MARK, pulls=pulls, count=len(recipe.images))
+    script = _USER_DATA.replace("@MARK@", MARK).replace("@COUNT@", str(len(recipe.images)))
+    return script.replace("@AUTHS@", entries).replace("@PULLS@", pulls)
 
 
-Runner = Callable[[Sequence[str]], str]
+Runner = Callable[..., str]
+"""`oci(args, stdin=None)`: what `oci ARGS` printed, with `stdin` as its input."""
 
 
-def oci_cli(args: Sequence[str]) -> str:
+def oci_cli(args: Sequence[str], stdin: str | None = None) -> str:
     """Run `oci ARGS` (the OCI CLI, with its profile's credentials) and return what it printed."""
     try:
-        done = subprocess.run(["oci", *args], capture_output=True, text=True, check=False)
+        done = subprocess.run(["oci", *args], input=stdin, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise NodeImageError("the OCI CLI (oci) is not on PATH: pip install oci-cli, then oci setup config") from None
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        raise NodeImageError(f"oci {' '.join(args[:3])} failed: {last}")
+        raise NodeImageError(f"oci {' '.join(args[:3])} failed: {_cli_error(done.stderr)}")
     return done.stdout
+
+
+def _cli_error(stderr: str) -> str:
+    """The OCI CLI's error in one line: a service error's code, message and request id (it prints them as JSON
+    after `ServiceError:`), else its last line that says something."""
+    _, marker, rest = stderr.partition("ServiceError:")
+    if marker:
+        try:
+            error = json.loads(rest)
+            return f"{error.get('code')}: {error.get('message')} (opc-request-id {error.get('opc-request-id')})"
+        except json.JSONDecodeError:
+            pass
+    lines = [line.strip() for line in stderr.splitlines() if line.strip() not in ("", "{", "}")]
+    return lines[-1] if lines else "no message"
 
 
 @dataclass(frozen=True)
@@ -222,6 +273,8 @@ def build(
 ) -> str:
     """Build the node image and return its OCID; the build instance is terminated whatever happens."""
     base = base_image_id or _base_image(recipe, placement, oci)
+    needed = {registry(image) for image in recipe.images}
+    auths = {host: auth for host, auth in auths.items() if host in needed}  # no other registry's credentials travel
     say(f"base image {base}; launching the build instance ({recipe.shape})")
     instance = _launch(recipe, placement, auths, base, oci)
     try:
@@ -298,29 +351,19 @@ def _base_image(recipe: Recipe, placement: Placement, oci: Runner) -> str:
 
 
 def _launch(recipe: Recipe, placement: Placement, auths: Mapping[str, str], base: str, oci: Runner) -> str:
-    """Launch the build instance; its user data, credentials and all, lives in a private file only until then."""
-    descriptor, path = tempfile.mkstemp(prefix="pixelstream-node-image-", suffix=".sh")
-    try:
-        with os.fdopen(descriptor, "w") as script:  # mkstemp: readable and writable by this user only
-            script.write(user_data(recipe, auths))
-        launched = oci(
-            [
-                *("compute", "instance", "launch", "--availability-domain", placement.availability_domain),
-                *("--compartment-id", placement.compartment_id, "--subnet-id", placement.subnet_id),
-                *(
-                    "--shape",
-                    recipe.shape,
-                    "--image-id",
-                    base,
-                    "--boot-volume-size-in-gbs",
-                    str(recipe.boot_volume_gbs),
-                ),
-                *("--display-name", f"{recipe.name}-build", "--assign-public-ip", "false"),
-                *("--user-data-file", path, "--wait-for-state", "RUNNING", "--max-wait-seconds", "1800"),
-            ]
-        )
-    finally:
-        Path(path).unlink(missing_ok=True)
+    """Launch the build instance and return its id at once (the caller's `finally` terminates it from then). Its
+    user data, credentials and all, goes to the CLI on its standard input (`--user-data-file -`): no file holds
+    it here."""
+    size = str(recipe.boot_volume_gbs)
+    launched = oci(
+        [
+            *("compute", "instance", "launch", "--availability-domain", placement.availability_domain),
+            *("--compartment-id", placement.compartment_id, "--subnet-id", placement.subnet_id),
+            *("--shape", recipe.shape, "--image-id", base, "--boot-volume-size-in-gbs", size),
+            *("--display-name", f"{recipe.name}-build", "--assign-public-ip", "false", "--user-data-file", "-"),
+        ],
+        stdin=user_data(recipe, auths),
+    )
     return _json(launched)["data"]["id"]
 
 

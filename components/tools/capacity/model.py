@@ -309,7 +309,8 @@ class Simulation:
         if now == self.release.rollout_at:
             self._roll_out(now)
         if now == self.release.cycle_at:
-            self.cycling = Cycling(deque(sorted(self.nodes, key=lambda n: n.index)))
+            # A launch not yet seen to fail is not a node OKE replaces: the autoscaler removes it.
+            self.cycling = Cycling(deque(sorted((n for n in self.nodes if n.fails is None), key=lambda n: n.index)))
         self._sessions_end(now)
         self._nodes_join(now)
         self._match(now)
