@@ -10,6 +10,10 @@ STACKS := $(patsubst stacks/Pulumi.%.yaml,%,$(wildcard stacks/Pulumi.*.yaml))
 # checkov pins packages that conflict with Pulumi's: it gets its own virtual environment.
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
+# The OCI CLI pins packages (click, certifi) that conflict with the test tools': it gets its own virtual
+# environment too, where the command lines the node image build and the bastion tool give it are parsed by the
+# CLI's own command tree (tests/fake_oci.py). Those tools themselves run your own `oci`.
+OCI_CLI_VENV ?= .venv-oci-cli
 
 .PHONY: plan test lint check simulate integration clean
 
@@ -27,11 +31,6 @@ plan: $(INSTALLED)
 test: $(INSTALLED) $(OCI_CLI_VENV)/.installed
 	@$(PY) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
-
-# The OCI CLI pins packages (click, certifi) that conflict with the test tools': it gets its own virtual
-# environment too, where the node image build's command lines are parsed by the CLI's own command tree
-# (tests/test_node_image.py). The node image build itself runs your own `oci`.
-OCI_CLI_VENV ?= .venv-oci-cli
 
 $(OCI_CLI_VENV)/.installed:
 	$(PYTHON) -m venv $(OCI_CLI_VENV)

@@ -157,6 +157,7 @@ GRAFANA_DASHBOARD_LABEL = ("grafana_dashboard", "1")
 # Default address plan: a /16 VCN with room to grow every subnet, and overlay ranges outside it.
 DEFAULT_VCN_CIDR = "10.0.0.0/16"
 DEFAULT_API_ENDPOINT_SUBNET = "10.0.0.0/28"
+DEFAULT_BASTION_SUBNET = "10.0.0.16/28"
 DEFAULT_LOAD_BALANCER_SUBNET = "10.0.2.0/24"
 DEFAULT_TURN_SUBNET = "10.0.30.0/24"
 DEFAULT_WORKERS_SUBNET = "10.0.64.0/18"

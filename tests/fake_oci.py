@@ -22,7 +22,7 @@ from oci_cli.cli_root import cli
 
 def parse(args: list[str]) -> tuple[str, dict]:
     """The leaf command's name and its parsed parameters, as the CLI's click tree reads `args`."""
-    for service in ("compute", "ce"):
+    for service in ("compute", "ce", "bastion"):
         dynamic_loader.load_service(service)
     obj: dict = collections.defaultdict(dict)  # what the CLI's root callback would have set up
     ctx = cli.make_context("oci", list(args), obj=obj)
@@ -64,7 +64,21 @@ def answer(argv: list[str], scenario: dict, calls: list[dict]) -> str:
             }
             str(ServiceException(error, "ServiceError"))
         return ""
+    if words.startswith("bastion session create-session-create-dynamic-port-forwarding"):
+        return json.dumps({"data": {"id": SESSION, "lifecycle-state": "CREATING"}})
+    if words == "bastion session get":
+        polls = sum(" ".join(c["argv"][:3]) == words for c in calls)
+        state = "ACTIVE" if polls >= scenario.get("activeAfter", 1) else "CREATING"
+        command = (
+            f"ssh -i <privateKey> -N -D 127.0.0.1:<localPort> -p 22 {SESSION}@host.bastion.{REGION}.oci.oraclecloud.com"
+        )
+        return json.dumps({"data": {"id": SESSION, "lifecycle-state": state, "ssh-metadata": {"command": command}}})
+    if words == "bastion session delete":
+        return ""
     raise SystemExit(f"fake oci: no answer for {words}")
+
+
+SESSION, REGION = "ocid1.bastionsession.oc1.iad.session", "us-ashburn-1"
 
 
 def main(argv: list[str]) -> int:

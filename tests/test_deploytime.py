@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from pixelstream.tools.deploytime import DURATIONS, NAMED_DURATIONS, main, plan_graph, report, schedule
+from pixelstream.tools.deploytime import BOOTSTRAP, DURATIONS, NAMED_DURATIONS, main, plan_graph, report, schedule
 
 STREAM = "kubernetes:apps/v1:Deployment::stream-main"
 # A synthetic plan: the cluster (100 s) and a slow side branch (300 s) both before the stream (50 s).
@@ -89,7 +89,11 @@ def test_prods_first_stream_waits_for_the_control_plane_a_node_pool_and_the_stre
     pool = DURATIONS["oci:ContainerEngine/nodePool:NodePool"][0]
     stream = next(s for p, (s, _) in NAMED_DURATIONS.items() if p.startswith("kubernetes:apps/v1:Deployment"))
     cluster = DURATIONS["oci:ContainerEngine/cluster:Cluster"][0]
-    assert prod["unavoidableSeconds"] == 10 + 10 + cluster + pool + stream, "vcn, workers subnet, cluster, GPU pool"
+    bootstrap = DURATIONS[BOOTSTRAP][0]
+    assert prod["unavoidableSeconds"] == 10 + 10 + cluster + bootstrap + pool + stream, (
+        "vcn, workers subnet, cluster, the bastion session of the first deploy, GPU pool, the stream"
+    )
+    assert BOOTSTRAP in chain, "what goes through the API waits for the first pulumi up and the session"
     assert prod["unavoidableSeconds"] <= prod["firstStreamSeconds"] <= prod["upSeconds"]
 
 
@@ -118,3 +122,13 @@ def test_prods_first_stream_is_within_five_percent_of_the_unavoidable_chain(prod
     slowed = report(schedule(prod_graph.waits_for, slow_default))
     assert slowed["firstStreamSeconds"] == prod["firstStreamSeconds"]
     assert slowed["upSeconds"] > prod["upSeconds"]
+
+
+def test_a_stack_without_a_bastion_has_no_bootstrap_and_streams_sooner(tmp_path: Path, prod: dict) -> None:
+    from test_addons import stack_with
+
+    inside = stack_with(tmp_path, "prod", cluster={"endpoint": {"bastion": {"clientCidrs": []}}})
+    graph = plan_graph("prod", ROOT, inside)
+    assert BOOTSTRAP not in graph.waits_for
+    figures = report(schedule(graph.waits_for, graph.durations({})))
+    assert figures["firstStreamSeconds"] < prod["firstStreamSeconds"], "deployed from inside the VCN"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -9,6 +11,7 @@ from typing import Literal
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_oci as oci
+import yaml
 
 from ..constants import DEFAULT_PODS_CIDR, DEFAULT_SERVICES_CIDR
 
@@ -51,6 +54,8 @@ class OkeCluster(pulumi.ComponentResource):
 
     cluster_id: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
+    private_endpoint: pulumi.Output[str]
+    """The API's private `address:port`, inside the VCN."""
     provider: k8s.Provider
     kubernetes_version: str
     cni: Cni
@@ -97,8 +102,35 @@ class OkeCluster(pulumi.ComponentResource):
             token_version="2.0.0",
         ).content
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, opts=child)
+        # This run reaches the API through a proxy (a bastion session's SOCKS5 port) when one is set; the stack's
+        # kubeconfig output stays as OKE gives it.
+        proxy = kubernetes_proxy()
+        through = self.kubeconfig.apply(lambda text: with_proxy(text, proxy)) if proxy else self.kubeconfig
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=through, opts=child)
+        self.private_endpoint = cluster.endpoints.apply(lambda found: found[0].private_endpoint if found else "")
         self.cluster_id = cluster.id
         self.kubernetes_version = args.kubernetes_version
         self.cni = args.cni
         self.register_outputs({"cluster_id": self.cluster_id, "kubeconfig": self.kubeconfig})
+
+
+KUBERNETES_PROXY_ENV = "PIXELSTREAM_KUBERNETES_PROXY"
+_PROXY = re.compile(r"^(socks5|http|https)://[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
+
+
+def kubernetes_proxy() -> str | None:
+    """The proxy this run reaches the API through (PIXELSTREAM_KUBERNETES_PROXY, which pixelstream.tools.bastion
+    sets to its session's SOCKS5 port), or None."""
+    proxy = os.environ.get(KUBERNETES_PROXY_ENV) or None
+    if proxy is not None and not _PROXY.match(proxy):
+        raise ValueError(f"{KUBERNETES_PROXY_ENV}: {proxy!r} is not a proxy URL such as socks5://127.0.0.1:1080")
+    return proxy
+
+
+def with_proxy(kubeconfig: str, proxy: str) -> str:
+    """The kubeconfig with `proxy-url` on each of its clusters: client-go then reaches the API through it (a
+    kubeconfig cluster's proxy-url, socks5 or http(s); Kubernetes "Configure Access to Multiple Clusters")."""
+    document = yaml.safe_load(kubeconfig)
+    for entry in document.get("clusters", []):
+        entry["cluster"]["proxy-url"] = proxy
+    return yaml.safe_dump(document, sort_keys=False)

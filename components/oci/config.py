@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel, to_snake
 from ..config_base import Cidr, ConfigError, ConfigModel, check_unique, valid_cidr
 from ..constants import (
     DEFAULT_API_ENDPOINT_SUBNET,
+    DEFAULT_BASTION_SUBNET,
     DEFAULT_LOAD_BALANCER_SUBNET,
     DEFAULT_PODS_CIDR,
     DEFAULT_PODS_SUBNET,
@@ -66,14 +67,20 @@ class SubnetsConfig(ConfigModel):
     """VCN-native pods of the default and TURN pools."""
     stream_pods: str = DEFAULT_STREAM_PODS_SUBNET
     """VCN-native pods of the GPU pool: the only addresses the TURN relay may reach."""
+    bastion: str = DEFAULT_BASTION_SUBNET
+    """The API bastion's private endpoint (with cluster.endpoint.bastion): it may reach the API on 6443 and
+    nothing else."""
 
     _valid = field_validator("*")(valid_cidr)
 
-    def in_use(self, cni: str) -> dict[str, str]:
-        """The subnets the stack creates, by config key: the pod subnets only with VCN-native pods."""
+    def in_use(self, cni: str, bastion: bool) -> dict[str, str]:
+        """The subnets the stack creates, by config key: the pod subnets only with VCN-native pods, the bastion's
+        only with a bastion."""
         subnets = {to_camel(name): cidr for name, cidr in self.model_dump().items()}
         if cni != "vcnNative":
             del subnets["pods"], subnets["streamPods"]
+        if not bastion:
+            del subnets["bastion"]
         return subnets
 
 
@@ -99,6 +106,18 @@ class NetworkConfig(ConfigModel):
     _valid_vcn = field_validator("vcn_cidr")(valid_cidr)
 
 
+class BastionConfig(ConfigModel):
+    client_cidrs: list[Cidr] = []
+    """Who may open a session to the API through the OCI Bastion service (your workstation's or deploy runner's
+    egress address, as /32); empty: no bastion."""
+    max_session_ttl_seconds: int = 10800
+    """How long one session lasts at most, 1800-10800 (the Bastion service's range)."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.client_cidrs)
+
+
 class EndpointConfig(ConfigModel):
     public: bool = False
     """Give the API endpoint a public IP (reachable only from allowedCidrs)."""
@@ -106,6 +125,9 @@ class EndpointConfig(ConfigModel):
     """Networks that may reach the Kubernetes API on 6443."""
     allow_world_access: bool = False
     """Must be true for allowedCidrs to contain 0.0.0.0/0."""
+    bastion: BastionConfig = BastionConfig()
+    """An OCI bastion in front of a private endpoint: how `pulumi up` reaches the API from outside the VCN
+    (python -m pixelstream.tools.bastion)."""
 
 
 class ClusterConfig(ConfigModel):
@@ -257,12 +279,11 @@ def _check_network(config: StackConfig) -> None:
     vcn = ipaddress.IPv4Network(network.vcn_cidr)
     if not 16 <= vcn.prefixlen <= 30:
         raise ConfigError("network.vcnCidr", f"{vcn} must be between /16 and /30 (OCI VCN limits)")
-    in_use = network.subnets.in_use(cluster.cni)
+    in_use = network.subnets.in_use(cluster.cni, cluster.endpoint.bastion.enabled)
     unused = sorted(set(network.subnets.model_fields_set) - {to_snake(k) for k in in_use})
     if unused:
-        raise ConfigError(
-            f"network.subnets.{to_camel(unused[0])}", "is only used with cluster.cni: vcnNative (pods on VCN addresses)"
-        )
+        needs = "cluster.endpoint.bastion.clientCidrs" if unused[0] == "bastion" else "cluster.cni: vcnNative"
+        raise ConfigError(f"network.subnets.{to_camel(unused[0])}", f"is only used with {needs}")
     subnets = {key: ipaddress.IPv4Network(cidr) for key, cidr in in_use.items()}
     seen: dict[str, ipaddress.IPv4Network] = {}
     for key, subnet in subnets.items():
@@ -345,6 +366,28 @@ def _check_cluster(config: StackConfig) -> None:
             "[] with a public endpoint leaves the API reachable by nobody outside the VCN; "
             "list the CIDRs of your administrators or CI",
         )
+    _check_bastion(endpoint.bastion)
+
+
+# The Bastion service's limits (CreateBastionDetails: clientCidrBlockAllowList 1-20, maxSessionTtlInSeconds
+# 1800-10800).
+MAX_BASTION_CLIENT_CIDRS = 20
+BASTION_SESSION_TTL_SECONDS = (1800, 10800)
+
+
+def _check_bastion(bastion: BastionConfig) -> None:
+    key = "cluster.endpoint.bastion"
+    check_unique(f"{key}.clientCidrs", bastion.client_cidrs)
+    if len(bastion.client_cidrs) > MAX_BASTION_CLIENT_CIDRS:
+        raise ConfigError(f"{key}.clientCidrs", f"lists {len(bastion.client_cidrs)}; the Bastion service takes 20")
+    for cidr in bastion.client_cidrs:
+        if ipaddress.IPv4Network(cidr).prefixlen < 8:
+            raise ConfigError(
+                f"{key}.clientCidrs", f"{cidr} lets most of the internet open sessions; list your own egress addresses"
+            )
+    low, high = BASTION_SESSION_TTL_SECONDS
+    if not low <= bastion.max_session_ttl_seconds <= high:
+        raise ConfigError(f"{key}.maxSessionTtlSeconds", f"{bastion.max_session_ttl_seconds} is not in {low}-{high}")
 
 
 def _check_cycling(config: StackConfig) -> None:

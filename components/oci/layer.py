@@ -3,6 +3,7 @@ the stack config; or, with `cluster.target: existing`, only the way to a cluster
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ class OciLayer:
     pools: dict[str, NodePool]
     vpn: SiteToSiteVpn | None = None
     storage_class: str | None = OKE_STORAGE_CLASS
+    bastion: oci.bastion.Bastion | None = None
     """The storage class of persistent volumes: OKE's block volumes, or what the existing cluster names."""
 
     @property
@@ -76,7 +78,14 @@ class OciLayer:
             "nodeImages": {pool: p.image_name for pool, p in self.pools.items()},
             "autoscalerNodes": {pool: p.autoscaler_nodes for pool, p in self.pools.items() if p.autoscaler_nodes},
             **self._vpn_outputs(),
+            **self._bastion_outputs(),
         }
+
+    def _bastion_outputs(self) -> dict[str, Any]:
+        """What `python -m pixelstream.tools.bastion` opens a session with."""
+        if self.bastion is None or not isinstance(self.cluster, OkeCluster):
+            return {}
+        return {"bastionId": self.bastion.id, "apiPrivateEndpoint": self.cluster.private_endpoint}
 
     def _vpn_outputs(self) -> dict[str, Any]:
         if self.vpn is None:
@@ -88,10 +97,20 @@ class OciLayer:
         }
 
 
+# Addresses for documentation (RFC 5737): a stack file may ship one as the bastion's client, never reachable.
+DOCUMENTATION_NETWORKS = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
+
+
 def target_warnings(config: StackConfig) -> list[str]:
-    """On an existing cluster: what the stack leaves out or does differently than on OKE, for every plan to say."""
+    """On OKE: a bastion nobody can use yet. On an existing cluster: what the stack leaves out or does differently
+    than on OKE. For every plan to say."""
     if config.cluster.oke:
-        return []
+        return [
+            f"cluster.endpoint.bastion.clientCidrs: {cidr} is a documentation address, so nobody can open a session "
+            'yet: set your own egress address (README, "The first deploy of a private endpoint")'
+            for cidr in config.cluster.endpoint.bastion.client_cidrs
+            if any(ipaddress.IPv4Network(cidr).subnet_of(net) for net in DOCUMENTATION_NETWORKS)
+        ]
     addons, placement = config.addons, config.cluster.placement()
     off = ["OKE add-ons (ClusterAutoscaler, NvidiaGpuPlugin)", "network security groups"]
     replaced = []
@@ -154,7 +173,30 @@ def declare_oci(config: StackConfig, name: str, opts: pulumi.ResourceOptions) ->
         ),
         opts=opts,
     )
-    return OciLayer(network, cluster, _pools(config, network, cluster, opts), vpn)
+    bastion = _bastion(config, name, network, opts)
+    return OciLayer(network, cluster, _pools(config, network, cluster, opts), vpn, bastion=bastion)
+
+
+def _bastion(
+    config: StackConfig, name: str, network: Network, opts: pulumi.ResourceOptions
+) -> oci.bastion.Bastion | None:
+    """An OCI bastion for the private API endpoint: SOCKS5 sessions (dns_proxy_status ENABLED: "FQDN and SOCKS5
+    support", the Bastion API's CreateBastionDetails) from the listed client networks only, each for at most
+    maxSessionTtlSeconds, its private endpoint in a subnet that may reach the API on 6443 and nothing else."""
+    bastion = config.cluster.endpoint.bastion
+    if not bastion.enabled or network.bastion_subnet_id is None:
+        return None
+    return oci.bastion.Bastion(
+        f"{name}-api",
+        name=f"{name}-api",  # ^[a-zA-Z_](-?[a-zA-Z_0-9])*$, unique per region and tenancy
+        bastion_type="STANDARD",
+        compartment_id=config.compartment_id,
+        target_subnet_id=network.bastion_subnet_id,
+        client_cidr_block_allow_lists=list(bastion.client_cidrs),
+        max_session_ttl_in_seconds=bastion.max_session_ttl_seconds,
+        dns_proxy_status="ENABLED",
+        opts=opts,
+    )
 
 
 def _vpn(config: StackConfig, name: str, opts: pulumi.ResourceOptions) -> SiteToSiteVpn | None:
@@ -219,6 +261,7 @@ def _network(config: StackConfig, name: str, vpn: SiteToSiteVpn | None, opts: pu
             gpu_flows=_gpu_pod_flows(config),
             viewer_cidrs=config.simulation.streams.viewer_cidrs if config.simulation.enabled else (),
             allow_world_viewers=config.simulation.streams.allow_world_access,
+            bastion_subnet_cidr=subnets.bastion if endpoint.bastion.enabled else None,
         ),
         opts=opts,
     )

@@ -18,6 +18,7 @@ from ..constants import (
     DEFAULT_TURN_SUBNET,
     DEFAULT_VCN_CIDR,
     DEFAULT_WORKERS_SUBNET,
+    KUBE_API_PORT,
 )
 from .security import (
     API,
@@ -83,6 +84,8 @@ class NetworkArgs:
     """Who reaches the simulation instances' streams (their network load balancers); none when not published."""
     allow_world_viewers: bool = False
     """The only way to let 0.0.0.0/0 reach the simulation streams; the guard refuses it otherwise."""
+    bastion_subnet_cidr: str | None = None
+    """The API bastion's subnet; None: no bastion."""
 
     @property
     def vcn_native_pods(self) -> bool:
@@ -123,6 +126,7 @@ class Network(pulumi.ComponentResource):
     """
 
     vcn_id: pulumi.Output[str]
+    bastion_subnet_id: pulumi.Output[str] | None
     subnet_ids: dict[str, pulumi.Output[str]]
     nsg_ids: dict[str, pulumi.Output[str]]
     rules: list[SecurityRule]
@@ -140,6 +144,7 @@ class Network(pulumi.ComponentResource):
             turn_tls=args.turn_tls,
             gpu_flows=args.gpu_flows,
             viewer_cidrs=args.viewer_cidrs,
+            bastion_cidr=args.bastion_subnet_cidr,
         )
         check_world_ingress(
             self.rules,
@@ -212,6 +217,9 @@ class Network(pulumi.ComponentResource):
         }
         for rule in self.rules:
             self._declare_rule(name, rule, oracle_services.cidr_block, child)
+        self.bastion_subnet_id = (
+            self._bastion_subnet(name, args, vcn, routes["private"], child) if args.bastion_subnet_cidr else None
+        )
 
         self.vcn_id = vcn.id
         self.register_outputs(
@@ -222,6 +230,52 @@ class Network(pulumi.ComponentResource):
                 "cidrs": self.cidrs,
             }
         )
+
+    def _bastion_subnet(
+        self,
+        name: str,
+        args: NetworkArgs,
+        vcn: oci.core.Vcn,
+        routes: oci.core.RouteTable,
+        child: pulumi.ResourceOptions,
+    ) -> pulumi.Output[str]:
+        """The bastion's subnet. A bastion's private endpoint takes no network security group, so this subnet's
+        own security list is all it may do: reach the API endpoint's subnet on 6443 (stateful: the replies come
+        back), nothing else; the API's group admits this subnet on 6443 (platform_security_rules)."""
+        only_the_api = oci.core.SecurityList(
+            f"{name}-bastion-security-list",
+            compartment_id=args.compartment_id,
+            vcn_id=vcn.id,
+            display_name=f"{name}-bastion",
+            ingress_security_rules=[],
+            egress_security_rules=[
+                oci.core.SecurityListEgressSecurityRuleArgs(
+                    protocol=PROTOCOL_NUMBERS["tcp"],
+                    destination=args.api_endpoint_subnet_cidr,
+                    destination_type="CIDR_BLOCK",
+                    description="bastion sessions to the Kubernetes API",
+                    tcp_options=oci.core.SecurityListEgressSecurityRuleTcpOptionsArgs(
+                        min=KUBE_API_PORT, max=KUBE_API_PORT
+                    ),
+                )
+            ],
+            freeform_tags=args.freeform_tags,
+            opts=child,
+        )
+        return oci.core.Subnet(
+            f"{name}-bastion-subnet",
+            display_name=f"{name}-bastion",
+            cidr_block=args.bastion_subnet_cidr,
+            dns_label="bastion",
+            prohibit_public_ip_on_vnic=True,
+            prohibit_internet_ingress=True,
+            route_table_id=routes.id,
+            security_list_ids=[only_the_api.id],
+            compartment_id=args.compartment_id,
+            vcn_id=vcn.id,
+            freeform_tags={**args.freeform_tags, ROLE_TAG: "bastion"},
+            opts=child,
+        ).id
 
     def _routes(
         self, name: str, common: dict[str, Any], oracle_services: Any, args: NetworkArgs

@@ -268,6 +268,7 @@ def platform_security_rules(
     turn_tls: bool = False,
     gpu_flows: GpuPodFlows = GpuPodFlows(),
     viewer_cidrs: Sequence[str] = (),
+    bastion_cidr: str | None = None,
 ) -> list[SecurityRule]:
     """Every rule the platform needs: what OKE needs between its parts, plus the player-facing ports, plus what
     crosses the VPN to `on_premises`.
@@ -311,6 +312,12 @@ def platform_security_rules(
     for cidr in dict.fromkeys(api_allowed_cidrs):
         rules.append(
             SecurityRule(API, "INGRESS", "tcp", cidr, "administrators to the Kubernetes API", _ports(KUBE_API_PORT))
+        )
+    if bastion_cidr is not None:
+        rules.append(
+            SecurityRule(
+                API, "INGRESS", "tcp", bastion_cidr, "bastion sessions to the Kubernetes API", _ports(KUBE_API_PORT)
+            )
         )
 
     keys = [r.key for r in rules]

@@ -30,6 +30,9 @@ from ..constants import STREAM_BUILD_DEPLOYMENTS
 from .capacity.timings import Timings
 
 ROOT = Path(__file__).resolve().parents[2]
+BOOTSTRAP = "bootstrap:bastion-session"
+"""With a private endpoint and a bastion: what goes through the API waits for the first `pulumi up` and a
+session (pixelstream.tools.bastion --first-deploy)."""
 _TIMINGS = Timings()
 STREAMS = f"kubernetes:apps/v1:Deployment::{STREAM_BUILD_DEPLOYMENTS}"
 """Every build's stream Deployment, by key."""
@@ -57,6 +60,12 @@ DURATIONS: dict[str, tuple[int, str]] = {
     "oci:Core/internetGateway:InternetGateway": (10, "estimate: an OCI gateway create call"),
     "oci:Core/serviceGateway:ServiceGateway": (20, "estimate: an OCI gateway create call"),
     "oci:Identity/policy:Policy": (10, "estimate: an IAM create call"),
+    "oci:Bastion/bastion:Bastion": (180, "estimate: a bastion's private endpoint made ACTIVE (no published figure)"),
+    BOOTSTRAP: (
+        90,
+        "estimate: the first pulumi up ending, a SOCKS5 session on the bastion made ACTIVE and ssh's tunnel "
+        "(pixelstream.tools.bastion), and the second pulumi up reading its state again",
+    ),
 }
 DEFAULT_DURATION = (3, "estimate: one API call (OCI rules and route tables, Kubernetes objects without a rollout)")
 # Resources whose own time is not their type's.
@@ -74,6 +83,7 @@ UNAVOIDABLE = (
     r"oci:Core/subnet:Subnet::.+-workers-subnet",
     r"oci:ContainerEngine/cluster:Cluster::.+",
     r"oci:ContainerEngine/nodePool:NodePool::gpu",
+    BOOTSTRAP,
     STREAMS,
 )
 FIRST_STREAM = re.compile(STREAMS)
@@ -151,11 +161,14 @@ class PlanGraph:
         return {key: DEFAULT_DURATION[0] for key in self.unawaited} | dict(overrides)
 
 
-def plan_graph(stack: str, project: Path = ROOT) -> PlanGraph:
-    """The stack's resources as `make plan` writes them (build/<stack>/resources.json, planned again here)."""
+def plan_graph(stack: str, project: Path = ROOT, stack_file: Path | None = None) -> PlanGraph:
+    """The stack's resources as `make plan` writes them (build/<stack>/resources.json, planned again here). With
+    a bastion, the first deploy's bootstrap too: everything that goes through the API waits for BOOTSTRAP, which
+    waits for everything else (the first `pulumi up`)."""
+    from .bastion import second_step
     from .offline import plan_stack
 
-    plan, _ = plan_stack(stack, project)
+    plan, _ = plan_stack(stack, project, stack_file)
     names = {r.urn: f"{r.type}::{r.name}" for r in plan.resources}
     graph: dict[str, list[str]] = {}
     unawaited = set()
@@ -168,6 +181,11 @@ def plan_graph(stack: str, project: Path = ROOT) -> PlanGraph:
         annotations = (r.inputs.get("metadata") or {}).get("annotations") or {}
         if annotations.get("pulumi.com/skipAwait") == "true":
             unawaited.add(names[r.urn])
+    if plan.of_type("oci:Bastion/bastion:Bastion"):
+        second = {names[urn] for urn in second_step(plan)}
+        graph[BOOTSTRAP] = sorted(set(graph) - second)
+        for key in second:
+            graph[key] = sorted({*graph[key], BOOTSTRAP})
     return PlanGraph(graph, frozenset(unawaited))
 
 

@@ -261,6 +261,9 @@ class OfflineMocks(pulumi.runtime.Mocks):
             state["secretOutputNames"] = ["kubeconfig"]
         if args.typ == "oci:Core/ipsecConnectionTunnelManagement:IpsecConnectionTunnelManagement":
             state["vpnIp"] = f"192.0.2.{10 + int(args.name.rsplit('-', 1)[-1])}"
+        if args.typ == "oci:ContainerEngine/cluster:Cluster":
+            # The API endpoint OKE gives a cluster in the API subnet (the documentation's example form).
+            state["endpoints"] = [{"privateEndpoint": "10.0.0.2:6443", "kubernetes": "", "publicEndpoint": ""}]
         if args.typ == "oci:Core/publicIp:PublicIp":
             # A reserved public IP: an address of the documentation range, the same for the same name.
             state["ipAddress"] = f"203.0.113.{10 + sum(map(ord, args.name)) % 200}"
