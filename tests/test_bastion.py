@@ -76,7 +76,8 @@ def test_no_bastion_without_client_networks_and_its_subnet_refused_alone(tmp_pat
 @pytest.mark.parametrize(
     ("bastion", "problem"),
     [
-        ({"clientCidrs": ["0.0.0.0/0"]}, "cluster.endpoint.bastion.clientCidrs: 0.0.0.0/0 lets most of the internet"),
+        ({"clientCidrs": ["0.0.0.0/0"]}, "cluster.endpoint.bastion.clientCidrs: 0.0.0.0/0 is wider than a /16"),
+        ({"clientCidrs": ["10.0.0.0/8"]}, "cluster.endpoint.bastion.clientCidrs: 10.0.0.0/8 is wider than a /16"),
         ({"clientCidrs": [OPERATOR], "maxSessionTtlSeconds": 60}, "maxSessionTtlSeconds: 60 is not in 1800-10800"),
         ({"clientCidrs": [f"198.51.100.{i}/32" for i in range(21)]}, "lists 21; the Bastion service takes 20"),
     ],
@@ -115,6 +116,15 @@ scenario = json.load(open(os.path.join(os.environ["FAKE_OCI_DIR"], "scenario.jso
 if sys.argv[1:3] == ["stack", "output"]:
     print(json.dumps(scenario.get("outputs", {{}})))
     sys.exit(0)
+if scenario.get("waitForInterrupt") and "--exclude" not in sys.argv:
+    import signal, time
+    def cancel(*_):
+        time.sleep(1)  # cancelling gracefully takes a while
+        open(os.path.join(os.environ["FAKE_OCI_DIR"], "cancelled"), "w").write("cleanly")
+        sys.exit(255)
+    signal.signal(signal.SIGINT, cancel)
+    open(os.path.join(os.environ["FAKE_OCI_DIR"], "running"), "w").write("yes")
+    time.sleep(60)
 sys.exit(scenario.get("upExit", 0) if "--exclude" in sys.argv else scenario.get("commandExit", 0))
 """
 SSH = """#!{python}
@@ -122,6 +132,9 @@ import json, os, signal, socket, sys, time
 argv = sys.argv[1:]
 with open(os.path.join(os.environ["FAKE_OCI_DIR"], "ssh.jsonl"), "a") as out:
     out.write(json.dumps(argv) + "\\n")
+scenario = json.load(open(os.path.join(os.environ["FAKE_OCI_DIR"], "scenario.json")))
+if scenario.get("sshFails"):
+    sys.exit(255)
 host, port = argv[argv.index("-D") + 1].rsplit(":", 1)
 listener = socket.socket()
 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -194,6 +207,7 @@ def test_a_first_deploy_brings_up_the_cluster_then_the_rest_through_a_session(st
     [ssh] = logged(stand_ins, "ssh.jsonl")
     assert ssh[-1] == "ocid1.bastionsession.oc1.iad.session@host.bastion.us-ashburn-1.oci.oraclecloud.com"
     assert ssh[ssh.index("-D") + 1] == f"127.0.0.1:{port}" and "ExitOnForwardFailure=yes" in ssh
+    assert "IdentitiesOnly=yes" in ssh and ssh[ssh.index("-F") + 1] == "/dev/null", "the session's key alone"
     key = (stand_ins / "keys.log").read_text().split()[0]
     assert not Path(key).exists() and not Path(key).parent.exists(), "the session's key pair is gone"
 
@@ -216,7 +230,6 @@ def test_a_stack_without_a_bastion_is_one_line_and_exit_2(stand_ins: Path, capsy
     assert main(argv) == 2
     assert one_line_error(capsys.readouterr().err, "stack prod has no bastionId output")
     assert not logged(stand_ins, "calls.jsonl"), "no session opened"
-    assert os.environ.get(KUBERNETES_PROXY_ENV) is None
 
 
 # -- the README's sequence, planned step by step ---------------------------------------------------------------------
@@ -288,3 +301,82 @@ def test_the_readmes_first_deploy_plans_step_by_step(tmp_path: Path, monkeypatch
     full, notes = plan_stack("prod", ROOT, stack_file)
     assert len(full.resources) == len(plan.resources)
     assert not [n for n in notes if "documentation address" in n]
+
+
+def test_the_provider_is_given_the_proxy_only_when_the_run_has_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_cluster import cluster_args
+
+    from pixelstream import OkeCluster
+    from pixelstream.tools.offline import OfflineMocks, run_offline
+
+    class Providers(OfflineMocks):
+        def __init__(self) -> None:
+            super().__init__()
+            self.kubeconfigs: list[dict] = []
+
+        def new_resource(self, args):
+            if args.typ == "pulumi:providers:kubernetes":
+                secret = args.inputs["kubeconfig"]  # a secret: its value inside Pulumi's secret wrapper
+                self.kubeconfigs.append(yaml.safe_load(secret["value"] if isinstance(secret, dict) else secret))
+            return super().new_resource(args)
+
+    for proxy in (None, "socks5://127.0.0.1:1080"):
+        if proxy:
+            monkeypatch.setenv(KUBERNETES_PROXY_ENV, proxy)
+        else:
+            monkeypatch.delenv(KUBERNETES_PROXY_ENV, raising=False)
+        mocks = Providers()
+        run_offline(lambda: OkeCluster("oke", cluster_args()), mocks=mocks)
+        [kubeconfig] = mocks.kubeconfigs
+        assert [c["cluster"].get("proxy-url") for c in kubeconfig["clusters"]] == [proxy]
+
+
+def test_a_session_that_never_becomes_active_is_deleted_all_the_same(
+    stand_ins: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import pixelstream.tools.bastion as tool
+
+    monkeypatch.setattr(tool, "SESSION_READY_SECONDS", 0)
+    scenario(stand_ins, activeAfter=99)
+    argv = ["--stack", "prod", "--port", str(free_port()), "--project-dir", str(ROOT), "--", "pulumi", "up"]
+    assert main(argv) == 2
+    assert one_line_error(capsys.readouterr().err, "is CREATING, not ACTIVE")
+    oci = [" ".join(c["argv"][:3]) for c in logged(stand_ins, "calls.jsonl")]
+    assert oci[-1] == "bastion session delete", "the session is deleted though it never became ACTIVE"
+    assert not [u for u in logged(stand_ins, "pulumi.jsonl") if u["argv"][0] == "up"], "no command without a tunnel"
+
+
+def test_an_ssh_that_cannot_connect_ends_the_run_and_closes_the_session(stand_ins: Path, capsys) -> None:
+    scenario(stand_ins, sshFails=True)
+    argv = ["--stack", "prod", "--port", str(free_port()), "--project-dir", str(ROOT), "--", "pulumi", "up"]
+    assert main(argv) == 2
+    assert one_line_error(capsys.readouterr().err, "ssh to the bastion did not open 127.0.0.1:")
+    assert [" ".join(c["argv"][:3]) for c in logged(stand_ins, "calls.jsonl")][-1] == "bastion session delete"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("signal_name", "to_group", "status"), [("SIGINT", True, 255), ("SIGTERM", False, 130)])
+def test_an_interrupt_lets_pulumi_cancel_gracefully_and_still_closes_the_session(
+    stand_ins: Path, signal_name: str, to_group: bool, status: int
+) -> None:
+    """A terminal's Ctrl-C goes to its foreground process group: the tool and the command it runs. The command is
+    left to stop as it will (pulumi cancels its operations and releases its lock; killing it would not), the
+    tunnel is in a session of its own and outlives the signal, and the session is closed after. A SIGTERM to the
+    tool alone (a cancelled job) is passed on to the command as that interrupt, and waited for."""
+    import signal
+    import subprocess
+    import time
+
+    scenario(stand_ins, waitForInterrupt=True)
+    argv = ["--stack", "prod", "--port", str(free_port()), "--project-dir", str(ROOT), "--", "pulumi", "up"]
+    tool = subprocess.Popen(
+        [sys.executable, "-m", "pixelstream.tools.bastion", *argv], start_new_session=True, env=os.environ.copy()
+    )
+    deadline = time.monotonic() + 60
+    while not (stand_ins / "running").exists():
+        assert time.monotonic() < deadline and tool.poll() is None, "the command never started"
+        time.sleep(0.1)
+    (os.killpg if to_group else os.kill)(tool.pid, getattr(signal, signal_name))
+    assert tool.wait(timeout=60) == status, "the command's status, or the tool's own when it was told to stop"
+    assert (stand_ins / "cancelled").read_text() == "cleanly", "not killed while cancelling"
+    assert [" ".join(c["argv"][:3]) for c in logged(stand_ins, "calls.jsonl")][-1] == "bastion session delete"

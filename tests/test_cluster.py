@@ -60,7 +60,9 @@ def test_kubeconfig_is_read_from_the_endpoint_the_cluster_has() -> None:
 def test_provider_gets_the_kubeconfig_only_as_a_secret() -> None:
     plan = plan_cluster()
     provider = plan.named("pulumi:providers:kubernetes", "oke-k8s")
-    assert provider.inputs == {"kubeconfig": "[secret]"}
+    # The cluster's OCID says which cluster: a kubeconfig that changes (a run through the bastion's proxy and one
+    # without) updates the provider instead of replacing it and every Kubernetes resource with it.
+    assert provider.inputs == {"kubeconfig": "[secret]", "clusterIdentifier": "ocid1.cluster.offline..oke"}
     assert provider.parent == plan.named("pixelstream:index:OkeCluster", "oke").urn
     assert OFFLINE_KUBECONFIG_TOKEN not in repr(plan.resources)
 

@@ -106,7 +106,10 @@ class OkeCluster(pulumi.ComponentResource):
         # kubeconfig output stays as OKE gives it.
         proxy = kubernetes_proxy()
         through = self.kubeconfig.apply(lambda text: with_proxy(text, proxy)) if proxy else self.kubeconfig
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=through, opts=child)
+        # The cluster's OCID, not the kubeconfig, says which cluster this is: a kubeconfig that changes (a proxy one
+        # run has and the next has not, a token format) updates the provider instead of replacing it and, with it,
+        # every Kubernetes resource (pulumi-kubernetes' clusterIdentifier).
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=through, cluster_identifier=cluster.id, opts=child)
         self.private_endpoint = cluster.endpoints.apply(lambda found: found[0].private_endpoint if found else "")
         self.cluster_id = cluster.id
         self.kubernetes_version = args.kubernetes_version

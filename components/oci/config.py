@@ -381,9 +381,10 @@ def _check_bastion(bastion: BastionConfig) -> None:
     if len(bastion.client_cidrs) > MAX_BASTION_CLIENT_CIDRS:
         raise ConfigError(f"{key}.clientCidrs", f"lists {len(bastion.client_cidrs)}; the Bastion service takes 20")
     for cidr in bastion.client_cidrs:
-        if ipaddress.IPv4Network(cidr).prefixlen < 8:
+        if ipaddress.IPv4Network(cidr).prefixlen < 16:
             raise ConfigError(
-                f"{key}.clientCidrs", f"{cidr} lets most of the internet open sessions; list your own egress addresses"
+                f"{key}.clientCidrs",
+                f"{cidr} is wider than a /16: list your own egress addresses (a workstation's or a runner's, as /32)",
             )
     low, high = BASTION_SESSION_TTL_SECONDS
     if not low <= bastion.max_session_ttl_seconds <= high:

@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from pathlib import Path
 from ..config import ConfigError, StackConfig
 from ..oci.cluster import KUBERNETES_PROXY_ENV
 from .capacity.stack import resolve
+from .commands import cli_error
 from .offline import Plan, engine_urn, plan_stack
 
 PROVIDER_TYPE = "pulumi:providers:kubernetes"
@@ -68,7 +70,10 @@ def first_step_exclusions(plan: Plan) -> list[str]:
 def second_step(plan: Plan) -> set[str]:
     """The (plan) URNs the first step leaves out: the exclusions and everything excluded with them, a resource
     being excluded when its provider, its parent or any of its dependencies is (Pulumi's step generator,
-    isExcludedFromUpdate, over State.GetAllDependencies)."""
+    isExcludedFromUpdate, over State.GetAllDependencies). But not the provider itself: a provider is always
+    part of an update (the step generator's isImplicitlyTargetedResource), so the first step creates it too; it
+    connects to nothing until a resource uses it, and its cluster identifier (OkeCluster) makes the second
+    step's proxy an update of it, not a replacement."""
     roots = set(first_step_exclusions(plan))
     excluded = {r.urn for r in plan.resources if engine_urn(r.urn) in roots}
     while True:
@@ -78,21 +83,33 @@ def second_step(plan: Plan) -> set[str]:
             if r.urn not in excluded and {*r.dependencies, r.parent, (r.provider or "").rsplit("::", 1)[0]} & excluded
         }
         if not more:
-            return excluded
+            return excluded - {r.urn for r in plan.resources if r.type == PROVIDER_TYPE}
         excluded |= more
 
 
 def attached(args: Sequence[str], env: dict[str, str] | None = None) -> int:
-    """Run a long command (`pulumi up`) on this terminal; its exit status."""
-    return subprocess.run(list(args), check=False, env=env).returncode
+    """Run a long command (`pulumi up`) on this terminal until it ends; its exit status. A Ctrl-C reaches it from
+    the terminal (it shares our process group) and it is left to stop as it will: pulumi cancels gracefully, and
+    killing it would leave pending operations and its lock. This process ignores the interrupt meanwhile. A
+    SIGTERM or SIGHUP to this process (main turns them into an interrupt) is passed on as the same interrupt, and
+    the command is waited for before this process unwinds."""
+    child = subprocess.Popen(list(args), env=env)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGINT)
+        child.wait()
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def checked(args: Sequence[str]) -> str:
-    """What a short command printed; its failure as one line."""
+    """What a short command printed; its failure as one line (an OCI service error's code and message)."""
     done = subprocess.run(list(args), capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        lines = [line.strip() for line in done.stderr.splitlines() if line.strip() not in ("", "{", "}")]
-        raise BastionError(f"{' '.join(args[:4])} failed: {lines[-1] if lines else 'no message'}")
+        raise BastionError(f"{' '.join(args[:4])} failed: {cli_error(done.stderr)}")
     return done.stdout
 
 
@@ -107,8 +124,9 @@ def stack_outputs(stack: str) -> tuple[str, str]:
     return outputs["bastionId"], outputs.get("apiPrivateEndpoint", "")
 
 
-def open_session(bastion_id: str, public_key: str, ttl: int, poll: float) -> tuple[str, str]:
-    """A SOCKS5 session on the bastion: its id and the `user@host` ssh connects to, once it is ACTIVE."""
+def create_session(bastion_id: str, public_key: str, ttl: int) -> str:
+    """A SOCKS5 session on the bastion (its id), still CREATING. The key details are the CLI's own shape
+    (`publicKeyContent`, as oci-cli's create_session builds it)."""
     created = checked(
         [
             *(
@@ -121,12 +139,16 @@ def open_session(bastion_id: str, public_key: str, ttl: int, poll: float) -> tup
             *("--key-type", "PUB", "--session-ttl-in-seconds", str(ttl), "--display-name", "pixelstream-deploy"),
         ],
     )
-    session = json.loads(created)["data"]["id"]
+    return json.loads(created)["data"]["id"]
+
+
+def active_session(session: str, poll: float) -> str:
+    """The `user@host` ssh connects to, once the session is ACTIVE."""
     deadline = time.monotonic() + SESSION_READY_SECONDS
     while True:
         data = json.loads(checked(["oci", "bastion", "session", "get", "--session-id", session]))["data"]
         if data["lifecycle-state"] == "ACTIVE":
-            return session, _ssh_target(data)
+            return _ssh_target(data)
         if data["lifecycle-state"] not in ("CREATING",) or time.monotonic() > deadline:
             raise BastionError(f"bastion session {session} is {data['lifecycle-state']}, not ACTIVE")
         time.sleep(poll)
@@ -169,20 +191,14 @@ def through_bastion(
     if _port_open(port):
         raise BastionError(f"127.0.0.1:{port} is taken already: choose another with --port")
     keys = Path(tempfile.mkdtemp(prefix="pixelstream-bastion-"))  # 0700: this user only
-    session = tunnel = None
+    session: str | None = None
+    tunnel: subprocess.Popen | None = None
     try:
         checked(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pixelstream", "-f", str(keys / "key")])
         say(f"opening a SOCKS5 session on {bastion} to {endpoint or 'the API'}")
-        session, target = open_session(bastion, (keys / "key.pub").read_text().strip(), ttl, poll)
-        tunnel = subprocess.Popen(
-            [
-                *("ssh", "-N", "-D", f"127.0.0.1:{port}", "-i", str(keys / "key"), "-p", "22"),
-                *("-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=30"),
-                *("-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={keys / 'known_hosts'}"),
-                target,
-            ],
-            stdin=subprocess.DEVNULL,
-        )
+        session = create_session(bastion, (keys / "key.pub").read_text().strip(), ttl)
+        target = active_session(session, poll)
+        tunnel = subprocess.Popen(ssh_command(keys, port, target), stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + TUNNEL_READY_SECONDS
         while not _port_open(port):
             if tunnel.poll() is not None or time.monotonic() > deadline:
@@ -191,12 +207,44 @@ def through_bastion(
         say(f"running {' '.join(command)} through socks5://127.0.0.1:{port}")
         return attached(command, env={**os.environ, KUBERNETES_PROXY_ENV: f"socks5://127.0.0.1:{port}"})
     finally:
-        if tunnel is not None:
-            tunnel.terminate()
+        _close(tunnel, session, keys, say)
+
+
+def ssh_command(keys: Path, port: int, target: str) -> list[str]:
+    """ssh holding the SOCKS5 port: the session's key alone (no agent keys, none of ~/.ssh/config), no prompt. The
+    bastion's host key is taken on first sight into a throwaway known_hosts (the service publishes none to pin);
+    what crosses the tunnel is TLS to the API, checked against the kubeconfig's CA."""
+    return [
+        *("ssh", "-N", "-F", "/dev/null", "-D", f"127.0.0.1:{port}", "-i", str(keys / "key"), "-p", "22"),
+        *("-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes"),
+        *("-o", "ServerAliveInterval=30", "-o", "StrictHostKeyChecking=accept-new"),
+        *("-o", f"UserKnownHostsFile={keys / 'known_hosts'}", target),
+    ]
+
+
+def _close(tunnel: subprocess.Popen | None, session: str | None, keys: Path, say: Callable[[str], None]) -> None:
+    """Each step on its own, so that none is skipped because another failed: ssh stopped (killed if it lingers),
+    the session deleted, the key removed."""
+    if tunnel is not None:
+        tunnel.terminate()
+        try:
             tunnel.wait(timeout=10)
-        if session is not None:
-            subprocess.run(["oci", "bastion", "session", "delete", "--session-id", session, "--force"], check=False)
-        shutil.rmtree(keys, ignore_errors=True)
+        except subprocess.TimeoutExpired:
+            tunnel.kill()
+    if session is not None:
+        deleted = subprocess.run(
+            ["oci", "bastion", "session", "delete", "--session-id", session, "--force"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if deleted.returncode != 0:
+            say(f"could not delete bastion session {session} ({cli_error(deleted.stderr)}): it ends at its TTL")
+    shutil.rmtree(keys, ignore_errors=True)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     command = options.command[1:] if options.command[:1] == ["--"] else options.command
     if not command:
         parser.error("give the command to run after --, e.g. -- pulumi up --yes --stack prod")
+    if not 1024 <= options.port <= 65535:
+        parser.error(f"--port {options.port}: a port from 1024 to 65535")
+    # A SIGTERM or SIGHUP (a closed terminal, a cancelled CI job) unwinds as an interrupt does, through the clean-up.
+    previous = {stop: signal.signal(stop, _interrupt) for stop in (signal.SIGTERM, signal.SIGHUP)}
     try:
         config = StackConfig.from_stack_file(resolve(options.stack, options.project_dir))
         ttl = config.cluster.endpoint.bastion.max_session_ttl_seconds
@@ -221,9 +273,15 @@ def main(argv: list[str] | None = None) -> int:
             port=options.port,
             ttl=ttl,
         )
+    except KeyboardInterrupt:
+        print("error: interrupted; the session and its key are gone", file=sys.stderr)
+        return 130
     except (BastionError, ConfigError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
 
 
 if __name__ == "__main__":

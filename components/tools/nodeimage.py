@@ -51,6 +51,7 @@ from ..oci.node_pool import select_node_image
 from ..workloads.images import streaming_images
 from ..workloads.pixel_streaming.gpu_capacity import GpuCapacityArgs, prepull_images
 from .capacity.stack import resolve
+from .commands import cli_error
 
 MARK = "pixelstream-node-image:"
 STOP_TIMEOUT_SECONDS = 3600
@@ -237,22 +238,8 @@ def oci_cli(args: Sequence[str], stdin: str | None = None) -> str:
     except FileNotFoundError:
         raise NodeImageError("the OCI CLI (oci) is not on PATH: pip install oci-cli, then oci setup config") from None
     if done.returncode != 0:
-        raise NodeImageError(f"oci {' '.join(args[:3])} failed: {_cli_error(done.stderr)}")
+        raise NodeImageError(f"oci {' '.join(args[:3])} failed: {cli_error(done.stderr)}")
     return done.stdout
-
-
-def _cli_error(stderr: str) -> str:
-    """The OCI CLI's error in one line: a service error's code, message and request id (it prints them as JSON
-    after `ServiceError:`), else its last line that says something."""
-    _, marker, rest = stderr.partition("ServiceError:")
-    if marker:
-        try:
-            error = json.loads(rest)
-            return f"{error.get('code')}: {error.get('message')} (opc-request-id {error.get('opc-request-id')})"
-        except json.JSONDecodeError:
-            pass
-    lines = [line.strip() for line in stderr.splitlines() if line.strip() not in ("", "{", "}")]
-    return lines[-1] if lines else "no message"
 
 
 @dataclass(frozen=True)
