@@ -15,7 +15,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # CLI's own command tree (tests/fake_oci.py). Those tools themselves run your own `oci`.
 OCI_CLI_VENV ?= .venv-oci-cli
 
-.PHONY: plan test lint check simulate integration clean
+.PHONY: plan test lint check simulate docs integration clean
 
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ check: $(INSTALLED) $(CHECKOV_VENV)/.installed
 ## (TRACE=launch-burst|steady-day|flash-crowd|file.csv), written to build/simulate/ (summary.json, timeline.png)
 simulate: $(INSTALLED)
 	@$(PY) -m pixelstream.tools.capacity --compare reference dev prod --trace $(TRACE) --out build/simulate
+
+## docs: the documentation site (MkDocs, Material theme) into build/site, strictly: a broken link or anchor fails
+docs: $(INSTALLED)
+	@NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+	@echo "wrote build/site (open build/site/index.html)"
 
 ## integration: preview (and with PIXELSTREAM_INTEGRATION_UP=1, up then destroy) a throwaway stack in a real tenancy
 integration: $(INSTALLED)

@@ -55,3 +55,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+"""The project's own documents: the README (its front door) and the documentation site's pages."""
+
+
+def documentation() -> str:
+    """Every document's text, one after the other: where a fact is documented, wherever it lives."""
+    return "\n".join(path.read_text() for path in DOCUMENTS)

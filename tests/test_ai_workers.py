@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from conftest import ROOT, free_port
+from conftest import ROOT, documentation, free_port
 from test_addons import plan_with, stack_with
 from test_config import invalid_raw
 from tools import require
@@ -913,6 +913,6 @@ def _keys(model: type, prefix: str) -> Iterator[str]:
 def test_the_readme_documents_every_key() -> None:
     from pixelstream.workloads.ai_workers.config import AiWorkersConfig
 
-    readme = (ROOT / "README.md").read_text()
+    readme = documentation()
     missing = [key for key in _keys(AiWorkersConfig, "aiWorkers") if f"`{key}`" not in readme]
     assert missing == []

@@ -238,7 +238,7 @@ PLACEHOLDERS = {"ocid1.compartment.oc1..<id>": "ocid1.compartment.oc1..readme", 
 
 
 def first_deploy_lines() -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "deploying.md").read_text()
     block = re.search(r"<!-- first-deploy -->\n```sh\n(.*?)```", text, re.S)[1]
     return [line for line in block.splitlines() if line.strip()]
 

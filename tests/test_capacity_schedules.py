@@ -215,7 +215,7 @@ def _schedule_args(entry: dict) -> dict:
 def test_a_launch_scheduled_half_an_hour_serves_the_launch_burst_without_a_wait(tmp_path: Path) -> None:
     """Prod with a schedule of six started streams for the launch's first half hour (from its second 0, the
     default start of the trace's clock): over seeds 0-9 nobody is lost, p95 is within a minute, and it costs
-    within 10% of the reference's always-on node (README, "Scheduled capacity")."""
+    within 10% of the reference's always-on node (docs/capacity.md, "Scheduled capacity")."""
     document = yaml.safe_load((ROOT / "stacks" / "Pulumi.prod.yaml").read_text())
     launch = {"name": "launch", "start": "0 0 5 1 *", "end": "30 0 5 1 *", "timeZone": "UTC", "bufferStreams": 6}
     document["config"]["pixelstream:streaming"].setdefault("capacity", {})["schedules"] = [launch]

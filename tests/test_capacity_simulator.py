@@ -168,9 +168,9 @@ def test_prepull_shortens_the_wait_on_warm_nodes() -> None:
 
 @pytest.mark.slow
 def test_prod_beats_the_reference_on_every_named_trace() -> None:
-    """By the mean of seeds 0-9 (README, "What the defaults were chosen for"): on every named trace no more idle
-    GPU-hours than the reference's settings and a cost within 10% of theirs, no session cut; on the steady day a
-    p95 wait of at most 10 s with idle GPU-hours at most 60% of the reference's."""
+    """By the mean of seeds 0-9 (docs/capacity.md, "What the defaults were chosen for"): on every named trace no
+    more idle GPU-hours than the reference's settings and a cost within 10% of theirs, no session cut; on the
+    steady day a p95 wait of at most 10 s with idle GPU-hours at most 60% of the reference's."""
     from pixelstream.tools.capacity import node_hourly_usd
     from pixelstream.tools.capacity.report import over_seeds
 
@@ -190,7 +190,7 @@ def test_prod_beats_the_reference_on_every_named_trace() -> None:
         assert ours["cost"] <= 1.1 * theirs["cost"], name
         assert ours["interruptedSessions"] == 0, f"{name}: a scale-in never takes a stream with a player"
         if name == "steady-day":
-            # Wait percentiles cover every player, those who gave up included (README, "Capacity").
+            # Wait percentiles cover every player, those who gave up included (docs/capacity.md).
             assert ours["p95WaitSeconds"] <= 10 < theirs["p95WaitSeconds"]
             assert ours["idleGpuHours"] <= 0.6 * theirs["idleGpuHours"]
 

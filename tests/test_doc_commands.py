@@ -1,6 +1,7 @@
-"""The shell blocks the README marks `<!-- runnable -->` run as written, each line in a copy of the working tree
-with the project's virtual environment first on PATH; a line's failure fails the test. `make test` and
-`make check` are what CI runs itself (.ci/run), so here they are checked to be there rather than run again."""
+"""The shell blocks the documents (the README and the site's pages) mark `<!-- runnable -->` run as written,
+each line in a copy of the working tree with the project's virtual environment first on PATH; a line's failure
+fails the test. `make test` and `make check` are what CI runs itself (.ci/run), so here they are checked to be
+there rather than run again."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, documentation
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +35,8 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy
 
 
-def test_the_readme_marks_the_commands_a_newcomer_runs() -> None:
-    lines = runnable_lines((ROOT / "README.md").read_text())
+def test_the_documents_mark_the_commands_a_newcomer_runs() -> None:
+    lines = runnable_lines(documentation())
     deploytime = "python -m pixelstream.tools.deploytime --stack prod"
     for expected in ("make plan", "make simulate", "make check", deploytime):
         assert any(line.startswith(expected) for line in lines), expected
@@ -45,9 +46,7 @@ def test_the_readme_marks_the_commands_a_newcomer_runs() -> None:
         assert re.search(rf"^{command}$", ci, re.M), f".ci/run runs {command}"
 
 
-@pytest.mark.parametrize(
-    "line", [ln for ln in runnable_lines((ROOT / "README.md").read_text()) if not ln.startswith(RUN_BY_CI)]
-)
+@pytest.mark.parametrize("line", [ln for ln in runnable_lines(documentation()) if not ln.startswith(RUN_BY_CI)])
 def test_a_runnable_line_runs(line: str, tree: Path) -> None:
     venv = Path(sys.prefix)
     env = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", "VENV": str(venv)}

@@ -7,9 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import DOCUMENTS, ROOT
 
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
 
@@ -50,9 +49,14 @@ def test_a_broken_link_or_anchor_is_found(tmp_path: Path) -> None:
     assert anchors(document) == {"title-here"}
 
 
-def test_the_readme_links_inside_itself_and_to_the_docs() -> None:
-    targets = links(ROOT / "README.md")
-    assert sum(t.startswith("#") for t in targets) >= 5 and "docs/configuration.md" in targets
+def test_the_readme_is_a_front_door_to_every_page() -> None:
+    """The README (issue 25): what it is, the picture, the two commands, the stacks, where to read next, in at
+    most 250 lines; every page of the site is one link away."""
+    readme = ROOT / "README.md"
+    assert len(readme.read_text().splitlines()) <= 250
+    pages = {f"docs/{p.name}" for p in DOCUMENTS if p.parent.name == "docs"} - {"docs/index.md"}
+    linked = {target.partition("#")[0] for target in links(readme)}
+    assert pages <= linked, sorted(pages - linked)
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
@@ -68,3 +72,10 @@ def test_every_internal_link_and_anchor_resolves(document: Path) -> None:
         elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
             broken.append(f"{target}: no heading #{anchor} in {resolved.name}")
     assert not broken, broken
+
+
+def test_the_sites_home_page_is_the_readme() -> None:
+    from pixelstream.tools.sitehome import HOME, home
+
+    assert HOME.read_text() == home(), "docs/index.md differs from the README: run python -m pixelstream.tools.sitehome"
+    assert "](docs/" not in home() and "](getting-started.md)" in home()

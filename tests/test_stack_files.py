@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, documentation
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
@@ -873,7 +873,7 @@ def test_the_reserved_add_on_namespaces_are_the_ones_the_add_ons_use() -> None:
 def test_the_readme_lists_every_turn_node_host_port() -> None:
     from pixelstream.constants import TURN_NODE_HOST_PORTS
 
-    readme = (ROOT / "README.md").read_text()
+    readme = documentation()
     for what, (first, last) in TURN_NODE_HOST_PORTS.items():
         ports = str(first) if first == last else f"{first}-{last}"
         assert f"| {ports} | {what} |" in readme, what

@@ -107,7 +107,7 @@ def target_warnings(config: StackConfig) -> list[str]:
     if config.cluster.oke:
         return [
             f"cluster.endpoint.bastion.clientCidrs: {cidr} is a documentation address, so nobody can open a session "
-            'yet: set your own egress address (README, "The first deploy of a private endpoint")'
+            'yet: set your own egress address (docs/deploying.md, "The first deploy of a private endpoint")'
             for cidr in config.cluster.endpoint.bastion.client_cidrs
             if any(ipaddress.IPv4Network(cidr).subnet_of(net) for net in DOCUMENTATION_NETWORKS)
         ]

@@ -3,7 +3,7 @@ the pods that run the least trusted code (GPU pods fed by players, gateways or j
 need: DNS, the in-cluster services named, and the internet, never the cluster's own networks nor the node's
 link-local metadata service (OCI's instance metadata, which hands out the node's instance-principal token).
 
-They hold where the cluster's network plugin enforces NetworkPolicies (README, "Trust boundaries").
+They hold where the cluster's network plugin enforces NetworkPolicies (docs/security.md, "Trust boundaries").
 """
 
 from __future__ import annotations

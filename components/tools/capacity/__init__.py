@@ -3,7 +3,7 @@
     python -m pixelstream.tools.capacity --compare reference dev prod --trace launch-burst --out build/simulate
 
 `load_stack` reads a stack file, `load_trace` a trace, `simulate` runs one through the other, `summarize`,
-`table` and `plot` report. See the README's "Capacity" section for the model and its defaults.
+`table` and `plot` report. See docs/capacity.md for the model and its defaults.
 """
 
 from .hpa import Hpa, Policy, Rules

@@ -188,7 +188,7 @@ def job_pod(job: JobType, context: JobContext) -> dict[str, Any]:
 
 
 def job_env(job: JobType, context: JobContext) -> list[dict[str, Any]]:
-    """The job contract's environment (README, "The job contract"), then the job type's own variables."""
+    """The job contract's environment (docs/hybrid.md, "The job contract"), then the job type's own variables."""
     env: list[dict[str, Any]] = [
         {"name": "JOB_TYPE", "value": job.name},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},

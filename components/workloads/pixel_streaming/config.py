@@ -121,8 +121,8 @@ class AutoscalingConfig(ConfigModel):
     buffer gets a stream at once; 0: every player waits for a stream's start."""
     scale_down: ScaleDownConfig = ScaleDownConfig()
     REMOVED_KEYS: ClassVar[dict[str, str]] = {
-        "targetPoolRatio": "removed: the streams no longer scale on a ratio but to in-use + bufferStreams (README, "
-        '"Capacity"); set bufferStreams instead',
+        "targetPoolRatio": "removed: the streams no longer scale on a ratio but to in-use + bufferStreams "
+        "(docs/capacity.md); set bufferStreams instead",
         "scaleUp": "removed: the streams scale up at once to in-use + bufferStreams; remove it",
     }
 
