@@ -79,3 +79,14 @@ def test_the_sites_home_page_is_the_readme() -> None:
 
     assert HOME.read_text() == home(), "docs/index.md differs from the README: run python -m pixelstream.tools.sitehome"
     assert "](docs/" not in home() and "](getting-started.md)" in home()
+
+
+def test_the_architecture_picture_is_read_from_the_plan() -> None:
+    from pixelstream.tools.architecture import picture
+    from pixelstream.tools.offline import plan_stack
+
+    plan, _ = plan_stack("prod", ROOT)
+    pic = picture(plan)
+    assert pic.subnets["bastion"] == "10.0.0.16/28" and pic.bastion, "prod's way in"
+    assert pic.pools["gpu"].startswith("VM.GPU.A10.1") and "stream-main" in pic.workloads["gpu"]
+    assert pic.relay == "49152-65535" and "session" in pic.workloads["default"]
