@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, free_port
 from test_addons import plan_with, stack_with
 from test_node_image import fake_oci  # noqa: F401 (the fixture)
 from tools import one_line_error
@@ -168,14 +168,6 @@ def scenario(directory: Path, **values: object) -> None:
 def logged(directory: Path, name: str) -> list:
     path = directory / name
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.slow

@@ -29,6 +29,8 @@ class Picture:
     """What the picture shows, read from the plan."""
 
     stack: str
+    vcn: str
+    """The VCN's CIDR."""
     subnets: dict[str, str]
     """Role key (the subnet's name without the stack prefix) -> CIDR."""
     pools: dict[str, str]
@@ -59,7 +61,8 @@ def picture(plan: Plan) -> Picture:
         "gpu": sorted(n for n in [*deployments, *releases] if n.startswith(("stream-", "nvidia", "dcgm"))),
     }
     bastion = bool(plan.of_type("oci:Bastion/bastion:Bastion"))
-    return Picture(plan.stack, subnets, pools, workloads, bastion, _relay(plan))
+    [vcn] = plan.of_type("oci:Core/vcn:Vcn")
+    return Picture(plan.stack, vcn.inputs["cidrBlocks"][0], subnets, pools, workloads, bastion, _relay(plan))
 
 
 def _relay(plan: Plan) -> str:
@@ -88,7 +91,7 @@ def draw(pic: Picture, out: Path) -> None:
     ):
         players = Users("players")
         admins = Users("administrators,\nCI")
-        with Cluster(f"VCN {_vcn(pic)}"):
+        with Cluster(f"VCN {pic.vcn}"):
             gateway = InternetGateway("internet gateway")
             services = ServiceGateway("NAT + service\ngateways")
             with Cluster(f"lb {pic.subnets.get('lb', '')} (public)"):
@@ -115,10 +118,6 @@ def draw(pic: Picture, out: Path) -> None:
         players >> Edge(label="HTTPS 443") >> gateway >> balancer >> Edge(label="NodePorts") >> pools["default"]
         players >> Edge(label=f"TURN {TURN_LISTENING_PORT}, relay UDP", color="darkgreen") >> pools["turn"]
         pools["gpu"] >> Edge(style="dashed", label="image pulls") >> services
-
-
-def _vcn(pic: Picture) -> str:
-    return "10.0.0.0/16" if all(c.startswith("10.0.") for c in pic.subnets.values()) else ""
 
 
 def render(stack: str, project: Path = ROOT) -> bytes:
