@@ -41,12 +41,16 @@ _COMPARTMENT = re.compile(r"^ocid1\.(compartment|tenancy)\.oc\d+\.[a-z0-9-]*\.[a
 
 class StackConfig(ConfigModel):
     compartment_id: str
+    """The OCID of the compartment that holds every resource (`pulumi config set compartmentId <OCID>`)."""
     _secrets: frozenset[str] = PrivateAttr(default=frozenset())
     environment: Literal["development", "staging", "production"] = "development"
-    """What the stack is for; the policy pack refuses anonymous players in production."""
+    """What the stack is for (a plain string, like compartmentId); the policy pack refuses anonymous players in
+    production (prod sets it), and plain-HTTP opt-outs are for development only."""
     network: NetworkConfig = NetworkConfig()
     cluster: ClusterConfig = ClusterConfig()
     node_pools: NodePoolsConfig = NodePoolsConfig()
+    """The default, TURN and GPU node pools (OKE only); the OCI provider's own keys (oci:region, ...) configure
+    the provider."""
     addons: AddonsConfig = AddonsConfig()
     streaming: StreamingConfig = StreamingConfig()
     simulation: SimulationConfig = SimulationConfig()

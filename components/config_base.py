@@ -6,7 +6,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import pulumi
@@ -17,6 +18,7 @@ from pydantic import (
     ValidationError,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import core_schema
 
 from .stack_file import MAX_DEPTH
 
@@ -84,6 +86,36 @@ def valid_cidr(value: str) -> str:
 
 
 Cidr = Annotated[str, AfterValidator(valid_cidr)]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take, as metadata of its type (`Annotated[int, Range(1, 1440)]`): the model
+    refuses anything outside, and the configuration reference (tools/configref) shows the same bounds."""
+
+    low: int | float
+    high: int | float
+    unit: str = ""
+    why: str = ""
+
+    def __str__(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        why = f" ({self.why})" if self.why else ""
+        return f"{_number(self.low)}-{_number(self.high)}{unit}{why}"
+
+    def check(self, value: int | float) -> int | float:
+        if not self.low <= value <= self.high:
+            raise ValueError(f"{_number(value)} is outside {self}")
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Callable[[Any], Any]) -> Any:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+
+def _number(value: int | float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 # An allow-list entry wider than a /8 (16.7 million addresses) lets in the internet in all but name.
 WIDEST_ALLOW_LIST_PREFIX = 8
 

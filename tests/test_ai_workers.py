@@ -333,7 +333,7 @@ def test_an_orchestrator_kept_inside_the_cluster(tmp_path: Path) -> None:
 
 def test_two_models_on_a_two_gpu_shape_with_a_block_volume_and_no_downloads(tmp_path: Path) -> None:
     custom = "registry.example/runners/upscale@sha256:" + "c" * 64
-    plan = plan_with(
+    stack_file = stack_with(
         tmp_path,
         "ai",
         nodePools={"gpu": {"shape": "VM.GPU.A10.2"}},
@@ -344,9 +344,13 @@ def test_two_models_on_a_two_gpu_shape_with_a_block_volume_and_no_downloads(tmp_
                 {"pipeline": "llm", "modelId": "meta-llama/Meta-Llama-3.1-8B-Instruct"},
                 {"pipeline": "upscale", "modelId": "stabilityai/stable-diffusion-x4-upscaler", "image": "my-upscaler"},
             ],
-            "weights": {"volume": "blockVolume", "path": None, "sizeGbs": 300, "download": False},
+            "weights": {"volume": "blockVolume", "sizeGbs": 300, "download": False},
         },
     )
+    document = yaml.safe_load(stack_file.read_text())
+    del document["config"]["pixelstream:aiWorkers"]["weights"]["path"]  # the ai stack's, for its hostPath
+    stack_file.write_text(yaml.safe_dump(document))
+    plan = plan_stack("ai", ROOT, stack_file)[0]
     spec = worker_pod(plan)["spec"]
     runners = [c for c in spec["initContainers"] if c["name"].startswith("runner-")]
     assert [r["image"] for r in runners] == [AI_WORKER_IMAGES["ai-runner-llm"], custom]
@@ -893,7 +897,7 @@ def test_dockers_own_client_sees_no_containers_and_cannot_pull(stand_in: str) ->
     assert started.returncode != 0
 
 
-# -- the README ----------------------------------------------------------------------------------------------
+# -- the documentation -------------------------------------------------------------------------------------
 
 
 def _keys(model: type, prefix: str) -> Iterator[str]:
@@ -910,7 +914,7 @@ def _keys(model: type, prefix: str) -> Iterator[str]:
             yield key
 
 
-def test_the_readme_documents_every_key() -> None:
+def test_the_documentation_holds_every_key() -> None:
     from pixelstream.workloads.ai_workers.config import AiWorkersConfig
 
     readme = documentation()

@@ -78,7 +78,7 @@ def test_no_bastion_without_client_networks_and_its_subnet_refused_alone(tmp_pat
     [
         ({"clientCidrs": ["0.0.0.0/0"]}, "cluster.endpoint.bastion.clientCidrs: 0.0.0.0/0 is wider than a /16"),
         ({"clientCidrs": ["10.0.0.0/8"]}, "cluster.endpoint.bastion.clientCidrs: 10.0.0.0/8 is wider than a /16"),
-        ({"clientCidrs": [OPERATOR], "maxSessionTtlSeconds": 60}, "maxSessionTtlSeconds: 60 is not in 1800-10800"),
+        ({"clientCidrs": [OPERATOR], "maxSessionTtlSeconds": 60}, "maxSessionTtlSeconds: 60 is outside 1800-10800 s"),
         ({"clientCidrs": [f"198.51.100.{i}/32" for i in range(21)]}, "lists 21; the Bastion service takes 20"),
     ],
 )
@@ -224,7 +224,7 @@ def test_a_stack_without_a_bastion_is_one_line_and_exit_2(stand_ins: Path, capsy
     assert not logged(stand_ins, "calls.jsonl"), "no session opened"
 
 
-# -- the README's sequence, planned step by step ---------------------------------------------------------------------
+# -- the first deploy's sequence (docs/deploying.md), planned step by step ---------------------------------------
 
 PLACEHOLDERS = {"ocid1.compartment.oc1..<id>": "ocid1.compartment.oc1..readme", "<your egress address>": "198.51.100.7"}
 
@@ -237,7 +237,7 @@ def first_deploy_lines() -> list[str]:
 
 def config_set(document: dict, line: str) -> None:
     """`pulumi config set [--stack S] [--path] KEY VALUE` applied to a stack file's document, as the CLI does for
-    the forms the README uses (a project key, or a path into one)."""
+    the forms the documentation uses (a project key, or a path into one)."""
     words = shlex.split(line)[3:]
     path = "--path" in words
     key, value = [w for i, w in enumerate(words) if not w.startswith("--") and words[i - 1] != "--stack"][:2]

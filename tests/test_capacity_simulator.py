@@ -436,7 +436,7 @@ def test_packing_puts_a_new_stream_on_the_fullest_node_and_spreading_on_the_empt
 
 @pytest.mark.slow
 def test_packing_saves_little_and_costs_waits_on_the_steady_day() -> None:
-    """What the README reports for a second scheduler scoring MostAllocated, seeds 0-9 of the steady day: under 2%
+    """What docs/capacity.md reports for a second scheduler scoring MostAllocated, seeds 0-9 of the steady day: under 2%
     fewer idle GPU-hours, and the p95 wait up from 0 s (the nodes it empties go, and the buffer's next streams wait
     for new ones)."""
     from pixelstream.tools.capacity.report import over_seeds

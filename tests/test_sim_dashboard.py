@@ -2,7 +2,8 @@
 chromedriver), served by the orchestration service against a fake Kubernetes API: it lists the instances and
 their state, its buttons start and stop them, and the screenshot shows it.
 
-PIXELSTREAM_DASHBOARD_PNG=docs/simulation-dashboard.png writes the final screenshot there (the README's)."""
+PIXELSTREAM_DASHBOARD_PNG=docs/simulation-dashboard.png writes the final screenshot there (docs/simulation.md shows
+it)."""
 
 from __future__ import annotations
 

@@ -406,7 +406,7 @@ WITHOUT_OPT_IN = {k: v for k, v in FLEET.items() if k != "allowGpuBelowMinimum"}
         ),
         (
             {"simulation": {**FLEET, "cacheGbs": 49}},
-            "simulation.cacheGbs: 49 is outside 50-32768 (an OCI block volume's sizes, in GB)",
+            "simulation.cacheGbs: 49 is outside 50-32768 GB (an OCI block volume's sizes)",
         ),
     ],
     ids=["an A10", "a shared L40S", "no RT cores, even opted in", "an opt-in with nothing to allow", "a small cache"],

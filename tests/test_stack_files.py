@@ -339,7 +339,7 @@ SEMANTIC_CASES: list[tuple[str, str, str]] = [
     (
         "bandwidth min too low",
         _dev(addons={"ingressNginx": {"minBandwidthMbps": 5}}),
-        "pixelstream:addons.ingressNginx.minBandwidthMbps: 5 Mbps is outside",
+        "pixelstream:addons.ingressNginx.minBandwidthMbps: 5 is outside 10-8000 Mbps",
     ),
     (
         "bandwidth min above max",
@@ -994,7 +994,7 @@ def test_a_credential_encrypted_in_the_stack_file_plans(tmp_path, capsys) -> Non
         ),
         (
             {"default": {"eviction": {"graceMinutes": 90}}},
-            "nodePools.default.eviction.graceMinutes: 90 is outside 0-60 (OKE's limit)",
+            "nodePools.default.eviction.graceMinutes: 90 is outside 0-60 min (OKE's limit)",
         ),
     ],
     ids=["gpu nodes away first", "turn two at a time", "no progress", "grace under the drain", "grace over 60"],

@@ -1,7 +1,7 @@
 """TURN that drains: the coturn container's stop hook and the drain hold, run as the pods run them (sh, the
 pinned Python), against stand-ins that behave as coturn does in drain mode (SIGUSR1: refuse new allocations,
 exit once the last one ends; SIGTERM: exit at once) and as its exporter's gauge reads. The real coturn's drain
-mode (4.6.3 and later) cannot run here: Debian's coturn is 4.6.1 (see README, TURN that drains)."""
+mode (4.6.3 and later) cannot run here: Debian's coturn is 4.6.1 (see docs/operations.md, TURN that drains)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     field_validator,
@@ -13,7 +13,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel, to_snake
 
-from ..config_base import Cidr, ConfigError, ConfigModel, check_unique, valid_cidr
+from ..config_base import Cidr, ConfigError, ConfigModel, Range, check_unique
 from ..constants import (
     DEFAULT_API_ENDPOINT_SUBNET,
     DEFAULT_BASTION_SUBNET,
@@ -55,23 +55,26 @@ _IMAGE = re.compile(r"^ocid1\.image\.oc\d+\.[a-z0-9-]*\.[a-z0-9]+$")
 
 
 class SubnetsConfig(ConfigModel):
-    api_endpoint: str = DEFAULT_API_ENDPOINT_SUBNET
-    """Kubernetes API endpoint subnet."""
-    workers: str = DEFAULT_WORKERS_SUBNET
-    """Private subnet of the default and GPU nodes (and pods, with VCN-native networking)."""
-    turn: str = DEFAULT_TURN_SUBNET
-    """Public subnet of the TURN nodes."""
-    load_balancers: str = DEFAULT_LOAD_BALANCER_SUBNET
-    """Public subnet of the service load balancers."""
-    pods: str = DEFAULT_PODS_SUBNET
-    """VCN-native pods of the default and TURN pools."""
-    stream_pods: str = DEFAULT_STREAM_PODS_SUBNET
-    """VCN-native pods of the GPU pool: the only addresses the TURN relay may reach."""
-    bastion: str = DEFAULT_BASTION_SUBNET
-    """The API bastion's private endpoint (with cluster.endpoint.bastion): it may reach the API on 6443 and
-    nothing else."""
+    """Each subnet lies inside network.vcnCidr, overlaps no other, and is no smaller than a /30 (OCI's
+    smallest)."""
 
-    _valid = field_validator("*")(valid_cidr)
+    api_endpoint: Cidr = DEFAULT_API_ENDPOINT_SUBNET
+    """Private subnet of the Kubernetes API endpoint."""
+    workers: Cidr = DEFAULT_WORKERS_SUBNET
+    """Private subnet of the default and GPU pools' nodes."""
+    turn: Cidr = DEFAULT_TURN_SUBNET
+    """Public regional subnet of the TURN pool."""
+    load_balancers: Cidr = DEFAULT_LOAD_BALANCER_SUBNET
+    """Public subnet of the service load balancers."""
+    pods: Cidr = DEFAULT_PODS_SUBNET
+    """cluster.cni vcnNative only: private subnet of the default and TURN pools' pods. Every node of those pools
+    (maxSize, else size) reserves 31 addresses in it, and OCI keeps 3: they must fit."""
+    stream_pods: Cidr = DEFAULT_STREAM_PODS_SUBNET
+    """cluster.cni vcnNative only: private subnet of the GPU pool's pods, the only addresses the TURN relay may
+    reach; sized like pods."""
+    bastion: Cidr = DEFAULT_BASTION_SUBNET
+    """With a bastion only (cluster.endpoint.bastion): its private endpoint's subnet, which may reach the API on
+    6443 and nothing else."""
 
     def in_use(self, cni: str, bastion: bool) -> dict[str, str]:
         """The subnets the stack creates, by config key: the pod subnets only with VCN-native pods, the bastion's
@@ -85,8 +88,12 @@ class SubnetsConfig(ConfigModel):
 
 
 class PortRange(ConfigModel):
+    """UDP ports, min <= max, inside 1024-65535 and clear of 3478 (STUN/TURN) and the NodePorts."""
+
     min: int = DEFAULT_RELAY_PORT_RANGE[0]
+    """The first port."""
     max: int = DEFAULT_RELAY_PORT_RANGE[1]
+    """The last port."""
 
     @property
     def bounds(self) -> tuple[int, int]:
@@ -94,24 +101,33 @@ class PortRange(ConfigModel):
 
 
 class NetworkConfig(ConfigModel):
-    vcn_cidr: str = DEFAULT_VCN_CIDR
+    vcn_cidr: Cidr = DEFAULT_VCN_CIDR
+    """The VCN's range, /16 to /30 (OCI's limits)."""
     subnets: SubnetsConfig = SubnetsConfig()
     relay_ports: PortRange = PortRange()
-    """TURN relay range; the same value opens the security rules and configures coturn."""
+    """The TURN relay's port range: the same value opens the TURN security rules and configures coturn (on an
+    existing cluster, only coturn)."""
     client_cidrs: list[Cidr] = [WORLD]
-    """Where players connect from (ingress listeners and TURN)."""
+    """Where players connect from: the only sources of the 80/443 listeners and of TURN. Not empty."""
     on_premises: OnPremisesConfig = OnPremisesConfig()
-    """Networks reached through a site-to-site VPN (none by default)."""
+    """A site-to-site VPN to on-premises networks (OKE only); no VPN while cidrs is empty."""
 
-    _valid_vcn = field_validator("vcn_cidr")(valid_cidr)
+
+# The Bastion service's limits (CreateBastionDetails: clientCidrBlockAllowList 1-20, maxSessionTtlInSeconds
+# 1800-10800).
+MAX_BASTION_CLIENT_CIDRS = 20
+BASTION_SESSION_TTL_SECONDS = (1800, 10800)
 
 
 class BastionConfig(ConfigModel):
     client_cidrs: list[Cidr] = []
     """Who may open a session to the API through the OCI Bastion service (your workstation's or deploy runner's
-    egress address, as /32); empty: no bastion."""
-    max_session_ttl_seconds: int = 10800
-    """How long one session lasts at most, 1800-10800 (the Bastion service's range)."""
+    egress address, as /32; see the first deploy, docs/deploying.md): at most 20, none wider than a /16; empty: no
+    bastion."""
+    max_session_ttl_seconds: Annotated[int, Range(*BASTION_SESSION_TTL_SECONDS, "s", "the Bastion service's range")] = (
+        BASTION_SESSION_TTL_SECONDS[1]
+    )
+    """How long one session lasts at most."""
 
     @property
     def enabled(self) -> bool:
@@ -122,7 +138,7 @@ class EndpointConfig(ConfigModel):
     public: bool = False
     """Give the API endpoint a public IP (reachable only from allowedCidrs)."""
     allowed_cidrs: list[Cidr] = []
-    """Networks that may reach the Kubernetes API on 6443."""
+    """Networks that may reach the Kubernetes API on 6443; required when public."""
     allow_world_access: bool = False
     """Must be true for allowedCidrs to contain 0.0.0.0/0."""
     bastion: BastionConfig = BastionConfig()
@@ -133,21 +149,31 @@ class EndpointConfig(ConfigModel):
 class ClusterConfig(ConfigModel):
     target: Literal["oke", "existing"] = "oke"
     """`oke`: the stack creates the network, the OKE cluster and its pools; `existing`: the in-cluster layers
-    deploy onto a cluster the stack did not create (`existing`)."""
+    deploy onto a cluster the stack did not create, which cluster.existing describes. There the keys that
+    configure OCI are refused: network.vcnCidr, .subnets, .clientCidrs and .onPremises, nodePools,
+    cluster.type, .cni and .endpoint, addons.clusterAutoscaler, addons.gpuPlugin.owner okeAddon and .addonVersion,
+    and addons.ingressNginx's load balancer and bandwidth (network.relayPorts still configures coturn)."""
     existing: ExistingClusterConfig = ExistingClusterConfig()
+    """With target existing only: what the stack must know about the cluster."""
     name: str | None = None
-    """Cluster name; default `pixelstream-<stack>`."""
+    """The cluster's name and the prefix of the network resources' names: 1-32 lowercase letters, digits and
+    dashes, starting with a letter; default `pixelstream-<stack>`."""
     type: Literal["ENHANCED", "BASIC"] = "ENHANCED"
+    """The OKE cluster type."""
     kubernetes_version: str = "v1.34.2"
+    """The Kubernetes version of the cluster and all its pools: on OKE one of the versions OKE offers, on an
+    existing cluster its own (the charts are rendered and validated for it); see Kubernetes versions, below."""
     cni: Literal["flannel", "vcnNative"] = "vcnNative"
-    """vcnNative: pods take addresses from network.subnets.pods/streamPods, so the relay can reach only the
-    stream pods; flannel: an overlay that hides which pod is which (streaming then needs an explicit opt-in)."""
-    pods_cidr: str = DEFAULT_PODS_CIDR
-    """Pod overlay range, flannel only."""
-    services_cidr: str = DEFAULT_SERVICES_CIDR
+    """Pod networking, fixed when the cluster is created. vcnNative: pods take OCI VCN addresses from
+    network.subnets.pods and .streamPods, so the relay can reach only the stream pods; flannel: an overlay that
+    hides which pod is which, so streaming there needs streaming.turn.allowRelayToAllPods."""
+    pods_cidr: Cidr = DEFAULT_PODS_CIDR
+    """The pod overlay range, outside the VCN: flannel only on OKE; on an existing cluster, its pod range."""
+    services_cidr: Cidr = DEFAULT_SERVICES_CIDR
+    """The Service range, outside the VCN and the pod range; on an existing cluster, its own (kubeadm's default
+    is 10.96.0.0/12)."""
     endpoint: EndpointConfig = EndpointConfig()
-
-    _valid_cidrs = field_validator("pods_cidr", "services_cidr")(valid_cidr)
+    """The Kubernetes API endpoint: private by default."""
 
     @field_validator("kubernetes_version")
     @classmethod
@@ -169,37 +195,56 @@ class ClusterConfig(ConfigModel):
 
 
 class NodeCyclingConfig(ConfigModel):
+    """How OKE replaces the pool's nodes when their image, shape or Kubernetes version changes (node pool
+    cycling, always on). Each is 0 to the pool's size, and not both 0."""
+
     max_surge: int = 1
-    """New nodes that may join before old ones go, while OKE replaces the pool's nodes (a new image or version)."""
+    """New nodes that may join before old ones go; the TURN pool: at most 1 (one node at a time)."""
     max_unavailable: int = 0
     """Old nodes that may go before their replacements are ready: 0 for the GPU pool (never below the sessions in
-    use), at most 1 for the TURN pool (one at a time)."""
+    use), at most 1 for the TURN pool."""
 
 
 class NodeEvictionConfig(ConfigModel):
-    grace_minutes: int = MAX_EVICTION_GRACE_MINUTES
-    """How long OKE drains a node it removes before giving up (0-60, OKE's limit): at least the streams' drain on
-    the GPU pool."""
+    grace_minutes: Annotated[int, Range(0, MAX_EVICTION_GRACE_MINUTES, "min", "OKE's limit")] = (
+        MAX_EVICTION_GRACE_MINUTES
+    )
+    """How long OKE drains a node it removes (cycling, scale-in) before giving up: on the GPU pool, at least
+    streaming.streamer.drainSeconds + 30 s; on the TURN pool, at least streaming.turn.drainSeconds + 10 s."""
     force_delete_after_grace: bool = True
     """Delete the node after the grace even if pods remain (false: keep it, and the cycling waits for you)."""
 
 
 class NodePoolConfig(ConfigModel):
     shape: str
+    """The compute shape, one of the known shapes (Shapes, below): the GPU pool needs a GPU with a video encoder
+    (NVENC), the other pools must not be GPU shapes."""
     ocpus: float | None = None
+    """Flexible shapes only: the OCPUs of each node, 1 to the shape's most."""
     memory_gbs: float | None = None
+    """Flexible shapes only: the memory of each node, 1-64 GB per OCPU (within the shape's own bounds)."""
     size: int = 1
+    """Node count (the initial count when autoscaled): at least 1, 0 allowed for the GPU pool; at most 1000 (OCI's
+    limit per pool), and every pool's maxSize, else size, together within the cluster's limit (ENHANCED 2000,
+    BASIC 1000)."""
     min_size: int | None = None
+    """With maxSize: the pool is autoscaled by the cluster autoscaler (addons.clusterAutoscaler), minSize <= size
+    <= maxSize (prod's GPU pool: 1-5)."""
     max_size: int | None = None
-    boot_volume_gbs: int = 100
+    """With minSize: the most nodes the autoscaler may make, at least 1."""
+    boot_volume_gbs: Annotated[int, Range(50, 32768, "GB")] = 100
+    """Each node's boot volume."""
     availability_domains: list[int] = [1]
-    """1-based availability domain indexes of the region."""
+    """1-based availability domain indexes of the region (1-3) to spread the nodes over: at least one, none
+    twice."""
     fault_domains: list[str] = []
+    """FAULT-DOMAIN-1, -2 or -3 within each availability domain, none twice; empty: all."""
     image_id: str | None = None
     """A node image OCID (for the GPU pool, one built by pixelstream.tools.nodeimage); unset: the newest OKE image
     for the Kubernetes version and shape."""
     cycling: NodeCyclingConfig = NodeCyclingConfig()
     eviction: NodeEvictionConfig = NodeEvictionConfig()
+    """How OKE drains a node it removes."""
 
     @property
     def largest_size(self) -> int:
@@ -369,12 +414,6 @@ def _check_cluster(config: StackConfig) -> None:
     _check_bastion(endpoint.bastion)
 
 
-# The Bastion service's limits (CreateBastionDetails: clientCidrBlockAllowList 1-20, maxSessionTtlInSeconds
-# 1800-10800).
-MAX_BASTION_CLIENT_CIDRS = 20
-BASTION_SESSION_TTL_SECONDS = (1800, 10800)
-
-
 def _check_bastion(bastion: BastionConfig) -> None:
     key = "cluster.endpoint.bastion"
     check_unique(f"{key}.clientCidrs", bastion.client_cidrs)
@@ -386,9 +425,6 @@ def _check_bastion(bastion: BastionConfig) -> None:
                 f"{key}.clientCidrs",
                 f"{cidr} is wider than a /16: list your own egress addresses (a workstation's or a runner's, as /32)",
             )
-    low, high = BASTION_SESSION_TTL_SECONDS
-    if not low <= bastion.max_session_ttl_seconds <= high:
-        raise ConfigError(f"{key}.maxSessionTtlSeconds", f"{bastion.max_session_ttl_seconds} is not in {low}-{high}")
 
 
 def _check_cycling(config: StackConfig) -> None:
@@ -396,7 +432,7 @@ def _check_cycling(config: StackConfig) -> None:
     at a time; every pool able to make progress. (The streaming workload holds the GPU pool's eviction grace to
     its streams' drain.)"""
     for pool, spec in config.node_pools.items():
-        path, cycling, eviction = f"nodePools.{pool}", spec.cycling, spec.eviction
+        path, cycling = f"nodePools.{pool}", spec.cycling
         for key, value in (("maxSurge", cycling.max_surge), ("maxUnavailable", cycling.max_unavailable)):
             # OKE takes 0 to the pool's size (its default surge, 1, even for an empty pool).
             most = max(spec.largest_size, 1)
@@ -415,11 +451,6 @@ def _check_cycling(config: StackConfig) -> None:
         if pool == "turn" and max(cycling.max_surge, cycling.max_unavailable) > 1:
             raise ConfigError(
                 f"{path}.cycling", "replaces more than one TURN node at a time; players' relays move one node at a time"
-            )
-        if not 0 <= eviction.grace_minutes <= MAX_EVICTION_GRACE_MINUTES:
-            raise ConfigError(
-                f"{path}.eviction.graceMinutes",
-                f"{eviction.grace_minutes} is outside 0-{MAX_EVICTION_GRACE_MINUTES} (OKE's limit)",
             )
 
 
@@ -466,8 +497,6 @@ def _check_node_pools(config: StackConfig) -> None:
                 f"{spec.size} must satisfy {smallest} <= minSize ({spec.min_size}) <= size <= maxSize "
                 f"({spec.max_size})",
             )
-        if not 50 <= spec.boot_volume_gbs <= 32768:
-            raise ConfigError(f"{path}.bootVolumeGbs", f"{spec.boot_volume_gbs} is outside 50-32768 GB")
 
         ads = spec.availability_domains
         if not ads:

@@ -41,9 +41,12 @@ OKE_ONLY_KEYS = {
 
 class NodeRoleConfig(ConfigModel):
     labels: dict[str, str] = {}
-    """Every label a node of this role carries (all must match)."""
+    """The labels that pick the role's nodes (all must match), used by every pod placed there: add-ons and
+    engines (system; empty: any node); TURN and the session service's list of TURN nodes (turn); streams, warm
+    capacity, the pre-pull, dcgm-exporter, the device plugin and GPU jobs (gpu). TURN and GPU need at least
+    one."""
     taints: list[str] = []
-    """Taints its nodes carry that its pods must tolerate, as `key=value:Effect` or `key:Effect`."""
+    """Taints the role's nodes carry, as `key=value:Effect` or `key:Effect`, tolerated by its pods."""
 
     def placement(self) -> NodePlacement:
         return NodePlacement(dict(self.labels), tuple(parse_taint(t) for t in self.taints))
@@ -61,18 +64,21 @@ class ExistingNodesConfig(ConfigModel):
 class ExistingClusterConfig(ConfigModel):
     kubeconfig: str | None = None
     """A kubeconfig for the cluster, set as a secret: `pulumi config set --secret --path cluster.existing.kubeconfig
-    "$(cat kubeconfig)"`."""
+    "$(cat kubeconfig)"`. Exactly one of kubeconfig and stackReference."""
     stack_reference: str | None = None
     """Or another stack whose output holds the kubeconfig (`organization/project/stack`)."""
     stack_output: str = "kubeconfig"
     """That stack's output."""
     node_cidrs: list[Cidr] = []
-    """The networks of the cluster's nodes: the relay never reaches them."""
+    """Required: the networks of the cluster's nodes, which the TURN relay never reaches; they may not overlap
+    cluster.podsCidr or .servicesCidr."""
     stream_pod_cidrs: list[Cidr] = []
     """Pod addresses only the GPU nodes' pods get (an IP pool of their own, inside cluster.podsCidr): the only
-    addresses the TURN relay may reach. Empty: streaming needs streaming.turn.allowRelayToAllPods."""
+    addresses the TURN relay may reach. Empty: streaming needs streaming.turn.allowRelayToAllPods: true, and the
+    relay then reaches every pod (the plan warns)."""
     storage_class: str | None = None
-    """Storage class of the persistent volumes (Prometheus, Kafka); None: the cluster's default class."""
+    """Storage class of Prometheus's and Kafka's volumes (on OKE, `oci-bv`); unset: the cluster's default
+    class."""
     nodes: ExistingNodesConfig = ExistingNodesConfig()
 
 

@@ -36,41 +36,55 @@ _INSIDE_RANGES = tuple(
 
 
 class BgpTunnelConfig(ConfigModel):
-    """One tunnel's inside interface addresses for BGP, as `address/prefix` (a /30 or /31)."""
+    """One tunnel's inside interface addresses for BGP, as `address/prefix`: two addresses of one /30 or /31 in
+    169.254.0.0/16 or a private range, not the other tunnel's."""
 
     customer_interface_ip: str
+    """Your side's address, such as 169.254.10.2/30."""
     oracle_interface_ip: str
+    """Oracle's side, in the same /30 or /31."""
 
 
 class OnPremisesServiceConfig(ConfigModel):
     """A service on the on-premises network that the cluster's system pods and nodes may reach."""
 
     name: str
+    """A short lowercase name (letters, digits, dashes, at most 32), unique in the list."""
     protocol: Literal["tcp", "udp"] = "tcp"
+    """Its transport protocol."""
     port: int
+    """Its port, 1-65535."""
     end_port: int | None = None
-    """The last port of a range starting at `port`."""
+    """The last port of a range starting at `port`, at most 65535."""
 
 
 class OnPremisesConfig(ConfigModel):
     cidrs: list[Cidr] = []
-    """The on-premises networks; empty: no VPN."""
+    """The on-premises networks; empty: no VPN (and no other key of onPremises). None may overlap the VCN,
+    cluster.servicesCidr, flannel's cluster.podsCidr or each other, or be larger than a /8."""
     cpe_ip_address: str | None = None
-    """The public IP address of the on-premises VPN device (CPE)."""
+    """Required: the public IPv4 address of your VPN device (CPE); not private, loopback, CGNAT or
+    multicast."""
     routing: Literal["static", "bgp"] = "static"
+    """How both tunnels learn routes: the IPSec connection's static routes (the on-premises CIDRs), or BGP."""
     customer_bgp_asn: int | None = None
-    """BGP only: the on-premises ASN."""
+    """bgp only (required there): your side's ASN, 1-4294967295, not Oracle's 31898."""
     bgp_tunnels: list[BgpTunnelConfig] = []
-    """BGP only: both tunnels' inside interface addresses."""
+    """bgp only (required there): both tunnels' inside interface addresses."""
     shared_secrets: list[str] = []
-    """Both tunnels' pre-shared keys, as secrets; empty: generated (and exported as a secret)."""
+    """Both tunnels' pre-shared keys (1-255 letters, digits and spaces), as secrets: `pulumi config set --secret
+    --path 'network.onPremises.sharedSecrets[0]' ...`; empty: 64 random characters each, exported as the secret
+    `vpnSharedSecrets`."""
     ike_version: Literal["V1", "V2"] = "V2"
+    """The IKE version of both tunnels."""
     kubernetes_api: bool = False
     """The on-premises networks may reach the cluster's Kubernetes API (6443)."""
     object_storage: bool = False
-    """The on-premises networks reach Object Storage (all Oracle services) privately, through the service gateway."""
+    """The on-premises networks reach Object Storage (all Oracle services, the Oracle Services Network) privately,
+    through the VCN's service gateway."""
     services: list[OnPremisesServiceConfig] = []
-    """What the cluster's system pods and nodes may reach on the on-premises networks: nothing else crosses."""
+    """What the cluster's system pods and worker nodes may reach on the on-premises networks (`tcp` or `udp`, a
+    port or a range): nothing else goes there."""
 
     @property
     def enabled(self) -> bool:

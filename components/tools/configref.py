@@ -10,6 +10,7 @@ fails when they differ, so a model change changes the docs.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types
 import typing
@@ -22,21 +23,35 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from ..config import StackConfig
-from ..config_base import Cidr
+from ..config_base import Cidr, Range
+from ..oci.cluster import KUBERNETES_VERSIONS
+from ..oci.existing_config import EXISTING_MINORS
+from ..oci.shapes import FLEX_SHAPES, GPU_SHAPES
 from .generated import generate_or_check
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "configuration.md"
 HEADER = """# Configuration reference
 
-Generated from the config models (`components/**/config.py`) by `python -m pixelstream.tools.configref`; do not
-edit: change the model's field or its docstring and run it again (a test fails while this file differs). Every key
-is under the stack file's `pixelstream:` namespace; `<name>` stands for a key you choose, `[]` for a list's items.
-A plan checks more than a key's type (ranges, rules across keys): its error names the key, the problem and what is
-allowed.
+Every key a stack file may set, generated from the config models (`components/**/config.py`) by
+`python -m pixelstream.tools.configref`; do not edit: change the model's field or its docstring and run it again
+(a test fails while this file differs).
+
+All keys live in the `pixelstream` namespace (`pixelstream:<key>` in the stack files;
+`pulumi config set --path 'nodePools.gpu.size' 2` sets one nested value); the OCI provider's own keys
+(`oci:region`, ...) configure the provider. Only `compartmentId` is required. `<name>` stands for a key you choose,
+`[]` for a list's items. The type says the range a number may take; a plan checks more (rules across keys), and
+its error names the key, the problem and what is allowed, before anything is declared.
+
+<!-- runnable -->
+```sh
+python -m pixelstream.tools.configref --check
+```
 """
 
 
+# A documentation page as a docstring names it.
+DOCS_PAGE = re.compile(r"\bdocs/([a-z-]+)\.md\b")
 # Types with a validator of their own, by what they accept.
 NAMED_TYPES: dict[Any, str] = {Cidr: "IPv4 CIDR"}
 
@@ -46,6 +61,9 @@ def type_name(annotation: Any) -> str:
     if annotation in NAMED_TYPES:
         return NAMED_TYPES[annotation]
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        ranges = [str(m) for m in annotation.__metadata__ if isinstance(m, Range)]
+        return ", ".join([type_name(args[0]), *ranges])
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in args)
     if origin in (typing.Union, types.UnionType):
@@ -77,39 +95,119 @@ def _model_in(annotation: Any) -> tuple[type[BaseModel], str] | None:
     return None
 
 
-def default_text(field: FieldInfo) -> str:
+def annotated(field: FieldInfo) -> Any:
+    """A field's type with the metadata pydantic took out of it (a Cidr's validator, a Range)."""
+    return typing.Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+
+
+# What a field without a default shows.
+REQUIRED = object()
+
+
+def default_of(field: FieldInfo) -> Any:
     if field.default is PydanticUndefined and field.default_factory is None:
+        return REQUIRED
+    return field.default_factory() if field.default_factory else field.default
+
+
+def default_text(value: Any) -> str:
+    if value is REQUIRED:
         return "required"
-    value = field.default_factory() if field.default_factory else field.default
     if value is None:
         return "unset"
-    if isinstance(value, BaseModel):
-        return ""
     return f"`{json.dumps(value)}`"
 
 
-def rows(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, str, str]]:
-    """(key, type, default, description) of every key of `model` and of the models inside it, in field order."""
+def rows(
+    model: type[BaseModel], prefix: str = "", defaults: BaseModel | None = None
+) -> Iterator[tuple[str, str, str, str]]:
+    """(key, type, default, description) of every key of `model` and of the models inside it, in field order.
+    `defaults`: the section's own default (a parent may give it values of its own, as the TURN nodes' labels)."""
     for name, field in model.model_fields.items():
         key = prefix + (field.alias or name)
-        description = _cell(" ".join((field.description or "").split()))
+        description = _cell(" ".join(described(model, name).split()))
+        default = default_of(field) if defaults is None else getattr(defaults, name)
         nested = _model_in(field.annotation)
         if nested and nested[1] == ".":
+            description = description or _cell(" ".join((nested[0].__dict__.get("__doc__") or "").split()))
             if description:
                 yield key, "the keys below", "", description
-            yield from rows(nested[0], key + ".")
+            yield from rows(nested[0], key + ".", default if isinstance(default, BaseModel) else None)
             continue
-        yield key, type_name(field.annotation), default_text(field), description
+        yield key, type_name(annotated(field)), default_text(default), description
         if nested:
             yield from rows(nested[0], key + nested[1])
 
 
+def described(model: type[BaseModel], name: str) -> str:
+    """A field's docstring, or the one it has in the model it was inherited from (a subclass that gives a field
+    another default keeps its meaning)."""
+    for base in model.__mro__:
+        field = getattr(base, "__pydantic_fields__", {}).get(name)
+        if field is not None and field.description:
+            return field.description
+    return ""
+
+
 def _cell(text: str) -> str:
-    """Text for a table cell: pipes escaped, and angle brackets outside code spans (an HTML tag to a renderer)."""
+    """Text for a table cell: pipes escaped; outside code spans, angle brackets escaped (an HTML tag to a renderer)
+    and a docstring's mention of a documentation page (`docs/capacity.md`) made a link to it."""
     parts = text.replace("|", "\\|").split("`")
     for index in range(0, len(parts), 2):
-        parts[index] = parts[index].replace("<", "&lt;").replace(">", "&gt;")
+        escaped = parts[index].replace("<", "&lt;").replace(">", "&gt;")
+        parts[index] = DOCS_PAGE.sub(r"[\1](\1.md)", escaped)
     return "`".join(parts)
+
+
+def shapes() -> list[str]:
+    """The shapes nodePools.<pool>.shape accepts (components/oci/shapes.py), and what each can do."""
+    lines = [
+        "## Shapes",
+        "",
+        "The shapes `nodePools.<pool>.shape` accepts, from `components/oci/shapes.py`. Flexible shapes take `ocpus` "
+        "and `memoryGbs` (between the smallest and largest memory per OCPU); the GPU pool takes a GPU shape with a "
+        "hardware video encoder (NVENC), the other pools no GPU shape.",
+        "",
+        "| shape | kind | most OCPUs | most memory (GB) | memory per OCPU (GB) | architecture |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{s.name}` | flexible | {s.max_ocpus} | {s.max_memory_gbs} | "
+        f"{s.min_memory_per_ocpu_gbs}-{s.max_memory_per_ocpu_gbs} | {s.arch} |"
+        for s in FLEX_SHAPES.values()
+    ]
+    lines += [
+        "",
+        "| shape | GPUs | GPU memory (GB) | NVENC: streams | RT cores | OCPUs | memory (GB) | architecture |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{s.name}` | {s.gpus} x {s.gpu_model} | {_known(s.gpu_memory_gbs)} | {_yes(s.nvenc)} | "
+        f"{_yes(s.ray_tracing)} | {_known(s.ocpus)} | {_known(s.memory_gbs)} | {s.arch} |"
+        for s in GPU_SHAPES.values()
+    ]
+    return [*lines, ""]
+
+
+def versions() -> list[str]:
+    """The Kubernetes versions cluster.kubernetesVersion accepts."""
+    oke = ", ".join(f"`{v}`" for v in KUBERNETES_VERSIONS)
+    first, last = EXISTING_MINORS.start, EXISTING_MINORS.stop - 1
+    return [
+        "## Kubernetes versions",
+        "",
+        f"`cluster.kubernetesVersion` on OKE (`KUBERNETES_VERSIONS` in `components/oci/cluster.py`, the versions OKE "
+        f"offers): {oke}. On an existing cluster: its own version, v1.{first}.x to v1.{last}.x.",
+        "",
+    ]
+
+
+def _known(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
 
 
 def reference() -> str:
@@ -124,7 +222,7 @@ def reference() -> str:
         lines += [f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
         lines += [f"| `{key}` | {type_} | {default} | {doc} |" for key, type_, default, doc in entries]
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join([*lines, *shapes(), *versions()])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,14 @@ RUNBOOK = ROOT / "docs" / "alerts.md"
 HEADER = """# Alert runbook
 
 Generated from the alert rules (`components/addons/alerts.py`) by `python -m pixelstream.tools.runbook`; do not
-edit. Thresholds are the defaults (`addons.monitoring.alerts`); `{{ $labels.x }}` is filled in by Prometheus in
-the alert as sent, and every alert carries its runbook text as the annotation `runbook`.
+edit (a test fails while it differs from the rules). Thresholds are the defaults (`addons.monitoring.alerts`);
+`{{ $labels.x }}` is filled in by Prometheus in the alert as sent, and every alert carries its runbook text as the
+annotation `runbook`.
+
+<!-- runnable -->
+```sh
+python -m pixelstream.tools.runbook --check
+```
 """
 
 

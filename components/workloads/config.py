@@ -32,15 +32,21 @@ class IngressConfig(ConfigModel):
     """Where a workload is served through the platform's ingress controller."""
 
     host: str | None = None
+    """The public DNS host; with addons.certManager on, served over TLS with a certificate from issuer."""
     path_prefix: str = ""
+    """Serve under a path prefix such as /pixel (no trailing slash); empty: at the root."""
     issuer: Literal["letsencrypt-prod", "letsencrypt-staging"] = "letsencrypt-prod"
+    """The ClusterIssuer of the host's certificate."""
 
 
 class WorkloadConfig(ConfigModel):
     """A workload's keys, one top-level key of the stack config; StackConfig checks every one it holds."""
 
     enabled: bool = True
+    """Deploy the workload."""
     namespace: str
+    """Its namespace, which it creates and owns: a DNS label, not Kubernetes' own, an add-on's or an engine's
+    (strimzi, keda), nor another enabled workload's."""
     CREDENTIALS: ClassVar[tuple[KeyPattern, ...]] = ()
     """Key paths (below the workload's own key) that hold credentials: each must be `secure:` in the stack file,
     and no message repeats its value."""
@@ -150,9 +156,13 @@ class ContainerResourcesConfig(ConfigModel):
     """A container's CPU and memory requests and limits (subclasses give their own defaults)."""
 
     cpu: str = "1"
+    """The CPU request, a quantity such as 500m or 2, at most cpuLimit."""
     memory: str = "1Gi"
+    """The memory request, a quantity such as 8Gi, at most memoryLimit."""
     cpu_limit: str = "1"
+    """The CPU limit."""
     memory_limit: str = "1Gi"
+    """The memory limit."""
 
     def resources(self) -> dict[str, dict[str, str]]:
         return {

@@ -15,8 +15,8 @@
   most `drainSeconds` and then cuts it.
 - Scheduler: streams first (their PriorityClass), on the ready node with the most free slots (Kubernetes' default
   scoring spreads), or with `scheduling="pack"` the fullest node with a free slot (a second scheduler scoring
-  MostAllocated, which this project does not deploy: the README says why), preempting a placeholder when no slot is
-  free; then placeholders. A slot is what one stream needs (GPU, share, or CPU).
+  MostAllocated, which this project does not deploy: docs/capacity.md says why), preempting a placeholder when no
+  slot is free; then placeholders. A slot is what one stream needs (GPU, share, or CPU).
 - Durations: a node registers (Ready) `nodeProvisionSeconds` after its launch and takes streams
   `gpuAdvertiseSeconds` later, when the device plugin advertises its GPUs. A node holds the stream images
   `imagePullSeconds` after the pull starts: when it registers with pre-pull, else when the first stream is

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from ...config_base import INT32_MAX, WIDEST_ALLOW_LIST_PREFIX, Cidr, ConfigError, ConfigModel, check_unique, world_wide
+from ...config_base import (
+    INT32_MAX,
+    WIDEST_ALLOW_LIST_PREFIX,
+    Cidr,
+    ConfigError,
+    ConfigModel,
+    Range,
+    check_unique,
+    world_wide,
+)
 from ...constants import BLOCK_VOLUME_GBS, GPU_RESOURCE
 from ...oci.shapes import GPU_SHAPES
 from ..config import WorkloadConfig, check_host, check_namespace, check_pull_secrets, check_requests_and_limits
@@ -23,45 +32,62 @@ _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*
 _ADDRESS = re.compile(r"^(?P<host>[A-Za-z0-9]([-A-Za-z0-9.]{0,251}[A-Za-z0-9])?):(?P<port>\d{1,5})$")
 # The shared secret guards who may take jobs (and their data) from the orchestrator.
 MIN_SECRET_LENGTH = 16
-# OCI block volumes: 50 GB to 32 TB.
 
 
 class OrchestratorConfig(ConfigModel):
     mode: Literal["inCluster", "external"] = "inCluster"
+    """Run go-livepeer's orchestrator in the cluster, or dial one elsewhere."""
     address: str | None = None
-    """external: host:port of the orchestrator the workers dial."""
+    """external only (required there): host:port of the orchestrator the workers dial, such as
+    orch.example.com:8935."""
     secret: str | None = None
-    """The shared secret (`-orchSecret`), as secret config; external: required, inCluster: generated when unset."""
+    """The orchestrator's shared secret (`-orchSecret`), at least 16 characters, as secret config: `pulumi config
+    set --secret --path aiWorkers.orchestrator.secret <secret>`; external: required, inCluster: generated when
+    unset."""
     host: str | None = None
-    """inCluster: public DNS name, served by the ingress with a certificate."""
+    """inCluster only: publish the orchestrator on `https://<host>` through the ingress (needs
+    addons.ingressNginx and addons.certManager); unset keeps it inside the cluster."""
     issuer: Literal["letsencrypt-prod", "letsencrypt-staging"] = "letsencrypt-prod"
+    """The ClusterIssuer of the host's certificate."""
     gateway_cidrs: list[Cidr] = []
     """inCluster with a host (required): the networks whose gateways may send jobs; nobody else reaches the
     gateway paths, as off-chain go-livepeer takes any gateway's jobs without payment."""
     worker_cidrs: list[Cidr] = []
-    """inCluster with a host: the networks of workers outside the cluster (registration and results); none by
-    default, as the pool in the cluster dials the Service."""
+    """inCluster with a host: the networks of workers outside the cluster (registration and `/aiResults`); none
+    keeps those paths closed, as the pool in the cluster dials the Service."""
     allow_world_access: bool = False
-    """Must be true for gatewayCidrs or workerCidrs to hold a network wider than a /8."""
+    """Must be true for gatewayCidrs or workerCidrs to hold a network wider than a /8; every plan then warns."""
 
 
 class ModelConfig(ConfigModel):
     pipeline: str
+    """What a v0.9.1 remote worker runs: text-to-image, image-to-image, image-to-video, upscale, image-to-text,
+    audio-to-text, segment-anything-2, llm or text-to-speech."""
     model_id: str
+    """The Hugging Face model, such as ByteDance/SDXL-Lightning."""
     image: str | None = None
-    """A name in the image table or aiWorkers.images; the pipeline's runner image when unset."""
+    """The runner image, by its name in the image table or in aiWorkers.images; unset: the pipeline's runner."""
     gpus: int = 1
+    """GPUs the model's runner holds, at least 1; on OKE all runners of a worker together at most the GPU shape's
+    count."""
 
     def spec(self) -> ModelSpec:
         return ModelSpec(pipeline=self.pipeline, model_id=self.model_id, image=self.image, gpus=self.gpus)
 
 
 class RunnerConfig(ConfigModel):
+    """Each runner's container."""
+
     cpu: str = RunnerSettings.cpu
+    """Each runner's CPU request, at most cpuLimit."""
     memory: str = RunnerSettings.memory
+    """Its memory request, at most memoryLimit."""
     cpu_limit: str = RunnerSettings.cpu_limit
+    """Its CPU limit."""
     memory_limit: str = RunnerSettings.memory_limit
-    startup_timeout_seconds: int = RunnerSettings.startup_timeout_seconds
+    """Its memory limit."""
+    startup_timeout_seconds: Annotated[int, Range(60, 7200)] = RunnerSettings.startup_timeout_seconds
+    """How long a runner may take to load (and download) its model."""
 
     def settings(self) -> RunnerSettings:
         return RunnerSettings(**self.model_dump())
@@ -69,30 +95,39 @@ class RunnerConfig(ConfigModel):
 
 class WeightsConfig(ConfigModel):
     volume: Literal["blockVolume", "hostPath"] = "blockVolume"
-    size_gbs: int | None = None
-    """blockVolume only: the volume's size (WeightsSettings.size_gbs when unset)."""
-    path: str | None = None
-    """hostPath only: the directory on each GPU node (WeightsSettings.path when unset)."""
+    """The model weights on one OCI block volume (a PVC of class `oci-bv`; one node at a time, so replicas 1), or
+    in a directory of each GPU node."""
+    size_gbs: Annotated[int, Range(*BLOCK_VOLUME_GBS, "GB", "an OCI block volume's sizes")] = WeightsSettings.size_gbs
+    """blockVolume only: the volume's size."""
+    path: str = WeightsSettings.path
+    """hostPath only: the directory on each GPU node, under /var/lib/pixelstream/ (no other node directory is
+    accepted)."""
     download: bool = True
+    """Before the runners start, download what their models load from Hugging Face onto the volume (a
+    `weights-<i>` init container per model); false: the weights must be there already. Runners themselves never
+    download (`HF_HUB_OFFLINE=1`) and mount the weights read-only."""
 
     def settings(self) -> WeightsSettings:
-        defaults = WeightsSettings()
-        return WeightsSettings(
-            volume=self.volume,
-            size_gbs=defaults.size_gbs if self.size_gbs is None else self.size_gbs,
-            path=defaults.path if self.path is None else self.path,
-            download=self.download,
-        )
+        return WeightsSettings(volume=self.volume, size_gbs=self.size_gbs, path=self.path, download=self.download)
 
 
 class AiWorkersConfig(WorkloadConfig):
+    """The AI worker pool (docs/ai-workers.md), off by default."""
+
     enabled: bool = False
     namespace: str = "ai"
-    replicas: int = 1
+    replicas: Annotated[int, Range(0, INT32_MAX)] = 1
+    """Worker pods. Each holds the GPUs of all its runners on one node, and on OKE no more than the GPU pool holds
+    at its largest (maxSize, else size, x the workers a node's GPUs fit)."""
     images: dict[str, str] = {}
+    """Override one image of the image table (livepeer, ai-runner, ai-runner-audio-to-text, ai-runner-llm,
+    ai-runner-segment-anything-2, ai-runner-text-to-speech, python) with `repo:tag` or `repo@sha256:...`, or name
+    a runner image of your own that a model uses."""
     image_pull_secrets: list[str] = []
+    """Existing docker-registry Secrets in the namespace, on every pod."""
     orchestrator: OrchestratorConfig = OrchestratorConfig()
     models: list[ModelConfig] = []
+    """The models the runners serve, at least one."""
     runner: RunnerConfig = RunnerConfig()
     weights: WeightsConfig = WeightsConfig()
     CREDENTIALS = (("orchestrator", "secret"),)
@@ -100,15 +135,9 @@ class AiWorkersConfig(WorkloadConfig):
     def check(self, config: StackConfig) -> None:
         check_namespace(config, "aiWorkers")
         check_pull_secrets("aiWorkers", self.image_pull_secrets)
-        if not 0 <= self.replicas <= INT32_MAX:
-            raise ConfigError("aiWorkers.replicas", f"{self.replicas} is outside 0-{INT32_MAX}")
         _check_orchestrator(config)
         _check_models(config)
         check_requests_and_limits("aiWorkers.runner", self.runner)
-        if not 60 <= self.runner.startup_timeout_seconds <= 7200:
-            raise ConfigError(
-                "aiWorkers.runner.startupTimeoutSeconds", f"{self.runner.startup_timeout_seconds} is outside 60-7200"
-            )
         _check_weights(self)
         _check_pool_fit(config)
 
@@ -288,11 +317,8 @@ def _check_weights(workers: AiWorkersConfig) -> None:
     weights = workers.weights
     path = "aiWorkers.weights"
     if weights.volume == "blockVolume":
-        if weights.path is not None:
+        if "path" in weights.model_fields_set:
             raise ConfigError(f"{path}.path", "is for volume: hostPath")
-        size = weights.settings().size_gbs
-        if not BLOCK_VOLUME_GBS[0] <= size <= BLOCK_VOLUME_GBS[1]:
-            raise ConfigError(f"{path}.sizeGbs", f"{size} is outside {BLOCK_VOLUME_GBS[0]}-{BLOCK_VOLUME_GBS[1]} GB")
         if workers.replicas > 1:
             raise ConfigError(
                 "aiWorkers.replicas",
@@ -300,9 +326,9 @@ def _check_weights(workers: AiWorkersConfig) -> None:
                 "aiWorkers.weights.volume: hostPath, or replicas: 1",
             )
         return
-    if weights.size_gbs is not None:
+    if "size_gbs" in weights.model_fields_set:
         raise ConfigError(f"{path}.sizeGbs", "is for volume: blockVolume")
-    directory = weights.settings().path
+    directory = weights.path
     # Only a directory of the platform's own: a node's other directories hold what its kubelet, runtime and
     # system trust, and a pod that writes there (the weights' download) would reach them.
     clean = directory.startswith("/") and posixpath.normpath(directory) == directory

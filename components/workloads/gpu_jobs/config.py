@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic.alias_generators import to_camel, to_snake
+from pydantic.alias_generators import to_snake
 
-from ...config_base import INT32_MAX, ConfigError, ConfigModel
+from ...config_base import INT32_MAX, ConfigError, ConfigModel, Range
 from ..config import (
     ContainerResourcesConfig,
     WorkloadConfig,
@@ -34,7 +34,7 @@ _BUCKET = re.compile(r"^[A-Za-z0-9._-]{1,256}$")
 _PREFIX = re.compile(r"^([A-Za-z0-9._-]+/)*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-# The environment the stack gives every job (the job contract, README): a job type's `env` may not replace it.
+# The environment the stack gives every job (the job contract, docs/hybrid.md): a job type's `env` may not replace it.
 CONTRACT_ENV = (
     "JOB_TYPE",
     "POD_NAME",
@@ -55,14 +55,19 @@ CONTRACT_ENV = (
     "NVIDIA_DRIVER_CAPABILITIES",
     "DISPLAY",
 )
+# A Kafka node's volume (a persistent volume claim; OCI block volumes go up to 32768 GB).
+_KAFKA_VOLUME_GBS = Range(1, 32768, "GB")
 ResultsAccess = Literal["workloadIdentity", "preAuthenticatedRequest"]
 
 
 class KafkaPoolConfig(ContainerResourcesConfig):
-    """One KRaft node pool: its nodes, their volumes and their containers' resources."""
+    """One KRaft node pool: its nodes, their volumes and their Kafka containers' requests and limits."""
 
     replicas: int = 3
-    storage_gbs: int = 100
+    """Its nodes. Brokers: 1-100, and the topics' replication factor is min(3, brokers), their minimum in-sync
+    replicas one less. Controllers: 1, 3 or 5 (a KRaft quorum of an odd size; 3 survives one loss)."""
+    storage_gbs: Annotated[int, _KAFKA_VOLUME_GBS] = 100
+    """Each node's volume."""
     cpu: str = "500m"
     memory: str = "2Gi"
     cpu_limit: str = "2"
@@ -79,29 +84,34 @@ class KafkaPoolConfig(ContainerResourcesConfig):
 class ControllerPoolConfig(KafkaPoolConfig):
     """KRaft controllers keep only the cluster's metadata: small volumes and memory."""
 
-    storage_gbs: int = 10
+    storage_gbs: Annotated[int, _KAFKA_VOLUME_GBS] = 10
     memory: str = "1Gi"
     memory_limit: str = "2Gi"
 
 
 class StrimziConfig(ConfigModel):
+    """mode strimzi only: the Kafka cluster the Strimzi operator runs."""
+
     controllers: ControllerPoolConfig = ControllerPoolConfig()
     brokers: KafkaPoolConfig = KafkaPoolConfig()
     client_namespaces: list[str] = []
-    """Namespaces besides the jobs' (and KEDA's) whose pods may reach the brokers (the producers')."""
+    """Namespaces besides the jobs' (and KEDA's) whose pods may reach the brokers' TLS listener (your producers'),
+    by Strimzi's NetworkPolicy, where the network plugin enforces it."""
 
 
 class KafkaConfig(ConfigModel):
     mode: Literal["strimzi", "external"] = "strimzi"
     """`strimzi`: a Kafka cluster run by the Strimzi operator in the jobs' namespace; `external`: one you run."""
     bootstrap_servers: str | None = None
-    """`external` only (required): `host:port[,host:port...]`."""
+    """`external` only (required): its listener, `host:port[,host:port...]`."""
     username: str | None = None
-    """`external` only (required): the user the jobs and KEDA sign in as."""
+    """`external` only (required): the one user the jobs and KEDA sign in as."""
     password: str | None = None
-    """`external` only (required, secret config): that user's password."""
+    """`external` only (required): that user's password, refused in plain text: `pulumi config set --secret
+    --path jobs.kafka.password <password>`."""
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
-    """`external` only: how they sign in."""
+    """`external` only: how they sign in, always over TLS (SASL_SSL: a task's message carries its
+    pre-authenticated request)."""
     ca_certificate: str | None = None
     """`external` only: PEM of the CA that signs the brokers' certificates, when no public CA does."""
     strimzi: StrimziConfig = StrimziConfig()
@@ -118,51 +128,63 @@ class KafkaConfig(ConfigModel):
 
 class ResultsConfig(ConfigModel):
     bucket: str | None = None
-    """The OCI Object Storage bucket the stack declares; default `<cluster name>-job-results`."""
+    """The OCI Object Storage bucket the stack declares (private); default `<cluster name>-job-results`."""
     prefix: str = "results/"
-    retention_days: int = 30
-    """Results older than this are deleted by the bucket's lifecycle rule."""
+    """Where results go, ending in `/` (each job type under `<prefix><type>/`); the lifecycle rule covers it."""
+    retention_days: Annotated[int, Range(1, 3650)] = 30
+    """Results older than this many days are deleted by the bucket's lifecycle rule."""
     access: ResultsAccess | None = None
-    """How a job writes: OKE workload identity (OKE only; the default there), or a pre-authenticated request the
-    producer puts in each message (the default elsewhere)."""
+    """How a job writes: OKE workload identity (OKE ENHANCED clusters only; the default on OKE), or a
+    pre-authenticated request the producer puts in each message (the default elsewhere)."""
 
 
 class DisplayConfig(ConfigModel):
     mode: Literal["offscreen", "virtual"] = "offscreen"
     """`offscreen`: the app renders without a display (`offscreenArgs`); `virtual`: an X server sidecar."""
     offscreen_args: list[str] = ["-RenderOffScreen"]
+    """`offscreen`: the app's offscreen flag, appended to its arguments."""
     image: str | None = None
-    """`virtual`: the sidecar's image with an X server (Xvfb); default the job's own image."""
-    resolution_width: int = 1920
-    resolution_height: int = 1080
+    """`virtual`: the sidecar's image with an X server (Xvfb, `DISPLAY=:99`); default the job's own image."""
+    resolution_width: Annotated[int, Range(320, 7680)] = 1920
+    """`virtual`: the screen's width."""
+    resolution_height: Annotated[int, Range(240, 4320)] = 1080
+    """`virtual`: its height."""
 
 
 class JobTypeConfig(ContainerResourcesConfig):
     image: str = ""
-    """The job's container image (yours), pinned by tag or digest."""
+    """Required: the job's container image (yours), pinned by tag or digest."""
     args: list[str] = []
+    """More arguments."""
     env: dict[str, str] = {}
+    """More environment variables (not the job contract's); a `secure:` value is passed from the Secret
+    `<name>-env`."""
     topic: str | None = None
     """Where its tasks arrive; default `<type>-tasks`."""
     results_topic: str | None = None
-    """Where it reports; default `<type>-results`."""
+    """Where it reports its results; default `<type>-results`."""
     consumer_group: str | None = None
-    """Default `<type>-jobs`."""
-    partitions: int = 6
-    """The task topic's partitions (declared with Strimzi; what the external topic has otherwise)."""
-    lag_threshold: int = 1
+    """The consumer group KEDA measures; default `<type>-jobs`."""
+    partitions: Annotated[int, Range(1, 1000)] = 6
+    """The topics' partitions (declared with Strimzi; what the external topic has otherwise)."""
+    lag_threshold: Annotated[int, Range(1, 1000)] = 1
     """Pending messages per Job: 1 starts one Job per message."""
-    max_replicas: int = 4
+    max_replicas: Annotated[int, Range(1, 1000)] = 4
     """Jobs at once, at most; no more than partitions (a consumer beyond them would get no message)."""
-    polling_interval_seconds: int = 10
-    active_deadline_seconds: int = 3600
-    backoff_limit: int = 0
-    gpus: int = 1
+    polling_interval_seconds: Annotated[int, Range(1, 3600)] = 10
+    """How often KEDA checks the lag."""
+    active_deadline_seconds: Annotated[int, Range(60, 7 * 86400)] = 3600
+    """A Job's deadline."""
+    backoff_limit: Annotated[int, Range(0, 10)] = 0
+    """A Job's retries (an unfinished task stays in the lag, so KEDA starts a new Job for it anyway)."""
+    gpus: Annotated[int, Range(1, 8)] = 1
+    """GPUs per Job, of the device plugin's resource (time-sliced GPUs allow 1)."""
     cpu: str = "2"
     memory: str = "8Gi"
     cpu_limit: str = "4"
     memory_limit: str = "16Gi"
-    run_as_user: int = 1000
+    run_as_user: Annotated[int, Range(1, INT32_MAX)] = 1000
+    """The (non-root) user the job runs as."""
     display: DisplayConfig = DisplayConfig()
 
     def topics(self, name: str) -> tuple[str, str]:
@@ -204,13 +226,18 @@ class JobTypeConfig(ContainerResourcesConfig):
 
 
 class JobsConfig(WorkloadConfig):
+    """Queue-driven GPU jobs (docs/hybrid.md, the job contract), off by default; they need addons.gpuPlugin and
+    oci:region, where the results bucket lives."""
+
     enabled: bool = False
     namespace: str = "gpu-jobs"
     kafka: KafkaConfig = KafkaConfig()
     results: ResultsConfig = ResultsConfig()
     image_pull_secrets: list[str] = []
+    """Existing docker-registry Secrets in the namespace, on every job pod."""
     types: dict[str, JobTypeConfig] = {}
-    """The job types by name: each a ScaledJob with its topics and consumer group."""
+    """The job types by name (1-40 lowercase letters, digits and dashes), at least one: each a ScaledJob with its
+    topics and consumer group."""
     CREDENTIALS = (("kafka", "password"),)
 
     def check(self, config: StackConfig) -> None:
@@ -274,8 +301,6 @@ def _check_kafka(jobs: JobsConfig) -> None:
         raise ConfigError("jobs.kafka.strimzi.brokers.replicas", f"{strimzi.brokers.replicas} is outside 1-100")
     for pool in ("controllers", "brokers"):
         spec: KafkaPoolConfig = getattr(strimzi, pool)
-        if not 1 <= spec.storage_gbs <= 32768:
-            raise ConfigError(f"jobs.kafka.strimzi.{pool}.storageGbs", f"{spec.storage_gbs} is outside 1-32768")
         check_requests_and_limits(f"jobs.kafka.strimzi.{pool}", spec)
     for index, namespace in enumerate(strimzi.client_namespaces):
         if not re.match(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", namespace):
@@ -306,8 +331,6 @@ def _check_results(config: StackConfig) -> None:
         )
     if not _PREFIX.match(results.prefix) or len(results.prefix) > 512:
         raise ConfigError("jobs.results.prefix", f"{results.prefix!r} is not a prefix such as results/ (ending in /)")
-    if not 1 <= results.retention_days <= 3650:
-        raise ConfigError("jobs.results.retentionDays", f"{results.retention_days} is outside 1-3650")
     if results.access == "workloadIdentity" and not (config.cluster.oke and config.cluster.type == "ENHANCED"):
         raise ConfigError(
             "jobs.results.access",
@@ -333,19 +356,6 @@ def _check_job_type(config: StackConfig, name: str, job: JobTypeConfig) -> None:
             f"{path}.consumerGroup",
             f"{job.group(name)} starts with {PRODUCER!r}, the producer's own groups; give the job type another group",
         )
-    for key, low, high in (
-        ("partitions", 1, 1000),
-        ("lag_threshold", 1, 1000),
-        ("max_replicas", 1, 1000),
-        ("polling_interval_seconds", 1, 3600),
-        ("active_deadline_seconds", 60, 7 * 86400),
-        ("backoff_limit", 0, 10),
-        ("gpus", 1, 8),
-        ("run_as_user", 1, INT32_MAX),
-    ):
-        value = getattr(job, key)
-        if not low <= value <= high:
-            raise ConfigError(f"{path}.{to_camel(key)}", f"{value} is outside {low}-{high}")
     if job.max_replicas > job.partitions:
         raise ConfigError(
             f"{path}.maxReplicas",
@@ -376,9 +386,3 @@ def _check_job_arguments(path: str, job: JobTypeConfig) -> None:
         problem = image_problem(display.image)
         if problem:
             raise ConfigError(f"{path}.display.image", problem)
-    for key, value, low, high in (
-        ("resolutionWidth", display.resolution_width, 320, 7680),
-        ("resolutionHeight", display.resolution_height, 240, 4320),
-    ):
-        if not low <= value <= high:
-            raise ConfigError(f"{path}.display.{key}", f"{value} is outside {low}-{high}")

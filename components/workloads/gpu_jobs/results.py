@@ -5,7 +5,7 @@ Access is never a long-lived key in a pod. With OKE workload identity, an IAM po
 account in this cluster's jobs namespace create objects in this bucket under that type's own prefix
 (`<prefix><type>/`), and nothing else: no read, overwrite or delete, and no other type's results.
 With pre-authenticated requests, the stack grants the pods nothing: the producer of each task creates a
-write-only, expiring request for that task's results and sends it in the message (the job contract, README).
+write-only, expiring request for that task's results and sends it in the message (the job contract, docs/hybrid.md).
 """
 
 from __future__ import annotations

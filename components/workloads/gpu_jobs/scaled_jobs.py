@@ -1,7 +1,7 @@
 """The Kubernetes Job each task becomes: a KEDA ScaledJob per job type whose kafka trigger starts one Job per
 pending message (lag threshold 1), up to a maximum, on GPU nodes.
 
-A Job's pod: the user's image with the job contract's environment (README), a GPU request, the GPU nodes'
+A Job's pod: the user's image with the job contract's environment (docs/hybrid.md), a GPU request, the GPU nodes'
 affinity and tolerations, NVIDIA's graphics and video driver capabilities, and either an offscreen flag or an X
 server sidecar (a native sidecar: it starts first and stops with the job). No Kubernetes API token unless the job
 writes through OKE workload identity, whose token is the service account's (which holds no Kubernetes role).
@@ -214,7 +214,7 @@ def job_env(job: JobType, context: JobContext) -> list[dict[str, Any]]:
 
 
 def kafka_env(job: JobType, kafka: KafkaAccess) -> list[dict[str, Any]]:
-    """Where the job's Kafka is and how it signs in (the job contract, README)."""
+    """Where the job's Kafka is and how it signs in (the job contract, docs/hybrid.md)."""
     credentials = kafka.credentials[job.name]
     env: list[dict[str, Any]] = [
         {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": kafka.bootstrap_servers},

@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import string
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from ...config_base import WIDEST_ALLOW_LIST_PREFIX, Cidr, ConfigError, ConfigModel, check_unique, world_wide
+from ...config_base import WIDEST_ALLOW_LIST_PREFIX, Cidr, ConfigError, ConfigModel, Range, check_unique, world_wide
+from ...constants import BLOCK_VOLUME_GBS
 from ...oci.shapes import GPU_SHAPES
 from ...quantities import quantity
 from ..config import (
@@ -31,22 +32,25 @@ if TYPE_CHECKING:
 # Registries that refuse anonymous pulls of the image: NGC needs a login for Isaac Sim.
 LOGIN_REGISTRIES = ("nvcr.io/",)
 MAX_INSTANCES = 64
-# OCI block volumes: 50 GB to 32 TB (Block Volume documentation, "Volume sizes").
-MIN_CACHE_GBS, MAX_CACHE_GBS = 50, 32768
 _API_KEY = re.compile(r"^\S{1,512}$")
 
 
 class SimulationIngressConfig(IngressConfig):
+    """As streaming.ingress. A host with addons.certManager on is required: every route of the fleet asks for a
+    password (basic auth), which plain HTTP would send in clear."""
+
     path_prefix: str = "/sim"
+    """The dashboard and API at `<prefix>/`: not empty, and not streaming's prefix on the same host."""
     allow_plain_http: bool = False
-    """Serve the basic-auth routes over plain HTTP (no host with a certificate): development stacks only, and every
-    plan warns."""
+    """Serve the fleet's basic-auth routes over plain HTTP (no host with a certificate): development stacks only
+    (environment: development), refused where the host has TLS, and every plan warns."""
 
 
 class SimulationStreamsConfig(ConfigModel):
     viewer_cidrs: list[Cidr] = []
     """Who may watch and drive the instances (Isaac Sim's livestream asks no credential): with any, each instance's
-    signalling and media are published by a network load balancer of its own; none publishes nothing."""
+    signalling and media are published by a network load balancer of its own, at a reserved IP on OKE; none
+    publishes nothing."""
     allow_world_access: bool = False
     """The only way to list a network wider than a /8 (0.0.0.0/0 included) in viewerCidrs."""
     addresses: list[str] = []
@@ -58,34 +62,52 @@ class SimulationStreamsConfig(ConfigModel):
 
 
 class SimulationConfig(WorkloadConfig):
+    """The simulation fleet (docs/simulation.md), off by default; it needs addons.ingressNginx."""
+
     enabled: bool = False
+    """Deploy the fleet; its media relay is the streaming workload's TURN, so without streaming.enabled the plan
+    warns."""
     namespace: str = "sim"
     accept_eula: bool = False
-    """The Isaac Sim container runs only with NVIDIA's license accepted (ACCEPT_EULA=Y): the stack says so."""
-    instances: int = 2
-    """Isaac Sim instances, each a StatefulSet of one pod (sim-<i>-0)."""
+    """Must be true: the Isaac Sim container runs only with NVIDIA's Isaac Sim license accepted (ACCEPT_EULA=Y),
+    and the stack says so."""
+    instances: Annotated[int, Range(1, MAX_INSTANCES)] = 2
+    """Isaac Sim instances, each a StatefulSet of one pod (sim-<i>-0); on OKE no more than the GPU pool holds at
+    its largest (maxSize, else size, x GPUs per node x instancesPerGpu)."""
     instances_per_gpu: int = 1
-    """1: a whole GPU each; more: a time-sliced share each, as many as addons.gpuPlugin.streamsPerGpu makes."""
+    """1: a whole GPU each (`nvidia.com/gpu`); more: a time-sliced share each (`nvidia.com/gpu.shared`), and it
+    must equal addons.gpuPlugin.streamsPerGpu, the shares the device plugin makes (more would not fit, fewer cannot
+    be kept)."""
     allow_gpu_below_minimum: bool = False
     """Run instances with less GPU memory each than Isaac Sim's datacenter minimum (48 GB: an A10, or a shared
-    L40S): every plan warns, and real scenes may run out of GPU memory."""
+    L40S): every plan warns, and real scenes may run out of GPU memory. Refused where nothing is below it, and on
+    existing clusters."""
     cpu: str = "4"
+    """The Isaac Sim container's CPU request, at most cpuLimit."""
     cpu_limit: str = "8"
+    """Its CPU limit."""
     memory: str = "16Gi"
+    """Its memory request, at most memoryLimit."""
     memory_limit: str = "16Gi"
+    """Its memory limit."""
     shm_size: str = "2Gi"
-    """/dev/shm of each instance (a memory-backed emptyDir: it counts against memoryLimit)."""
-    startup_timeout_seconds: int = 1200
-    cache_gbs: int = 50
-    """Each instance's cache volume (Kit's shader, texture and package caches), kept across restarts and stops:
-    a block volume, 50 GB (OCI's smallest) to 32768 GB."""
+    """/dev/shm of each instance (a memory-backed emptyDir: it counts against memoryLimit, so below it)."""
+    startup_timeout_seconds: Annotated[int, Range(60, 7200)] = 1200
+    """How long an instance may take to say AppReady before the pod restarts."""
+    cache_gbs: Annotated[int, Range(*BLOCK_VOLUME_GBS, "GB", "an OCI block volume's sizes")] = 50
+    """Each instance's cache volume (Kit's shader, texture and package caches), kept across restarts and
+    stops."""
     quit_when_viewer_leaves: bool = False
     """Isaac Sim's own default quits when a viewer disconnects (and the StatefulSet restarts it); a fleet meant to
     be watched keeps running."""
     images: dict[str, str] = {}
+    """Override isaacsim (nvcr.io/nvidia/isaac-sim:6.0.1) or python with `repo:tag` or `repo@sha256:...`."""
     ngc_api_key: str | None = None
-    """NGC API key for nvcr.io, from secret config; becomes the instances' image pull Secret."""
+    """The NGC API key, refused in plain text (`pulumi config set --secret --path simulation.ngcApiKey <key>`): it
+    becomes the image pull Secret `ngc-registry` (a `$oauthtoken` login to nvcr.io). Required for an nvcr.io image
+    unless imagePullSecrets names a Secret."""
     image_pull_secrets: list[str] = []
+    """Existing docker-registry Secrets in the namespace, on every pod."""
     ingress: SimulationIngressConfig = SimulationIngressConfig()
     streams: SimulationStreamsConfig = SimulationStreamsConfig()
     CREDENTIALS = (("ngcApiKey",),)
@@ -126,15 +148,6 @@ def check_simulation(config: StackConfig) -> None:
     _check_instances(config)
     check_requests_and_limits("simulation", simulation)
     _check_shared_memory(simulation)
-    if not 60 <= simulation.startup_timeout_seconds <= 7200:
-        raise ConfigError(
-            "simulation.startupTimeoutSeconds", f"{simulation.startup_timeout_seconds} is outside 60-7200"
-        )
-    if not MIN_CACHE_GBS <= simulation.cache_gbs <= MAX_CACHE_GBS:
-        raise ConfigError(
-            "simulation.cacheGbs",
-            f"{simulation.cache_gbs} is outside {MIN_CACHE_GBS}-{MAX_CACHE_GBS} (an OCI block volume's sizes, in GB)",
-        )
     _check_routing(config)
     _check_streams(config)
 
@@ -202,8 +215,6 @@ def _check_pull_credentials(simulation: SimulationConfig) -> None:
 def _check_instances(config: StackConfig) -> None:
     """How many instances, and how they share GPUs: exactly as the device plugin shares them."""
     simulation, plugin = config.simulation, config.addons.gpu_plugin
-    if not 1 <= simulation.instances <= MAX_INSTANCES:
-        raise ConfigError("simulation.instances", f"{simulation.instances} is outside 1-{MAX_INSTANCES}")
     per_gpu = simulation.instances_per_gpu
     shares = plugin.streams_per_gpu if plugin.enabled else 1
     if per_gpu > shares:
