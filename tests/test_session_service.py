@@ -209,7 +209,11 @@ def test_a_second_player_never_reaches_the_first_players_stream(edge: Edge) -> N
             for message in forged:
                 await socket.send_str(json.dumps(message))
             await receive(socket, "streamerList")
-            wait_for(lambda: second_pod.server.from_players(), "mallory's offer at her own stream")
+            # Her offer, not only the service's own listStreamers (which reaches the stream first).
+            wait_for(
+                lambda: any(m["type"] == "offer" for _, m in second_pod.server.from_players()),
+                "mallory's offer at her own stream",
+            )
             await socket.close()
             await alice_socket.close()
         finally:
