@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from .addons.config import AddonsConfig, check_addons
-from .config_base import NAMESPACE, ConfigError, ConfigModel, KeyPattern, depth, matches, translate, under
+from .config_base import NAMESPACE, ConfigError, ConfigModel, KeyPattern, check_ranges, depth, matches, translate, under
 from .media_path import check_media_path
 from .oci.config import OCI_CREDENTIALS, ClusterConfig, NetworkConfig, NodePoolsConfig, check_oci
 from .oci.regions import OCI_REGIONS
@@ -93,8 +93,9 @@ class StackConfig(ConfigModel):
         # Each layer checks itself, the lower layers first: a workload may rely on a valid cluster.
         check_oci(config)
         check_addons(config)
-        for workload in config.workloads():
+        for key, workload in config.workload_keys().items():
             if workload.enabled:
+                check_ranges(workload, key)
                 workload.check(config)
         check_media_path(config)
         for index, region in enumerate(config.extra_regions):

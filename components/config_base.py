@@ -6,7 +6,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Collection, Sequence
+import typing
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from pydantic import (
     ValidationError,
 )
 from pydantic.alias_generators import to_camel
-from pydantic_core import core_schema
+from pydantic.fields import FieldInfo
 
 from .stack_file import MAX_DEPTH
 
@@ -90,8 +91,9 @@ Cidr = Annotated[str, AfterValidator(valid_cidr)]
 
 @dataclass(frozen=True)
 class Range:
-    """The values a number may take, as metadata of its type (`Annotated[int, Range(1, 1440)]`): the model
-    refuses anything outside, and the configuration reference (tools/configref) shows the same bounds."""
+    """The values a number may take, as metadata of its type (`Annotated[int, Range(1, 1440)]`). The layer that
+    owns the key refuses anything outside with check_ranges, where it checks its keys (a workload's only while it
+    is enabled), and the configuration reference (tools/configref) shows the same bounds."""
 
     low: int | float
     high: int | float
@@ -103,13 +105,27 @@ class Range:
         why = f" ({self.why})" if self.why else ""
         return f"{_number(self.low)}-{_number(self.high)}{unit}{why}"
 
-    def check(self, value: int | float) -> int | float:
-        if not self.low <= value <= self.high:
-            raise ValueError(f"{_number(value)} is outside {self}")
-        return value
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: Callable[[Any], Any]) -> Any:
-        return core_schema.no_info_after_validator_function(self.check, handler(source))
+def ranges_of(field: FieldInfo) -> list[Range]:
+    """The Ranges of a field: in its metadata, or inside its Optional."""
+    inner = [m for arg in typing.get_args(field.annotation) for m in getattr(arg, "__metadata__", ())]
+    return [m for m in (*field.metadata, *inner) if isinstance(m, Range)]
+
+
+def check_ranges(model: BaseModel, path: str) -> None:
+    """Every number in `model` (a section of the stack config at key `path`) and the sections, lists and maps inside
+    it, within its Range."""
+    for name, field in type(model).model_fields.items():
+        key, value = f"{path}.{field.alias or name}", getattr(model, name)
+        for bounds in ranges_of(field):
+            if value is not None and not bounds.low <= value <= bounds.high:
+                raise ConfigError(key, f"{_number(value)} is outside {bounds}")
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for index, item in items:
+            if isinstance(item, BaseModel):
+                check_ranges(item, f"{key}[{index}]" if isinstance(index, int) else f"{key}.{index}")
+        if isinstance(value, BaseModel):
+            check_ranges(value, key)
 
 
 def _number(value: int | float) -> str:

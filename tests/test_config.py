@@ -1385,3 +1385,12 @@ def test_an_external_kafka_with_its_credentials_parses() -> None:
     StackConfig.parse(invalid_raw(jobs(kafka=EXTERNAL_KAFKA)))
     pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     StackConfig.parse(invalid_raw(jobs(kafka={**EXTERNAL_KAFKA, "saslMechanism": "PLAIN", "caCertificate": pem})))
+
+
+def test_a_node_role_that_sets_only_its_taints_keeps_the_default_labels() -> None:
+    """Each key of an existing cluster's node roles has its own default, as the reference shows it: naming the GPU
+    nodes' taints alone still picks them by the project's label (it once left no label, and was refused)."""
+    config = StackConfig.parse(invalid_raw(existing(nodes={"gpu": {"taints": ["gpu=yes:NoSchedule"]}})))
+    gpu = config.cluster.existing.nodes.gpu
+    assert gpu.labels == {"app.pixel/gpu": "true"} and gpu.taints == ["gpu=yes:NoSchedule"]
+    assert config.cluster.existing.nodes.turn.taints == ["app.pixel/turn=true:NoSchedule"]

@@ -3,6 +3,7 @@ and the committed docs/configuration.md what the models give today."""
 
 from __future__ import annotations
 
+import types
 import typing
 from typing import Annotated, Any, Literal
 
@@ -11,7 +12,7 @@ from conftest import COMPARTMENT
 from pydantic import BaseModel, Field
 
 from pixelstream.config import StackConfig
-from pixelstream.config_base import Cidr, ConfigError, ConfigModel, Range
+from pixelstream.config_base import Cidr, ConfigError, ConfigModel, Range, check_ranges, ranges_of
 from pixelstream.oci.cluster import KUBERNETES_VERSIONS
 from pixelstream.oci.shapes import FLEX_SHAPES, GPU_SHAPES
 from pixelstream.tools.configref import REFERENCE, main, reference, rows
@@ -39,9 +40,10 @@ class Outer(ConfigModel):
     by_name: dict[str, Inner] = Field(default_factory=dict)
     cidr_list: list[str] = Field(default_factory=lambda: ["10.0.0.0/8"])
     maybe: int | None = None
-    """A count <n>, or `<unset>` (docs/capacity.md)."""
+    """A count <n>, or `<unset>` ([how many](docs/capacity.md#a-count)); `docs/capacity.md` in code stays."""
     network: Cidr = "10.0.0.0/16"
-    sized: Sized = Sized(port=7070)
+    sized: Sized = Sized()
+    """The sized one."""
     shares: Annotated[int, Range(1, 64)] | None = None
 
 
@@ -56,63 +58,108 @@ def test_every_key_of_a_model_with_its_type_default_and_docstring() -> None:
         ("byName", "map of the keys below", "`{}`", ""),
         ("byName.<name>.port", "int", "`8080`", "Where it listens."),
         ("cidrList", "list of string", '`["10.0.0.0/8"]`', ""),
-        ("maybe", "int (optional)", "unset", "A count &lt;n&gt;, or `<unset>` ([capacity](capacity.md))."),
+        (
+            "maybe",
+            "int (optional)",
+            "unset",
+            "A count &lt;n&gt;, or `<unset>` ([how many](capacity.md#a-count)); `docs/capacity.md` in code stays.",
+        ),
         ("network", "IPv4 CIDR", '`"10.0.0.0/16"`', ""),
-        ("sized", "the keys below", "", "A listener with a size: the base's port keeps its docstring."),
-        ("sized.port", "int", "`7070`", "Where it listens."),
+        ("sized", "the keys below", "", "The sized one. A listener with a size: the base's port keeps its docstring."),
+        ("sized.port", "int", "`9090`", "Where it listens."),
         ("sized.size", "int, 50-32768 GB (a block volume's)", "`50`", ""),
         ("shares", "int, 1-64 (optional)", "unset", ""),
     ]
 
 
-def test_a_range_refuses_what_is_outside_it_in_words_the_reference_repeats() -> None:
-    assert Outer(name="a", shares=64, sized={"size": 32768}).sized.size == 32768
-    for value, words in ((0, "0 is outside 1-64"), (65, "65 is outside 1-64")):
-        with pytest.raises(ValueError, match=words):
-            Outer(name="a", shares=value)
-    with pytest.raises(ValueError, match="49 is outside 50-32768 GB \\(a block volume's\\)"):
-        Outer(name="a", sized={"size": 49})
+def test_check_ranges_refuses_what_is_outside_in_the_words_the_reference_shows() -> None:
+    check_ranges(Outer(name="a", shares=64, sized={"size": 32768}), "outer")
+    for model, path, words in (
+        (Outer(name="a", shares=0), "outer.shares", "0 is outside 1-64"),
+        (Outer(name="a", shares=65), "outer.shares", "65 is outside 1-64"),
+        (Outer(name="a", sized={"size": 49}), "outer.sized.size", "49 is outside 50-32768 GB (a block volume's)"),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            check_ranges(model, "outer")
+        assert (refused.value.path, refused.value.message) == (path, words)
 
 
 def _ranged_keys(model: type[BaseModel], prefix: str = "") -> typing.Iterator[tuple[str, Range]]:
-    """Every key of a section (not inside a list or a map) whose number has a Range, with that Range."""
+    """Every key whose number has a Range, as the reference names it (`[]` a list's items, `<name>` a map's)."""
     for name, field in model.model_fields.items():
         key = prefix + (field.alias or name)
-        found = [m for m in field.metadata if isinstance(m, Range)]
-        found += [
-            m for a in typing.get_args(field.annotation) for m in getattr(a, "__metadata__", ()) if isinstance(m, Range)
-        ]
-        yield from ((key, r) for r in found)
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            yield from _ranged_keys(field.annotation, key + ".")
+        yield from ((key, bounds) for bounds in ranges_of(field))
+        optional = typing.get_origin(field.annotation) in (typing.Union, types.UnionType)
+        for inner in typing.get_args(field.annotation) if optional else (field.annotation,):
+            args = typing.get_args(inner)
+            if _is_model(inner):
+                yield from _ranged_keys(inner, key + ".")
+            elif typing.get_origin(inner) is list and _is_model(args[0]):
+                yield from _ranged_keys(args[0], key + "[].")
+            elif typing.get_origin(inner) is dict and _is_model(args[1]):
+                yield from _ranged_keys(args[1], key + ".<name>.")
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 RANGED = list(_ranged_keys(StackConfig))
+# What a key needs around it to be checked: its workload on, and the required keys of a list's or a map's item.
+AROUND = {
+    "simulation": {"enabled": True},
+    "aiWorkers": {"enabled": True},
+    "jobs": {"enabled": True},
+    "streaming.builds": {"name": "main", "image": "registry.example/game:1.0"},
+    "streaming.capacity.schedules": {"name": "launch", "start": "0 9 * * *", "end": "0 18 * * *"},
+    "jobs.types": {"image": "registry.example/job:1.0"},
+}
 
 
-def _nested(key: str, value: Any) -> dict[str, Any]:
-    *parents, last = key.split(".")
-    raw: dict[str, Any] = {last: value}
-    for part in reversed(parents):
-        raw = {part: raw}
-    return raw
+def _setting(key: str, value: Any) -> tuple[dict[str, Any], str]:
+    """The stack config that sets reference key `key` to `value` (a list's first item, a map's item `a`), and the
+    key path its error names."""
+    root: dict[str, Any] = {}
+    node, path, parts = root, "", key.replace(".<name>", "<name>").split(".")
+    for index, part in enumerate(parts):
+        name = part.removesuffix("[]").removesuffix("<name>")
+        path += ("." if path else "") + name
+        if index == len(parts) - 1:
+            node[name] = value
+            break
+        child = dict(AROUND.get(path, {}))
+        if part.endswith("[]"):
+            node[name], path = [child], path + "[0]"
+        elif part.endswith("<name>"):
+            node[name], path = {"a": child}, path + ".a"
+        else:
+            node[name] = child
+        node = child
+    return root, path
 
 
 @pytest.mark.parametrize(("key", "bounds"), RANGED, ids=[key for key, _ in RANGED])
 def test_every_ranged_key_is_refused_just_outside_its_range_and_says_so(key: str, bounds: Range) -> None:
-    """What the reference says a number may take is what a plan refuses beyond: one past each end, by the key."""
+    """What the reference says a number may take is what a plan refuses beyond, one past each end, naming the key
+    (inside a list, the item)."""
+    assert f"| `{key}` | int, {bounds}" in reference()
     for value in (bounds.low - 1, bounds.high + 1):
+        setting, path = _setting(key, value)
         with pytest.raises(ConfigError) as refused:
-            StackConfig.parse({"compartmentId": COMPARTMENT, **_nested(key, value)})
-        assert refused.value.path == key and f"is outside {bounds}" in refused.value.message
-        assert f"| `{key}` | int, {bounds}" in reference()
+            StackConfig.parse({"compartmentId": COMPARTMENT, **setting})
+        assert (refused.value.path, refused.value.message) == (path, f"{value} is outside {bounds}")
 
 
-def test_ranged_keys_cover_the_sections() -> None:
-    assert len(RANGED) >= 40, RANGED
-    assert {"addons.monitoring.alerts.queuedMinutes", "streaming.turn.userQuota", "simulation.cacheGbs"} <= {
-        key for key, _ in RANGED
-    }
+def test_the_ranges_of_a_disabled_workload_wait_until_it_is_enabled() -> None:
+    """A workload's keys are its own check's, which runs only while it is on (as before the ranges moved)."""
+    assert StackConfig.parse({"compartmentId": COMPARTMENT, "simulation": {"enabled": False, "instances": 0}})
+    with pytest.raises(ConfigError, match=r"simulation\.instances: 0 is outside 1-64"):
+        StackConfig.parse({"compartmentId": COMPARTMENT, "simulation": {"enabled": True, "instances": 0}})
+
+
+def test_the_ranged_keys_reach_lists_and_maps() -> None:
+    keys = {key for key, _ in RANGED}
+    assert {"streaming.builds[].weight", "jobs.types.<name>.display.resolutionWidth", "simulation.cacheGbs"} <= keys
 
 
 def _models(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[type[BaseModel]]:
@@ -121,23 +168,37 @@ def _models(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[type[Base
         for field in model.model_fields.values():
             for inner in (field.annotation, *typing.get_args(field.annotation)):
                 for candidate in (inner, *typing.get_args(inner)):
-                    if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    if _is_model(candidate):
                         _models(candidate, seen)
     return seen
 
 
-def test_a_subclass_that_gives_a_field_another_default_keeps_its_checks() -> None:
-    """A field redeclared without its Range (or Cidr) would take any value while the reference showed none."""
-    lost = [
+MODELS = sorted(_models(StackConfig, set()), key=lambda model: model.__name__)
+
+
+def test_a_subclass_that_gives_a_field_another_default_keeps_its_type_and_checks() -> None:
+    """A field redeclared without its Range (or as another type) would take values the reference does not show."""
+    changed = [
         (model.__name__, name)
-        for model in _models(StackConfig, set())
+        for model in MODELS
         for name, field in model.model_fields.items()
         for base in model.__mro__[1:]
         if (inherited := getattr(base, "__pydantic_fields__", {}).get(name)) is not None
-        and inherited.metadata != field.metadata
+        and (inherited.annotation, inherited.metadata) != (field.annotation, field.metadata)
     ]
-    assert not lost
-    assert Sized.model_fields["size"].metadata and not Sized.model_fields["port"].metadata
+    assert not changed
+
+
+def test_a_section_defaults_to_what_its_own_keys_default_to() -> None:
+    """The reference shows each key's own default: a section whose default sets other values (the TURN nodes'
+    labels once did) would make it wrong."""
+    differ = [
+        (model.__name__, name)
+        for model in MODELS
+        for name, field in model.model_fields.items()
+        if isinstance(field.default, BaseModel) and field.default != type(field.default)()
+    ]
+    assert not differ
 
 
 def test_every_key_says_what_it_means() -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic.alias_generators import to_snake
 
-from ..config_base import ConfigError, ConfigModel, Range
+from ..config_base import ConfigError, ConfigModel, Range, check_ranges
 from ..constants import BLOCK_VOLUME_GBS
 from .alerts import AlertReceiver, AlertThresholds, ReceiverKind
 from .charts import CHARTS
@@ -27,7 +27,7 @@ class AddonConfig(ConfigModel):
     enabled: bool = True
     """Install the add-on."""
     version: str | None = None
-    """A chart version (such as 1.2.3 or v1.2.3) instead of the pinned one (the chart table, docs/addons.md)."""
+    """A chart version (such as 1.2.3 or v1.2.3) instead of the pinned one ([the chart table](docs/addons.md))."""
     repository: str | None = None
     """A chart repository (a mirror), `https://` or `oci://`, instead of the upstream one."""
     values: dict[str, Any] = {}
@@ -56,7 +56,7 @@ _ALERT_MINUTES = Range(1, 1440, "min")
 
 class AlertsConfig(ConfigModel):
     """Thresholds of the platform's own alerts (components/addons/alerts.py; what each means and what to do when
-    it fires: docs/alerts.md)."""
+    it fires: [the alert runbook](docs/alerts.md))."""
 
     queued_players: Annotated[int, Range(0, 10000)] = AlertThresholds.queued_players
     """PixelStreamPlayersQueued fires when more players than this wait for a stream for queuedMinutes."""
@@ -163,8 +163,8 @@ class ClusterAutoscalerConfig(ConfigModel):
 
 
 class AddonsConfig(ConfigModel):
-    """The cluster add-ons (docs/addons.md). prometheusAdapter was removed with the streams' HPA: a stack that
-    still sets it is told to remove it."""
+    """The cluster add-ons ([the cluster platform](docs/addons.md)). prometheusAdapter was removed with the
+    streams' HPA: a stack that still sets it is told to remove it."""
 
     cluster_autoscaler: ClusterAutoscalerConfig = ClusterAutoscalerConfig()
     ingress_nginx: IngressNginxConfig = IngressNginxConfig()
@@ -202,6 +202,7 @@ _ADDON_CHARTS = {
 
 
 def check_addons(config: StackConfig) -> None:
+    check_ranges(config.addons, "addons")
     _check_charts_and_settings(config)
     _check_alerts(config.addons.monitoring)
     _check_cluster_autoscaler(config)

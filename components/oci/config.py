@@ -13,7 +13,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel, to_snake
 
-from ..config_base import Cidr, ConfigError, ConfigModel, Range, check_unique
+from ..config_base import Cidr, ConfigError, ConfigModel, Range, check_ranges, check_unique
 from ..constants import (
     DEFAULT_API_ENDPOINT_SUBNET,
     DEFAULT_BASTION_SUBNET,
@@ -122,8 +122,8 @@ BASTION_SESSION_TTL_SECONDS = (1800, 10800)
 class BastionConfig(ConfigModel):
     client_cidrs: list[Cidr] = []
     """Who may open a session to the API through the OCI Bastion service (your workstation's or deploy runner's
-    egress address, as /32; see the first deploy, docs/deploying.md): at most 20, none wider than a /16; empty: no
-    bastion."""
+    egress address, as /32; see [the first deploy](docs/deploying.md#the-first-deploy-of-a-private-endpoint)): at
+    most 20, none wider than a /16; empty: no bastion."""
     max_session_ttl_seconds: Annotated[int, Range(*BASTION_SESSION_TTL_SECONDS, "s", "the Bastion service's range")] = (
         BASTION_SESSION_TTL_SECONDS[1]
     )
@@ -311,6 +311,8 @@ def check_oci(config: StackConfig) -> None:
     if config.cluster.existing.model_fields_set:
         key = to_camel(sorted(config.cluster.existing.model_fields_set)[0])
         raise ConfigError(f"cluster.existing.{key}", "is only used with cluster.target: existing")
+    check_ranges(config.cluster.endpoint, "cluster.endpoint")
+    check_ranges(config.node_pools, "nodePools")
     _check_network(config)
     _check_cluster(config)
     _check_node_pools(config)

@@ -52,13 +52,23 @@ class NodeRoleConfig(ConfigModel):
         return NodePlacement(dict(self.labels), tuple(parse_taint(t) for t in self.taints))
 
 
+class TurnNodesConfig(NodeRoleConfig):
+    labels: dict[str, str] = dict([TURN_NODE_LABEL])
+    taints: list[str] = [str(TURN_TAINT)]
+
+
+class GpuNodesConfig(NodeRoleConfig):
+    labels: dict[str, str] = dict([GPU_NODE_LABEL])
+    taints: list[str] = [str(GPU_TAINT)]
+
+
 class ExistingNodesConfig(ConfigModel):
     """How the cluster labels its nodes. The defaults are this project's OKE labels and taints, for a cluster
     labelled the same way; a cluster with labels of its own (`nvidia.com/gpu.present=true`, ...) names them."""
 
     system: NodeRoleConfig = NodeRoleConfig()
-    turn: NodeRoleConfig = NodeRoleConfig(labels=dict([TURN_NODE_LABEL]), taints=[str(TURN_TAINT)])
-    gpu: NodeRoleConfig = NodeRoleConfig(labels=dict([GPU_NODE_LABEL]), taints=[str(GPU_TAINT)])
+    turn: TurnNodesConfig = TurnNodesConfig()
+    gpu: GpuNodesConfig = GpuNodesConfig()
 
 
 class ExistingClusterConfig(ConfigModel):

@@ -46,7 +46,7 @@ class BgpTunnelConfig(ConfigModel):
 
 
 class OnPremisesServiceConfig(ConfigModel):
-    """A service on the on-premises network that the cluster's system pods and nodes may reach."""
+    """Each: a name, and a protocol with a port or a range."""
 
     name: str
     """A short lowercase name (letters, digits, dashes, at most 32), unique in the list."""
@@ -63,7 +63,7 @@ class OnPremisesConfig(ConfigModel):
     """The on-premises networks; empty: no VPN (and no other key of onPremises). None may overlap the VCN,
     cluster.servicesCidr, flannel's cluster.podsCidr or each other, or be larger than a /8."""
     cpe_ip_address: str | None = None
-    """Required: the public IPv4 address of your VPN device (CPE); not private, loopback, CGNAT or
+    """Required with cidrs: the public IPv4 address of your VPN device (CPE); not private, loopback, CGNAT or
     multicast."""
     routing: Literal["static", "bgp"] = "static"
     """How both tunnels learn routes: the IPSec connection's static routes (the on-premises CIDRs), or BGP."""

@@ -50,8 +50,8 @@ python -m pixelstream.tools.configref --check
 """
 
 
-# A documentation page as a docstring names it.
-DOCS_PAGE = re.compile(r"\bdocs/([a-z-]+)\.md\b")
+# A docstring's link to a documentation page, `[text](docs/page.md#anchor)`: on the site, pages are siblings.
+DOCS_LINK = re.compile(r"\]\(docs/([a-z0-9-]+\.md(#[a-z0-9-]+)?)\)")
 # Types with a validator of their own, by what they accept.
 NAMED_TYPES: dict[Any, str] = {Cidr: "IPv4 CIDR"}
 
@@ -118,23 +118,20 @@ def default_text(value: Any) -> str:
     return f"`{json.dumps(value)}`"
 
 
-def rows(
-    model: type[BaseModel], prefix: str = "", defaults: BaseModel | None = None
-) -> Iterator[tuple[str, str, str, str]]:
-    """(key, type, default, description) of every key of `model` and of the models inside it, in field order.
-    `defaults`: the section's own default (a parent may give it values of its own, as the TURN nodes' labels)."""
+def rows(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, str, str]]:
+    """(key, type, default, description) of every key of `model` and of the models inside it, in field order. A
+    section's row says what its field's docstring and its model's own docstring say."""
     for name, field in model.model_fields.items():
         key = prefix + (field.alias or name)
-        description = _cell(" ".join(described(model, name).split()))
-        default = default_of(field) if defaults is None else getattr(defaults, name)
         nested = _model_in(field.annotation)
+        section = nested[0].__dict__.get("__doc__") if nested else None
+        description = _cell(" ".join(f"{described(model, name)} {section or ''}".split()))
         if nested and nested[1] == ".":
-            description = description or _cell(" ".join((nested[0].__dict__.get("__doc__") or "").split()))
             if description:
                 yield key, "the keys below", "", description
-            yield from rows(nested[0], key + ".", default if isinstance(default, BaseModel) else None)
+            yield from rows(nested[0], key + ".")
             continue
-        yield key, type_name(annotated(field)), default_text(default), description
+        yield key, type_name(annotated(field)), default_text(default_of(field)), description
         if nested:
             yield from rows(nested[0], key + nested[1])
 
@@ -151,11 +148,11 @@ def described(model: type[BaseModel], name: str) -> str:
 
 def _cell(text: str) -> str:
     """Text for a table cell: pipes escaped; outside code spans, angle brackets escaped (an HTML tag to a renderer)
-    and a docstring's mention of a documentation page (`docs/capacity.md`) made a link to it."""
+    and links to documentation pages made relative to the site's pages."""
     parts = text.replace("|", "\\|").split("`")
     for index in range(0, len(parts), 2):
         escaped = parts[index].replace("<", "&lt;").replace(">", "&gt;")
-        parts[index] = DOCS_PAGE.sub(r"[\1](\1.md)", escaped)
+        parts[index] = DOCS_LINK.sub(r"](\1)", escaped)
     return "`".join(parts)
 
 

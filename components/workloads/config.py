@@ -125,11 +125,6 @@ def check_basic_auth_over_tls(
     )
 
 
-def check_range(path: str, value: int | float, low: int | float, high: int | float) -> None:
-    if not low <= value <= high:
-        raise ConfigError(path, f"{value} is outside {low}-{high}")
-
-
 _HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[^\s]*)?$")
 
 

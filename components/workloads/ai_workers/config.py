@@ -112,7 +112,7 @@ class WeightsConfig(ConfigModel):
 
 
 class AiWorkersConfig(WorkloadConfig):
-    """The AI worker pool (docs/ai-workers.md), off by default."""
+    """The AI worker pool ([remote workers that dial out](docs/ai-workers.md)), off by default."""
 
     enabled: bool = False
     namespace: str = "ai"

@@ -130,7 +130,8 @@ class ResultsConfig(ConfigModel):
     bucket: str | None = None
     """The OCI Object Storage bucket the stack declares (private); default `<cluster name>-job-results`."""
     prefix: str = "results/"
-    """Where results go, ending in `/` (each job type under `<prefix><type>/`); the lifecycle rule covers it."""
+    """Where results go: empty, or ending in `/` (each job type under `<prefix><type>/`); the lifecycle rule
+    covers it."""
     retention_days: Annotated[int, Range(1, 3650)] = 30
     """Results older than this many days are deleted by the bucket's lifecycle rule."""
     access: ResultsAccess | None = None
@@ -226,7 +227,8 @@ class JobTypeConfig(ContainerResourcesConfig):
 
 
 class JobsConfig(WorkloadConfig):
-    """Queue-driven GPU jobs (docs/hybrid.md, the job contract), off by default; they need addons.gpuPlugin and
+    """Queue-driven GPU jobs ([the job contract](docs/hybrid.md#the-job-contract)), off by default; they need
+    addons.gpuPlugin and
     oci:region, where the results bucket lives."""
 
     enabled: bool = False
@@ -236,8 +238,8 @@ class JobsConfig(WorkloadConfig):
     image_pull_secrets: list[str] = []
     """Existing docker-registry Secrets in the namespace, on every job pod."""
     types: dict[str, JobTypeConfig] = {}
-    """The job types by name (1-40 lowercase letters, digits and dashes), at least one: each a ScaledJob with its
-    topics and consumer group."""
+    """The job types by name (1-40 lowercase letters, digits and dashes, starting with a letter), at least one:
+    each a ScaledJob with its topics and consumer group."""
     CREDENTIALS = (("kafka", "password"),)
 
     def check(self, config: StackConfig) -> None:

@@ -63,14 +63,14 @@ class TurnConfig(ConfigModel):
     allow_relay_to_all_pods: bool = False
     """Accept that the relay can reach every pod (the plan warns): the only way to stream on flannel, or on an
     existing cluster without cluster.existing.streamPodCidrs, where the relay cannot be limited to the stream
-    pods."""
+    pods; refused where the stream pods have addresses of their own."""
     tls: TurnTlsConfig = TurnTlsConfig()
     # Up to OKE's longest eviction grace (60 minutes) with coturn's exit margin: what a leaving TURN node waits for.
     drain_seconds: Annotated[int, Range(0, 3600 - TURN_TERMINATION_MARGIN_SECONDS)] = 1800
     """How long a TURN server that is stopping (coturn's update, its node leaving) keeps relaying its sessions
     while it refuses new allocations, before it exits; also how long a leaving TURN node is held for them. 0: it
-    stops at once. On OKE, nodePools.turn.eviction.graceMinutes must cover it (+10 s); see docs/operations.md,
-    TURN that drains."""
+    stops at once. On OKE, nodePools.turn.eviction.graceMinutes must cover it (+10 s); see
+    [TURN that drains](docs/operations.md#turn-that-drains)."""
 
     def server_settings(self, relay_ports: tuple[int, int], path: MediaPath) -> TurnServerSettings:
         return TurnServerSettings(
@@ -141,7 +141,9 @@ class ScaleDownConfig(ConfigModel):
 
 class AutoscalingConfig(ConfigModel):
     """Every build's streams: those in use, one per waiting player and bufferStreams started ones, within
-    minReplicas and maxReplicas (the session service scales each build's Deployment to exactly that)."""
+    minReplicas and maxReplicas (the session service scales each build's Deployment to exactly that).
+    targetPoolRatio and scaleUp were removed with the streams' HPA: a stack that sets them is told what replaces
+    them."""
 
     min_replicas: Annotated[int, Range(0, INT32_MAX)] = 1
     """The fewest streams a build keeps, at most maxReplicas."""
@@ -150,10 +152,10 @@ class AutoscalingConfig(ConfigModel):
     (streaming.turn.capacityBytesPerSecond)."""
     buffer_streams: Annotated[int, Range(0, INT32_MAX)] = 1
     """Started streams without a player that each build taking new players keeps ready: a player within the
-    buffer gets a stream at once; 0: every player waits for a stream's start (prod: 3; see docs/capacity.md)."""
+    buffer gets a stream at once; 0: every player waits for a stream's start (prod: 3; see
+    [Capacity](docs/capacity.md#capacity-how-gpu-streams-grow-and-shrink))."""
     scale_down: ScaleDownConfig = ScaleDownConfig()
-    """(targetPoolRatio and scaleUp were removed with the streams' HPA: a stack that sets them is told what
-    replaces them.)"""
+    """How a build gives streams back."""
     REMOVED_KEYS: ClassVar[dict[str, str]] = {
         "targetPoolRatio": "removed: the streams no longer scale on a ratio but to in-use + bufferStreams "
         "(docs/capacity.md); set bufferStreams instead",
@@ -189,7 +191,7 @@ class CapacityConfig(ConfigModel):
     """Pull the stream images on every GPU node as it joins."""
     schedules: list[ScheduleConfig] = []
     """Scheduled capacity, at most 16: larger buffers between two times (KEDA's cron rule: active from a start
-    until the next end); see docs/capacity.md, Scheduled capacity."""
+    until the next end); see [Scheduled capacity](docs/capacity.md#scheduled-capacity)."""
 
 
 class SignedLinksConfig(ConfigModel):
@@ -347,15 +349,16 @@ class PodProxyConfig(ConfigModel):
 
 
 class StreamingConfig(WorkloadConfig):
-    """The streaming workload (docs/player-edge.md); it needs addons.ingressNginx."""
+    """The streaming workload ([the player edge](docs/player-edge.md)); it needs addons.ingressNginx."""
 
     namespace: str = "pixel"
     unreal_version: str = "5.7"
     """The streamer's Unreal Engine version, 5.6 or 5.7: the signalling server (images signalling-ue<version>) and
     the player page's library match it."""
     builds: list[BuildConfig] = []
-    """The builds streamed side by side, at most 4, each with its share of new players (see docs/operations.md,
-    Shipping a build); empty: one build, `main`, of images.unreal at unrealVersion."""
+    """The builds streamed side by side, at most 4, each with its share of new players (see
+    [Shipping a build](docs/operations.md#shipping-a-build)); empty: one build, `main`, of images.unreal at
+    unrealVersion."""
     images: dict[str, str] = {}
     """Override one image of the image table (session, signalling-ue5.6, signalling-ue5.7, unreal, coturn,
     python, pause, oauth2-proxy, podproxy) with `repo:tag` or `repo@sha256:...`: pin session to the digest the

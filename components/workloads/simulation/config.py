@@ -57,12 +57,12 @@ class SimulationStreamsConfig(ConfigModel):
     """An existing cluster only: the address its load balancer gives each instance's stream (one per instance, in
     order; on OKE each instance gets a reserved public IP)."""
     viewer_url: str | None = None
-    """Where your viewer is served: an https:// URL template with {host}, {signalPort} and {mediaPort}, which the
-    dashboard opens for each instance."""
+    """Where your viewer is served: an https:// URL template with {host} (and, if it needs them, {signalPort} and
+    {mediaPort}), which the dashboard opens for each instance."""
 
 
 class SimulationConfig(WorkloadConfig):
-    """The simulation fleet (docs/simulation.md), off by default; it needs addons.ingressNginx."""
+    """The simulation fleet ([Isaac Sim](docs/simulation.md)), off by default; it needs addons.ingressNginx."""
 
     enabled: bool = False
     """Deploy the fleet; its media relay is the streaming workload's TURN, so without streaming.enabled the plan
