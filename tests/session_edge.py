@@ -110,7 +110,19 @@ class Edge:
     pods: dict[str, StreamPod] = field(default_factory=dict)
     replicas: dict[str, int] = field(default_factory=dict)
     """Each stream Deployment's replicas, as its scale subresource holds them (the service's writes land here)."""
+    state: dict[str, str] = field(default_factory=dict)
+    """The Secret session-state's data, as the service last wrote it."""
+    start_service: Any = None
+    """Starts the service's process again, as the Deployment's next pod (the same settings and API)."""
     _next_address: int = 2
+
+    def restart(self) -> int:
+        """Stops the service as Kubernetes does (SIGTERM, then a new pod) and waits until the new one is ready; the
+        old one's exit status (0: it stopped by itself, negative: it had to be killed)."""
+        _stop(self.process)
+        stopped = self.process.returncode
+        self.process = self.start_service()
+        return stopped
 
     def set_builds(self, builds: list[dict[str, Any]] | str, scale_down_seconds: int = 0) -> None:
         """The operator's change to the builds (a document that is not JSON, as given)."""
@@ -256,7 +268,16 @@ def running_edge(
             return 200, {"items": [turn_pod("turn-a")]}
         return 200, _pod_list(pods)
 
+    state: dict[str, str] = {}
+    state_path = f"/api/v1/namespaces/{NAMESPACE}/secrets/session-state"
+
+    def write_state(call: Any) -> tuple[int, dict]:
+        state.update(call.body["data"])
+        return 200, {"data": state}
+
     routes = {
+        ("GET", state_path): lambda call: (200, {"data": dict(state)}),
+        ("PATCH", state_path): write_state,
         ("GET", f"/api/v1/namespaces/{NAMESPACE}/pods"): namespace_pods,
         ("GET", "/api/v1/nodes"): lambda call: (200, {"items": [node("turn-a", turn_address)]}),
         ("GET", f"/api/v1/namespaces/{NAMESPACE}/configmaps/session-builds"): lambda call: (200, {"data": builds_data}),
@@ -286,19 +307,39 @@ def running_edge(
             "COLD_START_SECONDS": "120",
             "RECONNECT_SECONDS": "2",
             "BUILDS_REFRESH_SECONDS": "0.2",
+            "STATE_SECRET": "session-state/state",
+            "STATE_SAVE_SECONDS": "0.2",
             **env,
         }
-        log = (tmp_path / "session.log").open("w")
+        log = (tmp_path / "session.log").open("a")
         stack.callback(log.close)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "session"], env=variables, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path
-        )
-        stack.callback(_stop, process)
         url = f"http://127.0.0.1:{port}"
-        _wait_until_ready(url, process, tmp_path / "session.log")
-        yield Edge(
-            url, f"http://127.0.0.1:{metrics_port}", kube, loop, signalling_port, process, builds_data, pods, replicas
+
+        def start_service() -> subprocess.Popen:
+            command = [sys.executable, "-m", "session"]
+            process = subprocess.Popen(command, env=variables, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+            try:
+                _wait_until_ready(url, process, tmp_path / "session.log")
+            except BaseException:
+                _stop(process)
+                raise
+            return process
+
+        edge = Edge(
+            url,
+            f"http://127.0.0.1:{metrics_port}",
+            kube,
+            loop,
+            signalling_port,
+            start_service(),
+            builds_data,
+            pods,
+            replicas,
+            state,
+            start_service,
         )
+        stack.callback(lambda: _stop(edge.process))
+        yield edge
 
 
 def _wait_until_ready(url: str, process: subprocess.Popen, log: Path) -> None:
@@ -320,6 +361,7 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
+        process.wait()
 
 
 def wait_for(condition: Any, what: str, seconds: float = 10) -> None:

@@ -132,3 +132,22 @@ def test_a_player_sent_to_a_build_of_another_engine_version_gets_that_versions_l
         assert page_state(player)["library"] == "5.6", "the bundle of UE 5.6's library runs"
         assert player.current_url == f"{edge.url}/?ue=5.6", "the version rides in the URL, not on the cookie"
         assert player.execute_script("return sessionStorage.getItem('pixelstream-reloads')") is None
+
+
+def test_the_page_rides_out_a_restart_of_the_service_back_to_the_same_stream(edge: Edge, browsers) -> None:
+    """The service replaced (SIGTERM, a new pod) while a player is connected: the page keeps asking while nothing
+    answers, then its library subscribes to the same stream again, through the new service."""
+    pod = edge.add_stream("stream-a")
+    player = browsers()
+    player.get(f"{edge.url}/#launch={launch_link('alice')}")
+    wait_for(lambda: pod.streamer.players_connected() == ["Player0"], "the library subscribing to its stream")
+    edge.process.terminate()
+    wait_for(lambda: page_state(player).get("state") == "service-away", "the page waiting for the service", 20)
+    edge.process.wait(timeout=10)
+    edge.process = edge.start_service()
+
+    def subscribed() -> int:
+        return sum(1 for _, m in pod.server.from_players() if m["type"] == "subscribe")
+
+    wait_for(lambda: subscribed() == 2, "the library subscribing to the same stream again", 30)
+    assert page_state(player)["state"] in ("connecting", "connected", "playing")

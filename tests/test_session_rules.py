@@ -841,3 +841,75 @@ def test_the_session_images_copies_of_shared_facts_match_the_platforms() -> None
     assert streams.BUILD_LABEL == BUILD_LABEL
     assert app._BUILD.pattern == streaming_config.BUILD_NAME.pattern
     assert broker.DEFAULT_BUILD == streaming_config.DEFAULT_BUILD
+
+
+# -- outliving a restart of the service ---------------------------------------------------------------------------
+
+
+def _restarted(old: Broker, now: float, **settings: float) -> Broker:
+    """A new broker (the next instance of the service) from `old`'s snapshot, through JSON as the Secret keeps it."""
+    new = broker(**settings)
+    new.restore(json.loads(json.dumps(old.snapshot())), now)
+    return new
+
+
+def test_a_restart_gives_each_player_its_stream_back_and_keeps_the_queue_in_order() -> None:
+    old = broker(reconnect_seconds=20, claim_seconds=30)
+    old.set_streams(STREAMS, T0)
+    alice, bob = old.join("alice", T0), old.join("bob", T0 + 1)
+    old.connect(alice.id, T0 + 2)
+    carol, dave = old.join("carol", T0 + 3), old.join("dave", T0 + 4)
+    new = _restarted(old, T0 + 100, reconnect_seconds=20, claim_seconds=30)
+    # Connected before: its signalling closed with the old instance, so it has reconnect_seconds from the restore.
+    assert new.status(alice.id, T0 + 100).state == State.RECONNECTING
+    assert new.sessions[alice.id].deadline == T0 + 120 and new.sessions[bob.id].deadline == T0 + 130
+    assert [new.status(s.id, T0 + 100).position for s in (carol, dave)] == [1, 2]
+    new.set_streams(STREAMS, T0 + 101)
+    assert new.connect(alice.id, T0 + 102).name == alice.stream and new.connect(bob.id, T0 + 102).name == bob.stream
+    assert new.streams[alice.stream].session == alice.id and new.streams[bob.stream].session == bob.id
+    assert new.cost_changes() == {alice.stream: BUSY, bob.stream: BUSY}
+    assert new.status(carol.id, T0 + 102).state == State.QUEUED, "a held stream is never handed to the queue"
+    assert new.join("alice", T0 + 103).id == alice.id, "an identity still holds its one session"
+
+
+def test_a_restored_player_whose_stream_went_away_is_requeued_or_ended() -> None:
+    old = broker()
+    old.set_streams(STREAMS, T0)
+    alice, bob = old.join("alice", T0), old.join("bob", T0 + 1)
+    old.connect(alice.id, T0 + 2)
+    new = _restarted(old, T0 + 50)
+    new.set_streams({}, T0 + 51)  # both pods went while the service was away
+    assert new.status(alice.id, T0 + 51) is not None and new.sessions[alice.id].ended_reason == "stream-ended"
+    assert new.status(bob.id, T0 + 51).state == State.QUEUED and new.status(bob.id, T0 + 51).position == 1
+    new.set_streams({"stream-c": "10.0.192.12"}, T0 + 52)
+    assert new.sessions[bob.id].stream == "stream-c"
+
+
+def test_a_restored_connected_player_keeps_a_terminating_stream_and_a_late_one_loses_it() -> None:
+    old = broker(reconnect_seconds=20)
+    old.set_streams(STREAMS, T0)
+    alice = old.join("alice", T0)
+    old.connect(alice.id, T0 + 1)
+    new = _restarted(old, T0 + 10, reconnect_seconds=20)
+    new.set_streams({}, T0 + 11, draining={alice.stream: STREAMS[alice.stream]})
+    assert new.connect(alice.id, T0 + 12).draining, "its pod's preStop hook waits for this player"
+    late = _restarted(old, T0 + 10, reconnect_seconds=20)
+    late.tick(T0 + 31)
+    late.set_streams(STREAMS, T0 + 32)
+    assert late.sessions[alice.id].state == State.ENDED and late.streams[alice.stream].session is None
+
+
+def test_a_snapshot_of_another_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="snapshot version"):
+        broker().restore({"version": 0, "sessions": [], "queue": [], "assignments": {}}, T0)
+
+
+def test_spent_launch_links_stay_spent_across_a_restart_and_expired_ones_are_dropped() -> None:
+    old = SignedLinks("pixelstream", 300, secret="k" * 32)
+    assert old.replays.take("link-1", T0 + 100, T0) and old.replays.take("link-2", T0 - 60, T0 - 200)
+    kept = old.replays.snapshot(T0)
+    assert len(kept) == 1 and "link-1" not in json.dumps(kept), "a digest, not the token id"
+    new = SignedLinks("pixelstream", 300, secret="k" * 32)
+    new.replays.restore(kept)
+    assert new.replays.seen("link-1") and not new.replays.take("link-1", T0 + 100, T0 + 1)
+    assert not new.replays.seen("link-2")

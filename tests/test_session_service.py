@@ -555,3 +555,60 @@ def test_the_service_is_not_ready_until_it_knows_the_builds() -> None:
 
     assert asyncio.run(scenario()) == [503, 200, 200]
     assert service.broker.weights == {"main": 1, "canary": 3}
+
+
+def test_a_restart_of_the_service_keeps_every_player_its_stream_its_place_and_its_spent_link(edge: Edge) -> None:
+    """An update or a drain of the service (SIGTERM, a new pod): the player who was playing reconnects to the
+    same stream, the waiting one keeps its place, and a launch link spent before still cannot be used again."""
+    pod = edge.add_stream("stream-a")
+    wait_for(lambda: 'pixelstream_session_streams_ready{build="main"} 1' in edge.metrics(), "the stream listed")
+    alice_link = launch_link("alice")
+
+    async def scenario() -> None:
+        alice, bob, mallory, carol = Player(edge), Player(edge), Player(edge), Player(edge)
+        try:
+            assert (await alice.join(alice_link))[0] == 200
+            socket = await alice.signalling()
+            await receive(socket, "config")
+            assert (await bob.join(launch_link("bob")))[1]["position"] == 1
+            closed = asyncio.create_task(close_code(socket))  # her page reads on, as a browser does
+            assert await asyncio.to_thread(edge.restart) == 0, "a graceful stop, within Kubernetes' grace"
+            # Her signalling closed with the old instance (Going Away); the new one waits for her on the same stream.
+            assert await closed == aiohttp.WSCloseCode.GOING_AWAY
+            assert await alice.status() == (200, {"state": "reconnecting", **MAIN})
+            socket = await alice.signalling()
+            await receive(socket, "config")
+            assert await alice.status() == (200, {"state": "connected", **MAIN})
+            status, waiting = await bob.status()
+            assert status == 200 and waiting["state"] == "queued" and waiting["position"] == 1
+            assert (await mallory.join(alice_link))[0] == 401, "spent before the restart"
+            assert (await carol.join(launch_link("carol")))[1]["position"] == 2
+            await socket.close()
+        finally:
+            for player in (alice, bob, mallory, carol):
+                await player.close()
+
+    asyncio.run(scenario())
+    asked = [message["type"] for _, message in pod.server.from_players()]
+    assert asked == ["listStreamers", "listStreamers"], "her connection before the restart, and again after it"
+
+
+def test_without_its_state_a_restarted_service_knows_nobody(edge: Edge) -> None:
+    """The state is what keeps the players: the same restart with the Secret emptied ends every session."""
+    edge.add_stream("stream-a")
+    wait_for(lambda: 'pixelstream_session_streams_ready{build="main"} 1' in edge.metrics(), "the stream listed")
+
+    async def scenario() -> tuple[int, dict[str, Any]]:
+        alice = Player(edge)
+        try:
+            await alice.join(launch_link("alice"))
+            wait_for(lambda: edge.state.get("state"), "the state written")
+            edge.process.kill()  # no graceful stop: what the periodic writes saved is what there is
+            edge.state.clear()
+            edge.process = edge.start_service()
+            return await alice.status()
+        finally:
+            await alice.close()
+
+    status, body = asyncio.run(scenario())
+    assert status == 404 and "state" not in body

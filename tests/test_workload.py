@@ -21,6 +21,8 @@ NS = "pixel"
 SESSION_ROLE_RULES = [
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]},
     {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["session-builds"], "verbs": ["get"]},
+    # The players' state, which the service writes and its next instance reads: that one Secret, no other.
+    {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["session-state"], "verbs": ["get", "patch"]},
     {
         "apiGroups": ["apps"],
         "resources": ["deployments/scale"],
@@ -604,7 +606,8 @@ def test_each_build_scales_between_its_own_bounds_with_its_own_buffer(three_buil
         "old": ("stream-old", 0, 2, 0),
     }
     role = manifest(three_builds, "role", "session-streams")
-    assert role["rules"][2]["resourceNames"] == ["stream-canary", "stream-main", "stream-old"]
+    [scale] = [rule for rule in role["rules"] if rule["resources"] == ["deployments/scale"]]
+    assert scale["resourceNames"] == ["stream-canary", "stream-main", "stream-old"]
     policy = manifest(three_builds, "validatingadmissionpolicy", "pixelstream-pixel-session-scale-bounds", None)
     expected = "{'stream-canary': 3, 'stream-main': 5, 'stream-old': 2}"
     assert policy["spec"]["variables"] == [{"name": "maxReplicas", "expression": expected}]

@@ -16,7 +16,7 @@ UNREAL_VERSIONS = ("5.6", "5.7")
 # The session service's image: built from components/workloads/pixel_streaming/session/ by the repository's
 # workflow (.github/workflows/images.yml), which publishes it and prints its digest. `localhost/` names the local
 # build, which no node can pull: until a stack pins the published digest in images.session, its plan says so.
-SESSION_VERSION = "0.4.0"
+SESSION_VERSION = "0.5.0"
 
 IMAGES: dict[str, str] = {
     "coturn": "docker.io/coturn/coturn:4.17.2-r0",

@@ -55,6 +55,10 @@ LINK_SECRET = "launch-link-secret"
 LINK_SECRET_KEY = "hs256-secret"
 BUILDS_CONFIG = "session-builds"
 BUILDS_KEY = "builds.json"
+# The players' state (sessions, the queue, the launch links spent), which the service writes and the next
+# instance of it reads: an update or a drain of the service keeps the players (session/app.py, state).
+STATE_SECRET = "session-state"
+STATE_KEY = "state"
 
 AuthMode = Literal["oidc", "signedLinks", "none"]
 
@@ -139,6 +143,7 @@ class Sessions(pulumi.ComponentResource):
         rules = [
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]},
             {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [BUILDS_CONFIG], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [STATE_SECRET], "verbs": ["get", "patch"]},
             {
                 "apiGroups": ["apps"],
                 "resources": ["deployments/scale"],
@@ -163,6 +168,13 @@ class Sessions(pulumi.ComponentResource):
             metadata={"name": BUILDS_CONFIG, "namespace": ns, "labels": PART_OF},
             data={BUILDS_KEY: builds_document(args.builds, args.scale_down_seconds, args.schedules)},
             opts=child,
+        )
+        # Declared empty, written by the service alone: Pulumi leaves its data to the service.
+        k8s.core.v1.Secret(
+            STATE_SECRET,
+            metadata={"name": STATE_SECRET, "namespace": ns, "labels": PART_OF},
+            type="Opaque",
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["data", "stringData"]),
         )
         volumes = [
             api_access_volume(),
@@ -365,6 +377,7 @@ def session_environment(args: SessionsArgs, with_link_secret: bool) -> list[dict
     values: dict[str, str | int | None] = {
         "STREAM_SELECTOR": f"app.kubernetes.io/name={STREAM_DEPLOYMENT},{BUILD_LABEL}",
         "BUILDS_CONFIG_MAP": f"{BUILDS_CONFIG}/{BUILDS_KEY}",
+        "STATE_SECRET": f"{STATE_SECRET}/{STATE_KEY}",
         "SIGNALLING_PORT": SIGNALLING_PLAYER_PORT,
         "TURN_SECRET_FILE": f"/secrets/turn/{args.turn_secret_key}",
         "TURN_TTL_SECONDS": args.turn_ttl_seconds,

@@ -38,13 +38,16 @@ Environment (every value has a default but the secrets):
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
 import re
+import signal
 import time
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +205,8 @@ class Settings:
     cookie_path: str = "/"
     player_root: Path | None = None
     builds_refresh_seconds: float = 5
+    state_save_seconds: float = 1
+    """How often the players' state is written when it changed (and once more at a graceful stop)."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -218,6 +223,7 @@ class Settings:
             cookie_path=os.environ.get("COOKIE_PATH", "/"),
             player_root=Path(player_root) if player_root else None,
             builds_refresh_seconds=float(os.environ.get("BUILDS_REFRESH_SECONDS", "5")),
+            state_save_seconds=float(os.environ.get("STATE_SAVE_SECONDS", "1")),
         )
 
 
@@ -277,6 +283,9 @@ class SessionService:
     read_scale: Callable[[str], Awaitable[int]]
     """A Deployment's replicas."""
     write_scale: Callable[[str, int], Awaitable[None]]
+    read_state: Callable[[], Awaitable[bytes | None]] | None = None
+    """The players' state the last instance of the service left (None: it keeps none)."""
+    write_state: Callable[[bytes], Awaitable[None]] | None = None
     clock: Callable[[], float] = time.time
     metrics: Metrics = field(default_factory=Metrics)
     connections: dict[str, Connection] = field(default_factory=dict)
@@ -302,6 +311,7 @@ class SessionService:
     _unwritten_costs: dict[str, int] = field(default_factory=dict)
     _cost_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _tasks: set[asyncio.Future] = field(default_factory=set)
+    _state_written: bytes | None = None
 
     # -- HTTP ----------------------------------------------------------------------------------------------
 
@@ -317,6 +327,7 @@ class SessionService:
             app.router.add_get("/", self.page)
             app.router.add_get("/ue{version}/assets/{name}", self.asset)
         app.on_startup.append(self._start_background)
+        app.on_shutdown.append(self._close_signalling)
         app.on_cleanup.append(self._stop_background)
         return app
 
@@ -594,17 +605,74 @@ class SessionService:
     # -- background ----------------------------------------------------------------------------------------
 
     async def _start_background(self, app: web.Application) -> None:
+        if await self.restore_state():
+            # The restored players get their streams back before the first request (they reconnect at once).
+            for first in (self.refresh_builds, self._refresh_streams):
+                try:
+                    await first()
+                except Exception as error:  # the loops below try again
+                    log.warning("%s failed: %s", first.__name__, error)
         app["tasks"] = [
+            asyncio.create_task(self._every(self.settings.state_save_seconds, self.save_state)),
             asyncio.create_task(self._every(self.settings.builds_refresh_seconds, self.refresh_builds)),
             asyncio.create_task(self._every(self.settings.stream_refresh_seconds, self._refresh_streams)),
             asyncio.create_task(self._every(self.settings.turn_refresh_seconds, self._refresh_turn)),
             asyncio.create_task(self._every(1, self._settle)),
         ]
 
-    @staticmethod
-    async def _stop_background(app: web.Application) -> None:
+    async def _close_signalling(self, app: web.Application) -> None:
+        """A graceful stop closes the players' signalling at once (Going Away), rather than letting the server
+        wait for it: the pages start asking for the next instance, and the state is saved before Kubernetes'
+        grace runs out."""
+        for connection in list(self.connections.values()):
+            await connection.socket.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"the service is restarting")
+
+    async def _stop_background(self, app: web.Application) -> None:
         for task in app["tasks"]:
             task.cancel()
+        try:
+            await self.save_state()  # what the next instance starts from
+        except Exception as error:
+            log.error("the players' state was not saved: %s", error)
+
+    # -- outliving a restart -------------------------------------------------------------------------------
+
+    def state(self) -> bytes:
+        """The players' state, compressed: the broker's sessions and queue, and the launch links spent."""
+        now = self.clock()
+        links = self.verifier.replays.snapshot(now) if isinstance(self.verifier, SignedLinks) else {}
+        document = {"broker": self.broker.snapshot(), "linkTokens": links}
+        return zlib.compress(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+
+    async def save_state(self) -> None:
+        if self.write_state is None:
+            return
+        state = self.state()
+        if state != self._state_written:
+            await self.write_state(state)
+            self._state_written = state
+
+    async def restore_state(self) -> bool:
+        """Takes the players the last instance left, before any request is served; a state that cannot be read
+        is logged and left behind (the service starts empty, as it would without one). Whether it took any."""
+        if self.read_state is None:
+            return False
+        try:
+            state = await self.read_state()
+            if not state:
+                return False
+            document = json.loads(zlib.decompress(state))
+            spent = {str(token): float(expires) for token, expires in document["linkTokens"].items()}
+            self.broker.restore(document["broker"], self.clock())
+            if isinstance(self.verifier, SignedLinks):
+                self.verifier.replays.restore(spent)
+        except Exception as error:
+            log.error("the players' state was not restored, the service starts empty: %s", error)
+            return False
+        self._state_written = state
+        counts = self.broker.counts()
+        log.info("restored %d players holding a stream and %d queued", counts["playing"], counts["queued"])
+        return True
 
     @staticmethod
     async def _every(seconds: float, work: Callable[[], Awaitable[None]]) -> None:
@@ -801,6 +869,22 @@ def service_from_env() -> SessionService:
     async def write_scale(deployment: str, replicas: int) -> None:
         await asyncio.to_thread(kube_streams.set_deployment_scale, namespace, deployment, replicas)
 
+    # The players' state in a Secret the stack declares (the session ids in it are the players' cookies).
+    state_secret, _, state_key = os.environ.get("STATE_SECRET", "").partition("/")
+    state_path = f"/api/v1/namespaces/{namespace}/secrets/{state_secret}"
+
+    async def read_state() -> bytes | None:
+        import kube
+
+        encoded = (await asyncio.to_thread(kube.call, "GET", state_path)).get("data", {}).get(state_key)
+        return base64.b64decode(encoded) if encoded else None
+
+    async def write_state(state: bytes) -> None:
+        import kube
+
+        body = {"data": {state_key: base64.b64encode(state).decode()}}
+        await asyncio.to_thread(kube.call, "PATCH", state_path, body, "application/merge-patch+json")
+
     return SessionService(
         settings=settings,
         broker=Broker(broker_settings_from_env()),
@@ -812,6 +896,8 @@ def service_from_env() -> SessionService:
         set_deletion_cost=set_cost,
         read_scale=read_scale,
         write_scale=write_scale,
+        read_state=read_state if state_secret else None,
+        write_state=write_state if state_secret else None,
     )
 
 
@@ -822,8 +908,11 @@ async def serve(service: SessionService, port: int, metrics_port: int) -> None:
         await runner.setup()
         await web.TCPSite(runner, "0.0.0.0", listen_port).start()
         runners.append(runner)
+    stopping = asyncio.Event()
+    # Kubernetes stops the pod with SIGTERM: a graceful stop closes the connections and saves the players' state.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
     finally:
         for runner in runners:
             await runner.cleanup()

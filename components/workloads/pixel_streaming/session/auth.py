@@ -7,14 +7,17 @@
 - `signedLinks`: the operator's portal signs a short-lived launch token (a JWT: HS256 with the secret this stack
   generates, or RS256/ES256 against the portal's JWKS URL) and sends the player to `<site>/#launch=<token>`.
   The token must carry `sub`, `aud`, `iat`, `exp` and `jti`, live at most `max_lifetime_seconds`, and is taken
-  once: its `jti` is remembered until it expires, so a replayed link is refused.
+  once: its `jti` is remembered until it expires (across restarts of the service too: the snapshot keeps the
+  newest SNAPSHOT_TOKEN_IDS of them, by a digest), so a replayed link is refused.
 - `none`: every browser is a player of its own (the plan warns; the policy pack refuses it in production).
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import jwt
@@ -22,6 +25,13 @@ import jwt
 LEEWAY_SECONDS = 30
 REQUIRED_LINK_CLAIMS = ["exp", "iat", "sub", "aud", "jti"]
 ASYMMETRIC = ["RS256", "ES256"]
+# Token ids a snapshot keeps (the newest to expire first): 96-bit digests, with their expiry, fit in a Secret
+# beside the sessions (Kubernetes holds an object to 1 MiB).
+SNAPSHOT_TOKEN_IDS = 10_000
+
+
+def _digest(token_id: str) -> str:
+    return hashlib.sha256(token_id.encode()).hexdigest()[:24]
 
 
 def _key_set(url: str) -> jwt.PyJWKClient:
@@ -43,19 +53,30 @@ class ReplayCache:
 
     def seen(self, token_id: str) -> bool:
         with self._lock:
-            return token_id in self._seen
+            return _digest(token_id) in self._seen
 
     def take(self, token_id: str, expires: float, now: float) -> bool:
         """True the first time `token_id` is presented, False on every replay."""
+        key = _digest(token_id)
         with self._lock:
-            if token_id in self._seen:
+            if key in self._seen:
                 return False
             if len(self._seen) >= self.max_entries:
                 self._seen = {k: v for k, v in self._seen.items() if v + LEEWAY_SECONDS > now}
                 if len(self._seen) >= self.max_entries:
                     raise Refused("too many launch links in flight; try again shortly")
-            self._seen[token_id] = expires
+            self._seen[key] = expires
             return True
+
+    def snapshot(self, now: float) -> dict[str, float]:
+        """The token ids (digests) not expired yet, the latest to expire first, at most SNAPSHOT_TOKEN_IDS."""
+        with self._lock:
+            live = sorted(((v, k) for k, v in self._seen.items() if v + LEEWAY_SECONDS > now), reverse=True)
+        return {key: expires for expires, key in live[:SNAPSHOT_TOKEN_IDS]}
+
+    def restore(self, taken: Mapping[str, float]) -> None:
+        with self._lock:
+            self._seen.update(taken)
 
 
 @dataclass(frozen=True)

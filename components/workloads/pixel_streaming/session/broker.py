@@ -19,6 +19,10 @@ Pure state (no I/O, the clock is passed in), so that every rule is tested direct
   session, and a session still waiting for a build whose weight went to 0 (or which went away) is sent to
   another, keeping its place in the queue. Players queue in one arrival order; a player whose build has no free
   stream does not hold up a player behind it whose build has one;
+- the broker's players outlive the service (snapshot, restore): a restored session that was connected waits
+  `reconnect_seconds` from the restore for its player to come back, one not yet connected its claim, and each
+  gets back the stream it held once the streams are listed again (or, if that stream went away meanwhile, goes
+  back to the head of the queue or ends, as when its stream goes away);
 - a stream retired for a scale-in takes no player: the ReplicaSet removes it first (its deletion cost is the
   lowest), so that a scale-in never takes a stream a player was given meanwhile. Free streams retire from the
   nodes with the fewest streams in use first, so that the emptiest nodes empty and the cluster autoscaler can
@@ -34,8 +38,9 @@ import secrets
 import statistics
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import Enum
+from typing import Any
 
 from .scaler import emptiest_nodes_first
 
@@ -120,6 +125,8 @@ class BrokerSettings:
 
 
 DEFAULT_BUILD = "main"
+# The snapshot's format: an instance refuses one it does not know (and starts empty) rather than misread it.
+SNAPSHOT_VERSION = 1
 ASSIGNMENT_HISTORY = 21
 """How many of a build's last assignments the wait estimate goes by (20 gaps)."""
 
@@ -157,6 +164,69 @@ class Broker:
     _cost_changes: dict[str, int] = field(default_factory=dict)
     _queued: Counter[str] = field(default_factory=Counter)
     """Build -> players of it in the queue: an assignment scans the queue only for builds with a free stream."""
+    _restored: set[str] = field(default_factory=set)
+    """Restored sessions that held a stream, until the streams are listed again (set_streams gives it back)."""
+
+    # -- outliving the service -----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The players' state (sessions, the queue's order, the recent assignments), as JSON-ready data; the
+        streams are the Kubernetes API's to list again."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "sessions": [{**asdict(s), "state": s.state.value} for s in self.sessions.values()],
+            "queue": list(self.queue),
+            "assignments": {build: list(times) for build, times in self._assignments.items()},
+        }
+
+    def restore(self, data: Mapping[str, Any], now: float) -> None:
+        """Takes the players of a snapshot another instance of the service wrote. Their signalling connections
+        closed with that instance: a connected session waits `reconnect_seconds` from now for its player, an
+        assigned one at least its claim; the streams they hold are theirs again at the next set_streams."""
+        if data.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"snapshot version {data.get('version')!r} is not {SNAPSHOT_VERSION}")
+        sessions = {}
+        for fields in data["sessions"]:  # all read before any is taken: a snapshot that fails leaves nothing
+            session = Session(**{**fields, "state": State(fields["state"])})
+            if session.state in (State.CONNECTED, State.RECONNECTING):
+                back_by = now + self.settings.reconnect_seconds
+                session.state, session.deadline = State.RECONNECTING, max(session.deadline or 0, back_by)
+            elif session.state == State.ASSIGNED:
+                session.deadline = max(session.deadline or 0, now + self.settings.claim_seconds)
+            sessions[session.id] = session
+        queue = deque(i for i in data["queue"] if i in sessions and sessions[i].state == State.QUEUED)
+        assignments = {b: deque(map(float, t), maxlen=ASSIGNMENT_HISTORY) for b, t in data["assignments"].items()}
+        self.sessions.update(sessions)
+        self._by_identity.update((s.identity, s.id) for s in sessions.values())
+        self._restored = {s.id for s in sessions.values() if s.state in HOLDING}
+        self.queue, self._queued = queue, Counter(sessions[i].build for i in queue)
+        self._assignments.update(assignments)
+
+    def _reclaim(
+        self, draining: Mapping[str, str], builds: Mapping[str, str], nodes: Mapping[str, str], now: float
+    ) -> None:
+        """Gives restored sessions their streams back, as listed now: a terminating one too if the player had
+        connected (it keeps its player); a stream gone since goes the way set_streams sends its holders."""
+        for session in sorted(
+            (self.sessions[i] for i in self._restored if i in self.sessions),
+            key=lambda s: (s.assigned_at or 0, s.created),
+        ):
+            if session.state not in HOLDING or session.stream is None:
+                continue
+            name = session.stream
+            if name not in self.streams and session.state != State.ASSIGNED and name in draining:
+                build, node = builds.get(name, session.build), nodes.get(name, "")
+                self.streams[name] = Stream(name, draining[name], build, node=node, draining=True)
+            stream = self.streams.get(name)
+            if stream is not None and stream.session in (None, session.id):
+                stream.session = session.id
+                if not stream.draining:
+                    self._cost_changes[name] = BUSY
+            elif session.state == State.ASSIGNED:
+                self._requeue_first(session, now)
+            else:
+                self._end(session, now, "stream-ended")
+        self._restored = set()
 
     # -- players -------------------------------------------------------------------------------------------
 
@@ -270,6 +340,8 @@ class Broker:
         default = next(iter(self.weights), DEFAULT_BUILD)
         for name, address in ready.items():
             self.streams.setdefault(name, Stream(name, address, builds.get(name, default), node=nodes.get(name, "")))
+        if self._restored:
+            self._reclaim(draining, builds, nodes, now)
         self._assign(now)
 
     def set_weights(self, weights: Mapping[str, int], now: float) -> None:

@@ -12,6 +12,9 @@ const RELOADS = 'pixelstream-reloads';
 document.body.dataset.library = UNREAL_VERSION;
 
 const POLL_MS = 2000;
+// How long the page keeps asking while the service does not answer (an update or a drain of the service: the
+// ingress answers 502 or 503, or nothing answers); the service keeps the session meanwhile (its state).
+const SERVICE_AWAY_MS = 90000;
 const statusLine = document.getElementById('status');
 const actionButton = document.getElementById('action');
 const videoParent = document.getElementById('video');
@@ -62,17 +65,35 @@ async function call(method, body) {
     init.headers = { 'Content-Type': 'application/json' };
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(method === 'GET' ? statusUrl : sessionUrl, init);
+  let response;
+  try {
+    response = await fetch(method === 'GET' ? statusUrl : sessionUrl, init);
+  } catch {
+    return { ok: false, status: 0, data: {} };
+  }
   let data = {};
   try {
     data = await response.json();
   } catch {
     data = {};
   }
-  return { ok: response.ok, data };
+  return { ok: response.ok, status: response.status, data };
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// The session's status; while the service is away (no answer, or a 5xx from the ingress), asked again until it
+// is back or SERVICE_AWAY_MS have passed. A 4xx is the service's own answer and is taken as it is.
+async function sessionStatus() {
+  const giveUp = Date.now() + SERVICE_AWAY_MS;
+  for (;;) {
+    const result = await call('GET');
+    const away = result.status === 0 || result.status >= 500;
+    if (!away || Date.now() >= giveUp) return result;
+    show('service-away', 'The service is restarting. Keeping your place…');
+    await sleep(POLL_MS);
+  }
+}
 
 async function join() {
   show('joining', 'Joining…');
@@ -122,7 +143,7 @@ async function follow(session) {
       return;
     }
     await sleep(POLL_MS);
-    const { ok, data } = await call('GET');
+    const { ok, data } = await sessionStatus();
     if (!ok) {
       show('ended', data.error || 'Your session ended.');
       offer('Play again', join);
@@ -158,7 +179,7 @@ function connect() {
     stream = null;
     show('disconnected', 'Disconnected.');
     await sleep(1000);
-    const { ok, data } = await call('GET');
+    const { ok, data } = await sessionStatus();
     if (ok) follow(data);
     else offer('Play again', join);
   });
