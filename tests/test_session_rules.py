@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import jwt
 import pytest
@@ -849,7 +850,7 @@ def test_the_session_images_copies_of_shared_facts_match_the_platforms() -> None
 def _restarted(old: Broker, now: float, **settings: float) -> Broker:
     """A new broker (the next instance of the service) from `old`'s snapshot, through JSON as the Secret keeps it."""
     new = broker(**settings)
-    new.restore(json.loads(json.dumps(old.snapshot())), now)
+    new.restore(json.loads(json.dumps(old.snapshot(now - 1))), now)
     return new
 
 
@@ -862,7 +863,7 @@ def test_a_restart_gives_each_player_its_stream_back_and_keeps_the_queue_in_orde
     new = _restarted(old, T0 + 100, reconnect_seconds=20, claim_seconds=30)
     # Connected before: its signalling closed with the old instance, so it has reconnect_seconds from the restore.
     assert new.status(alice.id, T0 + 100).state == State.RECONNECTING
-    assert new.sessions[alice.id].deadline == T0 + 120 and new.sessions[bob.id].deadline == T0 + 130
+    assert new.sessions[alice.id].deadline == T0 + 130 and new.sessions[bob.id].deadline == T0 + 130, "30 s at least"
     assert [new.status(s.id, T0 + 100).position for s in (carol, dave)] == [1, 2]
     new.set_streams(STREAMS, T0 + 101)
     assert new.connect(alice.id, T0 + 102).name == alice.stream and new.connect(bob.id, T0 + 102).name == bob.stream
@@ -894,14 +895,72 @@ def test_a_restored_connected_player_keeps_a_terminating_stream_and_a_late_one_l
     new.set_streams({}, T0 + 11, draining={alice.stream: STREAMS[alice.stream]})
     assert new.connect(alice.id, T0 + 12).draining, "its pod's preStop hook waits for this player"
     late = _restarted(old, T0 + 10, reconnect_seconds=20)
-    late.tick(T0 + 31)
-    late.set_streams(STREAMS, T0 + 32)
+    late.tick(T0 + 41)
+    late.set_streams(STREAMS, T0 + 42)
     assert late.sessions[alice.id].state == State.ENDED and late.streams[alice.stream].session is None
 
 
-def test_a_snapshot_of_another_format_is_refused() -> None:
-    with pytest.raises(ValueError, match="snapshot version"):
-        broker().restore({"version": 0, "sessions": [], "queue": [], "assignments": {}}, T0)
+def test_a_restore_requeues_the_players_it_cannot_give_a_stream_in_the_order_they_were_served() -> None:
+    old = broker()
+    old.set_streams(STREAMS, T0)
+    first, second = old.join("alice", T0), old.join("bob", T0 + 1)
+    waiting = old.join("carol", T0 + 2)
+    new = _restarted(old, T0 + 10)
+    new.set_streams({}, T0 + 11)  # neither had connected; both streams went away
+    assert list(new.queue) == [first.id, second.id, waiting.id]
+
+
+def test_queued_players_count_their_idle_time_from_the_restore() -> None:
+    """An outage longer than queue_idle_seconds is the service's, not the player's: the place is kept."""
+    old = broker(queue_idle_seconds=90)
+    alice = old.join("alice", T0)
+    new = _restarted(old, T0 + 200, queue_idle_seconds=90)
+    new.tick(T0 + 201)
+    assert new.status(alice.id, T0 + 201).position == 1
+    new.tick(T0 + 300)
+    assert new.sessions[alice.id].ended_reason == "left-queue", "then idle as before"
+
+
+def _snapshot(**changes: Any) -> dict[str, Any]:
+    old = broker()
+    old.set_streams(STREAMS, T0)
+    old.join("alice", T0)
+    old.join("bob", T0 + 1)
+    old.join("carol", T0 + 2)
+    data = json.loads(json.dumps(old.snapshot(T0 + 3)))
+    for key, change in changes.items():
+        data[key] = change(data[key])
+    return data
+
+
+def _first(change: dict[str, Any]) -> Any:
+    return lambda sessions: [{**sessions[0], **change}, *sessions[1:]]
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"version": lambda _: 0}, "snapshot version"),
+        ({"savedAt": lambda saved: saved - 3600}, "older than 600 s"),
+        ({"sessions": _first({"deadline": "soon"})}, "deadline that is not a float"),
+        ({"sessions": _first({"admin": True})}, "fields this broker writes"),
+        ({"sessions": _first({"state": "owner"})}, "'owner' is not a valid State"),
+        ({"queue": lambda queue: []}, "do not hold together"),
+        ({"sessions": lambda s: [s[0], {**s[1], "stream": s[0]["stream"]}, *s[2:]]}, "do not hold together"),
+        ({"assignments": lambda a: {"main": ["x"]}}, "not numbers"),
+    ],
+)
+def test_a_snapshot_that_is_stale_or_does_not_hold_together_is_refused_and_takes_nothing(changes, words) -> None:
+    new = broker()
+    with pytest.raises(ValueError, match=words):
+        new.restore(_snapshot(**changes), T0 + 10)
+    assert (new.sessions, list(new.queue), new._by_identity) == ({}, [], {})
+
+
+def test_the_untouched_snapshot_is_taken() -> None:
+    new = broker()
+    new.restore(_snapshot(), T0 + 10)
+    assert len(new.sessions) == 3 and len(new.queue) == 1
 
 
 def test_spent_launch_links_stay_spent_across_a_restart_and_expired_ones_are_dropped() -> None:
@@ -913,3 +972,84 @@ def test_spent_launch_links_stay_spent_across_a_restart_and_expired_ones_are_dro
     new.replays.restore(kept)
     assert new.replays.seen("link-1") and not new.replays.take("link-1", T0 + 100, T0 + 1)
     assert not new.replays.seen("link-2")
+
+
+def _service_with_state(read: Any, written: list[bytes]) -> Any:
+    from pixelstream.workloads.pixel_streaming.session.app import SessionService, Settings
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    async def write(state: bytes) -> None:
+        written.append(state)
+
+    return SessionService(
+        Settings(),
+        broker(),
+        TurnPool(TurnSettings("s")),
+        SignedLinks("pixelstream", 300, secret="k" * 32),
+        *(nothing,) * 6,
+        read_state=read,
+        write_state=write,
+        clock=lambda: T0,
+    )
+
+
+def test_a_state_that_cannot_be_fetched_stops_the_start_and_is_never_written_over() -> None:
+    """The API away, a 5xx or a 403 at the start: the state may hold every player, so the service does not start
+    empty and save an empty state over it; Kubernetes starts it again."""
+
+    async def unreachable() -> bytes | None:
+        raise TimeoutError("the API did not answer")
+
+    written: list[bytes] = []
+    service = _service_with_state(unreachable, written)
+    service.broker.join("link:alice", T0)
+    with pytest.raises(TimeoutError):
+        asyncio.run(service.restore_state())
+    asyncio.run(service.save_state())
+    assert written == []
+
+
+def test_an_absent_or_broken_state_starts_empty_and_is_then_written() -> None:
+    async def absent() -> bytes | None:
+        return None
+
+    async def broken() -> bytes | None:
+        return b"not zlib"
+
+    for read in (absent, broken):
+        written: list[bytes] = []
+        service = _service_with_state(read, written)
+        assert asyncio.run(service.restore_state()) is False and service.broker.sessions == {}
+        service.broker.join("link:alice", T0)
+        asyncio.run(service.save_state())
+        assert len(written) == 1, read.__name__
+
+
+def test_a_saved_state_comes_back_and_only_news_or_the_heartbeat_rewrite_it() -> None:
+    from pixelstream.workloads.pixel_streaming.session.app import STATE_HEARTBEAT_SECONDS
+
+    written: list[bytes] = []
+    clock = [T0]
+    old = _service_with_state(None, written)
+    old.clock, old._state_read = (lambda: clock[0]), True
+    alice = old.broker.join("link:alice", T0)
+    asyncio.run(old.save_state())
+    clock[0] += 1
+    old.broker.status(alice.id, clock[0])  # a poll: when it last asked is not the state
+    asyncio.run(old.save_state())
+    assert len(written) == 1
+    old.broker.join("link:bob", clock[0])
+    asyncio.run(old.save_state())
+    assert len(written) == 2, "news"
+    clock[0] += STATE_HEARTBEAT_SECONDS
+    asyncio.run(old.save_state())
+    assert len(written) == 3, "a quiet state written again, so that it never looks stale"
+
+    async def saved() -> bytes | None:
+        return written[-1]
+
+    new = _service_with_state(saved, [])
+    new.clock = lambda: clock[0] + 5
+    assert asyncio.run(new.restore_state()) is True and new.broker.status(alice.id, clock[0]).position == 1

@@ -39,12 +39,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import os
 import re
 import signal
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
@@ -66,6 +68,11 @@ from .signalling import MAX_MESSAGE_BYTES, Relay, encode, streamer_ids
 from .turn import TurnPool, TurnSettings, turn_addresses
 
 log = logging.getLogger("session")
+# How long a graceful stop waits for the players' signalling to close (a page answers at once).
+CLOSE_SECONDS = 5
+# An unchanged state is written again this often: the next instance refuses one older than the broker's
+# STALE_SNAPSHOT_SECONDS (its writer long gone), which a quiet state must not look like.
+STATE_HEARTBEAT_SECONDS = 60
 COOKIE = "pxsession"
 # How long a stream's signalling server has to accept the connection and list its streamer.
 STREAM_ANSWER_SECONDS = 10
@@ -311,7 +318,13 @@ class SessionService:
     _unwritten_costs: dict[str, int] = field(default_factory=dict)
     _cost_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _tasks: set[asyncio.Future] = field(default_factory=set)
-    _state_written: bytes | None = None
+    _state_content: str | None = None
+    """What the state last written says, apart from when it was taken (a digest)."""
+    _state_saved_at: float = 0.0
+    _state_read: bool = False
+    """Whether the state the last instance left was read (or found absent): only then is it written."""
+    stopping: bool = False
+    """A graceful stop began: no new signalling."""
 
     # -- HTTP ----------------------------------------------------------------------------------------------
 
@@ -328,7 +341,6 @@ class SessionService:
             app.router.add_get("/ue{version}/assets/{name}", self.asset)
         app.on_startup.append(self._start_background)
         app.on_shutdown.append(self._close_signalling)
-        app.on_cleanup.append(self._stop_background)
         return app
 
     def metrics_application(self) -> web.Application:
@@ -473,6 +485,8 @@ class SessionService:
         origin = request.headers.get("Origin")
         if origin and urllib.parse.urlsplit(origin).netloc != request.host:
             return _error(403, "cross-site signalling is refused")
+        if self.stopping:
+            return _error(503, "the service is restarting", retry_after=2)
         session = self.broker.sessions.get(session_id)
         if session is None:
             return _error(401, "no session: join first")
@@ -621,55 +635,66 @@ class SessionService:
         ]
 
     async def _close_signalling(self, app: web.Application) -> None:
-        """A graceful stop closes the players' signalling at once (Going Away), rather than letting the server
-        wait for it: the pages start asking for the next instance, and the state is saved before Kubernetes'
-        grace runs out."""
-        for connection in list(self.connections.values()):
-            await connection.socket.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"the service is restarting")
-
-    async def _stop_background(self, app: web.Application) -> None:
+        """A graceful stop: no new signalling, the players' signalling closed at once (Going Away) rather than
+        waited for, the loops stopped (no tick ends a session the next instance should keep), and the state saved,
+        all well within Kubernetes' grace. The pages start asking for the next instance."""
+        self.stopping = True
+        closing = [
+            c.socket.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"restarting")
+            for c in self.connections.values()
+        ]
+        try:
+            await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), CLOSE_SECONDS)
+        except TimeoutError:
+            log.warning("some signalling did not close within %s s; the server drops it", CLOSE_SECONDS)
         for task in app["tasks"]:
             task.cancel()
         try:
-            await self.save_state()  # what the next instance starts from
+            await self.save_state(final=True)  # what the next instance starts from
         except Exception as error:
             log.error("the players' state was not saved: %s", error)
 
     # -- outliving a restart -------------------------------------------------------------------------------
 
-    def state(self) -> bytes:
-        """The players' state, compressed: the broker's sessions and queue, and the launch links spent."""
+    async def state(self) -> tuple[str, bytes]:
+        """The players' state, compressed: the broker's sessions and queue, and the launch links spent (taken on
+        the loop, encoded beside it); and a digest of what it says apart from when it was taken."""
         now = self.clock()
         links = self.verifier.replays.snapshot(now) if isinstance(self.verifier, SignedLinks) else {}
-        document = {"broker": self.broker.snapshot(), "linkTokens": links}
-        return zlib.compress(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+        document = {"broker": self.broker.snapshot(now), "linkTokens": links}
+        return await asyncio.to_thread(_encode_state, document)
 
-    async def save_state(self) -> None:
-        if self.write_state is None:
-            return
-        state = self.state()
-        if state != self._state_written:
+    async def save_state(self, final: bool = False) -> None:
+        """Writes the state when it says something new, at least every STATE_HEARTBEAT_SECONDS (so that a quiet
+        state is not taken for a stale one), and at the stop."""
+        if self.write_state is None or not self._state_read:
+            return  # never over a state that could not be read: it may hold the players
+        content, state = await self.state()
+        now = self.clock()
+        if final or content != self._state_content or now - self._state_saved_at >= STATE_HEARTBEAT_SECONDS:
             await self.write_state(state)
-            self._state_written = state
+            self._state_content, self._state_saved_at = content, now
 
     async def restore_state(self) -> bool:
-        """Takes the players the last instance left, before any request is served; a state that cannot be read
-        is logged and left behind (the service starts empty, as it would without one). Whether it took any."""
+        """Takes the players the last instance left, before any request is served. A state that cannot be
+        fetched (the API away, a 5xx, no permission) stops the start (Kubernetes starts the pod again), so that
+        it is never written over; one that is absent, of another format, stale or broken is logged and left,
+        and the service starts empty. Whether it took any players."""
         if self.read_state is None:
             return False
+        state = await self.read_state()  # raises when it cannot tell
+        self._state_read = True
+        if not state:
+            return False
         try:
-            state = await self.read_state()
-            if not state:
-                return False
             document = json.loads(zlib.decompress(state))
             spent = {str(token): float(expires) for token, expires in document["linkTokens"].items()}
             self.broker.restore(document["broker"], self.clock())
-            if isinstance(self.verifier, SignedLinks):
-                self.verifier.replays.restore(spent)
         except Exception as error:
-            log.error("the players' state was not restored, the service starts empty: %s", error)
+            log.error("the players' state was left, the service starts empty: %s", error)
             return False
-        self._state_written = state
+        if isinstance(self.verifier, SignedLinks):
+            self.verifier.replays.restore(spent)
         counts = self.broker.counts()
         log.info("restored %d players holding a stream and %d queued", counts["playing"], counts["queued"])
         return True
@@ -876,7 +901,13 @@ def service_from_env() -> SessionService:
     async def read_state() -> bytes | None:
         import kube
 
-        encoded = (await asyncio.to_thread(kube.call, "GET", state_path)).get("data", {}).get(state_key)
+        try:
+            secret = await asyncio.to_thread(kube.call, "GET", state_path)
+        except urllib.error.HTTPError as error:
+            if error.code == 404:  # not declared yet: nothing was kept
+                return None
+            raise
+        encoded = (secret.get("data") or {}).get(state_key)
         return base64.b64decode(encoded) if encoded else None
 
     async def write_state(state: bytes) -> None:
@@ -901,10 +932,18 @@ def service_from_env() -> SessionService:
     )
 
 
+def _encode_state(document: dict[str, Any]) -> tuple[str, bytes]:
+    """A digest of what the state says apart from when it was taken (a write is skipped on it), and the state."""
+    timeless = {**document, "broker": {k: v for k, v in document["broker"].items() if k != "savedAt"}}
+    content = hashlib.sha256(json.dumps(timeless, sort_keys=True).encode()).hexdigest()
+    return content, zlib.compress(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
+
+
 async def serve(service: SessionService, port: int, metrics_port: int) -> None:
     runners = []
     for app, listen_port in ((service.application(), port), (service.metrics_application(), metrics_port)):
-        runner = web.AppRunner(app, access_log=None)
+        # The signalling is closed at the stop (on_shutdown): the server need not wait long for what is left.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_SECONDS)
         await runner.setup()
         await web.TCPSite(runner, "0.0.0.0", listen_port).start()
         runners.append(runner)

@@ -20,9 +20,9 @@ Pure state (no I/O, the clock is passed in), so that every rule is tested direct
   another, keeping its place in the queue. Players queue in one arrival order; a player whose build has no free
   stream does not hold up a player behind it whose build has one;
 - the broker's players outlive the service (snapshot, restore): a restored session that was connected waits
-  `reconnect_seconds` from the restore for its player to come back, one not yet connected its claim, and each
-  gets back the stream it held once the streams are listed again (or, if that stream went away meanwhile, goes
-  back to the head of the queue or ends, as when its stream goes away);
+  `reconnect_seconds` from the restore for its player to come back, one not yet connected its claim (each at
+  least RESTORED_WINDOW_SECONDS), and each gets back the stream it held once the streams are listed again (or,
+  if that stream went away meanwhile, goes back to the head of the queue or ends, as when its stream goes away);
 - a stream retired for a scale-in takes no player: the ReplicaSet removes it first (its deletion cost is the
   lowest), so that a scale-in never takes a stream a player was given meanwhile. Free streams retire from the
   nodes with the fewest streams in use first, so that the emptiest nodes empty and the cluster autoscaler can
@@ -36,6 +36,8 @@ import math
 import random
 import secrets
 import statistics
+import types
+import typing
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -127,6 +129,51 @@ class BrokerSettings:
 DEFAULT_BUILD = "main"
 # The snapshot's format: an instance refuses one it does not know (and starts empty) rather than misread it.
 SNAPSHOT_VERSION = 1
+# The least a restored player has to come back: its page asks every 2-4 s while the service is away, and the
+# ingress learns the new pod's address within seconds; the outage was the service's, not the player's.
+RESTORED_WINDOW_SECONDS = 30
+# A snapshot older than this is refused: its players are long gone (a replacement takes seconds; writes that
+# failed for longer, or a namespace restored from a backup, would hand their streams to strangers' old sessions).
+STALE_SNAPSHOT_SECONDS = 600
+# What a snapshot's session holds, by field: what restore accepts and nothing else.
+_SESSION_FIELDS = {
+    "id": str,
+    "identity": str,
+    "created": float,
+    "seen": type(None),
+    "state": str,
+    "stream": str | None,
+    "deadline": float | None,
+    "assigned_at": float | None,
+    "ended_reason": str | None,
+    "build": str,
+}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numbers(values: Any) -> list[float]:
+    if not isinstance(values, list) or not all(_number(v) for v in values):
+        raise ValueError("the snapshot's assignment times are not numbers")
+    return [float(v) for v in values]
+
+
+def _restored_session(fields: Any, now: float) -> Session:
+    """A session as a snapshot holds it, its types checked (a number may be an int in JSON), seen now."""
+    if not isinstance(fields, dict) or set(fields) != set(_SESSION_FIELDS):
+        raise ValueError("a session of the snapshot does not have the fields this broker writes")
+    for name, kind in _SESSION_FIELDS.items():
+        value, optional = fields[name], kind is type(None) or (isinstance(kind, types.UnionType))
+        if value is None and optional:
+            continue
+        expected = kind if not isinstance(kind, types.UnionType) else typing.get_args(kind)[0]
+        if not (_number(value) if expected is float else isinstance(value, expected)):
+            raise ValueError(f"a session of the snapshot has a {name} that is not a {expected.__name__}")
+    return Session(**{**fields, "state": State(fields["state"]), "seen": now})
+
+
 ASSIGNMENT_HISTORY = 21
 """How many of a build's last assignments the wait estimate goes by (20 gaps)."""
 
@@ -169,12 +216,14 @@ class Broker:
 
     # -- outliving the service -----------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        """The players' state (sessions, the queue's order, the recent assignments), as JSON-ready data; the
-        streams are the Kubernetes API's to list again."""
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """The players' state (sessions, the queue's order, the recent assignments) at `now`, as JSON-ready data;
+        the streams are the Kubernetes API's to list again. When a player last asked is left out: it changes with
+        every poll, and a restore counts from the restore."""
         return {
             "version": SNAPSHOT_VERSION,
-            "sessions": [{**asdict(s), "state": s.state.value} for s in self.sessions.values()],
+            "savedAt": now,
+            "sessions": [{**asdict(s), "state": s.state.value, "seen": None} for s in self.sessions.values()],
             "queue": list(self.queue),
             "assignments": {build: list(times) for build, times in self._assignments.items()},
         }
@@ -182,20 +231,33 @@ class Broker:
     def restore(self, data: Mapping[str, Any], now: float) -> None:
         """Takes the players of a snapshot another instance of the service wrote. Their signalling connections
         closed with that instance: a connected session waits `reconnect_seconds` from now for its player, an
-        assigned one at least its claim; the streams they hold are theirs again at the next set_streams."""
+        assigned one its claim (each at least RESTORED_WINDOW_SECONDS), a queued one counts its idle time from
+        now; the streams they hold are theirs again at the next set_streams. A snapshot of another format, older
+        than STALE_SNAPSHOT_SECONDS or that does not hold together (types, the queue against the queued sessions,
+        a stream held twice) raises ValueError and leaves the broker as it was."""
         if data.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"snapshot version {data.get('version')!r} is not {SNAPSHOT_VERSION}")
+        if not _number(data.get("savedAt")) or now - data["savedAt"] > STALE_SNAPSHOT_SECONDS:
+            raise ValueError(f"the snapshot is older than {STALE_SNAPSHOT_SECONDS} s")
         sessions = {}
-        for fields in data["sessions"]:  # all read before any is taken: a snapshot that fails leaves nothing
-            session = Session(**{**fields, "state": State(fields["state"])})
+        for fields in data["sessions"]:
+            session = _restored_session(fields, now)
             if session.state in (State.CONNECTED, State.RECONNECTING):
-                back_by = now + self.settings.reconnect_seconds
+                back_by = now + max(self.settings.reconnect_seconds, RESTORED_WINDOW_SECONDS)
                 session.state, session.deadline = State.RECONNECTING, max(session.deadline or 0, back_by)
             elif session.state == State.ASSIGNED:
-                session.deadline = max(session.deadline or 0, now + self.settings.claim_seconds)
+                claim_by = now + max(self.settings.claim_seconds, RESTORED_WINDOW_SECONDS)
+                session.deadline = max(session.deadline or 0, claim_by)
             sessions[session.id] = session
-        queue = deque(i for i in data["queue"] if i in sessions and sessions[i].state == State.QUEUED)
-        assignments = {b: deque(map(float, t), maxlen=ASSIGNMENT_HISTORY) for b, t in data["assignments"].items()}
+        queue = deque(data["queue"])
+        queued = sorted(i for i, s in sessions.items() if s.state == State.QUEUED)
+        held = [s.stream for s in sessions.values() if s.state in HOLDING]
+        if sorted(queue) != queued or None in held or len(set(held)) != len(held):
+            raise ValueError("the snapshot's queue, sessions and streams do not hold together")
+        assignments = {
+            str(build): deque(_numbers(times), maxlen=ASSIGNMENT_HISTORY)
+            for build, times in data["assignments"].items()
+        }
         self.sessions.update(sessions)
         self._by_identity.update((s.identity, s.id) for s in sessions.values())
         self._restored = {s.id for s in sessions.values() if s.state in HOLDING}
@@ -207,9 +269,11 @@ class Broker:
     ) -> None:
         """Gives restored sessions their streams back, as listed now: a terminating one too if the player had
         connected (it keeps its player); a stream gone since goes the way set_streams sends its holders."""
+        # The last served first: those requeued go to the head in the order they were served, as in set_streams.
         for session in sorted(
             (self.sessions[i] for i in self._restored if i in self.sessions),
             key=lambda s: (s.assigned_at or 0, s.created),
+            reverse=True,
         ):
             if session.state not in HOLDING or session.stream is None:
                 continue

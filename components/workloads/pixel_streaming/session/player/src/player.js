@@ -82,23 +82,26 @@ async function call(method, body) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-// The session's status; while the service is away (no answer, or a 5xx from the ingress), asked again until it
-// is back or SERVICE_AWAY_MS have passed. A 4xx is the service's own answer and is taken as it is.
-async function sessionStatus() {
+// A request of `method` (the status, or a join); while the service is away (no answer, or a 5xx that is not the
+// service's own JSON answer, such as the ingress's 502 or 503 while the pod is replaced), made again every
+// POLL_MS and a random part of it (so that the pages of every player do not ask in step) until it is back or
+// SERVICE_AWAY_MS have passed. Any answer of the service's own is taken as it is.
+async function untilAnswered(method, body) {
   const giveUp = Date.now() + SERVICE_AWAY_MS;
   for (;;) {
-    const result = await call('GET');
-    const away = result.status === 0 || result.status >= 500;
-    if (!away || Date.now() >= giveUp) return result;
+    const result = await call(method, body);
+    const away = result.status === 0 || (result.status >= 500 && !result.data.error);
+    if (!away) return result;
+    if (Date.now() >= giveUp) return { ok: false, status: result.status, data: { error: 'The service did not come back.' } };
     show('service-away', 'The service is restarting. Keeping your place…');
-    await sleep(POLL_MS);
+    await sleep(POLL_MS + Math.random() * POLL_MS);
   }
 }
 
 async function join() {
   show('joining', 'Joining…');
   const token = takeLaunchToken();
-  const { ok, data } = await call('POST', token ? { launch: token } : {});
+  const { ok, data } = await untilAnswered('POST', token ? { launch: token } : {});
   if (!ok) {
     show('refused', data.error || 'You could not join.');
     offer('Try again', join);
@@ -143,7 +146,7 @@ async function follow(session) {
       return;
     }
     await sleep(POLL_MS);
-    const { ok, data } = await sessionStatus();
+    const { ok, data } = await untilAnswered('GET');
     if (!ok) {
       show('ended', data.error || 'Your session ended.');
       offer('Play again', join);
@@ -179,16 +182,19 @@ function connect() {
     stream = null;
     show('disconnected', 'Disconnected.');
     await sleep(1000);
-    const { ok, data } = await sessionStatus();
+    const { ok, data } = await untilAnswered('GET');
     if (ok) follow(data);
-    else offer('Play again', join);
+    else {
+      show('ended', data.error || 'Your session ended.');
+      offer('Play again', join);
+    }
   });
 }
 
 // A page opened again (or reloaded for its build) picks up its session; a launch link or no session joins.
 async function start() {
   if (!new URLSearchParams(location.hash.slice(1)).has('launch')) {
-    const { ok, data } = await call('GET');
+    const { ok, data } = await untilAnswered('GET');
     if (ok && data.state !== 'ended') {
       follow(data);
       return;
