@@ -900,23 +900,10 @@ def test_dockers_own_client_sees_no_containers_and_cannot_pull(stand_in: str) ->
 # -- the documentation -------------------------------------------------------------------------------------
 
 
-def _keys(model: type, prefix: str) -> Iterator[str]:
-    from pydantic import BaseModel
-
-    for name, field in model.model_fields.items():
-        key = f"{prefix}.{field.alias or name}"
-        annotation = field.annotation
-        inner = getattr(annotation, "__args__", (annotation,))
-        nested = [a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)]
-        if nested:
-            yield from _keys(nested[0], f"{key}[]" if annotation is not nested[0] else key)
-        else:
-            yield key
-
-
 def test_the_documentation_holds_every_key() -> None:
+    from pixelstream.tools.configref import rows
     from pixelstream.workloads.ai_workers.config import AiWorkersConfig
 
     readme = documentation()
-    missing = [key for key in _keys(AiWorkersConfig, "aiWorkers") if f"`{key}`" not in readme]
+    missing = [key for key, *_ in rows(AiWorkersConfig, "aiWorkers.") if f"`{key}`" not in readme]
     assert missing == []

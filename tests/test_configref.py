@@ -3,7 +3,6 @@ and the committed docs/configuration.md what the models give today."""
 
 from __future__ import annotations
 
-import types
 import typing
 from typing import Annotated, Any, Literal
 
@@ -15,7 +14,7 @@ from pixelstream.config import StackConfig
 from pixelstream.config_base import Cidr, ConfigError, ConfigModel, Range, check_ranges, ranges_of
 from pixelstream.oci.cluster import KUBERNETES_VERSIONS
 from pixelstream.oci.shapes import FLEX_SHAPES, GPU_SHAPES
-from pixelstream.tools.configref import REFERENCE, main, reference, rows
+from pixelstream.tools.configref import REFERENCE, main, nested_model, reference, rows
 
 
 class Inner(ConfigModel):
@@ -89,19 +88,9 @@ def _ranged_keys(model: type[BaseModel], prefix: str = "") -> typing.Iterator[tu
     for name, field in model.model_fields.items():
         key = prefix + (field.alias or name)
         yield from ((key, bounds) for bounds in ranges_of(field))
-        optional = typing.get_origin(field.annotation) in (typing.Union, types.UnionType)
-        for inner in typing.get_args(field.annotation) if optional else (field.annotation,):
-            args = typing.get_args(inner)
-            if _is_model(inner):
-                yield from _ranged_keys(inner, key + ".")
-            elif typing.get_origin(inner) is list and _is_model(args[0]):
-                yield from _ranged_keys(args[0], key + "[].")
-            elif typing.get_origin(inner) is dict and _is_model(args[1]):
-                yield from _ranged_keys(args[1], key + ".<name>.")
-
-
-def _is_model(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        nested = nested_model(field.annotation)
+        if nested:
+            yield from _ranged_keys(nested[0], key + nested[1])
 
 
 RANGED = list(_ranged_keys(StackConfig))
@@ -166,10 +155,9 @@ def _models(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[type[Base
     if model not in seen:
         seen.add(model)
         for field in model.model_fields.values():
-            for inner in (field.annotation, *typing.get_args(field.annotation)):
-                for candidate in (inner, *typing.get_args(inner)):
-                    if _is_model(candidate):
-                        _models(candidate, seen)
+            nested = nested_model(field.annotation)
+            if nested:
+                _models(nested[0], seen)
     return seen
 
 

@@ -1053,3 +1053,19 @@ def test_a_saved_state_comes_back_and_only_news_or_the_heartbeat_rewrite_it() ->
     new = _service_with_state(saved, [])
     new.clock = lambda: clock[0] + 5
     assert asyncio.run(new.restore_state()) is True and new.broker.status(alice.id, clock[0]).position == 1
+
+
+def test_a_stopping_service_takes_no_new_signalling() -> None:
+    """Once a graceful stop began, a page's signalling is told to come back (503), not let in to be cut."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from pixelstream.workloads.pixel_streaming.session.app import COOKIE
+
+    service = _service_with_state(None, [])
+    alice = service.broker.join("link:alice", T0)
+    request = make_mocked_request("GET", "/ws", headers={"Cookie": f"{COOKIE}={alice.id}"})
+    service.stopping = True
+    response = asyncio.run(service.signalling(request))
+    assert (response.status, response.headers["Retry-After"]) == (503, "2")
+    service.stopping = False
+    assert asyncio.run(service.signalling(request)).status != 503, "the same request before the stop"

@@ -79,19 +79,19 @@ def type_name(annotation: Any) -> str:
     return {str: "string", int: "int", float: "number", bool: "bool", Any: "any value"}.get(annotation, str(annotation))
 
 
-def _model_in(annotation: Any) -> tuple[type[BaseModel], str] | None:
+def nested_model(annotation: Any) -> tuple[type[BaseModel], str] | None:
     """The model a field holds, and how its keys continue: `.` (a section), `[].` (a list of them), `.<name>.`
     (a map of them)."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation, "."
     if origin in (typing.Union, types.UnionType):
-        models = [m for m in (_model_in(a) for a in args if a is not type(None)) if m]
+        models = [m for m in (nested_model(a) for a in args if a is not type(None)) if m]
         return models[0] if len(models) == 1 else None
-    if origin is list and _model_in(args[0]):
-        return _model_in(args[0])[0], "[]."
-    if origin is dict and _model_in(args[1]):
-        return _model_in(args[1])[0], ".<name>."
+    if origin is list and nested_model(args[0]):
+        return nested_model(args[0])[0], "[]."
+    if origin is dict and nested_model(args[1]):
+        return nested_model(args[1])[0], ".<name>."
     return None
 
 
@@ -123,7 +123,7 @@ def rows(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, s
     section's row says what its field's docstring and its model's own docstring say."""
     for name, field in model.model_fields.items():
         key = prefix + (field.alias or name)
-        nested = _model_in(field.annotation)
+        nested = nested_model(field.annotation)
         section = nested[0].__dict__.get("__doc__") if nested else None
         description = _cell(" ".join(f"{described(model, name)} {section or ''}".split()))
         if nested and nested[1] == ".":

@@ -942,7 +942,8 @@ def _encode_state(document: dict[str, Any]) -> tuple[str, bytes]:
 async def serve(service: SessionService, port: int, metrics_port: int) -> None:
     runners = []
     for app, listen_port in ((service.application(), port), (service.metrics_application(), metrics_port)):
-        # The signalling is closed at the stop (on_shutdown): the server need not wait long for what is left.
+        # The signalling is closed at the stop (on_shutdown): the server need not wait long for what is left
+        # (BaseRunner's shutdown_timeout, 60 s by default at aiohttp 3.14, past Kubernetes' 30 s grace).
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_SECONDS)
         await runner.setup()
         await web.TCPSite(runner, "0.0.0.0", listen_port).start()

@@ -36,7 +36,6 @@ import math
 import random
 import secrets
 import statistics
-import types
 import typing
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
@@ -135,19 +134,6 @@ RESTORED_WINDOW_SECONDS = 30
 # A snapshot older than this is refused: its players are long gone (a replacement takes seconds; writes that
 # failed for longer, or a namespace restored from a backup, would hand their streams to strangers' old sessions).
 STALE_SNAPSHOT_SECONDS = 600
-# What a snapshot's session holds, by field: what restore accepts and nothing else.
-_SESSION_FIELDS = {
-    "id": str,
-    "identity": str,
-    "created": float,
-    "seen": type(None),
-    "state": str,
-    "stream": str | None,
-    "deadline": float | None,
-    "assigned_at": float | None,
-    "ended_reason": str | None,
-    "build": str,
-}
 
 
 def _number(value: Any) -> bool:
@@ -161,14 +147,19 @@ def _numbers(values: Any) -> list[float]:
 
 
 def _restored_session(fields: Any, now: float) -> Session:
-    """A session as a snapshot holds it, its types checked (a number may be an int in JSON), seen now."""
-    if not isinstance(fields, dict) or set(fields) != set(_SESSION_FIELDS):
+    """A session as a snapshot holds it: Session's fields and no other, each of its type (a state as its name, a
+    number perhaps an int in JSON, `seen` left out), seen now."""
+    hints = typing.get_type_hints(Session)
+    if not isinstance(fields, dict) or set(fields) != set(hints):
         raise ValueError("a session of the snapshot does not have the fields this broker writes")
-    for name, kind in _SESSION_FIELDS.items():
-        value, optional = fields[name], kind is type(None) or (isinstance(kind, types.UnionType))
-        if value is None and optional:
+    for name, kind in hints.items():
+        value = fields[name]
+        if name == "seen" or (value is None and type(None) in typing.get_args(kind)):
+            if name == "seen" and value is not None:
+                raise ValueError("a session of the snapshot has a seen, which snapshots leave out")
             continue
-        expected = kind if not isinstance(kind, types.UnionType) else typing.get_args(kind)[0]
+        expected = next(k for k in (*typing.get_args(kind), kind) if k is not type(None) and isinstance(k, type))
+        expected = str if expected is State else expected
         if not (_number(value) if expected is float else isinstance(value, expected)):
             raise ValueError(f"a session of the snapshot has a {name} that is not a {expected.__name__}")
     return Session(**{**fields, "state": State(fields["state"]), "seen": now})
